@@ -1,0 +1,33 @@
+/* Progress reporting for long operations (preload, rmr, resync, backup): a redrawn bar on a
+ * terminal, plain lines when not a terminal, or one JSON object per line with --json. */
+#ifndef ST_PROGRESS_H
+#define ST_PROGRESS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum st_progress_mode { ST_PROGRESS_AUTO, ST_PROGRESS_TTY, ST_PROGRESS_PLAIN, ST_PROGRESS_JSON };
+
+struct st_progress {
+	FILE *out;                 /* not owned */
+	enum st_progress_mode mode; /* AUTO resolved at init */
+	char what[64];             /* label, e.g. "preload job 3" */
+	int64_t started_us;        /* monotonic */
+	int64_t last_us;           /* last draw, monotonic */
+	int64_t interval_us;       /* minimum time between draws */
+};
+
+/* Resolves AUTO from isatty(fileno(out)). */
+void st_progress_init(struct st_progress *p, FILE *out, enum st_progress_mode mode,
+		      const char *what);
+
+/* Draws if the interval has passed (or force). done/total in `unit` ("rows", "files",
+ * "bytes"); total <= 0 means unknown. bytes may be -1 when not meaningful. */
+void st_progress_update(struct st_progress *p, int64_t done, int64_t total, const char *unit,
+			int64_t bytes, int force);
+
+/* Ends the bar (newline on a terminal) and prints a summary line (or JSON with "done":true). */
+void st_progress_finish(struct st_progress *p, int64_t done, const char *unit, int64_t bytes,
+			const char *status);
+
+#endif
