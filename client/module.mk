@@ -1,0 +1,26 @@
+# client/: libstrata (C client library, client/strata_*.c except the CLI) and the `strata` CLI
+# (client/strata_cli.c + client/cli_*.c: embedded and remote backends).
+STRATA_LIB_SRC := $(filter-out client/strata_cli.c,$(wildcard client/strata_*.c))
+STRATA_LIB     := $(LIB)/libstrata.a
+STRATA_SO      := $(LIB)/libstrata.so
+CLI_SRC        := client/strata_cli.c $(wildcard client/cli_*.c)
+BINS           += $(BIN)/strata
+HEADERS_PUBLIC += $(wildcard client/strata.h)
+
+ifneq ($(STRATA_LIB_SRC),)
+LIBS_OUT += $(STRATA_LIB) $(STRATA_SO)
+$(STRATA_LIB): $(STRATA_LIB_SRC:%.c=$(B)/%.o)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+# The shared library is built from position-independent objects of its own.
+$(B)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -MMD -MP -c $< -o $@
+$(STRATA_SO): $(STRATA_LIB_SRC:%.c=$(B)/pic/%.o) $(COMMON_SRC:%.c=$(B)/pic/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+endif
+
+$(BIN)/strata: $(CLI_SRC:%.c=$(B)/%.o) $(if $(STRATA_LIB_SRC),$(STRATA_LIB)) $(STORE_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lstdc++

@@ -1,0 +1,288 @@
+/* The versioned feature store engine: public API of libstrata-store.
+ *
+ * A data directory holds a meta database (table registry, preload jobs) and a fixed number of
+ * shards, each one RocksDB instance. A cell is (table, entity, feature, event_ts) -> value,
+ * stamped with the ingest time of the write that stored it. See docs/store.md for the key
+ * layout and the exact read semantics; in short, for a read at time T (latest: T = +inf):
+ *   - versions of one (entity, feature) are ranked newest event_ts first; only the first
+ *     max_versions distinct event_ts exist for reads (0 = unlimited);
+ *   - with a ttl, a version exists only while now - event_ts <= ttl (it is then also removed
+ *     by compaction), and is visible to an as-of read at T only if T - event_ts <= ttl;
+ *   - as-of T returns the version with the greatest event_ts <= T; if it is a tombstone,
+ *     nothing; known-at S ignores writes ingested after S (bitemporal reads);
+ *   - the same (entity, feature, event_ts) written twice: the later write wins (the earlier
+ *     stays visible to known-at reads before the later write).
+ *
+ * Errors: functions return 0 or a negative code from common/st_err.h and fill `err` (may be
+ * NULL) with a message saying what was wrong. Threads: a kv_db is safe to share between
+ * threads for every call; a kv_join is used by one thread at a time. */
+#ifndef KV_H
+#define KV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/st_err.h"
+#include "common/st_time.h"
+
+#define KV_NAME_MAX 64         /* table, feature and column names, including the NUL */
+#define KV_ENTITY_MAX 1024     /* entity key bytes */
+#define KV_VALUE_MAX (4 << 20) /* encoded value bytes */
+#define KV_DIM_MAX 65536       /* f32[N] embedding dimension */
+#define KV_SLOTS 4096          /* entity hash slots; slot -> shard is slot % nshards */
+
+enum kv_type {
+	KV_NONE = 0, /* no value (result not found) */
+	KV_I64 = 1,
+	KV_F64 = 2,
+	KV_F32 = 3,
+	KV_STR = 4,
+	KV_BYTES = 5,
+	KV_F32VEC = 6, /* f32[N], fixed dimension per feature */
+	KV_I64LIST = 7,
+};
+
+/* A typed value. For STR/BYTES `ptr` holds `len` bytes; for F32VEC `ptr` holds `len` floats;
+ * for I64LIST `len` int64s. Ownership of `ptr` is stated by whoever hands out the value:
+ * results from the store own it (release with kv_value_release), inputs are borrowed. */
+struct kv_value {
+	enum kv_type type;
+	uint32_t len;
+	union {
+		int64_t i64;
+		double f64;
+		float f32;
+	};
+	void *ptr;
+};
+
+void kv_value_release(struct kv_value *v); /* frees ptr, sets type to KV_NONE */
+
+struct kv_feature_def {
+	char name[KV_NAME_MAX];
+	enum kv_type type;
+	uint32_t dim; /* F32VEC only */
+	uint16_t id;  /* assigned by the store, stable for the table's life */
+};
+
+/* A table schema. `features` is owned by the struct: free with kv_table_free. */
+struct kv_table {
+	char name[KV_NAME_MAX];
+	char entity_column[KV_NAME_MAX]; /* column name in preload/join files; default "entity" */
+	uint32_t id;                     /* assigned by the store, never reused */
+	int64_t ttl_us;                  /* 0 = no ttl */
+	uint32_t max_versions;           /* 0 = unlimited */
+	int64_t created_us;
+	uint32_t nfeatures;
+	struct kv_feature_def *features;
+};
+
+void kv_table_free(struct kv_table *t); /* frees features and t itself */
+/* Returns the feature named `name` or NULL. */
+const struct kv_feature_def *kv_table_feature(const struct kv_table *t, const char *name);
+
+/* "i64", "f64", "f32", "str", "bytes", "f32[8]", "i64[]" <-> type (+dim). */
+int kv_type_parse(const char *s, enum kv_type *type, uint32_t *dim);
+const char *kv_type_name(enum kv_type type, uint32_t dim, char *buf, size_t n);
+
+enum kv_sync { KV_SYNC_ALWAYS, KV_SYNC_BATCH, KV_SYNC_NONE };
+
+struct kv_options {
+	int create_if_missing;     /* default 1 */
+	int nshards;               /* used when creating; default 4 */
+	enum kv_sync sync;         /* default KV_SYNC_BATCH */
+	size_t block_cache_bytes;  /* shared by all shards; default 256 MiB */
+	int run_jobs;              /* run preload jobs here (and resume interrupted ones); default 0 */
+	int64_t wal_ttl_seconds;   /* keep WAL for replication tailing; default 3600 */
+	int64_t (*clock)(void *);  /* wall clock in us for ttl and ingest times; default real time */
+	void *clock_arg;
+};
+
+void kv_options_init(struct kv_options *o);
+
+struct kv_db;
+
+/* Opens (or creates) the store in `dir`. Only one process may have it open. */
+int kv_open(const char *dir, const struct kv_options *opts, struct kv_db **out,
+	    struct st_error *err);
+/* Stops background work (a running preload is left to resume on the next open with
+ * run_jobs), flushes and closes. NULL is allowed. */
+void kv_close(struct kv_db *db);
+
+/* ---- table registry ---- */
+
+/* Creates a table from `schema` (name, entity_column, ttl, max_versions, features by name and
+ * type; ids are assigned). */
+int kv_table_create(struct kv_db *db, const struct kv_table *schema, struct st_error *err);
+
+/* Copies the schema of table `name` into *out (caller frees with kv_table_free). */
+int kv_table_get(struct kv_db *db, const char *name, struct kv_table **out, struct st_error *err);
+
+/* Lists all tables sorted by name: *out is an array of *n pointers, each freed with
+ * kv_table_free, and the array with free(). */
+int kv_table_list(struct kv_db *db, struct kv_table ***out, size_t *n, struct st_error *err);
+
+/* Alter: add features, change ttl and/or max_versions. Fields < 0 mean unchanged. */
+struct kv_alter {
+	int64_t ttl_us;        /* -1 = unchanged */
+	int64_t max_versions;  /* -1 = unchanged */
+	uint32_t nadd;
+	const struct kv_feature_def *add; /* borrowed */
+};
+int kv_table_alter(struct kv_db *db, const char *name, const struct kv_alter *a,
+		   struct st_error *err);
+
+/* Drops the table and deletes its data from every shard. */
+int kv_table_drop(struct kv_db *db, const char *name, struct st_error *err);
+
+/* ---- writes ---- */
+
+/* One input cell; all pointers are borrowed for the duration of the call. */
+struct kv_cell {
+	const char *entity;
+	size_t entity_len;
+	const char *feature;
+	int64_t ts;            /* event time, us */
+	struct kv_value value; /* type must match the feature's type */
+};
+
+/* Writes the cells as one batch per shard (atomic per shard; all cells of one entity are on
+ * one shard). Every cell is validated before anything is written. */
+int kv_put(struct kv_db *db, const char *table, const struct kv_cell *cells, size_t n,
+	   struct st_error *err);
+
+/* Writes tombstones at `ts` for the named features (nfeatures == 0: every feature). */
+int kv_delete(struct kv_db *db, const char *table, const char *entity, size_t entity_len,
+	      const char *const *features, size_t nfeatures, int64_t ts, struct st_error *err);
+
+/* ---- reads ---- */
+
+struct kv_read_opts {
+	int64_t as_of;    /* ST_TS_MAX = latest */
+	int64_t known_at; /* ST_TS_MAX = everything ingested so far */
+};
+#define KV_READ_LATEST ((struct kv_read_opts){ST_TS_MAX, ST_TS_MAX})
+
+/* A read result. `value` is owned by the result: release with kv_result_release. */
+struct kv_result {
+	int found;
+	int64_t ts;        /* event time of the value */
+	int64_t ingest_us; /* when it was written */
+	struct kv_value value;
+};
+void kv_result_release(struct kv_result *r, size_t n);
+
+/* Reads `nfeatures` features of one entity into out[0..nfeatures). */
+int kv_get(struct kv_db *db, const char *table, const char *entity, size_t entity_len,
+	   const char *const *features, size_t nfeatures, const struct kv_read_opts *o,
+	   struct kv_result *out, struct st_error *err);
+
+/* Reads nentities x nfeatures into out[e * nfeatures + f]. Entities are given as parallel
+ * arrays of pointers and lengths. */
+int kv_multiget(struct kv_db *db, const char *table, const char *const *entities,
+		const size_t *entity_lens, size_t nentities, const char *const *features,
+		size_t nfeatures, const struct kv_read_opts *o, struct kv_result *out,
+		struct st_error *err);
+
+/* All versions of one feature with from <= event_ts <= to, newest first, at most `limit`
+ * (0 = no limit), as known at `known_at`. Tombstones are included (tombstone = 1, no value).
+ * *out is an array of *n results (free with kv_result_release(*out, *n) and free()). */
+struct kv_version {
+	int tombstone;
+	struct kv_result r;
+};
+int kv_history(struct kv_db *db, const char *table, const char *entity, size_t entity_len,
+	       const char *feature, int64_t from, int64_t to, size_t limit, int64_t known_at,
+	       struct kv_version **out, size_t *n, struct st_error *err);
+
+/* ---- versioned sample join (streaming, bounded memory) ----
+ * Push sample rows (entity, ts) in any order; when kv_join_push returns 1 the chunk is full:
+ * call kv_join_run, read the results with kv_join_result in push order, then kv_join_reset.
+ * Call kv_join_run for the last partial chunk too. Memory is bounded by chunk_rows. */
+struct kv_join;
+int kv_join_open(struct kv_db *db, const char *table, const char *const *features,
+		 size_t nfeatures, int64_t known_at, size_t chunk_rows, struct kv_join **out,
+		 struct st_error *err);
+/* Returns 0, 1 (chunk now full), or an error. The entity bytes are copied. */
+int kv_join_push(struct kv_join *j, const char *entity, size_t entity_len, int64_t ts,
+		 struct st_error *err);
+int kv_join_run(struct kv_join *j, struct st_error *err);
+size_t kv_join_rows(const struct kv_join *j);
+/* Results of row i of the current chunk: nfeatures entries, owned by the join (valid until
+ * kv_join_reset or kv_join_free). */
+const struct kv_result *kv_join_result(const struct kv_join *j, size_t i);
+void kv_join_reset(struct kv_join *j);
+void kv_join_free(struct kv_join *j);
+
+/* ---- preload jobs ---- */
+
+enum kv_format { KV_FMT_AUTO, KV_FMT_CSV, KV_FMT_TSV, KV_FMT_JSONL };
+int kv_format_parse(const char *s, enum kv_format *out);
+
+struct kv_preload_req {
+	char table[KV_NAME_MAX];
+	char path[4096];        /* absolute path of the file (".gz"/".zst" are decompressed) */
+	enum kv_format format;  /* AUTO: from the extension */
+	int skip_bad_rows;
+	char ts_column[KV_NAME_MAX]; /* default "ts" */
+	enum st_ts_unit ts_unit;     /* for integer timestamps; default ms */
+};
+void kv_preload_req_init(struct kv_preload_req *r);
+
+/* Job states. Transitions: queued -> running -> done | failed | cancelled;
+ * queued -> cancelled; running -> queued on close (interrupted, resumes on next open). */
+enum kv_job_state { KV_JOB_QUEUED, KV_JOB_RUNNING, KV_JOB_DONE, KV_JOB_FAILED, KV_JOB_CANCELLED };
+const char *kv_job_state_name(enum kv_job_state s);
+
+#define KV_JOB_BAD_SAMPLES 5
+struct kv_job_info {
+	uint64_t id;
+	enum kv_job_state state;
+	int interrupted; /* state is queued/running but nothing in this process runs it */
+	struct kv_preload_req req;
+	int64_t submitted_us, started_us, finished_us;
+	int64_t rows, cells, bad_rows;
+	int64_t bytes_done, bytes_total; /* of the (compressed) input file */
+	double rows_per_s, eta_s;        /* eta < 0: unknown */
+	int attempts;
+	char phase[16];                  /* "parse", "sort", "ingest" */
+	char error[512];
+	char bad_samples[KV_JOB_BAD_SAMPLES][160]; /* first few "file:line: reason" with skip */
+};
+
+/* Submits a preload job and returns its id; it runs in the background if the store was
+ * opened with run_jobs. The file is checked to exist and the table to exist. */
+int kv_preload_submit(struct kv_db *db, const struct kv_preload_req *req, uint64_t *id,
+		      struct st_error *err);
+int kv_job_get(struct kv_db *db, uint64_t id, struct kv_job_info *out, struct st_error *err);
+/* All jobs, newest first; *out freed with free(). */
+int kv_job_list(struct kv_db *db, struct kv_job_info **out, size_t *n, struct st_error *err);
+int kv_job_cancel(struct kv_db *db, uint64_t id, struct st_error *err);
+/* Runs queued/interrupted jobs now in this thread until none is left (embedded tools). */
+int kv_jobs_run_pending(struct kv_db *db, struct st_error *err);
+
+/* ---- maintenance, stats and replication hooks ---- */
+
+int kv_nshards(const struct kv_db *db);
+int kv_shard_of(const struct kv_db *db, const char *entity, size_t entity_len);
+/* Full compaction of every shard (applies ttl/max_versions removal). */
+int kv_compact(struct kv_db *db, struct st_error *err);
+/* Sum over shards of a numeric RocksDB property (e.g. "rocksdb.estimate-num-keys"). */
+uint64_t kv_property_sum(struct kv_db *db, const char *prop);
+/* Block cache hits and misses since open. */
+void kv_cache_stats(struct kv_db *db, uint64_t *hits, uint64_t *misses);
+
+uint64_t kv_shard_latest_seq(struct kv_db *db, int shard);
+/* Calls cb for every write batch of `shard` from sequence `seq` on, in order. Fails with
+ * ST_ENOTFOUND if the WAL no longer reaches back to `seq` (the caller must resync). A non-zero
+ * return from cb stops the walk and is returned. `data` is valid during the call only. */
+typedef int (*kv_batch_cb)(void *arg, uint64_t seq, const void *data, size_t len);
+int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_cb cb, void *arg,
+			   struct st_error *err);
+/* Applies a write batch (as produced by kv_shard_updates_since) to `shard`. */
+int kv_shard_apply(struct kv_db *db, int shard, const void *data, size_t len,
+		   struct st_error *err);
+/* Writes a consistent RocksDB checkpoint of every shard and the meta db under `dir`. */
+int kv_checkpoint(struct kv_db *db, const char *dir, struct st_error *err);
+
+#endif
