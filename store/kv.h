@@ -94,6 +94,7 @@ struct kv_options {
 	size_t block_cache_bytes;  /* shared by all shards; default 256 MiB */
 	int run_jobs;              /* run preload jobs here (and resume interrupted ones); default 0 */
 	int64_t wal_ttl_seconds;   /* keep WAL for replication tailing; default 3600 */
+	size_t preload_mem_bytes;  /* sort buffer of a preload before spilling runs; 256 MiB */
 	int64_t (*clock)(void *);  /* wall clock in us for ttl and ingest times; default real time */
 	void *clock_arg;
 };
@@ -186,11 +187,12 @@ int kv_multiget(struct kv_db *db, const char *table, const char *const *entities
 
 /* All versions of one feature with from <= event_ts <= to, newest first, at most `limit`
  * (0 = no limit), as known at `known_at`. Tombstones are included (tombstone = 1, no value).
- * *out is an array of *n results (free with kv_result_release(*out, *n) and free()). */
+ * *out is an array of *n versions, freed with kv_history_free. */
 struct kv_version {
 	int tombstone;
 	struct kv_result r;
 };
+void kv_history_free(struct kv_version *v, size_t n);
 int kv_history(struct kv_db *db, const char *table, const char *entity, size_t entity_len,
 	       const char *feature, int64_t from, int64_t to, size_t limit, int64_t known_at,
 	       struct kv_version **out, size_t *n, struct st_error *err);

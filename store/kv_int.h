@@ -1,0 +1,106 @@
+/* Internals shared by the store's files: the kv_db structure and helpers. Not public. */
+#ifndef KV_INT_H
+#define KV_INT_H
+
+#include <pthread.h>
+#include <rocksdb/c.h>
+#include <stdatomic.h>
+
+#include "store/kv.h"
+#include "store/kv_key.h"
+#include "store/kv_value.h"
+
+struct kv_shard {
+	rocksdb_t *db;
+	rocksdb_options_t *opts;
+	rocksdb_compactionfilterfactory_t *cff; /* owned by opts */
+};
+
+/* Retention of a table id, read by the compaction filter (by id, no name lookup). */
+struct kv_retention {
+	int live;
+	int64_t ttl_us;
+	uint32_t max_versions;
+};
+
+struct kv_jobs; /* kv_preload.c */
+
+struct kv_db {
+	char *dir;
+	struct kv_options opts;
+	int nshards;
+	rocksdb_t *meta; /* registry and jobs */
+	rocksdb_options_t *meta_opts;
+	struct kv_shard *shards;
+	rocksdb_cache_t *cache;
+	rocksdb_block_based_table_options_t *bbto;
+	rocksdb_writeoptions_t *wo;   /* per the sync mode */
+	rocksdb_writeoptions_t *wo_sync; /* always sync: registry and job records */
+	rocksdb_readoptions_t *ro;
+
+	/* Registry, protected by reg_lock: tables (owned) and retention by id. Mutations also
+	 * hold meta_lock so that the read-modify-write of the meta db is serialized. */
+	pthread_rwlock_t reg_lock;
+	pthread_mutex_t meta_lock;
+	struct kv_table **tables;
+	size_t ntables;
+	struct kv_retention *ret; /* indexed by table id, ret_cap entries */
+	uint32_t ret_cap;
+	uint32_t next_table_id;
+
+	_Atomic int64_t last_ingest; /* ingest times are strictly increasing */
+
+	/* KV_SYNC_BATCH: a thread syncs the WAL of every shard every few ms. */
+	pthread_t sync_thread;
+	int sync_thread_started;
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	int stopping;
+
+	struct kv_jobs *jobs;
+};
+
+int64_t kv_now(const struct kv_db *db);
+/* A new ingest time: max(now, last + 1). */
+int64_t kv_next_ingest(struct kv_db *db);
+
+/* Looks up a table under reg_lock held for reading by the caller. */
+struct kv_table *kv_reg_find(struct kv_db *db, const char *name);
+/* Same, reporting "no such table" into err. */
+struct kv_table *kv_reg_find_err(struct kv_db *db, const char *name, struct st_error *err);
+
+/* Loads the registry from the meta db (at open). */
+int kv_reg_load(struct kv_db *db, struct st_error *err);
+void kv_reg_free(struct kv_db *db);
+
+/* Table <-> JSON text (owned malloc'ed string / owned table). */
+char *kv_table_to_json(const struct kv_table *t);
+int kv_table_from_json(const char *s, size_t len, struct kv_table **out, struct st_error *err);
+struct kv_table *kv_table_dup(const struct kv_table *t);
+
+/* Meta db get/put of a small value; get returns ST_ENOTFOUND when missing. *out malloc'ed. */
+int kv_meta_get(struct kv_db *db, const char *key, char **out, size_t *len,
+		struct st_error *err);
+int kv_meta_put(struct kv_db *db, const char *key, const char *val, size_t len,
+		struct st_error *err);
+
+/* Retention check for one version: does it still exist at time now? */
+static inline int kv_retained(int64_t ttl_us, int64_t now, int64_t ts)
+{
+	return ttl_us <= 0 || now - ts <= ttl_us;
+}
+
+/* The RocksDB compaction filter factory applying ttl/max_versions for a shard. */
+rocksdb_compactionfilterfactory_t *kv_cfilter_factory(struct kv_db *db);
+
+/* Jobs (kv_preload.c): started after open, stopped before close. */
+int kv_jobs_init(struct kv_db *db, struct st_error *err);
+void kv_jobs_shutdown(struct kv_db *db);
+
+/* Writes a RocksDB batch to a shard with the configured sync mode. */
+int kv_shard_write(struct kv_db *db, int shard, rocksdb_writebatch_t *wb, struct st_error *err);
+
+/* Sets err from a RocksDB error string (and frees it); returns ST_EIO. */
+int kv_rocks_err(struct st_error *err, char *rerr, const char *what);
+
+#endif

@@ -1,0 +1,251 @@
+/* Versioned sample join: each sample row (entity, ts) gets every requested feature as of its
+ * own ts. Rows are buffered in chunks; a chunk is sorted by (shard, entity, ts descending)
+ * and swept with one iterator per shard: one seek per (entity, feature), then only forward
+ * steps across that feature's versions, instead of a random seek per row. Results are kept
+ * by input position, so output order is input order. Memory is bounded by the chunk size. */
+#include "store/kv_scan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct join_row {
+	uint64_t sortkey; /* shard | first bytes of the key-ordered entity, for a fast compare */
+	uint32_t idx;     /* input position in the chunk */
+};
+
+struct kv_join {
+	struct kv_db *db;
+	char table[KV_NAME_MAX];
+	uint32_t table_id;
+	size_t nf;
+	uint16_t *fids;
+	struct kv_rules rules;
+	int64_t known_at;
+	size_t chunk, n;
+	/* per row, by input position */
+	int64_t *ts;
+	uint32_t *eoff, *elen;
+	char *arena;
+	size_t arena_len, arena_cap;
+	struct kv_result *res; /* chunk * nf */
+	int ran;
+};
+
+int kv_join_open(struct kv_db *db, const char *table, const char *const *features,
+		 size_t nfeatures, int64_t known_at, size_t chunk_rows, struct kv_join **out,
+		 struct st_error *err)
+{
+	if (nfeatures == 0)
+		return st_error_set(err, ST_EINVAL, "no features requested");
+	if (chunk_rows == 0)
+		chunk_rows = 1 << 20;
+	struct kv_join *j = calloc(1, sizeof(*j));
+	if (!j)
+		return st_error_set(err, ST_ENOMEM, "out of memory");
+	j->db = db;
+	snprintf(j->table, sizeof(j->table), "%s", table);
+	j->nf = nfeatures;
+	j->chunk = chunk_rows;
+	j->known_at = known_at;
+	j->fids = calloc(nfeatures, sizeof(*j->fids));
+	j->ts = malloc(chunk_rows * sizeof(*j->ts));
+	j->eoff = malloc(chunk_rows * sizeof(*j->eoff));
+	j->elen = malloc(chunk_rows * sizeof(*j->elen));
+	j->res = calloc(chunk_rows * nfeatures, sizeof(*j->res));
+	if (!j->fids || !j->ts || !j->eoff || !j->elen || !j->res) {
+		kv_join_free(j);
+		return st_error_set(err, ST_ENOMEM, "out of memory for a join chunk of %zu rows",
+				    chunk_rows);
+	}
+	/* Resolve now so that a bad table or feature fails before any row is read. */
+	int rc = 0;
+	pthread_rwlock_rdlock(&db->reg_lock);
+	const struct kv_table *t = kv_reg_find_err(db, table, err);
+	if (!t)
+		rc = ST_ENOTFOUND;
+	for (size_t i = 0; t && i < nfeatures && !rc; i++) {
+		const struct kv_feature_def *f = kv_table_feature(t, features[i]);
+		if (!f)
+			rc = st_error_set(err, ST_ENOTFOUND, "table '%s' has no feature '%s'", table,
+					  features[i]);
+		else
+			j->fids[i] = f->id;
+	}
+	if (t)
+		j->table_id = t->id;
+	pthread_rwlock_unlock(&db->reg_lock);
+	if (rc) {
+		kv_join_free(j);
+		return rc;
+	}
+	*out = j;
+	return 0;
+}
+
+int kv_join_push(struct kv_join *j, const char *entity, size_t entity_len, int64_t ts,
+		 struct st_error *err)
+{
+	ST_ASSERT(!j->ran);
+	if (j->n >= j->chunk)
+		return st_error_set(err, ST_ELIMIT, "join chunk is full: run it first");
+	if (entity_len == 0 || entity_len > KV_ENTITY_MAX)
+		return st_error_set(err, ST_EINVAL, "entity key must be 1..%d bytes", KV_ENTITY_MAX);
+	if (j->arena_len + entity_len > j->arena_cap) {
+		size_t nc = j->arena_cap ? j->arena_cap * 2 : 1 << 16;
+		while (nc < j->arena_len + entity_len)
+			nc *= 2;
+		if (nc > UINT32_MAX)
+			return st_error_set(err, ST_ELIMIT, "join chunk entity bytes exceed 4 GiB");
+		char *na = realloc(j->arena, nc);
+		if (!na)
+			return st_error_set(err, ST_ENOMEM, "out of memory");
+		j->arena = na;
+		j->arena_cap = nc;
+	}
+	memcpy(j->arena + j->arena_len, entity, entity_len);
+	j->eoff[j->n] = (uint32_t)j->arena_len;
+	j->elen[j->n] = (uint32_t)entity_len;
+	j->ts[j->n] = ts;
+	j->arena_len += entity_len;
+	j->n++;
+	return j->n == j->chunk;
+}
+
+/* qsort has no context argument: the chunk being sorted is kept here, per thread. */
+static _Thread_local const struct kv_join *sort_join;
+
+static int row_cmp(const void *pa, const void *pb)
+{
+	const struct join_row *a = pa, *b = pb;
+	if (a->sortkey != b->sortkey)
+		return a->sortkey < b->sortkey ? -1 : 1;
+	const struct kv_join *j = sort_join;
+	uint32_t la = j->elen[a->idx], lb = j->elen[b->idx];
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	int c = memcmp(j->arena + j->eoff[a->idx], j->arena + j->eoff[b->idx], la);
+	if (c)
+		return c;
+	int64_t ta = j->ts[a->idx], tb = j->ts[b->idx];
+	return ta > tb ? -1 : ta < tb ? 1 : (a->idx < b->idx ? -1 : 1);
+}
+
+/* shard (8 bits) | entity length (16 bits) | first 5 entity bytes: key order within a shard. */
+static uint64_t make_sortkey(int shard, const char *e, uint32_t len)
+{
+	uint64_t k = ((uint64_t)shard << 56) | ((uint64_t)(len & 0xffff) << 40);
+	for (uint32_t i = 0; i < 5 && i < len; i++)
+		k |= (uint64_t)(unsigned char)e[i] << (32 - 8 * i);
+	return k;
+}
+
+static int same_entity(const struct kv_join *j, uint32_t a, uint32_t b)
+{
+	return j->elen[a] == j->elen[b] &&
+	       !memcmp(j->arena + j->eoff[a], j->arena + j->eoff[b], j->elen[a]);
+}
+
+int kv_join_run(struct kv_join *j, struct st_error *err)
+{
+	ST_ASSERT(!j->ran);
+	struct kv_db *db = j->db;
+	/* Rules are taken per chunk: a table altered during a long join applies from the next
+	 * chunk on; a dropped table fails the join. */
+	pthread_rwlock_rdlock(&db->reg_lock);
+	const struct kv_table *t = kv_reg_find(db, j->table);
+	int alive = t && t->id == j->table_id;
+	if (alive) {
+		j->rules.ttl_us = t->ttl_us;
+		j->rules.max_versions = t->max_versions;
+	}
+	pthread_rwlock_unlock(&db->reg_lock);
+	if (!alive)
+		return st_error_set(err, ST_ENOTFOUND, "table '%s' was dropped during the join",
+				    j->table);
+	j->rules.now = kv_now(db);
+	j->rules.known_at = j->known_at;
+
+	struct join_row *rows = malloc((j->n ? j->n : 1) * sizeof(*rows));
+	if (!rows)
+		return st_error_set(err, ST_ENOMEM, "out of memory");
+	for (size_t i = 0; i < j->n; i++) {
+		const char *e = j->arena + j->eoff[i];
+		rows[i].idx = (uint32_t)i;
+		rows[i].sortkey = make_sortkey(kv_shard_of(db, e, j->elen[i]), e, j->elen[i]);
+	}
+	sort_join = j;
+	qsort(rows, j->n, sizeof(*rows), row_cmp);
+	sort_join = NULL;
+
+	int rc = 0, cur_shard = -1;
+	rocksdb_iterator_t *it = NULL;
+	struct kv_scan sc;
+	kv_scan_init(&sc, NULL, &j->rules);
+	for (size_t g = 0; g < j->n && !rc;) {
+		/* rows[g..end) share one entity, ts descending */
+		size_t end = g + 1;
+		while (end < j->n && same_entity(j, rows[g].idx, rows[end].idx))
+			end++;
+		int shard = (int)(rows[g].sortkey >> 56);
+		if (shard != cur_shard) {
+			if (it)
+				rocksdb_iter_destroy(it);
+			it = rocksdb_create_iterator(db->shards[shard].db, db->ro);
+			sc.it = it;
+			cur_shard = shard;
+		}
+		uint32_t i0 = rows[g].idx;
+		for (size_t f = 0; f < j->nf && !rc; f++) {
+			kv_scan_seek(&sc, j->table_id, j->arena + j->eoff[i0], j->elen[i0], j->fids[f],
+				     j->ts[i0]);
+			for (size_t r = g; r < end && !rc; r++) {
+				uint32_t idx = rows[r].idx;
+				rc = kv_scan_asof(&sc, j->ts[idx], &j->res[(size_t)idx * j->nf + f]);
+			}
+		}
+		g = end;
+	}
+	if (rc)
+		st_error_set(err, rc, "join read failed: %s", st_strerror(rc));
+	kv_scan_release(&sc);
+	if (it)
+		rocksdb_iter_destroy(it);
+	free(rows);
+	j->ran = 1;
+	return rc;
+}
+
+size_t kv_join_rows(const struct kv_join *j)
+{
+	return j->n;
+}
+
+const struct kv_result *kv_join_result(const struct kv_join *j, size_t i)
+{
+	ST_ASSERT(j->ran && i < j->n);
+	return &j->res[i * j->nf];
+}
+
+void kv_join_reset(struct kv_join *j)
+{
+	kv_result_release(j->res, j->n * j->nf);
+	j->n = 0;
+	j->arena_len = 0;
+	j->ran = 0;
+}
+
+void kv_join_free(struct kv_join *j)
+{
+	if (!j)
+		return;
+	if (j->res)
+		kv_result_release(j->res, j->n * j->nf);
+	free(j->res);
+	free(j->fids);
+	free(j->ts);
+	free(j->eoff);
+	free(j->elen);
+	free(j->arena);
+	free(j);
+}
