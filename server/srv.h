@@ -1,0 +1,245 @@
+/* stratad internals shared by the server's files: configuration, the connection core that both
+ * network backends (srv_uring.c, srv_epoll.c) drive, the worker pool and the metrics. */
+#ifndef SRV_H
+#define SRV_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/st_err.h"
+#include "proto/strata.pb-c.h"
+#include "store/kv.h"
+
+/* ---- configuration (srv_config.c) ---- */
+
+enum srv_io { SRV_IO_AUTO, SRV_IO_URING, SRV_IO_EPOLL };
+
+struct srv_config {
+	char data_dir[4096];
+	char listen[256];        /* HOST:PORT */
+	char admin[256];         /* HOST:PORT, "" or "off" = no admin HTTP */
+	int threads;             /* network threads */
+	int workers;             /* store worker threads */
+	enum srv_io io;
+	enum kv_sync sync;
+	char auth_token_file[4096];
+	char *token;             /* owned; NULL = no auth */
+	size_t token_len;
+	uint32_t max_frame;      /* bytes of one frame's payload */
+	uint32_t max_value;      /* bytes of one value */
+	int max_conns;
+	int max_inflight;        /* requests per connection being executed */
+	size_t max_out;          /* per-connection unsent output before reading pauses */
+	int64_t idle_timeout_us; /* no request for this long: closed (0 = never) */
+	int64_t stall_timeout_us;/* output over max_out for this long: dropped */
+	int64_t drain_timeout_us;/* on SIGTERM, wait this long for in-flight requests */
+	int nshards;
+	size_t cache_bytes;
+	int inline_reads;        /* run get/multi-get on the network thread */
+	int verbose;
+	char ready_file[4096];   /* written with the bound addresses once serving */
+};
+
+void srv_config_defaults(struct srv_config *c);
+/* Parses argv (and --config FILE, applied first so flags override it). Returns 0, 1 when
+ * --help/--version was printed, or ST_EINVAL with a message. */
+int srv_config_parse(struct srv_config *c, int argc, char **argv, struct st_error *err);
+/* Splits "HOST:PORT" (HOST may be "[v6]" or empty for loopback). */
+int srv_parse_addr(const char *s, char *host, size_t hostn, int *port, struct st_error *err);
+void srv_config_release(struct srv_config *c);
+
+/* ---- metrics (srv_metrics.c) ---- */
+
+#define SRV_NOPS 29 /* Request.op field numbers are < 29; 0 = undecodable */
+#define SRV_NBUCKETS 16
+
+struct srv_op_stats {
+	atomic_uint_fast64_t count, errors, sum_us;
+	atomic_uint_fast64_t buckets[SRV_NBUCKETS]; /* cumulative at export, per-bucket here */
+};
+
+struct srv_metrics {
+	struct srv_op_stats ops[SRV_NOPS];
+	atomic_uint_fast64_t conns_total, conns_rejected, bytes_in, bytes_out, frames_bad,
+		auth_failures, conns_dropped_slow, conns_idle_closed;
+	atomic_int conns, inflight;
+};
+
+extern const int64_t srv_bucket_le_us[SRV_NBUCKETS]; /* last = +Inf */
+const char *srv_op_name(int op);
+void srv_metrics_observe(struct srv_metrics *m, int op, int64_t us, int failed);
+
+/* ---- the server ---- */
+
+struct srv_pool;
+struct srv_net;
+struct srv_join;
+
+struct srv_server {
+	struct srv_config cfg;
+	struct kv_db *db;
+	struct srv_metrics m;
+	struct srv_pool *pool;
+	struct srv_net **nets;
+	int nnets;
+	const char *io_name; /* "uring" or "epoll" */
+	int64_t started_us;
+	atomic_int stopping;
+	_Atomic int64_t stop_us; /* monotonic time the stop began */
+	/* Open joins of all connections; few, so a list under one lock. */
+	pthread_mutex_t joins_mu;
+	struct srv_join *joins;
+	uint64_t next_join_id;
+};
+
+/* ---- requests and the worker pool (srv_pool.c) ---- */
+
+/* One decoded request. Owned by the network thread until handed to the pool, then by the
+ * worker until it is back on its net's done list; the conn is touched only on its net. */
+struct srv_req {
+	struct srv_req *next;
+	struct srv_conn *conn;
+	struct srv_net *net;
+	Strata__Request *msg; /* owned; freed after execution */
+	uint8_t *frame;       /* packed response frame (length prefix included), owned */
+	size_t frame_len;
+	int64_t t0_us;
+	int op;
+	int failed;
+};
+
+struct srv_pool *srv_pool_start(struct srv_server *s, int nthreads, struct st_error *err);
+/* Queues a chain of n requests (first..last linked by next) with one lock and one wakeup. */
+void srv_pool_submit(struct srv_pool *p, struct srv_req *first, struct srv_req *last, size_t n);
+/* Stops the workers after the queue is drained and joins them. */
+void srv_pool_stop(struct srv_pool *p);
+
+/* ---- dispatch (srv_dispatch.c): runs one request against the store ---- */
+
+/* Executes req->msg, frees it, and fills req->frame with the packed response. Never fails:
+ * errors become error responses (on allocation failure, a static minimal frame). */
+void srv_dispatch(struct srv_server *s, struct srv_req *req);
+/* Packs an error response frame for request id `id` into *frame (malloc'd). */
+int srv_error_frame(uint64_t id, int code, const char *msg, uint8_t **frame, size_t *len);
+/* Frees the joins opened by connection `conn_id` (called when the connection is freed, when
+ * no request of it is executing). */
+void srv_joins_drop_conn(struct srv_server *s, uint64_t conn_id);
+
+/* ---- connections (srv_conn.c) ----
+ * Connection states (both backends):
+ *   OPEN    -> reading frames and executing them;
+ *   OPEN    -> CLOSING on EOF (after pending responses are sent), protocol error (after the
+ *              error response is sent), auth failure, idle/stall timeout, shutdown;
+ *   CLOSING -> the backend has shut the socket; when its I/O is finished (io_done) and no
+ *              request is executing (inflight == 0) the conn is freed.
+ * Invariants: inflight <= max_inflight; reading is paused while inflight == max_inflight or
+ * unsent output > max_out, so per-connection memory is bounded by max_frame + max_out +
+ * max_inflight responses. */
+enum srv_conn_state { SRV_CONN_OPEN, SRV_CONN_CLOSING };
+
+struct srv_buf {
+	uint8_t *p;
+	size_t len, cap;
+};
+int srv_buf_reserve(struct srv_buf *b, size_t extra);
+int srv_buf_append(struct srv_buf *b, const void *p, size_t n);
+void srv_buf_consume(struct srv_buf *b, size_t n);
+void srv_buf_release(struct srv_buf *b);
+
+struct srv_conn {
+	struct srv_net *net;
+	uint64_t id;
+	int fd;
+	enum srv_conn_state state;
+	int authed;
+	int eof;          /* peer closed its side: close once answered */
+	int close_after;  /* close once the output is flushed (protocol error, auth) */
+	int io_done;      /* the backend no longer uses the socket */
+	int read_paused;
+	uint32_t inflight;
+	struct srv_buf in;
+	int64_t last_active_us; /* monotonic */
+	int64_t out_full_since; /* monotonic, 0 = output under the limit */
+	struct srv_conn *prev, *next; /* net's list */
+};
+
+/* The network backend's side of a connection and of a network thread. */
+struct srv_backend {
+	const char *name;
+	/* Sets up net->be_state for the listening socket; fails (e.g. io_uring blocked). */
+	int (*init)(struct srv_net *n, struct st_error *err);
+	/* Runs the loop until the server stops and every connection is gone. */
+	void (*run)(struct srv_net *n);
+	void (*fini)(struct srv_net *n);
+	/* Queues response bytes for sending. */
+	int (*write)(struct srv_conn *c, const void *p, size_t n);
+	size_t (*out_pending)(struct srv_conn *c);
+	void (*set_read)(struct srv_conn *c, int on);
+	/* Shuts the socket; the backend sets io_done and calls srv_conn_maybe_free later. */
+	void (*shut)(struct srv_conn *c);
+	void (*free_conn)(struct srv_conn *c);
+};
+
+extern const struct srv_backend srv_backend_uring;
+extern const struct srv_backend srv_backend_epoll;
+
+struct srv_net {
+	int idx;
+	struct srv_server *srv;
+	const struct srv_backend *be;
+	void *be_state;
+	int listen_fd;
+	int efd;            /* eventfd: completions and shutdown */
+	pthread_t thread;
+	pthread_mutex_t done_mu;
+	struct srv_req *done_head, *done_tail;
+	int done_signaled;  /* an eventfd write is pending (under done_mu) */
+	struct srv_conn *conns;
+	size_t nconns;
+	struct srv_req *batch_head, *batch_tail; /* parsed this iteration, not yet submitted */
+	size_t batch_n;
+	int64_t last_tick_us;
+	int accepting;
+};
+
+/* Called by the backend. */
+void srv_conn_init(struct srv_conn *c, struct srv_net *n, int fd);
+/* New bytes from the socket: buffers, parses and dispatches whole frames. */
+void srv_conn_input(struct srv_conn *c, const void *p, size_t n);
+/* Peer closed its side (or read error when err != 0). */
+void srv_conn_eof(struct srv_conn *c, int err);
+/* Output made progress: resumes reading/processing or finishes a close. */
+void srv_conn_output_progress(struct srv_conn *c);
+void srv_conn_close(struct srv_conn *c, const char *why);
+void srv_conn_maybe_free(struct srv_conn *c);
+/* Accept policy: returns 0 or closes fd after telling the client why (max connections). */
+int srv_net_admit(struct srv_net *n, int fd);
+/* Drains worker completions and submits the batch; called once per loop iteration. */
+void srv_net_flush(struct srv_net *n);
+/* Timeouts and shutdown progress, about once a second; returns 1 when the loop may end. */
+int srv_net_tick(struct srv_net *n);
+/* Called by workers when a request is done. */
+void srv_net_complete(struct srv_net *n, struct srv_req *r);
+void srv_net_wake(struct srv_net *n);
+
+/* Frame header helpers (4-byte big-endian length). */
+static inline uint32_t srv_get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline void srv_put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = v >> 24, p[1] = v >> 16, p[2] = v >> 8, p[3] = v;
+}
+
+/* Admin HTTP (srv_admin.c): a thread with its own event_base. */
+struct srv_admin;
+int srv_admin_start(struct srv_server *s, struct srv_admin **out, struct st_error *err);
+void srv_admin_stop(struct srv_admin *a);
+int srv_admin_port(const struct srv_admin *a);
+/* The /status document (also the status op's answer): caller frees. */
+char *srv_status_json(struct srv_server *s);
+
+#endif

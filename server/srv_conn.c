@@ -1,0 +1,460 @@
+/* The connection core shared by both network backends: framing, auth, limits, handing
+ * requests to the worker pool and responses back to the socket (state machine in srv.h). */
+#include "server/srv.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/st_log.h"
+#include "common/st_time.h"
+
+int srv_buf_reserve(struct srv_buf *b, size_t extra)
+{
+	if (b->cap - b->len >= extra)
+		return 0;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap - b->len < extra)
+		cap *= 2;
+	uint8_t *p = realloc(b->p, cap);
+	if (!p)
+		return ST_ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+int srv_buf_append(struct srv_buf *b, const void *p, size_t n)
+{
+	if (srv_buf_reserve(b, n))
+		return ST_ENOMEM;
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+void srv_buf_consume(struct srv_buf *b, size_t n)
+{
+	ST_ASSERT(n <= b->len);
+	memmove(b->p, b->p + n, b->len - n);
+	b->len -= n;
+	/* Give back memory after a large frame so idle connections stay small. */
+	if (b->len == 0 && b->cap > (1u << 20)) {
+		free(b->p);
+		b->p = NULL;
+		b->cap = 0;
+	}
+}
+
+void srv_buf_release(struct srv_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = b->cap = 0;
+}
+
+static uint64_t srv_next_conn_id(void)
+{
+	static atomic_uint_fast64_t next = 1;
+	return atomic_fetch_add(&next, 1);
+}
+
+void srv_conn_init(struct srv_conn *c, struct srv_net *n, int fd)
+{
+	memset(c, 0, sizeof(*c));
+	c->net = n;
+	c->fd = fd;
+	c->id = srv_next_conn_id();
+	c->state = SRV_CONN_OPEN;
+	c->authed = n->srv->cfg.token == NULL;
+	c->last_active_us = st_mono_us();
+	c->next = n->conns;
+	if (n->conns)
+		n->conns->prev = c;
+	n->conns = c;
+	n->nconns++;
+	atomic_fetch_add(&n->srv->m.conns, 1);
+	atomic_fetch_add(&n->srv->m.conns_total, 1);
+}
+
+int srv_net_admit(struct srv_net *n, int fd)
+{
+	struct srv_server *s = n->srv;
+	if (atomic_load(&s->stopping) || atomic_load(&s->m.conns) >= s->cfg.max_conns) {
+		uint8_t *f;
+		size_t len;
+		const char *why = atomic_load(&s->stopping) ? "server is shutting down"
+							   : "too many connections";
+		if (srv_error_frame(0, ST_ELIMIT, why, &f, &len) == 0) {
+			/* Best effort, non-blocking: the socket buffer of a new socket is empty. */
+			ssize_t w = send(fd, f, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			(void)w;
+			free(f);
+		}
+		close(fd);
+		atomic_fetch_add(&s->m.conns_rejected, 1);
+		return -1;
+	}
+	return 0;
+}
+
+static void srv_conn_send_frame(struct srv_conn *c, const uint8_t *f, size_t len)
+{
+	atomic_fetch_add(&c->net->srv->m.bytes_out, len);
+	if (c->net->be->write(c, f, len))
+		srv_conn_close(c, "out of memory");
+}
+
+/* Replies with an error on the network thread (no store access needed). */
+static void srv_conn_reply_error(struct srv_conn *c, uint64_t id, int op, int code,
+				 const char *msg)
+{
+	uint8_t *f;
+	size_t len;
+	srv_metrics_observe(&c->net->srv->m, op, 0, 1);
+	if (srv_error_frame(id, code, msg, &f, &len)) {
+		srv_conn_close(c, "out of memory");
+		return;
+	}
+	srv_conn_send_frame(c, f, len);
+	free(f);
+}
+
+static int srv_conn_over_limits(struct srv_conn *c)
+{
+	const struct srv_config *cfg = &c->net->srv->cfg;
+	return c->inflight >= (uint32_t)cfg->max_inflight ||
+	       c->net->be->out_pending(c) > cfg->max_out;
+}
+
+static void srv_conn_update_read(struct srv_conn *c)
+{
+	int want = c->state == SRV_CONN_OPEN && !c->eof && !c->close_after &&
+		   !srv_conn_over_limits(c) && !atomic_load(&c->net->srv->stopping);
+	if (want == !c->read_paused)
+		return;
+	c->read_paused = !want;
+	c->net->be->set_read(c, want);
+}
+
+static int srv_token_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	/* Constant time in the token's length, so timing does not reveal a prefix. */
+	unsigned diff = alen != blen;
+	for (size_t i = 0; i < blen; i++)
+		diff |= (i < alen ? a[i] : 0) ^ b[i];
+	return diff == 0;
+}
+
+static int srv_op_is_read(int op)
+{
+	return op == STRATA__REQUEST__OP_GET || op == STRATA__REQUEST__OP_HISTORY;
+}
+
+/* Handles one decoded request: inline (auth, ping, inline reads) or queued for the pool. */
+static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
+{
+	struct srv_server *s = c->net->srv;
+	int op = msg->op_case;
+	if (op < 0 || op >= SRV_NOPS)
+		op = 0;
+	if (msg->op_case == STRATA__REQUEST__OP_AUTH) {
+		int ok = !s->cfg.token ||
+			 srv_token_equal(msg->auth->token.data, msg->auth->token.len,
+					 (const uint8_t *)s->cfg.token, s->cfg.token_len);
+		uint64_t id = msg->id;
+		strata__request__free_unpacked(msg, NULL);
+		if (!ok) {
+			atomic_fetch_add(&s->m.auth_failures, 1);
+			st_warn("conn %llu: authentication failed", (unsigned long long)c->id);
+			srv_conn_reply_error(c, id, op, ST_EAUTH, "authentication failed: wrong token");
+			c->close_after = 1;
+			return;
+		}
+		c->authed = 1;
+		srv_conn_reply_error(c, id, op, 0, NULL);
+		return;
+	}
+	if (!c->authed) {
+		atomic_fetch_add(&s->m.auth_failures, 1);
+		uint64_t id = msg->id;
+		strata__request__free_unpacked(msg, NULL);
+		srv_conn_reply_error(c, id, op, ST_EAUTH,
+				     "authentication required: send auth first");
+		c->close_after = 1;
+		return;
+	}
+	struct srv_req *r = calloc(1, sizeof(*r));
+	if (!r) {
+		uint64_t id = msg->id;
+		strata__request__free_unpacked(msg, NULL);
+		srv_conn_reply_error(c, id, op, ST_ENOMEM, "out of memory");
+		return;
+	}
+	r->conn = c;
+	r->net = c->net;
+	r->msg = msg;
+	r->op = op;
+	r->t0_us = st_mono_us();
+	c->inflight++;
+	atomic_fetch_add(&s->m.inflight, 1);
+	if (op == STRATA__REQUEST__OP_PING ||
+	    (s->cfg.inline_reads && srv_op_is_read(op))) {
+		srv_dispatch(s, r);
+		srv_net_complete(c->net, r);
+		return;
+	}
+	if (c->net->batch_tail)
+		c->net->batch_tail->next = r;
+	else
+		c->net->batch_head = r;
+	c->net->batch_tail = r;
+	c->net->batch_n++;
+}
+
+/* Parses whole frames from c->in while the limits allow. */
+static void srv_conn_process(struct srv_conn *c)
+{
+	struct srv_server *s = c->net->srv;
+	size_t off = 0;
+	while (c->state == SRV_CONN_OPEN && !c->close_after && !srv_conn_over_limits(c) &&
+	       c->in.len - off >= 4) {
+		uint32_t len = srv_get_be32(c->in.p + off);
+		if (len > s->cfg.max_frame) {
+			char msg[160];
+			snprintf(msg, sizeof(msg),
+				 "frame of %u bytes exceeds the limit of %u bytes (--max-frame)", len,
+				 s->cfg.max_frame);
+			atomic_fetch_add(&s->m.frames_bad, 1);
+			st_warn("conn %llu: %s; closing", (unsigned long long)c->id, msg);
+			srv_conn_reply_error(c, 0, 0, ST_ELIMIT, msg);
+			c->close_after = 1;
+			break;
+		}
+		if (c->in.len - off - 4 < len)
+			break;
+		Strata__Request *msg =
+			strata__request__unpack(NULL, len, c->in.p + off + 4);
+		off += 4 + (size_t)len;
+		c->last_active_us = st_mono_us();
+		if (!msg) {
+			atomic_fetch_add(&s->m.frames_bad, 1);
+			srv_conn_reply_error(c, 0, 0, ST_EPROTO,
+					     "invalid frame: payload is not a valid Request message");
+			continue;
+		}
+		if (msg->op_case == STRATA__REQUEST__OP__NOT_SET) {
+			uint64_t id = msg->id;
+			strata__request__free_unpacked(msg, NULL);
+			srv_conn_reply_error(c, id, 0, ST_EPROTO,
+					     "unknown operation (no known op field set)");
+			continue;
+		}
+		srv_conn_request(c, msg);
+	}
+	if (off)
+		srv_buf_consume(&c->in, off);
+	if (c->close_after && c->net->be->out_pending(c) == 0)
+		srv_conn_close(c, "protocol error");
+}
+
+void srv_conn_input(struct srv_conn *c, const void *p, size_t n)
+{
+	if (c->state != SRV_CONN_OPEN)
+		return;
+	atomic_fetch_add(&c->net->srv->m.bytes_in, n);
+	c->last_active_us = st_mono_us();
+	if (c->close_after)
+		return; /* discard: the connection closes once its error is sent */
+	if (srv_buf_append(&c->in, p, n)) {
+		srv_conn_close(c, "out of memory");
+		return;
+	}
+	srv_conn_process(c);
+	if (c->state == SRV_CONN_OPEN)
+		srv_conn_update_read(c);
+}
+
+static void srv_conn_check_done(struct srv_conn *c)
+{
+	if (c->state != SRV_CONN_OPEN)
+		return;
+	if ((c->eof || c->close_after || atomic_load(&c->net->srv->stopping)) &&
+	    c->inflight == 0 && c->net->be->out_pending(c) == 0)
+		srv_conn_close(c, c->close_after ? "closed after error"
+				  : c->eof       ? "peer closed"
+						 : "shutdown");
+}
+
+void srv_conn_eof(struct srv_conn *c, int err)
+{
+	if (c->state != SRV_CONN_OPEN)
+		return;
+	if (err) {
+		srv_conn_close(c, "read error");
+		return;
+	}
+	c->eof = 1;
+	srv_conn_process(c); /* frames already buffered are still answered */
+	srv_conn_update_read(c);
+	srv_conn_check_done(c);
+}
+
+void srv_conn_output_progress(struct srv_conn *c)
+{
+	if (c->state != SRV_CONN_OPEN)
+		return;
+	if (c->net->be->out_pending(c) <= c->net->srv->cfg.max_out)
+		c->out_full_since = 0;
+	srv_conn_process(c);
+	if (c->state != SRV_CONN_OPEN)
+		return;
+	srv_conn_update_read(c);
+	srv_conn_check_done(c);
+}
+
+void srv_conn_close(struct srv_conn *c, const char *why)
+{
+	if (c->state != SRV_CONN_OPEN)
+		return;
+	st_debug("conn %llu: closing (%s)", (unsigned long long)c->id, why);
+	c->state = SRV_CONN_CLOSING;
+	c->net->be->shut(c);
+	srv_conn_maybe_free(c);
+}
+
+void srv_conn_maybe_free(struct srv_conn *c)
+{
+	if (c->state != SRV_CONN_CLOSING || !c->io_done || c->inflight)
+		return;
+	struct srv_net *n = c->net;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		n->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	n->nconns--;
+	atomic_fetch_sub(&n->srv->m.conns, 1);
+	srv_joins_drop_conn(n->srv, c->id);
+	srv_buf_release(&c->in);
+	n->be->free_conn(c);
+}
+
+/* ---- completions from workers ---- */
+
+void srv_net_wake(struct srv_net *n)
+{
+	uint64_t one = 1;
+	ssize_t w = write(n->efd, &one, sizeof(one));
+	(void)w; /* EAGAIN means the counter is already non-zero: the net wakes anyway */
+}
+
+void srv_net_complete(struct srv_net *n, struct srv_req *r)
+{
+	r->next = NULL;
+	pthread_mutex_lock(&n->done_mu);
+	if (n->done_tail)
+		n->done_tail->next = r;
+	else
+		n->done_head = r;
+	n->done_tail = r;
+	int signal = !n->done_signaled;
+	n->done_signaled = 1;
+	pthread_mutex_unlock(&n->done_mu);
+	/* One eventfd write per batch of completions, not one per request. */
+	if (signal && !pthread_equal(pthread_self(), n->thread))
+		srv_net_wake(n);
+}
+
+static void srv_req_finish(struct srv_req *r)
+{
+	struct srv_conn *c = r->conn;
+	struct srv_server *s = r->net->srv;
+	srv_metrics_observe(&s->m, r->op, st_mono_us() - r->t0_us, r->failed);
+	atomic_fetch_sub(&s->m.inflight, 1);
+	ST_ASSERT(c->inflight > 0);
+	c->inflight--;
+	if (c->state == SRV_CONN_OPEN && r->frame)
+		srv_conn_send_frame(c, r->frame, r->frame_len);
+	free(r->frame);
+	free(r);
+	if (c->state == SRV_CONN_OPEN) {
+		const struct srv_config *cfg = &s->cfg;
+		if (c->net->be->out_pending(c) > cfg->max_out) {
+			if (!c->out_full_since)
+				c->out_full_since = st_mono_us();
+		}
+		srv_conn_output_progress(c);
+	} else {
+		srv_conn_maybe_free(c);
+	}
+}
+
+void srv_net_flush(struct srv_net *n)
+{
+	for (;;) {
+		pthread_mutex_lock(&n->done_mu);
+		struct srv_req *r = n->done_head;
+		n->done_head = n->done_tail = NULL;
+		n->done_signaled = 0;
+		pthread_mutex_unlock(&n->done_mu);
+		if (!r)
+			break;
+		while (r) {
+			struct srv_req *next = r->next;
+			srv_req_finish(r);
+			r = next;
+		}
+	}
+	if (n->batch_head) {
+		srv_pool_submit(n->srv->pool, n->batch_head, n->batch_tail, n->batch_n);
+		n->batch_head = n->batch_tail = NULL;
+		n->batch_n = 0;
+	}
+}
+
+int srv_net_tick(struct srv_net *n)
+{
+	struct srv_server *s = n->srv;
+	int64_t now = st_mono_us();
+	int stopping = atomic_load(&s->stopping);
+	struct srv_conn *next;
+	for (struct srv_conn *c = n->conns; c; c = next) {
+		next = c->next;
+		if (c->state != SRV_CONN_OPEN)
+			continue;
+		if (stopping) {
+			srv_conn_update_read(c);
+			if (now - atomic_load(&s->stop_us) > s->cfg.drain_timeout_us)
+				srv_conn_close(c, "shutdown: drain timeout");
+			else
+				srv_conn_check_done(c);
+			continue;
+		}
+		if (c->out_full_since && s->cfg.stall_timeout_us &&
+		    now - c->out_full_since > s->cfg.stall_timeout_us) {
+			atomic_fetch_add(&s->m.conns_dropped_slow, 1);
+			st_warn("conn %llu: dropped: client does not read its responses "
+				"(%zu bytes unsent for over %lld ms)",
+				(unsigned long long)c->id, n->be->out_pending(c),
+				(long long)(s->cfg.stall_timeout_us / 1000));
+			srv_conn_close(c, "stalled");
+			continue;
+		}
+		if (s->cfg.idle_timeout_us && c->inflight == 0 &&
+		    n->be->out_pending(c) == 0 &&
+		    now - c->last_active_us > s->cfg.idle_timeout_us) {
+			atomic_fetch_add(&s->m.conns_idle_closed, 1);
+			st_info("conn %llu: idle for over %lld ms, closing", (unsigned long long)c->id,
+				(long long)(s->cfg.idle_timeout_us / 1000));
+			srv_conn_close(c, "idle");
+		}
+	}
+	n->last_tick_us = now;
+	return stopping && n->conns == NULL;
+}

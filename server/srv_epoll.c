@@ -1,0 +1,216 @@
+/* The libevent (epoll) network backend, for kernels or containers where io_uring is not
+ * available: one event_base per network thread, a bufferevent per connection. The loop runs
+ * one libevent iteration at a time so that, as with io_uring, all requests decoded in an
+ * iteration go to the worker pool in one batch. */
+#include "server/srv.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/st_log.h"
+#include "common/st_time.h"
+
+struct ev_conn {
+	struct srv_conn c; /* first */
+	struct bufferevent *bev;
+};
+
+struct ev_net {
+	struct event_base *base;
+	struct event *accept_ev, *efd_ev, *tick_ev;
+};
+
+static void ev_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct ev_conn *k = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	uint8_t tmp[65536];
+	/* Copied out first: srv_conn_input may close the conn, which frees the bufferevent. */
+	while (k->c.state == SRV_CONN_OPEN) {
+		int r = evbuffer_remove(in, tmp, sizeof(tmp));
+		if (r <= 0)
+			break;
+		srv_conn_input(&k->c, tmp, (size_t)r);
+	}
+}
+
+static void ev_write_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct ev_conn *k = arg;
+	srv_conn_output_progress(&k->c);
+}
+
+static void ev_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct ev_conn *k = arg;
+	if (what & BEV_EVENT_ERROR)
+		srv_conn_eof(&k->c, errno ? -errno : ST_EIO);
+	else if (what & BEV_EVENT_EOF)
+		srv_conn_eof(&k->c, 0);
+}
+
+static void ev_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	(void)what;
+	struct srv_net *n = arg;
+	struct ev_net *e = n->be_state;
+	for (int i = 0; i < 256; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				st_warn("accept: %s", strerror(errno));
+			return;
+		}
+		if (srv_net_admit(n, fd))
+			continue;
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		struct ev_conn *k = calloc(1, sizeof(*k));
+		struct bufferevent *bev =
+			k ? bufferevent_socket_new(e->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+		if (!bev) {
+			free(k);
+			close(fd);
+			continue;
+		}
+		k->bev = bev;
+		srv_conn_init(&k->c, n, fd);
+		bufferevent_setcb(bev, ev_read_cb, ev_write_cb, ev_event_cb, k);
+		bufferevent_enable(bev, EV_READ | EV_WRITE);
+	}
+}
+
+static void ev_efd_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	uint64_t v;
+	ssize_t r = read(fd, &v, sizeof(v)); /* completions are drained by srv_net_flush */
+	(void)r;
+}
+
+static void ev_tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg; /* only wakes the loop: ev_run does the periodic work */
+}
+
+static int ev_write(struct srv_conn *c, const void *p, size_t n)
+{
+	struct ev_conn *k = (struct ev_conn *)c;
+	return bufferevent_write(k->bev, p, n) ? ST_ENOMEM : 0;
+}
+
+static size_t ev_out_pending(struct srv_conn *c)
+{
+	struct ev_conn *k = (struct ev_conn *)c;
+	return k->bev ? evbuffer_get_length(bufferevent_get_output(k->bev)) : 0;
+}
+
+static void ev_set_read(struct srv_conn *c, int on)
+{
+	struct ev_conn *k = (struct ev_conn *)c;
+	if (!k->bev)
+		return;
+	if (on)
+		bufferevent_enable(k->bev, EV_READ);
+	else
+		bufferevent_disable(k->bev, EV_READ);
+}
+
+static void ev_shut(struct srv_conn *c)
+{
+	struct ev_conn *k = (struct ev_conn *)c;
+	if (k->bev)
+		bufferevent_free(k->bev); /* closes the socket */
+	k->bev = NULL;
+	c->io_done = 1;
+}
+
+static void ev_free_conn(struct srv_conn *c)
+{
+	free(c);
+}
+
+static int ev_init(struct srv_net *n, struct st_error *err)
+{
+	struct ev_net *e = calloc(1, sizeof(*e));
+	if (!e)
+		return st_error_set(err, ST_ENOMEM, "out of memory");
+	n->be_state = e;
+	e->base = event_base_new();
+	if (!e->base)
+		return st_error_set(err, ST_EIO, "event_base_new failed");
+	e->accept_ev = event_new(e->base, n->listen_fd, EV_READ | EV_PERSIST, ev_accept_cb, n);
+	e->efd_ev = event_new(e->base, n->efd, EV_READ | EV_PERSIST, ev_efd_cb, n);
+	e->tick_ev = event_new(e->base, -1, EV_PERSIST, ev_tick_cb, n);
+	if (!e->accept_ev || !e->efd_ev || !e->tick_ev)
+		return st_error_set(err, ST_ENOMEM, "out of memory");
+	struct timeval tv = {0, 250000};
+	event_add(e->accept_ev, NULL);
+	event_add(e->efd_ev, NULL);
+	event_add(e->tick_ev, &tv);
+	return 0;
+}
+
+static void ev_fini(struct srv_net *n)
+{
+	struct ev_net *e = n->be_state;
+	if (e->accept_ev)
+		event_free(e->accept_ev);
+	if (e->efd_ev)
+		event_free(e->efd_ev);
+	if (e->tick_ev)
+		event_free(e->tick_ev);
+	if (e->base)
+		event_base_free(e->base);
+	free(e);
+	n->be_state = NULL;
+}
+
+static void ev_run(struct srv_net *n)
+{
+	struct ev_net *e = n->be_state;
+	int fast_tick = 0;
+	for (;;) {
+		event_base_loop(e->base, EVLOOP_ONCE);
+		srv_net_flush(n);
+		int stopping = atomic_load(&n->srv->stopping);
+		if (stopping && n->accepting) {
+			n->accepting = 0;
+			event_del(e->accept_ev);
+		}
+		if (stopping && !fast_tick) {
+			struct timeval tv = {0, 20000};
+			event_add(e->tick_ev, &tv);
+			fast_tick = 1;
+		}
+		if (stopping || st_mono_us() - n->last_tick_us > 250000) {
+			if (srv_net_tick(n))
+				break;
+		}
+	}
+}
+
+const struct srv_backend srv_backend_epoll = {
+	.name = "epoll",
+	.init = ev_init,
+	.run = ev_run,
+	.fini = ev_fini,
+	.write = ev_write,
+	.out_pending = ev_out_pending,
+	.set_read = ev_set_read,
+	.shut = ev_shut,
+	.free_conn = ev_free_conn,
+};

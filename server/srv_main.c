@@ -1,0 +1,270 @@
+/* stratad: opens the store, starts the worker pool, the network threads (io_uring or
+ * libevent) and the admin HTTP thread, and shuts down cleanly on SIGTERM/SIGINT. */
+#include "server/srv.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/thread.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/st_log.h"
+#include "common/st_time.h"
+
+static int srv_mkdirs(const char *dir)
+{
+	char p[4096];
+	if (strlen(dir) >= sizeof(p))
+		return -ENAMETOOLONG;
+	strcpy(p, dir);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, 0755) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Opens one listening socket; with SO_REUSEPORT each network thread has its own and the
+ * kernel spreads connections across them. *port 0 binds an ephemeral port and returns it. */
+static int srv_listen_socket(const char *host, int *port, struct st_error *err)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
+	struct addrinfo *ai;
+	char ps[16];
+	snprintf(ps, sizeof(ps), "%d", *port);
+	int rc = getaddrinfo(host, ps, &hints, &ai);
+	if (rc)
+		return st_error_set(err, ST_EINVAL, "cannot resolve %s: %s", host, gai_strerror(rc));
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		rc = st_error_set(err, -errno, "socket: %s", strerror(errno));
+		goto free_ai;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096)) {
+		rc = st_error_set(err, -errno, "cannot listen on %s:%d: %s", host, *port,
+				  strerror(errno));
+		goto close_fd;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						       : ((struct sockaddr_in *)&ss)->sin_port);
+	freeaddrinfo(ai);
+	return fd;
+close_fd:
+	close(fd);
+free_ai:
+	freeaddrinfo(ai);
+	return rc;
+}
+
+static void *srv_net_main(void *arg)
+{
+	struct srv_net *n = arg;
+	n->be->run(n);
+	return NULL;
+}
+
+static int srv_nets_create(struct srv_server *s, const char *host, int *port,
+			   const struct srv_backend *be, struct st_error *err)
+{
+	s->nets = calloc(s->cfg.threads, sizeof(*s->nets));
+	if (!s->nets)
+		return st_error_set(err, ST_ENOMEM, "out of memory");
+	for (int i = 0; i < s->cfg.threads; i++) {
+		struct srv_net *n = calloc(1, sizeof(*n));
+		if (!n)
+			return st_error_set(err, ST_ENOMEM, "out of memory");
+		s->nets[i] = n;
+		s->nnets = i + 1;
+		n->idx = i;
+		n->srv = s;
+		n->be = be;
+		n->accepting = 1;
+		pthread_mutex_init(&n->done_mu, NULL);
+		n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (n->efd < 0)
+			return st_error_set(err, -errno, "eventfd: %s", strerror(errno));
+		n->listen_fd = srv_listen_socket(host, port, err);
+		if (n->listen_fd < 0)
+			return n->listen_fd;
+		int rc = be->init(n, err);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void srv_nets_destroy(struct srv_server *s)
+{
+	for (int i = 0; i < s->nnets; i++) {
+		struct srv_net *n = s->nets[i];
+		if (n->be_state)
+			n->be->fini(n);
+		if (n->listen_fd >= 0)
+			close(n->listen_fd);
+		if (n->efd >= 0)
+			close(n->efd);
+		pthread_mutex_destroy(&n->done_mu);
+		free(n);
+	}
+	free(s->nets);
+	s->nets = NULL;
+	s->nnets = 0;
+}
+
+static const char *srv_sync_name(enum kv_sync s)
+{
+	return s == KV_SYNC_ALWAYS ? "always" : s == KV_SYNC_BATCH ? "batch" : "none";
+}
+
+int main(int argc, char **argv)
+{
+	static struct srv_server srv;
+	struct srv_server *s = &srv;
+	struct st_error err = {0};
+	struct srv_admin *admin = NULL;
+	int rc, exit_code = 1;
+
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads(); /* the admin loop is stopped from the main thread */
+	srv_config_defaults(&s->cfg);
+	rc = srv_config_parse(&s->cfg, argc, argv, &err);
+	if (rc == 1)
+		return 0;
+	if (rc) {
+		fprintf(stderr, "stratad: %s\n", err.msg);
+		return 2;
+	}
+	st_log_set_level(s->cfg.verbose ? ST_LOG_DEBUG : ST_LOG_INFO);
+	s->started_us = st_mono_us();
+	pthread_mutex_init(&s->joins_mu, NULL);
+
+	char host[256];
+	int port;
+	if (srv_parse_addr(s->cfg.listen, host, sizeof(host), &port, &err)) {
+		fprintf(stderr, "stratad: --listen: %s\n", err.msg);
+		return 2;
+	}
+
+	/* Block the stop signals in every thread; main waits for them with sigwait. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	if ((rc = srv_mkdirs(s->cfg.data_dir))) {
+		st_errlog("cannot create data dir %s: %s", s->cfg.data_dir, strerror(-rc));
+		return 1;
+	}
+	struct kv_options ko;
+	kv_options_init(&ko);
+	ko.sync = s->cfg.sync;
+	ko.nshards = s->cfg.nshards;
+	ko.block_cache_bytes = s->cfg.cache_bytes;
+	ko.run_jobs = 1;
+	if (kv_open(s->cfg.data_dir, &ko, &s->db, &err)) {
+		st_errlog("cannot open store in %s: %s", s->cfg.data_dir, err.msg);
+		return 1;
+	}
+	s->pool = srv_pool_start(s, s->cfg.workers, &err);
+	if (!s->pool) {
+		st_errlog("%s", err.msg);
+		goto close_db;
+	}
+
+	const struct srv_backend *be =
+		s->cfg.io == SRV_IO_EPOLL ? &srv_backend_epoll : &srv_backend_uring;
+	rc = srv_nets_create(s, host, &port, be, &err);
+	if (rc && s->cfg.io == SRV_IO_AUTO) {
+		st_warn("io_uring unavailable (%s); falling back to epoll (libevent)", err.msg);
+		srv_nets_destroy(s);
+		be = &srv_backend_epoll;
+		rc = srv_nets_create(s, host, &port, be, &err);
+	}
+	if (rc) {
+		st_errlog("%s", err.msg);
+		goto stop_nets;
+	}
+	s->io_name = be->name;
+	for (int i = 0; i < s->nnets; i++) {
+		if ((rc = pthread_create(&s->nets[i]->thread, NULL, srv_net_main, s->nets[i]))) {
+			st_errlog("cannot start network thread: %s", strerror(rc));
+			for (int j = 0; j < i; j++)
+				pthread_cancel(s->nets[j]->thread);
+			goto stop_nets;
+		}
+	}
+	if (s->cfg.admin[0] && strcmp(s->cfg.admin, "off")) {
+		if (srv_admin_start(s, &admin, &err)) {
+			st_errlog("admin HTTP: %s", err.msg);
+			atomic_store(&s->stopping, 1);
+			atomic_store(&s->stop_us, st_mono_us());
+			for (int i = 0; i < s->nnets; i++)
+				srv_net_wake(s->nets[i]);
+			for (int i = 0; i < s->nnets; i++)
+				pthread_join(s->nets[i]->thread, NULL);
+			goto stop_nets;
+		}
+	}
+	st_info("stratad serving %s on %s:%d (io %s, %d network thread%s, %d workers, sync %s%s), "
+		"admin %s", s->cfg.data_dir, host, port, s->io_name, s->nnets,
+		s->nnets == 1 ? "" : "s", s->cfg.workers, srv_sync_name(s->cfg.sync),
+		s->cfg.token ? ", auth on" : "", admin ? s->cfg.admin : "off");
+	if (s->cfg.ready_file[0]) {
+		char tmp[sizeof(s->cfg.ready_file) + 8];
+		strcpy(tmp, s->cfg.ready_file);
+		strcat(tmp, ".tmp");
+		FILE *f = fopen(tmp, "w");
+		if (f) {
+			fprintf(f, "%s:%d %d %s %d\n", host, port, admin ? srv_admin_port(admin) : 0,
+				s->io_name, (int)getpid());
+			fclose(f);
+			rename(tmp, s->cfg.ready_file);
+		}
+	}
+
+	int sig = 0;
+	sigwait(&sigs, &sig);
+	st_info("received %s: draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM");
+	atomic_store(&s->stop_us, st_mono_us());
+	atomic_store(&s->stopping, 1);
+	for (int i = 0; i < s->nnets; i++)
+		srv_net_wake(s->nets[i]);
+	for (int i = 0; i < s->nnets; i++)
+		pthread_join(s->nets[i]->thread, NULL);
+	exit_code = 0;
+stop_nets:
+	srv_pool_stop(s->pool);
+	s->pool = NULL;
+	srv_admin_stop(admin);
+	srv_nets_destroy(s);
+close_db:
+	srv_pool_stop(s->pool);
+	kv_close(s->db);
+	srv_config_release(&s->cfg);
+	if (exit_code == 0)
+		st_info("stratad stopped");
+	return exit_code;
+}
