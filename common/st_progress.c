@@ -29,7 +29,7 @@ static void fmt_eta(double secs, char *buf, size_t n)
 }
 
 void st_progress_update(struct st_progress *p, int64_t done, int64_t total, const char *unit,
-			int64_t bytes, int force)
+			const char *extra, int force)
 {
 	int64_t now = st_mono_us();
 	if (!force && now - p->last_us < p->interval_us)
@@ -44,9 +44,9 @@ void st_progress_update(struct st_progress *p, int64_t done, int64_t total, cons
 	case ST_PROGRESS_JSON:
 		fprintf(p->out,
 			"{\"what\":\"%s\",\"done\":%lld,\"total\":%lld,\"unit\":\"%s\","
-			"\"bytes\":%lld,\"rate\":%.1f,\"eta_s\":%.1f,\"elapsed_s\":%.2f}\n",
-			p->what, (long long)done, (long long)total, unit, (long long)bytes, rate,
-			eta, el);
+			"\"rate\":%.1f,\"eta_s\":%.1f,\"elapsed_s\":%.2f,\"note\":\"%s\"}\n",
+			p->what, (long long)done, (long long)total, unit, rate, eta, el,
+			extra ? extra : "");
 		break;
 	case ST_PROGRESS_TTY: {
 		int width = 30, fill = total > 0 ? (int)(width * (double)done / total) : 0;
@@ -57,38 +57,42 @@ void st_progress_update(struct st_progress *p, int64_t done, int64_t total, cons
 		memset(bar + fill, '-', (size_t)(width - fill));
 		bar[width] = '\0';
 		if (total > 0)
-			fprintf(p->out, "\r%s [%s] %3d%% %lld/%lld %s  %.0f/s  ETA %s  ", p->what,
-				bar, (int)(100.0 * done / total), (long long)done,
-				(long long)total, unit, rate, etab);
+			fprintf(p->out, "\r%s [%s] %3d%% %lld/%lld %s  %.0f/s  ETA %s  %s  ",
+				p->what, bar, (int)(100.0 * done / total), (long long)done,
+				(long long)total, unit, rate, etab, extra ? extra : "");
 		else
-			fprintf(p->out, "\r%s %lld %s  %.0f/s  ", p->what, (long long)done, unit,
-				rate);
+			fprintf(p->out, "\r%s %lld %s  %.0f/s  %s  ", p->what, (long long)done,
+				unit, rate, extra ? extra : "");
 		break;
 	}
 	default:
-		fprintf(p->out, "%s: %lld%s%lld %s, %.0f %s/s, eta %s\n", p->what,
-			(long long)done, total > 0 ? "/" : "", total > 0 ? (long long)total : 0LL,
-			unit, rate, unit, etab);
+		if (total > 0)
+			fprintf(p->out, "%s: %lld/%lld %s, %.0f %s/s, eta %s%s%s\n", p->what,
+				(long long)done, (long long)total, unit, rate, unit, etab,
+				extra ? ", " : "", extra ? extra : "");
+		else
+			fprintf(p->out, "%s: %lld %s, %.0f %s/s%s%s\n", p->what, (long long)done,
+				unit, rate, unit, extra ? ", " : "", extra ? extra : "");
 		break;
 	}
 	fflush(p->out);
 }
 
-void st_progress_finish(struct st_progress *p, int64_t done, const char *unit, int64_t bytes,
-			const char *status)
+void st_progress_finish(struct st_progress *p, int64_t done, const char *unit,
+			const char *status, const char *extra)
 {
 	double el = (st_mono_us() - p->started_us) / 1e6;
 	double rate = el > 0 ? done / el : 0;
 	if (p->mode == ST_PROGRESS_JSON) {
 		fprintf(p->out,
 			"{\"what\":\"%s\",\"finished\":true,\"status\":\"%s\",\"done\":%lld,"
-			"\"unit\":\"%s\",\"bytes\":%lld,\"rate\":%.1f,\"elapsed_s\":%.2f}\n",
-			p->what, status, (long long)done, unit, (long long)bytes, rate, el);
+			"\"unit\":\"%s\",\"rate\":%.1f,\"elapsed_s\":%.2f,\"note\":\"%s\"}\n",
+			p->what, status, (long long)done, unit, rate, el, extra ? extra : "");
 	} else {
 		if (p->mode == ST_PROGRESS_TTY)
 			fputc('\n', p->out);
-		fprintf(p->out, "%s %s: %lld %s in %.2fs (%.0f %s/s)\n", p->what, status,
-			(long long)done, unit, el, rate, unit);
+		fprintf(p->out, "%s %s: %lld %s in %.2fs (%.0f %s/s)%s%s\n", p->what, status,
+			(long long)done, unit, el, rate, unit, extra ? ", " : "", extra ? extra : "");
 	}
 	fflush(p->out);
 }

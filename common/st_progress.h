@@ -22,12 +22,14 @@ void st_progress_init(struct st_progress *p, FILE *out, enum st_progress_mode mo
 		      const char *what);
 
 /* Draws if the interval has passed (or force). done/total in `unit` ("rows", "files",
- * "bytes"); total <= 0 means unknown. bytes may be -1 when not meaningful. */
+ * "bytes"); total <= 0 means unknown. `extra` (may be NULL) is a short note shown after the
+ * numbers, e.g. "120000 rows", and as "note" in JSON. */
 void st_progress_update(struct st_progress *p, int64_t done, int64_t total, const char *unit,
-			int64_t bytes, int force);
+			const char *extra, int force);
 
-/* Ends the bar (newline on a terminal) and prints a summary line (or JSON with "done":true). */
-void st_progress_finish(struct st_progress *p, int64_t done, const char *unit, int64_t bytes,
-			const char *status);
+/* Ends the bar (newline on a terminal) and prints a summary line, or a JSON object with
+ * "finished":true. `status` is e.g. "done" or "failed". */
+void st_progress_finish(struct st_progress *p, int64_t done, const char *unit,
+			const char *status, const char *extra);
 
 #endif

@@ -1,0 +1,51 @@
+/* Internals of the `strata` CLI: the command context and the per-command entry points.
+ * Each cli_*.c file implements one group of commands against a cli_backend. */
+#ifndef CLI_H
+#define CLI_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+#include "client/cli_backend.h"
+
+struct cli {
+	struct cli_backend be;
+	enum st_ts_unit ts_unit; /* for integer timestamps on the command line and in files */
+	int remote;              /* talking to stratad (jobs run there) */
+};
+
+/* Commands: argv[0] is the command name. Return the process exit code (0, 1 error, 2 usage);
+ * errors are printed to stderr. */
+int cli_cmd_table(struct cli *c, int argc, char **argv);
+int cli_cmd_put(struct cli *c, int argc, char **argv);
+int cli_cmd_delete(struct cli *c, int argc, char **argv);
+int cli_cmd_get(struct cli *c, int argc, char **argv);
+int cli_cmd_history(struct cli *c, int argc, char **argv);
+int cli_cmd_join(struct cli *c, int argc, char **argv);
+int cli_cmd_preload(struct cli *c, int argc, char **argv);
+int cli_cmd_jobs(struct cli *c, int argc, char **argv);
+
+/* ---- shared helpers (cli_util.c) ---- */
+
+/* Prints "strata: <msg>" to stderr and returns 1. */
+int cli_fail(const struct st_error *err);
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* If argv[*i] is `name`, stores the next argument in *val, advances *i and returns 1;
+ * returns -1 when the value is missing. */
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
+
+/* Parses a timestamp argument per c->ts_unit; prints an error and returns non-zero on failure. */
+int cli_ts(const struct cli *c, const char *what, const char *s, int64_t *out);
+
+/* A value as JSON (i64 -> integer, floats -> real, str -> string, bytes -> "0x..",
+ * vectors -> arrays); KV_NONE -> null. New reference. */
+json_t *cli_value_json(const struct kv_value *v);
+
+/* Prints the text form of v to f. */
+void cli_value_print(FILE *f, const struct kv_value *v);
+
+/* Writes one CSV field (quoted when needed) to f. */
+void cli_csv_field(FILE *f, const char *s, size_t len);
+
+#endif
