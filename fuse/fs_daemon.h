@@ -1,0 +1,112 @@
+/* stratafs daemon state shared by its modules: inode table (fs_inode.c), FUSE operations
+ * (fs_ops.c), control server (fs_ctl.c), kernel cache notifier (fs_notify.c), main. */
+#ifndef FS_DAEMON_H
+#define FS_DAEMON_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "fuse/fs_rmr.h"
+#include "fuse/fs_trash.h"
+
+enum fs_view { FS_VIEW_LIVE = 0, FS_VIEW_TRASH = 1 };
+
+/* One backing object the kernel knows about. Lives while nlookup > 0 (lookup counts from
+ * replies, dropped by forget). The FUSE inode number is the struct's address. */
+struct fs_inode {
+	int fd;              /* O_PATH|O_NOFOLLOW on the backing object (owned) */
+	dev_t dev;           /* key, with ino and view */
+	ino_t ino;
+	int view;            /* enum fs_view: objects seen through .trash are read-only */
+	mode_t type;         /* S_IFMT bits */
+	uint64_t nlookup;    /* protected by fs_itable.lock */
+	struct fs_inode *next; /* hash chain, protected by fs_itable.lock */
+};
+
+struct fs_itable {
+	pthread_mutex_t lock;
+	struct fs_inode **b; /* buckets */
+	size_t nb, n;
+};
+
+struct fs_notify_item;
+
+struct fs_state {
+	char backing[PATH_MAX];   /* realpath of BACKING_DIR */
+	char mnt[PATH_MAX];       /* realpath of MOUNTPOINT */
+	int bfd;                  /* backing root, O_RDONLY|O_DIRECTORY */
+	struct fs_inode root;     /* FUSE_ROOT_ID; never freed */
+	struct fs_itable itab;
+	struct fs_trash trash;
+	struct fs_rmr rmr;
+	dev_t trash_dev;          /* .strata/trash: the root of the .trash view */
+	ino_t trash_ino;
+	double attr_timeout;
+	int writeback;
+	int debug;
+	struct fuse_session *se;
+	/* notifier: invalidations sent from a thread of its own, never from a request */
+	pthread_t notify_thread;
+	pthread_mutex_t nlock;
+	pthread_cond_t ncond;
+	struct fs_notify_item *nhead, *ntail; /* protected by nlock */
+	int nstop;                           /* protected by nlock */
+	int notify_running;
+	/* control server */
+	int ctl_fd;
+	int ctl_wake[2];
+	pthread_t ctl_thread;
+	int ctl_running;
+	pthread_mutex_t ctl_lock;
+	pthread_cond_t ctl_cond;
+	int ctl_active;          /* handler threads running, protected by ctl_lock */
+	/* expiry */
+	pthread_t expiry_thread;
+	int expiry_running;
+	pthread_mutex_t elock;
+	pthread_cond_t econd;
+	int estop;
+};
+
+extern struct fs_state *fs_g;
+
+/* Inode table. fs_itable_get takes ownership of fd: it either stores it in a new inode or
+ * closes it when the object is already known; the lookup count grows by one. Returns NULL
+ * (fd closed) on allocation failure. */
+int fs_itable_init(struct fs_itable *t);
+struct fs_inode *fs_itable_get(struct fs_itable *t, int fd, const struct stat *st, int view);
+/* Known inode for (dev, ino, view) or NULL; no reference is taken. */
+struct fs_inode *fs_itable_find(struct fs_itable *t, dev_t dev, ino_t ino, int view);
+/* Drops n lookups; frees the inode at zero. */
+void fs_itable_unref(struct fs_itable *t, struct fs_inode *in, uint64_t n);
+void fs_itable_destroy(struct fs_itable *t);
+
+static inline struct fs_inode *fs_ino(fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? &fs_g->root : (struct fs_inode *)(uintptr_t)ino;
+}
+static inline fuse_ino_t fs_ino_id(struct fs_inode *in)
+{
+	return in == &fs_g->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
+}
+
+extern const struct fuse_lowlevel_ops fs_ops;
+
+/* Path of dir/name in the mount ("/a/b/name") from the backing fd of dir. Returns 0 or
+ * -ENOENT when dir is not in the live namespace any more. */
+int fs_mount_path(struct fs_inode *dir, const char *name, char *out, size_t len);
+
+/* Queues a kernel dentry invalidation for name in the directory (dev, ino, view), if the
+ * kernel knows that directory. */
+void fs_notify_entry(dev_t dev, ino_t ino, int view, const char *name);
+int fs_notify_start(struct fs_state *s);
+void fs_notify_stop(struct fs_state *s);
+
+int fs_ctl_start(struct fs_state *s);
+void fs_ctl_stop(struct fs_state *s);
+
+#endif

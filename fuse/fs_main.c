@@ -1,0 +1,254 @@
+/* stratafs: mounts BACKING_DIR at MOUNTPOINT with a trash bin and asynchronous removal. */
+#include "fuse/fs_ctlmsg.h"
+#include "fuse/fs_daemon.h"
+#include "fuse/fs_util.h"
+#include "common/st_log.h"
+#include "common/st_time.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct fs_state *fs_g;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: stratafs BACKING_DIR MOUNTPOINT [options]\n"
+		"  -f                      stay in the foreground\n"
+		"  -d                      FUSE debug output (implies -f)\n"
+		"  -o OPTS                 mount options (allow_other, ro, ...)\n"
+		"  --trash-retention D     keep deleted entries this long (default 7d; 0 = forever)\n"
+		"  --threads N             FUSE worker threads (default 8)\n"
+		"  --attr-timeout S        kernel attribute/entry cache, seconds (default 1)\n"
+		"  --writeback-cache       let the kernel cache writes\n"
+		"  --rmr-threads N         reclaimer concurrency (default 2)\n"
+		"  --rmr-rate N            reclaimer limit, entries per second (default unlimited)\n");
+}
+
+static void *expiry_main(void *arg)
+{
+	struct fs_state *s = arg;
+	int64_t period = s->trash.retention_us / 8;
+	if (period < 1000000)
+		period = 1000000;
+	if (period > 60000000)
+		period = 60000000;
+	pthread_mutex_lock(&s->elock);
+	while (!s->estop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int64_t ns = ts.tv_nsec + (period % 1000000) * 1000;
+		ts.tv_sec += period / 1000000 + ns / 1000000000;
+		ts.tv_nsec = ns % 1000000000;
+		pthread_cond_timedwait(&s->econd, &s->elock, &ts);
+		if (s->estop)
+			break;
+		pthread_mutex_unlock(&s->elock);
+		fs_trash_sync(&s->trash);
+		struct st_error err = { 0 };
+		int n = fs_trash_expire(&s->trash, st_now_us(), &err);
+		if (n < 0)
+			st_warn("trash expiry: %s", err.msg);
+		else if (n > 0)
+			st_info("trash expiry: %d bucket(s) dropped", n);
+		pthread_mutex_lock(&s->elock);
+	}
+	pthread_mutex_unlock(&s->elock);
+	return NULL;
+}
+
+/* Escapes ',' and '\' for a -o option value. */
+static void opt_escape(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+	for (; *in && o + 2 < len; in++) {
+		if (*in == ',' || *in == '\\')
+			out[o++] = '\\';
+		out[o++] = *in;
+	}
+	out[o] = 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct fs_state state;
+	struct fs_state *s = &state;
+	fs_g = s;
+	int foreground = 0, threads = 8, rmr_threads = 2;
+	int64_t retention = 7LL * 86400 * 1000000, rate = 0;
+	char user_opts[2048] = "";
+	s->attr_timeout = 1.0;
+	s->bfd = s->ctl_fd = -1;
+	static const struct option lo[] = {
+		{ "trash-retention", required_argument, 0, 'R' },
+		{ "threads", required_argument, 0, 'T' },
+		{ "attr-timeout", required_argument, 0, 'A' },
+		{ "writeback-cache", no_argument, 0, 'W' },
+		{ "rmr-threads", required_argument, 0, 'M' },
+		{ "rmr-rate", required_argument, 0, 'L' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	int c;
+	while ((c = getopt_long(argc, argv, "fdo:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			foreground = 1;
+			break;
+		case 'd':
+			foreground = 1;
+			s->debug = 1;
+			break;
+		case 'o':
+			if (strlen(user_opts) + strlen(optarg) + 2 >= sizeof(user_opts)) {
+				fprintf(stderr, "stratafs: -o options too long\n");
+				return 2;
+			}
+			if (user_opts[0])
+				strcat(user_opts, ",");
+			strcat(user_opts, optarg);
+			break;
+		case 'R':
+			if (st_dur_parse(optarg, &retention) != 0) {
+				fprintf(stderr, "stratafs: bad --trash-retention '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'T':
+			threads = atoi(optarg);
+			break;
+		case 'A':
+			s->attr_timeout = atof(optarg);
+			break;
+		case 'W':
+			s->writeback = 1;
+			break;
+		case 'M':
+			rmr_threads = atoi(optarg);
+			break;
+		case 'L':
+			rate = atoll(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (argc - optind != 2 || threads < 1 || rmr_threads < 1 || s->attr_timeout < 0 ||
+	    rate < 0) {
+		usage(stderr);
+		return 2;
+	}
+	if (!realpath(argv[optind], s->backing) || !realpath(argv[optind + 1], s->mnt)) {
+		fprintf(stderr, "stratafs: %s: %s\n", argv[optind + (s->backing[0] ? 1 : 0)],
+			strerror(errno));
+		return 1;
+	}
+	if (!strncmp(s->mnt, s->backing, strlen(s->backing)) &&
+	    (s->mnt[strlen(s->backing)] == '/' || !s->mnt[strlen(s->backing)])) {
+		fprintf(stderr, "stratafs: the mount point must not be inside the backing dir\n");
+		return 1;
+	}
+	int rc = 1;
+	struct st_error err = { 0 };
+	s->bfd = open(s->backing, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	s->root.fd = open(s->backing, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+	if (s->bfd < 0 || s->root.fd < 0 || fstat(s->bfd, &st) != 0) {
+		fprintf(stderr, "stratafs: %s: %s\n", s->backing, strerror(errno));
+		return 1;
+	}
+	s->root.dev = st.st_dev;
+	s->root.ino = st.st_ino;
+	s->root.type = S_IFDIR;
+	s->root.nlookup = 1;
+	/* one daemon per backing directory: the control socket name is the lock */
+	struct sockaddr_un addr;
+	socklen_t al = fs_ctl_addr(s->backing, &addr);
+	s->ctl_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s->ctl_fd < 0 || bind(s->ctl_fd, (struct sockaddr *)&addr, al) != 0 ||
+	    listen(s->ctl_fd, 64) != 0) {
+		fprintf(stderr, "stratafs: %s is already served by another stratafs (%s)\n",
+			s->backing, strerror(errno));
+		return 1;
+	}
+	if (fs_itable_init(&s->itab) != 0 ||
+	    fs_rmr_open(&s->rmr, s->bfd, rmr_threads, rate, &err) != 0 ||
+	    fs_trash_open(&s->trash, s->bfd, retention, &s->rmr, &err) != 0) {
+		fprintf(stderr, "stratafs: %s\n", err.msg[0] ? err.msg : "out of memory");
+		return 1;
+	}
+	if (fstatat(s->bfd, FS_STATE_DIR "/trash", &st, AT_SYMLINK_NOFOLLOW) != 0) {
+		fprintf(stderr, "stratafs: %s/.strata/trash: %s\n", s->backing, strerror(errno));
+		return 1;
+	}
+	s->trash_dev = st.st_dev;
+	s->trash_ino = st.st_ino;
+
+	char fsname[PATH_MAX * 2], opts[PATH_MAX * 2 + 2200];
+	opt_escape(s->backing, fsname, sizeof(fsname));
+	snprintf(opts, sizeof(opts), "default_permissions,fsname=%s,subtype=stratafs%s%s", fsname,
+		 user_opts[0] ? "," : "", user_opts);
+	char *fargv[] = { argv[0], "-o", opts, s->debug ? "-d" : NULL, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(s->debug ? 4 : 3, fargv);
+	s->se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), s);
+	if (!s->se)
+		goto out_state;
+	if (fuse_set_signal_handlers(s->se) != 0)
+		goto out_session;
+	if (fuse_session_mount(s->se, s->mnt) != 0)
+		goto out_signals;
+	if (fuse_daemonize(foreground) != 0)
+		goto out_unmount;
+	/* threads only after daemonize: they do not survive its fork */
+	if (fs_notify_start(s) || fs_ctl_start(s) || fs_rmr_start(&s->rmr)) {
+		st_errlog("stratafs: cannot start background threads");
+		goto out_unmount;
+	}
+	pthread_mutex_init(&s->elock, NULL);
+	pthread_cond_init(&s->econd, NULL);
+	if (pthread_create(&s->expiry_thread, NULL, expiry_main, s) == 0)
+		s->expiry_running = 1;
+	st_info("stratafs: %s mounted on %s (trash retention %s)", s->backing, s->mnt,
+		retention ? st_dur_format(retention, (char[32]){ 0 }) : "forever");
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(cfg, (unsigned)threads);
+	fuse_loop_cfg_set_idle_threads(cfg, (unsigned)(threads / 2 > 0 ? threads / 2 : 1));
+	rc = fuse_session_loop_mt(s->se, cfg) ? 1 : 0;
+	fuse_loop_cfg_destroy(cfg);
+	if (s->expiry_running) {
+		pthread_mutex_lock(&s->elock);
+		s->estop = 1;
+		pthread_cond_signal(&s->econd);
+		pthread_mutex_unlock(&s->elock);
+		pthread_join(s->expiry_thread, NULL);
+	}
+	fs_ctl_stop(s);
+	fs_rmr_stop(&s->rmr);
+	fs_notify_stop(s);
+out_unmount:
+	fuse_session_unmount(s->se);
+out_signals:
+	fuse_remove_signal_handlers(s->se);
+out_session:
+	fuse_session_destroy(s->se);
+out_state:
+	fs_trash_close(&s->trash);
+	fs_rmr_close(&s->rmr);
+	fs_itable_destroy(&s->itab);
+	close(s->ctl_fd);
+	close(s->root.fd);
+	close(s->bfd);
+	st_info("stratafs: %s unmounted", s->mnt);
+	return rc;
+}

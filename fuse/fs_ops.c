@@ -1,0 +1,963 @@
+/* FUSE low-level operations of stratafs: a passthrough over the backing tree with caller
+ * credentials, a read-only .trash view, and deletes turned into moves into the trash.
+ * Every request is answered exactly once; errors are negative errno inside, positive at
+ * fuse_reply_err. */
+#include "fuse/fs_daemon.h"
+#include "fuse/fs_util.h"
+#include "common/st_log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+/* ---- credentials: switched lazily per worker thread ------------------------------- */
+
+static __thread uid_t t_uid;
+static __thread gid_t t_gid;
+static __thread int t_full; /* supplementary groups of the caller loaded */
+
+static void as_root(void)
+{
+	if (t_uid || t_gid || t_full) {
+		fs_creds_root();
+		t_uid = 0;
+		t_gid = 0;
+		t_full = 0;
+	}
+}
+
+static void as_caller(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	if (c->uid == 0) {
+		as_root();
+		return;
+	}
+	if (c->uid == t_uid && c->gid == t_gid && !t_full)
+		return;
+	gid_t g = c->gid;
+	fs_creds_set(c->uid, c->gid, 1, &g);
+	t_uid = c->uid;
+	t_gid = c->gid;
+	t_full = 0;
+}
+
+/* After EACCES/EPERM as the caller: load the caller's supplementary groups and say
+ * whether a retry is worth it. */
+static int caller_groups(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	if (c->uid == 0 || t_full)
+		return 0;
+	gid_t g[256];
+	int n = fuse_req_getgroups(req, 256, g);
+	if (n <= 0)
+		return 0;
+	if (n > 256)
+		n = 256;
+	fs_creds_set(c->uid, c->gid, n, g);
+	t_uid = c->uid;
+	t_gid = c->gid;
+	t_full = 1;
+	return 1;
+}
+
+/* Runs expr (an int expression, < 0 with errno on failure) as the caller, retrying once
+ * with the caller's supplementary groups on a permission error. */
+#define AS_CALLER(req, res, expr)                                                        \
+	do {                                                                             \
+		as_caller(req);                                                          \
+		res = (expr);                                                            \
+		if (res < 0 && (errno == EACCES || errno == EPERM) && caller_groups(req)) \
+			res = (expr);                                                    \
+	} while (0)
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static int is_root_dir(struct fs_inode *in)
+{
+	return in == &fs_g->root;
+}
+
+static int is_trash_root(struct fs_inode *in)
+{
+	return in->view == FS_VIEW_TRASH && in->dev == fs_g->trash_dev &&
+	       in->ino == fs_g->trash_ino;
+}
+
+/* Names that cannot be created, removed or renamed in the mount root. */
+static int reserved(struct fs_inode *dir, const char *name)
+{
+	return is_root_dir(dir) && (!strcmp(name, FS_STATE_DIR) || !strcmp(name, FS_TRASH_NAME));
+}
+
+static double tmo(struct fs_inode *in)
+{
+	return in->view == FS_VIEW_TRASH ? 0 : fs_g->attr_timeout;
+}
+
+int fs_mount_path(struct fs_inode *dir, const char *name, char *out, size_t len)
+{
+	char p[32], buf[PATH_MAX];
+	ssize_t n = readlink(fs_fd_path(dir->fd, p), buf, sizeof(buf) - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	size_t bl = strlen(fs_g->backing);
+	if (strncmp(buf, fs_g->backing, bl) != 0 || (buf[bl] != '/' && buf[bl] != 0))
+		return -ENOENT;
+	const char *rel = buf + bl; /* "" or "/a/b" */
+	if (!strncmp(rel, "/" FS_STATE_DIR, strlen(FS_STATE_DIR) + 1) &&
+	    (rel[strlen(FS_STATE_DIR) + 1] == '/' || rel[strlen(FS_STATE_DIR) + 1] == 0))
+		return -ENOENT;
+	if (n >= 10 && !strcmp(buf + n - 10, " (deleted)"))
+		return -ENOENT;
+	if ((size_t)snprintf(out, len, "%s/%s", rel, name) >= len)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+static int stat_inode(struct fs_inode *in, struct stat *st)
+{
+	return fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+}
+
+static int do_lookup(fuse_req_t req, struct fs_inode *dir, const char *name,
+		     struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->attr_timeout = e->entry_timeout = tmo(dir);
+	int view = dir->view, fd;
+	if (is_root_dir(dir) && !strcmp(name, FS_STATE_DIR))
+		return -ENOENT;
+	if (is_root_dir(dir) && !strcmp(name, FS_TRASH_NAME)) {
+		fd = openat(fs_g->bfd, FS_STATE_DIR "/trash", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		view = FS_VIEW_TRASH;
+		e->attr_timeout = e->entry_timeout = 0;
+	} else {
+		if (is_trash_root(dir)) {
+			const struct fuse_ctx *c = fuse_req_ctx(req);
+			char u[24];
+			snprintf(u, sizeof(u), "%u", (unsigned)c->uid);
+			if (c->uid != 0 && strcmp(name, u) != 0)
+				return -ENOENT;
+		}
+		fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0) {
+		int err = errno;
+		close(fd);
+		return -err;
+	}
+	struct fs_inode *in = fs_itable_get(&fs_g->itab, fd, &e->attr, view);
+	if (!in)
+		return -ENOMEM;
+	e->ino = fs_ino_id(in);
+	return 0;
+}
+
+static void reply_entry_or_err(fuse_req_t req, struct fs_inode *dir, const char *name)
+{
+	struct fuse_entry_param e;
+	int rc = do_lookup(req, dir, name, &e);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+/* ---- operations ------------------------------------------------------------------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE;
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+		conn->want |= FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_SPLICE_READ)
+		conn->want |= FUSE_CAP_SPLICE_READ;
+	if (fs_g->writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_inode *dir = fs_ino(parent);
+	struct fuse_entry_param e;
+	int rc = do_lookup(req, dir, name, &e);
+	if (rc == -ENOENT && dir->view == FS_VIEW_LIVE && fs_g->attr_timeout > 0 &&
+	    !is_root_dir(dir)) {
+		/* negative entry, cached like positive ones (restores invalidate it) */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs_g->attr_timeout;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	fs_itable_unref(&fs_g->itab, fs_ino(ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *f)
+{
+	for (size_t i = 0; i < count; i++)
+		fs_itable_unref(&fs_g->itab, fs_ino(f[i].ino), f[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_inode *in = fs_ino(ino);
+	struct stat st;
+	int rc = fi ? (fstat((int)fi->fh, &st) == 0 ? 0 : -errno) : stat_inode(in, &st);
+	if (rc)
+		fuse_reply_err(req, -rc);
+	else
+		fuse_reply_attr(req, &st, tmo(in));
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		       struct fuse_file_info *fi)
+{
+	struct fs_inode *in = fs_ino(ino);
+	char p[32];
+	int res = 0;
+	if (in->view == FS_VIEW_TRASH) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	fs_fd_path(in->fd, p);
+	if (valid & FUSE_SET_ATTR_MODE) {
+		AS_CALLER(req, res, fi ? fchmod((int)fi->fh, attr->st_mode) : chmod(p, attr->st_mode));
+		if (res < 0)
+			goto err;
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t u = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t g = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+		AS_CALLER(req, res, fchownat(in->fd, "", u, g, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+		if (res < 0)
+			goto err;
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		AS_CALLER(req, res, fi ? ftruncate((int)fi->fh, attr->st_size)
+				       : truncate(p, attr->st_size));
+		if (res < 0)
+			goto err;
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			tv[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			tv[1] = attr->st_mtim;
+		if (fi)
+			AS_CALLER(req, res, futimens((int)fi->fh, tv));
+		else
+			AS_CALLER(req, res, utimensat(in->fd, "", tv, AT_EMPTY_PATH));
+		if (res < 0 && errno == EINVAL && in->type != S_IFLNK)
+			AS_CALLER(req, res, utimensat(AT_FDCWD, p, tv, 0));
+		if (res < 0)
+			goto err;
+	}
+	as_root();
+	op_getattr(req, ino, fi);
+	return;
+err:;
+	int e = errno;
+	as_root();
+	fuse_reply_err(req, e);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t n = readlinkat(fs_ino(ino)->fd, "", buf, sizeof(buf));
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else if (n >= (ssize_t)sizeof(buf))
+		fuse_reply_err(req, ENAMETOOLONG);
+	else {
+		buf[n] = 0;
+		fuse_reply_readlink(req, buf);
+	}
+}
+
+static int check_create(struct fs_inode *dir, const char *name)
+{
+	if (dir->view == FS_VIEW_TRASH)
+		return EROFS;
+	if (reserved(dir, name))
+		return EPERM;
+	return 0;
+}
+
+static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      dev_t rdev, const char *link)
+{
+	struct fs_inode *dir = fs_ino(parent);
+	int e = check_create(dir, name), res;
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	if (link)
+		AS_CALLER(req, res, symlinkat(link, dir->fd, name));
+	else if (S_ISDIR(mode))
+		AS_CALLER(req, res, mkdirat(dir->fd, name, mode));
+	else
+		AS_CALLER(req, res, mknodat(dir->fd, name, mode, rdev));
+	e = errno;
+	as_root();
+	if (res < 0)
+		fuse_reply_err(req, e);
+	else
+		reply_entry_or_err(req, dir, name);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	make_node(req, parent, name, mode, rdev, NULL);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	make_node(req, parent, name, S_IFDIR | mode, 0, NULL);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	make_node(req, parent, name, S_IFLNK, 0, link);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct fs_inode *in = fs_ino(ino), *dir = fs_ino(newparent);
+	int e = check_create(dir, newname), res;
+	if (!e && in->view == FS_VIEW_TRASH)
+		e = EXDEV;
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	char p[32];
+	if (in->type == S_IFLNK) /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH */
+		res = linkat(in->fd, "", dir->fd, newname, AT_EMPTY_PATH);
+	else
+		AS_CALLER(req, res, linkat(AT_FDCWD, fs_fd_path(in->fd, p), dir->fd, newname,
+					   AT_SYMLINK_FOLLOW));
+	e = errno;
+	as_root();
+	if (res < 0)
+		fuse_reply_err(req, e);
+	else
+		reply_entry_or_err(req, dir, newname);
+}
+
+/* Moves dir/name into the trash as `path` and tells the kernel about the new trash entry. */
+static int trash_victim(fuse_req_t req, struct fs_inode *dir, const char *name,
+			const char *path)
+{
+	struct fs_trash_put_info info;
+	memset(&info, 0, sizeof(info));
+	as_root();
+	int rc = fs_trash_put(&fs_g->trash, dir->fd, name, path, fuse_req_ctx(req)->uid, &info);
+	if (rc == 0 && info.name[0])
+		fs_notify_entry(info.tdir_dev, info.tdir_ino, FS_VIEW_TRASH, info.name);
+	return rc;
+}
+
+static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int isdir)
+{
+	struct fs_inode *dir = fs_ino(parent);
+	int e = check_create(dir, name);
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	char path[PATH_MAX];
+	int rc = fs_mount_path(dir, name, path, sizeof(path));
+	if (rc == 0) {
+		struct stat st;
+		if (fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			rc = -errno;
+		else if (isdir && !S_ISDIR(st.st_mode))
+			rc = -ENOTDIR;
+		else if (!isdir && S_ISDIR(st.st_mode))
+			rc = -EISDIR;
+		else
+			rc = trash_victim(req, dir, name, path);
+	} else if (rc == -ENOENT) {
+		/* the directory itself is no longer in the namespace (deleted while open) */
+		int res;
+		AS_CALLER(req, res, unlinkat(dir->fd, name, isdir ? AT_REMOVEDIR : 0));
+		rc = res < 0 ? -errno : 0;
+		as_root();
+	}
+	fuse_reply_err(req, -rc);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, 0);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, 1);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct fs_inode *a = fs_ino(parent), *b = fs_ino(newparent);
+	int e = check_create(a, name);
+	if (!e)
+		e = check_create(b, newname);
+	if (!e && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
+		e = EINVAL;
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	int res;
+	struct stat ts, ss;
+	if (flags || fstatat(b->fd, newname, &ts, AT_SYMLINK_NOFOLLOW) != 0 ||
+	    S_ISDIR(ts.st_mode)) {
+		AS_CALLER(req, res, renameat2(a->fd, name, b->fd, newname, flags));
+		e = res < 0 ? errno : 0;
+		as_root();
+		fuse_reply_err(req, e);
+		return;
+	}
+	/* The rename replaces a non-directory: exchange atomically, then trash the victim,
+	 * which now sits under the source name. */
+	if (fstatat(a->fd, name, &ss, AT_SYMLINK_NOFOLLOW) != 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if (ss.st_dev == ts.st_dev && ss.st_ino == ts.st_ino) {
+		fuse_reply_err(req, 0); /* two links to one file: rename(2) does nothing */
+		return;
+	}
+	if (S_ISDIR(ss.st_mode)) {
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	char path[PATH_MAX];
+	if (fs_mount_path(b, newname, path, sizeof(path)) != 0) {
+		AS_CALLER(req, res, renameat(a->fd, name, b->fd, newname));
+		e = res < 0 ? errno : 0;
+		as_root();
+		fuse_reply_err(req, e);
+		return;
+	}
+	AS_CALLER(req, res, renameat2(a->fd, name, b->fd, newname, RENAME_EXCHANGE));
+	e = res < 0 ? errno : 0;
+	as_root();
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	int rc = trash_victim(req, a, name, path);
+	if (rc) {
+		/* put things back as they were */
+		renameat2(a->fd, name, b->fd, newname, RENAME_EXCHANGE);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fuse_reply_err(req, 0);
+}
+
+static int open_flags(int flags)
+{
+	flags &= ~O_NOFOLLOW;
+	if (fs_g->writeback) {
+		/* the kernel may read to fill partial pages, and appends are its job */
+		if ((flags & O_ACCMODE) == O_WRONLY)
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		flags &= ~O_APPEND;
+	}
+	return flags | O_CLOEXEC;
+}
+
+static int writes(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT));
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fs_inode *dir = fs_ino(parent);
+	int e = check_create(dir, name), fd;
+	if (e) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	AS_CALLER(req, fd, openat(dir->fd, name, open_flags(fi->flags) | O_CREAT, mode));
+	e = errno;
+	as_root();
+	if (fd < 0) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	struct fuse_entry_param ent;
+	int rc = do_lookup(req, dir, name, &ent);
+	if (rc) {
+		close(fd);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	fi->fh = (uint64_t)fd;
+	fi->keep_cache = 1;
+	if (fuse_reply_create(req, &ent, fi) != 0) {
+		close(fd);
+		fs_itable_unref(&fs_g->itab, fs_ino(ent.ino), 1);
+	}
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_inode *in = fs_ino(ino);
+	if (in->view == FS_VIEW_TRASH && writes(fi->flags)) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	char p[32];
+	int fd;
+	AS_CALLER(req, fd, open(fs_fd_path(in->fd, p), open_flags(fi->flags) & ~O_CREAT));
+	int e = errno;
+	as_root();
+	if (fd < 0) {
+		fuse_reply_err(req, e);
+		return;
+	}
+	fi->fh = (uint64_t)fd;
+	fi->keep_cache = in->view == FS_VIEW_LIVE;
+	if (fuse_reply_open(req, fi) != 0)
+		close(fd);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = (int)fi->fh;
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
+			 struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = (int)fi->fh;
+	out.buf[0].pos = off;
+	ssize_t n = fuse_buf_copy(&out, in_buf, 0);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	/* closing a duplicate flushes to the backing store (close-to-open on NFS) */
+	int fd = dup((int)fi->fh);
+	int rc = fd < 0 ? errno : (close(fd) == 0 ? 0 : errno);
+	fuse_reply_err(req, rc);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	close((int)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	int rc = datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh);
+	fuse_reply_err(req, rc ? errno : 0);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
+{
+	if (fs_ino(ino)->view == FS_VIEW_TRASH) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	int rc = fallocate((int)fi->fh, mode, off, len);
+	fuse_reply_err(req, rc ? errno : 0);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	(void)ino;
+	off_t r = lseek((int)fi->fh, off, whence);
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	(void)ino_in;
+	(void)ino_out;
+	ssize_t n = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh, &off_out, len,
+				    (unsigned)flags);
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+/* ---- directories ------------------------------------------------------------------ */
+
+struct fs_dirh {
+	DIR *dp;
+	off_t offset;          /* position of dp, as a backing d_off cookie */
+	struct dirent *entry;  /* read but not yet returned */
+};
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_inode *in = fs_ino(ino);
+	struct fs_dirh *d = calloc(1, sizeof(*d));
+	if (!d) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int fd;
+	AS_CALLER(req, fd, openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	int e = errno;
+	as_root();
+	if (fd < 0 || !(d->dp = fdopendir(fd))) {
+		if (fd >= 0) {
+			e = errno;
+			close(fd);
+		}
+		free(d);
+		fuse_reply_err(req, e);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	if (fuse_reply_open(req, fi) != 0) {
+		closedir(d->dp);
+		free(d);
+	}
+}
+
+static int dot(const char *n)
+{
+	return n[0] == '.' && (!n[1] || (n[1] == '.' && !n[2]));
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
+		       struct fuse_file_info *fi, int plus)
+{
+	struct fs_inode *dir = fs_ino(ino);
+	struct fs_dirh *d = (struct fs_dirh *)(uintptr_t)fi->fh;
+	char *buf = malloc(size), *p = buf;
+	size_t rem = size;
+	int err = 0;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	int root = is_root_dir(dir), troot = is_trash_root(dir);
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	char me[24];
+	snprintf(me, sizeof(me), "%u", (unsigned)c->uid);
+	if (offset != d->offset) {
+		seekdir(d->dp, offset);
+		d->entry = NULL;
+		d->offset = offset;
+	}
+	for (;;) {
+		if (!d->entry) {
+			errno = 0;
+			d->entry = readdir(d->dp);
+			if (!d->entry) {
+				err = errno;
+				break;
+			}
+		}
+		off_t next = d->entry->d_off;
+		const char *name = d->entry->d_name;
+		int skip = 0;
+		if (root && !strcmp(name, FS_TRASH_NAME))
+			skip = 1; /* a stray backing entry would shadow the view */
+		else if (root && !strcmp(name, FS_STATE_DIR))
+			name = FS_TRASH_NAME;
+		else if (troot && c->uid != 0 && !dot(name) && strcmp(name, me))
+			skip = 1;
+		if (skip) {
+			d->entry = NULL;
+			d->offset = next;
+			continue;
+		}
+		size_t n;
+		if (plus) {
+			struct fuse_entry_param e;
+			if (dot(name)) {
+				memset(&e, 0, sizeof(e));
+				e.attr.st_ino = d->entry->d_ino;
+				e.attr.st_mode = (mode_t)d->entry->d_type << 12;
+			} else {
+				int rc = do_lookup(req, dir, name, &e);
+				if (rc) {
+					/* gone since the directory was read: skip it */
+					d->entry = NULL;
+					d->offset = next;
+					continue;
+				}
+			}
+			n = fuse_add_direntry_plus(req, p, rem, name, &e, next);
+			if (n > rem) {
+				if (e.ino)
+					fs_itable_unref(&fs_g->itab, fs_ino(e.ino), 1);
+				break;
+			}
+		} else {
+			struct stat st;
+			memset(&st, 0, sizeof(st));
+			st.st_ino = d->entry->d_ino;
+			st.st_mode = (mode_t)d->entry->d_type << 12;
+			n = fuse_add_direntry(req, p, rem, name, &st, next);
+			if (n > rem)
+				break;
+		}
+		p += n;
+		rem -= n;
+		d->entry = NULL;
+		d->offset = next;
+	}
+	if (err && rem == size)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_buf(req, buf, size - rem);
+	free(buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, 0);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, 1);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fs_dirh *d = (struct fs_dirh *)(uintptr_t)fi->fh;
+	closedir(d->dp);
+	free(d);
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)ino;
+	struct fs_dirh *d = (struct fs_dirh *)(uintptr_t)fi->fh;
+	int fd = dirfd(d->dp);
+	int rc = datasync ? fdatasync(fd) : fsync(fd);
+	fuse_reply_err(req, rc ? errno : 0);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	(void)ino;
+	struct statvfs sv;
+	if (fstatvfs(fs_g->bfd, &sv) != 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+/* ---- extended attributes (none on symlinks, like most local filesystems) ----------- */
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct fs_inode *in = fs_ino(ino);
+	if (in->view == FS_VIEW_TRASH) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (in->type == S_IFLNK) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	char p[32];
+	int res;
+	AS_CALLER(req, res, setxattr(fs_fd_path(in->fd, p), name, value, size, flags));
+	int e = res < 0 ? errno : 0;
+	as_root();
+	fuse_reply_err(req, e);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct fs_inode *in = fs_ino(ino);
+	if (in->type == S_IFLNK) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	char p[32];
+	fs_fd_path(in->fd, p);
+	if (size == 0) {
+		ssize_t n = getxattr(p, name, NULL, 0);
+		if (n < 0)
+			fuse_reply_err(req, errno);
+		else
+			fuse_reply_xattr(req, (size_t)n);
+		return;
+	}
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = getxattr(p, name, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct fs_inode *in = fs_ino(ino);
+	if (in->type == S_IFLNK) {
+		if (size == 0)
+			fuse_reply_xattr(req, 0);
+		else
+			fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	char p[32];
+	fs_fd_path(in->fd, p);
+	if (size == 0) {
+		ssize_t n = listxattr(p, NULL, 0);
+		if (n < 0)
+			fuse_reply_err(req, errno);
+		else
+			fuse_reply_xattr(req, (size_t)n);
+		return;
+	}
+	char *buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = listxattr(p, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct fs_inode *in = fs_ino(ino);
+	if (in->view == FS_VIEW_TRASH) {
+		fuse_reply_err(req, EROFS);
+		return;
+	}
+	if (in->type == S_IFLNK) {
+		fuse_reply_err(req, ENODATA);
+		return;
+	}
+	char p[32];
+	int res;
+	AS_CALLER(req, res, removexattr(fs_fd_path(in->fd, p), name));
+	int e = res < 0 ? errno : 0;
+	as_root();
+	fuse_reply_err(req, e);
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.create = op_create,
+	.open = op_open,
+	.read = op_read,
+	.write_buf = op_write_buf,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.copy_file_range = op_copy_file_range,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+};

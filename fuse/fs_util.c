@@ -1,0 +1,245 @@
+/* Thread-local credentials, symlink-safe path walking and small encoders for stratafs. */
+#include "fuse/fs_util.h"
+#include "common/st_err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+int fs_creds_set(uid_t uid, gid_t gid, int ngroups, const gid_t *groups)
+{
+	if (geteuid() != 0)
+		return 0;
+	/* Raw syscalls: glibc's setgroups() would broadcast to every thread. */
+	if (ngroups >= 0 && syscall(SYS_setgroups, (size_t)ngroups, groups) != 0)
+		return -errno;
+	syscall(SYS_setfsgid, gid);
+	syscall(SYS_setfsuid, uid);
+	if ((uid_t)syscall(SYS_setfsuid, (uid_t)-1) != uid)
+		return -EPERM;
+	return 0;
+}
+
+void fs_creds_root(void)
+{
+	if (geteuid() != 0)
+		return;
+	gid_t g0 = 0;
+	syscall(SYS_setfsuid, 0);
+	syscall(SYS_setfsgid, 0);
+	syscall(SYS_setgroups, (size_t)1, &g0);
+}
+
+int fs_proc_groups(pid_t pid, gid_t *groups, int max)
+{
+	char path[64], line[4096];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	int n = -ENOENT;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "Groups:", 7) != 0)
+			continue;
+		n = 0;
+		char *p = line + 7, *end;
+		for (;;) {
+			unsigned long v = strtoul(p, &end, 10);
+			if (end == p)
+				break;
+			if (n < max)
+				groups[n++] = (gid_t)v;
+			p = end;
+		}
+		break;
+	}
+	fclose(f);
+	return n;
+}
+
+int fs_path_clean(char *rel)
+{
+	size_t len = strlen(rel);
+	if (len >= PATH_MAX)
+		return -EINVAL;
+	if (rel[0] == '/')
+		return -EINVAL;
+	char *w = rel;
+	const char *r = rel;
+	while (*r) {
+		while (*r == '/')
+			r++;
+		if (!*r)
+			break;
+		const char *s = r;
+		while (*r && *r != '/')
+			r++;
+		size_t n = (size_t)(r - s);
+		if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+			return -EINVAL;
+		if (w != rel)
+			*w++ = '/';
+		memmove(w, s, n);
+		w += n;
+	}
+	*w = '\0';
+	return 0;
+}
+
+int fs_open_dir_nofollow(int dirfd, const char *rel)
+{
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	char comp[NAME_MAX + 1];
+	const char *p = rel;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *s = p;
+		while (*p && *p != '/')
+			p++;
+		size_t n = (size_t)(p - s);
+		if (n > NAME_MAX) {
+			close(fd);
+			return -ENAMETOOLONG;
+		}
+		memcpy(comp, s, n);
+		comp[n] = '\0';
+		int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(fd);
+		if (nfd < 0)
+			return e == ELOOP ? -ENOTDIR : -e;
+		fd = nfd;
+	}
+	return fd;
+}
+
+int fs_mkdirs(int dirfd, const char *rel, mode_t mode, uid_t uid, gid_t gid)
+{
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	char comp[NAME_MAX + 1];
+	const char *p = rel;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *s = p;
+		while (*p && *p != '/')
+			p++;
+		size_t n = (size_t)(p - s);
+		if (n > NAME_MAX) {
+			close(fd);
+			return -ENAMETOOLONG;
+		}
+		memcpy(comp, s, n);
+		comp[n] = '\0';
+		if (mkdirat(fd, comp, mode) == 0) {
+			if (uid != (uid_t)-1 && fchownat(fd, comp, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
+				int e = errno;
+				close(fd);
+				return -e;
+			}
+		} else if (errno != EEXIST) {
+			int e = errno;
+			close(fd);
+			return -e;
+		}
+		int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		close(fd);
+		if (nfd < 0)
+			return e == ELOOP ? -ENOTDIR : -e;
+		fd = nfd;
+	}
+	return fd;
+}
+
+char *fs_fd_path(int fd, char *buf)
+{
+	snprintf(buf, 32, "/proc/self/fd/%d", fd);
+	return buf;
+}
+
+void fs_hex_encode(const void *in, size_t n, char *out)
+{
+	static const char dig[] = "0123456789abcdef";
+	const unsigned char *b = in;
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = dig[b[i] >> 4];
+		out[2 * i + 1] = dig[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+ssize_t fs_hex_decode(const char *in, size_t len, void *out)
+{
+	if (len % 2)
+		return -1;
+	unsigned char *b = out;
+	for (size_t i = 0; i < len / 2; i++) {
+		int h = hexval(in[2 * i]), l = hexval(in[2 * i + 1]);
+		if (h < 0 || l < 0)
+			return -1;
+		b[i] = (unsigned char)(h << 4 | l);
+	}
+	return (ssize_t)(len / 2);
+}
+
+void fs_new_id(char out[17])
+{
+	static atomic_uint_fast32_t counter;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	uint64_t c = atomic_fetch_add(&counter, 1) & 0xfffff;
+	uint64_t id = (ms << 20) | c;
+	snprintf(out, 17, "%016llx", (unsigned long long)id);
+}
+
+socklen_t fs_ctl_addr(const char *backing_real, struct sockaddr_un *addr)
+{
+	memset(addr, 0, sizeof(*addr));
+	addr->sun_family = AF_UNIX;
+	unsigned long long h = (unsigned long long)XXH64(backing_real, strlen(backing_real), 0);
+	int n = snprintf(addr->sun_path + 1, sizeof(addr->sun_path) - 1, "stratafs-%016llx", h);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+#define IOPRIO_CLASS_IDLE 3
+#define IOPRIO_CLASS_SHIFT 13
+#define IOPRIO_WHO_PROCESS 1
+
+void fs_thread_low_priority(void)
+{
+	pid_t tid = (pid_t)syscall(SYS_gettid);
+	setpriority(PRIO_PROCESS, (id_t)tid, 19);
+	syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
+}

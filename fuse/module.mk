@@ -1,0 +1,21 @@
+# fuse/: stratafs (bin/stratafs) and libstrata-fs.a (trash index, rmr queue, control
+# channel client), which strata-admin links too; unit tests tests/unit/test_fs_*.c.
+FS_LIB_SRC    := fuse/fs_util.c fuse/fs_rec.c fuse/fs_trash.c fuse/fs_rmr.c fuse/fs_ctlmsg.c
+FS_DAEMON_SRC := fuse/fs_main.c fuse/fs_inode.c fuse/fs_ops.c fuse/fs_notify.c fuse/fs_ctl.c
+FS_LIB        := $(LIB)/libstrata-fs.a
+LIBS_OUT      += $(FS_LIB)
+BINS          += $(BIN)/stratafs
+
+$(FS_LIB): $(FS_LIB_SRC:%.c=$(B)/%.o)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BIN)/stratafs: $(FS_DAEMON_SRC:%.c=$(B)/%.o) $(FS_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+FS_TESTS   := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/test_fs_*.c))
+UNIT_TESTS += $(FS_TESTS)
+$(FS_TESTS): $(BIN)/tests/%: $(B)/tests/unit/%.o $(FS_LIB) $(COMMON_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka

@@ -1,0 +1,39 @@
+/* strata-admin: subcommand table and helpers shared by the tools/admin_*.c files. */
+#ifndef ADMIN_H
+#define ADMIN_H
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdint.h>
+
+/* A subcommand: argv[0] is the subcommand name. Returns the process exit code. */
+struct admin_cmd {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *usage; /* one or more "  strata-admin ..." lines */
+};
+
+int admin_trash(int argc, char **argv);
+int admin_rmr(int argc, char **argv);
+
+/* Where a command acts: a live mount (through its control channel) or, offline, a backing
+ * directory directly. */
+struct admin_target {
+	char mnt[PATH_MAX];     /* "" when offline */
+	char backing[PATH_MAX]; /* realpath of the backing directory */
+	int live;
+};
+
+/* Resolves --mount M / --backing B / the mount containing `path` (may be NULL) or the cwd
+ * (or the only mount). Prints the error and returns -1 on failure. */
+int admin_target_resolve(const char *mount, const char *backing, const char *path,
+			 struct admin_target *t);
+
+/* Round trip to the live daemon; prints the error and returns NULL on failure (including
+ * a response with ok=false, whose errno is stored in *errno_out when non-NULL). */
+json_t *admin_call(const struct admin_target *t, json_t *req, int *errno_out);
+
+/* "12.3 MiB" into buf (32 bytes). */
+const char *admin_bytes(int64_t n, char *buf);
+
+#endif

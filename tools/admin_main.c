@@ -1,0 +1,116 @@
+/* strata-admin: operator tool; dispatches to the subcommands in tools/admin_*.c. */
+#include "tools/admin.h"
+#include "fuse/fs_ctlmsg.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const struct admin_cmd cmds[] = {
+	{ "trash", admin_trash,
+	  "  strata-admin trash list [--mount M | --backing DIR] [--user U] [--json]\n"
+	  "  strata-admin trash restore [--mount M | --backing DIR] ID|PATH [--to PATH]\n"
+	  "                      [--overwrite] [--json]\n"
+	  "  strata-admin trash purge [--mount M | --backing DIR] [--older-than D] [--all-users]"
+	  " [ID...]\n" },
+	{ "rmr", admin_rmr,
+	  "  strata-admin rmr [--via-trash] [--json] PATH\n"
+	  "  strata-admin rmr status [--mount M | --backing DIR] [--json] [--wait]\n"
+	  "  strata-admin rmr drain --backing DIR [--json]   (offline: reclaim the queue now)\n" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage:\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fputs(cmds[i].usage, f);
+}
+
+int admin_target_resolve(const char *mount, const char *backing, const char *path,
+			 struct admin_target *t)
+{
+	memset(t, 0, sizeof(*t));
+	struct st_error err = { 0 };
+	if (backing) {
+		if (!realpath(backing, t->backing)) {
+			fprintf(stderr, "strata-admin: %s: %s\n", backing, strerror(errno));
+			return -1;
+		}
+		int fd = fs_ctl_connect(t->backing);
+		if (fd >= 0) {
+			close(fd);
+			t->live = 1;
+			/* a live mount: find its mount point for path translation */
+			char b2[PATH_MAX];
+			if (fs_find_mount(NULL, t->mnt, sizeof(t->mnt), b2, sizeof(b2), &err) != 0 ||
+			    strcmp(b2, t->backing) != 0)
+				t->mnt[0] = 0;
+		}
+		return 0;
+	}
+	const char *where = mount ? mount : path;
+	char cwd[PATH_MAX];
+	if (!where && getcwd(cwd, sizeof(cwd))) {
+		if (fs_find_mount(cwd, t->mnt, sizeof(t->mnt), t->backing, sizeof(t->backing),
+				  &err) == 0)
+			goto found;
+	}
+	if (fs_find_mount(where, t->mnt, sizeof(t->mnt), t->backing, sizeof(t->backing), &err)) {
+		fprintf(stderr, "strata-admin: %s\n", err.msg);
+		return -1;
+	}
+found:
+	t->live = 1;
+	return 0;
+}
+
+json_t *admin_call(const struct admin_target *t, json_t *req, int *errno_out)
+{
+	struct st_error err = { 0 };
+	json_t *resp;
+	if (fs_ctl_call(t->backing, req, &resp, &err) != 0) {
+		fprintf(stderr, "strata-admin: %s\n", err.msg);
+		if (errno_out)
+			*errno_out = err.code < 0 && err.code > -4096 ? -err.code : EIO;
+		return NULL;
+	}
+	if (!json_is_true(json_object_get(resp, "ok"))) {
+		fprintf(stderr, "strata-admin: %s\n",
+			json_string_value(json_object_get(resp, "error")) ?: "request failed");
+		if (errno_out)
+			*errno_out = (int)json_integer_value(json_object_get(resp, "errno"));
+		json_decref(resp);
+		return NULL;
+	}
+	return resp;
+}
+
+const char *admin_bytes(int64_t n, char *buf)
+{
+	const char *u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)n;
+	int i = 0;
+	while (v >= 1024 && i < 4) {
+		v /= 1024;
+		i++;
+	}
+	snprintf(buf, 32, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+	return buf;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") ||
+	    !strcmp(argv[1], "help")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[1], cmds[i].name))
+			return cmds[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "strata-admin: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return 2;
+}
