@@ -1,0 +1,371 @@
+/* Randomised test of the store against a brute-force reference model: 100k random puts and
+ * deletes (ties, out-of-order event times, overwrites) over four tables with different
+ * retention, then latest / as-of / known-at / multi-get / history / join compared with the
+ * model, again after close+reopen, and again after a forced compaction (which must remove
+ * exactly what reads already hide). Seed: STRATA_SEED (printed on failure). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <ftw.h>
+#include <unistd.h>
+
+#include "store/kv.h"
+
+#define NTABLES 4
+#define NENT 150
+#define NFEAT 3
+#define NOPS 100000
+#define BASE 1000000000LL
+#define TICK 10
+
+static int64_t clock_now;
+static int64_t test_clock(void *arg) { return clock_now; }
+
+struct mwrite {
+	int64_t ts, ingest;
+	int tomb;
+	int64_t i;
+	double d;
+	char s[16];
+};
+
+struct mcell {
+	struct mwrite *w;
+	size_t n, cap;
+};
+
+static struct mcell model[NTABLES][NENT][NFEAT];
+static const struct { int64_t ttl; uint32_t maxv; } retention[NTABLES] = {
+	{0, 0}, {20000, 0}, {0, 3}, {30000, 4}};
+static const char *feat_names[NFEAT] = {"fi", "fd", "fs"};
+static unsigned seed;
+static char dir[256];
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+static int64_t rnd_range(int64_t lo, int64_t hi) { return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1)); }
+
+static void ent_name(int e, char *buf) { sprintf(buf, "ent-%d", e * 7919 % 100003); }
+
+/* Groups of (table,e,f) sorted newest event time first: returns distinct ts in *out. */
+static int cmp_desc(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+static size_t distinct_ts(const struct mcell *c, int64_t *out)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < c->n; i++)
+		out[n++] = c->w[i].ts;
+	qsort(out, n, sizeof(*out), cmp_desc);
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!k || out[k - 1] != out[i])
+			out[k++] = out[i];
+	return k;
+}
+
+/* The write chosen for group ts as known at S, or NULL. */
+static const struct mwrite *choose(const struct mcell *c, int64_t ts, int64_t S)
+{
+	const struct mwrite *best = NULL;
+	for (size_t i = 0; i < c->n; i++)
+		if (c->w[i].ts == ts && c->w[i].ingest <= S && (!best || c->w[i].ingest > best->ingest))
+			best = &c->w[i];
+	return best;
+}
+
+static int retained(int t, size_t rank, int64_t ts, int64_t now)
+{
+	if (retention[t].maxv && rank > retention[t].maxv)
+		return 0;
+	return !retention[t].ttl || now - ts <= retention[t].ttl;
+}
+
+static const struct mwrite *model_asof(int t, int e, int f, int64_t T, int64_t S, int64_t now)
+{
+	const struct mcell *c = &model[t][e][f];
+	int64_t *ts = malloc((c->n + 1) * sizeof(*ts));
+	size_t k = distinct_ts(c, ts);
+	const struct mwrite *res = NULL;
+	for (size_t r = 0; r < k; r++) {
+		if (!retained(t, r + 1, ts[r], now))
+			break;
+		if (ts[r] > T)
+			continue;
+		const struct mwrite *w = choose(c, ts[r], S);
+		if (!w)
+			continue;
+		int64_t ref = T == ST_TS_MAX ? now : T;
+		if (!w->tomb && (!retention[t].ttl || ref - w->ts <= retention[t].ttl))
+			res = w;
+		break;
+	}
+	free(ts);
+	return res;
+}
+
+static void check_value(const struct mwrite *w, const struct kv_result *r, int f, const char *ctx)
+{
+	if (!w) {
+		if (r->found)
+			fail_msg("%s: expected nothing, store has ts %lld", ctx, (long long)r->ts);
+		return;
+	}
+	if (!r->found)
+		fail_msg("%s: expected ts %lld ingest %lld, store has nothing", ctx, (long long)w->ts,
+			 (long long)w->ingest);
+	if (r->ts != w->ts || r->ingest_us != w->ingest)
+		fail_msg("%s: expected ts %lld/%lld, got %lld/%lld", ctx, (long long)w->ts,
+			 (long long)w->ingest, (long long)r->ts, (long long)r->ingest_us);
+	if (f == 0)
+		assert_int_equal(r->value.i64, w->i);
+	else if (f == 1)
+		assert_true(r->value.f64 == w->d);
+	else
+		assert_string_equal((char *)r->value.ptr, w->s);
+}
+
+static char tname[NTABLES][16];
+
+static void check_reads(struct kv_db *db, const char *phase)
+{
+	int64_t now = clock_now;
+	struct st_error err;
+	char ctx[256], en[32];
+	/* point reads: latest, as-of, known-at */
+	for (int q = 0; q < 3000; q++) {
+		int t = (int)rnd_range(0, NTABLES - 1), e = (int)rnd_range(0, NENT - 1);
+		int64_t T = q % 3 == 0 ? ST_TS_MAX : rnd_range(BASE - 50000, BASE + NOPS * TICK + 50000);
+		int64_t S = q % 2 == 0 ? ST_TS_MAX : rnd_range(BASE, BASE + NOPS * TICK);
+		ent_name(e, en);
+		struct kv_result r[NFEAT];
+		struct kv_read_opts o = {T, S};
+		assert_int_equal(kv_get(db, tname[t], en, strlen(en), feat_names, NFEAT, &o, r, &err), 0);
+		for (int f = 0; f < NFEAT; f++) {
+			snprintf(ctx, sizeof(ctx), "%s seed %u get t%d %s f%d T=%lld S=%lld", phase, seed, t,
+				 en, f, (long long)T, (long long)S);
+			check_value(model_asof(t, e, f, T, S, now), &r[f], f, ctx);
+		}
+		kv_result_release(r, NFEAT);
+	}
+	/* multi-get of many entities at once */
+	for (int t = 0; t < NTABLES; t++) {
+		const char *ents[NENT];
+		size_t lens[NENT];
+		char names[NENT][32];
+		for (int e = 0; e < NENT; e++) {
+			ent_name(e, names[e]);
+			ents[e] = names[e];
+			lens[e] = strlen(names[e]);
+		}
+		struct kv_result *r = calloc(NENT * NFEAT, sizeof(*r));
+		struct kv_read_opts o = KV_READ_LATEST;
+		assert_int_equal(kv_multiget(db, tname[t], ents, lens, NENT, feat_names, NFEAT, &o, r, &err), 0);
+		for (int e = 0; e < NENT; e++)
+			for (int f = 0; f < NFEAT; f++) {
+				snprintf(ctx, sizeof(ctx), "%s seed %u multiget t%d e%d f%d", phase, seed, t, e, f);
+				check_value(model_asof(t, e, f, ST_TS_MAX, ST_TS_MAX, now), &r[e * NFEAT + f], f, ctx);
+			}
+		kv_result_release(r, NENT * NFEAT);
+		free(r);
+	}
+	/* history */
+	for (int q = 0; q < 400; q++) {
+		int t = (int)rnd_range(0, NTABLES - 1), e = (int)rnd_range(0, NENT - 1);
+		int f = (int)rnd_range(0, NFEAT - 1);
+		int64_t from = rnd_range(BASE - 50000, BASE + NOPS * TICK / 2);
+		int64_t to = q % 4 ? rnd_range(from, BASE + NOPS * TICK + 50000) : ST_TS_MAX;
+		int64_t S = q % 2 ? ST_TS_MAX : rnd_range(BASE, BASE + NOPS * TICK);
+		size_t limit = q % 3 ? 0 : (size_t)rnd_range(1, 5);
+		ent_name(e, en);
+		struct kv_version *v;
+		size_t n;
+		assert_int_equal(kv_history(db, tname[t], en, strlen(en), feat_names[f], from, to, limit, S,
+					    &v, &n, &err), 0);
+		const struct mcell *c = &model[t][e][f];
+		int64_t *ts = malloc((c->n + 1) * sizeof(*ts));
+		size_t k = distinct_ts(c, ts), got = 0;
+		for (size_t r = 0; r < k; r++) {
+			if (!retained(t, r + 1, ts[r], now) || ts[r] < from)
+				break;
+			if (ts[r] > to)
+				continue;
+			const struct mwrite *w = choose(c, ts[r], S);
+			if (!w)
+				continue;
+			snprintf(ctx, sizeof(ctx), "%s seed %u history t%d %s f%d #%zu", phase, seed, t, en, f, got);
+			if (got >= n)
+				fail_msg("%s: store has only %zu versions", ctx, n);
+			assert_int_equal(v[got].tombstone, w->tomb);
+			assert_int_equal(v[got].r.ts, w->ts);
+			if (!w->tomb)
+				check_value(w, &v[got].r, f, ctx);
+			got++;
+			if (limit && got == limit)
+				break;
+		}
+		snprintf(ctx, sizeof(ctx), "%s seed %u history t%d %s f%d", phase, seed, t, en, f);
+		if (got != n)
+			fail_msg("%s: model has %zu versions, store %zu", ctx, got, n);
+		kv_history_free(v, n);
+		free(ts);
+	}
+	/* join: 20k rows in chunks of 7000, any order, compared with the model */
+	for (int t = 0; t < NTABLES; t++) {
+		struct kv_join *j;
+		int64_t S = t % 2 ? ST_TS_MAX : BASE + NOPS * TICK / 2;
+		assert_int_equal(kv_join_open(db, tname[t], feat_names, NFEAT, S, 7000, &j, &err), 0);
+		int rows = 20000, pushed = 0;
+		int *re = malloc(rows * sizeof(int));
+		int64_t *rt = malloc(rows * sizeof(int64_t));
+		while (pushed < rows) {
+			int start = pushed;
+			int rc = 0;
+			while (pushed < rows && rc == 0) {
+				re[pushed] = (int)rnd_range(0, NENT - 1);
+				rt[pushed] = rnd_range(BASE - 50000, BASE + NOPS * TICK + 50000);
+				ent_name(re[pushed], en);
+				rc = kv_join_push(j, en, strlen(en), rt[pushed], &err);
+				assert_true(rc >= 0);
+				pushed++;
+			}
+			assert_int_equal(kv_join_run(j, &err), 0);
+			assert_int_equal(kv_join_rows(j), (size_t)(pushed - start));
+			for (int i = start; i < pushed; i++) {
+				const struct kv_result *r = kv_join_result(j, (size_t)(i - start));
+				for (int f = 0; f < NFEAT; f++) {
+					snprintf(ctx, sizeof(ctx), "%s seed %u join t%d row %d f%d", phase, seed, t, i, f);
+					check_value(model_asof(t, re[i], f, rt[i], S, now), &r[f], f, ctx);
+				}
+			}
+			kv_join_reset(j);
+		}
+		kv_join_free(j);
+		free(re);
+		free(rt);
+	}
+}
+
+static void test_model(void **state)
+{
+	struct kv_options o;
+	kv_options_init(&o);
+	o.nshards = 3;
+	o.sync = KV_SYNC_NONE;
+	o.clock = test_clock;
+	struct kv_db *db;
+	struct st_error err;
+	clock_now = BASE;
+	assert_int_equal(kv_open(dir, &o, &db, &err), 0);
+	for (int t = 0; t < NTABLES; t++) {
+		struct kv_feature_def fd[NFEAT] = {{"fi", KV_I64, 0, 0}, {"fd", KV_F64, 0, 0}, {"fs", KV_STR, 0, 0}};
+		struct kv_table tb = {0};
+		sprintf(tname[t], "t%d", t);
+		strcpy(tb.name, tname[t]);
+		tb.ttl_us = retention[t].ttl;
+		tb.max_versions = retention[t].maxv;
+		tb.nfeatures = NFEAT;
+		tb.features = fd;
+		assert_int_equal(kv_table_create(db, &tb, &err), 0);
+	}
+	for (int op = 0; op < NOPS; op++) {
+		clock_now = BASE + (int64_t)op * TICK;
+		int t = (int)rnd_range(0, NTABLES - 1), e = (int)rnd_range(0, NENT - 1);
+		/* event times cluster in a window that moves with the clock (mostly in order, with
+		 * late arrivals and exact ties) */
+		int64_t ts = clock_now - rnd_range(-2000, 40000);
+		ts -= ts % 500; /* ties */
+		char en[32];
+		ent_name(e, en);
+		if (rnd() % 10 == 0) {
+			int f = (int)rnd_range(-1, NFEAT - 1); /* -1: all features */
+			const char *fn = f >= 0 ? feat_names[f] : NULL;
+			assert_int_equal(kv_delete(db, tname[t], en, strlen(en), f >= 0 ? &fn : NULL,
+						   f >= 0 ? 1 : 0, ts, &err), 0);
+			for (int k = 0; k < NFEAT; k++) {
+				if (f >= 0 && k != f)
+					continue;
+				struct mcell *c = &model[t][e][k];
+				if (c->n == c->cap)
+					c->w = realloc(c->w, (c->cap = c->cap ? c->cap * 2 : 8) * sizeof(*c->w));
+				c->w[c->n++] = (struct mwrite){.ts = ts, .ingest = clock_now, .tomb = 1};
+			}
+			continue;
+		}
+		struct kv_cell cells[NFEAT];
+		struct mwrite mw[NFEAT];
+		int nc = 0;
+		for (int f = 0; f < NFEAT; f++) {
+			if (rnd() % 2)
+				continue;
+			struct mwrite w = {.ts = ts, .ingest = clock_now};
+			w.i = (int64_t)rnd() - INT64_MAX / 2;
+			w.d = (double)(rnd() % 1000000) / 7.0;
+			sprintf(w.s, "s%llu", (unsigned long long)(rnd() % 100000));
+			mw[nc] = w;
+			cells[nc].entity = en;
+			cells[nc].entity_len = strlen(en);
+			cells[nc].feature = feat_names[f];
+			cells[nc].ts = ts;
+			memset(&cells[nc].value, 0, sizeof(cells[nc].value));
+			cells[nc].value.type = f == 0 ? KV_I64 : f == 1 ? KV_F64 : KV_STR;
+			if (f == 0) cells[nc].value.i64 = w.i;
+			else if (f == 1) cells[nc].value.f64 = w.d;
+			else { cells[nc].value.ptr = mw[nc].s; cells[nc].value.len = (uint32_t)strlen(w.s); }
+			nc++;
+		}
+		if (!nc)
+			continue;
+		assert_int_equal(kv_put(db, tname[t], cells, (size_t)nc, &err), 0);
+		for (int k = 0; k < nc; k++) {
+			int f = cells[k].value.type == KV_I64 ? 0 : cells[k].value.type == KV_F64 ? 1 : 2;
+			struct mcell *c = &model[t][e][f];
+			if (c->n == c->cap)
+				c->w = realloc(c->w, (c->cap = c->cap ? c->cap * 2 : 8) * sizeof(*c->w));
+			c->w[c->n++] = mw[k];
+		}
+	}
+	clock_now = BASE + NOPS * TICK + 1000;
+	check_reads(db, "live");
+	kv_close(db);
+	assert_int_equal(kv_open(dir, &o, &db, &err), 0);
+	check_reads(db, "reopened");
+	/* Move the clock on so that the ttl tables lose versions, then compact. */
+	clock_now += 15000;
+	check_reads(db, "later");
+	uint64_t before = kv_property_sum(db, "rocksdb.estimate-num-keys");
+	assert_int_equal(kv_compact(db, &err), 0);
+	uint64_t after = kv_property_sum(db, "rocksdb.estimate-num-keys");
+	assert_true(after < before); /* retention really removed versions */
+	check_reads(db, "compacted");
+	kv_close(db);
+}
+
+static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w) { return remove(p); }
+
+int main(void)
+{
+	const char *s = getenv("STRATA_SEED");
+	seed = s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)getpid();
+	rng_state = 0x9E3779B97F4A7C15ULL ^ seed;
+	fprintf(stderr, "test_kv_model: seed %u (rerun with STRATA_SEED=%u)\n", seed, seed);
+	snprintf(dir, sizeof(dir), "/tmp/strata-model-%d", getpid());
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_model)};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	return rc;
+}
