@@ -1,0 +1,413 @@
+/* Unit tests of the store's semantics, one behaviour each: reads, tombstones, known-at,
+ * retention (hidden and physically removed), the registry, errors, and replication hooks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <ftw.h>
+#include <unistd.h>
+
+#include "store/kv.h"
+
+static int64_t now_us;
+static int64_t fake_clock(void *a) { return now_us; }
+static char dir[256], dir2[256];
+
+static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w) { return remove(p); }
+static void rm_rf(const char *d) { nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
+static struct kv_db *open_db(const char *d)
+{
+	struct kv_options o;
+	kv_options_init(&o);
+	o.nshards = 2;
+	o.clock = fake_clock;
+	o.sync = KV_SYNC_NONE;
+	struct kv_db *db;
+	struct st_error err;
+	if (kv_open(d, &o, &db, &err))
+		fail_msg("open: %s", err.msg);
+	return db;
+}
+
+static int setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/strata-read-%d", getpid());
+	snprintf(dir2, sizeof(dir2), "/tmp/strata-read2-%d", getpid());
+	rm_rf(dir);
+	rm_rf(dir2);
+	now_us = 1000 * 1000000LL;
+	*state = open_db(dir);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	kv_close(*state);
+	rm_rf(dir);
+	rm_rf(dir2);
+	return 0;
+}
+
+static void mk_table(struct kv_db *db, const char *name, int64_t ttl, uint32_t maxv)
+{
+	struct kv_feature_def f[] = {{"x", KV_I64, 0, 0}, {"s", KV_STR, 0, 0}};
+	struct kv_table t = {0};
+	snprintf(t.name, sizeof(t.name), "%s", name);
+	t.ttl_us = ttl;
+	t.max_versions = maxv;
+	t.nfeatures = 2;
+	t.features = f;
+	struct st_error err;
+	if (kv_table_create(db, &t, &err))
+		fail_msg("create: %s", err.msg);
+}
+
+static void put_x(struct kv_db *db, const char *table, const char *e, int64_t ts, int64_t x)
+{
+	struct kv_cell c = {e, strlen(e), "x", ts, {.type = KV_I64, .i64 = x}};
+	struct st_error err;
+	if (kv_put(db, table, &c, 1, &err))
+		fail_msg("put: %s", err.msg);
+	now_us += 1; /* distinct ingest times */
+}
+
+/* Reads x at (as_of, known_at); returns the value or -1 when there is none. */
+static int64_t get_x(struct kv_db *db, const char *table, const char *e, int64_t as_of,
+		     int64_t known_at)
+{
+	const char *f = "x";
+	struct kv_result r;
+	struct kv_read_opts o = {as_of, known_at};
+	struct st_error err;
+	if (kv_get(db, table, e, strlen(e), &f, 1, &o, &r, &err))
+		fail_msg("get: %s", err.msg);
+	int64_t v = r.found ? r.value.i64 : -1;
+	kv_result_release(&r, 1);
+	return v;
+}
+
+#define LATEST ST_TS_MAX
+
+static void test_latest_and_asof(void **state)
+{
+	struct kv_db *db = *state;
+	mk_table(db, "t", 0, 0);
+	put_x(db, "t", "u1", 300, 3);
+	put_x(db, "t", "u1", 100, 1); /* arrives late */
+	put_x(db, "t", "u1", 200, 2);
+	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), 3);
+	assert_int_equal(get_x(db, "t", "u1", 250, LATEST), 2);
+	assert_int_equal(get_x(db, "t", "u1", 200, LATEST), 2);
+	assert_int_equal(get_x(db, "t", "u1", 199, LATEST), 1);
+	assert_int_equal(get_x(db, "t", "u1", 99, LATEST), -1);
+	assert_int_equal(get_x(db, "t", "u2", LATEST, LATEST), -1);
+	/* the other feature of the same entity is untouched */
+	const char *s = "s";
+	struct kv_result r;
+	assert_int_equal(kv_get(db, "t", "u1", 2, &s, 1, &KV_READ_LATEST, &r, NULL), 0);
+	assert_false(r.found);
+}
+
+static void test_overwrite_and_known_at(void **state)
+{
+	struct kv_db *db = *state;
+	mk_table(db, "t", 0, 0);
+	put_x(db, "t", "u1", 100, 1);
+	int64_t between = now_us;
+	now_us += 10;
+	put_x(db, "t", "u1", 100, 7); /* same cell rewritten: later write wins */
+	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), 7);
+	assert_int_equal(get_x(db, "t", "u1", 100, between), 1); /* as it was known then */
+	assert_int_equal(get_x(db, "t", "u1", 100, 0), -1);       /* before anything */
+	/* late data: a training set built at `between` is rebuilt bit-for-bit */
+	put_x(db, "t", "u1", 50, 5);
+	assert_int_equal(get_x(db, "t", "u1", 60, between), -1);
+	assert_int_equal(get_x(db, "t", "u1", 60, LATEST), 5);
+}
+
+static void test_tombstones(void **state)
+{
+	struct kv_db *db = *state;
+	struct st_error err;
+	mk_table(db, "t", 0, 0);
+	put_x(db, "t", "u1", 100, 1);
+	put_x(db, "t", "u1", 300, 3);
+	assert_int_equal(kv_delete(db, "t", "u1", 2, NULL, 0, 200, &err), 0);
+	now_us++;
+	assert_int_equal(get_x(db, "t", "u1", 150, LATEST), 1);  /* before the delete */
+	assert_int_equal(get_x(db, "t", "u1", 200, LATEST), -1); /* at it */
+	assert_int_equal(get_x(db, "t", "u1", 250, LATEST), -1); /* after it */
+	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), 3); /* newer value wins */
+	struct kv_version *v;
+	size_t n;
+	assert_int_equal(kv_history(db, "t", "u1", 2, "x", ST_TS_MIN, ST_TS_MAX, 0, LATEST, &v, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(v[0].r.ts, 300);
+	assert_int_equal(v[1].tombstone, 1);
+	assert_int_equal(v[1].r.ts, 200);
+	assert_int_equal(v[2].r.value.i64, 1);
+	kv_history_free(v, n);
+	/* deleting one named feature leaves the others */
+	const char *x = "x";
+	assert_int_equal(kv_delete(db, "t", "u1", 2, &x, 1, 400, &err), 0);
+	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), -1);
+	assert_int_equal(kv_delete(db, "t", "u1", 2, (const char *[]){"nope"}, 1, 400, &err), ST_ENOTFOUND);
+}
+
+static void test_history_range_limit(void **state)
+{
+	struct kv_db *db = *state;
+	struct st_error err;
+	mk_table(db, "t", 0, 0);
+	for (int i = 1; i <= 10; i++)
+		put_x(db, "t", "u1", i * 10, i);
+	struct kv_version *v;
+	size_t n;
+	assert_int_equal(kv_history(db, "t", "u1", 2, "x", 25, 75, 0, LATEST, &v, &n, &err), 0);
+	assert_int_equal(n, 5); /* 70,60,50,40,30 newest first */
+	assert_int_equal(v[0].r.ts, 70);
+	assert_int_equal(v[4].r.ts, 30);
+	kv_history_free(v, n);
+	assert_int_equal(kv_history(db, "t", "u1", 2, "x", ST_TS_MIN, ST_TS_MAX, 3, LATEST, &v, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(v[0].r.ts, 100);
+	kv_history_free(v, n);
+	assert_int_equal(kv_history(db, "t", "u1", 2, "x", 80, 20, 0, LATEST, &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	kv_history_free(v, n);
+}
+
+static void test_ttl(void **state)
+{
+	struct kv_db *db = *state;
+	int64_t base = now_us;
+	mk_table(db, "t", 100, 0);
+	put_x(db, "t", "u1", base - 50, 1);
+	/* as-of: visible only while T - ts <= ttl */
+	assert_int_equal(get_x(db, "t", "u1", base - 50 + 100, LATEST), 1);
+	assert_int_equal(get_x(db, "t", "u1", base - 50 + 101, LATEST), -1);
+	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), 1);
+	now_us = base + 60; /* now - ts = 110 > ttl: gone for every read */
+	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), -1);
+	assert_int_equal(get_x(db, "t", "u1", base - 40, LATEST), -1);
+}
+
+static void test_max_versions(void **state)
+{
+	struct kv_db *db = *state;
+	mk_table(db, "t", 0, 2);
+	put_x(db, "t", "u1", 10, 1);
+	put_x(db, "t", "u1", 20, 2);
+	put_x(db, "t", "u1", 30, 3);
+	put_x(db, "t", "u1", 30, 33); /* same event time: still one version */
+	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), 33);
+	assert_int_equal(get_x(db, "t", "u1", 25, LATEST), 2);
+	assert_int_equal(get_x(db, "t", "u1", 15, LATEST), -1); /* third newest: not kept */
+	struct kv_version *v;
+	size_t n;
+	assert_int_equal(kv_history(db, "t", "u1", 2, "x", ST_TS_MIN, ST_TS_MAX, 0, LATEST, &v, &n, NULL), 0);
+	assert_int_equal(n, 2);
+	kv_history_free(v, n);
+}
+
+static uint64_t nkeys(struct kv_db *db)
+{
+	struct st_error err;
+	assert_int_equal(kv_compact(db, &err), 0);
+	return kv_property_sum(db, "rocksdb.estimate-num-keys");
+}
+
+static void test_retention_removes_data(void **state)
+{
+	struct kv_db *db = *state;
+	mk_table(db, "ttl", 1000, 0);
+	mk_table(db, "maxv", 0, 3);
+	int64_t base = now_us;
+	for (int i = 0; i < 50; i++) {
+		put_x(db, "ttl", "u1", base - 10 * i, i);
+		put_x(db, "maxv", "u2", 10 * i, i);
+	}
+	/* maxv keeps 3 versions (plus nothing else); ttl keeps what is younger than 1000us */
+	now_us = base + 500;
+	uint64_t k = nkeys(db);
+	int ttl_kept = 0;
+	for (int i = 0; i < 50; i++)
+		ttl_kept += now_us - (base - 10 * i) <= 1000;
+	assert_int_equal(k, 3 + (uint64_t)ttl_kept);
+	now_us = base + 2000;
+	assert_int_equal(nkeys(db), 3);
+	assert_int_equal(get_x(db, "maxv", "u2", LATEST, LATEST), 49);
+	assert_int_equal(get_x(db, "maxv", "u2", 475, LATEST), 47);
+}
+
+static void test_registry(void **state)
+{
+	struct kv_db *db = *state;
+	struct st_error err = {0};
+	mk_table(db, "b", 0, 0);
+	mk_table(db, "a", 0, 0);
+	struct kv_feature_def f = {"x", KV_I64, 0, 0};
+	struct kv_table t = {.name = "a", .nfeatures = 1, .features = &f};
+	assert_int_equal(kv_table_create(db, &t, &err), ST_EEXIST);
+	struct kv_table bad = {.name = "no/slash", .nfeatures = 1, .features = &f};
+	assert_int_equal(kv_table_create(db, &bad, &err), ST_EINVAL);
+	struct kv_table nofeat = {.name = "c"};
+	assert_int_equal(kv_table_create(db, &nofeat, &err), ST_EINVAL);
+	struct kv_feature_def dup[] = {{"x", KV_I64, 0, 0}, {"x", KV_F64, 0, 0}};
+	struct kv_table d = {.name = "d", .nfeatures = 2, .features = dup};
+	assert_int_equal(kv_table_create(db, &d, &err), ST_EEXIST);
+
+	struct kv_table **ts;
+	size_t n;
+	assert_int_equal(kv_table_list(db, &ts, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(ts[0]->name, "a");
+	assert_string_equal(ts[1]->name, "b");
+	assert_string_equal(ts[0]->entity_column, "entity");
+	for (size_t i = 0; i < n; i++)
+		kv_table_free(ts[i]);
+	free(ts);
+
+	/* alter: add a feature, change ttl and max_versions */
+	struct kv_feature_def add = {"emb", KV_F32VEC, 4, 0};
+	struct kv_alter al = {3600000000LL, 5, 1, &add};
+	assert_int_equal(kv_table_alter(db, "a", &al, &err), 0);
+	assert_int_equal(kv_table_alter(db, "zz", &al, &err), ST_ENOTFOUND);
+	struct kv_alter again = {-1, -1, 1, &add};
+	assert_int_equal(kv_table_alter(db, "a", &again, &err), ST_EEXIST);
+
+	/* everything survives a reopen */
+	kv_close(db);
+	db = *state = open_db(dir);
+	struct kv_table *a;
+	assert_int_equal(kv_table_get(db, "a", &a, &err), 0);
+	assert_int_equal(a->nfeatures, 3);
+	assert_int_equal(a->ttl_us, 3600000000LL);
+	assert_int_equal(a->max_versions, 5);
+	const struct kv_feature_def *e = kv_table_feature(a, "emb");
+	assert_non_null(e);
+	assert_int_equal(e->dim, 4);
+	uint32_t old_id = a->id;
+	kv_table_free(a);
+
+	/* drop removes the data; a new table of the same name starts empty */
+	put_x(db, "a", "u1", 1, 1);
+	assert_int_equal(kv_table_drop(db, "a", &err), 0);
+	assert_int_equal(get_x(db, "b", "u1", LATEST, LATEST), -1);
+	const char *x = "x";
+	struct kv_result r;
+	assert_int_equal(kv_get(db, "a", "u1", 2, &x, 1, &KV_READ_LATEST, &r, &err), ST_ENOTFOUND);
+	mk_table(db, "a", 0, 0);
+	assert_int_equal(kv_table_get(db, "a", &a, &err), 0);
+	assert_true(a->id > old_id);
+	kv_table_free(a);
+	assert_int_equal(get_x(db, "a", "u1", LATEST, LATEST), -1);
+	assert_int_equal(kv_table_drop(db, "nope", &err), ST_ENOTFOUND);
+}
+
+static void test_bad_writes(void **state)
+{
+	struct kv_db *db = *state;
+	struct st_error err = {0};
+	mk_table(db, "t", 0, 0);
+	struct kv_cell good = {"u1", 2, "x", 1, {.type = KV_I64, .i64 = 1}};
+	struct kv_cell cells[2] = {good, good};
+	cells[1].value = (struct kv_value){.type = KV_F64, .f64 = 1.5};
+	assert_int_equal(kv_put(db, "t", cells, 2, &err), ST_ETYPE);
+	assert_non_null(strstr(err.msg, "'x'"));
+	/* nothing of the batch was written */
+	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), -1);
+	cells[1] = good;
+	cells[1].feature = "nope";
+	assert_int_equal(kv_put(db, "t", cells, 2, &err), ST_ENOTFOUND);
+	assert_int_equal(kv_put(db, "nope", &good, 1, &err), ST_ENOTFOUND);
+	char big[KV_ENTITY_MAX + 1];
+	memset(big, 'e', sizeof(big));
+	struct kv_cell longent = good;
+	longent.entity = big;
+	longent.entity_len = sizeof(big);
+	assert_int_equal(kv_put(db, "t", &longent, 1, &err), ST_ELIMIT);
+	longent.entity_len = 0;
+	assert_int_equal(kv_put(db, "t", &longent, 1, &err), ST_EINVAL);
+	struct kv_cell s = {"u1", 2, "s", 1, {.type = KV_STR, .len = KV_VALUE_MAX, .ptr = NULL}};
+	s.value.ptr = calloc(1, KV_VALUE_MAX);
+	assert_int_equal(kv_put(db, "t", &s, 1, &err), ST_ELIMIT);
+	free(s.value.ptr);
+	const char *x = "x";
+	struct kv_result r;
+	assert_int_equal(kv_get(db, "t", "", 0, &x, 1, NULL, &r, &err), ST_EINVAL);
+	assert_int_equal(kv_get(db, "t", "u1", 2, (const char *[]){"nope"}, 1, NULL, &r, &err), ST_ENOTFOUND);
+	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), -1);
+}
+
+struct apply_ctx {
+	struct kv_db *replica;
+	int shard;
+};
+
+static int apply_cb(void *arg, uint64_t seq, const void *data, size_t len)
+{
+	struct apply_ctx *a = arg;
+	struct st_error err;
+	return kv_shard_apply(a->replica, a->shard, data, len, &err);
+}
+
+static void test_replication_hooks(void **state)
+{
+	struct kv_db *db = *state;
+	struct st_error err;
+	mk_table(db, "t", 0, 0);
+	uint64_t s0[2] = {kv_shard_latest_seq(db, 0), kv_shard_latest_seq(db, 1)};
+	char e[16];
+	for (int i = 0; i < 200; i++) {
+		snprintf(e, sizeof(e), "u%d", i);
+		put_x(db, "t", e, 10, i);
+	}
+	assert_true(kv_shard_latest_seq(db, 0) + kv_shard_latest_seq(db, 1) >= s0[0] + s0[1] + 200);
+	/* A replica that shares the registry (created the same way) replays the WAL. */
+	struct kv_db *rep = open_db(dir2);
+	mk_table(rep, "t", 0, 0);
+	for (int s = 0; s < 2; s++) {
+		struct apply_ctx a = {rep, s};
+		assert_int_equal(kv_shard_updates_since(db, s, s0[s] + 1, apply_cb, &a, &err), 0);
+	}
+	for (int i = 0; i < 200; i++) {
+		snprintf(e, sizeof(e), "u%d", i);
+		assert_int_equal(get_x(rep, "t", e, LATEST, LATEST), i);
+	}
+	/* nothing newer: no callback, no error */
+	struct apply_ctx a0 = {rep, 0};
+	assert_int_equal(kv_shard_updates_since(db, 0, kv_shard_latest_seq(db, 0) + 1, apply_cb, &a0, &err), 0);
+	assert_int_equal(kv_shard_updates_since(db, 7, 1, apply_cb, &a0, &err), ST_EINVAL);
+	assert_int_equal(kv_shard_apply(rep, 0, "junk", 4, &err), ST_EPROTO);
+	kv_close(rep);
+	rm_rf(dir2);
+
+	/* a checkpoint opens as a store with the same contents */
+	assert_int_equal(kv_checkpoint(db, dir2, &err), 0);
+	struct kv_db *cp = open_db(dir2);
+	assert_int_equal(get_x(cp, "t", "u7", LATEST, LATEST), 7);
+	kv_close(cp);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_latest_and_asof, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_overwrite_and_known_at, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_history_range_limit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_max_versions, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_removes_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_replication_hooks, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
