@@ -9,14 +9,19 @@ HEADERS_PUBLIC += $(wildcard client/strata.h)
 
 ifneq ($(STRATA_LIB_SRC),)
 LIBS_OUT += $(STRATA_LIB) $(STRATA_SO)
-$(STRATA_LIB): $(STRATA_LIB_SRC:%.c=$(B)/%.o)
+# The library carries the generated protocol code and the common error helpers it uses, so
+# that users link with -lstrata alone (plus its pkg-config deps).
+$(STRATA_LIB_SRC:%.c=$(B)/%.o) $(STRATA_LIB_SRC:%.c=$(B)/pic/%.o): | $(PROTO_GEN)
+$(STRATA_LIB): $(STRATA_LIB_SRC:%.c=$(B)/%.o) $(PROTO_OBJ) $(COMMON_SRC:%.c=$(B)/%.o)
 	@mkdir -p $(dir $@)
+	rm -f $@
 	$(AR) rcs $@ $^
 # The shared library is built from position-independent objects of its own.
 $(B)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -fPIC -MMD -MP -c $< -o $@
-$(STRATA_SO): $(STRATA_LIB_SRC:%.c=$(B)/pic/%.o) $(COMMON_SRC:%.c=$(B)/pic/%.o)
+$(STRATA_SO): $(STRATA_LIB_SRC:%.c=$(B)/pic/%.o) $(B)/pic/gen/proto/strata.pb-c.o \
+              $(COMMON_SRC:%.c=$(B)/pic/%.o)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 endif

@@ -15,7 +15,7 @@ SRV_TESTS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/test
                tests/unit/test_proto_*.c tests/unit/test_client_*.c))
 UNIT_TESTS += $(SRV_TESTS)
 $(SRV_TESTS:$(BIN)/tests/%=$(B)/tests/unit/%.o): | $(PROTO_GEN)
-$(SRV_TESTS): $(BIN)/tests/%: $(B)/tests/unit/%.o $(SRV_LIB_OBJ) $(STRATA_LIB) $(PROTO_OBJ) \
+$(SRV_TESTS): $(BIN)/tests/%: $(B)/tests/unit/%.o $(SRV_LIB_OBJ) $(STRATA_LIB) \
               $(STORE_LIB) $(COMMON_LIB) | $(BIN)/stratad
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lstdc++

@@ -158,6 +158,7 @@ struct srv_conn {
 	int close_after;  /* close once the output is flushed (protocol error, auth) */
 	int io_done;      /* the backend no longer uses the socket */
 	int read_paused;
+	int busy;         /* a callback of this conn is on the stack: do not free yet */
 	uint32_t inflight;
 	struct srv_buf in;
 	int64_t last_active_us; /* monotonic */

@@ -329,7 +329,7 @@ void srv_conn_close(struct srv_conn *c, const char *why)
 
 void srv_conn_maybe_free(struct srv_conn *c)
 {
-	if (c->state != SRV_CONN_CLOSING || !c->io_done || c->inflight)
+	if (c->state != SRV_CONN_CLOSING || !c->io_done || c->inflight || c->busy)
 		return;
 	struct srv_net *n = c->net;
 	if (c->prev)
@@ -379,6 +379,7 @@ static void srv_req_finish(struct srv_req *r)
 	atomic_fetch_sub(&s->m.inflight, 1);
 	ST_ASSERT(c->inflight > 0);
 	c->inflight--;
+	c->busy++;
 	if (c->state == SRV_CONN_OPEN && r->frame)
 		srv_conn_send_frame(c, r->frame, r->frame_len);
 	free(r->frame);
@@ -390,9 +391,9 @@ static void srv_req_finish(struct srv_req *r)
 				c->out_full_since = st_mono_us();
 		}
 		srv_conn_output_progress(c);
-	} else {
-		srv_conn_maybe_free(c);
 	}
+	c->busy--;
+	srv_conn_maybe_free(c);
 }
 
 void srv_net_flush(struct srv_net *n)

@@ -149,12 +149,15 @@ static int srv_results_out(const struct kv_result *res, size_t n, struct srv_pb_
 	for (size_t i = 0; i < n; i++) {
 		Strata__Result *r = &o->rs[i];
 		strata__result__init(r);
-		if (res[i].found) {
-			r->has_found = r->found = 1;
+		if (res[i].found || res[i].ts || res[i].ingest_us) {
+			/* Times are sent for tombstones too (history shows them). */
 			r->has_ts = 1;
 			r->ts = res[i].ts;
 			r->has_ingest_us = 1;
 			r->ingest_us = res[i].ingest_us;
+		}
+		if (res[i].found) {
+			r->has_found = r->found = 1;
 			srv_value_out(&res[i].value, &o->vs[i]);
 			r->value = &o->vs[i];
 		}

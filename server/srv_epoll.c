@@ -34,29 +34,38 @@ static void ev_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	uint8_t tmp[65536];
 	/* Copied out first: srv_conn_input may close the conn, which frees the bufferevent. */
+	k->c.busy++;
 	while (k->c.state == SRV_CONN_OPEN) {
 		int r = evbuffer_remove(in, tmp, sizeof(tmp));
 		if (r <= 0)
 			break;
 		srv_conn_input(&k->c, tmp, (size_t)r);
 	}
+	k->c.busy--;
+	srv_conn_maybe_free(&k->c);
 }
 
 static void ev_write_cb(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	struct ev_conn *k = arg;
+	k->c.busy++;
 	srv_conn_output_progress(&k->c);
+	k->c.busy--;
+	srv_conn_maybe_free(&k->c);
 }
 
 static void ev_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct ev_conn *k = arg;
+	k->c.busy++;
 	if (what & BEV_EVENT_ERROR)
 		srv_conn_eof(&k->c, errno ? -errno : ST_EIO);
 	else if (what & BEV_EVENT_EOF)
 		srv_conn_eof(&k->c, 0);
+	k->c.busy--;
+	srv_conn_maybe_free(&k->c);
 }
 
 static void ev_accept_cb(evutil_socket_t lfd, short what, void *arg)

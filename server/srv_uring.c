@@ -238,7 +238,6 @@ static void ur_on_recv(struct ur_net *u, struct ur_conn *k, struct io_uring_cqe 
 		else if (k->want_read && !k->shut)
 			ur_arm_recv(u, k); /* ENOBUFS, cancelled then resumed, or a short stop */
 	}
-	ur_conn_settle(k);
 }
 
 static void ur_on_send(struct ur_net *u, struct ur_conn *k, struct io_uring_cqe *cqe)
@@ -249,7 +248,6 @@ static void ur_on_send(struct ur_net *u, struct ur_conn *k, struct io_uring_cqe 
 		k->s.len = k->soff = 0;
 		if (cqe->res < 0 && cqe->res != -ECANCELED)
 			srv_conn_close(&k->c, "write error");
-		ur_conn_settle(k);
 		return;
 	}
 	k->soff += (size_t)cqe->res;
@@ -262,7 +260,6 @@ static void ur_on_send(struct ur_net *u, struct ur_conn *k, struct io_uring_cqe 
 	k->ops--;
 	ur_start_send(u, k);
 	srv_conn_output_progress(&k->c);
-	ur_conn_settle(k);
 }
 
 static void ur_on_cqe(struct srv_net *n, struct ur_net *u, struct io_uring_cqe *cqe)
@@ -275,21 +272,26 @@ static void ur_on_cqe(struct srv_net *n, struct ur_net *u, struct io_uring_cqe *
 		ur_on_accept(n, u, cqe);
 		break;
 	case UR_RECV:
-		ur_on_recv(u, p, cqe);
-		break;
 	case UR_SEND:
-		ur_on_send(u, p, cqe);
-		break;
-	case UR_EVENTFD:
-		ur_arm_eventfd(n, u); /* completions are drained by srv_net_flush */
-		break;
 	case UR_CANCEL: {
+		/* busy keeps the conn alive while the handler runs; settle may free it after. */
 		struct ur_conn *k = p;
-		k->cancel_pending = 0;
-		k->ops--;
+		k->c.busy++;
+		if (op == UR_RECV) {
+			ur_on_recv(u, k, cqe);
+		} else if (op == UR_SEND) {
+			ur_on_send(u, k, cqe);
+		} else {
+			k->cancel_pending = 0;
+			k->ops--;
+		}
+		k->c.busy--;
 		ur_conn_settle(k);
 		break;
 	}
+	case UR_EVENTFD:
+		ur_arm_eventfd(n, u); /* completions are drained by srv_net_flush */
+		break;
 	default:
 		break;
 	}
