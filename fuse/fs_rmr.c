@@ -462,8 +462,14 @@ static int run_job(struct fs_rmr *r, const char *id)
 	if (fstatat(r->rmr_fd, tn, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 		/* finished before a crash, or never detached */
 	} else if (!S_ISDIR(st.st_mode)) {
-		if (unlinkat(r->rmr_fd, tn, 0) != 0 && errno != ENOENT)
+		if (unlinkat(r->rmr_fd, tn, 0) != 0 && errno != ENOENT) {
 			fail(r, "unlink", tn, errno);
+		} else {
+			pthread_mutex_lock(&r->lock);
+			r->cur.files_done++;
+			r->cur.bytes_done += (int64_t)st.st_blocks * 512;
+			pthread_mutex_unlock(&r->lock);
+		}
 	} else {
 		if (run_phase(r, FS_RMR_SCANNING, tn) != 0) {
 			rc = 1;

@@ -593,8 +593,13 @@ static void caller_creds(const struct fs_caller *c)
 
 /* Opens (creating as the caller, with recorded metadata) the parent directories of dest
  * ("a/b/c" -> a/b). Never follows symlinks. Returns a dir fd or -errno. */
+struct made_dir {
+	int fd;
+	const struct fs_trash_rec *rec;
+};
+
 static int open_dest_parent(struct fs_trash *t, const struct fs_trash_list *l, const char *dest,
-			    const struct fs_caller *c)
+			    const struct fs_caller *c, struct made_dir *made, int *nmade)
 {
 	int fd = fcntl(t->bfd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
@@ -632,8 +637,12 @@ static int open_dest_parent(struct fs_trash *t, const struct fs_trash_list *l, c
 			if (nfd >= 0 && rec) {
 				fs_creds_root();
 				/* a user may only recreate directories as themselves */
-				if (c->is_root || rec->rec.uid == c->uid)
+				if (c->is_root || rec->rec.uid == c->uid) {
 					apply_meta_fd(nfd, &rec->rec);
+					if (*nmade < 64 &&
+					    (made[*nmade].fd = dup(nfd)) >= 0)
+						made[(*nmade)++].rec = &rec->rec;
+				}
 			}
 		}
 		int e = errno;
@@ -656,7 +665,9 @@ static int restore_one(struct fs_trash *t, struct fs_trash_list *l, struct fs_tr
 	int rc;
 	const char *base = strrchr(dest, '/');
 	base = base ? base + 1 : dest;
-	int pfd = open_dest_parent(t, l, dest, c);
+	struct made_dir made[64];
+	int nmade = 0;
+	int pfd = open_dest_parent(t, l, dest, c, made, &nmade);
 	if (pfd < 0) {
 		rc = pfd;
 		goto out;
@@ -691,6 +702,18 @@ static int restore_one(struct fs_trash *t, struct fs_trash_list *l, struct fs_tr
 		mark_gone(t, e, "restored");
 	}
 out:
+	/* recreated parents get their recorded times back, deepest first, now that the
+	 * entries below them are in place */
+	while (nmade > 0) {
+		nmade--;
+		const struct fs_trash_rec *r = made[nmade].rec;
+		struct timespec ts[2] = {
+			{ .tv_sec = r->atime_ns / 1000000000, .tv_nsec = r->atime_ns % 1000000000 },
+			{ .tv_sec = r->mtime_ns / 1000000000, .tv_nsec = r->mtime_ns % 1000000000 },
+		};
+		futimens(made[nmade].fd, ts);
+		close(made[nmade].fd);
+	}
 	if (cb)
 		cb(arg, &e->rec, dest, pfd, base, rc);
 	if (pfd >= 0)
