@@ -38,9 +38,13 @@ int cli_opt(int argc, char **argv, int *i, const char *name, const char **val);
 /* Parses a timestamp argument per c->ts_unit; prints an error and returns non-zero on failure. */
 int cli_ts(const struct cli *c, const char *what, const char *s, int64_t *out);
 
-/* A value as JSON (i64 -> integer, floats -> real, str -> string, bytes -> "0x..",
- * vectors -> arrays); KV_NONE -> null. New reference. */
-json_t *cli_value_json(const struct kv_value *v);
+/* Writes a value as JSON text: i64 -> integer, floats -> the shortest decimal that reads
+ * back exactly (jansson would print 0.1f as 0.10000000149011612), str -> string,
+ * bytes -> "0x..", vectors -> arrays, KV_NONE and non-finite floats -> null. */
+void cli_value_json(FILE *f, const struct kv_value *v);
+
+/* Writes s as a JSON string literal. */
+void cli_json_string(FILE *f, const char *s, size_t len);
 
 /* Prints the text form of v to f. */
 void cli_value_print(FILE *f, const struct kv_value *v);

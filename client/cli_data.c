@@ -192,13 +192,15 @@ int cli_cmd_get(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	if (a.json) {
-		json_t *obj = json_object();
-		for (size_t i = 0; i < nf; i++)
-			json_object_set_new(obj, feats[i], cli_value_json(&res[i].value));
-		char *s = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		puts(s);
-		free(s);
-		json_decref(obj);
+		putchar('{');
+		for (size_t i = 0; i < nf; i++) {
+			if (i)
+				putchar(',');
+			cli_json_string(stdout, feats[i], strlen(feats[i]));
+			putchar(':');
+			cli_value_json(stdout, &res[i].value);
+		}
+		puts("}");
 	} else {
 		for (size_t i = 0; i < nf; i++) {
 			char tb[ST_TS_BUFLEN];
@@ -240,14 +242,16 @@ int cli_cmd_history(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	char tb[ST_TS_BUFLEN], ib[ST_TS_BUFLEN];
-	json_t *arr = a.json ? json_array() : NULL;
+	if (a.json)
+		putchar('[');
 	for (size_t i = 0; i < n; i++) {
 		st_ts_format(v[i].r.ts, tb);
 		st_ts_format(v[i].r.ingest_us, ib);
-		if (arr) {
-			json_array_append_new(arr, json_pack("{s:s,s:o,s:b,s:s}", "ts", tb, "value",
-							     cli_value_json(&v[i].r.value), "deleted",
-							     v[i].tombstone, "ingested", ib));
+		if (a.json) {
+			printf("%s{\"ts\":\"%s\",\"value\":", i ? "," : "", tb);
+			cli_value_json(stdout, &v[i].r.value);
+			printf(",\"deleted\":%s,\"ingested\":\"%s\"}", v[i].tombstone ? "true" : "false",
+			       ib);
 			continue;
 		}
 		printf("%s\t", tb);
@@ -258,12 +262,8 @@ int cli_cmd_history(struct cli *c, int argc, char **argv)
 			putchar('\n');
 		}
 	}
-	if (arr) {
-		char *s = json_dumps(arr, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		puts(s);
-		free(s);
-		json_decref(arr);
-	}
+	if (a.json)
+		puts("]");
 	kv_history_free(v, n);
 out:
 	free(a.pos);

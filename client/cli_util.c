@@ -2,6 +2,7 @@
 #include "client/cli.h"
 #include "store/kv_value.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,52 +51,47 @@ int cli_ts(const struct cli *c, const char *what, const char *s, int64_t *out)
 	return 0;
 }
 
-/* The double nearest to the shortest decimal that reads back as f, so JSON shows 0.1 and
- * not 0.10000000149011612. */
-static double f32_shortest(float f)
+void cli_json_string(FILE *f, const char *s, size_t len)
 {
-	char buf[32];
-	for (int prec = 6; prec <= 9; prec++) {
-		snprintf(buf, sizeof(buf), "%.*g", prec, f);
-		if ((float)strtod(buf, NULL) == f)
-			break;
-	}
-	return strtod(buf, NULL);
+	json_t *j = json_stringn(s, len);
+	char *txt = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+	fputs(txt ? txt : "null", f); /* invalid UTF-8 has no JSON string form */
+	free(txt);
+	json_decref(j);
 }
 
-json_t *cli_value_json(const struct kv_value *v)
+static int finite_value(const struct kv_value *v)
 {
-	json_t *a;
+	if (v->type == KV_F64)
+		return isfinite(v->f64);
+	if (v->type == KV_F32)
+		return isfinite(v->f32);
+	for (uint32_t i = 0; v->type == KV_F32VEC && i < v->len; i++)
+		if (!isfinite(((float *)v->ptr)[i]))
+			return 0;
+	return 1;
+}
+
+void cli_value_json(FILE *f, const struct kv_value *v)
+{
 	char *buf = NULL;
 	size_t n = 0, cap = 0;
-	switch (v->type) {
-	case KV_I64:
-		return json_integer(v->i64);
-	case KV_F64:
-		return json_real(v->f64);
-	case KV_F32:
-		return json_real(f32_shortest(v->f32));
-	case KV_STR:
-		return json_stringn(v->ptr, v->len);
-	case KV_BYTES:
-		if (kv_value_format(v, &buf, &n, &cap))
-			return json_null();
-		a = json_stringn(buf, n);
-		free(buf);
-		return a;
-	case KV_F32VEC:
-		a = json_array();
-		for (uint32_t i = 0; i < v->len; i++)
-			json_array_append_new(a, json_real(f32_shortest(((float *)v->ptr)[i])));
-		return a;
-	case KV_I64LIST:
-		a = json_array();
-		for (uint32_t i = 0; i < v->len; i++)
-			json_array_append_new(a, json_integer(((int64_t *)v->ptr)[i]));
-		return a;
-	default:
-		return json_null();
+	if (v->type == KV_NONE || !finite_value(v)) {
+		fputs("null", f);
+		return;
 	}
+	if (v->type == KV_STR) {
+		cli_json_string(f, v->ptr, v->len);
+		return;
+	}
+	if (kv_value_format(v, &buf, &n, &cap) == 0) {
+		if (v->type == KV_BYTES)
+			fputc('"', f);
+		fwrite(buf, 1, n, f);
+		if (v->type == KV_BYTES)
+			fputc('"', f);
+	}
+	free(buf);
 }
 
 void cli_value_print(FILE *f, const struct kv_value *v)
