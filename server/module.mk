@@ -11,11 +11,12 @@ $(BIN)/stratad: $(SRV_OBJ) $(PROTO_OBJ) $(STORE_LIB) $(COMMON_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lstdc++
 
 # Tests: one program per behaviour. Those that start a real stratad find it in $(BIN).
+# (libstrata is named by path: client/module.mk, which defines STRATA_LIB, comes later.)
 SRV_TESTS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/test_srv_*.c \
                tests/unit/test_proto_*.c tests/unit/test_client_*.c))
 UNIT_TESTS += $(SRV_TESTS)
 $(SRV_TESTS:$(BIN)/tests/%=$(B)/tests/unit/%.o): | $(PROTO_GEN)
-$(SRV_TESTS): $(BIN)/tests/%: $(B)/tests/unit/%.o $(SRV_LIB_OBJ) $(STRATA_LIB) \
+$(SRV_TESTS): $(BIN)/tests/%: $(B)/tests/unit/%.o $(SRV_LIB_OBJ) $(LIB)/libstrata.a \
               $(STORE_LIB) $(COMMON_LIB) | $(BIN)/stratad
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lstdc++
