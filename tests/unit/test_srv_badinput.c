@@ -1,0 +1,351 @@
+/* Bad input against a real stratad on both io backends: random bytes, a truncated frame, a
+ * 4 GiB length prefix, invalid protobuf, an unknown operation, an unknown table, a type
+ * mismatch, a client that never reads and one that sends nothing. After each, another client
+ * must still be served and the server must still be running. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "tests/unit/test_srv_harness.h"
+
+static const char *cur_io;
+static const char *const bad_args[] = {"--idle-timeout", "1s", "--stall-timeout", "2s",
+				       "--max-output", "64k", "--max-frame", "1m", NULL};
+
+static int setup(void **state)
+{
+	struct srvh *h = calloc(1, sizeof(*h));
+	srvh_start(h, cur_io, bad_args);
+	strata *c = srvh_client(h, NULL);
+	struct strata_feature_def f[] = {{"i", STRATA_I64, 0, 0}, {"s", STRATA_STR, 0, 0}};
+	struct strata_table t = {.name = "bt", .nfeatures = 2, .features = f};
+	struct strata_error e = {0};
+	if (strata_table_create(c, &t, &e))
+		fail_msg("create: %s", e.msg);
+	static char big[3000];
+	memset(big, 'z', sizeof(big));
+	struct strata_cell cl[2] = {{"k", 1, "i", 1, {.type = STRATA_I64, .i64 = 7}},
+				    {"k", 1, "s", 1, {.type = STRATA_STR, .len = 3000, .ptr = big}}};
+	if (strata_put(c, "bt", cl, 2, &e))
+		fail_msg("put: %s", e.msg);
+	strata_close(c);
+	*state = h;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	srvh_stop(*state);
+	free(*state);
+	return 0;
+}
+
+/* Another client is served normally, and the server is alive. */
+static void others_served(struct srvh *h)
+{
+	assert_true(srvh_alive(h));
+	strata *c = srvh_client(h, NULL);
+	struct strata_error e = {0};
+	const char *fi[] = {"i"};
+	struct strata_result r;
+	if (strata_get(c, "bt", "k", 1, fi, 1, NULL, &r, &e))
+		fail_msg("other client not served: %s", e.msg);
+	assert_true(r.found && r.value.i64 == 7);
+	strata_close(c);
+}
+
+static void test_random_bytes(void **state)
+{
+	struct srvh *h = *state;
+	srand(12345);
+	for (int round = 0; round < 4; round++) {
+		int fd = srvh_raw(h);
+		uint8_t buf[16384];
+		for (size_t i = 0; i < sizeof(buf); i++)
+			buf[i] = (uint8_t)rand();
+		if (round == 1)
+			buf[0] = 0; /* a small length prefix: payload decodes as garbage */
+		srvh_write_all(fd, buf, sizeof(buf));
+		int eof = 0;
+		Strata__Response *r = srvh_read_resp(fd, 3000, &eof);
+		/* Either an error answer or a close; never a success, never silence forever. */
+		if (r) {
+			assert_true(r->has_code && r->code != 0);
+			strata__response__free_unpacked(r, NULL);
+		} else {
+			assert_true(eof);
+		}
+		close(fd);
+		others_served(h);
+	}
+}
+
+static void test_truncated_frame(void **state)
+{
+	struct srvh *h = *state;
+	uint8_t *f;
+	size_t n = srvh_ping_frame(1, &f);
+	/* Half a frame, then close: nothing to answer, nothing breaks. */
+	int fd = srvh_raw(h);
+	srvh_write_all(fd, f, n / 2);
+	close(fd);
+	others_served(h);
+	/* Half a frame, then silence: others are served meanwhile; the idle timeout ends it. */
+	fd = srvh_raw(h);
+	srvh_write_all(fd, f, 3);
+	others_served(h);
+	assert_true(srvh_wait_closed(fd, 6000));
+	close(fd);
+	free(f);
+	others_served(h);
+}
+
+static void test_length_4gib(void **state)
+{
+	struct srvh *h = *state;
+	int fd = srvh_raw(h);
+	uint8_t hdr[8] = {0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4};
+	srvh_write_all(fd, hdr, sizeof(hdr));
+	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+	assert_non_null(r);
+	assert_int_equal(r->id, 0);
+	assert_int_equal(r->code, STRATA_ELIMIT);
+	assert_non_null(strstr(r->error, "exceeds"));
+	strata__response__free_unpacked(r, NULL);
+	assert_true(srvh_wait_closed(fd, 3000));
+	close(fd);
+	others_served(h);
+}
+
+static void test_invalid_protobuf(void **state)
+{
+	struct srvh *h = *state;
+	int fd = srvh_raw(h);
+	uint8_t bad[14] = {0, 0, 0, 10};
+	memset(bad + 4, 0xff, 10);
+	srvh_write_all(fd, bad, sizeof(bad));
+	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+	assert_non_null(r);
+	assert_int_equal(r->id, 0);
+	assert_int_equal(r->code, STRATA_EPROTO);
+	strata__response__free_unpacked(r, NULL);
+	/* The framing is intact, so the same connection keeps working. */
+	uint8_t *f;
+	size_t n = srvh_ping_frame(77, &f);
+	srvh_write_all(fd, f, n);
+	free(f);
+	r = srvh_read_resp(fd, 3000, NULL);
+	assert_non_null(r);
+	assert_int_equal(r->id, 77);
+	assert_false(r->has_code && r->code);
+	strata__response__free_unpacked(r, NULL);
+	close(fd);
+	others_served(h);
+}
+
+static void test_unknown_op(void **state)
+{
+	struct srvh *h = *state;
+	int fd = srvh_raw(h);
+	/* id = 5, then field 99 (varint 1): an operation this server does not know. */
+	uint8_t fr[] = {0, 0, 0, 5, 0x08, 0x05, 0x98, 0x06, 0x01};
+	srvh_write_all(fd, fr, sizeof(fr));
+	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+	assert_non_null(r);
+	assert_int_equal(r->id, 5);
+	assert_int_equal(r->code, STRATA_EPROTO);
+	assert_non_null(strstr(r->error, "unknown operation"));
+	strata__response__free_unpacked(r, NULL);
+	close(fd);
+	others_served(h);
+}
+
+static Strata__Response *raw_call(struct srvh *h, Strata__Request *req)
+{
+	int fd = srvh_raw(h);
+	uint8_t *f;
+	size_t n = srvh_frame(req, &f);
+	srvh_write_all(fd, f, n);
+	free(f);
+	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+	close(fd);
+	assert_non_null(r);
+	assert_int_equal(r->id, req->id);
+	return r;
+}
+
+static void test_unknown_table_and_type(void **state)
+{
+	struct srvh *h = *state;
+	Strata__GetReq g = STRATA__GET_REQ__INIT;
+	ProtobufCBinaryData ent = {1, (uint8_t *)"k"};
+	char *feats[] = {"i"};
+	g.table = "nosuch";
+	g.n_entities = 1;
+	g.entities = &ent;
+	g.n_features = 1;
+	g.features = feats;
+	Strata__Request req = STRATA__REQUEST__INIT;
+	req.id = 11;
+	req.op_case = STRATA__REQUEST__OP_GET;
+	req.get = &g;
+	Strata__Response *r = raw_call(h, &req);
+	assert_int_equal(r->code, STRATA_ENOTFOUND);
+	assert_non_null(strstr(r->error, "nosuch"));
+	strata__response__free_unpacked(r, NULL);
+	others_served(h);
+
+	/* a str value for the i64 feature */
+	Strata__Value v = STRATA__VALUE__INIT;
+	v.type = STRATA_STR;
+	v.has_bytes = 1;
+	v.bytes.data = (uint8_t *)"x";
+	v.bytes.len = 1;
+	Strata__Cell cell = STRATA__CELL__INIT;
+	cell.entity = ent;
+	cell.feature = "i";
+	cell.ts = 5;
+	cell.value = &v;
+	Strata__Cell *cp = &cell;
+	Strata__PutReq p = STRATA__PUT_REQ__INIT;
+	p.table = "bt";
+	p.n_cells = 1;
+	p.cells = &cp;
+	req.id = 12;
+	req.op_case = STRATA__REQUEST__OP_PUT;
+	req.put = &p;
+	r = raw_call(h, &req);
+	assert_int_equal(r->code, STRATA_ETYPE);
+	strata__response__free_unpacked(r, NULL);
+	/* a value type that does not exist */
+	v.type = 99;
+	req.id = 13;
+	r = raw_call(h, &req);
+	assert_int_equal(r->code, STRATA_EINVAL);
+	assert_non_null(strstr(r->error, "value type"));
+	strata__response__free_unpacked(r, NULL);
+	others_served(h);
+	/* nothing was written by the rejected puts */
+	strata *c = srvh_client(h, NULL);
+	struct strata_error e = {0};
+	struct strata_result res;
+	const char *fi[] = {"i"};
+	struct strata_read_opts o = {5, STRATA_TS_MAX};
+	assert_int_equal(strata_get(c, "bt", "k", 1, fi, 1, &o, &res, &e), 0);
+	assert_true(res.found && res.ts == 1);
+	strata_close(c);
+}
+
+static long metric(struct srvh *h, const char *name)
+{
+	int st;
+	char *body = srvh_http_get(h, "/metrics", &st);
+	char key[128];
+	snprintf(key, sizeof(key), "\n%s ", name);
+	char *p = strstr(body, key);
+	long v = p ? atol(p + strlen(key)) : -1;
+	free(body);
+	return v;
+}
+
+static void test_never_reads(void **state)
+{
+	struct srvh *h = *state;
+	long before = metric(h, "strata_slow_clients_dropped_total");
+	int fd = srvh_raw(h);
+	int small = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	/* 4000 pipelined gets of a 3 KB value = 12 MB of answers, never read. */
+	Strata__GetReq g = STRATA__GET_REQ__INIT;
+	ProtobufCBinaryData ent = {1, (uint8_t *)"k"};
+	char *feats[] = {"s"};
+	g.table = "bt";
+	g.n_entities = 1;
+	g.entities = &ent;
+	g.n_features = 1;
+	g.features = feats;
+	Strata__Request req = STRATA__REQUEST__INIT;
+	req.op_case = STRATA__REQUEST__OP_GET;
+	req.get = &g;
+	int flags = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+	size_t sent = 0;
+	for (int i = 1; i <= 4000; i++) {
+		req.id = (uint64_t)i;
+		uint8_t *f;
+		size_t n = srvh_frame(&req, &f);
+		ssize_t w = send(fd, f, n, MSG_NOSIGNAL);
+		free(f);
+		if (w < (ssize_t)n)
+			break; /* the server stopped reading: it paused us */
+		sent++;
+	}
+	assert_true(sent > 10);
+	/* Others are served while this client hogs nothing. */
+	others_served(h);
+	int64_t deadline = srvh_ms() + 10000;
+	while (metric(h, "strata_slow_clients_dropped_total") <= before && srvh_ms() < deadline)
+		usleep(100000);
+	assert_true(metric(h, "strata_slow_clients_dropped_total") > before);
+	close(fd);
+	others_served(h);
+}
+
+static void test_sends_nothing(void **state)
+{
+	struct srvh *h = *state;
+	long before = metric(h, "strata_idle_closed_total");
+	int fd = srvh_raw(h);
+	others_served(h);
+	assert_true(srvh_wait_closed(fd, 6000));
+	close(fd);
+	assert_true(metric(h, "strata_idle_closed_total") > before);
+	others_served(h);
+}
+
+static void test_max_conns(void **state)
+{
+	(void)state;
+	struct srvh h2;
+	const char *args[] = {"--max-conns", "2", NULL};
+	srvh_start(&h2, cur_io, args);
+	strata *a = srvh_client(&h2, NULL), *b = srvh_client(&h2, NULL);
+	int fd = srvh_raw(&h2);
+	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+	assert_non_null(r);
+	assert_int_equal(r->code, STRATA_ELIMIT);
+	assert_non_null(strstr(r->error, "too many connections"));
+	strata__response__free_unpacked(r, NULL);
+	assert_true(srvh_wait_closed(fd, 3000));
+	close(fd);
+	struct strata_error e = {0};
+	assert_int_equal(strata_ping(a, &e), 0);
+	strata_close(b);
+	usleep(100000);
+	strata *c = srvh_client(&h2, NULL);
+	assert_int_equal(strata_ping(c, &e), 0);
+	strata_close(c);
+	strata_close(a);
+	srvh_stop(&h2);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_random_bytes),      cmocka_unit_test(test_truncated_frame),
+		cmocka_unit_test(test_length_4gib),       cmocka_unit_test(test_invalid_protobuf),
+		cmocka_unit_test(test_unknown_op),        cmocka_unit_test(test_unknown_table_and_type),
+		cmocka_unit_test(test_never_reads),       cmocka_unit_test(test_sends_nothing),
+		cmocka_unit_test(test_max_conns),
+	};
+	int failed = 0;
+	for (size_t i = 0; i < 2; i++) {
+		cur_io = srvh_ios[i];
+		fprintf(stderr, "== io backend: %s\n", cur_io);
+		failed += _cmocka_run_group_tests(cur_io, tests, sizeof(tests) / sizeof(tests[0]),
+						  setup, teardown);
+	}
+	return failed;
+}
