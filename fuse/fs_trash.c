@@ -40,6 +40,11 @@ int fs_trash_open(struct fs_trash *t, int bfd, int64_t retention_us, struct fs_r
 	pthread_mutex_init(&t->lock, NULL);
 	for (int i = 0; i < FS_TLOG_SLOTS; i++)
 		t->logs[i].fd = -1;
+	t->dirstamps = calloc(FS_DIRSTAMP_SLOTS, sizeof(*t->dirstamps));
+	if (!t->dirstamps) {
+		pthread_mutex_destroy(&t->lock);
+		return st_error_set(err, ST_ENOMEM, "out of memory");
+	}
 	t->state_fd = fs_mkdirs(bfd, FS_STATE_DIR, 0711, (uid_t)-1, (gid_t)-1);
 	if (t->state_fd < 0)
 		goto fail;
@@ -73,6 +78,8 @@ void fs_trash_close(struct fs_trash *t)
 	if (t->tindex_fd >= 0)
 		close(t->tindex_fd);
 	t->state_fd = t->trash_fd = t->tindex_fd = -1;
+	free(t->dirstamps);
+	t->dirstamps = NULL;
 	pthread_mutex_destroy(&t->lock);
 }
 
@@ -140,6 +147,88 @@ out:
 	pthread_mutex_unlock(&t->lock);
 	free(line);
 	return rc;
+}
+
+static struct fs_dirstamp *stamp_slot(struct fs_trash *t, dev_t dev, ino_t ino, int create)
+{
+	size_t h = (size_t)((ino * 0x9E3779B97F4A7C15ull) ^ dev) % FS_DIRSTAMP_SLOTS;
+	for (size_t i = 0; i < FS_DIRSTAMP_SLOTS; i++) {
+		struct fs_dirstamp *s = &t->dirstamps[(h + i) % FS_DIRSTAMP_SLOTS];
+		if (s->ino == ino && s->dev == dev)
+			return s;
+		if (!s->ino) {
+			if (!create)
+				return NULL;
+			if (t->ndirstamps >= FS_DIRSTAMP_SLOTS / 2) {
+				/* full enough: forget them all (only times of unfinished rm -rf) */
+				memset(t->dirstamps, 0, FS_DIRSTAMP_SLOTS * sizeof(*s));
+				t->ndirstamps = 0;
+				return stamp_slot(t, dev, ino, create);
+			}
+			s->dev = dev;
+			s->ino = ino;
+			t->ndirstamps++;
+			return s;
+		}
+	}
+	return NULL;
+}
+
+static int ts_eq(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+/* Before a child leaves dirfd: remember its times unless a stamp from our own previous
+ * deletion is still current. */
+static void stamp_before(struct fs_trash *t, const struct stat *ds)
+{
+	pthread_mutex_lock(&t->lock);
+	struct fs_dirstamp *s = stamp_slot(t, ds->st_dev, ds->st_ino, 1);
+	if (s && (!s->post.tv_sec || !ts_eq(s->post, ds->st_mtim))) {
+		s->atime = ds->st_atim;
+		s->mtime = ds->st_mtim;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+static void stamp_after(struct fs_trash *t, int dirfd)
+{
+	struct stat ds;
+	if (fstat(dirfd, &ds) != 0)
+		return;
+	pthread_mutex_lock(&t->lock);
+	struct fs_dirstamp *s = stamp_slot(t, ds.st_dev, ds.st_ino, 0);
+	if (s)
+		s->post = ds.st_mtim;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* A directory being deleted: if only our deletions changed it, its times from before. */
+static void stamp_take(struct fs_trash *t, const struct stat *st, struct fs_trash_rec *r)
+{
+	pthread_mutex_lock(&t->lock);
+	struct fs_dirstamp *s = stamp_slot(t, st->st_dev, st->st_ino, 0);
+	if (s) {
+		if (ts_eq(s->post, st->st_mtim)) {
+			r->atime_ns = (int64_t)s->atime.tv_sec * 1000000000 + s->atime.tv_nsec;
+			r->mtime_ns = (int64_t)s->mtime.tv_sec * 1000000000 + s->mtime.tv_nsec;
+		}
+		/* tombstone-free removal: rebuild the probe run after this slot */
+		memset(s, 0, sizeof(*s));
+		t->ndirstamps--;
+		struct fs_dirstamp *base = t->dirstamps;
+		size_t i = (size_t)(s - base);
+		for (size_t k = (i + 1) % FS_DIRSTAMP_SLOTS; base[k].ino; k = (k + 1) % FS_DIRSTAMP_SLOTS) {
+			struct fs_dirstamp tmp = base[k];
+			memset(&base[k], 0, sizeof(tmp));
+			t->ndirstamps--;
+			struct fs_dirstamp *n = stamp_slot(t, tmp.dev, tmp.ino, 1);
+			if (n)
+				*n = tmp;
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
 }
 
 static void fill_meta(struct fs_trash_rec *r, const struct stat *st)
@@ -226,6 +315,12 @@ static int trash_put(struct fs_trash *t, int dirfd, const char *name, const char
 	r.op = FS_REC_DEL;
 	fs_new_id(r.id);
 	fill_meta(&r, &st);
+	if (isdir)
+		stamp_take(t, &st, &r);
+	struct stat ds;
+	int have_ds = fstat(dirfd, &ds) == 0;
+	if (have_ds)
+		stamp_before(t, &ds);
 	r.dtime_us = st_now_us();
 	r.by_uid = by;
 	if (!S_ISLNK(st.st_mode)) {
@@ -316,6 +411,8 @@ static int trash_put(struct fs_trash *t, int dirfd, const char *name, const char
 		}
 		goto abort;
 	}
+	if (!rc && have_ds)
+		stamp_after(t, dirfd);
 	if (!rc && info) {
 		struct stat ms;
 		if (fstat(mfd, &ms) == 0) {
@@ -801,7 +898,7 @@ int fs_trash_restore(struct fs_trash *t, const char *what, const char *to, int f
 	if (by_path && target->rec.type == 'd')
 		for (size_t i = 0; i < l.n; i++) {
 			struct fs_trash_entry *e = &l.v[i];
-			if (e != target && e->present && e->rec.uid == target->rec.uid &&
+			if (e != target && e->present &&
 			    !strncmp(e->rec.path, target->rec.path, tl) && e->rec.path[tl] == '/')
 				set[nset++] = e;
 		}
@@ -823,6 +920,28 @@ int fs_trash_restore(struct fs_trash *t, const char *what, const char *to, int f
 			rc = r1;
 		if (r1 == 0 && e->rec.type == 'd')
 			last_path = e->rec.path;
+	}
+	/* Entries put back one by one changed the times of the directories they landed in:
+	 * give those directories their recorded times again, deepest first. */
+	for (size_t i = nset; i-- > 1;) {
+		struct fs_trash_entry *e = set[i];
+		if (!e->done)
+			continue;
+		const struct fs_trash_entry *d = newest_dir_record(&l, e->rec.parent);
+		if (!d || strncmp(e->rec.parent, target->rec.path, tl) ||
+		    (e->rec.parent[tl] && e->rec.parent[tl] != '/'))
+			continue;
+		char dparent[PATH_MAX];
+		snprintf(dparent, sizeof(dparent), "%s%s", dest_root, e->rec.parent + tl);
+		int dfd = fs_open_dir_nofollow(t->bfd, dparent);
+		if (dfd < 0)
+			continue;
+		struct timespec ts[2] = {
+			{ .tv_sec = d->rec.atime_ns / 1000000000, .tv_nsec = d->rec.atime_ns % 1000000000 },
+			{ .tv_sec = d->rec.mtime_ns / 1000000000, .tv_nsec = d->rec.mtime_ns % 1000000000 },
+		};
+		futimens(dfd, ts);
+		close(dfd);
 	}
 	free(set);
 	if (rc) {

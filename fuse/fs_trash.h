@@ -33,6 +33,16 @@ struct fs_tlog {
 	uint64_t used; /* LRU stamp */
 };
 
+/* Times of a directory before the trash took its first child, so that an rm -rf'd tree
+ * comes back with the directory times it had (the deletions themselves change them). */
+struct fs_dirstamp {
+	dev_t dev;
+	ino_t ino;           /* 0: free slot */
+	struct timespec atime, mtime; /* before the first deletion */
+	struct timespec post;         /* mtime right after our last deletion from it */
+};
+#define FS_DIRSTAMP_SLOTS 4096
+
 struct fs_trash {
 	int bfd;            /* backing root (not owned) */
 	int state_fd;       /* .strata (owned) */
@@ -44,6 +54,8 @@ struct fs_trash {
 	pthread_mutex_t lock; /* protects logs[] and stamp */
 	struct fs_tlog logs[FS_TLOG_SLOTS];
 	uint64_t stamp;
+	struct fs_dirstamp *dirstamps; /* FS_DIRSTAMP_SLOTS, open addressing; under lock */
+	size_t ndirstamps;
 };
 
 /* Creates .strata/{trash,tindex} if needed and opens them. rmr may be NULL (then purge and
