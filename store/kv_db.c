@@ -323,6 +323,8 @@ int kv_open(const char *dir, const struct kv_options *opts, struct kv_db **out,
 	db->wo_sync = rocksdb_writeoptions_create();
 	rocksdb_writeoptions_set_sync(db->wo_sync, 1);
 	db->ro = rocksdb_readoptions_create();
+	db->ro_total = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_total_order_seek(db->ro_total, 1);
 
 	char path[4200];
 	int rc;
@@ -407,6 +409,7 @@ void kv_close(struct kv_db *db)
 	rocksdb_writeoptions_destroy(db->wo);
 	rocksdb_writeoptions_destroy(db->wo_sync);
 	rocksdb_readoptions_destroy(db->ro);
+	rocksdb_readoptions_destroy(db->ro_total);
 	rocksdb_block_based_options_destroy(db->bbto);
 	rocksdb_cache_destroy(db->cache);
 	pthread_rwlock_destroy(&db->reg_lock);

@@ -36,7 +36,8 @@ struct kv_db {
 	rocksdb_block_based_table_options_t *bbto;
 	rocksdb_writeoptions_t *wo;   /* per the sync mode */
 	rocksdb_writeoptions_t *wo_sync; /* always sync: registry and job records */
-	rocksdb_readoptions_t *ro;
+	rocksdb_readoptions_t *ro;    /* prefix (entity) mode: point reads */
+	rocksdb_readoptions_t *ro_total; /* total order: sweeps across entities (join) */
 
 	/* Registry, protected by reg_lock: tables (owned) and retention by id. Mutations also
 	 * hold meta_lock so that the read-modify-write of the meta db is serialized. */

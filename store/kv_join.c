@@ -191,8 +191,9 @@ int kv_join_run(struct kv_join *j, struct st_error *err)
 		if (shard != cur_shard) {
 			if (it)
 				rocksdb_iter_destroy(it);
-			it = rocksdb_create_iterator(db->shards[shard].db, db->ro);
+			it = rocksdb_create_iterator(db->shards[shard].db, db->ro_total);
 			sc.it = it;
+			sc.total_order = 1;
 			cur_shard = shard;
 		}
 		uint32_t i0 = rows[g].idx;

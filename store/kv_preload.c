@@ -17,6 +17,7 @@
 #include "store/kv_int.h"
 
 #include <dirent.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -310,13 +311,26 @@ out:
 
 /* ---- sorted runs ---- */
 
-/* An entry in the sort buffer: [u32 klen][u32 vlen][key][value] in an arena. */
+/* The sort buffer of one shard. Entries [u32 klen][u32 vlen][key][value] are appended to
+ * fixed-size chunks (growth never copies, and spilled chunks are reused, so each page is
+ * touched once); the index holds the first 16 key bytes after the table id inline, so most
+ * comparisons of the sort never touch the entries. */
+#define CHUNK_BYTES (8u << 20)
+
+struct sort_ent {
+	uint64_t p0, p1; /* key bytes 4..20, big-endian (the table id is the same for all) */
+	uint64_t seq;    /* arrival order: among equal keys the later row wins */
+	const char *e;
+};
+
 struct shard_buf {
-	char *arena;
-	size_t len, cap;
-	uint64_t *offs; /* entry offsets in arena, in arrival order */
+	char **chunks;     /* chunk i has chunk_size[i] bytes */
+	size_t *chunk_size;
+	size_t nchunks, cur, cur_used; /* appending into chunks[cur] */
+	size_t len;        /* entry bytes buffered */
+	struct sort_ent *ents;
 	size_t n, ncap;
-	int nruns;      /* spilled run files */
+	int nruns;         /* spilled run files */
 };
 
 struct job_ctx {
@@ -335,7 +349,6 @@ struct job_ctx {
 	int64_t last_save_us;
 	/* per-row scratch */
 	struct kv_value *vals;
-	int64_t sst_count;
 };
 
 #define ROLE_ENTITY (-1)
@@ -356,22 +369,22 @@ static int entry_cmp_key(const char *a, const char *b)
 	return c ? c : (al < bl ? -1 : al > bl);
 }
 
-static _Thread_local const char *sort_arena;
-
-/* Key ascending; among equal keys the later entry (larger offset) first, so that the first
- * of a run of equal keys is the one to keep (the later row of the file wins). */
-static int off_cmp(const void *pa, const void *pb)
+/* Key ascending; among equal keys the later entry first, so that the first of a run of
+ * equal keys is the one to keep (the later row of the file wins). */
+static int ent_cmp(const void *pa, const void *pb)
 {
-	uint64_t a = *(const uint64_t *)pa, b = *(const uint64_t *)pb;
-	int c = entry_cmp_key(sort_arena + a, sort_arena + b);
-	return c ? c : (a > b ? -1 : 1);
+	const struct sort_ent *a = pa, *b = pb;
+	if (a->p0 != b->p0)
+		return a->p0 < b->p0 ? -1 : 1;
+	if (a->p1 != b->p1)
+		return a->p1 < b->p1 ? -1 : 1;
+	int c = entry_cmp_key(a->e, b->e);
+	return c ? c : (a->seq > b->seq ? -1 : 1);
 }
 
 static void sort_buf(struct shard_buf *b)
 {
-	sort_arena = b->arena;
-	qsort(b->offs, b->n, sizeof(*b->offs), off_cmp);
-	sort_arena = NULL;
+	qsort(b->ents, b->n, sizeof(*b->ents), ent_cmp);
 }
 
 static size_t entry_size(const char *e)
@@ -396,7 +409,7 @@ static int spill(struct job_ctx *c, int s)
 		return st_error_set(c->err, ST_EIO, "%s: %s", path, strerror(errno));
 	const char *prev = NULL;
 	for (size_t i = 0; i < b->n; i++) {
-		const char *e = b->arena + b->offs[i];
+		const char *e = b->ents[i].e;
 		if (prev && !entry_cmp_key(prev, e))
 			continue;
 		fwrite(e, 1, entry_size(e), f);
@@ -406,10 +419,59 @@ static int spill(struct job_ctx *c, int s)
 	if (bad)
 		return st_error_set(c->err, ST_EIO, "%s: write failed (disk full?)", path);
 	b->nruns++;
-	c->buffered -= b->len;
+	c->buffered -= b->len + b->n * sizeof(struct sort_ent);
 	b->len = 0;
 	b->n = 0;
+	b->cur = 0; /* chunks are reused */
+	b->cur_used = 0;
 	return 0;
+}
+
+/* Space for an entry of `need` bytes: the current chunk, the next (reused) one, or a new one
+ * (of exactly `need` bytes for an entry larger than a chunk). NULL when out of memory. */
+static char *buf_space(struct shard_buf *b, size_t need)
+{
+	if (b->nchunks && b->cur_used + need <= b->chunk_size[b->cur]) {
+		char *p = b->chunks[b->cur] + b->cur_used;
+		b->cur_used += need;
+		return p;
+	}
+	size_t next = b->nchunks ? b->cur + 1 : 0;
+	if (next < b->nchunks && need <= b->chunk_size[next]) {
+		b->cur = next;
+		b->cur_used = need;
+		return b->chunks[next];
+	}
+	char **nc = realloc(b->chunks, (b->nchunks + 1) * sizeof(*nc));
+	if (!nc)
+		return NULL;
+	b->chunks = nc;
+	size_t *ns = realloc(b->chunk_size, (b->nchunks + 1) * sizeof(*ns));
+	if (!ns)
+		return NULL;
+	b->chunk_size = ns;
+	size_t sz = need > CHUNK_BYTES ? need : CHUNK_BYTES;
+	char *chunk = malloc(sz);
+	if (!chunk)
+		return NULL;
+	/* keep reusable chunks in order: the new one goes right after the current one */
+	size_t at = b->nchunks ? b->cur + 1 : 0;
+	memmove(&b->chunks[at + 1], &b->chunks[at], (b->nchunks - at) * sizeof(*b->chunks));
+	memmove(&b->chunk_size[at + 1], &b->chunk_size[at], (b->nchunks - at) * sizeof(*ns));
+	b->chunks[at] = chunk;
+	b->chunk_size[at] = sz;
+	b->nchunks++;
+	b->cur = at;
+	b->cur_used = need;
+	return chunk;
+}
+
+static uint64_t be64_at(const char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = (v << 8) | (unsigned char)p[i];
+	return v;
 }
 
 static int buf_add(struct job_ctx *c, int s, const char *key, size_t kl, const char *val,
@@ -417,33 +479,27 @@ static int buf_add(struct job_ctx *c, int s, const char *key, size_t kl, const c
 {
 	struct shard_buf *b = &c->bufs[s];
 	size_t need = 8 + kl + vl;
-	if (b->len + need > b->cap) {
-		size_t nc = b->cap ? b->cap * 2 : 1 << 20;
-		while (nc < b->len + need)
-			nc *= 2;
-		char *na = realloc(b->arena, nc);
-		if (!na)
-			return st_error_set(c->err, ST_ENOMEM, "out of memory");
-		b->arena = na;
-		b->cap = nc;
-	}
+	ST_ASSERT(kl >= KV_KEY_FIXED);
 	if (b->n == b->ncap) {
 		size_t nc = b->ncap ? b->ncap * 2 : 1 << 14;
-		uint64_t *no = realloc(b->offs, nc * sizeof(*no));
-		if (!no)
+		struct sort_ent *ne = realloc(b->ents, nc * sizeof(*ne));
+		if (!ne)
 			return st_error_set(c->err, ST_ENOMEM, "out of memory");
-		b->offs = no;
+		b->ents = ne;
 		b->ncap = nc;
 	}
+	char *e = buf_space(b, need);
+	if (!e)
+		return st_error_set(c->err, ST_ENOMEM, "out of memory");
 	uint32_t k32 = (uint32_t)kl, v32 = (uint32_t)vl;
-	char *e = b->arena + b->len;
 	memcpy(e, &k32, 4);
 	memcpy(e + 4, &v32, 4);
 	memcpy(e + 8, key, kl);
 	memcpy(e + 8 + kl, val, vl);
-	b->offs[b->n++] = b->len;
+	b->ents[b->n] = (struct sort_ent){be64_at(key + 4), be64_at(key + 12), b->n, e};
+	b->n++;
 	b->len += need;
-	c->buffered += need;
+	c->buffered += need + sizeof(struct sort_ent);
 	if (c->buffered > c->db->opts.preload_mem_bytes)
 		for (int i = 0; i < c->db->nshards; i++) {
 			int rc = spill(c, i);
@@ -469,7 +525,7 @@ static int src_next(struct run_src *r)
 {
 	if (!r->f) {
 		/* Equal keys are dropped by the merge, which keeps the first it sees. */
-		r->cur = r->mem_i < r->mem->n ? r->mem->arena + r->mem->offs[r->mem_i++] : NULL;
+		r->cur = r->mem_i < r->mem->n ? r->mem->ents[r->mem_i++].e : NULL;
 		return 0;
 	}
 	char hdr[8];
@@ -492,9 +548,10 @@ static int src_next(struct run_src *r)
 	return 0;
 }
 
-static rocksdb_sstfilewriter_t *sst_open(struct job_ctx *c, int s, char *path, size_t n)
+static rocksdb_sstfilewriter_t *sst_open(struct job_ctx *c, int s, size_t nth, char *path,
+				       size_t n)
 {
-	snprintf(path, n, "%s/sst-%03d-%05lld.sst", c->dir, s, (long long)c->sst_count++);
+	snprintf(path, n, "%s/sst-%03d-%05zu.sst", c->dir, s, nth);
 	rocksdb_envoptions_t *eo = rocksdb_envoptions_create();
 	rocksdb_sstfilewriter_t *w = rocksdb_sstfilewriter_create(eo, c->db->shards[s].opts);
 	rocksdb_envoptions_destroy(eo);
@@ -577,7 +634,7 @@ static int merge_shard(struct job_ctx *c, int s, char ***paths, size_t *npaths)
 			if (!w || in_file >= JOB_SST_MAX) {
 				if (w && (rc = sst_close(c, w)))
 					break;
-				w = sst_open(c, s, path, sizeof(path));
+				w = sst_open(c, s, *npaths, path, sizeof(path));
 				if (!w) {
 					rc = c->err->code;
 					break;
@@ -640,6 +697,61 @@ static int ingest_shard(struct job_ctx *c, int s, char **paths, size_t n)
 	rocksdb_ingest_external_file(c->db->shards[s].db, (const char *const *)paths, n, io, &rerr);
 	rocksdb_ingestexternalfileoptions_destroy(io);
 	return rerr ? kv_rocks_err(c->err, rerr, "ingest SST files") : 0;
+}
+
+/* Shards are sorted and written by up to one thread per core: each thread works on whole
+ * shards with its own copy of the context (and error), so nothing else is shared. */
+struct merge_pool {
+	struct job_ctx *c;
+	char ***paths;
+	size_t *npaths;
+	_Atomic int next;
+	_Atomic int failed;
+	pthread_mutex_t lock; /* first_err */
+	struct st_error first_err;
+};
+
+static void *merge_worker(void *arg)
+{
+	struct merge_pool *mp = arg;
+	struct st_error err = {0};
+	struct job_ctx tc = *mp->c;
+	tc.err = &err;
+	int s;
+	while (!atomic_load(&mp->failed) && (s = atomic_fetch_add(&mp->next, 1)) < tc.db->nshards) {
+		if (!tc.bufs[s].n && !tc.bufs[s].nruns)
+			continue;
+		if (merge_shard(&tc, s, &mp->paths[s], &mp->npaths[s])) {
+			pthread_mutex_lock(&mp->lock);
+			if (!atomic_exchange(&mp->failed, 1))
+				mp->first_err = err;
+			pthread_mutex_unlock(&mp->lock);
+		}
+	}
+	return NULL;
+}
+
+static int merge_all(struct job_ctx *c, char ***paths, size_t *npaths)
+{
+	struct merge_pool mp = {.c = c, .paths = paths, .npaths = npaths};
+	pthread_mutex_init(&mp.lock, NULL);
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int nt = (int)(ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu), started = 0;
+	if (nt > c->db->nshards)
+		nt = c->db->nshards;
+	pthread_t th[8];
+	for (int i = 1; i < nt; i++)
+		if (pthread_create(&th[started], NULL, merge_worker, &mp) == 0)
+			started++;
+	merge_worker(&mp);
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&mp.lock);
+	if (atomic_load(&mp.failed)) {
+		*c->err = mp.first_err;
+		return c->err->code ? c->err->code : ST_EIO;
+	}
+	return 0;
 }
 
 /* ---- parsing records into cells ---- */
@@ -848,9 +960,7 @@ static int run_phases(struct job_ctx *c)
 		free(npaths);
 		return st_error_set(c->err, ST_ENOMEM, "out of memory");
 	}
-	for (int s = 0; s < db->nshards && !rc; s++)
-		if (c->bufs[s].n || c->bufs[s].nruns)
-			rc = merge_shard(c, s, &paths[s], &npaths[s]);
+	rc = merge_all(c, paths, npaths);
 	if (!rc)
 		rc = cancelled(c);
 	/* The table must still be the one the cells were encoded for. */
@@ -879,8 +989,11 @@ static int run_phases(struct job_ctx *c)
 static void job_ctx_release(struct job_ctx *c)
 {
 	for (int s = 0; c->bufs && s < c->db->nshards; s++) {
-		free(c->bufs[s].arena);
-		free(c->bufs[s].offs);
+		for (size_t i = 0; i < c->bufs[s].nchunks; i++)
+			free(c->bufs[s].chunks[i]);
+		free(c->bufs[s].chunks);
+		free(c->bufs[s].chunk_size);
+		free(c->bufs[s].ents);
 	}
 	free(c->bufs);
 	free(c->vals);

@@ -70,6 +70,34 @@ static void load_group(struct kv_scan *s)
 	}
 }
 
+/* Reads usually move forward a few keys at a time (the next feature of the same entity, the
+ * next entity of a sorted join): a few Next() calls are much cheaper than a Seek(). Returns 1
+ * if the iterator now sits on the first key >= target. In prefix (entity) mode the iterator
+ * is only defined within one entity, so it may only step inside the target's entity. */
+#define STEP_BUDGET 12
+
+static int step_to(struct kv_scan *s, const char *target, size_t tlen)
+{
+	if (!rocksdb_iter_valid(s->it))
+		return 0;
+	size_t elen_end = 6 + kv_get_be16(target + 4); /* table | elen | entity */
+	for (int i = 0; i < STEP_BUDGET; i++) {
+		size_t kl;
+		const char *k = rocksdb_iter_key(s->it, &kl);
+		if (!s->total_order && (kl < elen_end || memcmp(k, target, elen_end)))
+			return 0;
+		int c = memcmp(k, target, kl < tlen ? kl : tlen);
+		/* Already at or past the target before any step: an earlier key may also be
+		 * >= target, so only a seek can tell. */
+		if (c > 0 || (c == 0 && kl >= tlen))
+			return i > 0;
+		rocksdb_iter_next(s->it);
+		if (!rocksdb_iter_valid(s->it))
+			return 1; /* nothing >= target: same as what a seek would find */
+	}
+	return 0;
+}
+
 void kv_scan_seek(struct kv_scan *s, uint32_t table_id, const char *entity, size_t elen,
 		  uint16_t fid, int64_t start)
 {
@@ -80,7 +108,8 @@ void kv_scan_seek(struct kv_scan *s, uint32_t table_id, const char *entity, size
 	int64_t from = s->rules->max_versions ? ST_TS_MAX : start;
 	kv_put_be64(key + s->plen, kv_ts_to_u64(from));
 	s->rank = 0;
-	rocksdb_iter_seek(s->it, key, s->plen + 8);
+	if (!step_to(s, key, s->plen + 8))
+		rocksdb_iter_seek(s->it, key, s->plen + 8);
 	load_group(s);
 }
 

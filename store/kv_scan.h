@@ -17,6 +17,7 @@ struct kv_rules {
 
 struct kv_scan {
 	rocksdb_iterator_t *it; /* borrowed */
+	int total_order;        /* `it` is a total-order iterator: may step across entities */
 	const struct kv_rules *rules;
 	char prefix[KV_KEY_MAX];
 	size_t plen;
