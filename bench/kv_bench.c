@@ -270,7 +270,8 @@ int main(int argc, char **argv)
 		       rows, put_rows_s, pre_rows_s, latest, asof, mget, join_rows / join_s, join_vals,
 		       pre_rows_s / put_rows_s, asof / latest);
 	} else {
-		printf("store engine, %ld rows x %d features (%ld entities x %d versions), 1 thread\n",
+		printf("store engine, %ld rows x %d features (%ld entities x %d versions); gets on 1 "
+		       "thread, preload sort and join on one thread per core\n",
 		       rows, NF, entities, VERSIONS);
 		printf("  %-34s %12.0f rows/s  (%.0f cells/s)\n", "batched put (100 rows/batch)",
 		       put_rows_s, put_rows_s * NF);

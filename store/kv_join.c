@@ -6,8 +6,10 @@
 #include "store/kv_scan.h"
 
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct join_row {
 	uint64_t sortkey; /* shard | first bytes of the key-ordered entity, for a fast compare */
@@ -146,6 +148,64 @@ static int same_entity(const struct kv_join *j, uint32_t a, uint32_t b)
 	       !memcmp(j->arena + j->eoff[a], j->arena + j->eoff[b], j->elen[a]);
 }
 
+struct join_pool {
+	struct kv_join *j;
+	struct join_row *rows; /* bucketed by shard: shard s is rows[start[s]..start[s+1]) */
+	size_t *start;
+	_Atomic int next_shard;
+	_Atomic int rc;
+};
+
+/* Sorts the rows of one shard by (entity, ts descending) and sweeps them with one
+ * total-order iterator. Each row's results are written at its input position only. */
+static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_t n)
+{
+	if (!n)
+		return 0;
+	sort_join = j;
+	qsort(rows, n, sizeof(*rows), row_cmp);
+	sort_join = NULL;
+	rocksdb_iterator_t *it = rocksdb_create_iterator(j->db->shards[shard].db, j->db->ro_total);
+	struct kv_scan sc;
+	kv_scan_init(&sc, it, &j->rules);
+	sc.total_order = 1;
+	int rc = 0;
+	for (size_t g = 0; g < n && !rc;) {
+		/* rows[g..end) share one entity, ts descending */
+		size_t end = g + 1;
+		while (end < n && same_entity(j, rows[g].idx, rows[end].idx))
+			end++;
+		uint32_t i0 = rows[g].idx;
+		for (size_t f = 0; f < j->nf && !rc; f++) {
+			kv_scan_seek(&sc, j->table_id, j->arena + j->eoff[i0], j->elen[i0], j->fids[f],
+				     j->ts[i0]);
+			for (size_t r = g; r < end && !rc; r++) {
+				uint32_t idx = rows[r].idx;
+				rc = kv_scan_asof(&sc, j->ts[idx], &j->res[(size_t)idx * j->nf + f]);
+			}
+		}
+		g = end;
+	}
+	kv_scan_release(&sc);
+	rocksdb_iter_destroy(it);
+	return rc;
+}
+
+static void *join_worker(void *arg)
+{
+	struct join_pool *p = arg;
+	int s;
+	while (!atomic_load(&p->rc) &&
+	       (s = atomic_fetch_add(&p->next_shard, 1)) < p->j->db->nshards) {
+		int rc = join_shard(p->j, s, p->rows + p->start[s], p->start[s + 1] - p->start[s]);
+		if (rc) {
+			int zero = 0;
+			atomic_compare_exchange_strong(&p->rc, &zero, rc);
+		}
+	}
+	return NULL;
+}
+
 int kv_join_run(struct kv_join *j, struct st_error *err)
 {
 	ST_ASSERT(!j->ran);
@@ -166,53 +226,59 @@ int kv_join_run(struct kv_join *j, struct st_error *err)
 	j->rules.now = kv_now(db);
 	j->rules.known_at = j->known_at;
 
-	struct join_row *rows = malloc((j->n ? j->n : 1) * sizeof(*rows));
-	if (!rows)
-		return st_error_set(err, ST_ENOMEM, "out of memory");
+	struct join_pool p = {.j = j};
+	int ns = db->nshards, rc = 0;
+	p.rows = malloc((j->n ? j->n : 1) * sizeof(*p.rows));
+	p.start = calloc((size_t)ns + 1, sizeof(*p.start));
+	if (!p.rows || !p.start) {
+		rc = st_error_set(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	/* bucket the rows by shard (counting sort), then each shard is sorted and swept on its
+	 * own, by up to one thread per core */
+	uint8_t *shard_of = malloc(j->n ? j->n : 1);
+	if (!shard_of) {
+		rc = st_error_set(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
 	for (size_t i = 0; i < j->n; i++) {
+		shard_of[i] = (uint8_t)kv_shard_of(db, j->arena + j->eoff[i], j->elen[i]);
+		p.start[shard_of[i] + 1]++;
+	}
+	for (int s = 0; s < ns; s++)
+		p.start[s + 1] += p.start[s];
+	size_t *fill = calloc((size_t)ns, sizeof(*fill));
+	if (!fill) {
+		free(shard_of);
+		rc = st_error_set(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < j->n; i++) {
+		int s = shard_of[i];
 		const char *e = j->arena + j->eoff[i];
-		rows[i].idx = (uint32_t)i;
-		rows[i].sortkey = make_sortkey(kv_shard_of(db, e, j->elen[i]), e, j->elen[i]);
+		struct join_row *r = &p.rows[p.start[s] + fill[s]++];
+		r->idx = (uint32_t)i;
+		r->sortkey = make_sortkey(s, e, j->elen[i]);
 	}
-	sort_join = j;
-	qsort(rows, j->n, sizeof(*rows), row_cmp);
-	sort_join = NULL;
+	free(fill);
+	free(shard_of);
 
-	int rc = 0, cur_shard = -1;
-	rocksdb_iterator_t *it = NULL;
-	struct kv_scan sc;
-	kv_scan_init(&sc, NULL, &j->rules);
-	for (size_t g = 0; g < j->n && !rc;) {
-		/* rows[g..end) share one entity, ts descending */
-		size_t end = g + 1;
-		while (end < j->n && same_entity(j, rows[g].idx, rows[end].idx))
-			end++;
-		int shard = (int)(rows[g].sortkey >> 56);
-		if (shard != cur_shard) {
-			if (it)
-				rocksdb_iter_destroy(it);
-			it = rocksdb_create_iterator(db->shards[shard].db, db->ro_total);
-			sc.it = it;
-			sc.total_order = 1;
-			cur_shard = shard;
-		}
-		uint32_t i0 = rows[g].idx;
-		for (size_t f = 0; f < j->nf && !rc; f++) {
-			kv_scan_seek(&sc, j->table_id, j->arena + j->eoff[i0], j->elen[i0], j->fids[f],
-				     j->ts[i0]);
-			for (size_t r = g; r < end && !rc; r++) {
-				uint32_t idx = rows[r].idx;
-				rc = kv_scan_asof(&sc, j->ts[idx], &j->res[(size_t)idx * j->nf + f]);
-			}
-		}
-		g = end;
-	}
-	if (rc)
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int nt = (int)(ncpu < 1 ? 1 : ncpu > 8 ? 8 : ncpu), started = 0;
+	if (nt > ns)
+		nt = ns;
+	pthread_t th[8];
+	for (int i = 1; i < nt; i++)
+		if (pthread_create(&th[started], NULL, join_worker, &p) == 0)
+			started++;
+	join_worker(&p);
+	for (int i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	if ((rc = atomic_load(&p.rc)))
 		st_error_set(err, rc, "join read failed: %s", st_strerror(rc));
-	kv_scan_release(&sc);
-	if (it)
-		rocksdb_iter_destroy(it);
-	free(rows);
+out:
+	free(p.rows);
+	free(p.start);
 	j->ran = 1;
 	return rc;
 }

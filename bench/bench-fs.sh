@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# stratafs against the native backing directory on the same disk, in the same run:
+# sequential write/read of a 2 GiB file, create+stat+unlink of 100k small files, git status
+# in a 50k-file tree (warm), rm -rf versus rmr of 1M files. Prints a table of ratios.
+# --quick (or BENCH_QUICK=1): smaller sizes for a smoke run. Needs root (mounting).
+set -u
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${BIN:-bin}
+case "$BIN" in /*) ;; *) BIN="$ROOT/$BIN" ;; esac
+QUICK=${BENCH_QUICK:-0}
+[ "${1:-}" = --quick ] && QUICK=1
+if [ "$QUICK" = 1 ]; then
+	SEQ_MB=256; META_N=20000; GIT_N=10000; RMR_N=100000
+else
+	SEQ_MB=2048; META_N=100000; GIT_N=50000; RMR_N=1000000
+fi
+[ "$(id -u)" = 0 ] || { echo "bench-fs: needs root to mount; skipped"; exit 0; }
+[ -x "$BIN/stratafs" ] || { echo "bench-fs: build first (make)"; exit 1; }
+
+T=$(mktemp -d /tmp/strata-bench-fs.XXXXXX)
+B="$T/backing"; M="$T/mnt"; N="$B/native"
+mkdir -p "$B" "$M" "$N"
+FS_PID=
+cleanup() {
+	if [ -n "$FS_PID" ]; then
+		fusermount3 -u "$M" 2>/dev/null || umount -l "$M"
+		wait "$FS_PID" 2>/dev/null
+	fi
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+# Helper: metadata loops and tree builders in C, so the shell is not what we measure.
+cat >"$T/fsb.c" <<'C'
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+int main(int argc, char **argv) {
+	if (argc != 4) return 2;
+	long n = atol(argv[3]);
+	char p[4096];
+	if (!strcmp(argv[1], "meta")) { /* create+write, stat, unlink n files in one directory */
+		double t0 = now();
+		for (long i = 0; i < n; i++) {
+			snprintf(p, sizeof p, "%s/m%ld", argv[2], i);
+			int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+			if (fd < 0 || write(fd, "0123456789abcdef", 16) != 16) { perror(p); return 1; }
+			close(fd);
+		}
+		for (long i = 0; i < n; i++) {
+			struct stat st;
+			snprintf(p, sizeof p, "%s/m%ld", argv[2], i);
+			if (stat(p, &st)) { perror(p); return 1; }
+		}
+		for (long i = 0; i < n; i++) {
+			snprintf(p, sizeof p, "%s/m%ld", argv[2], i);
+			if (unlink(p)) { perror(p); return 1; }
+		}
+		printf("%.3f\n", now() - t0);
+		return 0;
+	}
+	if (!strcmp(argv[1], "tree")) { /* n files, 1000 per directory, 16 bytes each */
+		for (long i = 0; i < n; i++) {
+			if (i % 1000 == 0) {
+				snprintf(p, sizeof p, "%s/d%ld", argv[2], i / 1000);
+				mkdir(p, 0755);
+			}
+			snprintf(p, sizeof p, "%s/d%ld/f%ld.c", argv[2], i / 1000, i);
+			int fd = open(p, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+			if (fd < 0 || write(fd, p, 16) != 16) { perror(p); return 1; }
+			close(fd);
+		}
+		return 0;
+	}
+	return 2;
+}
+C
+cc -O2 -o "$T/fsb" "$T/fsb.c" || exit 1
+
+"$BIN/stratafs" "$B" "$M" -f --trash-retention 1h 2>"$T/stratafs.log" &
+FS_PID=$!
+for _ in $(seq 1 100); do mountpoint -q "$M" && break; sleep 0.1; done
+mountpoint -q "$M" || { cat "$T/stratafs.log"; exit 1; }
+F="$M/fuse"
+mkdir -p "$F"
+
+secs() { # CMD... -> wall seconds
+	local t0 t1
+	t0=$(date +%s%N)
+	"$@" >/dev/null 2>&1
+	t1=$(date +%s%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
+}
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null; }
+ROWS=()
+row() { # name native fuse better(lower|higher) unit target
+	ROWS+=("$1|$2|$3|$4|$5|$6")
+}
+
+echo "bench-fs: backing $B ($(df -T "$B" | awk 'NR==2{print $2}')), $(nproc) CPUs, sizes: seq ${SEQ_MB} MiB, meta ${META_N}, git ${GIT_N}, rmr ${RMR_N}"
+
+# 1. sequential write (to stable storage) and read (cold and warm)
+for side in native fuse; do
+	d=$N; [ $side = fuse ] && d=$F
+	drop
+	w=$(secs dd if=/dev/zero of="$d/seq" bs=1M count=$SEQ_MB conv=fdatasync)
+	drop
+	rc=$(secs dd if="$d/seq" of=/dev/null bs=1M)
+	rw=$(secs dd if="$d/seq" of=/dev/null bs=1M)
+	eval "W_$side=$w RC_$side=$rc RW_$side=$rw"
+	rm -f "$d/seq"
+done
+mbps() { awk -v s="$1" -v m="$SEQ_MB" 'BEGIN { printf "%.0f", m / s }'; }
+row "seq write ${SEQ_MB}MiB +fdatasync" "$(mbps "$W_native")" "$(mbps "$W_fuse")" higher "MiB/s" ">=0.85x"
+row "seq read ${SEQ_MB}MiB (cold)" "$(mbps "$RC_native")" "$(mbps "$RC_fuse")" higher "MiB/s" ">=0.85x"
+row "seq read ${SEQ_MB}MiB (warm)" "$(mbps "$RW_native")" "$(mbps "$RW_fuse")" higher "MiB/s" ">=0.85x"
+"$BIN/strata-admin" trash purge --mount "$M" >/dev/null
+
+# 2. create+stat+unlink of small files (unlink on the mount moves to the trash)
+mkdir -p "$N/meta" "$F/meta"
+mn=$("$T/fsb" meta "$N/meta" "$META_N")
+mf=$("$T/fsb" meta "$F/meta" "$META_N")
+row "create+stat+unlink ${META_N} files" "$mn" "$mf" lower s "<=2x"
+"$BIN/strata-admin" trash purge --mount "$M" >/dev/null
+
+# 3. git status, warm, in a tree of small files
+export GIT_AUTHOR_NAME=b GIT_AUTHOR_EMAIL=b@x GIT_COMMITTER_NAME=b GIT_COMMITTER_EMAIL=b@x HOME=$T
+for d in "$N/repo" "$B/fuse/repo"; do
+	mkdir -p "$d" && "$T/fsb" tree "$d" "$GIT_N" &&
+		(cd "$d" && git init -q . && git add -A && git commit -qm init)
+done
+git -C "$N/repo" status >/dev/null; git -C "$F/repo" status >/dev/null
+gn=$(secs git -C "$N/repo" status)
+gf=$(secs git -C "$F/repo" status)
+row "git status, ${GIT_N} files (warm)" "$gn" "$gf" lower s "<=2x"
+
+# 4. rm -rf versus rmr: time until the command returns, and until the space is reclaimed
+"$T/fsb" tree "$N/rmtree" "$RMR_N"
+"$T/fsb" tree "$B/fuse/rmtree" "$RMR_N"
+sync
+rn=$(secs rm -rf "$N/rmtree")
+t0=$(date +%s%N)
+rr=$(secs "$BIN/strata-admin" rmr "$F/rmtree")
+"$BIN/strata-admin" rmr status --mount "$M" --wait >/dev/null
+rt=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }')
+row "rm -rf vs rmr ${RMR_N} files: return" "$rn" "$rr" lower s "<1s"
+row "rm -rf vs rmr ${RMR_N} files: reclaimed" "$rn" "$rt" lower s "-"
+
+printf '\n%-40s %12s %12s %8s  %s\n' "benchmark" "native" "stratafs" "ratio" "target"
+for r in "${ROWS[@]}"; do
+	IFS='|' read -r name nat fus better unit target <<<"$r"
+	ratio=$(awk -v n="$nat" -v f="$fus" -v b="$better" 'BEGIN {
+		if (n == 0 || f == 0) { print "-"; exit }
+		printf "%.2fx", (b == "higher") ? f / n : f / n }')
+	printf '%-40s %12s %12s %8s  %s (%s; ratio = stratafs/native)\n' "$name" "$nat $unit" "$fus $unit" "$ratio" "$target" "$better is better"
+done
