@@ -162,7 +162,9 @@ struct kv_read_opts {
 	int64_t as_of;    /* ST_TS_MAX = latest */
 	int64_t known_at; /* ST_TS_MAX = everything ingested so far */
 };
-#define KV_READ_LATEST ((struct kv_read_opts){ST_TS_MAX, ST_TS_MAX})
+/* Latest value, everything known so far. */
+extern const struct kv_read_opts kv_read_latest;
+#define KV_READ_LATEST (kv_read_latest)
 
 /* A read result. `value` is owned by the result: release with kv_result_release. */
 struct kv_result {

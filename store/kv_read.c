@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+const struct kv_read_opts kv_read_latest = {ST_TS_MAX, ST_TS_MAX};
+
 void kv_result_release(struct kv_result *r, size_t n)
 {
 	for (size_t i = 0; r && i < n; i++) {

@@ -313,7 +313,7 @@ static void test_model(void **state)
 			if (rnd() % 2)
 				continue;
 			struct mwrite w = {.ts = ts, .ingest = clock_now};
-			w.i = (int64_t)rnd() - INT64_MAX / 2;
+			w.i = (int64_t)(rnd() >> 1) - INT64_MAX / 2;
 			w.d = (double)(rnd() % 1000000) / 7.0;
 			sprintf(w.s, "s%llu", (unsigned long long)(rnd() % 100000));
 			mw[nc] = w;
