@@ -21,7 +21,8 @@ struct srv_config {
 	char listen[256];        /* HOST:PORT */
 	char admin[256];         /* HOST:PORT, "" or "off" = no admin HTTP */
 	int threads;             /* network threads */
-	int workers;             /* store worker threads */
+	int workers;             /* store worker threads for writes and long operations */
+	int read_workers;        /* store worker threads for point reads */
 	enum srv_io io;
 	enum kv_sync sync;
 	char auth_token_file[4096];
@@ -81,7 +82,8 @@ struct srv_server {
 	struct srv_config cfg;
 	struct kv_db *db;
 	struct srv_metrics m;
-	struct srv_pool *pool;
+	struct srv_pool *pool;  /* writes, joins, registry, jobs */
+	struct srv_pool *rpool; /* point reads: get, multi-get, history */
 	struct srv_net **nets;
 	int nnets;
 	const char *io_name; /* "uring" or "epoll" */
@@ -199,8 +201,11 @@ struct srv_net {
 	int done_signaled;  /* an eventfd write is pending (under done_mu) */
 	struct srv_conn *conns;
 	size_t nconns;
-	struct srv_req *batch_head, *batch_tail; /* parsed this iteration, not yet submitted */
-	size_t batch_n;
+	/* Requests parsed this iteration, not yet submitted: [0] reads, [1] the rest. */
+	struct {
+		struct srv_req *head, *tail;
+		size_t n;
+	} batch[2];
 	int64_t last_tick_us;
 	int accepting;
 };

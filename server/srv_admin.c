@@ -45,6 +45,7 @@ char *srv_status_json(struct srv_server *s)
 			    json_real((double)(st_mono_us() - s->started_us) / 1e6));
 	json_object_set_new(o, "network_threads", json_integer(s->nnets));
 	json_object_set_new(o, "workers", json_integer(s->cfg.workers));
+	json_object_set_new(o, "read_workers", json_integer(s->cfg.read_workers));
 	json_object_set_new(o, "shards", json_integer(kv_nshards(s->db)));
 	json_object_set_new(o, "auth", json_boolean(s->cfg.token != NULL));
 	json_object_set_new(o, "stopping", json_boolean(atomic_load(&s->stopping)));

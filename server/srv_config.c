@@ -26,6 +26,7 @@ void srv_config_defaults(struct srv_config *c)
 	/* Workers mostly wait on storage (and on WAL syncs with --sync always, where more
 	 * concurrent writers means bigger group commits), so more than the core count. */
 	c->workers = ncpu * 4 < 16 ? 16 : (int)ncpu * 4;
+	c->read_workers = ncpu < 2 ? 2 : (int)ncpu;
 	c->io = SRV_IO_AUTO;
 	c->sync = KV_SYNC_BATCH;
 	c->max_frame = 64u << 20;
@@ -142,6 +143,8 @@ static int srv_config_set(struct srv_config *c, const char *key, const char *v,
 		bad = srv_parse_int(v, 1, 256, &n) || (c->threads = (int)n, 0);
 	else if (!strcmp(k, "workers"))
 		bad = srv_parse_int(v, 1, 1024, &n) || (c->workers = (int)n, 0);
+	else if (!strcmp(k, "read-workers"))
+		bad = srv_parse_int(v, 1, 1024, &n) || (c->read_workers = (int)n, 0);
 	else if (!strcmp(k, "shards"))
 		bad = srv_parse_int(v, 1, 256, &n) || (c->nshards = (int)n, 0);
 	else if (!strcmp(k, "max-conns"))
@@ -236,7 +239,7 @@ static void srv_usage(FILE *out)
 {
 	fprintf(out,
 		"usage: stratad [--config FILE] [--data-dir ./data] [--listen 127.0.0.1:7070]\n"
-		"               [--admin 127.0.0.1:7071|off] [--threads N] [--workers N]\n"
+		"               [--admin 127.0.0.1:7071|off] [--threads N] [--workers N] [--read-workers N]\n"
 		"               [--io auto|uring|epoll] [--sync always|batch|none]\n"
 		"               [--auth-token-file F] [--max-conns N] [--max-inflight N]\n"
 		"               [--max-frame SIZE] [--max-value SIZE] [--max-output SIZE]\n"
@@ -256,6 +259,7 @@ int srv_config_parse(struct srv_config *c, int argc, char **argv, struct st_erro
 		{"admin", required_argument, 0, 0},
 		{"threads", required_argument, 0, 0},
 		{"workers", required_argument, 0, 0},
+		{"read-workers", required_argument, 0, 0},
 		{"io", required_argument, 0, 0},
 		{"sync", required_argument, 0, 0},
 		{"auth-token-file", required_argument, 0, 0},

@@ -150,9 +150,12 @@ static int srv_token_equal(const uint8_t *a, size_t alen, const uint8_t *b, size
 	return diff == 0;
 }
 
+/* Point reads: short, CPU-bound unless they miss the page cache. They get their own pool
+ * sized to the cores, so that long operations (joins, synced writes) never queue them. */
 static int srv_op_is_read(int op)
 {
-	return op == STRATA__REQUEST__OP_GET || op == STRATA__REQUEST__OP_HISTORY;
+	return op == STRATA__REQUEST__OP_GET || op == STRATA__REQUEST__OP_HISTORY ||
+	       op == STRATA__REQUEST__OP_TABLE_GET || op == STRATA__REQUEST__OP_STATUS;
 }
 
 /* Handles one decoded request: inline (auth, ping, inline reads) or queued for the pool. */
@@ -208,12 +211,13 @@ static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
 		srv_net_complete(c->net, r);
 		return;
 	}
-	if (c->net->batch_tail)
-		c->net->batch_tail->next = r;
+	int b = srv_op_is_read(op) ? 0 : 1;
+	if (c->net->batch[b].tail)
+		c->net->batch[b].tail->next = r;
 	else
-		c->net->batch_head = r;
-	c->net->batch_tail = r;
-	c->net->batch_n++;
+		c->net->batch[b].head = r;
+	c->net->batch[b].tail = r;
+	c->net->batch[b].n++;
 }
 
 /* Parses whole frames from c->in while the limits allow. */
@@ -412,10 +416,13 @@ void srv_net_flush(struct srv_net *n)
 			r = next;
 		}
 	}
-	if (n->batch_head) {
-		srv_pool_submit(n->srv->pool, n->batch_head, n->batch_tail, n->batch_n);
-		n->batch_head = n->batch_tail = NULL;
-		n->batch_n = 0;
+	for (int b = 0; b < 2; b++) {
+		if (!n->batch[b].head)
+			continue;
+		srv_pool_submit(b == 0 ? n->srv->rpool : n->srv->pool, n->batch[b].head,
+				n->batch[b].tail, n->batch[b].n);
+		n->batch[b].head = n->batch[b].tail = NULL;
+		n->batch[b].n = 0;
 	}
 }
 

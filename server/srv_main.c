@@ -189,7 +189,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	s->pool = srv_pool_start(s, s->cfg.workers, &err);
-	if (!s->pool) {
+	if (s->pool)
+		s->rpool = srv_pool_start(s, s->cfg.read_workers, &err);
+	if (!s->pool || !s->rpool) {
 		st_errlog("%s", err.msg);
 		goto close_db;
 	}
@@ -228,9 +230,9 @@ int main(int argc, char **argv)
 			goto stop_nets;
 		}
 	}
-	st_info("stratad serving %s on %s:%d (io %s, %d network thread%s, %d workers, sync %s%s), "
+	st_info("stratad serving %s on %s:%d (io %s, %d network thread%s, %d+%d workers, sync %s%s), "
 		"admin %s", s->cfg.data_dir, host, port, s->io_name, s->nnets,
-		s->nnets == 1 ? "" : "s", s->cfg.workers, srv_sync_name(s->cfg.sync),
+		s->nnets == 1 ? "" : "s", s->cfg.read_workers, s->cfg.workers, srv_sync_name(s->cfg.sync),
 		s->cfg.token ? ", auth on" : "", admin ? s->cfg.admin : "off");
 	if (s->cfg.ready_file[0]) {
 		char tmp[sizeof(s->cfg.ready_file) + 8];
@@ -257,11 +259,13 @@ int main(int argc, char **argv)
 	exit_code = 0;
 stop_nets:
 	srv_pool_stop(s->pool);
-	s->pool = NULL;
+	srv_pool_stop(s->rpool);
+	s->pool = s->rpool = NULL;
 	srv_admin_stop(admin);
 	srv_nets_destroy(s);
 close_db:
 	srv_pool_stop(s->pool);
+	srv_pool_stop(s->rpool);
 	kv_close(s->db);
 	srv_config_release(&s->cfg);
 	if (exit_code == 0)
