@@ -180,6 +180,7 @@ int cli_cmd_join(struct cli *c, int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	setvbuf(r.out, NULL, _IOFBF, 1 << 20);
 	if (c->be.table_get(c->be.ctx, table, &t, &err) ||
 	    c->be.join_open(c->be.ctx, table, r.feats, r.nf, known_at, JOIN_CHUNK, &r.j, &err) ||
 	    kv_input_open(samples, fmt, &r.in, &err)) {

@@ -96,11 +96,12 @@ void cli_value_json(FILE *f, const struct kv_value *v)
 
 void cli_value_print(FILE *f, const struct kv_value *v)
 {
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
+	/* reused across calls: join output prints millions of values */
+	static _Thread_local char *buf;
+	static _Thread_local size_t cap;
+	size_t n = 0;
 	if (kv_value_format(v, &buf, &n, &cap) == 0)
 		fwrite(buf, 1, n, f);
-	free(buf);
 }
 
 void cli_csv_field(FILE *f, const char *s, size_t len)

@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 struct join_row {
-	uint64_t sortkey; /* shard | first bytes of the key-ordered entity, for a fast compare */
-	uint32_t idx;     /* input position in the chunk */
+	uint64_t k0, k1; /* entity length and first 14 bytes, in key order, for a fast compare */
+	uint32_t idx;    /* input position in the chunk */
 };
 
 struct kv_join {
@@ -120,8 +120,10 @@ static _Thread_local const struct kv_join *sort_join;
 static int row_cmp(const void *pa, const void *pb)
 {
 	const struct join_row *a = pa, *b = pb;
-	if (a->sortkey != b->sortkey)
-		return a->sortkey < b->sortkey ? -1 : 1;
+	if (a->k0 != b->k0)
+		return a->k0 < b->k0 ? -1 : 1;
+	if (a->k1 != b->k1)
+		return a->k1 < b->k1 ? -1 : 1;
 	const struct kv_join *j = sort_join;
 	uint32_t la = j->elen[a->idx], lb = j->elen[b->idx];
 	if (la != lb)
@@ -133,13 +135,17 @@ static int row_cmp(const void *pa, const void *pb)
 	return ta > tb ? -1 : ta < tb ? 1 : (a->idx < b->idx ? -1 : 1);
 }
 
-/* shard (8 bits) | entity length (16 bits) | first 5 entity bytes: key order within a shard. */
-static uint64_t make_sortkey(int shard, const char *e, uint32_t len)
+/* The start of the entity's key bytes (length u16 then the entity) as two big-endian words,
+ * zero-padded: comparing them orders rows as the keys are ordered, up to 14 entity bytes. */
+static void make_sortkey(struct join_row *r, const char *e, uint32_t len)
 {
-	uint64_t k = ((uint64_t)shard << 56) | ((uint64_t)(len & 0xffff) << 40);
-	for (uint32_t i = 0; i < 5 && i < len; i++)
-		k |= (uint64_t)(unsigned char)e[i] << (32 - 8 * i);
-	return k;
+	unsigned char b[16] = {(unsigned char)(len >> 8), (unsigned char)len};
+	memcpy(b + 2, e, len < 14 ? len : 14);
+	r->k0 = r->k1 = 0;
+	for (int i = 0; i < 8; i++) {
+		r->k0 = (r->k0 << 8) | b[i];
+		r->k1 = (r->k1 << 8) | b[8 + i];
+	}
 }
 
 static int same_entity(const struct kv_join *j, uint32_t a, uint32_t b)
@@ -258,7 +264,7 @@ int kv_join_run(struct kv_join *j, struct st_error *err)
 		const char *e = j->arena + j->eoff[i];
 		struct join_row *r = &p.rows[p.start[s] + fill[s]++];
 		r->idx = (uint32_t)i;
-		r->sortkey = make_sortkey(s, e, j->elen[i]);
+		make_sortkey(r, e, j->elen[i]);
 	}
 	free(fill);
 	free(shard_of);
