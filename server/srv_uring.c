@@ -362,6 +362,10 @@ static void ur_teardown_ring(struct ur_net *u)
  * by the network thread itself, which SINGLE_ISSUER requires. */
 static int ur_init(struct srv_net *n, struct st_error *err)
 {
+	/* Fault seam for tests: behave as if a seccomp profile blocked io_uring. */
+	if (getenv("STRATA_FAULT_NO_URING"))
+		return st_error_set(err, -EPERM, "io_uring_queue_init: %s (STRATA_FAULT_NO_URING)",
+				    strerror(EPERM));
 	struct ur_net probe = {0};
 	int rc = ur_setup_ring(&probe, err);
 	ur_teardown_ring(&probe);
