@@ -1,5 +1,6 @@
 # Strata: one entry point. `make`, `make test`, `make run`, `make bench`, `make asan`,
 # `make install PREFIX=...`, `make clean`. Each folder adds its targets in its module.mk.
+SHELL   := /bin/bash
 PREFIX  ?= /usr/local
 CC      ?= cc
 WARN    ?= -Wall -Wextra -Wmissing-prototypes -Wvla -Wno-unused-parameter
@@ -43,6 +44,7 @@ HEADERS_PUBLIC :=
 include common/module.mk
 include store/module.mk
 include $(wildcard proto/module.mk replication/module.mk server/module.mk client/module.mk \
+                   tests/fuzz/module.mk \
                    fuse/module.mk tools/module.mk bench/module.mk)
 
 all: $(LIBS_OUT) $(BINS) $(UNIT_TESTS)
@@ -72,7 +74,7 @@ install: all
 	sed 's|@PREFIX@|$(PREFIX)|' ops/strata.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata.pc
 
 clean:
-	rm -rf build build-asan bin bin-asan lib lib-asan
+	rm -rf build build-asan build-fuzz bin bin-asan lib lib-asan
 
 .PHONY: all test asan run bench install clean
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

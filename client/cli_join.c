@@ -106,6 +106,9 @@ static int on_sample(void *arg, struct kv_input *in, const struct kv_record *rec
 	int rc;
 	if (!r->header_written && (rc = map_header(r)))
 		return rc;
+	if (rec->bad)
+		return st_error_set(r->err, ST_EINVAL, "%s:%zu: %s", kv_input_path(in), rec->line,
+				    rec->bad);
 	const char *e = NULL, *tsf = NULL;
 	size_t el = 0, tl = 0;
 	long pos = ftell(r->pre_fp);

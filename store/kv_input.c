@@ -83,25 +83,22 @@ int kv_format_parse(const char *s, enum kv_format *out)
 	return 0;
 }
 
-int kv_input_open(const char *path, enum kv_format fmt, struct kv_input **out,
-		  struct st_error *err)
+/* Takes ownership of fp (closed by kv_input_close, also on failure). */
+static int input_init(FILE *fp, const char *name, int64_t size, enum kv_format fmt,
+		      struct kv_input **out, struct st_error *err)
 {
 	struct kv_input *in = calloc(1, sizeof(*in));
-	if (!in)
+	if (!in) {
+		fclose(fp);
 		return st_error_set(err, ST_ENOMEM, "out of memory");
-	in->path = strdup(path);
-	in->fp = fopen(path, "rb");
-	if (!in->fp) {
-		int e = errno;
-		kv_input_close(in);
-		return st_error_set(err, e == ENOENT ? ST_ENOTFOUND : ST_EIO, "%s: %s", path,
-				    strerror(e));
 	}
-	struct stat st;
-	if (fstat(fileno(in->fp), &st) == 0)
-		in->size = st.st_size;
+	in->fp = fp;
+	in->path = strdup(name);
+	in->size = size;
 	in->raw = malloc(RAW_CHUNK);
-	if (!in->raw) {
+	in->fbuf_cap = 4096; /* never NULL: field pointers are fbuf + offset, even when empty */
+	in->fbuf = malloc(in->fbuf_cap);
+	if (!in->path || !in->raw || !in->fbuf) {
 		kv_input_close(in);
 		return st_error_set(err, ST_ENOMEM, "out of memory");
 	}
@@ -124,9 +121,33 @@ int kv_input_open(const char *path, enum kv_format fmt, struct kv_input **out,
 			return st_error_set(err, ST_ENOMEM, "zstd init failed");
 		}
 	}
-	in->fmt = fmt == KV_FMT_AUTO ? format_from_name(path) : fmt;
+	in->fmt = fmt == KV_FMT_AUTO ? format_from_name(name) : fmt;
 	*out = in;
 	return 0;
+}
+
+int kv_input_open(const char *path, enum kv_format fmt, struct kv_input **out,
+		  struct st_error *err)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp) {
+		int e = errno;
+		return st_error_set(err, e == ENOENT ? ST_ENOTFOUND : ST_EIO, "%s: %s", path,
+				    strerror(e));
+	}
+	struct stat st;
+	int64_t size = fstat(fileno(fp), &st) == 0 ? st.st_size : 0;
+	return input_init(fp, path, size, fmt, out, err);
+}
+
+int kv_input_open_mem(const void *data, size_t len, const char *name, enum kv_format fmt,
+		      struct kv_input **out, struct st_error *err)
+{
+	/* fmemopen cannot open an empty buffer */
+	FILE *fp = len ? fmemopen((void *)data, len, "rb") : fopen("/dev/null", "rb");
+	if (!fp)
+		return st_error_set(err, ST_ENOMEM, "fmemopen: %s", strerror(errno));
+	return input_init(fp, name, (int64_t)len, fmt, out, err);
 }
 
 void kv_input_close(struct kv_input *in)
@@ -283,7 +304,13 @@ static void emit(struct kv_input *in)
 		goto reset;
 	for (size_t i = 0; i < in->nf; i++)
 		in->fptr[i] = in->fbuf + (uintptr_t)in->fptr[i];
-	struct kv_record r = {in->line, in->nf, in->col, (const char *const *)in->fptr, in->flen};
+	struct kv_record r = {in->line, in->nf, in->col, (const char *const *)in->fptr, in->flen, NULL};
+	char why[96];
+	if (in->fmt != KV_FMT_JSONL && in->nf > in->ncols) {
+		snprintf(why, sizeof(why), "%zu fields, the header has %zu", in->nf, in->ncols);
+		r.bad = why;
+		r.n = 0;
+	}
 	in->stop_rc = in->cb(in->cb_arg, in, &r);
 reset:
 	in->nf = 0;

@@ -18,6 +18,7 @@ struct kv_record {
 	const uint32_t *col;  /* column index of each field */
 	const char *const *f; /* field bytes (not NUL-terminated) */
 	const size_t *len;
+	const char *bad;      /* non-NULL: the record is malformed (reason); fields are unusable */
 };
 
 /* Called for each data record (the CSV/TSV header is consumed by the reader). A non-zero
@@ -28,6 +29,9 @@ typedef int (*kv_record_cb)(void *arg, struct kv_input *in, const struct kv_reco
  * before an optional ".gz"/".zst"). */
 int kv_input_open(const char *path, enum kv_format fmt, struct kv_input **out,
 		  struct st_error *err);
+/* Same over a memory buffer (borrowed until close); `name` is used in messages. */
+int kv_input_open_mem(const void *data, size_t len, const char *name, enum kv_format fmt,
+		      struct kv_input **out, struct st_error *err);
 void kv_input_close(struct kv_input *in);
 
 /* Reads the whole input, calling cb per record. Parse errors are reported as

@@ -834,6 +834,8 @@ static int on_record(void *arg, struct kv_input *in, const struct kv_record *rec
 	int rc = map_columns(c);
 	if (rc)
 		return rc;
+	if (rec->bad)
+		return bad_row(c, rec->line, "%s", rec->bad);
 	const struct kv_table *t = c->table;
 	const char *entity = NULL;
 	size_t elen = 0;

@@ -185,7 +185,8 @@ static const char bad_csv[] =
 	"u1,2026-11-01T10:00:00Z,31\n"
 	"u2,yesterday,40\n"
 	"u3,2026-11-01T10:00:00Z,notanumber\n"
-	"u4,2026-11-01T10:00:00Z,44\n";
+	"u4,2026-11-01T10:00:00Z,44\n"
+	"u5,2026-11-01T10:00:00Z,45,extra\n";
 
 static void test_bad_row_fails(void **state)
 {
@@ -209,7 +210,9 @@ static void test_bad_rows_skipped(void **state)
 	struct kv_job_info j = run(db, submit(db, "bad.csv", 1, 0));
 	assert_int_equal(j.state, KV_JOB_DONE);
 	assert_int_equal(j.rows, 2);
-	assert_int_equal(j.bad_rows, 2);
+	assert_int_equal(j.bad_rows, 3);
+	assert_non_null(strstr(j.bad_samples[2], "bad.csv:6: 4 fields, the header has 3"));
+	assert_int_equal(get_age(db, "u5", ST_TS_MAX), -1);
 	assert_non_null(strstr(j.bad_samples[0], "bad.csv:3:"));
 	assert_non_null(strstr(j.bad_samples[1], "bad.csv:4:"));
 	assert_non_null(strstr(j.bad_samples[1], "notanumber"));
