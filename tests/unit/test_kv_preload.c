@@ -171,6 +171,7 @@ static const char tsv[] =
 	"u1\t2026-11-02T10:00:00Z\t32\t0.5\t\t\n";
 static void test_tsv(void **s) { load_variant(s, "f.tsv", tsv); }
 static void test_tsv_zst(void **s) { load_variant(s, "f.tsv.zst", tsv); }
+static void test_tsv_gz(void **s) { load_variant(s, "f.tsv.gz", tsv); }
 
 static const char jsonl[] =
 	"{\"user_id\":\"u1\",\"ts\":\"2026-11-01T10:00:00Z\",\"age\":31,\"ctr\":0.12,\"emb\":[0.1,0.2,0.3],\"name\":\"alice\"}\n"
@@ -179,6 +180,7 @@ static const char jsonl[] =
 	"{\"user_id\":\"u1\",\"ts\":\"2026-11-02T10:00:00Z\",\"age\":32,\"ctr\":0.5}";
 static void test_jsonl(void **s) { load_variant(s, "f.jsonl", jsonl); }
 static void test_jsonl_gz(void **s) { load_variant(s, "f.jsonl.gz", jsonl); }
+static void test_jsonl_zst(void **s) { load_variant(s, "f.jsonl.zst", jsonl); }
 
 static const char bad_csv[] =
 	"user_id,ts,age\n"
@@ -405,8 +407,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_csv_zst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tsv, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tsv_zst, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tsv_gz, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jsonl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jsonl_gz, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jsonl_zst, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_row_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_rows_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_header, setup, teardown),
