@@ -253,9 +253,15 @@ static int open_rocks(const char *path, rocksdb_options_t *o, rocksdb_t **out,
 	char *rerr = NULL;
 	*out = rocksdb_open(o, path, &rerr);
 	if (rerr) {
-		st_error_set(err, ST_EIO, "open %s: %s", path, rerr);
+		int busy = strstr(rerr, "LOCK") != NULL;
+		if (busy)
+			st_error_set(err, ST_EBUSY,
+				     "%s is in use by another process (a running stratad? then use "
+				     "--addr): %s", path, rerr);
+		else
+			st_error_set(err, ST_EIO, "open %s: %s", path, rerr);
 		free(rerr);
-		return ST_EIO;
+		return busy ? ST_EBUSY : ST_EIO;
 	}
 	return 0;
 }
