@@ -15,6 +15,7 @@
  * (cancel of a running job only raises a flag). */
 #include "store/kv_input.h"
 #include "store/kv_int.h"
+#include "common/st_fault.h"
 
 #include <dirent.h>
 #include <stdatomic.h>
@@ -694,9 +695,47 @@ static int ingest_shard(struct job_ctx *c, int s, char **paths, size_t n)
 	rocksdb_ingestexternalfileoptions_t *io = rocksdb_ingestexternalfileoptions_create();
 	rocksdb_ingestexternalfileoptions_set_move_files(io, 1);
 	char *rerr = NULL;
-	rocksdb_ingest_external_file(c->db->shards[s].db, (const char *const *)paths, n, io, &rerr);
+	if (st_fault("preload.ingest"))
+		rerr = strdup("injected fault preload.ingest");
+	else
+		rocksdb_ingest_external_file(c->db->shards[s].db, (const char *const *)paths, n, io,
+					     &rerr);
 	rocksdb_ingestexternalfileoptions_destroy(io);
 	return rerr ? kv_rocks_err(c->err, rerr, "ingest SST files") : 0;
+}
+
+/* A shard's ingestion failed after shards [0, n) were ingested: delete what this job wrote
+ * there (its cells all carry the job's ingest time) so that the file is not half visible.
+ * A full scan of the table, but only on this rare error path. */
+static void rollback(struct job_ctx *c, int n)
+{
+	char lo[4], hi[4];
+	kv_key_table_prefix(lo, c->table->id);
+	kv_key_table_prefix(hi, c->table->id + 1);
+	for (int s = 0; s < n; s++) {
+		rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+		rocksdb_readoptions_set_total_order_seek(ro, 1);
+		rocksdb_readoptions_set_iterate_upper_bound(ro, hi, 4);
+		rocksdb_iterator_t *it = rocksdb_create_iterator(c->db->shards[s].db, ro);
+		rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+		struct st_error err;
+		for (rocksdb_iter_seek(it, lo, 4); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+			size_t kl;
+			const char *k = rocksdb_iter_key(it, &kl);
+			struct kv_key key;
+			if (kv_key_decode(k, kl, &key) == 0 && key.ingest == c->ingest_us)
+				rocksdb_writebatch_delete(wb, k, kl);
+			if (rocksdb_writebatch_count(wb) >= 10000) {
+				kv_shard_write(c->db, s, wb, &err);
+				rocksdb_writebatch_clear(wb);
+			}
+		}
+		if (rocksdb_writebatch_count(wb))
+			kv_shard_write(c->db, s, wb, &err);
+		rocksdb_writebatch_destroy(wb);
+		rocksdb_iter_destroy(it);
+		rocksdb_readoptions_destroy(ro);
+	}
 }
 
 /* Shards are sorted and written by up to one thread per core: each thread works on whole
@@ -976,8 +1015,11 @@ static int run_phases(struct job_ctx *c)
 	}
 	if (!rc)
 		set_phase(c, "ingest");
-	for (int s = 0; s < db->nshards && !rc; s++)
-		rc = ingest_shard(c, s, paths[s], npaths[s]);
+	int ingested = 0;
+	for (; ingested < db->nshards && !rc; ingested++)
+		rc = ingest_shard(c, ingested, paths[ingested], npaths[ingested]);
+	if (rc && ingested > 1)
+		rollback(c, ingested - 1);
 	for (int s = 0; s < db->nshards; s++) {
 		for (size_t i = 0; i < npaths[s]; i++)
 			free(paths[s][i]);

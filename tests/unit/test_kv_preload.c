@@ -15,6 +15,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include "common/st_fault.h"
 #include "store/kv.h"
 
 static char dir[256], files[256];
@@ -327,6 +328,29 @@ static void big_file(const char *name, int n)
 	free(data);
 }
 
+/* A failed ingestion of one shard leaves nothing of the file visible in the others. */
+static void test_ingest_failure_rolls_back(void **state)
+{
+	struct kv_db *db = *state;
+	setenv("STRATA_FAULTS", "preload.ingest@3", 1); /* the third shard's ingestion fails */
+	st_fault_reset();
+	big_file("big.csv", 3000);
+	struct kv_job_info j = run(db, submit(db, "big.csv", 0, 0));
+	assert_int_equal(j.state, KV_JOB_FAILED);
+	assert_non_null(strstr(j.error, "injected fault"));
+	char e[16];
+	for (int i = 0; i < 3000; i++) {
+		snprintf(e, sizeof(e), "u%d", i);
+		assert_int_equal(get_age(db, e, ST_TS_MAX), -1);
+	}
+	unsetenv("STRATA_FAULTS");
+	st_fault_reset();
+	/* the same file preloads fine afterwards */
+	j = run(db, submit(db, "big.csv", 0, 0));
+	assert_int_equal(j.state, KV_JOB_DONE);
+	assert_int_equal(get_age(db, "u2999", ST_TS_MAX), 3000);
+}
+
 static void test_cancel(void **state)
 {
 	struct kv_db *db = *state;
@@ -415,6 +439,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_rows_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spill_and_duplicates, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ingest_failure_rolls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_during_job, setup, teardown),
 	};
