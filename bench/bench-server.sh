@@ -65,15 +65,18 @@ rm -f "$T/bench.csv"
 
 RES="$OUT/server-bench.jsonl"
 : > "$RES"
-run() { # label target addr pipeline
+run() { # label target addr pipeline [op]
   "$BIN/strata-bench" --target "$2" --addr "$3" --entities "$ENTITIES" --features $FEATURES \
-    --conns $CONNS --pipeline "$4" --duration "$SECS" --warmup 1 --op get --json \
+    --conns $CONNS --pipeline "$4" --duration "$SECS" --warmup 1 --op "${5:-get}" --json \
     --label "$1" | tee -a "$RES"
 }
 for p in 1 16; do run "redis-p$p" redis "127.0.0.1:$RPORT" $p; done
+run "redis-ping" redis "127.0.0.1:$RPORT" 1 ping
 for io in uring epoll; do
   [ "$io" = epoll ] && { stop_stratad; start_stratad epoll; }
   for p in 1 16; do run "$io-p$p" strata "$SADDR" $p; done
+  # the protocol and network path alone (no store call): where the time goes
+  run "$io-ping" strata "$SADDR" 1 ping
 done
 stop_stratad
 
@@ -93,6 +96,11 @@ for io in ("uring", "epoll"):
               r["ops_per_s"], s["ops_per_s"] / r["ops_per_s"], s["p99_us"], r["p99_us"],
               s["p99_us"] / max(r["p99_us"], 1)))
         dat.write('"%s-P%d" %f %f\n' % (io, p, s["ops_per_s"], r["ops_per_s"]))
+for io in ("uring", "epoll"):
+    s, r = by["%s-ping" % io], by["redis-ping"]
+    print("%-22s %12.0f %12.0f %6.2fx %8d us %8d us %6.2fx" % ("%s ping (no store)" % io,
+          s["ops_per_s"], r["ops_per_s"], s["ops_per_s"] / r["ops_per_s"], s["p99_us"],
+          r["p99_us"], s["p99_us"] / max(r["p99_us"], 1)))
 print("target (uring, pipeline 1): throughput >= 1.00x Redis, p99 <= 1.50x Redis")
 PY
 if command -v gnuplot >/dev/null; then

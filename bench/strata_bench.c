@@ -24,7 +24,7 @@
 #include "proto/strata.pb-c.h"
 
 enum target { T_STRATA, T_REDIS };
-enum op { OP_GET, OP_ASOF, OP_MGET, OP_PUT };
+enum op { OP_GET, OP_ASOF, OP_MGET, OP_PUT, OP_PING };
 
 static struct {
 	enum target target;
@@ -216,6 +216,18 @@ static int queue_op(struct conn *c, struct keygen *kg, enum op op)
 	size_t lens[64];
 	for (int i = 0; i < nk; i++)
 		lens[i] = (size_t)key_name(next_key(kg), keys[i]);
+	if (op == OP_PING) {
+		if (cfg.target == T_REDIS) {
+			out_add(c, "*1\r\n$4\r\nPING\r\n", 14);
+		} else {
+			Strata__PingReq pr = STRATA__PING_REQ__INIT;
+			Strata__Request req = STRATA__REQUEST__INIT;
+			req.op_case = STRATA__REQUEST__OP_PING;
+			req.ping = &pr;
+			strata_frame(c, &req);
+		}
+		return 1;
+	}
 	if (cfg.target == T_REDIS) {
 		const char *argv[2 + 2 * 256];
 		size_t alen[2 + 2 * 256];
@@ -516,14 +528,15 @@ static void load_data(void)
 static void usage(void)
 {
 	printf("usage: strata-bench [--target strata|redis] [--addr HOST:PORT] [--token-file F]\n"
-	       "         [--conns 50] [--pipeline 1] [--threads 1] [--op get|asof|mget|put]\n"
+	       "         [--conns 50] [--pipeline 1] [--threads 1] [--op get|asof|mget|put|ping]\n"
 	       "         [--table bench] [--entities N] [--features 10] [--mget-k 10]\n"
 	       "         [--keys uniform|zipf] [--zipf-s 0.99] [--value-size 8]\n"
 	       "         [--duration 10 | --count N] [--warmup 1] [--load] [--json] [--label X]\n"
 	       "get: latest value of F features of one entity (Redis: HMGET key f0..fF-1);\n"
 	       "asof: the same as of a random time (Redis has no versions: HMGET); mget: K\n"
 	       "entities x F features in one request (Redis: K pipelined HMGETs); put: one entity's\n"
-	       "F features (Redis: HSET). --load writes N entities x F features and exits.\n");
+	       "F features (Redis: HSET); ping: protocol round trip only (Redis: PING).\n"
+	       "--load writes N entities x F features and exits.\n");
 }
 
 int main(int argc, char **argv)
@@ -563,7 +576,8 @@ int main(int argc, char **argv)
 				 : !strcmp(optarg, "asof") ? OP_ASOF
 				 : !strcmp(optarg, "mget") ? OP_MGET
 				 : !strcmp(optarg, "put")  ? OP_PUT
-							   : (die("--op get|asof|mget|put"), OP_GET);
+				 : !strcmp(optarg, "ping") ? OP_PING
+							   : (die("--op get|asof|mget|put|ping"), OP_GET);
 			break;
 		case 'b': snprintf(cfg.table, sizeof(cfg.table), "%s", optarg); break;
 		case 'n': cfg.entities = atol(optarg); break;
@@ -694,7 +708,7 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	const char *opname[] = {"get", "asof", "mget", "put"};
+	const char *opname[] = {"get", "asof", "mget", "put", "ping"};
 	double rate = (double)ops / secs;
 	if (cfg.json)
 		printf("{\"label\":\"%s\",\"target\":\"%s\",\"op\":\"%s\",\"conns\":%d,\"pipeline\":%d,"
