@@ -226,8 +226,9 @@ int srv_net_admit(struct srv_net *n, int fd);
 void srv_net_flush(struct srv_net *n);
 /* Timeouts and shutdown progress, about once a second; returns 1 when the loop may end. */
 int srv_net_tick(struct srv_net *n);
-/* Called by workers when a request is done. */
+/* Called by workers when a request (or a chain of them, linked by next) is done. */
 void srv_net_complete(struct srv_net *n, struct srv_req *r);
+void srv_net_complete_chain(struct srv_net *n, struct srv_req *first, struct srv_req *last);
 void srv_net_wake(struct srv_net *n);
 
 /* Frame header helpers (4-byte big-endian length). */

@@ -361,12 +361,18 @@ void srv_net_wake(struct srv_net *n)
 void srv_net_complete(struct srv_net *n, struct srv_req *r)
 {
 	r->next = NULL;
+	srv_net_complete_chain(n, r, r);
+}
+
+void srv_net_complete_chain(struct srv_net *n, struct srv_req *first, struct srv_req *last)
+{
+	last->next = NULL;
 	pthread_mutex_lock(&n->done_mu);
 	if (n->done_tail)
-		n->done_tail->next = r;
+		n->done_tail->next = first;
 	else
-		n->done_head = r;
-	n->done_tail = r;
+		n->done_head = first;
+	n->done_tail = last;
 	int signal = !n->done_signaled;
 	n->done_signaled = 1;
 	pthread_mutex_unlock(&n->done_mu);

@@ -21,6 +21,12 @@ struct srv_pool {
 	pthread_t *threads;
 };
 
+static void srv_pool_flush(struct srv_net *n, struct srv_req *first, struct srv_req *last)
+{
+	if (first)
+		srv_net_complete_chain(n, first, last);
+}
+
 static void *srv_pool_main(void *arg)
 {
 	struct srv_pool *p = arg;
@@ -31,20 +37,48 @@ static void *srv_pool_main(void *arg)
 			pthread_cond_wait(&p->cv, &p->mu);
 			p->idle--;
 		}
-		struct srv_req *r = p->head;
-		if (!r)
+		if (!p->head)
 			break; /* stop with an empty queue */
+		/* Take a fair share of the queue at once: one lock round trip and one completion
+		 * handoff per share instead of per request, while the other workers get the rest. */
+		size_t take = p->queued / (size_t)p->nthreads;
+		if (take < 1)
+			take = 1;
+		if (take > 64)
+			take = 64;
+		struct srv_req *mine = p->head, *r = mine;
+		size_t got = 1;
+		for (; got < take && r->next; got++)
+			r = r->next;
 		p->head = r->next;
+		r->next = NULL;
 		if (!p->head)
 			p->tail = NULL;
-		p->queued--;
-		/* Wake one more worker if work is left, so a batch fans out one at a time and
-		 * the submitting thread pays for a single wakeup. */
+		ST_ASSERT(p->queued >= got);
+		p->queued -= got;
 		if (p->head && p->idle)
 			pthread_cond_signal(&p->cv);
 		pthread_mutex_unlock(&p->mu);
-		srv_dispatch(p->srv, r);
-		srv_net_complete(r->net, r);
+		/* Completions go back to each request's network thread, chained per thread. */
+		struct srv_net *cn = NULL;
+		struct srv_req *cfirst = NULL, *clast = NULL;
+		while (mine) {
+			struct srv_req *next = mine->next;
+			mine->next = NULL;
+			srv_dispatch(p->srv, mine);
+			if (mine->net != cn) {
+				srv_pool_flush(cn, cfirst, clast);
+				cn = mine->net;
+				cfirst = NULL;
+			}
+			if (cfirst)
+				clast->next = mine;
+			else
+				cfirst = mine;
+			clast = mine;
+			mine = next;
+		}
+		srv_pool_flush(cn, cfirst, clast);
 		pthread_mutex_lock(&p->mu);
 	}
 	pthread_mutex_unlock(&p->mu);
