@@ -24,7 +24,7 @@
 #include "proto/strata.pb-c.h"
 
 enum target { T_STRATA, T_REDIS };
-enum op { OP_GET, OP_ASOF, OP_MGET, OP_PUT, OP_PING };
+enum op { OP_GET, OP_ASOF, OP_MGET, OP_PUT, OP_PING, OP_MIX };
 
 static struct {
 	enum target target;
@@ -43,10 +43,13 @@ static struct {
 	long count;
 	int load, json;
 	char label[128];
+	int put_batch;     /* entities per put request */
+	int mix[5];        /* weights per op, all 0 = just --op */
+	int mix_total;
 } cfg = {
 	.target = T_STRATA, .addr = "127.0.0.1:7070", .conns = 50, .pipeline = 1, .threads = 1,
 	.op = OP_GET, .table = "bench", .entities = 100000, .features = 10, .mget_k = 10,
-	.value_size = 8, .zipf_s = 0.99, .duration = 10, .warmup = 1,
+	.value_size = 8, .zipf_s = 0.99, .duration = 10, .warmup = 1, .put_batch = 1,
 };
 
 #define T0_US 1767225600000000LL
@@ -137,7 +140,8 @@ struct conn {
 	size_t ilen, icap;
 	int outstanding;   /* requests (for redis: commands) not yet answered */
 	int ops_left_in_batch;
-	int cmds_per_op;   /* redis mget: K commands per op */
+	uint16_t *opq;     /* redis: commands per queued op (mget K, put batch B), in order */
+	int opq_n, opq_pos;
 	int cmds_in_op;
 	int64_t t_sent;
 	uint64_t next_id;
@@ -212,7 +216,7 @@ static char **feature_names;
 static int queue_op(struct conn *c, struct keygen *kg, enum op op)
 {
 	char keys[64][24];
-	int nk = op == OP_MGET ? cfg.mget_k : 1;
+	int nk = op == OP_MGET ? cfg.mget_k : op == OP_PUT ? cfg.put_batch : 1;
 	size_t lens[64];
 	for (int i = 0; i < nk; i++)
 		lens[i] = (size_t)key_name(next_key(kg), keys[i]);
@@ -254,31 +258,33 @@ static int queue_op(struct conn *c, struct keygen *kg, enum op op)
 	}
 	Strata__Request req = STRATA__REQUEST__INIT;
 	if (op == OP_PUT) {
-		Strata__Cell cells[256], *cp[256];
-		Strata__Value vals[256];
-		for (int f = 0; f < cfg.features; f++) {
-			strata__cell__init(&cells[f]);
-			strata__value__init(&vals[f]);
+		static __thread Strata__Cell cells[64 * 256], *cp[64 * 256];
+		static __thread Strata__Value vals[64 * 256];
+		size_t nc = 0;
+		for (int e = 0; e < nk; e++)
+		for (int f = 0; f < cfg.features; f++, nc++) {
+			strata__cell__init(&cells[nc]);
+			strata__value__init(&vals[nc]);
 			if (cfg.value_size == 8) {
-				vals[f].type = STRATA_I64;
-				vals[f].has_i64 = 1;
-				vals[f].i64 = (int64_t)rnd(kg);
+				vals[nc].type = STRATA_I64;
+				vals[nc].has_i64 = 1;
+				vals[nc].i64 = (int64_t)rnd(kg);
 			} else {
-				vals[f].type = STRATA_STR;
-				vals[f].has_bytes = 1;
-				vals[f].bytes.data = (uint8_t *)value_str;
-				vals[f].bytes.len = (size_t)cfg.value_size;
+				vals[nc].type = STRATA_STR;
+				vals[nc].has_bytes = 1;
+				vals[nc].bytes.data = (uint8_t *)value_str;
+				vals[nc].bytes.len = (size_t)cfg.value_size;
 			}
-			cells[f].entity.data = (uint8_t *)keys[0];
-			cells[f].entity.len = lens[0];
-			cells[f].feature = feature_names[f];
-			cells[f].ts = T0_US + (int64_t)(rnd(kg) % 86400000000ull);
-			cells[f].value = &vals[f];
-			cp[f] = &cells[f];
+			cells[nc].entity.data = (uint8_t *)keys[e];
+			cells[nc].entity.len = lens[e];
+			cells[nc].feature = feature_names[f];
+			cells[nc].ts = T0_US + (int64_t)(rnd(kg) % 86400000000ull);
+			cells[nc].value = &vals[nc];
+			cp[nc] = &cells[nc];
 		}
 		Strata__PutReq p = STRATA__PUT_REQ__INIT;
 		p.table = cfg.table;
-		p.n_cells = (size_t)cfg.features;
+		p.n_cells = nc;
 		p.cells = cp;
 		req.op_case = STRATA__REQUEST__OP_PUT;
 		req.put = &p;
@@ -310,10 +316,18 @@ static void start_batch(struct conn *c, struct worker *w)
 {
 	c->olen = c->ooff = 0;
 	c->outstanding = 0;
-	for (int i = 0; i < cfg.pipeline; i++)
-		c->outstanding += queue_op(c, &w->kg, cfg.op);
-	c->cmds_per_op = cfg.target == T_REDIS && cfg.op == OP_MGET ? cfg.mget_k : 1;
-	c->cmds_in_op = 0;
+	c->opq_n = c->opq_pos = c->cmds_in_op = 0;
+	for (int i = 0; i < cfg.pipeline; i++) {
+		enum op op = cfg.op;
+		if (cfg.mix_total) {
+			int x = (int)(rnd(&w->kg) % (uint64_t)cfg.mix_total);
+			for (op = OP_GET; x >= cfg.mix[op]; op++)
+				x -= cfg.mix[op];
+		}
+		int cmds = queue_op(c, &w->kg, op);
+		c->outstanding += cmds;
+		c->opq[c->opq_n++] = (uint16_t)cmds;
+	}
 	c->t_sent = now_ns();
 }
 
@@ -342,8 +356,9 @@ static void consume(struct worker *w, struct conn *c)
 				snprintf(w->err, sizeof(w->err), "%s", r->str);
 			freeReplyObject(reply);
 			c->outstanding--;
-			if (++c->cmds_in_op == c->cmds_per_op) {
+			if (++c->cmds_in_op == c->opq[c->opq_pos]) {
 				c->cmds_in_op = 0;
+				c->opq_pos++;
 				record(w, c, failed);
 			}
 		}
@@ -532,10 +547,12 @@ static void usage(void)
 	       "         [--table bench] [--entities N] [--features 10] [--mget-k 10]\n"
 	       "         [--keys uniform|zipf] [--zipf-s 0.99] [--value-size 8]\n"
 	       "         [--duration 10 | --count N] [--warmup 1] [--load] [--json] [--label X]\n"
+	       "         [--put-batch B] [--mix get=80,asof=10,put=10]\n"
 	       "get: latest value of F features of one entity (Redis: HMGET key f0..fF-1);\n"
 	       "asof: the same as of a random time (Redis has no versions: HMGET); mget: K\n"
 	       "entities x F features in one request (Redis: K pipelined HMGETs); put: one entity's\n"
-	       "F features (Redis: HSET); ping: protocol round trip only (Redis: PING).\n"
+	       "F features of --put-batch entities (Redis: as many HSETs); ping: protocol round\n"
+	       "trip only (Redis: PING). --mix draws each request's op by weight.\n"
 	       "--load writes N entities x F features and exits.\n");
 }
 
@@ -548,7 +565,8 @@ int main(int argc, char **argv)
 		{"features", 1, 0, 'f'}, {"mget-k", 1, 0, 'k'}, {"keys", 1, 0, 'K'},
 		{"zipf-s", 1, 0, 'z'}, {"value-size", 1, 0, 'v'}, {"duration", 1, 0, 'd'},
 		{"count", 1, 0, 'N'}, {"warmup", 1, 0, 'w'}, {"load", 0, 0, 'L'},
-		{"json", 0, 0, 'J'}, {"label", 1, 0, 'l'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0},
+		{"json", 0, 0, 'J'}, {"label", 1, 0, 'l'}, {"help", 0, 0, 'h'},
+		{"put-batch", 1, 0, 'B'}, {"mix", 1, 0, 'M'}, {0, 0, 0, 0},
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -597,14 +615,36 @@ int main(int argc, char **argv)
 		case 'L': cfg.load = 1; break;
 		case 'J': cfg.json = 1; break;
 		case 'l': snprintf(cfg.label, sizeof(cfg.label), "%s", optarg); break;
+		case 'B': cfg.put_batch = atoi(optarg); break;
+		case 'M': {
+			/* get=80,put=20 */
+			static const char *names[] = {"get", "asof", "mget", "put", "ping"};
+			char buf[256];
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+				char *eq = strchr(tok, '=');
+				int k;
+				if (!eq)
+					die("--mix op=weight,...");
+				*eq = '\0';
+				for (k = 0; k < 5 && strcmp(names[k], tok); k++)
+					;
+				if (k == 5 || atoi(eq + 1) < 0)
+					die("--mix: unknown op '%s'", tok);
+				cfg.mix[k] = atoi(eq + 1);
+				cfg.mix_total += cfg.mix[k];
+			}
+			break;
+		}
 		case 'h': usage(); return 0;
 		default: usage(); return 2;
 		}
 	}
 	if (cfg.conns < 1 || cfg.pipeline < 1 || cfg.threads < 1 || cfg.entities < 1 ||
 	    cfg.features < 1 || cfg.features > 256 || cfg.mget_k < 1 || cfg.mget_k > 64 ||
-	    cfg.value_size < 1 || cfg.value_size > (int)sizeof(value_str))
-		die("bad sizes (features 1..256, mget-k 1..64)");
+	    cfg.value_size < 1 || cfg.value_size > (int)sizeof(value_str) || cfg.put_batch < 1 ||
+	    cfg.put_batch > 64 || cfg.pipeline > 65535)
+		die("bad sizes (features 1..256, mget-k and put-batch 1..64, pipeline <= 65535)");
 	if (cfg.threads > cfg.conns)
 		cfg.threads = cfg.conns;
 	const char *colon = strrchr(cfg.addr, ':');
@@ -642,6 +682,7 @@ int main(int argc, char **argv)
 			struct conn *c = &w->cs[i];
 			c->fd = tcp_connect();
 			c->next_id = 1;
+			c->opq = calloc((size_t)cfg.pipeline, sizeof(*c->opq));
 			if (cfg.target == T_REDIS) {
 				c->rr = redisReaderCreate();
 			} else if (cfg.token[0]) {
@@ -708,7 +749,9 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	const char *opname[] = {"get", "asof", "mget", "put", "ping"};
+	const char *opname[] = {"get", "asof", "mget", "put", "ping", "mix"};
+	if (cfg.mix_total)
+		cfg.op = OP_MIX;
 	double rate = (double)ops / secs;
 	if (cfg.json)
 		printf("{\"label\":\"%s\",\"target\":\"%s\",\"op\":\"%s\",\"conns\":%d,\"pipeline\":%d,"
