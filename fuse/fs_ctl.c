@@ -335,8 +335,13 @@ static void *accept_main(void *arg)
 		if (p[1].revents)
 			break;
 		int fd = accept4(s->ctl_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
+				st_warn("ctl: accept: %s", strerror(errno));
+				usleep(100000); /* e.g. out of fds: do not spin */
+			}
 			continue;
+		}
 		pthread_mutex_lock(&s->ctl_lock);
 		s->ctl_active++;
 		pthread_mutex_unlock(&s->ctl_lock);

@@ -18,7 +18,9 @@ enum fs_view { FS_VIEW_LIVE = 0, FS_VIEW_TRASH = 1 };
 /* One backing object the kernel knows about. Lives while nlookup > 0 (lookup counts from
  * replies, dropped by forget). The FUSE inode number is the struct's address. */
 struct fs_inode {
-	int fd;              /* O_PATH|O_NOFOLLOW on the backing object (owned) */
+	int fd;              /* O_PATH|O_NOFOLLOW on the backing object (owned), or -1 when
+			      * only the file handle is kept (over the fd budget) */
+	struct file_handle *fh; /* owned; set when fd is -1 */
 	dev_t dev;           /* key, with ino and view */
 	ino_t ino;
 	int view;            /* enum fs_view: objects seen through .trash are read-only */
@@ -31,6 +33,8 @@ struct fs_itable {
 	pthread_mutex_t lock;
 	struct fs_inode **b; /* buckets */
 	size_t nb, n;
+	long fd_budget;      /* inodes beyond this many keep a file handle, not an fd */
+	long fds;            /* inodes holding an fd; protected by lock */
 };
 
 struct fs_notify_item;
@@ -79,6 +83,13 @@ extern struct fs_state *fs_g;
  * (fd closed) on allocation failure. */
 int fs_itable_init(struct fs_itable *t);
 struct fs_inode *fs_itable_get(struct fs_itable *t, int fd, const struct stat *st, int view);
+/* An O_PATH fd for in, valid until the current request's handler returns: the inode's own
+ * fd, or one opened from its file handle (closed by fs_fd_release). -1 with errno set when
+ * the object cannot be opened (e.g. ESTALE). */
+int fs_fd(struct fs_inode *in);
+/* Closes the temporary fds fs_fd opened for the calling thread. */
+void fs_fd_release(void);
+
 /* Known inode for (dev, ino, view) or NULL; no reference is taken. */
 struct fs_inode *fs_itable_find(struct fs_itable *t, dev_t dev, ino_t ino, int view);
 /* Drops n lookups; frees the inode at zero. */
@@ -98,7 +109,7 @@ extern const struct fuse_lowlevel_ops fs_ops;
 
 /* Path of dir/name in the mount ("/a/b/name") from the backing fd of dir. Returns 0 or
  * -ENOENT when dir is not in the live namespace any more. */
-int fs_mount_path(struct fs_inode *dir, const char *name, char *out, size_t len);
+int fs_mount_path(int dirfd, const char *name, char *out, size_t len);
 
 /* Queues a kernel dentry invalidation for name in the directory (dev, ino, view), if the
  * kernel knows that directory. */

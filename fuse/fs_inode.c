@@ -4,6 +4,7 @@
 #include "common/st_err.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -59,6 +60,23 @@ struct fs_inode *fs_itable_get(struct fs_itable *t, int fd, const struct stat *s
 		close(fd);
 		return NULL;
 	}
+	if (t->fds >= t->fd_budget && st->st_dev == fs_g->root.dev) {
+		/* over budget: keep a file handle and open it per request */
+		struct file_handle *fh = malloc(sizeof(*fh) + MAX_HANDLE_SZ);
+		int mnt;
+		if (fh) {
+			fh->handle_bytes = MAX_HANDLE_SZ;
+			if (name_to_handle_at(fd, "", fh, &mnt, AT_EMPTY_PATH) == 0) {
+				in->fh = fh;
+				close(fd);
+				fd = -1;
+			} else {
+				free(fh);
+			}
+		}
+	}
+	if (fd >= 0)
+		t->fds++;
 	in->fd = fd;
 	in->dev = st->st_dev;
 	in->ino = st->st_ino;
@@ -99,8 +117,12 @@ void fs_itable_unref(struct fs_itable *t, struct fs_inode *in, uint64_t n)
 		pp = &(*pp)->next;
 	*pp = in->next;
 	t->n--;
+	if (in->fd >= 0)
+		t->fds--;
 	pthread_mutex_unlock(&t->lock);
-	close(in->fd);
+	if (in->fd >= 0)
+		close(in->fd);
+	free(in->fh);
 	free(in);
 }
 
@@ -109,10 +131,45 @@ void fs_itable_destroy(struct fs_itable *t)
 	for (size_t i = 0; i < t->nb; i++)
 		for (struct fs_inode *in = t->b[i], *next; in; in = next) {
 			next = in->next;
-			close(in->fd);
+			if (in->fd >= 0)
+				close(in->fd);
+			free(in->fh);
 			free(in);
 		}
 	free(t->b);
 	t->b = NULL;
 	pthread_mutex_destroy(&t->lock);
+}
+
+/* Temporary fds of the current request, per worker thread. */
+#define FS_TMP_SLOTS 16
+static __thread struct {
+	struct fs_inode *in;
+	int fd;
+} t_tmp[FS_TMP_SLOTS];
+static __thread int t_ntmp;
+
+int fs_fd(struct fs_inode *in)
+{
+	if (in->fd >= 0)
+		return in->fd;
+	for (int i = 0; i < t_ntmp; i++)
+		if (t_tmp[i].in == in)
+			return t_tmp[i].fd;
+	if (t_ntmp == FS_TMP_SLOTS) {
+		errno = EMFILE;
+		return -1;
+	}
+	int fd = open_by_handle_at(fs_g->bfd, in->fh, O_PATH | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	t_tmp[t_ntmp].in = in;
+	t_tmp[t_ntmp++].fd = fd;
+	return fd;
+}
+
+void fs_fd_release(void)
+{
+	while (t_ntmp > 0)
+		close(t_tmp[--t_ntmp].fd);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -29,7 +30,9 @@ static void usage(FILE *f)
 		"  --attr-timeout S        kernel attribute/entry cache, seconds (default 1)\n"
 		"  --writeback-cache       let the kernel cache writes\n"
 		"  --rmr-threads N         reclaimer concurrency (default 2)\n"
-		"  --rmr-rate N            reclaimer limit, entries per second (default unlimited)\n");
+		"  --rmr-rate N            reclaimer limit, entries per second (default unlimited)\n"
+		"  --max-inode-fds N       inodes holding an open fd; the rest keep a file handle\n"
+		"                          (default: 3/4 of the open file limit)\n");
 }
 
 static void *expiry_main(void *arg)
@@ -83,6 +86,7 @@ int main(int argc, char **argv)
 	fs_g = s;
 	int foreground = 0, threads = 8, rmr_threads = 2;
 	int64_t retention = 7LL * 86400 * 1000000, rate = 0;
+	long max_fds = -1;
 	char user_opts[2048] = "";
 	s->attr_timeout = 1.0;
 	s->bfd = s->ctl_fd = -1;
@@ -93,6 +97,7 @@ int main(int argc, char **argv)
 		{ "writeback-cache", no_argument, 0, 'W' },
 		{ "rmr-threads", required_argument, 0, 'M' },
 		{ "rmr-rate", required_argument, 0, 'L' },
+		{ "max-inode-fds", required_argument, 0, 'F' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -136,6 +141,9 @@ int main(int argc, char **argv)
 		case 'L':
 			rate = atoll(optarg);
 			break;
+		case 'F':
+			max_fds = atol(optarg);
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -158,6 +166,22 @@ int main(int argc, char **argv)
 	    (s->mnt[strlen(s->backing)] == '/' || !s->mnt[strlen(s->backing)])) {
 		fprintf(stderr, "stratafs: the mount point must not be inside the backing dir\n");
 		return 1;
+	}
+	/* every inode the kernel holds keeps an O_PATH fd: allow as many as the system does */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		struct rlimit want = rl;
+		FILE *f = fopen("/proc/sys/fs/nr_open", "re");
+		unsigned long nr = 0;
+		if (f && fscanf(f, "%lu", &nr) == 1 && nr > rl.rlim_max)
+			want.rlim_max = nr;
+		if (f)
+			fclose(f);
+		want.rlim_cur = want.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &want) != 0) {
+			rl.rlim_cur = rl.rlim_max; /* no CAP_SYS_RESOURCE: up to the hard limit */
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
 	}
 	int rc = 1;
 	struct st_error err = { 0 };
@@ -182,7 +206,16 @@ int main(int argc, char **argv)
 			s->backing, strerror(errno));
 		return 1;
 	}
-	if (fs_itable_init(&s->itab) != 0 ||
+	if (fs_itable_init(&s->itab) == 0) {
+		/* keep a quarter of the fds (at least 1024) for open files and the reclaimer */
+		struct rlimit now;
+		long lim = getrlimit(RLIMIT_NOFILE, &now) == 0 ? (long)now.rlim_cur : 1024;
+		long reserve = lim / 4 > 1024 ? lim / 4 : 1024;
+		s->itab.fd_budget = lim > reserve ? lim - reserve : 0;
+		if (max_fds >= 0 && max_fds < s->itab.fd_budget)
+			s->itab.fd_budget = max_fds;
+	}
+	if (s->itab.b == NULL ||
 	    fs_rmr_open(&s->rmr, s->bfd, rmr_threads, rate, &err) != 0 ||
 	    fs_trash_open(&s->trash, s->bfd, retention, &s->rmr, &err) != 0) {
 		fprintf(stderr, "stratafs: %s\n", err.msg[0] ? err.msg : "out of memory");

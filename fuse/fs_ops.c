@@ -104,10 +104,10 @@ static double tmo(struct fs_inode *in)
 	return in->view == FS_VIEW_TRASH ? 0 : fs_g->attr_timeout;
 }
 
-int fs_mount_path(struct fs_inode *dir, const char *name, char *out, size_t len)
+int fs_mount_path(int dirfd, const char *name, char *out, size_t len)
 {
 	char p[32], buf[PATH_MAX];
-	ssize_t n = readlink(fs_fd_path(dir->fd, p), buf, sizeof(buf) - 1);
+	ssize_t n = readlink(fs_fd_path(dirfd, p), buf, sizeof(buf) - 1);
 	if (n < 0)
 		return -errno;
 	buf[n] = 0;
@@ -127,7 +127,7 @@ int fs_mount_path(struct fs_inode *dir, const char *name, char *out, size_t len)
 
 static int stat_inode(struct fs_inode *in, struct stat *st)
 {
-	return fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+	return fstatat(fs_fd(in), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
 }
 
 static int do_lookup(fuse_req_t req, struct fs_inode *dir, const char *name,
@@ -150,7 +150,7 @@ static int do_lookup(fuse_req_t req, struct fs_inode *dir, const char *name,
 			if (c->uid != 0 && strcmp(name, u) != 0)
 				return -ENOENT;
 		}
-		fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		fd = openat(fs_fd(dir), name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	}
 	if (fd < 0)
 		return -errno;
@@ -250,7 +250,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	fs_fd_path(in->fd, p);
+	fs_fd_path(fs_fd(in), p);
 	if (valid & FUSE_SET_ATTR_MODE) {
 		AS_CALLER(req, res, fi ? fchmod((int)fi->fh, attr->st_mode) : chmod(p, attr->st_mode));
 		if (res < 0)
@@ -259,7 +259,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t u = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t g = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-		AS_CALLER(req, res, fchownat(in->fd, "", u, g, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+		AS_CALLER(req, res, fchownat(fs_fd(in), "", u, g, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
 		if (res < 0)
 			goto err;
 	}
@@ -282,7 +282,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		if (fi)
 			AS_CALLER(req, res, futimens((int)fi->fh, tv));
 		else
-			AS_CALLER(req, res, utimensat(in->fd, "", tv, AT_EMPTY_PATH));
+			AS_CALLER(req, res, utimensat(fs_fd(in), "", tv, AT_EMPTY_PATH));
 		if (res < 0 && errno == EINVAL && in->type != S_IFLNK)
 			AS_CALLER(req, res, utimensat(AT_FDCWD, p, tv, 0));
 		if (res < 0)
@@ -300,7 +300,7 @@ err:;
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[PATH_MAX + 1];
-	ssize_t n = readlinkat(fs_ino(ino)->fd, "", buf, sizeof(buf));
+	ssize_t n = readlinkat(fs_fd(fs_ino(ino)), "", buf, sizeof(buf));
 	if (n < 0)
 		fuse_reply_err(req, errno);
 	else if (n >= (ssize_t)sizeof(buf))
@@ -330,11 +330,11 @@ static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		return;
 	}
 	if (link)
-		AS_CALLER(req, res, symlinkat(link, dir->fd, name));
+		AS_CALLER(req, res, symlinkat(link, fs_fd(dir), name));
 	else if (S_ISDIR(mode))
-		AS_CALLER(req, res, mkdirat(dir->fd, name, mode));
+		AS_CALLER(req, res, mkdirat(fs_fd(dir), name, mode));
 	else
-		AS_CALLER(req, res, mknodat(dir->fd, name, mode, rdev));
+		AS_CALLER(req, res, mknodat(fs_fd(dir), name, mode, rdev));
 	e = errno;
 	as_root();
 	if (res < 0)
@@ -371,9 +371,9 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	}
 	char p[32];
 	if (in->type == S_IFLNK) /* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH */
-		res = linkat(in->fd, "", dir->fd, newname, AT_EMPTY_PATH);
+		res = linkat(fs_fd(in), "", fs_fd(dir), newname, AT_EMPTY_PATH);
 	else
-		AS_CALLER(req, res, linkat(AT_FDCWD, fs_fd_path(in->fd, p), dir->fd, newname,
+		AS_CALLER(req, res, linkat(AT_FDCWD, fs_fd_path(fs_fd(in), p), fs_fd(dir), newname,
 					   AT_SYMLINK_FOLLOW));
 	e = errno;
 	as_root();
@@ -390,7 +390,7 @@ static int trash_victim(fuse_req_t req, struct fs_inode *dir, const char *name,
 	struct fs_trash_put_info info;
 	memset(&info, 0, sizeof(info));
 	as_root();
-	int rc = fs_trash_put(&fs_g->trash, dir->fd, name, path, fuse_req_ctx(req)->uid, &info);
+	int rc = fs_trash_put(&fs_g->trash, fs_fd(dir), name, path, fuse_req_ctx(req)->uid, &info);
 	if (rc == 0 && info.name[0])
 		fs_notify_entry(info.tdir_dev, info.tdir_ino, FS_VIEW_TRASH, info.name);
 	return rc;
@@ -405,10 +405,10 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 		return;
 	}
 	char path[PATH_MAX];
-	int rc = fs_mount_path(dir, name, path, sizeof(path));
+	int rc = fs_mount_path(fs_fd(dir), name, path, sizeof(path));
 	if (rc == 0) {
 		struct stat st;
-		if (fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		if (fstatat(fs_fd(dir), name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			rc = -errno;
 		else if (isdir && !S_ISDIR(st.st_mode))
 			rc = -ENOTDIR;
@@ -419,7 +419,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 	} else if (rc == -ENOENT) {
 		/* the directory itself is no longer in the namespace (deleted while open) */
 		int res;
-		AS_CALLER(req, res, unlinkat(dir->fd, name, isdir ? AT_REMOVEDIR : 0));
+		AS_CALLER(req, res, unlinkat(fs_fd(dir), name, isdir ? AT_REMOVEDIR : 0));
 		rc = res < 0 ? -errno : 0;
 		as_root();
 	}
@@ -451,9 +451,9 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	}
 	int res;
 	struct stat ts, ss;
-	if (flags || fstatat(b->fd, newname, &ts, AT_SYMLINK_NOFOLLOW) != 0 ||
+	if (flags || fstatat(fs_fd(b), newname, &ts, AT_SYMLINK_NOFOLLOW) != 0 ||
 	    S_ISDIR(ts.st_mode)) {
-		AS_CALLER(req, res, renameat2(a->fd, name, b->fd, newname, flags));
+		AS_CALLER(req, res, renameat2(fs_fd(a), name, fs_fd(b), newname, flags));
 		e = res < 0 ? errno : 0;
 		as_root();
 		fuse_reply_err(req, e);
@@ -461,7 +461,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	}
 	/* The rename replaces a non-directory: exchange atomically, then trash the victim,
 	 * which now sits under the source name. */
-	if (fstatat(a->fd, name, &ss, AT_SYMLINK_NOFOLLOW) != 0) {
+	if (fstatat(fs_fd(a), name, &ss, AT_SYMLINK_NOFOLLOW) != 0) {
 		fuse_reply_err(req, errno);
 		return;
 	}
@@ -474,14 +474,14 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		return;
 	}
 	char path[PATH_MAX];
-	if (fs_mount_path(b, newname, path, sizeof(path)) != 0) {
-		AS_CALLER(req, res, renameat(a->fd, name, b->fd, newname));
+	if (fs_mount_path(fs_fd(b), newname, path, sizeof(path)) != 0) {
+		AS_CALLER(req, res, renameat(fs_fd(a), name, fs_fd(b), newname));
 		e = res < 0 ? errno : 0;
 		as_root();
 		fuse_reply_err(req, e);
 		return;
 	}
-	AS_CALLER(req, res, renameat2(a->fd, name, b->fd, newname, RENAME_EXCHANGE));
+	AS_CALLER(req, res, renameat2(fs_fd(a), name, fs_fd(b), newname, RENAME_EXCHANGE));
 	e = res < 0 ? errno : 0;
 	as_root();
 	if (e) {
@@ -491,7 +491,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	int rc = trash_victim(req, a, name, path);
 	if (rc) {
 		/* put things back as they were */
-		renameat2(a->fd, name, b->fd, newname, RENAME_EXCHANGE);
+		renameat2(fs_fd(a), name, fs_fd(b), newname, RENAME_EXCHANGE);
 		fuse_reply_err(req, -rc);
 		return;
 	}
@@ -524,7 +524,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, e);
 		return;
 	}
-	AS_CALLER(req, fd, openat(dir->fd, name, open_flags(fi->flags) | O_CREAT, mode));
+	AS_CALLER(req, fd, openat(fs_fd(dir), name, open_flags(fi->flags) | O_CREAT, mode));
 	e = errno;
 	as_root();
 	if (fd < 0) {
@@ -555,7 +555,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	char p[32];
 	int fd;
-	AS_CALLER(req, fd, open(fs_fd_path(in->fd, p), open_flags(fi->flags) & ~O_CREAT));
+	AS_CALLER(req, fd, open(fs_fd_path(fs_fd(in), p), open_flags(fi->flags) & ~O_CREAT));
 	int e = errno;
 	as_root();
 	if (fd < 0) {
@@ -670,7 +670,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	int fd;
-	AS_CALLER(req, fd, openat(in->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	AS_CALLER(req, fd, openat(fs_fd(in), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	int e = errno;
 	as_root();
 	if (fd < 0 || !(d->dp = fdopendir(fd))) {
@@ -837,7 +837,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	}
 	char p[32];
 	int res;
-	AS_CALLER(req, res, setxattr(fs_fd_path(in->fd, p), name, value, size, flags));
+	AS_CALLER(req, res, setxattr(fs_fd_path(fs_fd(in), p), name, value, size, flags));
 	int e = res < 0 ? errno : 0;
 	as_root();
 	fuse_reply_err(req, e);
@@ -851,7 +851,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return;
 	}
 	char p[32];
-	fs_fd_path(in->fd, p);
+	fs_fd_path(fs_fd(in), p);
 	if (size == 0) {
 		ssize_t n = getxattr(p, name, NULL, 0);
 		if (n < 0)
@@ -884,7 +884,7 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		return;
 	}
 	char p[32];
-	fs_fd_path(in->fd, p);
+	fs_fd_path(fs_fd(in), p);
 	if (size == 0) {
 		ssize_t n = listxattr(p, NULL, 0);
 		if (n < 0)
@@ -919,29 +919,62 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	}
 	char p[32];
 	int res;
-	AS_CALLER(req, res, removexattr(fs_fd_path(in->fd, p), name));
+	AS_CALLER(req, res, removexattr(fs_fd_path(fs_fd(in), p), name));
 	int e = res < 0 ? errno : 0;
 	as_root();
 	fuse_reply_err(req, e);
 }
 
+/* Every handler runs through a wrapper that closes the temporary fds it opened. */
+#define WRAP(op, params, args)          \
+	static void w_##op params       \
+	{                               \
+		op args;                \
+		fs_fd_release();        \
+	}
+WRAP(op_lookup, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
+WRAP(op_getattr, (fuse_req_t r, fuse_ino_t i, struct fuse_file_info *f), (r, i, f))
+WRAP(op_setattr, (fuse_req_t r, fuse_ino_t i, struct stat *a, int v, struct fuse_file_info *f),
+     (r, i, a, v, f))
+WRAP(op_readlink, (fuse_req_t r, fuse_ino_t i), (r, i))
+WRAP(op_mknod, (fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, dev_t d), (r, p, n, m, d))
+WRAP(op_mkdir, (fuse_req_t r, fuse_ino_t p, const char *n, mode_t m), (r, p, n, m))
+WRAP(op_symlink, (fuse_req_t r, const char *l, fuse_ino_t p, const char *n), (r, l, p, n))
+WRAP(op_link, (fuse_req_t r, fuse_ino_t i, fuse_ino_t p, const char *n), (r, i, p, n))
+WRAP(op_unlink, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
+WRAP(op_rmdir, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
+WRAP(op_rename,
+     (fuse_req_t r, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn, unsigned int f),
+     (r, p, n, np, nn, f))
+WRAP(op_create, (fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, struct fuse_file_info *f),
+     (r, p, n, m, f))
+WRAP(op_open, (fuse_req_t r, fuse_ino_t i, struct fuse_file_info *f), (r, i, f))
+WRAP(op_opendir, (fuse_req_t r, fuse_ino_t i, struct fuse_file_info *f), (r, i, f))
+WRAP(op_readdirplus, (fuse_req_t r, fuse_ino_t i, size_t s, off_t o, struct fuse_file_info *f),
+     (r, i, s, o, f))
+WRAP(op_setxattr, (fuse_req_t r, fuse_ino_t i, const char *n, const char *v, size_t s, int f),
+     (r, i, n, v, s, f))
+WRAP(op_getxattr, (fuse_req_t r, fuse_ino_t i, const char *n, size_t s), (r, i, n, s))
+WRAP(op_listxattr, (fuse_req_t r, fuse_ino_t i, size_t s), (r, i, s))
+WRAP(op_removexattr, (fuse_req_t r, fuse_ino_t i, const char *n), (r, i, n))
+
 const struct fuse_lowlevel_ops fs_ops = {
 	.init = op_init,
-	.lookup = op_lookup,
+	.lookup = w_op_lookup,
 	.forget = op_forget,
 	.forget_multi = op_forget_multi,
-	.getattr = op_getattr,
-	.setattr = op_setattr,
-	.readlink = op_readlink,
-	.mknod = op_mknod,
-	.mkdir = op_mkdir,
-	.symlink = op_symlink,
-	.link = op_link,
-	.unlink = op_unlink,
-	.rmdir = op_rmdir,
-	.rename = op_rename,
-	.create = op_create,
-	.open = op_open,
+	.getattr = w_op_getattr,
+	.setattr = w_op_setattr,
+	.readlink = w_op_readlink,
+	.mknod = w_op_mknod,
+	.mkdir = w_op_mkdir,
+	.symlink = w_op_symlink,
+	.link = w_op_link,
+	.unlink = w_op_unlink,
+	.rmdir = w_op_rmdir,
+	.rename = w_op_rename,
+	.create = w_op_create,
+	.open = w_op_open,
 	.read = op_read,
 	.write_buf = op_write_buf,
 	.flush = op_flush,
@@ -950,14 +983,14 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.fallocate = op_fallocate,
 	.lseek = op_lseek,
 	.copy_file_range = op_copy_file_range,
-	.opendir = op_opendir,
+	.opendir = w_op_opendir,
 	.readdir = op_readdir,
-	.readdirplus = op_readdirplus,
+	.readdirplus = w_op_readdirplus,
 	.releasedir = op_releasedir,
 	.fsyncdir = op_fsyncdir,
 	.statfs = op_statfs,
-	.setxattr = op_setxattr,
-	.getxattr = op_getxattr,
-	.listxattr = op_listxattr,
-	.removexattr = op_removexattr,
+	.setxattr = w_op_setxattr,
+	.getxattr = w_op_getxattr,
+	.listxattr = w_op_listxattr,
+	.removexattr = w_op_removexattr,
 };

@@ -6,7 +6,8 @@
 
 PLAIN="$T/plain"
 mkdir -p "$PLAIN"
-fs_mount
+# few inode fds: most inodes live on file handles, the path big trees take
+fs_mount --max-inode-fds 100
 
 # A source tree with modes, times, symlinks, a hard link, an xattr and an empty directory.
 SRC="$T/src"
@@ -101,7 +102,7 @@ ln "$M/fa" "$M/fa2" && [ "$(stat -c %h "$M/fa")" = 2 ] || fail link
 chmod 4711 "$M/fa" && [ "$(stat -c %a "$M/fa")" = 4711 ] || fail chmod
 chown 65534:65534 "$M/fa" && [ "$(stat -c %u:%g "$B/fa")" = 65534:65534 ] || fail chown
 touch -h -d "2001-02-03 04:05:06" "$M/sl" && [ "$(stat -c %Y "$M/sl")" = "$(date -d '2001-02-03 04:05:06' +%s)" ] || fail "utimens on a symlink"
-setfattr -n user.k -v v "$M/fa2" && [ "$(getfattr --only-values -n user.k "$M/fa2")" = v ] || fail setxattr
+setfattr -n user.k -v v "$M/fa2" && [ "$(getfattr --only-values -n user.k "$M/fa2" 2>/dev/null)" = v ] || fail setxattr
 setfattr -x user.k "$M/fa2" && ! getfattr -n user.k "$M/fa2" 2>/dev/null || fail removexattr
 mkfifo "$M/fifo" && [ -p "$M/fifo" ] || fail mknod
 sync -f "$M" && python3 -c "import os;fd=os.open('$M/fa',os.O_RDWR);os.fsync(fd);os.fdatasync(fd)" || fail fsync
