@@ -26,6 +26,7 @@ struct ev_conn {
 struct ev_net {
 	struct event_base *base;
 	struct event *accept_ev, *efd_ev, *tick_ev;
+	int64_t accept_retry_us; /* accepting paused after an error (EMFILE...) until then */
 };
 
 static void ev_read_cb(struct bufferevent *bev, void *arg)
@@ -76,8 +77,13 @@ static void ev_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	for (int i = 0; i < 256; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				st_warn("accept: %s", strerror(errno));
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+				/* Out of descriptors: the listener stays readable, so pause it
+				 * instead of spinning; ev_run re-enables it. */
+				st_warn("accept: %s; retrying in 100 ms", strerror(errno));
+				event_del(e->accept_ev);
+				e->accept_retry_us = st_mono_us() + 100000;
+			}
 			return;
 		}
 		if (srv_net_admit(n, fd))
@@ -204,6 +210,10 @@ static void ev_run(struct srv_net *n)
 			struct timeval tv = {0, 20000};
 			event_add(e->tick_ev, &tv);
 			fast_tick = 1;
+		}
+		if (!stopping && e->accept_retry_us && st_mono_us() >= e->accept_retry_us) {
+			e->accept_retry_us = 0;
+			event_add(e->accept_ev, NULL);
 		}
 		if (stopping || st_mono_us() - n->last_tick_us > 250000) {
 			if (srv_net_tick(n))

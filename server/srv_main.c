@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -174,6 +175,16 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+	/* Every connection is a descriptor: use the hard limit, and say so if it is low. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    (rlim_t)s->cfg.max_conns + 256 > rl.rlim_cur)
+		st_warn("open file limit %llu is low for --max-conns %d: accepts may fail with EMFILE",
+			(unsigned long long)rl.rlim_cur, s->cfg.max_conns);
 	if ((rc = srv_mkdirs(s->cfg.data_dir))) {
 		st_errlog("cannot create data dir %s: %s", s->cfg.data_dir, strerror(-rc));
 		return 1;

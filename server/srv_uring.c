@@ -45,6 +45,7 @@ struct ur_net {
 	uint8_t *bufs;
 	uint64_t efd_val;
 	int accept_armed;
+	int64_t accept_retry_us; /* after an accept error (EMFILE...): re-arm no sooner */
 	struct ur_conn *dirty; /* conns with output to start sending */
 };
 
@@ -200,8 +201,11 @@ static void ur_on_accept(struct srv_net *n, struct ur_net *u, struct io_uring_cq
 	if (!(cqe->flags & IORING_CQE_F_MORE))
 		u->accept_armed = 0;
 	if (cqe->res < 0) {
-		if (cqe->res != -ECANCELED)
-			st_warn("accept: %s", strerror(-cqe->res));
+		if (cqe->res != -ECANCELED) {
+			/* Out of descriptors or memory: retrying at once would spin; wait a bit. */
+			st_warn("accept: %s; retrying in 100 ms", strerror(-cqe->res));
+			u->accept_retry_us = st_mono_us() + 100000;
+		}
 		return;
 	}
 	int fd = cqe->res;
@@ -414,7 +418,7 @@ static void ur_run(struct srv_net *n)
 				break;
 			ur_flush_dirty(u);
 		}
-		if (!stopping && n->accepting && !u->accept_armed)
+		if (!stopping && n->accepting && !u->accept_armed && now >= u->accept_retry_us)
 			ur_arm_accept(n, u);
 		struct __kernel_timespec ts = {.tv_sec = 0,
 					       .tv_nsec = stopping ? 20000000 : 250000000};

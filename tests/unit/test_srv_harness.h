@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
@@ -32,6 +33,7 @@ struct srvh {
 	char io[16];
 	char extra[8][128];
 	int nextra;
+	int nofile; /* RLIMIT_NOFILE for the server (hard and soft), 0 = inherit */
 };
 
 static inline int srvh_rm_cb(const char *p, const struct stat *s, int f, struct FTW *w)
@@ -100,6 +102,10 @@ static inline void srvh_launch(struct srvh *h)
 		for (int i = 0; i < h->nextra; i++)
 			argv[n++] = h->extra[i];
 		argv[n] = NULL;
+		if (h->nofile) {
+			struct rlimit rl = {(rlim_t)h->nofile, (rlim_t)h->nofile};
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
 		execv(exe, argv);
 		_exit(127);
 	}
