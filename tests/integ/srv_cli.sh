@@ -98,4 +98,25 @@ for io in uring epoll; do
   PID=
   [ $rc -eq 0 ] || fail "stratad ($io) exited $rc on SIGTERM"
 done
+# --token-file: the CLI authenticates; without it (or with a wrong one) it is refused.
+echo "cli-s3cret" > "$T/token"
+echo "nope" > "$T/wrong"
+rm -rf "$T/srv" "$T/ready"
+"$SD" --data-dir "$T/srv" --listen 127.0.0.1:0 --admin off --auth-token-file "$T/token" \
+  --ready-file "$T/ready" 2>"$T/srv.log" &
+PID=$!
+for _ in $(seq 200); do [ -s "$T/ready" ] && break; sleep 0.05; done
+ADDR=$(awk '{print $1}' "$T/ready")
+$S --addr "$ADDR" --token-file "$T/token" table create t --feature x:i64 >/dev/null \
+  || fail "right token refused"
+$S --addr "$ADDR" --token-file "$T/token" table list | grep -q '^t ' || fail "table list with token"
+if $S --addr "$ADDR" table list >/dev/null 2>"$T/err"; then fail "no token accepted"; fi
+grep -q "authentication" "$T/err" || fail "no-token error unclear: $(cat "$T/err")"
+if $S --addr "$ADDR" --token-file "$T/wrong" table list >/dev/null 2>"$T/err"; then
+  fail "wrong token accepted"
+fi
+grep -q "authentication" "$T/err" || fail "wrong-token error unclear: $(cat "$T/err")"
+kill -TERM $PID; wait $PID; rc=$?; PID=
+[ $rc -eq 0 ] || fail "stratad (auth) exited $rc on SIGTERM"
+
 echo "ok: strata --addr output equals embedded output on io_uring and epoll ($(wc -l < "$T/script") commands)"
