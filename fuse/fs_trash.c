@@ -1056,7 +1056,7 @@ int fs_trash_expire(struct fs_trash *t, int64_t now_us, struct st_error *err)
 			if (strlen(be->d_name) != 15 || be->d_name[8] != 'T')
 				continue;
 			char lname[32];
-			snprintf(lname, sizeof(lname), "%s.log", be->d_name);
+			snprintf(lname, sizeof(lname), "%.15s.log", be->d_name);
 			struct stat st;
 			/* the log's mtime is the bucket's last deletion; without a log, the dir's */
 			if ((lfd < 0 || fstatat(lfd, lname, &st, 0) != 0) &&
@@ -1075,7 +1075,7 @@ int fs_trash_expire(struct fs_trash *t, int64_t now_us, struct st_error *err)
 				}
 			pthread_mutex_unlock(&t->lock);
 			char path[64];
-			snprintf(path, sizeof(path), "/%s", be->d_name);
+			snprintf(path, sizeof(path), "/%.15s", be->d_name);
 			int rc = fs_rmr_enqueue(t->rmr, ufd, be->d_name, path, (uid_t)uid, "expire",
 						NULL, NULL);
 			if (rc == 0 || rc == -ENOENT) {
