@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -75,10 +76,15 @@ static inline void srvh_launch(struct srvh *h)
 	const char *bin = getenv("BIN") ? getenv("BIN") : "bin";
 	char exe[300];
 	snprintf(exe, sizeof(exe), "%s/stratad", bin);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0)
 		srvh_die(h, "fork failed");
 	if (pid == 0) {
+		/* A failing test must not leave servers behind: die with the test process. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		if (fd >= 0) {
 			dup2(fd, 2);
