@@ -269,6 +269,8 @@ int strata_batch_delete(strata_batch *b, const char *table, const char *entity,
 			size_t entity_len, const char *const *features, size_t nfeatures,
 			int64_t ts);
 size_t strata_batch_count(const strata_batch *b);
+/* Sends every queued operation and waits for all answers; executing a batch again re-sends
+ * all of its operations (previous results are released). */
 int strata_batch_exec(strata_batch *b, struct strata_error *err);
 /* Status of operation i after exec (0 or a code; err gets the message). */
 int strata_batch_status(const strata_batch *b, size_t i, struct strata_error *err);

@@ -664,6 +664,19 @@ static void sc_batch_deliver(void *arg, size_t idx, Strata__Response *r)
 int strata_batch_exec(strata_batch *b, struct strata_error *err)
 {
 	strata *c = b->c;
+	/* Executing again re-sends every operation: forget the previous answers first. */
+	for (size_t i = 0; i < b->n; i++) {
+		struct sc_item *it = &b->items[i];
+		if (it->results) {
+			strata_result_release(it->results, it->nresults);
+			free(it->results);
+			it->results = NULL;
+		}
+		free(it->msg);
+		it->msg = NULL;
+		it->done = 0;
+		it->code = 0;
+	}
 	int rc = sc_ensure(c, err);
 	if (rc)
 		goto fail_all;

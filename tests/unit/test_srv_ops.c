@@ -311,6 +311,12 @@ static void test_batch(void **state)
 			assert_false(r[0].found);
 	}
 	assert_int_equal(strata_batch_status(b, 500, &e), STRATA_ENOTFOUND);
+	/* executing again re-sends everything and gives the same answers */
+	ok(strata_batch_exec(b, &e), &e);
+	size_t n1;
+	const struct strata_result *r1 = strata_batch_results(b, 7, &n1);
+	assert_true(n1 == 1 && r1[0].found && r1[0].value.i64 == 7);
+	assert_int_equal(strata_batch_status(b, 500, &e), STRATA_ENOTFOUND);
 	strata_batch_free(b);
 	strata_close(c);
 }
