@@ -276,6 +276,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(s->se);
 out_state:
+	fuse_opt_free_args(&args);
 	fs_trash_close(&s->trash);
 	fs_rmr_close(&s->rmr);
 	fs_itable_destroy(&s->itab);

@@ -181,7 +181,8 @@ static size_t list_jobs(struct fs_rmr *r, char ***out)
 		v[n++] = strdup(id);
 	}
 	closedir(d);
-	qsort(v, n, sizeof(*v), cmp_str);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_str);
 	*out = v;
 	return n;
 }

@@ -530,7 +530,8 @@ static int read_log(struct fs_trash *t, int ldfd, const char *lname, uid_t uid,
 		p = nl + 1;
 	}
 	free(buf);
-	qsort(tmp.v, tmp.n, sizeof(*tmp.v), cmp_entry_id);
+	if (tmp.n)
+		qsort(tmp.v, tmp.n, sizeof(*tmp.v), cmp_entry_id);
 	for (size_t i = 0; i < tmp.n; i++) {
 		struct fs_trash_entry *e = &tmp.v[i];
 		int last = i + 1 == tmp.n || strcmp(tmp.v[i + 1].rec.id, e->rec.id) != 0;
@@ -618,7 +619,8 @@ int fs_trash_list(struct fs_trash *t, int64_t uid, struct fs_trash_list *out,
 		fs_trash_list_release(out);
 		return st_error_set(err, rc, "cannot read the trash index: %s", strerror(-rc));
 	}
-	qsort(rl.v, rl.n, sizeof(*rl.v), cmp_entry_time);
+	if (rl.n)
+		qsort(rl.v, rl.n, sizeof(*rl.v), cmp_entry_time);
 	out->v = rl.v;
 	out->n = rl.n;
 	for (size_t i = 0; i < rl.n; i++)

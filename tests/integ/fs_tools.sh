@@ -28,6 +28,7 @@ tar -C "$T" -cf "$T/src.tar" --xattrs src
 export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@x GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@x
 export GIT_AUTHOR_DATE="2024-01-01T00:00:00Z" GIT_COMMITTER_DATE="2024-01-01T00:00:00Z"
 export GIT_CONFIG_NOSYSTEM=1 HOME="$T"
+unset MAKEFLAGS MAKELEVEL MFLAGS MAKEOVERRIDES   # an outer make (make test) must not leak in
 
 workload() { # DIR -> prints results that must match between plain and mount
 	local W=$1
@@ -43,7 +44,7 @@ workload() { # DIR -> prints results that must match between plain and mount
 	git init -q -b main . && cp -a "$SRC/a" . && git add -A && git commit -qm one
 	echo change >>file1 && git status --porcelain && git commit -qam two
 	git checkout -q -b side HEAD~1 && cat file1 | md5sum && git checkout -q main
-	git log --format=%H%x20%s && git status --porcelain && git fsck -q 2>&1
+	git log --format=%H%x20%s && git status --porcelain && git fsck --strict 2>&1 && echo "fsck ok"
 	cd "$W"
 	# make
 	mkdir proj && cd proj
@@ -69,6 +70,7 @@ if ! diff -u "$T/plain.out" "$T/mount.out"; then
 fi
 grep -q "prog ok" "$T/mount.out" || fail "make/prog did not work: $(head -50 "$T/mount.out")"
 grep -q "rebuild ok" "$T/mount.out" || fail "rebuild after touch did not work"
+grep -q "fsck ok" "$T/mount.out" || fail "git fsck failed on the mount"
 [ "$(grep -c . "$T/mount.out")" -gt 100 ] || fail "workload produced too little output"
 grep -q "failed" "$T/mount.out" && fail "a tool failed: $(grep failed "$T/mount.out")"
 
