@@ -151,7 +151,7 @@ static json_t *do_rmr(const struct caller *k, json_t *req)
 		rc = fs_trash_put_tree(&fs_g->trash, pfd, base, opath, k->c.uid, &info);
 		if (rc == 0) {
 			memcpy(id, info.id, 17);
-			fs_notify_entry(info.tdir_dev, info.tdir_ino, FS_VIEW_TRASH, info.name);
+			fs_notify_entry(info.tdir_dev, info.tdir_ino, FS_VIEW_TRASH, info.name, 1);
 		} else {
 			st_error_set(&err, rc, "rmr: moving %s to the trash: %s", opath,
 				     strerror(-rc));
@@ -162,7 +162,7 @@ static json_t *do_rmr(const struct caller *k, json_t *req)
 	close(pfd);
 	if (rc)
 		return fail(rc, "%s", err.msg);
-	fs_notify_entry(ps.st_dev, ps.st_ino, FS_VIEW_LIVE, base);
+	fs_notify_entry(ps.st_dev, ps.st_ino, FS_VIEW_LIVE, base, 1);
 	st_info("rmr: %s detached as %s by uid %u (%s)", opath, id, (unsigned)k->c.uid,
 		via_trash ? "to trash" : "reclaiming");
 	res = json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "id", id, "path", opath, "elapsed_us",
@@ -210,13 +210,40 @@ struct restore_ctx {
 	json_t *arr;
 };
 
+/* Invalidates every component of dest (parents may have been recreated behind the
+ * kernel's back, over cached negative entries). */
+static void invalidate_path(const char *dest)
+{
+	int fd = fcntl(fs_g->bfd, F_DUPFD_CLOEXEC, 0);
+	const char *p = dest;
+	while (fd >= 0 && *p) {
+		const char *s = strchr(p, '/');
+		size_t n = s ? (size_t)(s - p) : strlen(p);
+		char comp[NAME_MAX + 1];
+		if (n == 0 || n > NAME_MAX)
+			break;
+		memcpy(comp, p, n);
+		comp[n] = 0;
+		struct stat st;
+		if (fstat(fd, &st) == 0)
+			fs_notify_entry(st.st_dev, st.st_ino, FS_VIEW_LIVE, comp, 1);
+		int nfd = s ? openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+		close(fd);
+		fd = nfd;
+		p = s ? s + 1 : p + n;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 static void restore_cb(void *arg, const struct fs_trash_rec *rec, const char *dest, int dfd,
 		       const char *name, int rc)
 {
 	struct restore_ctx *rc_ = arg;
-	struct stat st;
-	if (rc == 0 && dfd >= 0 && fstat(dfd, &st) == 0)
-		fs_notify_entry(st.st_dev, st.st_ino, FS_VIEW_LIVE, name);
+	(void)dfd;
+	(void)name;
+	if (rc == 0)
+		invalidate_path(dest);
 	json_array_append_new(rc_->arr, json_pack("{s:s,s:s,s:s,s:i,s:s}", "id", rec->id, "path",
 						  rec->path, "dest", dest, "errno",
 						  rc < 0 && rc > -4096 ? -rc : 0, "error",

@@ -111,9 +111,11 @@ extern const struct fuse_lowlevel_ops fs_ops;
  * -ENOENT when dir is not in the live namespace any more. */
 int fs_mount_path(int dirfd, const char *name, char *out, size_t len);
 
-/* Queues a kernel dentry invalidation for name in the directory (dev, ino, view), if the
- * kernel knows that directory. */
-void fs_notify_entry(dev_t dev, ino_t ino, int view, const char *name);
+/* Kernel dentry invalidation for name in the directory (dev, ino, view), if the kernel
+ * knows that directory. From a FUSE request it is queued for the notifier thread; outside
+ * requests (control channel) pass sync=1 to have it done before returning, so the caller
+ * sees the new state at once. */
+void fs_notify_entry(dev_t dev, ino_t ino, int view, const char *name, int sync);
 int fs_notify_start(struct fs_state *s);
 void fs_notify_stop(struct fs_state *s);
 

@@ -13,7 +13,7 @@ struct fs_notify_item {
 	char name[];
 };
 
-void fs_notify_entry(dev_t dev, ino_t ino, int view, const char *name)
+void fs_notify_entry(dev_t dev, ino_t ino, int view, const char *name, int sync)
 {
 	struct fs_state *s = fs_g;
 	fuse_ino_t parent;
@@ -26,6 +26,12 @@ void fs_notify_entry(dev_t dev, ino_t ino, int view, const char *name)
 		parent = fs_ino_id(in);
 	}
 	size_t nl = strlen(name);
+	if (sync) {
+		int rc = fuse_lowlevel_notify_inval_entry(s->se, parent, name, nl);
+		if (rc && rc != -ENOENT && s->debug)
+			st_warn("inval_entry %s: %s", name, strerror(-rc));
+		return;
+	}
 	struct fs_notify_item *it = malloc(sizeof(*it) + nl + 1);
 	if (!it)
 		return;

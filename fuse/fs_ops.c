@@ -392,7 +392,7 @@ static int trash_victim(fuse_req_t req, struct fs_inode *dir, const char *name,
 	as_root();
 	int rc = fs_trash_put(&fs_g->trash, fs_fd(dir), name, path, fuse_req_ctx(req)->uid, &info);
 	if (rc == 0 && info.name[0])
-		fs_notify_entry(info.tdir_dev, info.tdir_ino, FS_VIEW_TRASH, info.name);
+		fs_notify_entry(info.tdir_dev, info.tdir_ino, FS_VIEW_TRASH, info.name, 0);
 	return rc;
 }
 
