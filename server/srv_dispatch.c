@@ -580,7 +580,7 @@ void srv_dispatch(struct srv_server *s, struct srv_req *req)
 	}
 	case STRATA__REQUEST__OP_GET: {
 		const Strata__GetReq *g = m->get;
-		struct kv_read_opts o = {g->as_of, g->known_at};
+		struct kv_read_opts o = {g->as_of, g->known_at, 0};
 		if ((rc = srv_check_features(g->n_features, &err)))
 			break;
 		if (g->n_entities == 0) {

@@ -95,6 +95,7 @@ struct kv_options {
 	int run_jobs;              /* run preload jobs here (and resume interrupted ones); default 0 */
 	int64_t wal_ttl_seconds;   /* keep WAL for replication tailing; default 3600 */
 	size_t preload_mem_bytes;  /* sort buffer of a preload before spilling runs; 256 MiB */
+	size_t row_cache_bytes;    /* latest-value row cache for serving reads; 0 = none (default) */
 	int64_t (*clock)(void *);  /* wall clock in us for ttl and ingest times; default real time */
 	void *clock_arg;
 };
@@ -161,7 +162,11 @@ int kv_delete(struct kv_db *db, const char *table, const char *entity, size_t en
 struct kv_read_opts {
 	int64_t as_of;    /* ST_TS_MAX = latest */
 	int64_t known_at; /* ST_TS_MAX = everything ingested so far */
+	unsigned flags;   /* KV_READ_* */
 };
+/* Answer only from the row cache: fail with ST_EBUSY rather than touch RocksDB (a server can
+ * then answer hits on its network thread and hand misses to a worker). */
+#define KV_READ_CACHED_ONLY 1u
 /* Latest value, everything known so far. */
 extern const struct kv_read_opts kv_read_latest;
 #define KV_READ_LATEST (kv_read_latest)
@@ -198,6 +203,15 @@ void kv_history_free(struct kv_version *v, size_t n);
 int kv_history(struct kv_db *db, const char *table, const char *entity, size_t entity_len,
 	       const char *feature, int64_t from, int64_t to, size_t limit, int64_t known_at,
 	       struct kv_version **out, size_t *n, struct st_error *err);
+
+/* Walks every existing version of every feature of a table (retention applied, tombstones
+ * included, the newest write of each event time as known at `known_at`), entity by entity in
+ * key order, features in id order, newest version first. `entity` and `v` are valid during
+ * the call only. A non-zero return from cb stops the walk and is returned. */
+typedef int (*kv_version_cb)(void *arg, const char *entity, size_t entity_len,
+			     const struct kv_feature_def *feature, const struct kv_version *v);
+int kv_table_scan(struct kv_db *db, const char *table, int64_t known_at, kv_version_cb cb,
+		  void *arg, struct st_error *err);
 
 /* ---- versioned sample join (streaming, bounded memory) ----
  * Push sample rows (entity, ts) in any order; when kv_join_push returns 1 the chunk is full:
@@ -275,6 +289,8 @@ int kv_compact(struct kv_db *db, struct st_error *err);
 uint64_t kv_property_sum(struct kv_db *db, const char *prop);
 /* Block cache hits and misses since open. */
 void kv_cache_stats(struct kv_db *db, uint64_t *hits, uint64_t *misses);
+/* Row cache hits, misses and bytes held (zeros without a row cache). */
+void kv_row_cache_stats(struct kv_db *db, uint64_t *hits, uint64_t *misses, uint64_t *bytes);
 
 uint64_t kv_shard_latest_seq(struct kv_db *db, int shard);
 /* Calls cb for every write batch of `shard` from sequence `seq` on, in order. Fails with

@@ -374,6 +374,10 @@ int kv_open(const char *dir, const struct kv_options *opts, struct kv_db **out,
 		}
 		db->sync_thread_started = 1;
 	}
+	if (kv_rcache_create(opts->row_cache_bytes, &db->rcache)) {
+		rc = st_error_set(err, ST_ENOMEM, "out of memory for the row cache");
+		goto fail;
+	}
 	if ((rc = kv_jobs_init(db, err)))
 		goto fail;
 	*out = db;
@@ -407,6 +411,7 @@ void kv_close(struct kv_db *db)
 			rocksdb_options_destroy(sh->opts);
 	}
 	free(db->shards);
+	kv_rcache_free(db->rcache);
 	if (db->meta)
 		rocksdb_close(db->meta);
 	if (db->meta_opts)
@@ -458,6 +463,11 @@ static uint64_t stat_ticker(const char *dump, const char *name)
 		p += n;
 	}
 	return 0;
+}
+
+void kv_row_cache_stats(struct kv_db *db, uint64_t *hits, uint64_t *misses, uint64_t *bytes)
+{
+	kv_rcache_stats(db->rcache, hits, misses, bytes);
 }
 
 void kv_cache_stats(struct kv_db *db, uint64_t *hits, uint64_t *misses)

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "store/kv.h"
+#include "store/kv_cache.h"
 #include "store/kv_key.h"
 #include "store/kv_value.h"
 
@@ -59,6 +60,7 @@ struct kv_db {
 	int stopping;
 
 	struct kv_jobs *jobs;
+	struct kv_rcache *rcache; /* NULL without a row cache */
 };
 
 int64_t kv_now(const struct kv_db *db);

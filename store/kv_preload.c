@@ -1020,6 +1020,7 @@ static int run_phases(struct job_ctx *c)
 		rc = ingest_shard(c, ingested, paths[ingested], npaths[ingested]);
 	if (rc && ingested > 1)
 		rollback(c, ingested - 1);
+	kv_rcache_bump(db->rcache); /* ingested cells bypass the write path's invalidation */
 	for (int s = 0; s < db->nshards; s++) {
 		for (size_t i = 0; i < npaths[s]; i++)
 			free(paths[s][i]);

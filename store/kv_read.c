@@ -2,10 +2,11 @@
  * once per call under the registry lock; the scan itself runs without it. */
 #include "store/kv_scan.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-const struct kv_read_opts kv_read_latest = {ST_TS_MAX, ST_TS_MAX};
+const struct kv_read_opts kv_read_latest = {ST_TS_MAX, ST_TS_MAX, 0};
 
 void kv_result_release(struct kv_result *r, size_t n)
 {
@@ -15,16 +16,51 @@ void kv_result_release(struct kv_result *r, size_t n)
 	}
 }
 
-/* Resolves table and feature names to ids and rules. fids has nfeatures slots. */
+/* What a read needs from the schema, resolved once under the registry lock. Arrays up to
+ * PLAN_INLINE entries live inside the plan. */
+#define PLAN_INLINE 32
+
+struct read_plan {
+	uint32_t table_id;
+	struct kv_rules rules;
+	size_t nf, nall;
+	uint16_t *fids;    /* requested features' ids */
+	uint32_t *idx;     /* requested features' positions in the table */
+	uint16_t *all;     /* every feature's id, in table order (row cache fills) */
+	uint16_t fids_in[PLAN_INLINE], all_in[PLAN_INLINE];
+	uint32_t idx_in[PLAN_INLINE];
+};
+
+static void plan_release(struct read_plan *p)
+{
+	if (p->fids != p->fids_in)
+		free(p->fids);
+	if (p->idx != p->idx_in)
+		free(p->idx);
+	if (p->all != p->all_in)
+		free(p->all);
+}
+
 static int resolve(struct kv_db *db, const char *table, const char *const *features,
-		   size_t nfeatures, int64_t known_at, uint32_t *table_id, uint16_t *fids,
-		   struct kv_rules *rules, struct st_error *err)
+		   size_t nfeatures, int64_t known_at, struct read_plan *p, struct st_error *err)
 {
 	int rc = 0;
+	memset(p, 0, offsetof(struct read_plan, fids_in));
+	p->fids = p->fids_in;
+	p->idx = p->idx_in;
+	p->all = p->all_in;
 	pthread_rwlock_rdlock(&db->reg_lock);
 	const struct kv_table *t = kv_reg_find_err(db, table, err);
 	if (!t) {
 		rc = ST_ENOTFOUND;
+		goto out;
+	}
+	p->nf = nfeatures;
+	p->nall = t->nfeatures;
+	if ((nfeatures > PLAN_INLINE && (!(p->fids = malloc(nfeatures * sizeof(*p->fids))) ||
+					 !(p->idx = malloc(nfeatures * sizeof(*p->idx))))) ||
+	    (p->nall > PLAN_INLINE && !(p->all = malloc(p->nall * sizeof(*p->all))))) {
+		rc = st_error_set(err, ST_ENOMEM, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < nfeatures; i++) {
@@ -34,13 +70,16 @@ static int resolve(struct kv_db *db, const char *table, const char *const *featu
 					  features[i]);
 			goto out;
 		}
-		fids[i] = f->id;
+		p->fids[i] = f->id;
+		p->idx[i] = (uint32_t)(f - t->features);
 	}
-	*table_id = t->id;
-	rules->ttl_us = t->ttl_us;
-	rules->max_versions = t->max_versions;
-	rules->now = kv_now(db);
-	rules->known_at = known_at;
+	for (size_t i = 0; i < p->nall; i++)
+		p->all[i] = t->features[i].id;
+	p->table_id = t->id;
+	p->rules.ttl_us = t->ttl_us;
+	p->rules.max_versions = t->max_versions;
+	p->rules.now = kv_now(db);
+	p->rules.known_at = known_at;
 out:
 	pthread_rwlock_unlock(&db->reg_lock);
 	return rc;
@@ -80,41 +119,27 @@ int kv_get(struct kv_db *db, const char *table, const char *entity, size_t entit
 	return kv_multiget(db, table, &entity, &entity_len, 1, features, nfeatures, o, out, err);
 }
 
-int kv_multiget(struct kv_db *db, const char *table, const char *const *entities,
-		const size_t *entity_lens, size_t nentities, const char *const *features,
-		size_t nfeatures, const struct kv_read_opts *o, struct kv_result *out,
-		struct st_error *err)
+/* Reads rows [from, to) of the request from RocksDB, one iterator per shard. */
+static int read_store(struct kv_db *db, const struct read_plan *p, const char *const *entities,
+		      const size_t *lens, const size_t *which, size_t nwhich, int64_t as_of,
+		      const uint16_t *fids, size_t nf, struct kv_result *out, struct st_error *err)
 {
-	struct kv_rules rules;
-	uint32_t tid;
-	uint16_t fids_small[64], *fids = fids_small;
-	int rc = 0;
-	if (!o)
-		o = &KV_READ_LATEST;
-	memset(out, 0, nentities * nfeatures * sizeof(*out));
-	for (size_t e = 0; e < nentities; e++)
-		if ((rc = check_read_args(entities[e], entity_lens[e], nfeatures, err)))
-			return rc;
-	if (nfeatures > 64 && !(fids = malloc(nfeatures * sizeof(*fids))))
-		return st_error_set(err, ST_ENOMEM, "out of memory");
-	if ((rc = resolve(db, table, features, nfeatures, o->known_at, &tid, fids, &rules, err)))
-		goto out;
 	rocksdb_iterator_t *its_small[8] = {0}, **its = its_small;
-	if (db->nshards > 8 && !(its = calloc((size_t)db->nshards, sizeof(*its)))) {
-		rc = st_error_set(err, ST_ENOMEM, "out of memory");
-		goto out;
-	}
+	if (db->nshards > 8 && !(its = calloc((size_t)db->nshards, sizeof(*its))))
+		return st_error_set(err, ST_ENOMEM, "out of memory");
 	struct kv_scan sc;
-	kv_scan_init(&sc, NULL, &rules);
-	for (size_t e = 0; e < nentities && !rc; e++) {
-		int s = kv_shard_of(db, entities[e], entity_lens[e]);
+	kv_scan_init(&sc, NULL, &p->rules);
+	int rc = 0;
+	for (size_t k = 0; k < nwhich && !rc; k++) {
+		size_t e = which ? which[k] : k;
+		int s = kv_shard_of(db, entities[e], lens[e]);
 		if (!its[s])
 			its[s] = rocksdb_create_iterator(db->shards[s].db, db->ro);
 		sc.it = its[s];
-		rc = read_entity(&sc, tid, entities[e], entity_lens[e], fids, nfeatures, o->as_of,
-				 out + e * nfeatures, err);
+		rc = read_entity(&sc, p->table_id, entities[e], lens[e], fids, nf, as_of,
+				 out + k * nf, err);
 		if (rc)
-			kv_result_release(out, e * nfeatures);
+			kv_result_release(out, k * nf);
 	}
 	kv_scan_release(&sc);
 	for (int s = 0; s < db->nshards; s++)
@@ -122,9 +147,90 @@ int kv_multiget(struct kv_db *db, const char *table, const char *const *entities
 			rocksdb_iter_destroy(its[s]);
 	if (its != its_small)
 		free(its);
+	return rc;
+}
+
+/* Latest reads through the row cache: hits are answered from it; misses read every feature
+ * of the entity from RocksDB (iterators created only after all tickets were taken, so that a
+ * write racing with the read makes the insert stale), fill the cache, and answer from the
+ * row. With KV_READ_CACHED_ONLY a miss fails the call with ST_EBUSY instead. */
+static int read_cached(struct kv_db *db, const struct read_plan *p, const char *const *entities,
+		       const size_t *lens, size_t ne, unsigned flags, struct kv_result *out,
+		       struct st_error *err)
+{
+	size_t nf = p->nf, nmiss = 0;
+	size_t *miss = malloc(ne * sizeof(*miss));
+	struct kv_rc_ticket *tk = malloc(ne * sizeof(*tk));
+	struct kv_result *rows = NULL;
+	int rc = 0;
+	if (!miss || !tk) {
+		rc = st_error_set(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	for (size_t e = 0; e < ne; e++)
+		if (!kv_rcache_lookup(db->rcache, p->table_id, entities[e], lens[e], p->idx, nf,
+				      p->rules.ttl_us, p->rules.now, out + e * nf, &tk[nmiss]))
+			miss[nmiss++] = e;
+	if (!nmiss)
+		goto out;
+	if (flags & KV_READ_CACHED_ONLY) {
+		rc = st_error_set(err, ST_EBUSY, "not in the row cache");
+		goto out;
+	}
+	rows = calloc(nmiss * p->nall, sizeof(*rows));
+	if (!rows) {
+		rc = st_error_set(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = read_store(db, p, entities, lens, miss, nmiss, ST_TS_MAX, p->all, p->nall, rows,
+			     err)))
+		goto out;
+	for (size_t k = 0; k < nmiss && !rc; k++) {
+		size_t e = miss[k];
+		struct kv_result *row = rows + k * p->nall;
+		kv_rcache_insert(db->rcache, &tk[k], p->table_id, entities[e], lens[e], row, p->nall);
+		for (size_t i = 0; i < nf && !rc; i++) {
+			struct kv_result *r = &out[e * nf + i];
+			*r = row[p->idx[i]];
+			if (r->found && kv_value_copy(&row[p->idx[i]].value, &r->value))
+				rc = st_error_set(err, ST_ENOMEM, "out of memory");
+		}
+	}
+	kv_result_release(rows, nmiss * p->nall);
 out:
-	if (fids != fids_small)
-		free(fids);
+	if (rc)
+		kv_result_release(out, ne * nf);
+	free(rows);
+	free(miss);
+	free(tk);
+	return rc;
+}
+
+int kv_multiget(struct kv_db *db, const char *table, const char *const *entities,
+		const size_t *entity_lens, size_t nentities, const char *const *features,
+		size_t nfeatures, const struct kv_read_opts *o, struct kv_result *out,
+		struct st_error *err)
+{
+	struct read_plan p;
+	int rc = 0;
+	if (!o)
+		o = &KV_READ_LATEST;
+	memset(out, 0, nentities * nfeatures * sizeof(*out));
+	for (size_t e = 0; e < nentities; e++)
+		if ((rc = check_read_args(entities[e], entity_lens[e], nfeatures, err)))
+			return rc;
+	if ((rc = resolve(db, table, features, nfeatures, o->known_at, &p, err)))
+		goto out;
+	int latest = o->as_of == ST_TS_MAX && o->known_at == ST_TS_MAX;
+	if (db->rcache && latest)
+		rc = read_cached(db, &p, entities, entity_lens, nentities, o->flags, out, err);
+	else if (o->flags & KV_READ_CACHED_ONLY)
+		rc = st_error_set(err, ST_EBUSY, "only latest reads are cached");
+	else
+		rc = read_store(db, &p, entities, entity_lens, NULL, nentities, o->as_of, p.fids,
+				nfeatures, out, err);
+out:
+	plan_release(&p);
 	return rc;
 }
 
@@ -132,14 +238,16 @@ int kv_history(struct kv_db *db, const char *table, const char *entity, size_t e
 	       const char *feature, int64_t from, int64_t to, size_t limit, int64_t known_at,
 	       struct kv_version **out, size_t *n, struct st_error *err)
 {
-	struct kv_rules rules;
-	uint32_t tid;
-	uint16_t fid;
+	struct read_plan p;
 	*out = NULL;
 	*n = 0;
 	int rc = check_read_args(entity, entity_len, 1, err);
-	if (rc || (rc = resolve(db, table, &feature, 1, known_at, &tid, &fid, &rules, err)))
+	if (rc || (rc = resolve(db, table, &feature, 1, known_at, &p, err)))
 		return rc;
+	uint32_t tid = p.table_id;
+	uint16_t fid = p.fids[0];
+	struct kv_rules rules = p.rules;
+	plan_release(&p);
 	if (from > to)
 		return 0;
 	int s = kv_shard_of(db, entity, entity_len);
@@ -194,4 +302,82 @@ void kv_history_free(struct kv_version *v, size_t n)
 	for (size_t i = 0; v && i < n; i++)
 		kv_value_release(&v[i].r.value);
 	free(v);
+}
+
+/* Keeps the version scanner on one (entity, feature) at a time over a total-order iterator:
+ * the scanner walks that feature's versions, then the iterator continues to the next key. */
+int kv_table_scan(struct kv_db *db, const char *table, int64_t known_at, kv_version_cb cb,
+		  void *arg, struct st_error *err)
+{
+	struct kv_table *t;
+	int rc = kv_table_get(db, table, &t, err);
+	if (rc)
+		return rc;
+	struct kv_rules rules = {t->ttl_us, t->max_versions, kv_now(db), known_at};
+	char lo[4], hi[4];
+	kv_key_table_prefix(lo, t->id);
+	kv_key_table_prefix(hi, t->id + 1);
+	for (int s = 0; s < db->nshards && !rc; s++) {
+		rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+		rocksdb_readoptions_set_total_order_seek(ro, 1);
+		rocksdb_readoptions_set_iterate_upper_bound(ro, hi, 4);
+		rocksdb_iterator_t *it = rocksdb_create_iterator(db->shards[s].db, ro);
+		struct kv_scan sc;
+		kv_scan_init(&sc, it, &rules);
+		sc.total_order = 1;
+		rocksdb_iter_seek(it, lo, 4);
+		while (!rc && rocksdb_iter_valid(it)) {
+			size_t kl;
+			const char *k = rocksdb_iter_key(it, &kl);
+			struct kv_key key;
+			if (kv_key_decode(k, kl, &key)) {
+				rc = st_error_set(err, ST_ECORRUPT, "shard %d: malformed key", s);
+				break;
+			}
+			const struct kv_feature_def *f = NULL;
+			for (uint32_t i = 0; i < t->nfeatures; i++)
+				if (t->features[i].id == key.feature_id)
+					f = &t->features[i];
+			char ent[KV_ENTITY_MAX];
+			size_t elen = key.entity_len;
+			memcpy(ent, key.entity, elen);
+			/* positions on this feature's newest version (the current key) */
+			kv_scan_seek(&sc, t->id, ent, elen, key.feature_id, ST_TS_MAX);
+			for (; kv_scan_alive(&sc); kv_scan_next(&sc)) {
+				if (!sc.has || !f)
+					continue;
+				struct kv_version v = {.tombstone = sc.tombstone};
+				v.r.ts = sc.ts;
+				v.r.ingest_us = sc.ingest;
+				if (!sc.tombstone) {
+					if (kv_value_decode(sc.val, sc.vlen, &v.r.value)) {
+						rc = st_error_set(err, ST_ECORRUPT, "shard %d: corrupt value", s);
+						break;
+					}
+					v.r.found = 1;
+				}
+				rc = cb(arg, ent, elen, f, &v);
+				kv_value_release(&v.r.value);
+				if (rc)
+					break;
+			}
+			if (rc)
+				break;
+			/* skip what retention hides, up to the next feature */
+			char next[KV_KEY_MAX];
+			size_t pl = kv_key_feature_prefix(next, t->id, ent, elen, key.feature_id);
+			while (rocksdb_iter_valid(it)) {
+				size_t nl;
+				const char *nk = rocksdb_iter_key(it, &nl);
+				if (nl < pl || memcmp(nk, next, pl))
+					break;
+				rocksdb_iter_next(it);
+			}
+		}
+		kv_scan_release(&sc);
+		rocksdb_iter_destroy(it);
+		rocksdb_readoptions_destroy(ro);
+	}
+	kv_table_free(t);
+	return rc;
 }

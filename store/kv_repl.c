@@ -82,6 +82,7 @@ int kv_shard_apply(struct kv_db *db, int shard, const void *data, size_t len,
 		return st_error_set(err, ST_EPROTO, "malformed write batch");
 	rc = kv_shard_write(db, shard, wb, err);
 	rocksdb_writebatch_destroy(wb);
+	kv_rcache_bump(db->rcache); /* a raw batch: which entities it touched is not parsed */
 	return rc;
 }
 

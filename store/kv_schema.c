@@ -463,6 +463,7 @@ int kv_table_alter(struct kv_db *db, const char *name, const struct kv_alter *a,
 	pthread_rwlock_wrlock(&db->reg_lock);
 	rc = reg_install(db, t);
 	pthread_rwlock_unlock(&db->reg_lock);
+	kv_rcache_bump(db->rcache); /* cached rows have the old feature list and ttl */
 	if (rc) {
 		rc = st_error_set(err, rc, "out of memory");
 		goto out;
@@ -499,6 +500,7 @@ int kv_table_drop(struct kv_db *db, const char *name, struct st_error *err)
 	pthread_rwlock_wrlock(&db->reg_lock);
 	reg_remove(db, name);
 	pthread_rwlock_unlock(&db->reg_lock);
+	kv_rcache_bump(db->rcache);
 	char lo[4], hi[4];
 	kv_key_table_prefix(lo, id);
 	kv_key_table_prefix(hi, id + 1);

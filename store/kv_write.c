@@ -96,6 +96,7 @@ int kv_put(struct kv_db *db, const char *table, const struct kv_cell *cells, siz
 	if (rc)
 		st_error_set(err, rc, "out of memory");
 unlock:
+	uint32_t table_id = t ? t->id : 0;
 	pthread_rwlock_unlock(&db->reg_lock);
 	if (rc) {
 		for (int s = 0; s < db->nshards; s++)
@@ -104,7 +105,11 @@ unlock:
 		free(wbs);
 		return rc;
 	}
-	return write_batches(db, wbs, err);
+	rc = write_batches(db, wbs, err);
+	/* after the write (even a failed one, which may have reached some shards) */
+	for (size_t i = 0; i < n; i++)
+		kv_rcache_invalidate(db->rcache, table_id, cells[i].entity, cells[i].entity_len);
+	return rc;
 }
 
 int kv_delete(struct kv_db *db, const char *table, const char *entity, size_t entity_len,
@@ -138,10 +143,13 @@ int kv_delete(struct kv_db *db, const char *table, const char *entity, size_t en
 	}
 	if (rc)
 		st_error_set(err, rc, "out of memory");
-unlock:
+unlock:;
+	uint32_t table_id = t ? t->id : 0;
 	pthread_rwlock_unlock(&db->reg_lock);
-	if (!rc)
+	if (!rc) {
 		rc = kv_shard_write(db, kv_shard_of(db, entity, entity_len), wb, err);
+		kv_rcache_invalidate(db->rcache, table_id, entity, entity_len);
+	}
 	rocksdb_writebatch_destroy(wb);
 	return rc;
 }

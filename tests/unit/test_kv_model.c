@@ -141,6 +141,8 @@ static void check_value(const struct mwrite *w, const struct kv_result *r, int f
 
 static char tname[NTABLES][16];
 
+static int rm_cb_fwd(const char *p, const struct stat *s, int f, struct FTW *w) { return remove(p); }
+
 static void check_reads(struct kv_db *db, const char *phase)
 {
 	int64_t now = clock_now;
@@ -153,7 +155,7 @@ static void check_reads(struct kv_db *db, const char *phase)
 		int64_t S = q % 2 == 0 ? ST_TS_MAX : rnd_range(BASE, BASE + NOPS * TICK);
 		ent_name(e, en);
 		struct kv_result r[NFEAT];
-		struct kv_read_opts o = {T, S};
+		struct kv_read_opts o = {T, S, 0};
 		assert_int_equal(kv_get(db, tname[t], en, strlen(en), feat_names, NFEAT, &o, r, &err), 0);
 		for (int f = 0; f < NFEAT; f++) {
 			snprintf(ctx, sizeof(ctx), "%s seed %u get t%d %s f%d T=%lld S=%lld", phase, seed, t,
@@ -260,10 +262,39 @@ static void check_reads(struct kv_db *db, const char *phase)
 	}
 }
 
+static size_t row_cache_bytes; /* per run: without and with a (small, evicting) row cache */
+
+/* A latest read of one random entity, checked against the model, in the middle of writes:
+ * this is what catches a row cache serving a row that a write should have invalidated. */
+static void check_one_latest(struct kv_db *db)
+{
+	int t = (int)rnd_range(0, NTABLES - 1), e = (int)rnd_range(0, NENT - 1);
+	char en[32], ctx[128];
+	ent_name(e, en);
+	struct kv_result r[NFEAT];
+	struct st_error err;
+	assert_int_equal(kv_get(db, tname[t], en, strlen(en), feat_names, NFEAT, &KV_READ_LATEST, r,
+				&err), 0);
+	for (int f = 0; f < NFEAT; f++) {
+		snprintf(ctx, sizeof(ctx), "during writes seed %u cache %zu t%d %s f%d", seed,
+			 row_cache_bytes, t, en, f);
+		check_value(model_asof(t, e, f, ST_TS_MAX, ST_TS_MAX, clock_now), &r[f], f, ctx);
+	}
+	kv_result_release(r, NFEAT);
+}
+
 static void test_model(void **state)
 {
+	for (int t = 0; t < NTABLES; t++)
+		for (int e = 0; e < NENT; e++)
+			for (int f = 0; f < NFEAT; f++) {
+				free(model[t][e][f].w);
+				memset(&model[t][e][f], 0, sizeof(model[t][e][f]));
+			}
+	rng_state = 0x9E3779B97F4A7C15ULL ^ seed ^ row_cache_bytes;
 	struct kv_options o;
 	kv_options_init(&o);
+	o.row_cache_bytes = row_cache_bytes;
 	o.nshards = 3;
 	o.sync = KV_SYNC_NONE;
 	o.clock = test_clock;
@@ -284,6 +315,8 @@ static void test_model(void **state)
 	}
 	for (int op = 0; op < NOPS; op++) {
 		clock_now = BASE + (int64_t)op * TICK;
+		if (op % 8 == 0)
+			check_one_latest(db);
 		int t = (int)rnd_range(0, NTABLES - 1), e = (int)rnd_range(0, NENT - 1);
 		/* event times cluster in a window that moves with the clock (mostly in order, with
 		 * late arrivals and exact ties) */
@@ -353,9 +386,16 @@ static void test_model(void **state)
 	assert_true(after < before); /* retention really removed versions */
 	check_reads(db, "compacted");
 	kv_close(db);
+	nftw(dir, rm_cb_fwd, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w) { return remove(p); }
+static void test_model_row_cache(void **state)
+{
+	row_cache_bytes = 256 << 10; /* far smaller than the data: evictions all the time */
+	test_model(state);
+	row_cache_bytes = 0;
+}
+
 
 int main(void)
 {
@@ -364,8 +404,9 @@ int main(void)
 	rng_state = 0x9E3779B97F4A7C15ULL ^ seed;
 	fprintf(stderr, "test_kv_model: seed %u (rerun with STRATA_SEED=%u)\n", seed, seed);
 	snprintf(dir, sizeof(dir), "/tmp/strata-model-%d", getpid());
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_model)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_model),
+					   cmocka_unit_test(test_model_row_cache)};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
-	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	nftw(dir, rm_cb_fwd, 16, FTW_DEPTH | FTW_PHYS);
 	return rc;
 }

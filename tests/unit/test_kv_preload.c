@@ -113,7 +113,7 @@ static int64_t get_age(struct kv_db *db, const char *e, int64_t as_of)
 {
 	const char *f = "age";
 	struct kv_result r;
-	struct kv_read_opts o = {as_of, ST_TS_MAX};
+	struct kv_read_opts o = {as_of, ST_TS_MAX, 0};
 	assert_int_equal(kv_get(db, "users", e, strlen(e), &f, 1, &o, &r, NULL), 0);
 	int64_t v = r.found ? r.value.i64 : -1;
 	kv_result_release(&r, 1);
@@ -133,7 +133,7 @@ static void check_loaded(struct kv_db *db)
 	assert_int_equal(get_age(db, "u2", ST_TS_MAX), 40);
 	const char *f[] = {"ctr", "emb", "name"};
 	struct kv_result r[3];
-	struct kv_read_opts o = {1793527200000000LL, ST_TS_MAX};
+	struct kv_read_opts o = {1793527200000000LL, ST_TS_MAX, 0};
 	assert_int_equal(kv_get(db, "users", "u1", 2, f, 3, &o, r, NULL), 0);
 	assert_true(r[0].value.f64 == 0.12);
 	assert_int_equal(r[1].value.len, 3);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 #include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "store/kv.h"
@@ -82,7 +84,7 @@ static int64_t get_x(struct kv_db *db, const char *table, const char *e, int64_t
 {
 	const char *f = "x";
 	struct kv_result r;
-	struct kv_read_opts o = {as_of, known_at};
+	struct kv_read_opts o = {as_of, known_at, 0};
 	struct st_error err;
 	if (kv_get(db, table, e, strlen(e), &f, 1, &o, &r, &err))
 		fail_msg("get: %s", err.msg);
@@ -395,6 +397,119 @@ static void test_replication_hooks(void **state)
 	kv_close(cp);
 }
 
+static struct kv_db *open_cached(const char *d, size_t bytes)
+{
+	struct kv_options o;
+	kv_options_init(&o);
+	o.nshards = 2;
+	o.clock = fake_clock;
+	o.sync = KV_SYNC_NONE;
+	o.row_cache_bytes = bytes;
+	struct kv_db *db;
+	struct st_error err;
+	if (kv_open(d, &o, &db, &err))
+		fail_msg("open: %s", err.msg);
+	return db;
+}
+
+static void test_row_cache(void **state)
+{
+	kv_close(*state);
+	struct kv_db *db = *state = open_cached(dir, 1 << 20);
+	struct st_error err;
+	mk_table(db, "t", 100, 0);
+	int64_t base = now_us;
+	put_x(db, "t", "u1", base - 10, 1);
+	const char *x = "x";
+	struct kv_result r;
+	struct kv_read_opts cached = {ST_TS_MAX, ST_TS_MAX, KV_READ_CACHED_ONLY};
+	/* a miss refuses without touching the store; a normal read fills the cache */
+	assert_int_equal(kv_get(db, "t", "u1", 2, &x, 1, &cached, &r, &err), ST_EBUSY);
+	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), 1);
+	assert_int_equal(kv_get(db, "t", "u1", 2, &x, 1, &cached, &r, &err), 0);
+	assert_int_equal(r.value.i64, 1);
+	kv_result_release(&r, 1);
+	uint64_t hits, misses, bytes;
+	kv_row_cache_stats(db, &hits, &misses, &bytes);
+	assert_true(hits >= 1 && misses >= 2 && bytes > 0);
+	/* writes invalidate */
+	put_x(db, "t", "u1", base - 5, 2);
+	assert_int_equal(kv_get(db, "t", "u1", 2, &x, 1, &cached, &r, &err), ST_EBUSY);
+	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), 2);
+	assert_int_equal(kv_delete(db, "t", "u1", 2, NULL, 0, base, &err), 0);
+	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), -1);
+	/* the ttl is applied to cached values at every read */
+	put_x(db, "t", "u2", base, 7);
+	assert_int_equal(get_x(db, "t", "u2", LATEST, LATEST), 7);
+	now_us = base + 101;
+	assert_int_equal(get_x(db, "t", "u2", LATEST, LATEST), -1);
+	/* as-of and known-at reads never come from the cache */
+	assert_int_equal(kv_get(db, "t", "u2", 2, &x, 1,
+				&(struct kv_read_opts){base, ST_TS_MAX, KV_READ_CACHED_ONLY}, &r, &err),
+			 ST_EBUSY);
+	/* alter changes the row layout: cached rows are dropped */
+	struct kv_feature_def add = {"y", KV_I64, 0, 0};
+	struct kv_alter al = {0, -1, 1, &add};
+	assert_int_equal(kv_table_alter(db, "t", &al, &err), 0);
+	assert_int_equal(get_x(db, "t", "u2", LATEST, LATEST), 7); /* ttl now 0: visible again */
+}
+
+/* Readers must never see a value older than one whose put had returned before the read
+ * began, whatever the interleaving with the cache's fills and invalidations. */
+struct race {
+	struct kv_db *db;
+	_Atomic long committed;
+	_Atomic int stop;
+	long stale;
+};
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	for (long v = 1; v <= 20000; v++) {
+		struct kv_cell c = {"hot", 3, "x", v, {.type = KV_I64, .i64 = v}};
+		if (kv_put(r->db, "t", &c, 1, NULL))
+			abort();
+		atomic_store(&r->committed, v);
+	}
+	atomic_store(&r->stop, 1);
+	return NULL;
+}
+
+static void *race_reader(void *arg)
+{
+	struct race *r = arg;
+	const char *x = "x";
+	while (!atomic_load(&r->stop)) {
+		long before = atomic_load(&r->committed);
+		struct kv_result res;
+		if (kv_get(r->db, "t", "hot", 3, &x, 1, &KV_READ_LATEST, &res, NULL))
+			abort();
+		long got = res.found ? (long)res.value.i64 : 0;
+		if (got < before)
+			r->stale++;
+		kv_result_release(&res, 1);
+	}
+	return NULL;
+}
+
+static void test_row_cache_races(void **state)
+{
+	kv_close(*state);
+	struct kv_db *db = *state = open_cached(dir, 1 << 20);
+	mk_table(db, "t", 0, 0);
+	struct race r = {.db = db};
+	pthread_t w, rd[3];
+	for (int i = 0; i < 3; i++)
+		pthread_create(&rd[i], NULL, race_reader, &r);
+	pthread_create(&w, NULL, race_writer, &r);
+	pthread_join(w, NULL);
+	for (int i = 0; i < 3; i++)
+		pthread_join(rd[i], NULL);
+	assert_int_equal(r.stale, 0);
+	assert_int_equal(get_x(db, "t", "hot", LATEST, LATEST), 20000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -408,6 +523,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replication_hooks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_row_cache, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_row_cache_races, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
