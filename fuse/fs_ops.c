@@ -925,12 +925,15 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	fuse_reply_err(req, e);
 }
 
-/* Every handler runs through a wrapper that closes the temporary fds it opened. */
+/* Every handler runs through a wrapper that closes the temporary fds it opened and leaves
+ * the thread with the daemon's credentials (lookups and reads run as the daemon; the kernel
+ * has checked permissions already). */
 #define WRAP(op, params, args)          \
 	static void w_##op params       \
 	{                               \
 		op args;                \
 		fs_fd_release();        \
+		as_root();              \
 	}
 WRAP(op_lookup, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
 WRAP(op_getattr, (fuse_req_t r, fuse_ino_t i, struct fuse_file_info *f), (r, i, f))
