@@ -32,7 +32,7 @@ start_stratad() { # io [extra flags...]
   local io=$1; shift
   rm -f "$T/ready"
   "$BIN/stratad" --data-dir "$T/data" --listen 127.0.0.1:0 --admin 127.0.0.1:0 --io "$io" \
-    --sync batch --ready-file "$T/ready" "$@" 2>>"$T/stratad.log" &
+    --sync batch --row-cache 1g --ready-file "$T/ready" "$@" 2>>"$T/stratad.log" &
   SPID=$!
   for _ in $(seq 300); do [ -s "$T/ready" ] && break; sleep 0.05; done
   [ -s "$T/ready" ] || { echo "stratad did not start:"; tail "$T/stratad.log"; exit 1; }
@@ -64,6 +64,13 @@ t0=$(date +%s.%N)
 echo "stratad: preloaded $ENTITIES entities in $(echo "$(date +%s.%N) - $t0" | bc) s"
 rm -f "$T/bench.csv"
 
+# Serving runs warm: one read of every entity first (what a serving tier sees in steady
+# state; the row cache then answers on the network thread).
+warm() { "$BIN/strata-bench" --target strata --addr "$1" --entities "$ENTITIES" \
+  --features $FEATURES --conns 8 --op mget --mget-k 50 --keys seq \
+  --count $((ENTITIES / 50 + 1)) --warmup 0 >/dev/null; }
+warm "$SADDR"
+
 RES="$OUT/server-bench.jsonl"
 : > "$RES"
 run() { # label target addr pipeline [op]
@@ -74,14 +81,14 @@ run() { # label target addr pipeline [op]
 for p in 1 16; do run "redis-p$p" redis "127.0.0.1:$RPORT" $p; done
 run "redis-ping" redis "127.0.0.1:$RPORT" 1 ping
 for io in uring epoll; do
-  [ "$io" = epoll ] && { stop_stratad; start_stratad epoll; }
+  [ "$io" = epoll ] && { stop_stratad; start_stratad epoll; warm "$SADDR"; }
   for p in 1 16; do run "$io-p$p" strata "$SADDR" $p; done
   # the protocol and network path alone (no store call): where the time goes
   run "$io-ping" strata "$SADDR" 1 ping
 done
 # For comparison: reads run on two network threads instead of the read pool (fine when the
 # data is in memory; a disk read would stall every connection of that thread).
-stop_stratad; start_stratad uring --inline-reads 1 --threads 2
+stop_stratad; start_stratad uring --inline-reads 1 --threads 2; warm "$SADDR"
 for p in 1 16; do run "inline-p$p" strata "$SADDR" $p; done
 stop_stratad
 

@@ -38,6 +38,7 @@ static struct {
 	long entities;
 	int features, mget_k, value_size;
 	int zipf;
+	int seq; /* keys 0, 1, 2, ... across all connections (a warm-up sweep) */
 	double zipf_s;
 	double duration, warmup;
 	long count;
@@ -105,8 +106,12 @@ static void keygen_init(struct keygen *k, uint64_t seed)
 	}
 }
 
+static _Atomic long seq_next;
+
 static long next_key(struct keygen *k)
 {
+	if (cfg.seq)
+		return atomic_fetch_add(&seq_next, 1) % cfg.entities;
 	if (!cfg.zipf)
 		return (long)(rnd(k) % (uint64_t)cfg.entities);
 	double u = (double)(rnd(k) >> 11) / 9007199254740992.0;
@@ -545,7 +550,7 @@ static void usage(void)
 	printf("usage: strata-bench [--target strata|redis] [--addr HOST:PORT] [--token-file F]\n"
 	       "         [--conns 50] [--pipeline 1] [--threads 1] [--op get|asof|mget|put|ping]\n"
 	       "         [--table bench] [--entities N] [--features 10] [--mget-k 10]\n"
-	       "         [--keys uniform|zipf] [--zipf-s 0.99] [--value-size 8]\n"
+	       "         [--keys uniform|zipf|seq] [--zipf-s 0.99] [--value-size 8]\n"
 	       "         [--duration 10 | --count N] [--warmup 1] [--load] [--json] [--label X]\n"
 	       "         [--put-batch B] [--mix get=80,asof=10,put=10]\n"
 	       "get: latest value of F features of one entity (Redis: HMGET key f0..fF-1);\n"
@@ -604,8 +609,10 @@ int main(int argc, char **argv)
 		case 'K':
 			if (!strcmp(optarg, "zipf"))
 				cfg.zipf = 1;
+			else if (!strcmp(optarg, "seq"))
+				cfg.seq = 1;
 			else if (strcmp(optarg, "uniform"))
-				die("--keys uniform|zipf");
+				die("--keys uniform|zipf|seq");
 			break;
 		case 'z': cfg.zipf_s = atof(optarg); break;
 		case 'v': cfg.value_size = atoi(optarg); break;

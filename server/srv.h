@@ -38,6 +38,7 @@ struct srv_config {
 	int64_t drain_timeout_us;/* on SIGTERM, wait this long for in-flight requests */
 	int nshards;
 	size_t cache_bytes;
+	size_t row_cache_bytes; /* latest-value row cache; 0 = off */
 	int inline_reads;        /* run get/multi-get on the network thread */
 	int verbose;
 	char ready_file[4096];   /* written with the bound addresses once serving */
@@ -123,6 +124,10 @@ void srv_pool_stop(struct srv_pool *p);
 /* Executes req->msg, frees it, and fills req->frame with the packed response. Never fails:
  * errors become error responses (on allocation failure, a static minimal frame). */
 void srv_dispatch(struct srv_server *s, struct srv_req *req);
+/* For a get on a network thread: answers it as srv_dispatch does if the row cache holds every
+ * requested row (returns 1); otherwise leaves req untouched for the pool (returns 0). A hit
+ * costs a hash lookup, so it is cheaper to answer at once than to hand over to a worker. */
+int srv_dispatch_cached(struct srv_server *s, struct srv_req *req);
 /* Packs an error response frame for request id `id` into *frame (malloc'd). */
 int srv_error_frame(uint64_t id, int code, const char *msg, uint8_t **frame, size_t *len);
 /* Frees the joins opened by connection `conn_id` (called when the connection is freed, when

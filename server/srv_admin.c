@@ -66,6 +66,11 @@ char *srv_status_json(struct srv_server *s)
 								     "rocksdb.estimate-num-keys")));
 	json_object_set_new(o, "block_cache_hits", json_integer((json_int_t)hits));
 	json_object_set_new(o, "block_cache_misses", json_integer((json_int_t)misses));
+	uint64_t rh, rm, rb;
+	kv_row_cache_stats(s->db, &rh, &rm, &rb);
+	json_object_set_new(o, "row_cache_hits", json_integer((json_int_t)rh));
+	json_object_set_new(o, "row_cache_misses", json_integer((json_int_t)rm));
+	json_object_set_new(o, "row_cache_bytes", json_integer((json_int_t)rb));
 	struct kv_job_info *jobs = NULL;
 	size_t njobs = 0;
 	json_t *ja = json_array();
@@ -175,6 +180,14 @@ static void srv_metrics_text(struct srv_server *s, struct evbuffer *b)
 	srv_metric(b, "strata_block_cache_hit_ratio", "gauge",
 		   "Block cache hits / (hits + misses) since start.",
 		   hits + misses ? (double)hits / (double)(hits + misses) : 0.0);
+	uint64_t rh, rm, rb;
+	kv_row_cache_stats(s->db, &rh, &rm, &rb);
+	srv_metric(b, "strata_row_cache_hits_total", "counter",
+		   "Latest reads answered from the row cache.", (double)rh);
+	srv_metric(b, "strata_row_cache_misses_total", "counter",
+		   "Latest reads that went to RocksDB (and filled the row cache).", (double)rm);
+	srv_metric(b, "strata_row_cache_bytes", "gauge", "Bytes held by the row cache.",
+		   (double)rb);
 	srv_metric(b, "strata_memtable_bytes", "gauge", "Memtable bytes over all shards.",
 		   (double)kv_property_sum(s->db, "rocksdb.cur-size-all-mem-tables"));
 	srv_metric(b, "strata_sst_bytes", "gauge", "SST file bytes over all shards.",

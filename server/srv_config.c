@@ -39,6 +39,7 @@ void srv_config_defaults(struct srv_config *c)
 	c->drain_timeout_us = 10LL * 1000000;
 	c->nshards = 4;
 	c->cache_bytes = 256u << 20;
+	c->row_cache_bytes = 512u << 20;
 }
 
 void srv_config_release(struct srv_config *c)
@@ -161,6 +162,8 @@ static int srv_config_set(struct srv_config *c, const char *key, const char *v,
 		bad = srv_parse_size(v, &sz) || sz < 1024 || (c->max_out = (size_t)sz, 0);
 	else if (!strcmp(k, "cache"))
 		bad = srv_parse_size(v, &sz) || (c->cache_bytes = (size_t)sz, 0);
+	else if (!strcmp(k, "row-cache"))
+		bad = srv_parse_size(v, &sz) || (c->row_cache_bytes = (size_t)sz, 0);
 	else if (!strcmp(k, "idle-timeout"))
 		bad = st_dur_parse(v, &us) || (c->idle_timeout_us = us, 0);
 	else if (!strcmp(k, "stall-timeout"))
@@ -244,7 +247,7 @@ static void srv_usage(FILE *out)
 		"               [--auth-token-file F] [--max-conns N] [--max-inflight N]\n"
 		"               [--max-frame SIZE] [--max-value SIZE] [--max-output SIZE]\n"
 		"               [--idle-timeout DUR] [--stall-timeout DUR] [--drain-timeout DUR]\n"
-		"               [--shards N] [--cache SIZE] [--inline-reads 0|1]\n"
+		"               [--shards N] [--cache SIZE] [--row-cache SIZE] [--inline-reads 0|1]\n"
 		"               [--ready-file F] [-v]\n"
 		"Serves the Strata store over the wire protocol (docs/protocol.md); admin HTTP has\n"
 		"/health, /metrics and /status. See docs/server.md.\n");
@@ -273,6 +276,7 @@ int srv_config_parse(struct srv_config *c, int argc, char **argv, struct st_erro
 		{"drain-timeout", required_argument, 0, 0},
 		{"shards", required_argument, 0, 0},
 		{"cache", required_argument, 0, 0},
+		{"row-cache", required_argument, 0, 0},
 		{"inline-reads", required_argument, 0, 0},
 		{"ready-file", required_argument, 0, 'r'},
 		{"verbose", no_argument, 0, 'v'},

@@ -211,6 +211,11 @@ static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
 		srv_net_complete(c->net, r);
 		return;
 	}
+	/* Row-cache hits are answered here; only misses pay the hand-over to a worker. */
+	if (op == STRATA__REQUEST__OP_GET && s->cfg.row_cache_bytes && srv_dispatch_cached(s, r)) {
+		srv_net_complete(c->net, r);
+		return;
+	}
 	int b = srv_op_is_read(op) ? 0 : 1;
 	if (c->net->batch[b].tail)
 		c->net->batch[b].tail->next = r;

@@ -440,8 +440,11 @@ static int srv_check_features(size_t n, struct st_error *err)
 	return 0;
 }
 
-void srv_dispatch(struct srv_server *s, struct srv_req *req)
+/* The body of srv_dispatch. With read_flags KV_READ_CACHED_ONLY, a get the row cache cannot
+ * answer returns 0 before anything is packed or freed; otherwise returns 1. */
+static int dispatch(struct srv_server *s, struct srv_req *req, unsigned read_flags)
 {
+	int deferred = 0;
 	Strata__Request *m = req->msg;
 	Strata__Response resp = STRATA__RESPONSE__INIT;
 	struct st_error err = {0};
@@ -580,7 +583,7 @@ void srv_dispatch(struct srv_server *s, struct srv_req *req)
 	}
 	case STRATA__REQUEST__OP_GET: {
 		const Strata__GetReq *g = m->get;
-		struct kv_read_opts o = {g->as_of, g->known_at, 0};
+		struct kv_read_opts o = {g->as_of, g->known_at, read_flags};
 		if ((rc = srv_check_features(g->n_features, &err)))
 			break;
 		if (g->n_entities == 0) {
@@ -831,7 +834,9 @@ void srv_dispatch(struct srv_server *s, struct srv_req *req)
 		break;
 	}
 
-	if (rc) {
+	if (rc == ST_EBUSY && (read_flags & KV_READ_CACHED_ONLY)) {
+		deferred = 1;
+	} else if (rc) {
 		if (!err.msg[0])
 			st_error_set(&err, rc, "%s", st_strerror(rc));
 		req->failed = 1;
@@ -874,6 +879,21 @@ void srv_dispatch(struct srv_server *s, struct srv_req *req)
 	free(pbjob_ptrs);
 	free(cells);
 	free(status);
+	if (deferred)
+		return 0;
 	strata__request__free_unpacked(m, NULL);
 	req->msg = NULL;
+	return 1;
+}
+
+void srv_dispatch(struct srv_server *s, struct srv_req *req)
+{
+	dispatch(s, req, 0);
+}
+
+int srv_dispatch_cached(struct srv_server *s, struct srv_req *req)
+{
+	if (req->msg->op_case != STRATA__REQUEST__OP_GET)
+		return 0;
+	return dispatch(s, req, KV_READ_CACHED_ONLY);
 }

@@ -194,6 +194,7 @@ int main(int argc, char **argv)
 	ko.sync = s->cfg.sync;
 	ko.nshards = s->cfg.nshards;
 	ko.block_cache_bytes = s->cfg.cache_bytes;
+	ko.row_cache_bytes = s->cfg.row_cache_bytes;
 	ko.run_jobs = 1;
 	if (kv_open(s->cfg.data_dir, &ko, &s->db, &err)) {
 		st_errlog("cannot open store in %s: %s", s->cfg.data_dir, err.msg);
