@@ -105,7 +105,9 @@ static inline fuse_ino_t fs_ino_id(struct fs_inode *in)
 	return in == &fs_g->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
 }
 
-extern const struct fuse_lowlevel_ops fs_ops;
+/* The operations; main clears .flush on local backing filesystems (a close then costs one
+ * request less; flush only matters for close-to-open consistency on network filesystems). */
+extern struct fuse_lowlevel_ops fs_ops;
 
 /* Path of dir/name in the mount ("/a/b/name") from the backing fd of dir. Returns 0 or
  * -ENOENT when dir is not in the live namespace any more. */

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/vfs.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -227,6 +228,20 @@ int main(int argc, char **argv)
 	}
 	s->trash_dev = st.st_dev;
 	s->trash_ino = st.st_ino;
+
+	struct statfs sf;
+	static const long network_fs[] = { 0x6969 /* nfs */, 0x517B /* smb */, (long)0xFE534D42,
+					   (long)0xFF534D42 /* cifs */, 0x00C36400 /* ceph */,
+					   0x65735546 /* fuse */, 0x01021997 /* 9p */,
+					   0x0BD00BD0 /* lustre */, 0x47504653 /* gpfs */ };
+	int network = 1; /* unknown: keep close-to-open */
+	if (fstatfs(s->bfd, &sf) == 0) {
+		network = 0;
+		for (size_t i = 0; i < sizeof(network_fs) / sizeof(network_fs[0]); i++)
+			network |= (long)sf.f_type == network_fs[i];
+	}
+	if (!network)
+		fs_ops.flush = NULL;
 
 	char fsname[PATH_MAX * 2], opts[PATH_MAX * 2 + 2200];
 	opt_escape(s->backing, fsname, sizeof(fsname));

@@ -961,7 +961,7 @@ WRAP(op_getxattr, (fuse_req_t r, fuse_ino_t i, const char *n, size_t s), (r, i, 
 WRAP(op_listxattr, (fuse_req_t r, fuse_ino_t i, size_t s), (r, i, s))
 WRAP(op_removexattr, (fuse_req_t r, fuse_ino_t i, const char *n), (r, i, n))
 
-const struct fuse_lowlevel_ops fs_ops = {
+struct fuse_lowlevel_ops fs_ops = {
 	.init = op_init,
 	.lookup = w_op_lookup,
 	.forget = op_forget,
