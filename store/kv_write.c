@@ -69,6 +69,7 @@ int kv_put(struct kv_db *db, const char *table, const struct kv_cell *cells, siz
 	if (!wbs)
 		return st_error_set(err, ST_ENOMEM, "out of memory");
 	int64_t ingest = kv_next_ingest(db);
+	uint32_t table_id;
 	pthread_rwlock_rdlock(&db->reg_lock);
 	const struct kv_table *t = kv_reg_find_err(db, table, err);
 	if (!t) {
@@ -96,7 +97,7 @@ int kv_put(struct kv_db *db, const char *table, const struct kv_cell *cells, siz
 	if (rc)
 		st_error_set(err, rc, "out of memory");
 unlock:
-	uint32_t table_id = t ? t->id : 0;
+	table_id = t ? t->id : 0;
 	pthread_rwlock_unlock(&db->reg_lock);
 	if (rc) {
 		for (int s = 0; s < db->nshards; s++)
@@ -120,6 +121,7 @@ int kv_delete(struct kv_db *db, const char *table, const char *entity, size_t en
 		return rc;
 	int64_t ingest = kv_next_ingest(db);
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	uint32_t table_id;
 	pthread_rwlock_rdlock(&db->reg_lock);
 	const struct kv_table *t = kv_reg_find_err(db, table, err);
 	if (!t) {
@@ -143,8 +145,8 @@ int kv_delete(struct kv_db *db, const char *table, const char *entity, size_t en
 	}
 	if (rc)
 		st_error_set(err, rc, "out of memory");
-unlock:;
-	uint32_t table_id = t ? t->id : 0;
+unlock:
+	table_id = t ? t->id : 0;
 	pthread_rwlock_unlock(&db->reg_lock);
 	if (!rc) {
 		rc = kv_shard_write(db, kv_shard_of(db, entity, entity_len), wb, err);
