@@ -2,6 +2,7 @@
  * fractional seconds or numeric zone offsets portably, and this runs per CSV cell. */
 #include "common/st_time.h"
 #include "common/st_err.h"
+#include "common/st_num.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -49,15 +50,8 @@ static int digits(const char **p, const char *end, int n)
 
 static int parse_int_ts(const char *s, size_t len, enum st_ts_unit unit, int64_t *out)
 {
-	char buf[32];
-	if (len == 0 || len >= sizeof(buf))
-		return ST_EINVAL;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	char *end;
-	errno = 0;
-	long long v = strtoll(buf, &end, 10);
-	if (*end || errno)
+	int64_t v;
+	if (st_parse_i64(s, len, &v))
 		return ST_EINVAL;
 	int64_t mul = unit == ST_TS_S ? 1000000 : unit == ST_TS_MS ? 1000 : 1;
 	if (__builtin_mul_overflow((int64_t)v, mul, out))

@@ -1,5 +1,6 @@
 /* Value encoding, validation, parsing and formatting. */
 #include "store/kv_value.h"
+#include "common/st_num.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -206,46 +207,6 @@ int kv_value_copy(const struct kv_value *src, struct kv_value *dst)
 
 /* ---- text parsing ---- */
 
-static int parse_i64(const char *s, size_t len, int64_t *out)
-{
-	char buf[32];
-	while (len && isspace((unsigned char)*s))
-		s++, len--;
-	while (len && isspace((unsigned char)s[len - 1]))
-		len--;
-	if (!len || len >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	char *end;
-	errno = 0;
-	long long v = strtoll(buf, &end, 10);
-	if (*end || errno)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int parse_f64(const char *s, size_t len, double *out)
-{
-	char buf[64];
-	while (len && isspace((unsigned char)*s))
-		s++, len--;
-	while (len && isspace((unsigned char)s[len - 1]))
-		len--;
-	if (!len || len >= sizeof(buf))
-		return -1;
-	memcpy(buf, s, len);
-	buf[len] = '\0';
-	char *end;
-	errno = 0;
-	double v = strtod(buf, &end);
-	if (*end || (errno == ERANGE && isinf(v)))
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static int hexval(int c)
 {
 	if (c >= '0' && c <= '9')
@@ -286,12 +247,12 @@ static int parse_list(const char *s, size_t len, enum kv_type t, struct kv_value
 		}
 		if (t == KV_F32VEC) {
 			double d;
-			if (parse_f64(p, (size_t)(c - p), &d))
+			if (st_parse_f64(p, (size_t)(c - p), &d))
 				goto bad;
 			((float *)arr)[n++] = (float)d;
 		} else {
 			int64_t v;
-			if (parse_i64(p, (size_t)(c - p), &v))
+			if (st_parse_i64(p, (size_t)(c - p), &v))
 				goto bad;
 			((int64_t *)arr)[n++] = v;
 		}
@@ -313,16 +274,16 @@ int kv_value_parse(const char *s, size_t len, const struct kv_feature_def *f,
 	int rc;
 	switch (f->type) {
 	case KV_I64:
-		if (parse_i64(s, len, &out->i64))
+		if (st_parse_i64(s, len, &out->i64))
 			goto bad;
 		break;
 	case KV_F64:
-		if (parse_f64(s, len, &out->f64))
+		if (st_parse_f64(s, len, &out->f64))
 			goto bad;
 		break;
 	case KV_F32: {
 		double d;
-		if (parse_f64(s, len, &d))
+		if (st_parse_f64(s, len, &d))
 			goto bad;
 		out->f32 = (float)d;
 		break;
