@@ -206,8 +206,8 @@ int kv_history(struct kv_db *db, const char *table, const char *entity, size_t e
 
 /* Walks every existing version of every feature of a table (retention applied, tombstones
  * included, the newest write of each event time as known at `known_at`), entity by entity in
- * key order, features in id order, newest version first. `entity` and `v` are valid during
- * the call only. A non-zero return from cb stops the walk and is returned. */
+ * key order, features in id order, newest version first. `entity`, `feature` and `v` are
+ * valid during the call only (`feature` points into the scan's own copy of the schema). A non-zero return from cb stops the walk and is returned. */
 typedef int (*kv_version_cb)(void *arg, const char *entity, size_t entity_len,
 			     const struct kv_feature_def *feature, const struct kv_version *v);
 int kv_table_scan(struct kv_db *db, const char *table, int64_t known_at, kv_version_cb cb,

@@ -15,6 +15,13 @@ struct admin_cmd {
 
 int admin_trash(int argc, char **argv);
 int admin_rmr(int argc, char **argv);
+/* Offline store operations (tools/admin_store.c). */
+int admin_backup(int argc, char **argv);
+int admin_restore(int argc, char **argv);
+int admin_verify(int argc, char **argv);
+int admin_compact(int argc, char **argv);
+int admin_stats(int argc, char **argv);
+int admin_dump(int argc, char **argv);
 
 /* Where a command acts: a live mount (through its control channel) or, offline, a backing
  * directory directly. */

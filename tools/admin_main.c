@@ -19,6 +19,18 @@ static const struct admin_cmd cmds[] = {
 	  "  strata-admin rmr [--via-trash] [--json] PATH\n"
 	  "  strata-admin rmr status [--mount M | --backing DIR] [--json] [--wait]\n"
 	  "  strata-admin rmr drain --backing DIR [--json]   (offline: reclaim the queue now)\n" },
+	{ "backup", admin_backup,
+	  "  strata-admin backup  [--data-dir D] [--json] DEST      (store: a consistent checkpoint)\n" },
+	{ "restore", admin_restore,
+	  "  strata-admin restore [--data-dir D] [--force] [--json] BACKUP\n" },
+	{ "verify", admin_verify,
+	  "  strata-admin verify  [--data-dir D] [--json]           (read and check every version)\n" },
+	{ "compact", admin_compact,
+	  "  strata-admin compact [--data-dir D] [--json]           (applies ttl/max-versions removal)\n" },
+	{ "stats", admin_stats, "  strata-admin stats   [--data-dir D] [--json]\n" },
+	{ "dump", admin_dump,
+	  "  strata-admin dump    [--data-dir D] [--out F] [--all-versions] [--json] TABLE\n"
+	  "                       (CSV in the preload format; latest values unless --all-versions)\n" },
 };
 
 static void usage(FILE *f)

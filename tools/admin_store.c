@@ -1,0 +1,547 @@
+/* strata-admin backup | restore | verify | compact | stats | dump: offline operations on a
+ * store data directory (stratad stopped; a running server holds the directory's lock and the
+ * commands say so). Long operations show progress on a terminal and can print JSON. */
+#include "tools/admin.h"
+#include "common/st_progress.h"
+#include "store/kv.h"
+#include "store/kv_value.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct store_args {
+	const char *dir;   /* --data-dir, default ./data */
+	const char *pos[2];
+	int npos;
+	int json, force, all_versions;
+	const char *out;
+};
+
+static int parse_args(int argc, char **argv, struct store_args *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->dir = "./data";
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--data-dir") && i + 1 < argc)
+			a->dir = argv[++i];
+		else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+			a->out = argv[++i];
+		else if (!strcmp(argv[i], "--json"))
+			a->json = 1;
+		else if (!strcmp(argv[i], "--force"))
+			a->force = 1;
+		else if (!strcmp(argv[i], "--all-versions"))
+			a->all_versions = 1;
+		else if (argv[i][0] != '-' && a->npos < 2)
+			a->pos[a->npos++] = argv[i];
+		else {
+			fprintf(stderr, "strata-admin %s: unexpected argument '%s'\n", argv[0], argv[i]);
+			return 2;
+		}
+	}
+	return 0;
+}
+
+static struct kv_db *open_store(const char *dir, int create)
+{
+	struct kv_options o;
+	kv_options_init(&o);
+	o.create_if_missing = create;
+	o.sync = KV_SYNC_ALWAYS;
+	struct kv_db *db;
+	struct st_error err = {0};
+	struct stat st;
+	if (!create && stat(dir, &st)) {
+		fprintf(stderr, "strata-admin: %s: %s\n", dir, strerror(errno));
+		return NULL;
+	}
+	if (kv_open(dir, &o, &db, &err)) {
+		fprintf(stderr, "strata-admin: %s\n", err.msg);
+		return NULL;
+	}
+	return db;
+}
+
+/* ---- stats ---- */
+
+int admin_stats(int argc, char **argv)
+{
+	struct store_args a;
+	int rc = parse_args(argc, argv, &a);
+	if (rc)
+		return rc;
+	struct kv_db *db = open_store(a.dir, 0);
+	if (!db)
+		return 1;
+	struct kv_table **ts;
+	size_t n;
+	struct st_error err;
+	if (kv_table_list(db, &ts, &n, &err)) {
+		fprintf(stderr, "strata-admin: %s\n", err.msg);
+		kv_close(db);
+		return 1;
+	}
+	uint64_t keys = kv_property_sum(db, "rocksdb.estimate-num-keys");
+	uint64_t sst = kv_property_sum(db, "rocksdb.total-sst-files-size");
+	uint64_t mem = kv_property_sum(db, "rocksdb.cur-size-all-mem-tables");
+	struct kv_job_info *jobs;
+	size_t nj = 0;
+	int running = 0, failed = 0;
+	if (kv_job_list(db, &jobs, &nj, &err) == 0) {
+		for (size_t i = 0; i < nj; i++) {
+			running += jobs[i].state == KV_JOB_RUNNING || jobs[i].state == KV_JOB_QUEUED;
+			failed += jobs[i].state == KV_JOB_FAILED;
+		}
+		free(jobs);
+	}
+	char b1[32], b2[32];
+	if (a.json) {
+		json_t *tabs = json_array();
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(tabs, json_string(ts[i]->name));
+		json_t *o = json_pack("{s:s,s:i,s:o,s:I,s:I,s:I,s:I,s:i,s:i}", "data_dir", a.dir,
+				      "shards", kv_nshards(db), "tables", tabs, "keys_estimate",
+				      (json_int_t)keys, "sst_bytes", (json_int_t)sst, "memtable_bytes",
+				      (json_int_t)mem, "jobs", (json_int_t)nj, "jobs_pending", running,
+				      "jobs_failed", failed);
+		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		puts(s);
+		free(s);
+		json_decref(o);
+	} else {
+		printf("data dir:   %s\nshards:     %d\ntables:     %zu\nkeys (est): %llu\n"
+		       "sst files:  %s\nmemtables:  %s\njobs:       %zu (%d pending, %d failed)\n",
+		       a.dir, kv_nshards(db), n, (unsigned long long)keys, admin_bytes((int64_t)sst, b1),
+		       admin_bytes((int64_t)mem, b2), nj, running, failed);
+		for (int s = 0; s < kv_nshards(db); s++)
+			printf("shard %03d:  latest sequence %llu\n", s,
+			       (unsigned long long)kv_shard_latest_seq(db, s));
+	}
+	for (size_t i = 0; i < n; i++)
+		kv_table_free(ts[i]);
+	free(ts);
+	kv_close(db);
+	return 0;
+}
+
+/* ---- compact ---- */
+
+int admin_compact(int argc, char **argv)
+{
+	struct store_args a;
+	int rc = parse_args(argc, argv, &a);
+	if (rc)
+		return rc;
+	struct kv_db *db = open_store(a.dir, 0);
+	if (!db)
+		return 1;
+	uint64_t before = kv_property_sum(db, "rocksdb.total-sst-files-size");
+	int64_t t0 = st_mono_us();
+	struct st_error err;
+	rc = kv_compact(db, &err);
+	uint64_t after = kv_property_sum(db, "rocksdb.total-sst-files-size");
+	double secs = (st_mono_us() - t0) / 1e6;
+	kv_close(db);
+	char b1[32], b2[32];
+	if (a.json)
+		printf("{\"sst_bytes_before\":%llu,\"sst_bytes_after\":%llu,\"seconds\":%.2f}\n",
+		       (unsigned long long)before, (unsigned long long)after, secs);
+	else
+		printf("compacted %s: %s -> %s in %.2fs\n", a.dir, admin_bytes((int64_t)before, b1),
+		       admin_bytes((int64_t)after, b2), secs);
+	return rc ? 1 : 0;
+}
+
+/* ---- backup / restore ---- */
+
+/* Copies the tree src to dst (files, directories); hard links when possible since RocksDB
+ * files are immutable, else a byte copy. Counts files into *files. */
+static int copy_tree(const char *src, const char *dst, long *files, struct st_progress *p)
+{
+	if (mkdir(dst, 0755) && errno != EEXIST) {
+		fprintf(stderr, "strata-admin: %s: %s\n", dst, strerror(errno));
+		return -1;
+	}
+	DIR *d = opendir(src);
+	if (!d) {
+		fprintf(stderr, "strata-admin: %s: %s\n", src, strerror(errno));
+		return -1;
+	}
+	struct dirent *de;
+	int rc = 0;
+	while (!rc && (de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		char s[PATH_MAX], t[PATH_MAX];
+		snprintf(s, sizeof(s), "%s/%s", src, de->d_name);
+		snprintf(t, sizeof(t), "%s/%s", dst, de->d_name);
+		struct stat st;
+		if (lstat(s, &st)) {
+			rc = -1;
+			break;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			rc = copy_tree(s, t, files, p);
+			continue;
+		}
+		/* files that change in place (LOCK, LOG, CURRENT, OPTIONS) must not be shared */
+		int mutable = !strcmp(de->d_name, "LOCK") || !strncmp(de->d_name, "LOG", 3) ||
+			      !strcmp(de->d_name, "CURRENT") || !strncmp(de->d_name, "IDENTITY", 8);
+		if (mutable || link(s, t)) {
+			FILE *in = fopen(s, "rb"), *out = fopen(t, "wb");
+			char buf[1 << 16];
+			size_t got;
+			while (in && out && (got = fread(buf, 1, sizeof(buf), in)) > 0)
+				if (fwrite(buf, 1, got, out) != got)
+					break;
+			int bad = !in || !out || ferror(in);
+			if (in)
+				fclose(in);
+			if (out && fclose(out))
+				bad = 1;
+			if (bad) {
+				fprintf(stderr, "strata-admin: copy %s: %s\n", s, strerror(errno));
+				rc = -1;
+			}
+		}
+		(*files)++;
+		st_progress_update(p, *files, 0, "files", NULL, 0);
+	}
+	closedir(d);
+	return rc;
+}
+
+int admin_backup(int argc, char **argv)
+{
+	struct store_args a;
+	int rc = parse_args(argc, argv, &a);
+	if (rc)
+		return rc;
+	if (a.npos != 1) {
+		fprintf(stderr, "usage: strata-admin backup [--data-dir D] [--json] DEST\n");
+		return 2;
+	}
+	struct kv_db *db = open_store(a.dir, 0);
+	if (!db)
+		return 1;
+	struct st_progress p;
+	st_progress_init(&p, stderr, a.json ? ST_PROGRESS_JSON : ST_PROGRESS_AUTO, "backup");
+	struct st_error err;
+	rc = kv_checkpoint(db, a.pos[0], &err);
+	uint64_t keys = kv_property_sum(db, "rocksdb.estimate-num-keys");
+	int shards = kv_nshards(db);
+	kv_close(db);
+	if (rc) {
+		fprintf(stderr, "strata-admin: backup: %s\n", err.msg);
+		return 1;
+	}
+	char note[96];
+	snprintf(note, sizeof(note), "%d shards, ~%llu keys, in %s", shards,
+		 (unsigned long long)keys, a.pos[0]);
+	st_progress_finish(&p, shards + 1, "databases", "done", note);
+	return 0;
+}
+
+int admin_restore(int argc, char **argv)
+{
+	struct store_args a;
+	int rc = parse_args(argc, argv, &a);
+	if (rc)
+		return rc;
+	if (a.npos != 1) {
+		fprintf(stderr, "usage: strata-admin restore [--data-dir D] [--force] [--json] BACKUP\n");
+		return 2;
+	}
+	char meta[PATH_MAX];
+	snprintf(meta, sizeof(meta), "%s/meta/CURRENT", a.pos[0]);
+	if (access(meta, R_OK)) {
+		fprintf(stderr, "strata-admin: %s is not a backup made by strata-admin backup\n",
+			a.pos[0]);
+		return 1;
+	}
+	struct stat st;
+	if (!stat(a.dir, &st)) {
+		if (!a.force) {
+			fprintf(stderr, "strata-admin: %s exists; --force moves it aside first\n", a.dir);
+			return 1;
+		}
+		char aside[PATH_MAX];
+		snprintf(aside, sizeof(aside), "%s.before-restore.%lld", a.dir, (long long)time(NULL));
+		if (rename(a.dir, aside)) {
+			fprintf(stderr, "strata-admin: move %s aside: %s\n", a.dir, strerror(errno));
+			return 1;
+		}
+		fprintf(stderr, "strata-admin: previous data moved to %s\n", aside);
+	}
+	struct st_progress p;
+	st_progress_init(&p, stderr, a.json ? ST_PROGRESS_JSON : ST_PROGRESS_AUTO, "restore");
+	long files = 0;
+	if (copy_tree(a.pos[0], a.dir, &files, &p))
+		return 1;
+	/* the restored store must open */
+	struct kv_db *db = open_store(a.dir, 0);
+	if (!db)
+		return 1;
+	struct kv_table **ts;
+	size_t n = 0;
+	struct st_error err;
+	if (kv_table_list(db, &ts, &n, &err) == 0) {
+		for (size_t i = 0; i < n; i++)
+			kv_table_free(ts[i]);
+		free(ts);
+	}
+	kv_close(db);
+	char note[64];
+	snprintf(note, sizeof(note), "%zu tables", n);
+	st_progress_finish(&p, files, "files", "done", note);
+	return 0;
+}
+
+/* ---- verify ---- */
+
+struct verify_ctx {
+	long versions, tombstones, entities;
+	char last[KV_ENTITY_MAX];
+	size_t last_len;
+	struct st_progress *p;
+};
+
+static int verify_cb(void *arg, const char *e, size_t elen, const struct kv_feature_def *f,
+		     const struct kv_version *v)
+{
+	struct verify_ctx *c = arg;
+	if (elen != c->last_len || memcmp(e, c->last, elen)) {
+		memcpy(c->last, e, elen);
+		c->last_len = elen;
+		c->entities++;
+	}
+	if (v->tombstone)
+		c->tombstones++;
+	else if (v->r.value.type != f->type)
+		return ST_ETYPE;
+	c->versions++;
+	if ((c->versions & 0xffff) == 0)
+		st_progress_update(c->p, c->versions, 0, "versions", NULL, 0);
+	return 0;
+}
+
+int admin_verify(int argc, char **argv)
+{
+	struct store_args a;
+	int rc = parse_args(argc, argv, &a);
+	if (rc)
+		return rc;
+	struct kv_db *db = open_store(a.dir, 0);
+	if (!db)
+		return 1;
+	struct kv_table **ts;
+	size_t n;
+	struct st_error err = {0};
+	if (kv_table_list(db, &ts, &n, &err)) {
+		fprintf(stderr, "strata-admin: %s\n", err.msg);
+		kv_close(db);
+		return 1;
+	}
+	struct st_progress p;
+	st_progress_init(&p, stderr, a.json ? ST_PROGRESS_JSON : ST_PROGRESS_AUTO, "verify");
+	long total = 0;
+	int bad = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct verify_ctx c = {.p = &p};
+		rc = kv_table_scan(db, ts[i]->name, ST_TS_MAX, verify_cb, &c, &err);
+		total += c.versions;
+		if (rc) {
+			bad = 1;
+			fprintf(stderr, "strata-admin: table %s: %s\n", ts[i]->name,
+				rc == ST_ETYPE ? "a value does not match its feature's type"
+					       : err.msg);
+		}
+		if (!a.json)
+			printf("table %-24s %8ld entities %10ld versions %8ld tombstones  %s\n",
+			       ts[i]->name, c.entities, c.versions, c.tombstones, rc ? "BAD" : "ok");
+		kv_table_free(ts[i]);
+	}
+	free(ts);
+	kv_close(db);
+	st_progress_finish(&p, total, "versions", bad ? "failed" : "ok", NULL);
+	return bad;
+}
+
+/* ---- dump ---- */
+
+/* Collects one entity's versions, then writes one CSV row per (entity, event time) with the
+ * features that have a value then: the preload format, so a dump loads back. */
+struct dump_cell {
+	int64_t ts;
+	uint32_t fi;
+	struct kv_value v;
+};
+
+struct dump_ctx {
+	FILE *out;
+	const struct kv_table *t;
+	int all_versions;
+	char ent[KV_ENTITY_MAX];
+	size_t elen;
+	struct dump_cell *cells;
+	size_t n, cap;
+	long rows;
+	char *buf;
+	size_t buflen, bufcap;
+	struct st_progress *p;
+};
+
+static void csv_field(FILE *f, const char *s, size_t len)
+{
+	int q = 0;
+	for (size_t i = 0; i < len && !q; i++)
+		q = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
+	if (!q) {
+		fwrite(s, 1, len, f);
+		return;
+	}
+	fputc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '"')
+			fputc('"', f);
+		fputc(s[i], f);
+	}
+	fputc('"', f);
+}
+
+static int cell_cmp(const void *pa, const void *pb)
+{
+	const struct dump_cell *a = pa, *b = pb;
+	if (a->ts != b->ts)
+		return a->ts < b->ts ? -1 : 1;
+	return a->fi < b->fi ? -1 : a->fi > b->fi;
+}
+
+static void dump_flush(struct dump_ctx *c)
+{
+	qsort(c->cells, c->n, sizeof(*c->cells), cell_cmp);
+	char tb[ST_TS_BUFLEN];
+	for (size_t i = 0; i < c->n;) {
+		size_t j = i;
+		csv_field(c->out, c->ent, c->elen);
+		fprintf(c->out, ",%s", st_ts_format(c->cells[i].ts, tb));
+		for (uint32_t f = 0; f < c->t->nfeatures; f++) {
+			fputc(',', c->out);
+			if (j < c->n && c->cells[j].ts == c->cells[i].ts && c->cells[j].fi == f) {
+				c->buflen = 0;
+				if (kv_value_format(&c->cells[j].v, &c->buf, &c->buflen, &c->bufcap) == 0)
+					csv_field(c->out, c->buf, c->buflen);
+				j++;
+			}
+		}
+		fputc('\n', c->out);
+		c->rows++;
+		ST_ASSERT(j > i); /* one version per feature and time: the row consumed them all */
+		i = j;
+	}
+	for (size_t i = 0; i < c->n; i++)
+		kv_value_release(&c->cells[i].v);
+	c->n = 0;
+	st_progress_update(c->p, c->rows, 0, "rows", NULL, 0);
+}
+
+static int dump_cb(void *arg, const char *e, size_t elen, const struct kv_feature_def *f,
+		   const struct kv_version *v)
+{
+	struct dump_ctx *c = arg;
+	if (elen != c->elen || memcmp(e, c->ent, elen)) {
+		if (c->n)
+			dump_flush(c);
+		memcpy(c->ent, e, elen);
+		c->elen = elen;
+	}
+	if (v->tombstone)
+		return 0;
+	/* latest only: skip older versions of a feature already seen for this entity */
+	const struct kv_feature_def *mine = kv_table_feature(c->t, f->name);
+	if (!mine)
+		return ST_ECORRUPT; /* cannot happen: the scan reports the table's own features */
+	uint32_t fi = (uint32_t)(mine - c->t->features);
+	if (!c->all_versions)
+		for (size_t i = 0; i < c->n; i++)
+			if (c->cells[i].fi == fi)
+				return 0;
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 64;
+		struct dump_cell *ncl = realloc(c->cells, nc * sizeof(*ncl));
+		if (!ncl)
+			return ST_ENOMEM;
+		c->cells = ncl;
+		c->cap = nc;
+	}
+	struct dump_cell *cell = &c->cells[c->n];
+	cell->ts = v->r.ts;
+	cell->fi = fi;
+	if (kv_value_copy(&v->r.value, &cell->v))
+		return ST_ENOMEM;
+	c->n++;
+	return 0;
+}
+
+int admin_dump(int argc, char **argv)
+{
+	struct store_args a;
+	int rc = parse_args(argc, argv, &a);
+	if (rc)
+		return rc;
+	if (a.npos != 1) {
+		fprintf(stderr, "usage: strata-admin dump [--data-dir D] [--out F] [--all-versions] "
+				"[--json] TABLE\n");
+		return 2;
+	}
+	struct kv_db *db = open_store(a.dir, 0);
+	if (!db)
+		return 1;
+	struct kv_table *t;
+	struct st_error err;
+	if (kv_table_get(db, a.pos[0], &t, &err)) {
+		fprintf(stderr, "strata-admin: %s\n", err.msg);
+		kv_close(db);
+		return 1;
+	}
+	FILE *out = a.out ? fopen(a.out, "w") : stdout;
+	if (!out) {
+		fprintf(stderr, "strata-admin: %s: %s\n", a.out, strerror(errno));
+		kv_table_free(t);
+		kv_close(db);
+		return 1;
+	}
+	struct st_progress p;
+	st_progress_init(&p, stderr, a.json ? ST_PROGRESS_JSON : ST_PROGRESS_AUTO, "dump");
+	csv_field(out, t->entity_column, strlen(t->entity_column));
+	fputs(",ts", out);
+	for (uint32_t f = 0; f < t->nfeatures; f++) {
+		fputc(',', out);
+		csv_field(out, t->features[f].name, strlen(t->features[f].name));
+	}
+	fputc('\n', out);
+	struct dump_ctx c = {.out = out, .t = t, .all_versions = a.all_versions, .p = &p};
+	rc = kv_table_scan(db, t->name, ST_TS_MAX, dump_cb, &c, &err);
+	if (!rc && c.n)
+		dump_flush(&c);
+	for (size_t i = 0; i < c.n; i++)
+		kv_value_release(&c.cells[i].v);
+	free(c.cells);
+	free(c.buf);
+	int werr = ferror(out) || (out != stdout && fclose(out));
+	if (out == stdout)
+		fflush(stdout);
+	if (rc || werr)
+		fprintf(stderr, "strata-admin: dump: %s\n", rc ? err.msg : "write failed");
+	else
+		st_progress_finish(&p, c.rows, "rows", "done", NULL);
+	kv_table_free(t);
+	kv_close(db);
+	return rc || werr;
+}
