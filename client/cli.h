@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "client/cli_backend.h"
+#include "common/st_csv.h"
 
 struct cli {
 	struct cli_backend be;
@@ -48,8 +49,5 @@ void cli_json_string(FILE *f, const char *s, size_t len);
 
 /* Prints the text form of v to f. */
 void cli_value_print(FILE *f, const struct kv_value *v);
-
-/* Writes one CSV field (quoted when needed) to f. */
-void cli_csv_field(FILE *f, const char *s, size_t len);
 
 #endif

@@ -37,12 +37,12 @@ static void write_header(struct join_run *r)
 		if (i)
 			fputc(',', r->out);
 		const char *name = kv_input_colname(r->in, i);
-		cli_csv_field(r->out, name, strlen(name));
+		st_csv_field(r->out, name, strlen(name));
 	}
 	for (size_t f = 0; f < r->nf; f++) {
 		if (n || f)
 			fputc(',', r->out);
-		cli_csv_field(r->out, r->feats[f], strlen(r->feats[f]));
+		st_csv_field(r->out, r->feats[f], strlen(r->feats[f]));
 	}
 	fputc('\n', r->out);
 	r->header_written = 1;
@@ -65,7 +65,7 @@ static int flush_chunk(struct join_run *r)
 			if (!res[f].found)
 				continue;
 			if (res[f].value.type == KV_STR) {
-				cli_csv_field(r->out, res[f].value.ptr, res[f].value.len);
+				st_csv_field(r->out, res[f].value.ptr, res[f].value.len);
 			} else if (res[f].value.type == KV_F32VEC || res[f].value.type == KV_I64LIST) {
 				fputc('"', r->out); /* lists contain commas */
 				cli_value_print(r->out, &res[f].value);
@@ -116,7 +116,7 @@ static int on_sample(void *arg, struct kv_input *in, const struct kv_record *rec
 	for (size_t i = 0; i < rec->n; i++) {
 		if (i)
 			fputc(',', r->pre_fp);
-		cli_csv_field(r->pre_fp, rec->f[i], rec->len[i]);
+		st_csv_field(r->pre_fp, rec->f[i], rec->len[i]);
 		if ((long)rec->col[i] == r->ecol)
 			e = rec->f[i], el = rec->len[i];
 		if ((long)rec->col[i] == r->tcol)

@@ -103,21 +103,3 @@ void cli_value_print(FILE *f, const struct kv_value *v)
 	if (kv_value_format(v, &buf, &n, &cap) == 0)
 		fwrite(buf, 1, n, f);
 }
-
-void cli_csv_field(FILE *f, const char *s, size_t len)
-{
-	int quote = 0;
-	for (size_t i = 0; i < len && !quote; i++)
-		quote = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
-	if (!quote) {
-		fwrite(s, 1, len, f);
-		return;
-	}
-	fputc('"', f);
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '"')
-			fputc('"', f);
-		fputc(s[i], f);
-	}
-	fputc('"', f);
-}

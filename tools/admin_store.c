@@ -2,6 +2,7 @@
  * store data directory (stratad stopped; a running server holds the directory's lock and the
  * commands say so). Long operations show progress on a terminal and can print JSON. */
 #include "tools/admin.h"
+#include "common/st_csv.h"
 #include "common/st_progress.h"
 #include "store/kv.h"
 #include "store/kv_value.h"
@@ -68,17 +69,26 @@ static struct kv_db *open_store(const char *dir, int create)
 	return db;
 }
 
+/* Parses the arguments and opens the store (it must exist). Returns NULL with *rc set to
+ * the exit code (2 usage, 1 error) when either fails. */
+static struct kv_db *begin(int argc, char **argv, struct store_args *a, int *rc)
+{
+	struct kv_db *db = NULL;
+	*rc = parse_args(argc, argv, a);
+	if (!*rc && !(db = open_store(a->dir, 0)))
+		*rc = 1;
+	return db;
+}
+
 /* ---- stats ---- */
 
 int admin_stats(int argc, char **argv)
 {
 	struct store_args a;
-	int rc = parse_args(argc, argv, &a);
-	if (rc)
-		return rc;
-	struct kv_db *db = open_store(a.dir, 0);
+	int rc;
+	struct kv_db *db = begin(argc, argv, &a, &rc);
 	if (!db)
-		return 1;
+		return rc;
 	struct kv_table **ts;
 	size_t n;
 	struct st_error err;
@@ -135,12 +145,10 @@ int admin_stats(int argc, char **argv)
 int admin_compact(int argc, char **argv)
 {
 	struct store_args a;
-	int rc = parse_args(argc, argv, &a);
-	if (rc)
-		return rc;
-	struct kv_db *db = open_store(a.dir, 0);
+	int rc;
+	struct kv_db *db = begin(argc, argv, &a, &rc);
 	if (!db)
-		return 1;
+		return rc;
 	uint64_t before = kv_property_sum(db, "rocksdb.total-sst-files-size");
 	int64_t t0 = st_mono_us();
 	struct st_error err;
@@ -334,12 +342,10 @@ static int verify_cb(void *arg, const char *e, size_t elen, const struct kv_feat
 int admin_verify(int argc, char **argv)
 {
 	struct store_args a;
-	int rc = parse_args(argc, argv, &a);
-	if (rc)
-		return rc;
-	struct kv_db *db = open_store(a.dir, 0);
+	int rc;
+	struct kv_db *db = begin(argc, argv, &a, &rc);
 	if (!db)
-		return 1;
+		return rc;
 	struct kv_table **ts;
 	size_t n;
 	struct st_error err = {0};
@@ -397,24 +403,6 @@ struct dump_ctx {
 	struct st_progress *p;
 };
 
-static void csv_field(FILE *f, const char *s, size_t len)
-{
-	int q = 0;
-	for (size_t i = 0; i < len && !q; i++)
-		q = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
-	if (!q) {
-		fwrite(s, 1, len, f);
-		return;
-	}
-	fputc('"', f);
-	for (size_t i = 0; i < len; i++) {
-		if (s[i] == '"')
-			fputc('"', f);
-		fputc(s[i], f);
-	}
-	fputc('"', f);
-}
-
 static int cell_cmp(const void *pa, const void *pb)
 {
 	const struct dump_cell *a = pa, *b = pb;
@@ -429,14 +417,14 @@ static void dump_flush(struct dump_ctx *c)
 	char tb[ST_TS_BUFLEN];
 	for (size_t i = 0; i < c->n;) {
 		size_t j = i;
-		csv_field(c->out, c->ent, c->elen);
+		st_csv_field(c->out, c->ent, c->elen);
 		fprintf(c->out, ",%s", st_ts_format(c->cells[i].ts, tb));
 		for (uint32_t f = 0; f < c->t->nfeatures; f++) {
 			fputc(',', c->out);
 			if (j < c->n && c->cells[j].ts == c->cells[i].ts && c->cells[j].fi == f) {
 				c->buflen = 0;
 				if (kv_value_format(&c->cells[j].v, &c->buf, &c->buflen, &c->bufcap) == 0)
-					csv_field(c->out, c->buf, c->buflen);
+					st_csv_field(c->out, c->buf, c->buflen);
 				j++;
 			}
 		}
@@ -519,11 +507,11 @@ int admin_dump(int argc, char **argv)
 	}
 	struct st_progress p;
 	st_progress_init(&p, stderr, a.json ? ST_PROGRESS_JSON : ST_PROGRESS_AUTO, "dump");
-	csv_field(out, t->entity_column, strlen(t->entity_column));
+	st_csv_field(out, t->entity_column, strlen(t->entity_column));
 	fputs(",ts", out);
 	for (uint32_t f = 0; f < t->nfeatures; f++) {
 		fputc(',', out);
-		csv_field(out, t->features[f].name, strlen(t->features[f].name));
+		st_csv_field(out, t->features[f].name, strlen(t->features[f].name));
 	}
 	fputc('\n', out);
 	struct dump_ctx c = {.out = out, .t = t, .all_versions = a.all_versions, .p = &p};
