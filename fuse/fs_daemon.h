@@ -13,6 +13,12 @@
 #include "fuse/fs_rmr.h"
 #include "fuse/fs_trash.h"
 
+/* Readahead of the mount (init's max_readahead and the mount's bdi read_ahead_kb). 512 KiB:
+ * a READ reply of that size plus its header still fits a 1 MiB pipe, the most a daemon
+ * without CAP_SYS_RESOURCE gets (fs.pipe-max-size), so it is spliced from the backing page
+ * cache; 1 MiB replies would be copied twice (pread + writev). */
+#define FS_READAHEAD_KB 512u
+
 enum fs_view { FS_VIEW_LIVE = 0, FS_VIEW_TRASH = 1 };
 
 /* One backing object the kernel knows about. Lives while nlookup > 0 (lookup counts from

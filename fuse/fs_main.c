@@ -72,6 +72,43 @@ static void *expiry_main(void *arg)
 	return NULL;
 }
 
+/* The kernel caps a FUSE mount's readahead at the bdi default (128 KiB) whatever
+ * max_readahead init() asks for, so sequential reads arrive as 128 KiB READ requests. Raise
+ * the mount's own bdi limit (found in mountinfo: the mount must not be touched before the
+ * loop runs) to kb. Best effort; the bdi goes away with the mount. */
+static void set_readahead(const char *mnt, unsigned kb)
+{
+	char esc[PATH_MAX * 4], line[PATH_MAX * 5], bdi[64] = "";
+	size_t o = 0;
+	for (const char *p = mnt; *p && o + 5 < sizeof(esc); p++) {
+		if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\\')
+			o += (size_t)snprintf(esc + o, 5, "\\%03o", (unsigned char)*p);
+		else
+			esc[o++] = *p;
+	}
+	esc[o] = 0;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned maj, min;
+		char mp[PATH_MAX * 4];
+		const char *sep = strstr(line, " - fuse.stratafs ");
+		if (sep && sscanf(line, "%*d %*d %u:%u %*s %4095s", &maj, &min, mp) == 3 &&
+		    !strcmp(mp, esc))
+			snprintf(bdi, sizeof(bdi), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+	}
+	fclose(f);
+	int fd = bdi[0] ? open(bdi, O_WRONLY | O_CLOEXEC) : -1;
+	if (fd >= 0) {
+		char v[16];
+		int n = snprintf(v, sizeof(v), "%u", kb);
+		if (write(fd, v, (size_t)n) != n)
+			st_warn("stratafs: %s: %s", bdi, strerror(errno));
+		close(fd);
+	}
+}
+
 /* Escapes ',' and '\' for a -o option value. */
 static void opt_escape(const char *in, char *out, size_t len)
 {
@@ -262,6 +299,7 @@ int main(int argc, char **argv)
 		goto out_signals;
 	if (fuse_daemonize(foreground) != 0)
 		goto out_unmount;
+	set_readahead(s->mnt, FS_READAHEAD_KB); /* = max_readahead asked in init */
 	/* threads only after daemonize: they do not survive its fork */
 	if (fs_notify_start(s) || fs_ctl_start(s) || fs_rmr_start(&s->rmr)) {
 		st_errlog("stratafs: cannot start background threads");

@@ -194,7 +194,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	conn->max_write = 1u << 20;
-	conn->max_readahead = 1u << 20;
+	conn->max_readahead = FS_READAHEAD_KB * 1024;
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
