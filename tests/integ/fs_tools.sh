@@ -74,6 +74,11 @@ grep -q "fsck ok" "$T/mount.out" || fail "git fsck failed on the mount"
 [ "$(grep -c . "$T/mount.out")" -gt 100 ] || fail "workload produced too little output"
 grep -q "failed" "$T/mount.out" && fail "a tool failed: $(grep failed "$T/mount.out")"
 
+note "the mount's readahead is 512 KiB (the kernel would keep 128 KiB)"
+dev=$(stat -c %d "$M")
+ra=$(cat "/sys/class/bdi/$(( (dev >> 8) & 0xfff )):$(( (dev & 0xff) | ((dev >> 12) & 0xfff00) ))/read_ahead_kb" 2>/dev/null)
+[ -z "$ra" ] || [ "$ra" = 512 ] || fail "read_ahead_kb is $ra"
+
 note "statfs is the backing filesystem's"
 [ "$(stat -f -c %b "$M")" = "$(stat -f -c %b "$B")" ] || fail "statfs differs"
 note "the state directory is hidden and protected"
