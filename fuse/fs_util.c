@@ -96,7 +96,10 @@ int fs_path_clean(char *rel)
 	return 0;
 }
 
-int fs_open_dir_nofollow(int dirfd, const char *rel)
+/* Walks rel component by component from dirfd without following symlinks; with `create`,
+ * makes missing directories (mode, and owner unless uid is -1) on the way. Returns an fd of
+ * the last directory or -errno. */
+static int walk_dirs(int dirfd, const char *rel, int create, mode_t mode, uid_t uid, gid_t gid)
 {
 	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
@@ -118,6 +121,20 @@ int fs_open_dir_nofollow(int dirfd, const char *rel)
 		}
 		memcpy(comp, s, n);
 		comp[n] = '\0';
+		if (create) {
+			if (mkdirat(fd, comp, mode) == 0) {
+				if (uid != (uid_t)-1 &&
+				    fchownat(fd, comp, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
+					int e = errno;
+					close(fd);
+					return -e;
+				}
+			} else if (errno != EEXIST) {
+				int e = errno;
+				close(fd);
+				return -e;
+			}
+		}
 		int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		int e = errno;
 		close(fd);
@@ -128,47 +145,14 @@ int fs_open_dir_nofollow(int dirfd, const char *rel)
 	return fd;
 }
 
+int fs_open_dir_nofollow(int dirfd, const char *rel)
+{
+	return walk_dirs(dirfd, rel, 0, 0, (uid_t)-1, (gid_t)-1);
+}
+
 int fs_mkdirs(int dirfd, const char *rel, mode_t mode, uid_t uid, gid_t gid)
 {
-	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	char comp[NAME_MAX + 1];
-	const char *p = rel;
-	while (*p) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		const char *s = p;
-		while (*p && *p != '/')
-			p++;
-		size_t n = (size_t)(p - s);
-		if (n > NAME_MAX) {
-			close(fd);
-			return -ENAMETOOLONG;
-		}
-		memcpy(comp, s, n);
-		comp[n] = '\0';
-		if (mkdirat(fd, comp, mode) == 0) {
-			if (uid != (uid_t)-1 && fchownat(fd, comp, uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
-				int e = errno;
-				close(fd);
-				return -e;
-			}
-		} else if (errno != EEXIST) {
-			int e = errno;
-			close(fd);
-			return -e;
-		}
-		int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		int e = errno;
-		close(fd);
-		if (nfd < 0)
-			return e == ELOOP ? -ENOTDIR : -e;
-		fd = nfd;
-	}
-	return fd;
+	return walk_dirs(dirfd, rel, 1, mode, uid, gid);
 }
 
 char *fs_fd_path(int fd, char *buf)
