@@ -61,13 +61,28 @@ static void sc_feature_to_pb(const struct strata_feature_def *f, Strata__Feature
 	pb->dim = f->dim;
 }
 
+/* Converts n feature definitions into protobuf messages: *fs holds them, *fp points at each
+ * (both malloc'ed, freed by the caller even on failure). Returns 0 or STRATA_ENOMEM. */
+static int sc_features_to_pb(const struct strata_feature_def *defs, uint32_t n,
+			     Strata__Feature **fs, Strata__Feature ***fp)
+{
+	*fs = calloc(n + 1, sizeof(**fs));
+	*fp = calloc(n + 1, sizeof(**fp));
+	if (!*fs || !*fp)
+		return STRATA_ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		sc_feature_to_pb(&defs[i], &(*fs)[i]);
+		(*fp)[i] = &(*fs)[i];
+	}
+	return 0;
+}
+
 int strata_table_create(strata *c, const struct strata_table *t, struct strata_error *err)
 {
 	Strata__Table pt = STRATA__TABLE__INIT;
-	Strata__Feature *fs = calloc(t->nfeatures + 1, sizeof(*fs));
-	Strata__Feature **fp = calloc(t->nfeatures + 1, sizeof(*fp));
+	Strata__Feature *fs, **fp;
 	int rc;
-	if (!fs || !fp) {
+	if (sc_features_to_pb(t->features, t->nfeatures, &fs, &fp)) {
 		rc = sc_error(err, STRATA_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -77,10 +92,6 @@ int strata_table_create(strata *c, const struct strata_table *t, struct strata_e
 	pt.ttl_us = t->ttl_us;
 	pt.has_max_versions = 1;
 	pt.max_versions = t->max_versions;
-	for (uint32_t i = 0; i < t->nfeatures; i++) {
-		sc_feature_to_pb(&t->features[i], &fs[i]);
-		fp[i] = &fs[i];
-	}
 	pt.n_features = t->nfeatures;
 	pt.features = fp;
 	Strata__TableCreateReq m = STRATA__TABLE_CREATE_REQ__INIT;
@@ -181,10 +192,9 @@ int strata_table_alter(strata *c, const char *name, const struct strata_alter *a
 		       struct strata_error *err)
 {
 	Strata__TableAlterReq m = STRATA__TABLE_ALTER_REQ__INIT;
-	Strata__Feature *fs = calloc(a->nadd + 1, sizeof(*fs));
-	Strata__Feature **fp = calloc(a->nadd + 1, sizeof(*fp));
+	Strata__Feature *fs, **fp;
 	int rc;
-	if (!fs || !fp) {
+	if (sc_features_to_pb(a->add, a->nadd, &fs, &fp)) {
 		rc = sc_error(err, STRATA_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -193,10 +203,6 @@ int strata_table_alter(strata *c, const char *name, const struct strata_alter *a
 	m.ttl_us = a->ttl_us;
 	m.has_max_versions = 1;
 	m.max_versions = a->max_versions;
-	for (uint32_t i = 0; i < a->nadd; i++) {
-		sc_feature_to_pb(&a->add[i], &fs[i]);
-		fp[i] = &fs[i];
-	}
 	m.n_add = a->nadd;
 	m.add = fp;
 	SC_REQ(req, STRATA__REQUEST__OP_TABLE_ALTER, table_alter, &m);
