@@ -1,6 +1,7 @@
 /* Control server of a live stratafs: rmr, rmr status, trash list/restore/purge for
  * strata-admin, with the caller identified by SO_PEERCRED and acting with its own
  * credentials where permissions matter. One thread per connection. */
+#include "fuse/fs_chan.h"
 #include "fuse/fs_ctlmsg.h"
 #include "fuse/fs_daemon.h"
 #include "fuse/fs_util.h"
@@ -287,6 +288,28 @@ static json_t *do_trash_purge(const struct caller *k, json_t *req)
 	return json_pack("{s:b,s:i}", "ok", 1, "purged", rc);
 }
 
+/* What the mount runs with and how many requests the kernel sent it (linux/fuse.h
+ * opcodes of the requests worth watching: passthrough makes READ and WRITE disappear). */
+static json_t *do_status(void)
+{
+	static const struct {
+		const char *name;
+		unsigned op;
+	} ops[] = { { "lookup", 1 },   { "getattr", 3 }, { "setattr", 4 }, { "open", 14 },
+		    { "read", FS_CHAN_OP_READ }, { "write", FS_CHAN_OP_WRITE }, { "release", 18 },
+		    { "getxattr", 22 }, { "create", 35 }, { "unlink", 10 },
+		    { "readdirplus", 44 } };
+	json_t *req = json_object();
+	json_object_set_new(req, "total", json_integer((json_int_t)fs_chan_count(FS_CHAN_OPS)));
+	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		json_object_set_new(req, ops[i].name,
+				    json_integer((json_int_t)fs_chan_count(ops[i].op)));
+	return json_pack("{s:b,s:s,s:s,s:i,s:b,s:b,s:f,s:o}", "ok", 1, "backing", fs_g->backing,
+			 "mount", fs_g->mnt, "pid", (int)getpid(), "passthrough",
+			 fs_chan_passthrough(), "writeback_cache", fs_g->writeback, "attr_timeout",
+			 fs_g->attr_timeout, "requests", req);
+}
+
 static void *conn_main(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
@@ -322,6 +345,8 @@ static void *conn_main(void *arg)
 	else if (!strcmp(op, "ping"))
 		res = json_pack("{s:b,s:s,s:s,s:i}", "ok", 1, "backing", fs_g->backing, "mount",
 				fs_g->mnt, "pid", (int)getpid());
+	else if (!strcmp(op, "status"))
+		res = do_status();
 	else if (!strcmp(op, "rmr"))
 		res = do_rmr(&k, req);
 	else if (!strcmp(op, "rmr_status"))

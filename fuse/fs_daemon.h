@@ -32,6 +32,8 @@ struct fs_inode {
 	int view;            /* enum fs_view: objects seen through .trash are read-only */
 	mode_t type;         /* S_IFMT bits */
 	uint64_t nlookup;    /* protected by fs_itable.lock */
+	int bk_id;           /* passthrough backing id while bk_opens > 0 (fs_state.pt_lock) */
+	unsigned bk_opens;   /* open files of this inode using bk_id (fs_state.pt_lock) */
 	struct fs_inode *next; /* hash chain, protected by fs_itable.lock */
 };
 
@@ -57,6 +59,8 @@ struct fs_state {
 	ino_t trash_ino;
 	double attr_timeout;
 	int writeback;
+	int passthrough;          /* asked for in INIT (see fs_chan.h); fs_chan says if granted */
+	pthread_mutex_t pt_lock;  /* fs_inode.bk_id/bk_opens */
 	int debug;
 	struct fuse_session *se;
 	/* notifier: invalidations sent from a thread of its own, never from a request */

@@ -1,4 +1,5 @@
 /* stratafs: mounts BACKING_DIR at MOUNTPOINT with a trash bin and asynchronous removal. */
+#include "fuse/fs_chan.h"
 #include "fuse/fs_ctlmsg.h"
 #include "fuse/fs_daemon.h"
 #include "fuse/fs_util.h"
@@ -29,7 +30,9 @@ static void usage(FILE *f)
 		"  --trash-retention D     keep deleted entries this long (default 7d; 0 = forever)\n"
 		"  --threads N             FUSE worker threads (default 8)\n"
 		"  --attr-timeout S        kernel attribute/entry cache, seconds (default 1)\n"
-		"  --writeback-cache       let the kernel cache writes\n"
+		"  --writeback-cache       let the kernel cache writes (turns passthrough off)\n"
+		"  --no-passthrough        send reads and writes through the daemon even where the\n"
+		"                          kernel could do them on the backing file directly\n"
 		"  --rmr-threads N         reclaimer concurrency (default 2)\n"
 		"  --rmr-rate N            reclaimer limit, entries per second (default unlimited)\n"
 		"  --max-inode-fds N       inodes holding an open fd; the rest keep a file handle\n"
@@ -131,12 +134,14 @@ int main(int argc, char **argv)
 	long max_fds = -1;
 	char user_opts[2048] = "";
 	s->attr_timeout = 1.0;
+	s->passthrough = 1;
 	s->bfd = s->ctl_fd = -1;
 	static const struct option lo[] = {
 		{ "trash-retention", required_argument, 0, 'R' },
 		{ "threads", required_argument, 0, 'T' },
 		{ "attr-timeout", required_argument, 0, 'A' },
 		{ "writeback-cache", no_argument, 0, 'W' },
+		{ "no-passthrough", no_argument, 0, 'P' },
 		{ "rmr-threads", required_argument, 0, 'M' },
 		{ "rmr-rate", required_argument, 0, 'L' },
 		{ "max-inode-fds", required_argument, 0, 'F' },
@@ -176,6 +181,9 @@ int main(int argc, char **argv)
 			break;
 		case 'W':
 			s->writeback = 1;
+			break;
+		case 'P':
+			s->passthrough = 0;
 			break;
 		case 'M':
 			rmr_threads = atoi(optarg);
@@ -283,6 +291,11 @@ int main(int argc, char **argv)
 	}
 	if (!network)
 		fs_ops.flush = NULL;
+	/* Passthrough: only on local backings (a backing file the kernel releases is never
+	 * flushed, which close-to-open on a network filesystem needs) and not with the
+	 * writeback cache (the kernel refuses the pair). */
+	s->passthrough = s->passthrough && !network && !s->writeback;
+	pthread_mutex_init(&s->pt_lock, NULL);
 
 	char fsname[PATH_MAX * 2], opts[PATH_MAX * 2 + 2200];
 	opt_escape(s->backing, fsname, sizeof(fsname));
@@ -297,6 +310,10 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(s->se, s->mnt) != 0)
 		goto out_signals;
+	if (fs_chan_attach(s->se, s->passthrough) != 0) {
+		st_errlog("stratafs: cannot attach to the FUSE channel");
+		goto out_unmount;
+	}
 	if (fuse_daemonize(foreground) != 0)
 		goto out_unmount;
 	set_readahead(s->mnt, FS_READAHEAD_KB); /* = max_readahead asked in init */

@@ -2,8 +2,10 @@
  * credentials, a read-only .trash view, and deletes turned into moves into the trash.
  * Every request is answered exactly once; errors are negative errno inside, positive at
  * fuse_reply_err. */
+#include "fuse/fs_chan.h"
 #include "fuse/fs_daemon.h"
 #include "fuse/fs_util.h"
+#include "common/st_err.h"
 #include "common/st_log.h"
 
 #include <dirent.h>
@@ -240,6 +242,16 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, tmo(in));
 }
 
+/* True when mode only removes setuid/setgid bits that in has. */
+static int kills_suid(struct fs_inode *in, mode_t mode)
+{
+	struct stat st;
+	if (stat_inode(in, &st) != 0)
+		return 0;
+	mode_t old = st.st_mode & 07777, m = mode & 07777, cleared = old & ~m;
+	return cleared && !(cleared & ~(mode_t)(S_ISUID | S_ISGID)) && !(m & ~old);
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		       struct fuse_file_info *fi)
 {
@@ -251,7 +263,13 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		return;
 	}
 	fs_fd_path(fs_fd(in), p);
-	if (valid & FUSE_SET_ATTR_MODE) {
+	if (valid & FUSE_SET_ATTR_MODE && kills_suid(in, attr->st_mode)) {
+		/* the kernel clearing setuid/setgid after a write or truncate by someone who
+		 * is not the owner (it checked nothing: neither do we) */
+		res = fi ? fchmod((int)fi->fh, attr->st_mode) : chmod(p, attr->st_mode);
+		if (res < 0)
+			goto err;
+	} else if (valid & FUSE_SET_ATTR_MODE) {
 		AS_CALLER(req, res, fi ? fchmod((int)fi->fh, attr->st_mode) : chmod(p, attr->st_mode));
 		if (res < 0)
 			goto err;
@@ -500,19 +518,84 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 static int open_flags(int flags)
 {
-	flags &= ~O_NOFOLLOW;
-	if (fs_g->writeback) {
-		/* the kernel may read to fill partial pages, and appends are its job */
-		if ((flags & O_ACCMODE) == O_WRONLY)
-			flags = (flags & ~O_ACCMODE) | O_RDWR;
-		flags &= ~O_APPEND;
-	}
+	/* O_APPEND: the kernel picks every write's offset itself (its size for appends) and
+	 * also writes mmap'ed pages back through any open file: an O_APPEND backing fd would
+	 * put those at the end of the file. */
+	flags &= ~(O_NOFOLLOW | O_APPEND);
+	/* the writeback cache may read to fill partial pages */
+	if (fs_g->writeback && (flags & O_ACCMODE) == O_WRONLY)
+		flags = (flags & ~O_ACCMODE) | O_RDWR;
 	return flags | O_CLOEXEC;
 }
 
 static int writes(int flags)
 {
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT));
+}
+
+/* fi->fh of a regular file is its backing fd; FH_PT marks a file opened with passthrough.
+ * (int)fi->fh keeps giving the fd: the conversion keeps the low 32 bits. */
+#define FH_PT (1ull << 40)
+
+/* Passthrough for an open of in (a regular file) on fd: the inode's backing file is
+ * registered with the kernel on its first open and shared by all its open files (the
+ * kernel wants one backing file per inode). Returns the backing id, 0 when passthrough is
+ * off, or -errno. */
+static int pt_attach(struct fs_inode *in, int fd)
+{
+	if (!fs_chan_passthrough() || in->type != S_IFREG)
+		return 0;
+	pthread_mutex_lock(&fs_g->pt_lock);
+	if (in->bk_opens == 0) {
+		int id = fs_chan_backing_open(fd);
+		if (id < 0) {
+			pthread_mutex_unlock(&fs_g->pt_lock);
+			return id == -EPERM && !fs_chan_passthrough() ? 0 : id;
+		}
+		in->bk_id = id;
+	}
+	in->bk_opens++;
+	int id = in->bk_id;
+	pthread_mutex_unlock(&fs_g->pt_lock);
+	return id;
+}
+
+/* Drops one open file's use of the inode's backing file (after the kernel released it). */
+static void pt_detach(struct fs_inode *in)
+{
+	pthread_mutex_lock(&fs_g->pt_lock);
+	ST_ASSERT(in->bk_opens > 0);
+	if (--in->bk_opens == 0) {
+		fs_chan_backing_close(in->bk_id);
+		in->bk_id = 0;
+	}
+	pthread_mutex_unlock(&fs_g->pt_lock);
+}
+
+/* Sets fi for an open of in on fd (passthrough when on). 0 or -errno (fd left open). */
+static int open_reply_prepare(struct fs_inode *in, int fd, struct fuse_file_info *fi)
+{
+	int id = pt_attach(in, fd);
+	if (id < 0)
+		return id;
+	fi->fh = (uint64_t)fd | (id ? FH_PT : 0);
+	/* the page cache is the backing file's with passthrough (the kernel refuses
+	 * FOPEN_KEEP_CACHE there) */
+	fi->keep_cache = !id && in->view == FS_VIEW_LIVE;
+	fs_chan_reply_backing(id);
+	return 0;
+}
+
+/* After fuse_reply_open/create: on failure (the request was interrupted) nothing holds
+ * the file any more. */
+static void open_reply_done(struct fs_inode *in, struct fuse_file_info *fi, int rc)
+{
+	fs_chan_reply_backing(0);
+	if (rc == 0)
+		return;
+	if (fi->fh & FH_PT)
+		pt_detach(in);
+	close((int)fi->fh);
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -533,17 +616,17 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	struct fuse_entry_param ent;
 	int rc = do_lookup(req, dir, name, &ent);
+	if (rc == 0 && (rc = open_reply_prepare(fs_ino(ent.ino), fd, fi)) != 0)
+		fs_itable_unref(&fs_g->itab, fs_ino(ent.ino), 1);
 	if (rc) {
 		close(fd);
 		fuse_reply_err(req, -rc);
 		return;
 	}
-	fi->fh = (uint64_t)fd;
-	fi->keep_cache = 1;
-	if (fuse_reply_create(req, &ent, fi) != 0) {
-		close(fd);
+	rc = fuse_reply_create(req, &ent, fi);
+	open_reply_done(fs_ino(ent.ino), fi, rc);
+	if (rc != 0)
 		fs_itable_unref(&fs_g->itab, fs_ino(ent.ino), 1);
-	}
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -562,10 +645,13 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, e);
 		return;
 	}
-	fi->fh = (uint64_t)fd;
-	fi->keep_cache = in->view == FS_VIEW_LIVE;
-	if (fuse_reply_open(req, fi) != 0)
+	int rc = open_reply_prepare(in, fd, fi);
+	if (rc) {
 		close(fd);
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	open_reply_done(in, fi, fuse_reply_open(req, fi));
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -605,7 +691,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
+	if (fi->fh & FH_PT)
+		pt_detach(fs_ino(ino));
 	close((int)fi->fh);
 	fuse_reply_err(req, 0);
 }

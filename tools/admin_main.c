@@ -19,6 +19,8 @@ static const struct admin_cmd cmds[] = {
 	  "  strata-admin rmr [--via-trash] [--json] PATH\n"
 	  "  strata-admin rmr status [--mount M | --backing DIR] [--json] [--wait]\n"
 	  "  strata-admin rmr drain --backing DIR [--json]   (offline: reclaim the queue now)\n" },
+	{ "fs", admin_fs,
+	  "  strata-admin fs status [--mount M] [--json]   (mode and request counts of a mount)\n" },
 	{ "backup", admin_backup,
 	  "  strata-admin backup  [--data-dir D] [--json] DEST      (store: a consistent checkpoint)\n" },
 	{ "restore", admin_restore,

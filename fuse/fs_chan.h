@@ -1,0 +1,42 @@
+/* fs_chan: the daemon's end of /dev/fuse, under libfuse.
+ *
+ * libfuse 3.14 predates FUSE passthrough (kernel 6.9, libfuse 3.16): it can neither ask for
+ * it in the INIT reply nor put a backing file id into an OPEN/CREATE reply. Its custom-I/O
+ * hook (fuse_session_custom_io) lets us own the reads and writes on the device, so this
+ * module adds those two fields to the replies libfuse builds, and registers backing files
+ * with the kernel (FUSE_DEV_IOC_BACKING_OPEN/CLOSE). With passthrough the kernel serves
+ * read, write, splice and mmap of an open file straight from the backing file: no READ or
+ * WRITE request reaches the daemon. It also counts the requests read, by opcode. */
+#ifndef FS_CHAN_H
+#define FS_CHAN_H
+
+#include <stdint.h>
+
+struct fuse_session;
+
+/* Opcodes of the counters callers read (linux/fuse.h numbering). */
+enum { FS_CHAN_OP_READ = 15, FS_CHAN_OP_WRITE = 16, FS_CHAN_OPS = 64 };
+
+/* Takes over the I/O of a mounted session (before its loop runs). want_passthrough: ask
+ * the kernel for passthrough in INIT, if it offers it. Returns 0 or -errno. */
+int fs_chan_attach(struct fuse_session *se, int want_passthrough);
+
+/* 1 when INIT negotiated passthrough and no registration has failed with EPERM since. */
+int fs_chan_passthrough(void);
+
+/* Registers fd (a regular file open for I/O; the kernel keeps its own reference, and opens
+ * files for the mount with the credentials of the calling thread) as a backing file.
+ * Returns the backing id (> 0) or -errno; -EPERM turns passthrough off for good (the
+ * kernel refused it: nothing has been opened with passthrough). */
+int fs_chan_backing_open(int fd);
+void fs_chan_backing_close(int id);
+
+/* The next OPEN or CREATE reply sent by the calling thread carries FOPEN_PASSTHROUGH and
+ * this backing id (0: none). Set right before fuse_reply_open/fuse_reply_create; cleared
+ * when that reply is sent. */
+void fs_chan_reply_backing(int id);
+
+/* Requests read from the kernel with this opcode (all of them for FS_CHAN_OPS). */
+uint64_t fs_chan_count(unsigned opcode);
+
+#endif
