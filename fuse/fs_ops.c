@@ -770,6 +770,10 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)d;
+	/* The kernel keeps the listing across opens and drops it when the directory changes
+	 * through the mount or its mtime moves (auto_inval_data checks it at offset 0). Not
+	 * for the .trash view: it changes behind the kernel's back. */
+	fi->cache_readdir = fi->keep_cache = in->view == FS_VIEW_LIVE;
 	if (fuse_reply_open(req, fi) != 0) {
 		closedir(d->dp);
 		free(d);
