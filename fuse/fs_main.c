@@ -29,7 +29,8 @@ static void usage(FILE *f)
 		"  -o OPTS                 mount options (allow_other, ro, ...)\n"
 		"  --trash-retention D     keep deleted entries this long (default 7d; 0 = forever)\n"
 		"  --threads N             FUSE worker threads (default 8)\n"
-		"  --attr-timeout S        kernel attribute/entry cache, seconds (default 1)\n"
+		"  --attr-timeout S        kernel attribute/entry cache, seconds (default 30 on a local\n"
+		"                          backing, 1 on a network filesystem)\n"
 		"  --writeback-cache       let the kernel cache writes (turns passthrough off)\n"
 		"  --no-passthrough        send reads and writes through the daemon even where the\n"
 		"                          kernel could do them on the backing file directly\n"
@@ -133,7 +134,7 @@ int main(int argc, char **argv)
 	int64_t retention = 7LL * 86400 * 1000000, rate = 0;
 	long max_fds = -1;
 	char user_opts[2048] = "";
-	s->attr_timeout = 1.0;
+	s->attr_timeout = -1; /* default chosen by the backing's kind, below */
 	s->passthrough = 1;
 	s->bfd = s->ctl_fd = -1;
 	static const struct option lo[] = {
@@ -178,6 +179,10 @@ int main(int argc, char **argv)
 			break;
 		case 'A':
 			s->attr_timeout = atof(optarg);
+			if (s->attr_timeout < 0) {
+				fprintf(stderr, "stratafs: bad --attr-timeout '%s'\n", optarg);
+				return 2;
+			}
 			break;
 		case 'W':
 			s->writeback = 1;
@@ -202,7 +207,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (argc - optind != 2 || threads < 1 || rmr_threads < 1 || s->attr_timeout < 0 ||
+	if (argc - optind != 2 || threads < 1 || rmr_threads < 1 || s->attr_timeout < -1 ||
 	    rate < 0) {
 		usage(stderr);
 		return 2;
@@ -291,6 +296,11 @@ int main(int argc, char **argv)
 	}
 	if (!network)
 		fs_ops.flush = NULL;
+	/* Kernel cache timeouts: on a local backing every change goes through this mount (or
+	 * is notified by the daemon: rmr, restore), so entries and attributes can live long;
+	 * on a shared network tree other nodes change things, so they expire after 1 s. */
+	if (s->attr_timeout < 0)
+		s->attr_timeout = network ? 1.0 : 30.0;
 	/* Passthrough: only on local backings (a backing file the kernel releases is never
 	 * flushed, which close-to-open on a network filesystem needs) and not with the
 	 * writeback cache (the kernel refuses the pair). */

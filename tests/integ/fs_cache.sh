@@ -50,4 +50,10 @@ truncate -s 7 "$D/w"
 [ "$(stat -c %s "$D/w")" = 7 ] || fail "size after truncate: $(stat -c %s "$D/w")"
 [ "$(stat -c %s "$B/dir/w")" = 7 ] || fail "backing size after truncate"
 fs_umount
+
+note "default kernel cache timeout: 30 s on a local backing"
+fs_mount
+"$ADMIN" fs status --mount "$M" | grep -q "attr timeout 30 s" ||
+	fail "default timeout: $("$ADMIN" fs status --mount "$M" | grep timeout)"
+fs_umount
 echo "PASS"
