@@ -150,6 +150,11 @@ int fs_chan_passthrough(void)
 	return atomic_load(&c.pt);
 }
 
+int fs_chan_passthrough_offered(void)
+{
+	return atomic_load(&c.init_done) && (c.kflags2 & FUSE_PASSTHROUGH_FLAGS2);
+}
+
 int fs_chan_backing_open(int fd)
 {
 	struct fuse_backing_map map = { .fd = fd };

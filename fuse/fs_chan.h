@@ -23,6 +23,8 @@ int fs_chan_attach(struct fuse_session *se, int want_passthrough);
 
 /* 1 when INIT negotiated passthrough and no registration has failed with EPERM since. */
 int fs_chan_passthrough(void);
+/* 1 when the kernel offered passthrough in INIT (Linux >= 6.9 with FUSE_PASSTHROUGH). */
+int fs_chan_passthrough_offered(void);
 
 /* Registers fd (a regular file open for I/O; the kernel keeps its own reference, and opens
  * files for the mount with the credentials of the calling thread) as a backing file.

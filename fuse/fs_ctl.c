@@ -304,10 +304,11 @@ static json_t *do_status(void)
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		json_object_set_new(req, ops[i].name,
 				    json_integer((json_int_t)fs_chan_count(ops[i].op)));
-	return json_pack("{s:b,s:s,s:s,s:i,s:b,s:b,s:f,s:o}", "ok", 1, "backing", fs_g->backing,
-			 "mount", fs_g->mnt, "pid", (int)getpid(), "passthrough",
-			 fs_chan_passthrough(), "writeback_cache", fs_g->writeback, "attr_timeout",
-			 fs_g->attr_timeout, "requests", req);
+	return json_pack("{s:b,s:s,s:s,s:i,s:b,s:b,s:b,s:f,s:o}", "ok", 1, "backing",
+			 fs_g->backing, "mount", fs_g->mnt, "pid", (int)getpid(), "passthrough",
+			 fs_chan_passthrough(), "kernel_passthrough", fs_chan_passthrough_offered(),
+			 "writeback_cache", fs_g->writeback, "attr_timeout", fs_g->attr_timeout,
+			 "requests", req);
 }
 
 static void *conn_main(void *arg)
