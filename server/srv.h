@@ -54,7 +54,6 @@ void srv_config_release(struct srv_config *c);
 
 /* ---- metrics (srv_metrics.c) ---- */
 
-#define SRV_NOPS 29 /* Request.op field numbers are < 29; 0 = undecodable */
 #define SRV_NBUCKETS 16
 
 struct srv_op_stats {
@@ -63,14 +62,20 @@ struct srv_op_stats {
 };
 
 struct srv_metrics {
-	struct srv_op_stats ops[SRV_NOPS];
+	struct srv_op_stats *ops; /* owned; nops slots, one per operation (srv_op_name) */
+	int nops;
 	atomic_uint_fast64_t conns_total, conns_rejected, bytes_in, bytes_out, frames_bad,
 		auth_failures, conns_dropped_slow, conns_idle_closed;
 	atomic_int conns, inflight;
 };
 
 extern const int64_t srv_bucket_le_us[SRV_NBUCKETS]; /* last = +Inf */
+/* Allocates one slot per operation of the handler table. Returns 0 or ST_ENOMEM. */
+int srv_metrics_init(struct srv_metrics *m);
+void srv_metrics_release(struct srv_metrics *m);
+/* The metrics label of slot `op`, or NULL for an unused slot. */
 const char *srv_op_name(int op);
+/* Counts one request of slot `op` (out-of-range slots count as 0, "invalid"). */
 void srv_metrics_observe(struct srv_metrics *m, int op, int64_t us, int failed);
 
 /* ---- the server ---- */
@@ -119,17 +124,108 @@ void srv_pool_submit(struct srv_pool *p, struct srv_req *first, struct srv_req *
 /* Stops the workers after the queue is drained and joins them. */
 void srv_pool_stop(struct srv_pool *p);
 
-/* ---- dispatch (srv_dispatch.c): runs one request against the store ---- */
+/* ---- operations (srv_dispatch.c): the handler table ----
+ * srv_ops[] is indexed by Request.op_case (the oneof field number); srv_nops is its length,
+ * so adding an operation is one handler and one table row. Slot 0 is "invalid" (undecodable
+ * or unknown requests); slots without a handler are unknown operations. */
+struct srv_ctx;
+
+enum srv_op_flags {
+	SRV_OPF_CONN = 1u << 0,   /* answered by the connection layer itself (auth) */
+	SRV_OPF_INLINE = 1u << 1, /* always run on the network thread: no store access (ping) */
+	SRV_OPF_READ = 1u << 2,   /* a point read: read pool, or inline with --inline-reads */
+	SRV_OPF_CACHED = 1u << 3, /* may be answered from the row cache on the network thread */
+};
+
+struct srv_op {
+	const char *name; /* metrics label */
+	/* Fills x->resp from storage owned by x; returns 0 or an error code with x->err set. */
+	int (*run)(struct srv_ctx *x);
+	unsigned flags;
+};
+
+extern const struct srv_op srv_ops[];
+extern const int srv_nops;
+
+/* The table row of a decoded op case; NULL when the op is unknown. */
+const struct srv_op *srv_op_find(int op_case);
+
+/* Per-request context: the request, the response being built and everything the response
+ * points into. Handlers allocate with srv_ctx_alloc and register releases of store-owned
+ * results with srv_ctx_defer; both end when the response has been packed. */
+#define SRV_CTX_INLINE 4096
+
+struct srv_ctx_block;
+
+struct srv_ctx {
+	struct srv_server *s;
+	struct srv_req *req;
+	const Strata__Request *m;
+	Strata__Response resp;
+	struct st_error err;
+	unsigned read_flags; /* kv_read_opts.flags for point reads */
+	/* private to srv_dispatch.c */
+	struct srv_ctx_block *blocks;
+	uint8_t *cur;
+	size_t left;
+	int ndefer;
+	struct {
+		void (*fn)(void *p, size_t n);
+		void *p;
+		size_t n;
+	} defer[4];
+	_Alignas(16) uint8_t inline_buf[SRV_CTX_INLINE];
+};
+
+/* n zeroed elements of `size` bytes (n == 0 gives a valid pointer), valid until the response
+ * is packed; NULL on overflow or when out of memory (the caller reports ST_ENOMEM). */
+void *srv_ctx_alloc(struct srv_ctx *x, size_t n, size_t size);
+/* Runs fn(p, n) after the response is packed (last registered first). At most 4 per request
+ * (a programming error otherwise). */
+void srv_ctx_defer(struct srv_ctx *x, void (*fn)(void *p, size_t n), void *p, size_t n);
+/* Sets x->err to "out of memory" and returns ST_ENOMEM. */
+int srv_ctx_nomem(struct srv_ctx *x);
 
 /* Executes req->msg, frees it, and fills req->frame with the packed response. Never fails:
  * errors become error responses (on allocation failure, a static minimal frame). */
 void srv_dispatch(struct srv_server *s, struct srv_req *req);
-/* For a get on a network thread: answers it as srv_dispatch does if the row cache holds every
- * requested row (returns 1); otherwise leaves req untouched for the pool (returns 0). A hit
- * costs a hash lookup, so it is cheaper to answer at once than to hand over to a worker. */
+/* For a cacheable read on a network thread: answers it as srv_dispatch does if the row cache
+ * holds every requested row (returns 1); otherwise leaves req untouched for the pool (returns
+ * 0). A hit costs a hash lookup, so it is cheaper to answer at once than to hand it over. */
 int srv_dispatch_cached(struct srv_server *s, struct srv_req *req);
 /* Packs an error response frame for request id `id` into *frame (malloc'd). */
 int srv_error_frame(uint64_t id, int code, const char *msg, uint8_t **frame, size_t *len);
+
+/* ---- operation handlers (srv_ops.c: data, tables, jobs; srv_join.c: streaming joins) ---- */
+
+int srv_op_ping(struct srv_ctx *x);
+int srv_op_status(struct srv_ctx *x);
+int srv_op_table_create(struct srv_ctx *x);
+int srv_op_table_get(struct srv_ctx *x);
+int srv_op_table_list(struct srv_ctx *x);
+int srv_op_table_alter(struct srv_ctx *x);
+int srv_op_table_drop(struct srv_ctx *x);
+int srv_op_put(struct srv_ctx *x);
+int srv_op_delete(struct srv_ctx *x);
+int srv_op_get(struct srv_ctx *x);
+int srv_op_history(struct srv_ctx *x);
+int srv_op_preload_submit(struct srv_ctx *x);
+int srv_op_job_get(struct srv_ctx *x);
+int srv_op_job_list(struct srv_ctx *x);
+int srv_op_job_cancel(struct srv_ctx *x);
+int srv_op_join_open(struct srv_ctx *x);
+int srv_op_join_push(struct srv_ctx *x);
+int srv_op_join_close(struct srv_ctx *x);
+
+/* Results as protobuf in ctx storage, pointing into `res` (which must outlive the packing). */
+int srv_results_out(struct srv_ctx *x, const struct kv_result *res, size_t n,
+		    Strata__Results **out);
+/* Releases n kv_results and frees the array (a srv_ctx_defer callback). */
+void srv_results_release(void *res, size_t n);
+/* ST_EINVAL unless at least one feature is requested. */
+int srv_check_features(size_t n, struct st_error *err);
+#define SRV_MAX_RESULTS 1000000 /* entities x features of one get, rows x features of a push */
+
 /* Frees the joins opened by connection `conn_id` (called when the connection is freed, when
  * no request of it is executing). */
 void srv_joins_drop_conn(struct srv_server *s, uint64_t conn_id);

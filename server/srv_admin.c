@@ -52,7 +52,7 @@ char *srv_status_json(struct srv_server *s)
 	json_object_set_new(o, "connections", json_integer(atomic_load(&s->m.conns)));
 	json_object_set_new(o, "inflight", json_integer(atomic_load(&s->m.inflight)));
 	uint64_t reqs = 0, errs = 0;
-	for (int i = 0; i < SRV_NOPS; i++) {
+	for (int i = 0; i < s->m.nops; i++) {
 		reqs += atomic_load(&s->m.ops[i].count);
 		errs += atomic_load(&s->m.ops[i].errors);
 	}
@@ -108,14 +108,14 @@ static void srv_metrics_text(struct srv_server *s, struct evbuffer *b)
 	struct srv_metrics *m = &s->m;
 	evbuffer_add_printf(b, "# HELP strata_requests_total Requests answered, by operation.\n"
 			       "# TYPE strata_requests_total counter\n");
-	for (int i = 0; i < SRV_NOPS; i++)
+	for (int i = 0; i < s->m.nops; i++)
 		if (srv_op_name(i))
 			evbuffer_add_printf(b, "strata_requests_total{op=\"%s\"} %llu\n",
 					    srv_op_name(i),
 					    (unsigned long long)atomic_load(&m->ops[i].count));
 	evbuffer_add_printf(b, "# HELP strata_request_errors_total Requests answered with an "
 			       "error, by operation.\n# TYPE strata_request_errors_total counter\n");
-	for (int i = 0; i < SRV_NOPS; i++)
+	for (int i = 0; i < s->m.nops; i++)
 		if (srv_op_name(i))
 			evbuffer_add_printf(b, "strata_request_errors_total{op=\"%s\"} %llu\n",
 					    srv_op_name(i),
@@ -123,7 +123,7 @@ static void srv_metrics_text(struct srv_server *s, struct evbuffer *b)
 	evbuffer_add_printf(b, "# HELP strata_request_duration_seconds Time from decoding a "
 			       "request to queueing its response.\n"
 			       "# TYPE strata_request_duration_seconds histogram\n");
-	for (int i = 0; i < SRV_NOPS; i++) {
+	for (int i = 0; i < s->m.nops; i++) {
 		const char *name = srv_op_name(i);
 		if (!name || atomic_load(&m->ops[i].count) == 0)
 			continue;

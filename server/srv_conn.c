@@ -150,22 +150,15 @@ static int srv_token_equal(const uint8_t *a, size_t alen, const uint8_t *b, size
 	return diff == 0;
 }
 
-/* Point reads: short, CPU-bound unless they miss the page cache. They get their own pool
- * sized to the cores, so that long operations (joins, synced writes) never queue them. */
-static int srv_op_is_read(int op)
-{
-	return op == STRATA__REQUEST__OP_GET || op == STRATA__REQUEST__OP_HISTORY ||
-	       op == STRATA__REQUEST__OP_TABLE_GET || op == STRATA__REQUEST__OP_STATUS;
-}
-
 /* Handles one decoded request: inline (auth, ping, inline reads) or queued for the pool. */
 static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
 {
 	struct srv_server *s = c->net->srv;
-	int op = msg->op_case;
-	if (op < 0 || op >= SRV_NOPS)
-		op = 0;
-	if (msg->op_case == STRATA__REQUEST__OP_AUTH) {
+	const struct srv_op *def = srv_op_find(msg->op_case);
+	int op = def ? msg->op_case : 0;
+	unsigned flags = def ? def->flags : 0;
+	if (flags & SRV_OPF_CONN) {
+		ST_ASSERT(msg->op_case == STRATA__REQUEST__OP_AUTH);
 		int ok = !s->cfg.token ||
 			 srv_token_equal(msg->auth->token.data, msg->auth->token.len,
 					 (const uint8_t *)s->cfg.token, s->cfg.token_len);
@@ -205,18 +198,19 @@ static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
 	r->t0_us = st_mono_us();
 	c->inflight++;
 	atomic_fetch_add(&s->m.inflight, 1);
-	if (op == STRATA__REQUEST__OP_PING ||
-	    (s->cfg.inline_reads && srv_op_is_read(op))) {
+	/* Point reads are short and CPU-bound unless they miss the page cache: they get their
+	 * own pool sized to the cores, so that long operations never queue them. */
+	if ((flags & SRV_OPF_INLINE) || (s->cfg.inline_reads && (flags & SRV_OPF_READ))) {
 		srv_dispatch(s, r);
 		srv_net_complete(c->net, r);
 		return;
 	}
 	/* Row-cache hits are answered here; only misses pay the hand-over to a worker. */
-	if (op == STRATA__REQUEST__OP_GET && s->cfg.row_cache_bytes && srv_dispatch_cached(s, r)) {
+	if ((flags & SRV_OPF_CACHED) && s->cfg.row_cache_bytes && srv_dispatch_cached(s, r)) {
 		srv_net_complete(c->net, r);
 		return;
 	}
-	int b = srv_op_is_read(op) ? 0 : 1;
+	int b = (flags & SRV_OPF_READ) ? 0 : 1;
 	if (c->net->batch[b].tail)
 		c->net->batch[b].tail->next = r;
 	else

@@ -160,6 +160,10 @@ int main(int argc, char **argv)
 	st_log_set_level(s->cfg.verbose ? ST_LOG_DEBUG : ST_LOG_INFO);
 	s->started_us = st_mono_us();
 	pthread_mutex_init(&s->joins_mu, NULL);
+	if (srv_metrics_init(&s->m)) {
+		fprintf(stderr, "stratad: out of memory\n");
+		return 1;
+	}
 
 	char host[256];
 	int port;
@@ -280,6 +284,7 @@ close_db:
 	srv_pool_stop(s->rpool);
 	kv_close(s->db);
 	srv_config_release(&s->cfg);
+	srv_metrics_release(&s->m);
 	if (exit_code == 0)
 		st_info("stratad stopped");
 	return exit_code;

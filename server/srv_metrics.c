@@ -1,45 +1,40 @@
 /* Request counters and latency histograms per operation (lock-free, updated by any thread). */
 #include "server/srv.h"
 
+#include <stdlib.h>
+
 /* Upper bounds of the latency buckets in microseconds; the last is +Inf. */
 const int64_t srv_bucket_le_us[SRV_NBUCKETS] = {
 	25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
 	1000000, 5000000, INT64_MAX,
 };
 
-static const char *const srv_op_names[SRV_NOPS] = {
-	[0] = "invalid",
-	[STRATA__REQUEST__OP_AUTH] = "auth",
-	[STRATA__REQUEST__OP_PING] = "ping",
-	[STRATA__REQUEST__OP_STATUS] = "status",
-	[STRATA__REQUEST__OP_TABLE_CREATE] = "table_create",
-	[STRATA__REQUEST__OP_TABLE_GET] = "table_get",
-	[STRATA__REQUEST__OP_TABLE_LIST] = "table_list",
-	[STRATA__REQUEST__OP_TABLE_ALTER] = "table_alter",
-	[STRATA__REQUEST__OP_TABLE_DROP] = "table_drop",
-	[STRATA__REQUEST__OP_PUT] = "put",
-	[STRATA__REQUEST__OP_DEL] = "delete",
-	[STRATA__REQUEST__OP_GET] = "get",
-	[STRATA__REQUEST__OP_HISTORY] = "history",
-	[STRATA__REQUEST__OP_JOIN_OPEN] = "join_open",
-	[STRATA__REQUEST__OP_JOIN_PUSH] = "join_push",
-	[STRATA__REQUEST__OP_JOIN_CLOSE] = "join_close",
-	[STRATA__REQUEST__OP_PRELOAD_SUBMIT] = "preload_submit",
-	[STRATA__REQUEST__OP_JOB_GET] = "job_get",
-	[STRATA__REQUEST__OP_JOB_LIST] = "job_list",
-	[STRATA__REQUEST__OP_JOB_CANCEL] = "job_cancel",
-};
+int srv_metrics_init(struct srv_metrics *m)
+{
+	m->ops = calloc((size_t)srv_nops, sizeof(*m->ops));
+	if (!m->ops)
+		return ST_ENOMEM;
+	m->nops = srv_nops;
+	return 0;
+}
+
+void srv_metrics_release(struct srv_metrics *m)
+{
+	free(m->ops);
+	m->ops = NULL;
+	m->nops = 0;
+}
 
 const char *srv_op_name(int op)
 {
-	if (op < 0 || op >= SRV_NOPS || !srv_op_names[op])
+	if (op < 0 || op >= srv_nops)
 		return NULL;
-	return srv_op_names[op];
+	return srv_ops[op].name;
 }
 
 void srv_metrics_observe(struct srv_metrics *m, int op, int64_t us, int failed)
 {
-	if (op < 0 || op >= SRV_NOPS)
+	if (op < 0 || op >= m->nops)
 		op = 0;
 	struct srv_op_stats *o = &m->ops[op];
 	if (us < 0)

@@ -1,0 +1,244 @@
+/* Streaming-join sessions: a join opened by one connection, fed pushes of (entity, ts) rows
+ * and closed by it (or dropped with the connection). The sessions of all connections live in
+ * one list under srv_server.joins_mu; a session is freed when its last reference goes (the
+ * list's, or that of a pipelined push still running). */
+#include "server/srv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define SRV_JOIN_CHUNK_DEFAULT 65536
+#define SRV_JOIN_CHUNK_MAX 1000000
+#define SRV_JOINS_PER_CONN 16
+
+/* An open streaming join. `mu` serialises pipelined pushes (a kv_join is single-threaded). */
+struct srv_join {
+	struct srv_join *next;
+	uint64_t id, conn_id;
+	pthread_mutex_t mu;
+	struct kv_join *j;
+	size_t nfeatures;
+	int refs; /* under srv_server.joins_mu: 1 for the list, 1 per running push */
+};
+
+static struct srv_join *srv_join_find(struct srv_server *s, uint64_t id, uint64_t conn_id)
+{
+	pthread_mutex_lock(&s->joins_mu);
+	struct srv_join *j = s->joins;
+	while (j && !(j->id == id && j->conn_id == conn_id))
+		j = j->next;
+	if (j)
+		j->refs++;
+	pthread_mutex_unlock(&s->joins_mu);
+	return j;
+}
+
+static void srv_join_put(struct srv_server *s, struct srv_join *j)
+{
+	pthread_mutex_lock(&s->joins_mu);
+	int last = --j->refs == 0;
+	pthread_mutex_unlock(&s->joins_mu);
+	if (!last)
+		return;
+	kv_join_free(j->j);
+	pthread_mutex_destroy(&j->mu);
+	free(j);
+}
+
+void srv_joins_drop_conn(struct srv_server *s, uint64_t conn_id)
+{
+	struct srv_join *dead = NULL;
+	pthread_mutex_lock(&s->joins_mu);
+	struct srv_join **pp = &s->joins;
+	while (*pp) {
+		struct srv_join *j = *pp;
+		if (j->conn_id == conn_id) {
+			*pp = j->next;
+			j->next = dead;
+			dead = j;
+		} else {
+			pp = &j->next;
+		}
+	}
+	pthread_mutex_unlock(&s->joins_mu);
+	while (dead) {
+		struct srv_join *next = dead->next;
+		srv_join_put(s, dead);
+		dead = next;
+	}
+}
+
+/* Deep copy of a result (a join's results die at kv_join_reset). */
+static int srv_result_copy(const struct kv_result *in, struct kv_result *out)
+{
+	*out = *in;
+	if (!in->found) {
+		memset(&out->value, 0, sizeof(out->value));
+		return 0;
+	}
+	size_t esz = 0;
+	switch (in->value.type) {
+	case KV_STR:
+	case KV_BYTES:
+		esz = 1;
+		break;
+	case KV_F32VEC:
+		esz = sizeof(float);
+		break;
+	case KV_I64LIST:
+		esz = sizeof(int64_t);
+		break;
+	default:
+		out->value.ptr = NULL;
+		return 0;
+	}
+	size_t n = (size_t)in->value.len * esz;
+	out->value.ptr = malloc(n ? n : 1);
+	if (!out->value.ptr)
+		return ST_ENOMEM;
+	if (n)
+		memcpy(out->value.ptr, in->value.ptr, n);
+	return 0;
+}
+
+static int srv_join_collect(struct srv_join *j, struct kv_result *out, size_t *nout,
+			    struct st_error *err)
+{
+	int rc = kv_join_run(j->j, err);
+	if (rc)
+		return rc;
+	size_t rows = kv_join_rows(j->j);
+	for (size_t i = 0; i < rows; i++) {
+		const struct kv_result *r = kv_join_result(j->j, i);
+		for (size_t f = 0; f < j->nfeatures; f++) {
+			if (srv_result_copy(&r[f], &out[*nout])) {
+				kv_join_reset(j->j);
+				return st_error_set(err, ST_ENOMEM, "out of memory");
+			}
+			(*nout)++;
+		}
+	}
+	kv_join_reset(j->j);
+	return 0;
+}
+
+/* ---- handlers ---- */
+
+int srv_op_join_open(struct srv_ctx *x)
+{
+	struct srv_server *s = x->s;
+	const Strata__JoinOpenReq *jo = x->m->join_open;
+	int rc = srv_check_features(jo->n_features, &x->err);
+	if (rc)
+		return rc;
+	size_t chunk = jo->chunk_rows ? jo->chunk_rows : SRV_JOIN_CHUNK_DEFAULT;
+	if (chunk > SRV_JOIN_CHUNK_MAX)
+		return st_error_set(&x->err, ST_ELIMIT, "chunk_rows %zu exceeds %d", chunk,
+				    SRV_JOIN_CHUNK_MAX);
+	uint64_t conn_id = x->req->conn->id; /* immutable after creation: safe to read */
+	int open = 0;
+	pthread_mutex_lock(&s->joins_mu);
+	for (struct srv_join *j = s->joins; j; j = j->next)
+		open += j->conn_id == conn_id;
+	pthread_mutex_unlock(&s->joins_mu);
+	if (open >= SRV_JOINS_PER_CONN)
+		return st_error_set(&x->err, ST_ELIMIT,
+				    "too many open joins on this connection (limit %d)",
+				    SRV_JOINS_PER_CONN);
+	struct srv_join *j = calloc(1, sizeof(*j));
+	if (!j)
+		return srv_ctx_nomem(x);
+	rc = kv_join_open(s->db, jo->table, (const char *const *)jo->features, jo->n_features,
+			  jo->known_at, chunk, &j->j, &x->err);
+	if (rc) {
+		free(j);
+		return rc;
+	}
+	pthread_mutex_init(&j->mu, NULL);
+	j->refs = 1;
+	j->nfeatures = jo->n_features;
+	j->conn_id = conn_id;
+	pthread_mutex_lock(&s->joins_mu);
+	j->id = ++s->next_join_id;
+	j->next = s->joins;
+	s->joins = j;
+	pthread_mutex_unlock(&s->joins_mu);
+	x->resp.result_case = STRATA__RESPONSE__RESULT_JOIN_ID;
+	x->resp.join_id = j->id;
+	return 0;
+}
+
+/* Pushes the rows under the session's lock, collecting every completed chunk into res. */
+static int srv_join_push_rows(struct srv_join *j, const Strata__JoinPushReq *jp,
+			      struct kv_result *res, size_t *nres, struct st_error *err)
+{
+	int rc = 0;
+	pthread_mutex_lock(&j->mu);
+	for (size_t i = 0; i < jp->n_entities && !rc; i++) {
+		int full = kv_join_push(j->j, (const char *)jp->entities[i].data,
+					jp->entities[i].len, jp->ts[i], err);
+		if (full < 0)
+			rc = st_error_prefix(err, "row %zu", i);
+		else if (full == 1)
+			rc = srv_join_collect(j, res, nres, err);
+	}
+	if (!rc && kv_join_rows(j->j))
+		rc = srv_join_collect(j, res, nres, err);
+	if (rc)
+		kv_join_reset(j->j);
+	pthread_mutex_unlock(&j->mu);
+	return rc;
+}
+
+int srv_op_join_push(struct srv_ctx *x)
+{
+	const Strata__JoinPushReq *jp = x->m->join_push;
+	struct srv_join *j = srv_join_find(x->s, jp->join_id, x->req->conn->id);
+	if (!j)
+		return st_error_set(&x->err, ST_ENOTFOUND, "no open join %llu on this connection",
+				    (unsigned long long)jp->join_id);
+	int rc = 0;
+	struct kv_result *res = NULL;
+	size_t nres = 0;
+	if (jp->n_entities != jp->n_ts)
+		rc = st_error_set(&x->err, ST_EINVAL, "%zu entities but %zu timestamps",
+				  jp->n_entities, jp->n_ts);
+	else if (jp->n_entities * j->nfeatures > SRV_MAX_RESULTS)
+		rc = st_error_set(&x->err, ST_ELIMIT, "push of %zu rows exceeds %zu rows",
+				  jp->n_entities, SRV_MAX_RESULTS / j->nfeatures);
+	else if (!(res = calloc(jp->n_entities * j->nfeatures + 1, sizeof(*res))))
+		rc = srv_ctx_nomem(x);
+	if (!rc) {
+		rc = srv_join_push_rows(j, jp, res, &nres, &x->err);
+		/* The copies collected so far are released whether the push succeeded or not. */
+		srv_ctx_defer(x, srv_results_release, res, nres);
+	}
+	srv_join_put(x->s, j);
+	if (rc)
+		return rc;
+	if ((rc = srv_results_out(x, res, nres, &x->resp.results)))
+		return rc;
+	x->resp.result_case = STRATA__RESPONSE__RESULT_RESULTS;
+	return 0;
+}
+
+int srv_op_join_close(struct srv_ctx *x)
+{
+	struct srv_server *s = x->s;
+	uint64_t id = x->m->join_close->join_id, conn_id = x->req->conn->id;
+	struct srv_join *found = NULL;
+	pthread_mutex_lock(&s->joins_mu);
+	for (struct srv_join **pp = &s->joins; *pp; pp = &(*pp)->next) {
+		if ((*pp)->id == id && (*pp)->conn_id == conn_id) {
+			found = *pp;
+			*pp = found->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->joins_mu);
+	if (!found)
+		return st_error_set(&x->err, ST_ENOTFOUND, "no open join %llu on this connection",
+				    (unsigned long long)id);
+	srv_join_put(s, found); /* freed now, or by a pipelined push still running */
+	return 0;
+}
