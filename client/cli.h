@@ -50,4 +50,7 @@ void cli_json_string(FILE *f, const char *s, size_t len);
 /* Prints the text form of v to f. */
 void cli_value_print(FILE *f, const struct kv_value *v);
 
+/* Prints v as one CSV field (strings quoted as needed, lists in quotes). */
+void cli_value_csv(FILE *f, const struct kv_value *v);
+
 #endif

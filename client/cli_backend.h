@@ -31,10 +31,11 @@ struct cli_backend {
 		       const char *feature, int64_t from, int64_t to, size_t limit,
 		       int64_t known_at, struct kv_version **out, size_t *n, struct st_error *err);
 
-	/* Streaming join: same contract as kv_join_* (push until 1, run, read rows, reset). */
+	/* Streaming join: same contract as kv_join_* (push until 1, run, read rows, reset);
+	 * skip_before_horizon as KV_JOIN_SKIP_BEFORE_HORIZON. */
 	int (*join_open)(void *ctx, const char *table, const char *const *features,
 			 size_t nfeatures, int64_t known_at, size_t chunk_rows,
-			 struct cli_join **out, struct st_error *err);
+			 int skip_before_horizon, struct cli_join **out, struct st_error *err);
 	int (*join_push)(struct cli_join *j, const char *entity, size_t entity_len, int64_t ts,
 			 struct st_error *err);
 	int (*join_run)(struct cli_join *j, struct st_error *err);

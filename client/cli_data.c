@@ -118,7 +118,7 @@ struct read_args {
 	int npos;
 	int64_t as_of, known_at, from, to;
 	long long limit;
-	int json;
+	int json, with_status;
 };
 
 static int parse_read_args(const struct cli *c, int argc, char **argv, struct read_args *a)
@@ -144,6 +144,8 @@ static int parse_read_args(const struct cli *c, int argc, char **argv, struct re
 				rc = cli_usage("bad --limit '%s'", v);
 		} else if (!r && !strcmp(argv[i], "--json"))
 			a->json = 1;
+		else if (!r && !strcmp(argv[i], "--with-status"))
+			a->with_status = 1;
 		else if (!r && argv[i][0] == '-' && argv[i][1] == '-')
 			rc = cli_usage("unknown option '%s'", argv[i]);
 		else if (!r)
@@ -154,6 +156,20 @@ static int parse_read_args(const struct cli *c, int argc, char **argv, struct re
 			return rc;
 	}
 	return 0;
+}
+
+/* {"status":"present","value":V,"ts":"..."}: ts for present and stale values. */
+static void result_status_json(FILE *f, const struct kv_result *r)
+{
+	char tb[ST_TS_BUFLEN];
+	fprintf(f, "{\"status\":\"%s\"", kv_status_name(r->status));
+	if (r->found) {
+		fputs(",\"value\":", f);
+		cli_value_json(f, &r->value);
+	}
+	if (r->status == KV_PRESENT || r->status == KV_STALE)
+		fprintf(f, ",\"ts\":\"%s\"", st_ts_format(r->ts, tb));
+	fputc('}', f);
 }
 
 int cli_cmd_get(struct cli *c, int argc, char **argv)
@@ -168,7 +184,8 @@ int cli_cmd_get(struct cli *c, int argc, char **argv)
 	if (rc)
 		goto out;
 	if (a.npos < 2) {
-		rc = cli_usage("usage: get TABLE ENTITY [FEATURE...] [--as-of TS] [--known-at TS]");
+		rc = cli_usage("usage: get TABLE ENTITY [FEATURE...] [--as-of TS] [--known-at TS] "
+			       "[--json [--with-status]]");
 		goto out;
 	}
 	if (a.npos > 2) {
@@ -198,7 +215,10 @@ int cli_cmd_get(struct cli *c, int argc, char **argv)
 				putchar(',');
 			cli_json_string(stdout, feats[i], strlen(feats[i]));
 			putchar(':');
-			cli_value_json(stdout, &res[i].value);
+			if (a.with_status)
+				result_status_json(stdout, &res[i]);
+			else
+				cli_value_json(stdout, &res[i].value);
 		}
 		puts("}");
 	} else {
@@ -208,6 +228,8 @@ int cli_cmd_get(struct cli *c, int argc, char **argv)
 			if (res[i].found) {
 				cli_value_print(stdout, &res[i].value);
 				printf("\t%s\n", st_ts_format(res[i].ts, tb));
+			} else if (res[i].status == KV_STALE) {
+				printf("null\t%s (stale: older than the ttl)\n", st_ts_format(res[i].ts, tb));
 			} else {
 				printf("null\n");
 			}

@@ -63,11 +63,14 @@ static int emb_history(void *ctx, const char *table, const char *entity, size_t 
 
 /* struct cli_join is the store's kv_join here. */
 static int emb_join_open(void *ctx, const char *table, const char *const *features, size_t nf,
-			 int64_t known_at, size_t chunk_rows, struct cli_join **out,
-			 struct st_error *err)
+			 int64_t known_at, size_t chunk_rows, int skip_before_horizon,
+			 struct cli_join **out, struct st_error *err)
 {
-	return kv_join_open(ctx, table, features, nf, known_at, chunk_rows,
-			    (struct kv_join **)out, err);
+	int rc = kv_join_open(ctx, table, features, nf, known_at, chunk_rows,
+			      (struct kv_join **)out, err);
+	if (!rc && skip_before_horizon)
+		kv_join_set_horizon_policy((struct kv_join *)*out, KV_JOIN_SKIP_BEFORE_HORIZON);
+	return rc;
 }
 
 static int emb_join_push(struct cli_join *j, const char *e, size_t elen, int64_t ts,

@@ -19,6 +19,8 @@ struct join_run {
 	const char *entity_col, *ts_col;
 	long ecol, tcol; /* column indexes, -1 until the header is mapped */
 	int header_written;
+	int with_status;   /* a FEATURE_status column after each feature */
+	int64_t skipped;   /* rows before the retention horizon (--before-horizon skip) */
 	/* the chunk's sample columns, already CSV-encoded, one line per row */
 	char *pre;
 	size_t pre_len;
@@ -43,6 +45,10 @@ static void write_header(struct join_run *r)
 		if (n || f)
 			fputc(',', r->out);
 		st_csv_field(r->out, r->feats[f], strlen(r->feats[f]));
+		if (r->with_status) {
+			fputc(',', r->out);
+			fprintf(r->out, "%s_status", r->feats[f]);
+		}
 	}
 	fputc('\n', r->out);
 	r->header_written = 1;
@@ -60,19 +66,14 @@ static int flush_chunk(struct join_run *r)
 	for (size_t i = 0; i < r->rows; i++) {
 		fwrite(r->pre + r->pre_off[i], 1, r->pre_off[i + 1] - r->pre_off[i], r->out);
 		const struct kv_result *res = be->join_result(r->j, i);
+		if (res[0].status == KV_BEFORE_HORIZON)
+			r->skipped++;
 		for (size_t f = 0; f < r->nf; f++) {
 			fputc(',', r->out);
-			if (!res[f].found)
-				continue;
-			if (res[f].value.type == KV_STR) {
-				st_csv_field(r->out, res[f].value.ptr, res[f].value.len);
-			} else if (res[f].value.type == KV_F32VEC || res[f].value.type == KV_I64LIST) {
-				fputc('"', r->out); /* lists contain commas */
-				cli_value_print(r->out, &res[f].value);
-				fputc('"', r->out);
-			} else {
-				cli_value_print(r->out, &res[f].value);
-			}
+			if (res[f].found)
+				cli_value_csv(r->out, &res[f].value);
+			if (r->with_status)
+				fprintf(r->out, ",%s", kv_status_name(res[f].status));
 		}
 		fputc('\n', r->out);
 	}
@@ -131,8 +132,13 @@ static int on_sample(void *arg, struct kv_input *in, const struct kv_record *rec
 				    kv_input_path(in), rec->line, tsf ? (int)(tl > 40 ? 40 : tl) : 0,
 				    tsf ? tsf : "");
 	rc = r->c->be.join_push(r->j, e, el, ts, r->err);
-	if (rc < 0)
+	if (rc < 0) {
+		if (rc == ST_ERANGE) /* name the row: the store counts within its chunk */
+			st_error_set(r->err, rc, "%s:%zu: sample ts %.*s is before the table's "
+				     "retention horizon (--before-horizon skip gives empty cells)",
+				     kv_input_path(in), rec->line, (int)(tl > 40 ? 40 : tl), tsf);
 		return rc;
+	}
 	r->rows++;
 	r->pre_off[r->rows] = (size_t)ftell(r->pre_fp);
 	return rc == 1 ? flush_chunk(r) : 0;
@@ -142,15 +148,21 @@ int cli_cmd_join(struct cli *c, int argc, char **argv)
 {
 	struct st_error err = {0};
 	const char *table = NULL, *samples = NULL, *features = NULL, *out_path = NULL;
-	const char *ts_col = "ts", *known_s = NULL, *fmt_s = "auto";
+	const char *ts_col = "ts", *known_s = NULL, *fmt_s = "auto", *horizon_s = "error";
+	int with_status = 0;
 	for (int i = 1; i < argc; i++) {
 		int r;
+		if (!strcmp(argv[i], "--with-status")) {
+			with_status = 1;
+			continue;
+		}
 		if ((r = cli_opt(argc, argv, &i, "--samples", &samples)) ||
 		    (r = cli_opt(argc, argv, &i, "--features", &features)) ||
 		    (r = cli_opt(argc, argv, &i, "--out", &out_path)) ||
 		    (r = cli_opt(argc, argv, &i, "--ts-column", &ts_col)) ||
 		    (r = cli_opt(argc, argv, &i, "--known-at", &known_s)) ||
-		    (r = cli_opt(argc, argv, &i, "--format", &fmt_s))) {
+		    (r = cli_opt(argc, argv, &i, "--format", &fmt_s)) ||
+		    (r = cli_opt(argc, argv, &i, "--before-horizon", &horizon_s))) {
 			if (r < 0)
 				return 2;
 			continue;
@@ -167,8 +179,12 @@ int cli_cmd_join(struct cli *c, int argc, char **argv)
 		return 2;
 	if (kv_format_parse(fmt_s, &fmt) || fmt == KV_FMT_JSONL)
 		return cli_usage("join reads csv or tsv samples");
+	int skip = !strcmp(horizon_s, "skip");
+	if (!skip && strcmp(horizon_s, "error"))
+		return cli_usage("--before-horizon takes skip or error, not '%s'", horizon_s);
 
-	struct join_run r = {.c = c, .ecol = -1, .tcol = -1, .ts_col = ts_col, .err = &err};
+	struct join_run r = {.c = c, .ecol = -1, .tcol = -1, .ts_col = ts_col, .err = &err,
+			     .with_status = with_status};
 	char *flist = strdup(features);
 	struct kv_table *t = NULL;
 	int rc = 0;
@@ -185,7 +201,8 @@ int cli_cmd_join(struct cli *c, int argc, char **argv)
 	}
 	setvbuf(r.out, NULL, _IOFBF, 1 << 20);
 	if (c->be.table_get(c->be.ctx, table, &t, &err) ||
-	    c->be.join_open(c->be.ctx, table, r.feats, r.nf, known_at, JOIN_CHUNK, &r.j, &err) ||
+	    c->be.join_open(c->be.ctx, table, r.feats, r.nf, known_at, JOIN_CHUNK, skip, &r.j,
+			    &err) ||
 	    kv_input_open(samples, fmt, &r.in, &err)) {
 		rc = cli_fail(&err);
 		goto out;
@@ -199,8 +216,12 @@ int cli_cmd_join(struct cli *c, int argc, char **argv)
 	if (!r.header_written)
 		write_header(&r); /* header-only sample file */
 	double secs = (st_mono_us() - t0) / 1e6;
-	fprintf(stderr, "joined %lld rows x %zu features in %.2fs (%.0f values/s)\n",
+	fprintf(stderr, "joined %lld rows x %zu features in %.2fs (%.0f values/s)",
 		(long long)r.total, r.nf, secs, secs > 0 ? r.total * (double)r.nf / secs : 0);
+	if (skip)
+		fprintf(stderr, "; %lld row%s before the retention horizon left empty",
+			(long long)r.skipped, r.skipped == 1 ? "" : "s");
+	fputc('\n', stderr);
 out:
 	if (r.j)
 		c->be.join_free(r.j);

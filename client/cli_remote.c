@@ -40,6 +40,7 @@ static void rm_result_out(struct strata_result *in, struct kv_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->found = in->found;
+	out->status = (enum kv_status)in->status;
 	out->ts = in->ts;
 	out->ingest_us = in->ingest_us;
 	out->value.type = (enum kv_type)in->value.type;
@@ -61,6 +62,7 @@ static void rm_table_out(const struct strata_table *in, struct kv_table *out)
 	out->id = in->id;
 	out->ttl_us = in->ttl_us;
 	out->max_versions = in->max_versions;
+	out->retention_us = in->retention_us;
 	out->created_us = in->created_us;
 	out->nfeatures = in->nfeatures;
 	for (uint32_t i = 0; i < in->nfeatures; i++) {
@@ -68,6 +70,7 @@ static void rm_table_out(const struct strata_table *in, struct kv_table *out)
 		out->features[i].type = (enum kv_type)in->features[i].type;
 		out->features[i].dim = in->features[i].dim;
 		out->features[i].id = in->features[i].id;
+		out->features[i].ttl_us = in->features[i].ttl_us;
 	}
 }
 
@@ -89,6 +92,7 @@ static int rm_table_create(void *ctx, const struct kv_table *schema, struct st_e
 	memcpy(t.entity_column, schema->entity_column, KV_NAME_MAX);
 	t.ttl_us = schema->ttl_us;
 	t.max_versions = schema->max_versions;
+	t.retention_us = schema->retention_us;
 	t.nfeatures = schema->nfeatures;
 	t.features = calloc(schema->nfeatures + 1, sizeof(*t.features));
 	if (!t.features)
@@ -97,6 +101,7 @@ static int rm_table_create(void *ctx, const struct kv_table *schema, struct st_e
 		memcpy(t.features[i].name, schema->features[i].name, KV_NAME_MAX);
 		t.features[i].type = (enum strata_type)schema->features[i].type;
 		t.features[i].dim = schema->features[i].dim;
+		t.features[i].ttl_us = schema->features[i].ttl_us;
 	}
 	struct strata_error se = {0};
 	int rc = strata_table_create(ctx, &t, &se);
@@ -153,8 +158,14 @@ static int rm_table_alter(void *ctx, const char *name, const struct kv_alter *a,
 		memcpy(add[i].name, a->add[i].name, KV_NAME_MAX);
 		add[i].type = (enum strata_type)a->add[i].type;
 		add[i].dim = a->add[i].dim;
+		add[i].ttl_us = a->add[i].ttl_us;
 	}
-	struct strata_alter sa = {a->ttl_us, a->max_versions, a->nadd, add};
+	struct strata_alter sa = STRATA_ALTER_NONE;
+	sa.ttl_us = a->ttl_us;
+	sa.max_versions = a->max_versions;
+	sa.retention_us = a->retention_us;
+	sa.nadd = a->nadd;
+	sa.add = add;
 	struct strata_error se = {0};
 	int rc = strata_table_alter(ctx, name, &sa, &se);
 	free(add);
@@ -251,7 +262,7 @@ struct cli_join {
 
 static int rm_join_open(void *ctx, const char *table, const char *const *features,
 			size_t nfeatures, int64_t known_at, size_t chunk_rows,
-			struct cli_join **out, struct st_error *err)
+			int skip_before_horizon, struct cli_join **out, struct st_error *err)
 {
 	struct cli_join *cj = calloc(1, sizeof(*cj));
 	if (!cj)
@@ -266,7 +277,9 @@ static int rm_join_open(void *ctx, const char *table, const char *const *feature
 	/* Wire chunks smaller than the CLI's chunk keep frames small and pipelined. */
 	size_t wire = cj->chunk_rows < 8192 ? cj->chunk_rows : 8192;
 	struct strata_error se = {0};
-	int rc = strata_join_open(ctx, table, features, nfeatures, known_at, wire, &cj->j, &se);
+	int rc = strata_join_open2(ctx, table, features, nfeatures, known_at, wire,
+				   skip_before_horizon ? STRATA_JOIN_SKIP_BEFORE_HORIZON : 0, &cj->j,
+				   &se);
 	if (rc) {
 		free(cj->res);
 		free(cj);

@@ -94,6 +94,19 @@ void cli_value_json(FILE *f, const struct kv_value *v)
 	free(buf);
 }
 
+void cli_value_csv(FILE *f, const struct kv_value *v)
+{
+	if (v->type == KV_STR) {
+		st_csv_field(f, v->ptr, v->len);
+	} else if (v->type == KV_F32VEC || v->type == KV_I64LIST) {
+		fputc('"', f); /* lists contain commas */
+		cli_value_print(f, v);
+		fputc('"', f);
+	} else {
+		cli_value_print(f, v);
+	}
+}
+
 void cli_value_print(FILE *f, const struct kv_value *v)
 {
 	/* reused across calls: join output prints millions of values */

@@ -53,6 +53,7 @@ enum strata_code {
 	STRATA_EPROTO,          /* malformed frame or unknown operation */
 	STRATA_EAUTH,           /* authentication required or wrong token */
 	STRATA_ECLOSED,         /* the server closed the connection */
+	STRATA_ERANGE,          /* a time before the table's retention horizon */
 };
 
 struct strata_error {
@@ -94,11 +95,13 @@ struct strata_value {
 	void *ptr;
 };
 
+#define STRATA_TTL_NONE (-1)
 struct strata_feature_def {
 	char name[STRATA_NAME_MAX];
 	enum strata_type type;
-	uint32_t dim; /* F32VEC only */
-	uint16_t id;  /* assigned by the server */
+	uint32_t dim;   /* F32VEC only */
+	uint16_t id;    /* assigned by the server */
+	int64_t ttl_us; /* 0 = the table's ttl; > 0 own; STRATA_TTL_NONE = no freshness limit */
 };
 
 /* A table schema. Returned tables own `features`: free with strata_table_free. */
@@ -106,20 +109,27 @@ struct strata_table {
 	char name[STRATA_NAME_MAX];
 	char entity_column[STRATA_NAME_MAX]; /* "" = "entity" */
 	uint32_t id;
-	int64_t ttl_us;        /* 0 = no ttl */
+	int64_t ttl_us;        /* freshness: a value older than this at the read's time is
+				* reported stale, not returned; 0 = no limit */
 	uint32_t max_versions; /* 0 = unlimited */
 	int64_t created_us;
 	uint32_t nfeatures;
 	struct strata_feature_def *features;
+	int64_t retention_us;  /* history kept (reads before now - retention fail with
+				* STRATA_ERANGE); 0 = forever */
 };
 void strata_table_free(struct strata_table *t); /* frees features and t; NULL is allowed */
 
+/* Start from STRATA_ALTER_NONE and set what changes. */
 struct strata_alter {
 	int64_t ttl_us;       /* -1 = unchanged */
 	int64_t max_versions; /* -1 = unchanged */
 	uint32_t nadd;
 	const struct strata_feature_def *add;
+	int64_t retention_us; /* -1 = unchanged; 0 = keep forever */
 };
+#define STRATA_ALTER_NONE                                                                   \
+	((struct strata_alter){.ttl_us = -1, .max_versions = -1, .retention_us = -1})
 
 /* One input cell (all pointers borrowed). */
 struct strata_cell {
@@ -135,12 +145,21 @@ struct strata_read_opts {
 	int64_t known_at; /* STRATA_TS_MAX = everything ingested so far */
 };
 
-/* A read result; `value.ptr` is owned by the result. */
+enum strata_status {
+	STRATA_ABSENT = 0,         /* no value as of the read */
+	STRATA_PRESENT = 1,        /* found: value, ts, ingest_us set */
+	STRATA_STALE = 2,          /* a version older than the ttl at the read's time: ts and
+				    * ingest_us set, value withheld */
+	STRATA_BEFORE_HORIZON = 3, /* join row skipped (STRATA_JOIN_SKIP_BEFORE_HORIZON) */
+};
+
+/* A read result; `value.ptr` is owned by the result. found == (status == STRATA_PRESENT). */
 struct strata_result {
 	int found;
-	int64_t ts;        /* event time */
+	int64_t ts;        /* event time (present or stale) */
 	int64_t ingest_us; /* when it was written */
 	struct strata_value value;
+	enum strata_status status;
 };
 /* Frees the values of r[0..n) (not the array) and marks them not found. */
 void strata_result_release(struct strata_result *r, size_t n);
@@ -290,6 +309,13 @@ typedef struct strata_join strata_join;
 int strata_join_open(strata *c, const char *table, const char *const *features,
 		     size_t nfeatures, int64_t known_at, size_t chunk_rows, strata_join **out,
 		     struct strata_error *err);
+/* Rows before the table's retention horizon fail the join with STRATA_ERANGE by default;
+ * with skip = 1 they come back with status STRATA_BEFORE_HORIZON and no values. Set before
+ * the first push. */
+#define STRATA_JOIN_SKIP_BEFORE_HORIZON 1
+int strata_join_open2(strata *c, const char *table, const char *const *features,
+		      size_t nfeatures, int64_t known_at, size_t chunk_rows, int flags,
+		      strata_join **out, struct strata_error *err);
 /* Queues a row (entity copied); sends the chunk when full. Returns 0, 1 when result rows are
  * ready to be read with strata_join_next, or an error. */
 int strata_join_push(strata_join *j, const char *entity, size_t entity_len, int64_t ts,

@@ -18,7 +18,8 @@
 
 #include "common/st_err.h"
 
-_Static_assert((int)STRATA_EINVAL == (int)ST_EINVAL && (int)STRATA_ECLOSED == (int)ST_ECLOSED,
+_Static_assert((int)STRATA_EINVAL == (int)ST_EINVAL && (int)STRATA_ECLOSED == (int)ST_ECLOSED &&
+		       (int)STRATA_ERANGE == (int)ST_ERANGE,
 	       "libstrata codes must equal the server's");
 
 const char *strata_strerror(int code)
@@ -582,9 +583,18 @@ int sc_results_from_pb(Strata__Result *const *rs, size_t n, struct strata_result
 	for (size_t i = 0; i < n; i++) {
 		const Strata__Result *r = rs[i];
 		memset(&out[i], 0, sizeof(out[i]));
-		if (!r->found || !r->value)
+		if (!r->found || !r->value) {
+			/* stale and skipped rows carry a status; stale ones their event time */
+			if (r->has_status && r->status >= STRATA_STALE &&
+			    r->status <= STRATA_BEFORE_HORIZON) {
+				out[i].status = (enum strata_status)r->status;
+				out[i].ts = r->ts;
+				out[i].ingest_us = r->ingest_us;
+			}
 			continue;
+		}
 		out[i].found = 1;
+		out[i].status = STRATA_PRESENT;
 		out[i].ts = r->ts;
 		out[i].ingest_us = r->ingest_us;
 		int rc = sc_value_from_pb(r->value, &out[i].value);

@@ -39,6 +39,13 @@ int strata_join_open(strata *c, const char *table, const char *const *features,
 		     size_t nfeatures, int64_t known_at, size_t chunk_rows, strata_join **out,
 		     struct strata_error *err)
 {
+	return strata_join_open2(c, table, features, nfeatures, known_at, chunk_rows, 0, out, err);
+}
+
+int strata_join_open2(strata *c, const char *table, const char *const *features,
+		      size_t nfeatures, int64_t known_at, size_t chunk_rows, int flags,
+		      strata_join **out, struct strata_error *err)
+{
 	if (nfeatures == 0)
 		return sc_error(err, STRATA_EINVAL, "join: no features");
 	strata_join *j = calloc(1, sizeof(*j));
@@ -62,6 +69,10 @@ int strata_join_open(strata *c, const char *table, const char *const *features,
 	m.known_at = known_at;
 	m.has_chunk_rows = 1;
 	m.chunk_rows = (uint32_t)j->chunk_rows;
+	if (flags & STRATA_JOIN_SKIP_BEFORE_HORIZON) {
+		m.has_before_horizon = 1;
+		m.before_horizon = 1;
+	}
 	Strata__Request req = STRATA__REQUEST__INIT;
 	req.op_case = STRATA__REQUEST__OP_JOIN_OPEN;
 	req.join_open = &m;

@@ -59,6 +59,10 @@ static void sc_feature_to_pb(const struct strata_feature_def *f, Strata__Feature
 	pb->type = f->type;
 	pb->has_dim = 1;
 	pb->dim = f->dim;
+	if (f->ttl_us) {
+		pb->has_ttl_us = 1;
+		pb->ttl_us = f->ttl_us;
+	}
 }
 
 /* Converts n feature definitions into protobuf messages: *fs holds them, *fp points at each
@@ -92,6 +96,8 @@ int strata_table_create(strata *c, const struct strata_table *t, struct strata_e
 	pt.ttl_us = t->ttl_us;
 	pt.has_max_versions = 1;
 	pt.max_versions = t->max_versions;
+	pt.has_retention_us = 1;
+	pt.retention_us = t->retention_us;
 	pt.n_features = t->nfeatures;
 	pt.features = fp;
 	Strata__TableCreateReq m = STRATA__TABLE_CREATE_REQ__INIT;
@@ -127,6 +133,7 @@ static int sc_table_from_pb(const Strata__Table *pb, struct strata_table **out,
 	t->id = pb->id;
 	t->ttl_us = pb->ttl_us;
 	t->max_versions = pb->max_versions;
+	t->retention_us = pb->retention_us;
 	t->created_us = pb->created_us;
 	t->nfeatures = (uint32_t)pb->n_features;
 	for (size_t i = 0; i < pb->n_features && !rc; i++) {
@@ -134,6 +141,7 @@ static int sc_table_from_pb(const Strata__Table *pb, struct strata_table **out,
 		t->features[i].type = (enum strata_type)pb->features[i]->type;
 		t->features[i].dim = pb->features[i]->dim;
 		t->features[i].id = (uint16_t)pb->features[i]->id;
+		t->features[i].ttl_us = pb->features[i]->ttl_us;
 	}
 	if (rc) {
 		strata_table_free(t);
@@ -203,6 +211,8 @@ int strata_table_alter(strata *c, const char *name, const struct strata_alter *a
 	m.ttl_us = a->ttl_us;
 	m.has_max_versions = 1;
 	m.max_versions = a->max_versions;
+	m.has_retention_us = 1;
+	m.retention_us = a->retention_us;
 	m.n_add = a->nadd;
 	m.add = fp;
 	SC_REQ(req, STRATA__REQUEST__OP_TABLE_ALTER, table_alter, &m);

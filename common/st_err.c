@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const st_names[] = {
+static const char *const st_names[ST_ERR_LAST - ST_ERR_FIRST] = {
 	"invalid argument", "not found", "already exists", "type mismatch", "I/O error",
 	"corruption", "cancelled", "out of memory", "limit exceeded", "busy",
-	"protocol error", "authentication failed", "closed",
+	"protocol error", "authentication failed", "closed", "out of range",
 };
 
 const char *st_strerror(int code)

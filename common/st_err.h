@@ -22,6 +22,7 @@ enum st_code {
 	ST_EPROTO,                /* malformed wire frame or stream */
 	ST_EAUTH,                 /* authentication failed */
 	ST_ECLOSED,               /* connection or handle closed */
+	ST_ERANGE,                /* time outside what is kept (before a retention horizon) */
 	ST_ERR_LAST
 };
 

@@ -14,10 +14,17 @@ static struct {
 } faults[MAX_FAULTS];
 static int nfaults = -1;
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
+int st_faults_armed;
+
+__attribute__((constructor)) static void fault_init(void)
+{
+	st_faults_armed = getenv("STRATA_FAULTS") != NULL;
+}
 
 static void parse_spec(void)
 {
 	nfaults = 0;
+	st_faults_armed = 0;
 	const char *spec = getenv("STRATA_FAULTS");
 	if (!spec)
 		return;
@@ -35,6 +42,7 @@ static void parse_spec(void)
 		faults[nfaults].hits = 0;
 		nfaults++;
 	}
+	st_faults_armed = nfaults > 0;
 }
 
 int st_fault(const char *name)

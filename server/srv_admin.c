@@ -49,6 +49,11 @@ char *srv_status_json(struct srv_server *s)
 	json_object_set_new(o, "shards", json_integer(kv_nshards(s->db)));
 	json_object_set_new(o, "auth", json_boolean(s->cfg.token != NULL));
 	json_object_set_new(o, "stopping", json_boolean(atomic_load(&s->stopping)));
+	struct st_error health;
+	int failed = kv_health(s->db, &health);
+	json_object_set_new(o, "storage", json_string(failed ? "failed" : "ok"));
+	if (failed)
+		json_object_set_new(o, "storage_error", json_string(health.msg));
 	json_object_set_new(o, "connections", json_integer(atomic_load(&s->m.conns)));
 	json_object_set_new(o, "inflight", json_integer(atomic_load(&s->m.inflight)));
 	uint64_t reqs = 0, errs = 0;
@@ -170,6 +175,9 @@ static void srv_metrics_text(struct srv_server *s, struct evbuffer *b)
 		   (double)atomic_load(&m->bytes_out));
 	srv_metric(b, "strata_uptime_seconds", "gauge", "Seconds since start.",
 		   (double)(st_mono_us() - s->started_us) / 1e6);
+	srv_metric(b, "strata_storage_failed", "gauge",
+		   "1 after a failed WAL sync or write: writes are refused until a restart.",
+		   kv_health(s->db, NULL) ? 1.0 : 0.0);
 
 	uint64_t hits = 0, misses = 0;
 	kv_cache_stats(s->db, &hits, &misses);
@@ -249,11 +257,17 @@ static void srv_admin_cb(struct evhttp_request *req, void *arg)
 	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
 	int code = HTTP_OK;
 	const char *reason = "OK";
+	struct st_error health;
 	if (plen == 7 && !memcmp(uri, "/health", 7)) {
 		if (atomic_load(&s->stopping)) {
 			code = 503;
 			reason = "Service Unavailable";
 			evbuffer_add_printf(b, "stopping\n");
+		} else if (kv_health(s->db, &health)) {
+			/* reads still work, writes fail: not healthy for a load balancer */
+			code = 503;
+			reason = "Service Unavailable";
+			evbuffer_add_printf(b, "storage failed: %s\n", health.msg);
 		} else {
 			evbuffer_add_printf(b, "ok\n");
 		}

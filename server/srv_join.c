@@ -150,6 +150,8 @@ int srv_op_join_open(struct srv_ctx *x)
 		return srv_ctx_nomem(x);
 	rc = kv_join_open(s->db, jo->table, (const char *const *)jo->features, jo->n_features,
 			  jo->known_at, chunk, &j->j, &x->err);
+	if (!rc && jo->before_horizon == 1)
+		kv_join_set_horizon_policy(j->j, KV_JOIN_SKIP_BEFORE_HORIZON);
 	if (rc) {
 		free(j);
 		return rc;

@@ -114,6 +114,10 @@ int srv_results_out(struct srv_ctx *x, const struct kv_result *res, size_t n,
 			srv_value_out(&res[i].value, &vs[i]);
 			r->value = &vs[i];
 		}
+		if (res[i].status != KV_ABSENT) {
+			r->has_status = 1;
+			r->status = res[i].status;
+		}
 		ptrs[i] = r;
 	}
 	msg->n_results = n;
@@ -150,6 +154,7 @@ static int srv_table_in(const Strata__Table *pb, struct kv_table *t, struct st_e
 	strcpy(t->entity_column, ec);
 	t->ttl_us = pb->ttl_us;
 	t->max_versions = pb->max_versions;
+	t->retention_us = pb->retention_us;
 	t->nfeatures = (uint32_t)pb->n_features;
 	t->features = calloc(pb->n_features ? pb->n_features : 1, sizeof(*t->features));
 	if (!t->features)
@@ -165,6 +170,7 @@ static int srv_table_in(const Strata__Table *pb, struct kv_table *t, struct st_e
 		strcpy(t->features[i].name, f->name);
 		t->features[i].type = (enum kv_type)f->type;
 		t->features[i].dim = f->dim;
+		t->features[i].ttl_us = f->ttl_us;
 	}
 	return 0;
 }
@@ -187,6 +193,8 @@ static Strata__Table *srv_table_out(struct srv_ctx *x, const struct kv_table *t)
 	o->ttl_us = t->ttl_us;
 	o->has_max_versions = 1;
 	o->max_versions = t->max_versions;
+	o->has_retention_us = 1;
+	o->retention_us = t->retention_us;
 	o->has_created_us = 1;
 	o->created_us = t->created_us;
 	for (uint32_t i = 0; i < t->nfeatures; i++) {
@@ -198,6 +206,8 @@ static Strata__Table *srv_table_out(struct srv_ctx *x, const struct kv_table *t)
 		f->dim = t->features[i].dim;
 		f->has_id = 1;
 		f->id = t->features[i].id;
+		f->has_ttl_us = t->features[i].ttl_us != 0;
+		f->ttl_us = t->features[i].ttl_us;
 		ptrs[i] = f;
 	}
 	o->n_features = t->nfeatures;
@@ -378,7 +388,10 @@ int srv_op_table_list(struct srv_ctx *x)
 int srv_op_table_alter(struct srv_ctx *x)
 {
 	const Strata__TableAlterReq *a = x->m->table_alter;
-	struct kv_alter al = {.ttl_us = a->ttl_us, .max_versions = a->max_versions};
+	struct kv_alter al = KV_ALTER_NONE;
+	al.ttl_us = a->ttl_us;
+	al.max_versions = a->max_versions;
+	al.retention_us = a->retention_us;
 	struct kv_feature_def *add = srv_ctx_alloc(x, a->n_add, sizeof(*add));
 	if (!add)
 		return srv_ctx_nomem(x);
@@ -388,6 +401,7 @@ int srv_op_table_alter(struct srv_ctx *x)
 		strcpy(add[i].name, a->add[i]->name);
 		add[i].type = (enum kv_type)a->add[i]->type;
 		add[i].dim = a->add[i]->dim;
+		add[i].ttl_us = a->add[i]->ttl_us;
 	}
 	al.nadd = (uint32_t)a->n_add;
 	al.add = add;

@@ -3,13 +3,17 @@
  * A data directory holds a meta database (table registry, preload jobs) and a fixed number of
  * shards, each one RocksDB instance. A cell is (table, entity, feature, event_ts) -> value,
  * stamped with the ingest time of the write that stored it. See docs/store.md for the key
- * layout and the exact read semantics; in short, for a read at time T (latest: T = +inf):
+ * layout and the exact read semantics; in short, for a read at time T (latest: T = now):
  *   - versions of one (entity, feature) are ranked newest event_ts first; only the first
  *     max_versions distinct event_ts exist for reads (0 = unlimited);
- *   - with a ttl, a version exists only while now - event_ts <= ttl (it is then also removed
- *     by compaction), and is visible to an as-of read at T only if T - event_ts <= ttl;
  *   - as-of T returns the version with the greatest event_ts <= T; if it is a tombstone,
  *     nothing; known-at S ignores writes ingested after S (bitemporal reads);
+ *   - ttl is freshness, relative to the read's own time: the value is returned only if
+ *     T - event_ts <= ttl, otherwise the result says KV_STALE (value withheld). It deletes
+ *     nothing;
+ *   - retention bounds history: horizon H = now - retention. Reads (as-of and known-at) at
+ *     T >= H answer exactly as if nothing had been removed; reads before H fail with
+ *     ST_ERANGE; compaction keeps every version newer than H plus the one in effect at H;
  *   - the same (entity, feature, event_ts) written twice: the later write wins (the earlier
  *     stays visible to known-at reads before the later write).
  *
@@ -58,11 +62,16 @@ struct kv_value {
 
 void kv_value_release(struct kv_value *v); /* frees ptr, sets type to KV_NONE */
 
+/* Per-feature ttl: 0 = the table's ttl (default), > 0 its own, KV_TTL_NONE = no freshness
+ * limit for this feature whatever the table says. */
+#define KV_TTL_NONE (-1)
+
 struct kv_feature_def {
 	char name[KV_NAME_MAX];
 	enum kv_type type;
-	uint32_t dim; /* F32VEC only */
-	uint16_t id;  /* assigned by the store, stable for the table's life */
+	uint32_t dim;   /* F32VEC only */
+	uint16_t id;    /* assigned by the store, stable for the table's life */
+	int64_t ttl_us; /* 0 = table's ttl; > 0 own; KV_TTL_NONE = none */
 };
 
 /* A table schema. `features` is owned by the struct: free with kv_table_free. */
@@ -70,16 +79,24 @@ struct kv_table {
 	char name[KV_NAME_MAX];
 	char entity_column[KV_NAME_MAX]; /* column name in preload/join files; default "entity" */
 	uint32_t id;                     /* assigned by the store, never reused */
-	int64_t ttl_us;                  /* 0 = no ttl */
+	int64_t ttl_us;                  /* freshness; 0 = no limit */
 	uint32_t max_versions;           /* 0 = unlimited */
 	int64_t created_us;
 	uint32_t nfeatures;
 	struct kv_feature_def *features;
+	int64_t retention_us;            /* history kept; 0 = forever */
+	/* Set by the store (ignored on create): the horizon never moves back, so raising the
+	 * retention cannot bring back a span that compaction may already have removed. */
+	int64_t horizon_floor_us;        /* ST_TS_MIN = none */
 };
 
 void kv_table_free(struct kv_table *t); /* frees features and t itself */
 /* Returns the feature named `name` or NULL. */
 const struct kv_feature_def *kv_table_feature(const struct kv_table *t, const char *name);
+/* The freshness limit that applies to feature f of t (0 = none). */
+int64_t kv_feature_ttl(const struct kv_table *t, const struct kv_feature_def *f);
+/* The table's retention horizon at time now: now - retention, or ST_TS_MIN without one. */
+int64_t kv_table_horizon(const struct kv_table *t, int64_t now);
 
 /* "i64", "f64", "f32", "str", "bytes", "f32[8]", "i64[]" <-> type (+dim). */
 int kv_type_parse(const char *s, enum kv_type *type, uint32_t *dim);
@@ -98,6 +115,8 @@ struct kv_options {
 	size_t row_cache_bytes;    /* latest-value row cache for serving reads; 0 = none (default) */
 	int64_t (*clock)(void *);  /* wall clock in us for ttl and ingest times; default real time */
 	void *clock_arg;
+	size_t write_buffer_bytes; /* per shard memtable; 0 = RocksDB's default (64 MiB). Tests
+				    * set it small to get many flushes and partial compactions */
 };
 
 void kv_options_init(struct kv_options *o);
@@ -124,13 +143,16 @@ int kv_table_get(struct kv_db *db, const char *name, struct kv_table **out, stru
  * kv_table_free, and the array with free(). */
 int kv_table_list(struct kv_db *db, struct kv_table ***out, size_t *n, struct st_error *err);
 
-/* Alter: add features, change ttl and/or max_versions. Fields < 0 mean unchanged. */
+/* Alter: add features, change ttl, max_versions and/or retention. Fields < 0 mean
+ * unchanged: start from KV_ALTER_NONE. */
 struct kv_alter {
 	int64_t ttl_us;        /* -1 = unchanged */
 	int64_t max_versions;  /* -1 = unchanged */
 	uint32_t nadd;
 	const struct kv_feature_def *add; /* borrowed */
+	int64_t retention_us;  /* -1 = unchanged; 0 = keep forever */
 };
+#define KV_ALTER_NONE ((struct kv_alter){.ttl_us = -1, .max_versions = -1, .retention_us = -1})
 int kv_table_alter(struct kv_db *db, const char *name, const struct kv_alter *a,
 		   struct st_error *err);
 
@@ -171,16 +193,29 @@ struct kv_read_opts {
 extern const struct kv_read_opts kv_read_latest;
 #define KV_READ_LATEST (kv_read_latest)
 
-/* A read result. `value` is owned by the result: release with kv_result_release. */
+/* What a read found for one feature. */
+enum kv_status {
+	KV_ABSENT = 0,         /* no value as of the read (never written, deleted, or removed) */
+	KV_PRESENT = 1,        /* found: value, ts and ingest_us are set */
+	KV_STALE = 2,          /* a version exists but is older than the ttl at the read's time:
+				* ts and ingest_us are set, the value is withheld */
+	KV_BEFORE_HORIZON = 3, /* join rows skipped by KV_JOIN_SKIP_BEFORE_HORIZON */
+};
+const char *kv_status_name(enum kv_status s); /* "present", "absent", "stale", ... */
+
+/* A read result. `value` is owned by the result: release with kv_result_release.
+ * found == (status == KV_PRESENT). */
 struct kv_result {
 	int found;
 	int64_t ts;        /* event time of the value */
 	int64_t ingest_us; /* when it was written */
 	struct kv_value value;
+	enum kv_status status;
 };
 void kv_result_release(struct kv_result *r, size_t n);
 
-/* Reads `nfeatures` features of one entity into out[0..nfeatures). */
+/* Reads `nfeatures` features of one entity into out[0..nfeatures). A read whose as-of or
+ * known-at time is before the table's retention horizon fails with ST_ERANGE. */
 int kv_get(struct kv_db *db, const char *table, const char *entity, size_t entity_len,
 	   const char *const *features, size_t nfeatures, const struct kv_read_opts *o,
 	   struct kv_result *out, struct st_error *err);
@@ -194,6 +229,8 @@ int kv_multiget(struct kv_db *db, const char *table, const char *const *entities
 
 /* All versions of one feature with from <= event_ts <= to, newest first, at most `limit`
  * (0 = no limit), as known at `known_at`. Tombstones are included (tombstone = 1, no value).
+ * With a retention horizon H, versions at or before H are summed up by the one in effect at
+ * H (listed if it is a value still fresh at H), whatever compaction has removed yet.
  * *out is an array of *n versions, freed with kv_history_free. */
 struct kv_version {
 	int tombstone;
@@ -204,8 +241,8 @@ int kv_history(struct kv_db *db, const char *table, const char *entity, size_t e
 	       const char *feature, int64_t from, int64_t to, size_t limit, int64_t known_at,
 	       struct kv_version **out, size_t *n, struct st_error *err);
 
-/* Walks every existing version of every feature of a table (retention applied, tombstones
- * included, the newest write of each event time as known at `known_at`), entity by entity in
+/* Walks every existing version of every feature of a table (max_versions and the retention
+ * horizon applied as in kv_history, tombstones included, the newest write of each event time as known at `known_at`), entity by entity in
  * key order, features in id order, newest version first. `entity`, `feature` and `v` are
  * valid during the call only (`feature` points into the scan's own copy of the schema). A non-zero return from cb stops the walk and is returned. */
 typedef int (*kv_version_cb)(void *arg, const char *entity, size_t entity_len,
@@ -221,6 +258,13 @@ struct kv_join;
 int kv_join_open(struct kv_db *db, const char *table, const char *const *features,
 		 size_t nfeatures, int64_t known_at, size_t chunk_rows, struct kv_join **out,
 		 struct st_error *err);
+/* Rows whose ts is before the table's retention horizon: by default the push (or the run,
+ * if the horizon moved past them meanwhile) fails with ST_ERANGE; with SKIP they get
+ * results with status KV_BEFORE_HORIZON and are counted by kv_join_skipped. */
+enum kv_join_horizon { KV_JOIN_ERROR_BEFORE_HORIZON, KV_JOIN_SKIP_BEFORE_HORIZON };
+void kv_join_set_horizon_policy(struct kv_join *j, enum kv_join_horizon p);
+/* Rows skipped so far (over all chunks). */
+uint64_t kv_join_skipped(const struct kv_join *j);
 /* Returns 0, 1 (chunk now full), or an error. The entity bytes are copied. */
 int kv_join_push(struct kv_join *j, const char *entity, size_t entity_len, int64_t ts,
 		 struct st_error *err);
@@ -283,8 +327,12 @@ int kv_jobs_run_pending(struct kv_db *db, struct st_error *err);
 
 int kv_nshards(const struct kv_db *db);
 int kv_shard_of(const struct kv_db *db, const char *entity, size_t entity_len);
-/* Full compaction of every shard (applies ttl/max_versions removal). */
+/* Full compaction of every shard (applies max_versions and retention removal). */
 int kv_compact(struct kv_db *db, struct st_error *err);
+/* The sticky storage error: after a failed WAL sync or write every later write fails with
+ * the original reason until the process restarts (reads keep working). Returns 0 when
+ * healthy, else the code, with the reason in *out (may be NULL). */
+int kv_health(struct kv_db *db, struct st_error *out);
 /* Sum over shards of a numeric RocksDB property (e.g. "rocksdb.estimate-num-keys"). */
 uint64_t kv_property_sum(struct kv_db *db, const char *prop);
 /* Block cache hits and misses since open. */

@@ -1,6 +1,7 @@
 /* Row cache (see kv_cache.h): 256 stripes, each a chained hash table with an LRU list, a
  * byte budget and a version counter, behind one mutex. */
 #include "store/kv_cache.h"
+#include "store/kv_int.h"
 #include "store/kv_value.h"
 
 #include <pthread.h>
@@ -149,8 +150,8 @@ static const char *slot(const struct rc_entry *e, uint32_t i)
 }
 
 int kv_rcache_lookup(struct kv_rcache *c, uint32_t table_id, const char *entity, size_t elen,
-		     const uint32_t *idx, size_t n, int64_t ttl_us, int64_t now,
-		     struct kv_result *out, struct kv_rc_ticket *t)
+		     const uint32_t *idx, const int64_t *ttls, size_t n, int64_t horizon,
+		     int64_t now, struct kv_result *out, struct kv_rc_ticket *t)
 {
 	if (!c)
 		return 0;
@@ -181,8 +182,12 @@ int kv_rcache_lookup(struct kv_rcache *c, uint32_t table_id, const char *entity,
 			memcpy(&r->ts, p + 1, 8);
 			memcpy(&r->ingest_us, p + 9, 8);
 			memcpy(&len, p + 17, 4);
-			if (ttl_us > 0 && now - r->ts > ttl_us)
-				continue; /* expired since it was cached */
+			r->status = kv_freshness(ttls[i], horizon, now, r->ts);
+			if (r->status != KV_PRESENT) { /* aged since it was cached */
+				if (r->status == KV_ABSENT)
+					r->ts = r->ingest_us = 0;
+				continue;
+			}
 			if (kv_value_decode(p + HDR, len, &r->value) != 0) {
 				kv_result_release(out, i);
 				hit = 0;

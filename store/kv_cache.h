@@ -6,8 +6,8 @@
  * a reader notes the stripe version (and the global generation) before reading RocksDB and
  * inserts only if neither moved, so a stale row can never be inserted after an invalidation.
  * Table-wide events (alter, drop, preload ingestion, replicated batches) bump the global
- * generation. Retention is re-checked at every hit (ttl against the current time; the latest
- * version always has rank 1). */
+ * generation. Freshness is applied at every hit (ttl against the current time, the retention
+ * horizon; the latest version always has rank 1). */
 #ifndef KV_CACHE_H
 #define KV_CACHE_H
 
@@ -29,13 +29,14 @@ int kv_rcache_create(size_t bytes, struct kv_rcache **out);
 void kv_rcache_free(struct kv_rcache *c);
 
 /* Looks up (table_id, entity). On a hit fills out[i] from row slot idx[i] (i < n), applying
- * the ttl at `now`, and returns 1. On a miss fills *t for a later insert and returns 0. */
+ * freshness (ttls[i], the horizon) at `now` with kv_freshness, and returns 1. On a miss fills
+ * *t for a later insert and returns 0. */
 int kv_rcache_lookup(struct kv_rcache *c, uint32_t table_id, const char *entity, size_t elen,
-		     const uint32_t *idx, size_t n, int64_t ttl_us, int64_t now,
-		     struct kv_result *out, struct kv_rc_ticket *t);
+		     const uint32_t *idx, const int64_t *ttls, size_t n, int64_t horizon,
+		     int64_t now, struct kv_result *out, struct kv_rc_ticket *t);
 
 /* Inserts the row (the latest result of each of the table's nrow features, in table order,
- * read without ttl filtering) unless the ticket is stale. */
+ * read without freshness: ttl is applied at every hit) unless the ticket is stale. */
 void kv_rcache_insert(struct kv_rcache *c, const struct kv_rc_ticket *t, uint32_t table_id,
 		      const char *entity, size_t elen, const struct kv_result *row, size_t nrow);
 

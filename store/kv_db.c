@@ -15,6 +15,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "common/st_fault.h"
+
 void kv_options_init(struct kv_options *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -31,6 +33,13 @@ int kv_rocks_err(struct st_error *err, char *rerr, const char *what)
 	st_error_set(err, ST_EIO, "%s: %s", what, rerr);
 	free(rerr);
 	return ST_EIO;
+}
+
+int kv_iter_check(rocksdb_iterator_t *it, const char *what, struct st_error *err)
+{
+	char *rerr = NULL;
+	rocksdb_iter_get_error(it, &rerr);
+	return rerr ? kv_rocks_err(err, rerr, what) : 0;
 }
 
 int64_t kv_now(const struct kv_db *db)
@@ -73,16 +82,81 @@ int kv_meta_get(struct kv_db *db, const char *key, char **out, size_t *len,
 int kv_meta_put(struct kv_db *db, const char *key, const char *val, size_t len,
 		struct st_error *err)
 {
+	int rc = kv_check_health(db, err);
+	if (rc)
+		return rc;
 	char *rerr = NULL;
 	rocksdb_put(db->meta, db->wo_sync, key, strlen(key), val, len, &rerr);
-	return rerr ? kv_rocks_err(err, rerr, "meta write") : 0;
+	if (!rerr)
+		return 0;
+	kv_fail(db, ST_EIO, "meta write", rerr);
+	return kv_rocks_err(err, rerr, "meta write");
+}
+
+/* ---- sticky storage error ----
+ * After a failed write or WAL sync, RocksDB may hold writes that are not durable, and the
+ * next sync may succeed and hide the loss: so the first failure is kept and every later
+ * write fails with it until an operator restarts the process (SQLite's pager and RocksDB's
+ * own background-error rule). Reads keep working. */
+
+int kv_fail(struct kv_db *db, int code, const char *what, const char *reason)
+{
+	pthread_mutex_lock(&db->health_lock);
+	if (!atomic_load(&db->failed)) {
+		st_error_set(&db->health, code,
+			     "storage is read-only after a failed %s: %s (restart stratad once the "
+			     "disk is fixed; nothing acknowledged was lost)",
+			     what, reason);
+		atomic_store(&db->failed, 1);
+		fprintf(stderr, "strata: %s\n", db->health.msg);
+	}
+	pthread_mutex_unlock(&db->health_lock);
+	return code;
+}
+
+int kv_health(struct kv_db *db, struct st_error *out)
+{
+	if (!atomic_load(&db->failed))
+		return 0;
+	pthread_mutex_lock(&db->health_lock);
+	int code = db->health.code;
+	if (out)
+		*out = db->health;
+	pthread_mutex_unlock(&db->health_lock);
+	return code;
+}
+
+int kv_check_health(struct kv_db *db, struct st_error *err)
+{
+	if (__builtin_expect(!atomic_load(&db->failed), 1))
+		return 0;
+	return kv_health(db, err);
 }
 
 int kv_shard_write(struct kv_db *db, int shard, rocksdb_writebatch_t *wb, struct st_error *err)
 {
+	int rc = kv_check_health(db, err);
+	if (rc)
+		return rc;
 	char *rerr = NULL;
-	rocksdb_write(db->shards[shard].db, db->wo, wb, &rerr);
-	return rerr ? kv_rocks_err(err, rerr, "write") : 0;
+	if (ST_FAULT("write.batch")) {
+		rerr = strdup("injected write failure (write.batch)");
+	} else if (db->opts.sync == KV_SYNC_ALWAYS && ST_FAULT("wal.sync")) {
+		/* the batch reaches the memtable and the WAL file, but its sync fails */
+		rocksdb_writeoptions_t *nosync = rocksdb_writeoptions_create();
+		rocksdb_write(db->shards[shard].db, nosync, wb, &rerr);
+		rocksdb_writeoptions_destroy(nosync);
+		free(rerr);
+		rerr = strdup("injected WAL sync failure (wal.sync)");
+	} else {
+		rocksdb_write(db->shards[shard].db, db->wo, wb, &rerr);
+	}
+	if (!rerr)
+		return 0;
+	kv_fail(db, ST_EIO, "write", rerr);
+	char what[32];
+	snprintf(what, sizeof(what), "write to shard %d", shard);
+	return kv_rocks_err(err, rerr, what);
 }
 
 /* ---- entity prefix extractor: table_id | entity_len | entity ---- */
@@ -113,20 +187,94 @@ static void noop_destroy(void *st)
 }
 
 /* ---- retention compaction filter ----
- * Keys reach the filter in sorted order within one compaction, so versions of one
- * (entity, feature) arrive newest first. A filter instance counts distinct event times per
- * feature prefix and drops versions past max_versions and versions past the ttl. A
- * compaction that sees only some versions undercounts, which keeps more, never fewer, so
- * reads (which apply the same rules) never see a difference. */
+ * Keys reach the filter in sorted order within one compaction, so the writes of one
+ * (entity, feature) arrive newest event time first and, within one event time, newest write
+ * first. With horizon H = now - retention (kv_table_horizon), a write may be dropped only if
+ * no read at T >= H, known at S >= H, can see it (reads before H are refused):
+ *   1. versions past max_versions (reads treat them as absent already);
+ *   2. every write with event_ts > H is kept;
+ *   3. at or below H, writes are kept until one was ingested at or before H (call the
+ *      lowest ingest time seen there m): from then on every read at S >= H stops at or
+ *      before it, so the rest of the prefix is dropped (the "tail");
+ *   4. a group with event_ts + ttl < H is stale for every read at T >= H and everything
+ *      older too: it and the rest of the prefix are dropped (reads report them as absent
+ *      whether or not they are still on disk: kv_freshness);
+ *   5. the write that starts the tail (3) is dropped too if it is a tombstone, but only in a
+ *      full compaction: elsewhere older versions in files outside this compaction would
+ *      reappear from under it.
+ * A compaction that sees only some files sees a subset of the writes: m is then higher and
+ * ranks lower than the truth, which keeps more, never less, and drops only a tail, so the
+ * ranks of what reads can reach never change. Reads apply the same rules
+ * (kv_scan_alive, kv_freshness, kv_check_horizon), so compaction never changes an answer. */
 
 struct cfilter {
 	struct kv_db *db;
 	int64_t now;
+	int full; /* a full compaction: every file of the shard is an input */
 	char prefix[KV_KEY_MAX];
 	size_t prefix_len;
+	/* the rules of the current prefix, looked up once per prefix */
+	int live, ours;
+	uint32_t max_versions;
+	int64_t horizon, ttl_us;
+	/* walk state of the current prefix */
 	int64_t last_ts;
 	uint32_t distinct;
+	int64_t min_ingest; /* lowest ingest time seen at or below the horizon */
+	int tail;
 };
+
+/* Looks up the table's rules for a new prefix. */
+static void cfilter_enter(struct cfilter *f, const struct kv_key *k)
+{
+	struct kv_db *db = f->db;
+	f->live = f->ours = 0;
+	f->horizon = ST_TS_MIN;
+	f->ttl_us = 0;
+	f->max_versions = 0;
+	pthread_rwlock_rdlock(&db->reg_lock);
+	if (k->table_id < db->ret_cap && db->ret[k->table_id].live) {
+		const struct kv_table *t = db->ret[k->table_id].table;
+		f->live = 1;
+		f->max_versions = t->max_versions;
+		f->horizon = kv_table_horizon(t, f->now);
+		for (uint32_t i = 0; i < t->nfeatures; i++)
+			if (t->features[i].id == k->feature_id)
+				f->ttl_us = kv_feature_ttl(t, &t->features[i]);
+	}
+	f->ours = k->table_id < db->next_table_id;
+	pthread_rwlock_unlock(&db->reg_lock);
+	f->distinct = 0;
+	f->min_ingest = ST_TS_MAX;
+	f->tail = 0;
+}
+
+static int cfilter_drop(struct cfilter *f, const struct kv_key *k, const char *val, size_t vlen)
+{
+	if (!f->live)
+		return f->ours; /* a dropped table's leftovers */
+	if (f->distinct == 0 || k->ts != f->last_ts) {
+		f->distinct++;
+		f->last_ts = k->ts;
+	}
+	if (f->max_versions && f->distinct > f->max_versions)
+		return 1;
+	if (f->tail)
+		return 1;
+	if (f->horizon == ST_TS_MIN || k->ts > f->horizon)
+		return 0;
+	if (kv_freshness(f->ttl_us, f->horizon, f->horizon, k->ts) == KV_ABSENT) {
+		f->tail = 1;
+		return 1;
+	}
+	if (k->ingest < f->min_ingest)
+		f->min_ingest = k->ingest;
+	if (f->min_ingest > f->horizon)
+		return 0;
+	f->tail = 1;
+	int tomb = vlen == 1 && (unsigned char)val[0] == KV_TOMBSTONE;
+	return tomb && f->full;
+}
 
 static unsigned char cfilter_filter(void *st, int level, const char *key, size_t klen,
 				    const char *val, size_t vlen, char **nv, size_t *nvlen,
@@ -136,28 +284,13 @@ static unsigned char cfilter_filter(void *st, int level, const char *key, size_t
 	struct kv_key k;
 	if (kv_key_decode(key, klen, &k))
 		return 0; /* not ours: keep */
-	struct kv_retention r = {0};
-	uint32_t next_id;
-	pthread_rwlock_rdlock(&f->db->reg_lock);
-	if (k.table_id < f->db->ret_cap)
-		r = f->db->ret[k.table_id];
-	next_id = f->db->next_table_id;
-	pthread_rwlock_unlock(&f->db->reg_lock);
-	if (!r.live)
-		return k.table_id < next_id; /* a dropped table's leftovers */
 	size_t pl = klen - 16;
 	if (pl != f->prefix_len || memcmp(key, f->prefix, pl)) {
 		memcpy(f->prefix, key, pl);
 		f->prefix_len = pl;
-		f->distinct = 1;
-		f->last_ts = k.ts;
-	} else if (k.ts != f->last_ts) {
-		f->distinct++;
-		f->last_ts = k.ts;
+		cfilter_enter(f, &k);
 	}
-	if (r.max_versions && f->distinct > r.max_versions)
-		return 1;
-	return !kv_retained(r.ttl_us, f->now, k.ts);
+	return (unsigned char)cfilter_drop(f, &k, val, vlen);
 }
 
 static const char *cfilter_name(void *st)
@@ -176,6 +309,7 @@ static rocksdb_compactionfilter_t *cfilter_create(void *st, rocksdb_compactionfi
 	ST_ASSERT(f);
 	f->db = st;
 	f->now = kv_now(f->db);
+	f->full = rocksdb_compactionfiltercontext_is_full_compaction(c) != 0;
 	return rocksdb_compactionfilter_create(f, cfilter_destroy, cfilter_filter, cfilter_name);
 }
 
@@ -205,9 +339,14 @@ static void *sync_main(void *arg)
 		pthread_mutex_unlock(&db->sync_lock);
 		for (int s = 0; s < db->nshards; s++) {
 			char *rerr = NULL;
-			rocksdb_flush_wal(db->shards[s].db, 1, &rerr);
+			if (ST_FAULT("wal.sync"))
+				rerr = strdup("injected WAL sync failure (wal.sync)");
+			else
+				rocksdb_flush_wal(db->shards[s].db, 1, &rerr);
 			if (rerr) {
-				fprintf(stderr, "strata: WAL sync of shard %d failed: %s\n", s, rerr);
+				char what[40];
+				snprintf(what, sizeof(what), "WAL sync of shard %d", s);
+				kv_fail(db, ST_EIO, what, rerr);
 				free(rerr);
 			}
 		}
@@ -244,6 +383,12 @@ static rocksdb_options_t *base_options(struct kv_db *db)
 	rocksdb_options_set_compression(o, rocksdb_lz4_compression);
 	rocksdb_options_set_block_based_table_factory(o, db->bbto);
 	rocksdb_options_set_WAL_ttl_seconds(o, (uint64_t)db->opts.wal_ttl_seconds);
+	if (db->opts.write_buffer_bytes) {
+		/* small levels too, so that compactions pick subsets of the files */
+		rocksdb_options_set_write_buffer_size(o, db->opts.write_buffer_bytes);
+		rocksdb_options_set_target_file_size_base(o, db->opts.write_buffer_bytes);
+		rocksdb_options_set_max_bytes_for_level_base(o, 4 * db->opts.write_buffer_bytes);
+	}
 	return o;
 }
 
@@ -314,6 +459,7 @@ int kv_open(const char *dir, const struct kv_options *opts, struct kv_db **out,
 	pthread_rwlock_init(&db->reg_lock, NULL);
 	pthread_mutex_init(&db->meta_lock, NULL);
 	pthread_mutex_init(&db->sync_lock, NULL);
+	pthread_mutex_init(&db->health_lock, NULL);
 	pthread_cond_init(&db->sync_cond, NULL);
 	atomic_store(&db->last_ingest, 0);
 
@@ -426,6 +572,7 @@ void kv_close(struct kv_db *db)
 	pthread_rwlock_destroy(&db->reg_lock);
 	pthread_mutex_destroy(&db->meta_lock);
 	pthread_mutex_destroy(&db->sync_lock);
+	pthread_mutex_destroy(&db->health_lock);
 	pthread_cond_destroy(&db->sync_cond);
 	free(db->dir);
 	free(db);

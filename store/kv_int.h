@@ -17,11 +17,11 @@ struct kv_shard {
 	rocksdb_compactionfilterfactory_t *cff; /* owned by opts */
 };
 
-/* Retention of a table id, read by the compaction filter (by id, no name lookup). */
+/* Retention of a table id, read by the compaction filter (by id, no name lookup). `table`
+ * points into the registry and is valid only under reg_lock. */
 struct kv_retention {
 	int live;
-	int64_t ttl_us;
-	uint32_t max_versions;
+	const struct kv_table *table;
 };
 
 struct kv_jobs; /* kv_preload.c */
@@ -61,6 +61,12 @@ struct kv_db {
 
 	struct kv_jobs *jobs;
 	struct kv_rcache *rcache; /* NULL without a row cache */
+
+	/* Sticky storage error (kv_health): set once by the first failed write or WAL sync,
+	 * never cleared while open. `failed` is read without the lock on every write. */
+	_Atomic int failed;
+	pthread_mutex_t health_lock;
+	struct st_error health;
 };
 
 int64_t kv_now(const struct kv_db *db);
@@ -87,11 +93,36 @@ int kv_meta_get(struct kv_db *db, const char *key, char **out, size_t *len,
 int kv_meta_put(struct kv_db *db, const char *key, const char *val, size_t len,
 		struct st_error *err);
 
-/* Retention check for one version: does it still exist at time now? */
-static inline int kv_retained(int64_t ttl_us, int64_t now, int64_t ts)
+/* a - b, saturated to the int64 range (times may be anywhere in it). */
+static inline int64_t kv_sat_sub(int64_t a, int64_t b)
 {
-	return ttl_us <= 0 || now - ts <= ttl_us;
+	int64_t r;
+	if (__builtin_sub_overflow(a, b, &r))
+		return b > 0 ? INT64_MIN : INT64_MAX;
+	return r;
 }
+
+/* The one freshness rule. A version with event time ts found by a read at time T (latest:
+ * now) is present if T - ts <= ttl (or without a ttl). Otherwise it is stale, unless it was
+ * stale for every read at or after the horizon H (ts + ttl < H): then compaction may already
+ * have removed it, so it reads as absent whether or not it is still on disk. */
+static inline enum kv_status kv_freshness(int64_t ttl_us, int64_t horizon, int64_t T, int64_t ts)
+{
+	if (ttl_us <= 0 || ts >= kv_sat_sub(T, ttl_us))
+		return KV_PRESENT;
+	if (horizon != ST_TS_MIN && ts < kv_sat_sub(horizon, ttl_us))
+		return KV_ABSENT;
+	return KV_STALE;
+}
+
+/* ST_ERANGE with a message naming the table's horizon if as_of or known_at is before it. */
+int kv_check_horizon(const struct kv_table *t, int64_t horizon, int64_t as_of, int64_t known_at,
+		     struct st_error *err);
+
+/* Records the sticky storage error (first one wins); returns code. */
+int kv_fail(struct kv_db *db, int code, const char *what, const char *reason);
+/* Fails with the sticky error if there is one (checked before every write). */
+int kv_check_health(struct kv_db *db, struct st_error *err);
 
 /* The RocksDB compaction filter factory applying ttl/max_versions for a shard. */
 rocksdb_compactionfilterfactory_t *kv_cfilter_factory(struct kv_db *db);
@@ -102,6 +133,10 @@ void kv_jobs_shutdown(struct kv_db *db);
 
 /* Writes a RocksDB batch to a shard with the configured sync mode. */
 int kv_shard_write(struct kv_db *db, int shard, rocksdb_writebatch_t *wb, struct st_error *err);
+
+/* After a loop over `it` ended: ST_EIO (with `what` in the message) if it ended on a storage
+ * error rather than at the end of the range, else 0. */
+int kv_iter_check(rocksdb_iterator_t *it, const char *what, struct st_error *err);
 
 /* Sets err from a RocksDB error string (and frees it); returns ST_EIO. */
 int kv_rocks_err(struct st_error *err, char *rerr, const char *what);

@@ -22,8 +22,11 @@ struct kv_join {
 	uint32_t table_id;
 	size_t nf;
 	uint16_t *fids;
+	int64_t *ttls; /* per requested feature, refreshed per chunk */
 	struct kv_rules rules;
 	int64_t known_at;
+	enum kv_join_horizon policy;
+	uint64_t skipped;
 	size_t chunk, n;
 	/* per row, by input position */
 	int64_t *ts;
@@ -32,6 +35,7 @@ struct kv_join {
 	size_t arena_len, arena_cap;
 	struct kv_result *res; /* chunk * nf */
 	int ran;
+	struct st_error *errs; /* per shard: what a failed sweep reports */
 };
 
 int kv_join_open(struct kv_db *db, const char *table, const char *const *features,
@@ -51,11 +55,13 @@ int kv_join_open(struct kv_db *db, const char *table, const char *const *feature
 	j->chunk = chunk_rows;
 	j->known_at = known_at;
 	j->fids = calloc(nfeatures, sizeof(*j->fids));
+	j->ttls = calloc(nfeatures, sizeof(*j->ttls));
 	j->ts = malloc(chunk_rows * sizeof(*j->ts));
 	j->eoff = malloc(chunk_rows * sizeof(*j->eoff));
 	j->elen = malloc(chunk_rows * sizeof(*j->elen));
 	j->res = calloc(chunk_rows * nfeatures, sizeof(*j->res));
-	if (!j->fids || !j->ts || !j->eoff || !j->elen || !j->res) {
+	j->errs = calloc((size_t)kv_nshards(db), sizeof(*j->errs));
+	if (!j->fids || !j->ttls || !j->ts || !j->eoff || !j->elen || !j->res || !j->errs) {
 		kv_join_free(j);
 		return st_error_set(err, ST_ENOMEM, "out of memory for a join chunk of %zu rows",
 				    chunk_rows);
@@ -74,8 +80,11 @@ int kv_join_open(struct kv_db *db, const char *table, const char *const *feature
 		else
 			j->fids[i] = f->id;
 	}
-	if (t)
+	if (t && !rc) {
 		j->table_id = t->id;
+		j->rules.horizon = kv_table_horizon(t, kv_now(db));
+		rc = kv_check_horizon(t, j->rules.horizon, ST_TS_MAX, known_at, err);
+	}
 	pthread_rwlock_unlock(&db->reg_lock);
 	if (rc) {
 		kv_join_free(j);
@@ -85,12 +94,35 @@ int kv_join_open(struct kv_db *db, const char *table, const char *const *feature
 	return 0;
 }
 
+void kv_join_set_horizon_policy(struct kv_join *j, enum kv_join_horizon p)
+{
+	j->policy = p;
+}
+
+uint64_t kv_join_skipped(const struct kv_join *j)
+{
+	return j->skipped;
+}
+
+static int row_before_horizon(const struct kv_join *j, int64_t ts, size_t row,
+			      struct st_error *err)
+{
+	char a[ST_TS_BUFLEN], h[ST_TS_BUFLEN];
+	return st_error_set(err, ST_ERANGE,
+			    "join row %zu: ts %s is before table '%s' retention horizon %s (use "
+			    "--before-horizon skip for empty cells instead)",
+			    row, st_ts_format(ts, a), j->table, st_ts_format(j->rules.horizon, h));
+}
+
 int kv_join_push(struct kv_join *j, const char *entity, size_t entity_len, int64_t ts,
 		 struct st_error *err)
 {
 	ST_ASSERT(!j->ran);
 	if (j->n >= j->chunk)
 		return st_error_set(err, ST_ELIMIT, "join chunk is full: run it first");
+	/* the horizon of the last run (or the open): the run checks again with the current one */
+	if (ts < j->rules.horizon && j->policy == KV_JOIN_ERROR_BEFORE_HORIZON)
+		return row_before_horizon(j, ts, j->n, err);
 	if (entity_len == 0 || entity_len > KV_ENTITY_MAX)
 		return st_error_set(err, ST_EINVAL, "entity key must be 1..%d bytes", KV_ENTITY_MAX);
 	if (j->arena_len + entity_len > j->arena_cap) {
@@ -182,14 +214,24 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 		while (end < n && same_entity(j, rows[g].idx, rows[end].idx))
 			end++;
 		uint32_t i0 = rows[g].idx;
-		for (size_t f = 0; f < j->nf && !rc; f++) {
+		/* rows before the horizon (policy skip) come last: ts descending */
+		size_t live = end;
+		while (live > g && j->ts[rows[live - 1].idx] < j->rules.horizon)
+			j->res[(size_t)rows[--live].idx * j->nf].status = KV_BEFORE_HORIZON;
+		for (size_t r = live; r < end; r++)
+			for (size_t f = 1; f < j->nf; f++)
+				j->res[(size_t)rows[r].idx * j->nf + f].status = KV_BEFORE_HORIZON;
+		for (size_t f = 0; f < j->nf && !rc && live > g; f++) {
 			kv_scan_seek(&sc, j->table_id, j->arena + j->eoff[i0], j->elen[i0], j->fids[f],
-				     j->ts[i0]);
-			for (size_t r = g; r < end && !rc; r++) {
+				     j->ttls[f], j->ts[i0]);
+			for (size_t r = g; r < live && !rc; r++) {
 				uint32_t idx = rows[r].idx;
 				rc = kv_scan_asof(&sc, j->ts[idx], &j->res[(size_t)idx * j->nf + f]);
 			}
 		}
+		if (rc)
+			kv_scan_error(&j->errs[shard], rc, shard, "join", j->arena + j->eoff[i0],
+				      j->elen[i0]);
 		g = end;
 	}
 	kv_scan_release(&sc);
@@ -218,22 +260,38 @@ int kv_join_run(struct kv_join *j, struct st_error *err)
 	struct kv_db *db = j->db;
 	/* Rules are taken per chunk: a table altered during a long join applies from the next
 	 * chunk on; a dropped table fails the join. */
+	int rc = 0;
+	memset(j->errs, 0, (size_t)db->nshards * sizeof(*j->errs));
+	j->rules.now = kv_now(db);
+	j->rules.known_at = j->known_at;
 	pthread_rwlock_rdlock(&db->reg_lock);
 	const struct kv_table *t = kv_reg_find(db, j->table);
 	int alive = t && t->id == j->table_id;
 	if (alive) {
-		j->rules.ttl_us = t->ttl_us;
 		j->rules.max_versions = t->max_versions;
+		j->rules.horizon = kv_table_horizon(t, j->rules.now);
+		for (size_t f = 0; f < j->nf; f++)
+			for (uint32_t i = 0; i < t->nfeatures; i++)
+				if (t->features[i].id == j->fids[f])
+					j->ttls[f] = kv_feature_ttl(t, &t->features[i]);
+		rc = kv_check_horizon(t, j->rules.horizon, ST_TS_MAX, j->known_at, err);
 	}
 	pthread_rwlock_unlock(&db->reg_lock);
 	if (!alive)
 		return st_error_set(err, ST_ENOTFOUND, "table '%s' was dropped during the join",
 				    j->table);
-	j->rules.now = kv_now(db);
-	j->rules.known_at = j->known_at;
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < j->n; i++) {
+		if (j->ts[i] >= j->rules.horizon)
+			continue;
+		if (j->policy == KV_JOIN_ERROR_BEFORE_HORIZON)
+			return row_before_horizon(j, j->ts[i], i, err);
+		j->skipped++;
+	}
 
 	struct join_pool p = {.j = j};
-	int ns = db->nshards, rc = 0;
+	int ns = db->nshards;
 	p.rows = malloc((j->n ? j->n : 1) * sizeof(*p.rows));
 	p.start = calloc((size_t)ns + 1, sizeof(*p.start));
 	if (!p.rows || !p.start) {
@@ -280,8 +338,14 @@ int kv_join_run(struct kv_join *j, struct st_error *err)
 	join_worker(&p);
 	for (int i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
-	if ((rc = atomic_load(&p.rc)))
-		st_error_set(err, rc, "join read failed: %s", st_strerror(rc));
+	if ((rc = atomic_load(&p.rc))) {
+		for (int s = 0; s < ns; s++)
+			if (j->errs[s].code) {
+				*err = j->errs[s];
+				break;
+			}
+		j->skipped = 0; /* the join failed: nothing of it counts */
+	}
 out:
 	free(p.rows);
 	free(p.start);
@@ -316,6 +380,8 @@ void kv_join_free(struct kv_join *j)
 		kv_result_release(j->res, j->n * j->nf);
 	free(j->res);
 	free(j->fids);
+	free(j->ttls);
+	free(j->errs);
 	free(j->ts);
 	free(j->eoff);
 	free(j->elen);

@@ -236,6 +236,8 @@ int kv_job_list(struct kv_db *db, struct kv_job_info **out, size_t *n, struct st
 		job_overlay(db, &arr[cnt]);
 		cnt++;
 	}
+	if (!rc)
+		rc = kv_iter_check(it, "reading job records", err);
 	rocksdb_iter_destroy(it);
 	pthread_mutex_unlock(&db->jobs->lock);
 	if (rc) {
@@ -730,6 +732,8 @@ static void rollback(struct job_ctx *c, int n)
 				rocksdb_writebatch_clear(wb);
 			}
 		}
+		if (kv_iter_check(it, "preload rollback", &err))
+			fprintf(stderr, "strata: job %llu: %s\n", (unsigned long long)c->info->id, err.msg);
 		if (rocksdb_writebatch_count(wb))
 			kv_shard_write(c->db, s, wb, &err);
 		rocksdb_writebatch_destroy(wb);

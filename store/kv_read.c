@@ -8,11 +8,27 @@
 
 const struct kv_read_opts kv_read_latest = {ST_TS_MAX, ST_TS_MAX, 0};
 
+const char *kv_status_name(enum kv_status s)
+{
+	switch (s) {
+	case KV_ABSENT:
+		return "absent";
+	case KV_PRESENT:
+		return "present";
+	case KV_STALE:
+		return "stale";
+	case KV_BEFORE_HORIZON:
+		return "before_horizon";
+	}
+	return "unknown";
+}
+
 void kv_result_release(struct kv_result *r, size_t n)
 {
 	for (size_t i = 0; r && i < n; i++) {
 		kv_value_release(&r[i].value);
 		r[i].found = 0;
+		r[i].status = KV_ABSENT;
 	}
 }
 
@@ -26,9 +42,11 @@ struct read_plan {
 	size_t nf, nall;
 	uint16_t *fids;    /* requested features' ids */
 	uint32_t *idx;     /* requested features' positions in the table */
+	int64_t *ttls;     /* requested features' freshness limits */
 	uint16_t *all;     /* every feature's id, in table order (row cache fills) */
 	uint16_t fids_in[PLAN_INLINE], all_in[PLAN_INLINE];
 	uint32_t idx_in[PLAN_INLINE];
+	int64_t ttls_in[PLAN_INLINE];
 };
 
 static void plan_release(struct read_plan *p)
@@ -37,17 +55,48 @@ static void plan_release(struct read_plan *p)
 		free(p->fids);
 	if (p->idx != p->idx_in)
 		free(p->idx);
+	if (p->ttls != p->ttls_in)
+		free(p->ttls);
 	if (p->all != p->all_in)
 		free(p->all);
 }
 
+int kv_check_horizon(const struct kv_table *t, int64_t horizon, int64_t as_of, int64_t known_at,
+		     struct st_error *err)
+{
+	if (horizon == ST_TS_MIN)
+		return 0;
+	const char *what = as_of < horizon ? "as-of" : known_at < horizon ? "known-at" : NULL;
+	if (!what)
+		return 0;
+	char a[ST_TS_BUFLEN], h[ST_TS_BUFLEN], r[32];
+	return st_error_set(err, ST_ERANGE,
+			    "%s %s is before table '%s' retention horizon %s (retention %s): "
+			    "history older than that is not kept",
+			    what, st_ts_format(as_of < horizon ? as_of : known_at, a), t->name,
+			    st_ts_format(horizon, h), st_dur_format(t->retention_us, r));
+}
+
+static int plan_alloc(struct read_plan *p, size_t nfeatures)
+{
+	if (nfeatures > PLAN_INLINE && (!(p->fids = malloc(nfeatures * sizeof(*p->fids))) ||
+					!(p->idx = malloc(nfeatures * sizeof(*p->idx))) ||
+					!(p->ttls = malloc(nfeatures * sizeof(*p->ttls)))))
+		return ST_ENOMEM;
+	if (p->nall > PLAN_INLINE && !(p->all = malloc(p->nall * sizeof(*p->all))))
+		return ST_ENOMEM;
+	return 0;
+}
+
 static int resolve(struct kv_db *db, const char *table, const char *const *features,
-		   size_t nfeatures, int64_t known_at, struct read_plan *p, struct st_error *err)
+		   size_t nfeatures, int64_t as_of, int64_t known_at, struct read_plan *p,
+		   struct st_error *err)
 {
 	int rc = 0;
 	memset(p, 0, offsetof(struct read_plan, fids_in));
 	p->fids = p->fids_in;
 	p->idx = p->idx_in;
+	p->ttls = p->ttls_in;
 	p->all = p->all_in;
 	pthread_rwlock_rdlock(&db->reg_lock);
 	const struct kv_table *t = kv_reg_find_err(db, table, err);
@@ -57,9 +106,7 @@ static int resolve(struct kv_db *db, const char *table, const char *const *featu
 	}
 	p->nf = nfeatures;
 	p->nall = t->nfeatures;
-	if ((nfeatures > PLAN_INLINE && (!(p->fids = malloc(nfeatures * sizeof(*p->fids))) ||
-					 !(p->idx = malloc(nfeatures * sizeof(*p->idx))))) ||
-	    (p->nall > PLAN_INLINE && !(p->all = malloc(p->nall * sizeof(*p->all))))) {
+	if (plan_alloc(p, nfeatures)) {
 		rc = st_error_set(err, ST_ENOMEM, "out of memory");
 		goto out;
 	}
@@ -72,14 +119,16 @@ static int resolve(struct kv_db *db, const char *table, const char *const *featu
 		}
 		p->fids[i] = f->id;
 		p->idx[i] = (uint32_t)(f - t->features);
+		p->ttls[i] = kv_feature_ttl(t, f);
 	}
 	for (size_t i = 0; i < p->nall; i++)
 		p->all[i] = t->features[i].id;
 	p->table_id = t->id;
-	p->rules.ttl_us = t->ttl_us;
 	p->rules.max_versions = t->max_versions;
 	p->rules.now = kv_now(db);
 	p->rules.known_at = known_at;
+	p->rules.horizon = kv_table_horizon(t, p->rules.now);
+	rc = kv_check_horizon(t, p->rules.horizon, as_of, known_at, err);
 out:
 	pthread_rwlock_unlock(&db->reg_lock);
 	return rc;
@@ -95,18 +144,18 @@ static int check_read_args(const char *entity, size_t elen, size_t nfeatures,
 	return 0;
 }
 
-/* Reads all features of one entity with an existing iterator. */
-static int read_entity(struct kv_scan *sc, uint32_t table_id, const char *entity, size_t elen,
-		       const uint16_t *fids, size_t nf, int64_t as_of, struct kv_result *out,
-		       struct st_error *err)
+/* Reads features of one entity with an existing iterator; ttls NULL = no freshness limit
+ * (row cache fills, whose freshness is applied at every hit). */
+static int read_entity(struct kv_scan *sc, int shard, uint32_t table_id, const char *entity,
+		       size_t elen, const uint16_t *fids, const int64_t *ttls, size_t nf,
+		       int64_t as_of, struct kv_result *out, struct st_error *err)
 {
 	for (size_t i = 0; i < nf; i++) {
-		kv_scan_seek(sc, table_id, entity, elen, fids[i], as_of);
+		kv_scan_seek(sc, table_id, entity, elen, fids[i], ttls ? ttls[i] : 0, as_of);
 		int rc = kv_scan_asof(sc, as_of, &out[i]);
 		if (rc) {
 			kv_result_release(out, i);
-			return st_error_set(err, rc, "corrupt value for entity '%.*s'", (int)elen,
-					    entity);
+			return kv_scan_error(err, rc, shard, "read", entity, elen);
 		}
 	}
 	return 0;
@@ -122,7 +171,8 @@ int kv_get(struct kv_db *db, const char *table, const char *entity, size_t entit
 /* Reads rows [from, to) of the request from RocksDB, one iterator per shard. */
 static int read_store(struct kv_db *db, const struct read_plan *p, const char *const *entities,
 		      const size_t *lens, const size_t *which, size_t nwhich, int64_t as_of,
-		      const uint16_t *fids, size_t nf, struct kv_result *out, struct st_error *err)
+		      const uint16_t *fids, const int64_t *ttls, size_t nf, struct kv_result *out,
+		      struct st_error *err)
 {
 	rocksdb_iterator_t *its_small[8] = {0}, **its = its_small;
 	if (db->nshards > 8 && !(its = calloc((size_t)db->nshards, sizeof(*its))))
@@ -136,7 +186,8 @@ static int read_store(struct kv_db *db, const struct read_plan *p, const char *c
 		if (!its[s])
 			its[s] = rocksdb_create_iterator(db->shards[s].db, db->ro);
 		sc.it = its[s];
-		rc = read_entity(&sc, p->table_id, entities[e], lens[e], fids, nf, as_of,
+		sc.err = 0;
+		rc = read_entity(&sc, s, p->table_id, entities[e], lens[e], fids, ttls, nf, as_of,
 				 out + k * nf, err);
 		if (rc)
 			kv_result_release(out, k * nf);
@@ -148,6 +199,27 @@ static int read_store(struct kv_db *db, const struct read_plan *p, const char *c
 	if (its != its_small)
 		free(its);
 	return rc;
+}
+
+/* One requested feature's answer from a freshly read row (raw latest version): the same
+ * freshness a cache hit applies. */
+static int answer_from_row(const struct kv_result *raw, int64_t ttl_us, const struct kv_rules *ru,
+			   struct kv_result *r, struct st_error *err)
+{
+	memset(r, 0, sizeof(*r));
+	if (!raw->found)
+		return 0;
+	r->status = kv_freshness(ttl_us, ru->horizon, ru->now, raw->ts);
+	if (r->status == KV_ABSENT)
+		return 0;
+	r->ts = raw->ts;
+	r->ingest_us = raw->ingest_us;
+	if (r->status == KV_STALE)
+		return 0;
+	if (kv_value_copy(&raw->value, &r->value))
+		return st_error_set(err, ST_ENOMEM, "out of memory");
+	r->found = 1;
+	return 0;
 }
 
 /* Latest reads through the row cache: hits are answered from it; misses read every feature
@@ -168,8 +240,8 @@ static int read_cached(struct kv_db *db, const struct read_plan *p, const char *
 		goto out;
 	}
 	for (size_t e = 0; e < ne; e++)
-		if (!kv_rcache_lookup(db->rcache, p->table_id, entities[e], lens[e], p->idx, nf,
-				      p->rules.ttl_us, p->rules.now, out + e * nf, &tk[nmiss]))
+		if (!kv_rcache_lookup(db->rcache, p->table_id, entities[e], lens[e], p->idx, p->ttls,
+				      nf, p->rules.horizon, p->rules.now, out + e * nf, &tk[nmiss]))
 			miss[nmiss++] = e;
 	if (!nmiss)
 		goto out;
@@ -182,19 +254,16 @@ static int read_cached(struct kv_db *db, const struct read_plan *p, const char *
 		rc = st_error_set(err, ST_ENOMEM, "out of memory");
 		goto out;
 	}
-	if ((rc = read_store(db, p, entities, lens, miss, nmiss, ST_TS_MAX, p->all, p->nall, rows,
-			     err)))
+	if ((rc = read_store(db, p, entities, lens, miss, nmiss, ST_TS_MAX, p->all, NULL, p->nall,
+			     rows, err)))
 		goto out;
 	for (size_t k = 0; k < nmiss && !rc; k++) {
 		size_t e = miss[k];
 		struct kv_result *row = rows + k * p->nall;
 		kv_rcache_insert(db->rcache, &tk[k], p->table_id, entities[e], lens[e], row, p->nall);
-		for (size_t i = 0; i < nf && !rc; i++) {
-			struct kv_result *r = &out[e * nf + i];
-			*r = row[p->idx[i]];
-			if (r->found && kv_value_copy(&row[p->idx[i]].value, &r->value))
-				rc = st_error_set(err, ST_ENOMEM, "out of memory");
-		}
+		for (size_t i = 0; i < nf && !rc; i++)
+			rc = answer_from_row(&row[p->idx[i]], p->ttls[i], &p->rules, &out[e * nf + i],
+					     err);
 	}
 	kv_result_release(rows, nmiss * p->nall);
 out:
@@ -219,7 +288,7 @@ int kv_multiget(struct kv_db *db, const char *table, const char *const *entities
 	for (size_t e = 0; e < nentities; e++)
 		if ((rc = check_read_args(entities[e], entity_lens[e], nfeatures, err)))
 			return rc;
-	if ((rc = resolve(db, table, features, nfeatures, o->known_at, &p, err)))
+	if ((rc = resolve(db, table, features, nfeatures, o->as_of, o->known_at, &p, err)))
 		goto out;
 	int latest = o->as_of == ST_TS_MAX && o->known_at == ST_TS_MAX;
 	if (db->rcache && latest)
@@ -228,10 +297,33 @@ int kv_multiget(struct kv_db *db, const char *table, const char *const *entities
 		rc = st_error_set(err, ST_EBUSY, "only latest reads are cached");
 	else
 		rc = read_store(db, &p, entities, entity_lens, NULL, nentities, o->as_of, p.fids,
-				nfeatures, out, err);
+				p.ttls, nfeatures, out, err);
 out:
 	plan_release(&p);
 	return rc;
+}
+
+struct hist_acc {
+	struct kv_version *v;
+	size_t n, cap, limit;
+};
+
+static int hist_add(void *arg, const struct kv_scan *sc)
+{
+	struct hist_acc *a = arg;
+	if (a->n == a->cap) {
+		size_t nc = a->cap ? a->cap * 2 : 16;
+		struct kv_version *nv = realloc(a->v, nc * sizeof(*nv));
+		if (!nv)
+			return ST_ENOMEM;
+		a->v = nv;
+		a->cap = nc;
+	}
+	int rc = kv_scan_version(sc, &a->v[a->n]);
+	if (rc)
+		return rc;
+	a->n++;
+	return a->limit && a->n >= a->limit ? 1 : 0;
 }
 
 int kv_history(struct kv_db *db, const char *table, const char *entity, size_t entity_len,
@@ -242,10 +334,11 @@ int kv_history(struct kv_db *db, const char *table, const char *entity, size_t e
 	*out = NULL;
 	*n = 0;
 	int rc = check_read_args(entity, entity_len, 1, err);
-	if (rc || (rc = resolve(db, table, &feature, 1, known_at, &p, err)))
+	if (rc || (rc = resolve(db, table, &feature, 1, ST_TS_MAX, known_at, &p, err)))
 		return rc;
 	uint32_t tid = p.table_id;
 	uint16_t fid = p.fids[0];
+	int64_t ttl = p.ttls[0];
 	struct kv_rules rules = p.rules;
 	plan_release(&p);
 	if (from > to)
@@ -254,46 +347,19 @@ int kv_history(struct kv_db *db, const char *table, const char *entity, size_t e
 	rocksdb_iterator_t *it = rocksdb_create_iterator(db->shards[s].db, db->ro);
 	struct kv_scan sc;
 	kv_scan_init(&sc, it, &rules);
-	kv_scan_seek(&sc, tid, entity, entity_len, fid, to);
-	size_t cap = 0;
-	struct kv_version *v = NULL;
-	for (; kv_scan_alive(&sc) && sc.ts >= from; kv_scan_next(&sc)) {
-		if (sc.ts > to || !sc.has)
-			continue;
-		if (*n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
-			struct kv_version *nv = realloc(v, nc * sizeof(*nv));
-			if (!nv) {
-				rc = st_error_set(err, ST_ENOMEM, "out of memory");
-				break;
-			}
-			v = nv;
-			cap = nc;
-		}
-		struct kv_version *cur = &v[*n];
-		memset(cur, 0, sizeof(*cur));
-		cur->tombstone = sc.tombstone;
-		cur->r.ts = sc.ts;
-		cur->r.ingest_us = sc.ingest;
-		if (!sc.tombstone) {
-			if (kv_value_decode(sc.val, sc.vlen, &cur->r.value)) {
-				rc = st_error_set(err, ST_ECORRUPT, "corrupt value in history");
-				break;
-			}
-			cur->r.found = 1;
-		}
-		(*n)++;
-		if (limit && *n >= limit)
-			break;
-	}
+	kv_scan_seek(&sc, tid, entity, entity_len, fid, ttl, kv_scan_history_start(&sc, to));
+	struct hist_acc a = {.limit = limit};
+	rc = kv_scan_history(&sc, from, to, hist_add, &a);
+	if (rc == 1)
+		rc = 0;
 	kv_scan_release(&sc);
 	rocksdb_iter_destroy(it);
 	if (rc) {
-		kv_history_free(v, *n);
-		*n = 0;
-		return rc;
+		kv_history_free(a.v, a.n);
+		return kv_scan_error(err, rc, s, "history", entity, entity_len);
 	}
-	*out = v;
+	*out = a.v;
+	*n = a.n;
 	return 0;
 }
 
@@ -304,8 +370,99 @@ void kv_history_free(struct kv_version *v, size_t n)
 	free(v);
 }
 
-/* Keeps the version scanner on one (entity, feature) at a time over a total-order iterator:
- * the scanner walks that feature's versions, then the iterator continues to the next key. */
+struct tscan_ctx {
+	kv_version_cb cb;
+	void *arg;
+	const char *ent;
+	size_t elen;
+	const struct kv_feature_def *f;
+	int cb_rc; /* the callback's own non-zero return, passed through unchanged */
+};
+
+static int tscan_one(void *arg, const struct kv_scan *sc)
+{
+	struct tscan_ctx *c = arg;
+	struct kv_version v;
+	int rc = kv_scan_version(sc, &v);
+	if (rc)
+		return rc;
+	rc = c->cb(c->arg, c->ent, c->elen, c->f, &v);
+	kv_value_release(&v.r.value);
+	if (rc)
+		c->cb_rc = rc;
+	return rc;
+}
+
+/* Walks one shard's part of the table: the version scanner on one (entity, feature) at a
+ * time over a total-order iterator, then on to the next key. */
+static int tscan_shard(struct kv_db *db, const struct kv_table *t, const struct kv_rules *rules,
+		       int s, kv_version_cb cb, void *arg, struct st_error *err)
+{
+	char lo[4], hi[4];
+	kv_key_table_prefix(lo, t->id);
+	kv_key_table_prefix(hi, t->id + 1);
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_readoptions_set_total_order_seek(ro, 1);
+	rocksdb_readoptions_set_iterate_upper_bound(ro, hi, 4);
+	rocksdb_iterator_t *it = rocksdb_create_iterator(db->shards[s].db, ro);
+	struct kv_scan sc;
+	kv_scan_init(&sc, it, rules);
+	sc.total_order = 1;
+	struct tscan_ctx c = {.cb = cb, .arg = arg};
+	char ent[KV_ENTITY_MAX];
+	int rc = 0;
+	rocksdb_iter_seek(it, lo, 4);
+	while (!rc && rocksdb_iter_valid(it)) {
+		size_t kl;
+		const char *k = rocksdb_iter_key(it, &kl);
+		struct kv_key key;
+		if (kv_key_decode(k, kl, &key)) {
+			rc = st_error_set(err, ST_ECORRUPT, "shard %d: malformed key", s);
+			break;
+		}
+		const struct kv_feature_def *f = NULL;
+		for (uint32_t i = 0; i < t->nfeatures; i++)
+			if (t->features[i].id == key.feature_id)
+				f = &t->features[i];
+		memcpy(ent, key.entity, key.entity_len);
+		c.ent = ent;
+		c.elen = key.entity_len;
+		c.f = f;
+		/* positions on this feature's newest version (the current key) */
+		kv_scan_seek(&sc, t->id, ent, c.elen, key.feature_id, f ? kv_feature_ttl(t, f) : 0,
+			     ST_TS_MAX);
+		if (f)
+			rc = kv_scan_history(&sc, ST_TS_MIN, ST_TS_MAX, tscan_one, &c);
+		if (!rc)
+			rc = sc.err;
+		if (rc) {
+			if (rc != c.cb_rc)
+				rc = kv_scan_error(err, rc, s, "table scan", ent, c.elen);
+			break;
+		}
+		/* skip what retention hides, up to the next feature */
+		char next[KV_KEY_MAX];
+		size_t pl = kv_key_feature_prefix(next, t->id, ent, c.elen, key.feature_id);
+		while (rocksdb_iter_valid(it)) {
+			size_t nl;
+			const char *nk = rocksdb_iter_key(it, &nl);
+			if (nl < pl || memcmp(nk, next, pl))
+				break;
+			rocksdb_iter_next(it);
+		}
+	}
+	if (!rc) {
+		char *rerr = NULL;
+		rocksdb_iter_get_error(it, &rerr);
+		if (rerr)
+			rc = kv_rocks_err(err, rerr, "table scan");
+	}
+	kv_scan_release(&sc);
+	rocksdb_iter_destroy(it);
+	rocksdb_readoptions_destroy(ro);
+	return rc;
+}
+
 int kv_table_scan(struct kv_db *db, const char *table, int64_t known_at, kv_version_cb cb,
 		  void *arg, struct st_error *err)
 {
@@ -313,71 +470,11 @@ int kv_table_scan(struct kv_db *db, const char *table, int64_t known_at, kv_vers
 	int rc = kv_table_get(db, table, &t, err);
 	if (rc)
 		return rc;
-	struct kv_rules rules = {t->ttl_us, t->max_versions, kv_now(db), known_at};
-	char lo[4], hi[4];
-	kv_key_table_prefix(lo, t->id);
-	kv_key_table_prefix(hi, t->id + 1);
-	for (int s = 0; s < db->nshards && !rc; s++) {
-		rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-		rocksdb_readoptions_set_total_order_seek(ro, 1);
-		rocksdb_readoptions_set_iterate_upper_bound(ro, hi, 4);
-		rocksdb_iterator_t *it = rocksdb_create_iterator(db->shards[s].db, ro);
-		struct kv_scan sc;
-		kv_scan_init(&sc, it, &rules);
-		sc.total_order = 1;
-		rocksdb_iter_seek(it, lo, 4);
-		while (!rc && rocksdb_iter_valid(it)) {
-			size_t kl;
-			const char *k = rocksdb_iter_key(it, &kl);
-			struct kv_key key;
-			if (kv_key_decode(k, kl, &key)) {
-				rc = st_error_set(err, ST_ECORRUPT, "shard %d: malformed key", s);
-				break;
-			}
-			const struct kv_feature_def *f = NULL;
-			for (uint32_t i = 0; i < t->nfeatures; i++)
-				if (t->features[i].id == key.feature_id)
-					f = &t->features[i];
-			char ent[KV_ENTITY_MAX];
-			size_t elen = key.entity_len;
-			memcpy(ent, key.entity, elen);
-			/* positions on this feature's newest version (the current key) */
-			kv_scan_seek(&sc, t->id, ent, elen, key.feature_id, ST_TS_MAX);
-			for (; kv_scan_alive(&sc); kv_scan_next(&sc)) {
-				if (!sc.has || !f)
-					continue;
-				struct kv_version v = {.tombstone = sc.tombstone};
-				v.r.ts = sc.ts;
-				v.r.ingest_us = sc.ingest;
-				if (!sc.tombstone) {
-					if (kv_value_decode(sc.val, sc.vlen, &v.r.value)) {
-						rc = st_error_set(err, ST_ECORRUPT, "shard %d: corrupt value", s);
-						break;
-					}
-					v.r.found = 1;
-				}
-				rc = cb(arg, ent, elen, f, &v);
-				kv_value_release(&v.r.value);
-				if (rc)
-					break;
-			}
-			if (rc)
-				break;
-			/* skip what retention hides, up to the next feature */
-			char next[KV_KEY_MAX];
-			size_t pl = kv_key_feature_prefix(next, t->id, ent, elen, key.feature_id);
-			while (rocksdb_iter_valid(it)) {
-				size_t nl;
-				const char *nk = rocksdb_iter_key(it, &nl);
-				if (nl < pl || memcmp(nk, next, pl))
-					break;
-				rocksdb_iter_next(it);
-			}
-		}
-		kv_scan_release(&sc);
-		rocksdb_iter_destroy(it);
-		rocksdb_readoptions_destroy(ro);
-	}
+	struct kv_rules rules = {t->max_versions, kv_now(db), known_at, 0};
+	rules.horizon = kv_table_horizon(t, rules.now);
+	rc = kv_check_horizon(t, rules.horizon, ST_TS_MAX, known_at, err);
+	for (int s = 0; s < db->nshards && !rc; s++)
+		rc = tscan_shard(db, t, &rules, s, cb, arg, err);
 	kv_table_free(t);
 	return rc;
 }

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/st_fault.h"
+
 void kv_scan_init(struct kv_scan *s, rocksdb_iterator_t *it, const struct kv_rules *rules)
 {
 	memset(s, 0, sizeof(*s));
@@ -22,7 +24,7 @@ static int keep_value(struct kv_scan *s, const char *v, size_t len)
 {
 	if (len > s->vcap) {
 		size_t nc = len < 64 ? 64 : len;
-		char *nv = realloc(s->val, nc);
+		char *nv = ST_FAULT("scan.nomem") ? NULL : realloc(s->val, nc);
 		if (!nv)
 			return ST_ENOMEM;
 		s->val = nv;
@@ -33,18 +35,44 @@ static int keep_value(struct kv_scan *s, const char *v, size_t len)
 	return 0;
 }
 
+/* Ends the walk with a sticky error. */
+static void scan_fail(struct kv_scan *s, int code)
+{
+	if (!s->err)
+		s->err = code;
+	s->valid = 0;
+}
+
+/* An iterator that stops being valid has either reached the end or failed: tell which. */
+static int iter_failed(struct kv_scan *s)
+{
+	char *rerr = NULL;
+	rocksdb_iter_get_error(s->it, &rerr);
+	if (!rerr)
+		return 0;
+	free(rerr);
+	scan_fail(s, ST_EIO);
+	return 1;
+}
+
 /* Loads the group at the iterator position: all writes with the same event time. Leaves the
  * iterator on the first write of the next group. */
 static void load_group(struct kv_scan *s)
 {
 	s->valid = 0;
 	s->has = 0;
+	if (s->err)
+		return;
+	if (ST_FAULT("iter.error")) { /* as if the storage failed under this read */
+		scan_fail(s, ST_EIO);
+		return;
+	}
 	int first = 1;
 	while (rocksdb_iter_valid(s->it)) {
 		size_t kl;
 		const char *k = rocksdb_iter_key(s->it, &kl);
 		if (kl != s->plen + 16 || memcmp(k, s->prefix, s->plen))
-			break;
+			return;
 		int64_t ts = kv_u64_to_ts(kv_get_be64(k + s->plen));
 		if (first) {
 			s->valid = 1;
@@ -52,28 +80,33 @@ static void load_group(struct kv_scan *s)
 			s->rank++;
 			first = 0;
 		} else if (ts != s->ts) {
-			break;
+			return;
 		}
 		if (!s->has) {
 			int64_t ingest = kv_u64_to_ts(kv_get_be64(k + s->plen + 8));
 			if (ingest <= s->rules->known_at) {
 				size_t vl;
 				const char *v = rocksdb_iter_value(s->it, &vl);
-				if (keep_value(s, v, vl) == 0) {
-					s->has = 1;
-					s->ingest = ingest;
-					s->tombstone = vl == 1 && (unsigned char)v[0] == KV_TOMBSTONE;
+				if (keep_value(s, v, vl)) {
+					scan_fail(s, ST_ENOMEM);
+					return;
 				}
+				s->has = 1;
+				s->ingest = ingest;
+				s->tombstone = vl == 1 && (unsigned char)v[0] == KV_TOMBSTONE;
 			}
 		}
 		rocksdb_iter_next(s->it);
 	}
+	/* The group so far is complete only if the iterator ended cleanly. */
+	iter_failed(s);
 }
 
 /* Reads usually move forward a few keys at a time (the next feature of the same entity, the
  * next entity of a sorted join): a few Next() calls are much cheaper than a Seek(). Returns 1
  * if the iterator now sits on the first key >= target. In prefix (entity) mode the iterator
- * is only defined within one entity, so it may only step inside the target's entity. */
+ * is only defined within one entity, so it may only step inside the target's entity. An
+ * invalid iterator is left for load_group to tell end from failure. */
 #define STEP_BUDGET 12
 
 static int step_to(struct kv_scan *s, const char *target, size_t tlen)
@@ -93,16 +126,17 @@ static int step_to(struct kv_scan *s, const char *target, size_t tlen)
 			return i > 0;
 		rocksdb_iter_next(s->it);
 		if (!rocksdb_iter_valid(s->it))
-			return 1; /* nothing >= target: same as what a seek would find */
+			return 1; /* nothing >= target (or a failure load_group reports) */
 	}
 	return 0;
 }
 
 void kv_scan_seek(struct kv_scan *s, uint32_t table_id, const char *entity, size_t elen,
-		  uint16_t fid, int64_t start)
+		  uint16_t fid, int64_t ttl_us, int64_t start)
 {
 	char key[KV_KEY_MAX];
 	s->plen = kv_key_feature_prefix(s->prefix, table_id, entity, elen, fid);
+	s->ttl_us = ttl_us;
 	memcpy(key, s->prefix, s->plen);
 	/* Ranks need the walk to start at the newest version. */
 	int64_t from = s->rules->max_versions ? ST_TS_MAX : start;
@@ -124,9 +158,7 @@ int kv_scan_alive(const struct kv_scan *s)
 	const struct kv_rules *r = s->rules;
 	if (!s->valid)
 		return 0;
-	if (r->max_versions && s->rank > r->max_versions)
-		return 0;
-	return kv_retained(r->ttl_us, r->now, s->ts);
+	return !r->max_versions || s->rank <= r->max_versions;
 }
 
 int kv_scan_asof(struct kv_scan *s, int64_t T, struct kv_result *r)
@@ -134,17 +166,80 @@ int kv_scan_asof(struct kv_scan *s, int64_t T, struct kv_result *r)
 	memset(r, 0, sizeof(*r));
 	while (kv_scan_alive(s) && (s->ts > T || !s->has))
 		kv_scan_next(s);
+	if (s->err)
+		return s->err;
 	if (!kv_scan_alive(s) || s->tombstone)
 		return 0;
-	int64_t ref = T == ST_TS_MAX ? s->rules->now : T;
-	if (s->rules->ttl_us > 0 && ref - s->ts > s->rules->ttl_us)
+	int64_t at = T == ST_TS_MAX ? s->rules->now : T;
+	r->status = kv_freshness(s->ttl_us, s->rules->horizon, at, s->ts);
+	if (r->status == KV_ABSENT)
 		return 0;
-	int rc = kv_value_decode(s->val, s->vlen, &r->value);
-	if (rc < 0)
-		return rc;
-	ST_ASSERT(rc == 0);
-	r->found = 1;
 	r->ts = s->ts;
 	r->ingest_us = s->ingest;
+	if (r->status == KV_STALE)
+		return 0;
+	int rc = kv_value_decode(s->val, s->vlen, &r->value);
+	if (rc < 0) {
+		r->status = KV_ABSENT;
+		return rc;
+	}
+	ST_ASSERT(rc == 0);
+	r->found = 1;
 	return 0;
+}
+
+int64_t kv_scan_history_start(const struct kv_scan *s, int64_t to)
+{
+	/* Below the horizon only the version in effect at H may be listed, and it may be newer
+	 * than `to`: start no lower than H to find it. */
+	return to < s->rules->horizon ? s->rules->horizon : to;
+}
+
+int kv_scan_history(struct kv_scan *s, int64_t from, int64_t to, kv_hist_cb cb, void *arg)
+{
+	int64_t H = s->rules->horizon;
+	for (; kv_scan_alive(s) && s->ts >= from; kv_scan_next(s)) {
+		if (!s->has)
+			continue;
+		if (H != ST_TS_MIN && s->ts <= H) {
+			if (s->ts <= to && !s->tombstone &&
+			    kv_freshness(s->ttl_us, H, H, s->ts) == KV_PRESENT) {
+				int rc = cb(arg, s);
+				if (rc)
+					return rc;
+			}
+			break;
+		}
+		if (s->ts > to)
+			continue;
+		int rc = cb(arg, s);
+		if (rc)
+			return rc;
+	}
+	return s->err;
+}
+
+int kv_scan_version(const struct kv_scan *s, struct kv_version *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->tombstone = s->tombstone;
+	v->r.ts = s->ts;
+	v->r.ingest_us = s->ingest;
+	if (s->tombstone)
+		return 0;
+	if (kv_value_decode(s->val, s->vlen, &v->r.value))
+		return ST_ECORRUPT;
+	v->r.found = 1;
+	v->r.status = KV_PRESENT;
+	return 0;
+}
+
+int kv_scan_error(struct st_error *err, int rc, int shard, const char *what, const char *entity,
+		  size_t elen)
+{
+	const char *why = rc == ST_EIO	    ? "storage read failed"
+			  : rc == ST_ENOMEM ? "out of memory in the version scanner"
+					    : "corrupt value";
+	return st_error_set(err, rc, "%s: %s in shard %d at entity '%.*s'", what, why, shard,
+			    (int)(elen > 64 ? 64 : elen), entity);
 }

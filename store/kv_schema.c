@@ -68,6 +68,19 @@ const struct kv_feature_def *kv_table_feature(const struct kv_table *t, const ch
 	return NULL;
 }
 
+int64_t kv_feature_ttl(const struct kv_table *t, const struct kv_feature_def *f)
+{
+	if (f->ttl_us == KV_TTL_NONE)
+		return 0;
+	return f->ttl_us > 0 ? f->ttl_us : t->ttl_us;
+}
+
+int64_t kv_table_horizon(const struct kv_table *t, int64_t now)
+{
+	int64_t h = t->retention_us > 0 ? kv_sat_sub(now, t->retention_us) : ST_TS_MIN;
+	return h > t->horizon_floor_us ? h : t->horizon_floor_us;
+}
+
 struct kv_table *kv_table_dup(const struct kv_table *t)
 {
 	struct kv_table *c = malloc(sizeof(*c));
@@ -90,14 +103,21 @@ char *kv_table_to_json(const struct kv_table *t)
 	char tn[32];
 	for (uint32_t i = 0; i < t->nfeatures; i++) {
 		const struct kv_feature_def *f = &t->features[i];
-		json_array_append_new(feats, json_pack("{s:s,s:s,s:i}", "name", f->name, "type",
-						       kv_type_name(f->type, f->dim, tn, sizeof(tn)),
-						       "id", (json_int_t)f->id));
+		json_t *fo = json_pack("{s:s,s:s,s:i}", "name", f->name, "type",
+				       kv_type_name(f->type, f->dim, tn, sizeof(tn)), "id",
+				       (json_int_t)f->id);
+		if (f->ttl_us)
+			json_object_set_new(fo, "ttl_us", json_integer(f->ttl_us));
+		json_array_append_new(feats, fo);
 	}
-	json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:o}", "name", t->name, "entity_column",
-			      t->entity_column, "id", (json_int_t)t->id, "ttl_us",
+	json_t *floor = t->horizon_floor_us != ST_TS_MIN ? json_integer(t->horizon_floor_us) : NULL;
+	json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:o}", "name", t->name,
+			      "entity_column", t->entity_column, "id", (json_int_t)t->id, "ttl_us",
 			      (json_int_t)t->ttl_us, "max_versions", (json_int_t)t->max_versions,
-			      "created_us", (json_int_t)t->created_us, "features", feats);
+			      "retention_us", (json_int_t)t->retention_us, "created_us",
+			      (json_int_t)t->created_us, "features", feats);
+	if (floor)
+		json_object_set_new(o, "horizon_floor_us", floor);
 	char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(o);
 	return s;
@@ -111,11 +131,13 @@ int kv_table_from_json(const char *s, size_t len, struct kv_table **out, struct 
 	if (!o)
 		return st_error_set(err, ST_ECORRUPT, "table record: %s", je.text);
 	const char *name, *ecol;
-	json_int_t id, ttl, maxv, created;
+	json_int_t id, ttl, maxv, created, retention = 0, floor = ST_TS_MIN;
 	json_t *feats;
-	if (json_unpack_ex(o, &je, 0, "{s:s,s:s,s:I,s:I,s:I,s:I,s:o}", "name", &name,
+	/* retention_us is absent in records written before it existed: keep forever */
+	if (json_unpack_ex(o, &je, 0, "{s:s,s:s,s:I,s:I,s:I,s?I,s:I,s:o}", "name", &name,
 			   "entity_column", &ecol, "id", &id, "ttl_us", &ttl, "max_versions", &maxv,
-			   "created_us", &created, "features", &feats) ||
+			   "retention_us", &retention, "created_us", &created, "features", &feats) ||
+	    json_unpack_ex(o, &je, 0, "{s?I}", "horizon_floor_us", &floor) ||
 	    !json_is_array(feats)) {
 		json_decref(o);
 		return st_error_set(err, ST_ECORRUPT, "table record: %s", je.text);
@@ -129,20 +151,23 @@ int kv_table_from_json(const char *s, size_t len, struct kv_table **out, struct 
 	t->id = (uint32_t)id;
 	t->ttl_us = ttl;
 	t->max_versions = (uint32_t)maxv;
+	t->retention_us = retention;
+	t->horizon_floor_us = floor;
 	t->created_us = created;
 	t->nfeatures = (uint32_t)nf;
 	for (size_t i = 0; i < nf; i++) {
 		const char *fname, *ftype;
-		json_int_t fid;
+		json_int_t fid, fttl = 0;
 		struct kv_feature_def *f = &t->features[i];
-		if (json_unpack(json_array_get(feats, i), "{s:s,s:s,s:I}", "name", &fname, "type",
-				&ftype, "id", &fid) ||
+		if (json_unpack(json_array_get(feats, i), "{s:s,s:s,s:I,s?I}", "name", &fname, "type",
+				&ftype, "id", &fid, "ttl_us", &fttl) ||
 		    kv_type_parse(ftype, &f->type, &f->dim)) {
 			st_error_set(err, ST_ECORRUPT, "table record '%s': bad feature %zu", name, i);
 			goto fail;
 		}
 		snprintf(f->name, sizeof(f->name), "%s", fname);
 		f->id = (uint16_t)fid;
+		f->ttl_us = fttl;
 	}
 	json_decref(o);
 	*out = t;
@@ -194,7 +219,7 @@ static int reg_install(struct kv_db *db, struct kv_table *t)
 {
 	if (ret_reserve(db, t->id))
 		return ST_ENOMEM;
-	db->ret[t->id] = (struct kv_retention){1, t->ttl_us, t->max_versions};
+	db->ret[t->id] = (struct kv_retention){1, t};
 	for (size_t i = 0; i < db->ntables; i++)
 		if (!strcmp(db->tables[i]->name, t->name)) {
 			kv_table_free(db->tables[i]);
@@ -263,6 +288,8 @@ int kv_reg_load(struct kv_db *db, struct st_error *err)
 			break;
 		}
 	}
+	if (!rc)
+		rc = kv_iter_check(it, "reading the table registry", err);
 	rocksdb_iter_destroy(it);
 	return rc;
 }
@@ -304,6 +331,8 @@ static int add_features(struct kv_table *t, const struct kv_feature_def *add, ui
 		if (!strcmp(a->name, t->entity_column))
 			return st_error_set(err, ST_EINVAL,
 					    "feature '%s' has the entity column's name", a->name);
+		if (a->ttl_us < 0 && a->ttl_us != KV_TTL_NONE)
+			return st_error_set(err, ST_EINVAL, "feature '%s' has a negative ttl", a->name);
 		if (a->type < KV_I64 || a->type > KV_I64LIST ||
 		    (a->type == KV_F32VEC && (a->dim < 1 || a->dim > KV_DIM_MAX)))
 			return st_error_set(err, ST_EINVAL, "feature '%s' has a bad type", a->name);
@@ -337,6 +366,8 @@ int kv_table_create(struct kv_db *db, const struct kv_table *schema, struct st_e
 				    schema->name);
 	if (schema->ttl_us < 0)
 		return st_error_set(err, ST_EINVAL, "ttl must not be negative");
+	if (schema->retention_us < 0)
+		return st_error_set(err, ST_EINVAL, "retention must not be negative");
 	struct kv_table *t = calloc(1, sizeof(*t));
 	if (!t)
 		return st_error_set(err, ST_ENOMEM, "out of memory");
@@ -345,6 +376,8 @@ int kv_table_create(struct kv_db *db, const struct kv_table *schema, struct st_e
 		 schema->entity_column[0] ? schema->entity_column : "entity");
 	t->ttl_us = schema->ttl_us;
 	t->max_versions = schema->max_versions;
+	t->retention_us = schema->retention_us;
+	t->horizon_floor_us = ST_TS_MIN;
 	t->created_us = kv_now(db);
 	int rc = 0;
 	if (!valid_name(t->entity_column)) {
@@ -449,6 +482,11 @@ int kv_table_alter(struct kv_db *db, const char *name, const struct kv_alter *a,
 	}
 	if (a->ttl_us >= 0)
 		t->ttl_us = a->ttl_us;
+	if (a->retention_us >= 0) {
+		/* what the old retention may already have removed stays refused */
+		t->horizon_floor_us = kv_table_horizon(t, kv_now(db));
+		t->retention_us = a->retention_us;
+	}
 	if (a->max_versions >= 0) {
 		if (a->max_versions > UINT32_MAX) {
 			rc = st_error_set(err, ST_EINVAL, "max_versions too large");

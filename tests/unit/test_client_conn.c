@@ -68,7 +68,7 @@ static void test_reconnect(void **state)
 	snprintf(h.extra[h.nextra++], sizeof(h.extra[0]), "%s", h.addr);
 	strata *c = srvh_client(&h, NULL);
 	struct strata_error e = {0};
-	struct strata_feature_def f[] = {{"a", STRATA_I64, 0, 0}};
+	struct strata_feature_def f[] = {{"a", STRATA_I64, 0, 0, 0}};
 	struct strata_table t = {.name = "rt", .nfeatures = 1, .features = f};
 	assert_int_equal(strata_table_create(c, &t, &e), 0);
 	struct strata_cell cl = {"x", 1, "a", 1, {.type = STRATA_I64, .i64 = 5}};
@@ -101,7 +101,7 @@ static void test_sigterm_drain(void **state)
 	srvh_start(&h, "epoll", NULL);
 	strata *c = srvh_client(&h, NULL);
 	struct strata_error e = {0};
-	struct strata_feature_def f[] = {{"a", STRATA_I64, 0, 0}};
+	struct strata_feature_def f[] = {{"a", STRATA_I64, 0, 0, 0}};
 	struct strata_table t = {.name = "st", .nfeatures = 1, .features = f};
 	assert_int_equal(strata_table_create(c, &t, &e), 0);
 	strata_close(c);

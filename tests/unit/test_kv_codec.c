@@ -110,7 +110,7 @@ static void test_value_roundtrip(void **st)
 
 static void parse_ok(const char *s, enum kv_type t, uint32_t dim, const char *formatted)
 {
-	struct kv_feature_def f = {"f", t, dim, 1};
+	struct kv_feature_def f = {"f", t, dim, 1, 0};
 	struct kv_value v;
 	struct st_error err;
 	assert_int_equal(kv_value_parse(s, strlen(s), &f, &v, &err), 0);
@@ -124,7 +124,7 @@ static void parse_ok(const char *s, enum kv_type t, uint32_t dim, const char *fo
 
 static void parse_bad(const char *s, enum kv_type t, uint32_t dim, int code)
 {
-	struct kv_feature_def f = {"f", t, dim, 1};
+	struct kv_feature_def f = {"f", t, dim, 1, 0};
 	struct kv_value v;
 	struct st_error err = {0};
 	assert_int_equal(kv_value_parse(s, strlen(s), &f, &v, &err), code);
@@ -156,7 +156,7 @@ static void test_value_text(void **st)
 
 static void test_value_check(void **st)
 {
-	struct kv_feature_def f = {"emb", KV_F32VEC, 4, 1};
+	struct kv_feature_def f = {"emb", KV_F32VEC, 4, 1, 0};
 	float v4[4] = {0};
 	struct kv_value v = {.type = KV_F32VEC, .len = 4, .ptr = v4};
 	struct st_error err = {0};
@@ -166,7 +166,7 @@ static void test_value_check(void **st)
 	assert_non_null(strstr(err.msg, "f32[4]"));
 	struct kv_value i = {.type = KV_I64, .i64 = 1};
 	assert_int_equal(kv_value_check(&i, &f, &err), ST_ETYPE);
-	struct kv_feature_def s = {"s", KV_STR, 0, 2};
+	struct kv_feature_def s = {"s", KV_STR, 0, 2, 0};
 	struct kv_value big = {.type = KV_STR, .len = KV_VALUE_MAX, .ptr = NULL};
 	big.ptr = calloc(1, KV_VALUE_MAX);
 	assert_int_equal(kv_value_check(&big, &s, &err), ST_ELIMIT);

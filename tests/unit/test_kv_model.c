@@ -1,8 +1,12 @@
 /* Randomised test of the store against a brute-force reference model: 100k random puts and
- * deletes (ties, out-of-order event times, overwrites) over four tables with different
- * retention, then latest / as-of / known-at / multi-get / history / join compared with the
- * model, again after close+reopen, and again after a forced compaction (which must remove
- * exactly what reads already hide). Seed: STRATA_SEED (printed on failure). */
+ * deletes (ties, out-of-order event times, late arrivals, overwrites) over seven tables with
+ * different ttl (freshness at the read's time), max_versions and retention (a horizon that
+ * moves with a fake clock), written into small memtables so that flushes and background
+ * compactions run while the horizon moves; forced compactions in between. Latest / as-of /
+ * known-at / multi-get / history / join (with its before-horizon policies) are compared with
+ * the model, with statuses (present, stale, absent), before and after compactions, after a
+ * reopen and at later horizons; reads before a horizon must fail with ST_ERANGE.
+ * Seed: STRATA_SEED (printed on failure). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,7 +20,7 @@
 
 #include "store/kv.h"
 
-#define NTABLES 4
+#define NTABLES 7
 #define NENT 150
 #define NFEAT 3
 #define NOPS 100000
@@ -40,8 +44,9 @@ struct mcell {
 };
 
 static struct mcell model[NTABLES][NENT][NFEAT];
-static const struct { int64_t ttl; uint32_t maxv; } retention[NTABLES] = {
-	{0, 0}, {20000, 0}, {0, 3}, {30000, 4}};
+static const struct { int64_t ttl; uint32_t maxv; int64_t ret; } retention[NTABLES] = {
+	{0, 0, 0},	{20000, 0, 0},      {0, 3, 0},	{30000, 4, 0},
+	{0, 0, 200000}, {15000, 0, 100000}, {25000, 5, 150000}};
 static const char *feat_names[NFEAT] = {"fi", "fd", "fs"};
 static unsigned seed;
 static char dir[256];
@@ -88,49 +93,79 @@ static const struct mwrite *choose(const struct mcell *c, int64_t ts, int64_t S)
 	return best;
 }
 
-static int retained(int t, size_t rank, int64_t ts, int64_t now)
+static int64_t horizon(int t, int64_t now)
 {
-	if (retention[t].maxv && rank > retention[t].maxv)
-		return 0;
-	return !retention[t].ttl || now - ts <= retention[t].ttl;
+	return retention[t].ret ? now - retention[t].ret : ST_TS_MIN;
 }
 
-static const struct mwrite *model_asof(int t, int e, int f, int64_t T, int64_t S, int64_t now)
+/* The freshness rule, written out from docs/store.md. */
+static enum kv_status fresh(int t, int64_t T, int64_t ts, int64_t now)
+{
+	int64_t ttl = retention[t].ttl, H = horizon(t, now);
+	if (!ttl || T - ts <= ttl)
+		return KV_PRESENT;
+	if (H != ST_TS_MIN && ts + ttl < H)
+		return KV_ABSENT;
+	return KV_STALE;
+}
+
+/* What an as-of read at T (ST_TS_MAX: latest) known at S answers: the write, its status. */
+struct answer {
+	const struct mwrite *w;
+	enum kv_status st;
+};
+
+static struct answer model_asof(int t, int e, int f, int64_t T, int64_t S, int64_t now)
 {
 	const struct mcell *c = &model[t][e][f];
 	int64_t *ts = malloc((c->n + 1) * sizeof(*ts));
 	size_t k = distinct_ts(c, ts);
-	const struct mwrite *res = NULL;
+	struct answer a = {NULL, KV_ABSENT};
 	for (size_t r = 0; r < k; r++) {
-		if (!retained(t, r + 1, ts[r], now))
+		if (retention[t].maxv && r + 1 > retention[t].maxv)
 			break;
 		if (ts[r] > T)
 			continue;
 		const struct mwrite *w = choose(c, ts[r], S);
 		if (!w)
 			continue;
-		int64_t ref = T == ST_TS_MAX ? now : T;
-		if (!w->tomb && (!retention[t].ttl || ref - w->ts <= retention[t].ttl))
-			res = w;
+		if (!w->tomb) {
+			a.st = fresh(t, T == ST_TS_MAX ? now : T, w->ts, now);
+			a.w = a.st == KV_ABSENT ? NULL : w;
+		}
 		break;
 	}
 	free(ts);
-	return res;
+	return a;
 }
 
-static void check_value(const struct mwrite *w, const struct kv_result *r, int f, const char *ctx)
+static int before_horizon(int t, int64_t T, int64_t S, int64_t now)
 {
+	int64_t H = horizon(t, now);
+	return H != ST_TS_MIN && (T < H || S < H);
+}
+
+static void check_value(struct answer a, const struct kv_result *r, int f, const char *ctx)
+{
+	const struct mwrite *w = a.w;
+	if (r->status != a.st)
+		fail_msg("%s: expected status %s, store says %s (ts %lld)", ctx, kv_status_name(a.st),
+			 kv_status_name(r->status), (long long)r->ts);
 	if (!w) {
 		if (r->found)
 			fail_msg("%s: expected nothing, store has ts %lld", ctx, (long long)r->ts);
 		return;
 	}
-	if (!r->found)
-		fail_msg("%s: expected ts %lld ingest %lld, store has nothing", ctx, (long long)w->ts,
-			 (long long)w->ingest);
 	if (r->ts != w->ts || r->ingest_us != w->ingest)
 		fail_msg("%s: expected ts %lld/%lld, got %lld/%lld", ctx, (long long)w->ts,
 			 (long long)w->ingest, (long long)r->ts, (long long)r->ingest_us);
+	if (a.st != KV_PRESENT) {
+		if (r->found || r->value.type != KV_NONE)
+			fail_msg("%s: a stale value must be withheld", ctx);
+		return;
+	}
+	if (!r->found)
+		fail_msg("%s: present but not found", ctx);
 	if (f == 0)
 		assert_int_equal(r->value.i64, w->i);
 	else if (f == 1)
@@ -139,127 +174,213 @@ static void check_value(const struct mwrite *w, const struct kv_result *r, int f
 		assert_string_equal((char *)r->value.ptr, w->s);
 }
 
+static struct answer present(const struct mwrite *w)
+{
+	return (struct answer){w, w && !w->tomb ? KV_PRESENT : KV_ABSENT};
+}
+
 static char tname[NTABLES][16];
 
 static int rm_cb_fwd(const char *p, const struct stat *s, int f, struct FTW *w) { return remove(p); }
 
-static void check_reads(struct kv_db *db, const char *phase)
+/* A random read time: mostly within the written span, sometimes before the horizon. */
+static int64_t rnd_time(int64_t now)
+{
+	return rnd_range(BASE - 50000, now + 50000);
+}
+
+static void check_point_reads(struct kv_db *db, const char *phase, int n)
 {
 	int64_t now = clock_now;
 	struct st_error err;
 	char ctx[256], en[32];
-	/* point reads: latest, as-of, known-at */
-	for (int q = 0; q < 3000; q++) {
+	for (int q = 0; q < n; q++) {
 		int t = (int)rnd_range(0, NTABLES - 1), e = (int)rnd_range(0, NENT - 1);
-		int64_t T = q % 3 == 0 ? ST_TS_MAX : rnd_range(BASE - 50000, BASE + NOPS * TICK + 50000);
-		int64_t S = q % 2 == 0 ? ST_TS_MAX : rnd_range(BASE, BASE + NOPS * TICK);
+		int64_t T = q % 3 == 0 ? ST_TS_MAX : rnd_time(now);
+		int64_t S = q % 2 == 0 ? ST_TS_MAX : rnd_time(now);
 		ent_name(e, en);
 		struct kv_result r[NFEAT];
 		struct kv_read_opts o = {T, S, 0};
-		assert_int_equal(kv_get(db, tname[t], en, strlen(en), feat_names, NFEAT, &o, r, &err), 0);
+		int rc = kv_get(db, tname[t], en, strlen(en), feat_names, NFEAT, &o, r, &err);
+		snprintf(ctx, sizeof(ctx), "%s seed %u get t%d %s T=%lld S=%lld now=%lld", phase, seed,
+			 t, en, (long long)T, (long long)S, (long long)now);
+		if (before_horizon(t, T, S, now)) {
+			if (rc != ST_ERANGE)
+				fail_msg("%s: expected ST_ERANGE before the horizon, got %d", ctx, rc);
+			continue;
+		}
+		if (rc)
+			fail_msg("%s: %s", ctx, err.msg);
 		for (int f = 0; f < NFEAT; f++) {
-			snprintf(ctx, sizeof(ctx), "%s seed %u get t%d %s f%d T=%lld S=%lld", phase, seed, t,
-				 en, f, (long long)T, (long long)S);
+			snprintf(ctx, sizeof(ctx), "%s seed %u get t%d %s f%d T=%lld S=%lld now=%lld", phase,
+				 seed, t, en, f, (long long)T, (long long)S, (long long)now);
 			check_value(model_asof(t, e, f, T, S, now), &r[f], f, ctx);
 		}
 		kv_result_release(r, NFEAT);
 	}
-	/* multi-get of many entities at once */
+}
+
+static void check_multiget(struct kv_db *db, const char *phase)
+{
+	struct st_error err;
+	char ctx[256];
+	const char *ents[NENT];
+	size_t lens[NENT];
+	char names[NENT][32];
+	for (int e = 0; e < NENT; e++) {
+		ent_name(e, names[e]);
+		ents[e] = names[e];
+		lens[e] = strlen(names[e]);
+	}
+	struct kv_result *r = calloc(NENT * NFEAT, sizeof(*r));
 	for (int t = 0; t < NTABLES; t++) {
-		const char *ents[NENT];
-		size_t lens[NENT];
-		char names[NENT][32];
-		for (int e = 0; e < NENT; e++) {
-			ent_name(e, names[e]);
-			ents[e] = names[e];
-			lens[e] = strlen(names[e]);
-		}
-		struct kv_result *r = calloc(NENT * NFEAT, sizeof(*r));
 		struct kv_read_opts o = KV_READ_LATEST;
 		assert_int_equal(kv_multiget(db, tname[t], ents, lens, NENT, feat_names, NFEAT, &o, r, &err), 0);
 		for (int e = 0; e < NENT; e++)
 			for (int f = 0; f < NFEAT; f++) {
 				snprintf(ctx, sizeof(ctx), "%s seed %u multiget t%d e%d f%d", phase, seed, t, e, f);
-				check_value(model_asof(t, e, f, ST_TS_MAX, ST_TS_MAX, now), &r[e * NFEAT + f], f, ctx);
+				check_value(model_asof(t, e, f, ST_TS_MAX, ST_TS_MAX, clock_now), &r[e * NFEAT + f], f, ctx);
 			}
 		kv_result_release(r, NENT * NFEAT);
-		free(r);
 	}
-	/* history */
-	for (int q = 0; q < 400; q++) {
+	free(r);
+}
+
+/* The model's history: versions newer than the horizon, then the one in effect at it. */
+static size_t model_history(int t, int e, int f, int64_t from, int64_t to, int64_t S, size_t limit,
+			    const struct mwrite **out, int64_t now)
+{
+	const struct mcell *c = &model[t][e][f];
+	int64_t *ts = malloc((c->n + 1) * sizeof(*ts));
+	size_t k = distinct_ts(c, ts), got = 0;
+	int64_t H = horizon(t, now);
+	for (size_t r = 0; r < k && !(limit && got == limit); r++) {
+		if ((retention[t].maxv && r + 1 > retention[t].maxv) || ts[r] < from)
+			break;
+		const struct mwrite *w = choose(c, ts[r], S);
+		if (!w)
+			continue;
+		if (H != ST_TS_MIN && ts[r] <= H) {
+			if (ts[r] <= to && !w->tomb && fresh(t, H, ts[r], now) == KV_PRESENT)
+				out[got++] = w;
+			break;
+		}
+		if (ts[r] > to)
+			continue;
+		out[got++] = w;
+	}
+	free(ts);
+	return got;
+}
+
+static void check_history(struct kv_db *db, const char *phase, int n)
+{
+	int64_t now = clock_now;
+	struct st_error err;
+	char ctx[256], en[32];
+	for (int q = 0; q < n; q++) {
 		int t = (int)rnd_range(0, NTABLES - 1), e = (int)rnd_range(0, NENT - 1);
 		int f = (int)rnd_range(0, NFEAT - 1);
-		int64_t from = rnd_range(BASE - 50000, BASE + NOPS * TICK / 2);
-		int64_t to = q % 4 ? rnd_range(from, BASE + NOPS * TICK + 50000) : ST_TS_MAX;
-		int64_t S = q % 2 ? ST_TS_MAX : rnd_range(BASE, BASE + NOPS * TICK);
+		int64_t from = q % 5 ? rnd_time(now) : ST_TS_MIN;
+		int64_t to = q % 4 ? rnd_range(from == ST_TS_MIN ? BASE : from, now + 50000) : ST_TS_MAX;
+		int64_t S = q % 2 ? ST_TS_MAX : rnd_time(now);
 		size_t limit = q % 3 ? 0 : (size_t)rnd_range(1, 5);
 		ent_name(e, en);
 		struct kv_version *v;
-		size_t n;
-		assert_int_equal(kv_history(db, tname[t], en, strlen(en), feat_names[f], from, to, limit, S,
-					    &v, &n, &err), 0);
-		const struct mcell *c = &model[t][e][f];
-		int64_t *ts = malloc((c->n + 1) * sizeof(*ts));
-		size_t k = distinct_ts(c, ts), got = 0;
-		for (size_t r = 0; r < k; r++) {
-			if (!retained(t, r + 1, ts[r], now) || ts[r] < from)
-				break;
-			if (ts[r] > to)
-				continue;
-			const struct mwrite *w = choose(c, ts[r], S);
-			if (!w)
-				continue;
-			snprintf(ctx, sizeof(ctx), "%s seed %u history t%d %s f%d #%zu", phase, seed, t, en, f, got);
-			if (got >= n)
-				fail_msg("%s: store has only %zu versions", ctx, n);
-			assert_int_equal(v[got].tombstone, w->tomb);
-			assert_int_equal(v[got].r.ts, w->ts);
-			if (!w->tomb)
-				check_value(w, &v[got].r, f, ctx);
-			got++;
-			if (limit && got == limit)
-				break;
+		size_t nv;
+		int rc = kv_history(db, tname[t], en, strlen(en), feat_names[f], from, to, limit, S,
+				    &v, &nv, &err);
+		snprintf(ctx, sizeof(ctx), "%s seed %u history t%d %s f%d from=%lld to=%lld S=%lld now=%lld",
+			 phase, seed, t, en, f, (long long)from, (long long)to, (long long)S, (long long)now);
+		if (before_horizon(t, ST_TS_MAX, S, now)) {
+			if (rc != ST_ERANGE)
+				fail_msg("%s: expected ST_ERANGE for known-at before the horizon", ctx);
+			continue;
 		}
-		snprintf(ctx, sizeof(ctx), "%s seed %u history t%d %s f%d", phase, seed, t, en, f);
-		if (got != n)
-			fail_msg("%s: model has %zu versions, store %zu", ctx, got, n);
-		kv_history_free(v, n);
-		free(ts);
+		if (rc)
+			fail_msg("%s: %s", ctx, err.msg);
+		const struct mwrite **w = malloc((model[t][e][f].n + 1) * sizeof(*w));
+		size_t got = model_history(t, e, f, from, to, S, limit, w, now);
+		if (got != nv)
+			fail_msg("%s: model has %zu versions, store %zu", ctx, got, nv);
+		for (size_t i = 0; i < got; i++) {
+			assert_int_equal(v[i].tombstone, w[i]->tomb);
+			assert_int_equal(v[i].r.ts, w[i]->ts);
+			if (!w[i]->tomb)
+				check_value(present(w[i]), &v[i].r, f, ctx);
+		}
+		free(w);
+		kv_history_free(v, nv);
 	}
-	/* join: 20k rows in chunks of 7000, any order, compared with the model */
-	for (int t = 0; t < NTABLES; t++) {
-		struct kv_join *j;
-		int64_t S = t % 2 ? ST_TS_MAX : BASE + NOPS * TICK / 2;
-		assert_int_equal(kv_join_open(db, tname[t], feat_names, NFEAT, S, 7000, &j, &err), 0);
-		int rows = 20000, pushed = 0;
-		int *re = malloc(rows * sizeof(int));
-		int64_t *rt = malloc(rows * sizeof(int64_t));
-		while (pushed < rows) {
-			int start = pushed;
-			int rc = 0;
-			while (pushed < rows && rc == 0) {
-				re[pushed] = (int)rnd_range(0, NENT - 1);
-				rt[pushed] = rnd_range(BASE - 50000, BASE + NOPS * TICK + 50000);
-				ent_name(re[pushed], en);
-				rc = kv_join_push(j, en, strlen(en), rt[pushed], &err);
-				assert_true(rc >= 0);
-				pushed++;
-			}
-			assert_int_equal(kv_join_run(j, &err), 0);
-			assert_int_equal(kv_join_rows(j), (size_t)(pushed - start));
-			for (int i = start; i < pushed; i++) {
-				const struct kv_result *r = kv_join_result(j, (size_t)(i - start));
-				for (int f = 0; f < NFEAT; f++) {
-					snprintf(ctx, sizeof(ctx), "%s seed %u join t%d row %d f%d", phase, seed, t, i, f);
-					check_value(model_asof(t, re[i], f, rt[i], S, now), &r[f], f, ctx);
+}
+
+/* 20k rows in chunks of 7000, any order; before-horizon rows skipped (and counted). */
+static void check_join(struct kv_db *db, const char *phase, int t)
+{
+	int64_t now = clock_now;
+	struct st_error err;
+	char ctx[256], en[32];
+	struct kv_join *j;
+	int64_t S = t % 2 ? ST_TS_MAX : now - (int64_t)rnd_range(0, 20000);
+	if (before_horizon(t, ST_TS_MAX, S, now)) {
+		assert_int_equal(kv_join_open(db, tname[t], feat_names, NFEAT, S, 7000, &j, &err), ST_ERANGE);
+		return;
+	}
+	assert_int_equal(kv_join_open(db, tname[t], feat_names, NFEAT, S, 7000, &j, &err), 0);
+	kv_join_set_horizon_policy(j, KV_JOIN_SKIP_BEFORE_HORIZON);
+	int rows = 20000, pushed = 0;
+	uint64_t skipped = 0;
+	int *re = malloc(rows * sizeof(int));
+	int64_t *rt = malloc(rows * sizeof(int64_t));
+	while (pushed < rows) {
+		int start = pushed, rc = 0;
+		while (pushed < rows && rc == 0) {
+			re[pushed] = (int)rnd_range(0, NENT - 1);
+			rt[pushed] = rnd_time(now);
+			skipped += before_horizon(t, rt[pushed], ST_TS_MAX, now);
+			ent_name(re[pushed], en);
+			rc = kv_join_push(j, en, strlen(en), rt[pushed], &err);
+			assert_true(rc >= 0);
+			pushed++;
+		}
+		assert_int_equal(kv_join_run(j, &err), 0);
+		assert_int_equal(kv_join_rows(j), (size_t)(pushed - start));
+		for (int i = start; i < pushed; i++) {
+			const struct kv_result *r = kv_join_result(j, (size_t)(i - start));
+			for (int f = 0; f < NFEAT; f++) {
+				snprintf(ctx, sizeof(ctx), "%s seed %u join t%d row %d f%d T=%lld S=%lld", phase,
+					 seed, t, i, f, (long long)rt[i], (long long)S);
+				if (before_horizon(t, rt[i], ST_TS_MAX, now)) {
+					if (r[f].status != KV_BEFORE_HORIZON || r[f].found)
+						fail_msg("%s: expected a skipped row", ctx);
+					continue;
 				}
+				check_value(model_asof(t, re[i], f, rt[i], S, now), &r[f], f, ctx);
 			}
-			kv_join_reset(j);
 		}
-		kv_join_free(j);
-		free(re);
-		free(rt);
+		kv_join_reset(j);
 	}
+	assert_int_equal(kv_join_skipped(j), skipped);
+	kv_join_free(j);
+	/* the default policy refuses such a row, naming the horizon */
+	if (horizon(t, now) != ST_TS_MIN) {
+		assert_int_equal(kv_join_open(db, tname[t], feat_names, NFEAT, ST_TS_MAX, 10, &j, &err), 0);
+		ent_name(0, en);
+		assert_int_equal(kv_join_push(j, en, strlen(en), horizon(t, now) - 1, &err), ST_ERANGE);
+		assert_non_null(strstr(err.msg, "retention horizon"));
+		kv_join_free(j);
+	}
+	free(re);
+	free(rt);
+}
+
+static void check_reads(struct kv_db *db, const char *phase)
+{
+	check_point_reads(db, phase, 3000);
+	check_multiget(db, phase);
+	check_history(db, phase, 400);
+	for (int t = 0; t < NTABLES; t++)
+		check_join(db, phase, t);
 }
 
 static size_t row_cache_bytes; /* per run: without and with a (small, evicting) row cache */
@@ -283,6 +404,21 @@ static void check_one_latest(struct kv_db *db)
 	kv_result_release(r, NFEAT);
 }
 
+/* Compacts every shard and checks that no answer changed (a few reads of each kind). */
+static void compact_and_check(struct kv_db *db, const char *phase)
+{
+	struct st_error err;
+	char p[64];
+	snprintf(p, sizeof(p), "%s/before-compact", phase);
+	check_point_reads(db, p, 500);
+	check_history(db, p, 100);
+	assert_int_equal(kv_compact(db, &err), 0);
+	snprintf(p, sizeof(p), "%s/compacted", phase);
+	check_point_reads(db, p, 500);
+	check_history(db, p, 100);
+	check_multiget(db, p);
+}
+
 static void test_model(void **state)
 {
 	for (int t = 0; t < NTABLES; t++)
@@ -298,17 +434,19 @@ static void test_model(void **state)
 	o.nshards = 3;
 	o.sync = KV_SYNC_NONE;
 	o.clock = test_clock;
+	o.write_buffer_bytes = 256 << 10; /* flushes and background compactions during writes */
 	struct kv_db *db;
 	struct st_error err;
 	clock_now = BASE;
 	assert_int_equal(kv_open(dir, &o, &db, &err), 0);
 	for (int t = 0; t < NTABLES; t++) {
-		struct kv_feature_def fd[NFEAT] = {{"fi", KV_I64, 0, 0}, {"fd", KV_F64, 0, 0}, {"fs", KV_STR, 0, 0}};
+		struct kv_feature_def fd[NFEAT] = {{"fi", KV_I64, 0, 0, 0}, {"fd", KV_F64, 0, 0, 0}, {"fs", KV_STR, 0, 0, 0}};
 		struct kv_table tb = {0};
 		sprintf(tname[t], "t%d", t);
 		strcpy(tb.name, tname[t]);
 		tb.ttl_us = retention[t].ttl;
 		tb.max_versions = retention[t].maxv;
+		tb.retention_us = retention[t].ret;
 		tb.nfeatures = NFEAT;
 		tb.features = fd;
 		assert_int_equal(kv_table_create(db, &tb, &err), 0);
@@ -317,10 +455,17 @@ static void test_model(void **state)
 		clock_now = BASE + (int64_t)op * TICK;
 		if (op % 8 == 0)
 			check_one_latest(db);
+		if (op && op % 25000 == 0) {
+			char p[32];
+			snprintf(p, sizeof(p), "op %d", op);
+			compact_and_check(db, p);
+		}
 		int t = (int)rnd_range(0, NTABLES - 1), e = (int)rnd_range(0, NENT - 1);
 		/* event times cluster in a window that moves with the clock (mostly in order, with
 		 * late arrivals and exact ties) */
 		int64_t ts = clock_now - rnd_range(-2000, 40000);
+		if (rnd() % 30 == 0) /* very late data: below a retention horizon when it arrives */
+			ts = clock_now - rnd_range(0, 300000);
 		ts -= ts % 500; /* ties */
 		char en[32];
 		ent_name(e, en);
@@ -377,7 +522,7 @@ static void test_model(void **state)
 	kv_close(db);
 	assert_int_equal(kv_open(dir, &o, &db, &err), 0);
 	check_reads(db, "reopened");
-	/* Move the clock on so that the ttl tables lose versions, then compact. */
+	/* Move the clock on so that horizons pass more versions, then compact. */
 	clock_now += 15000;
 	check_reads(db, "later");
 	uint64_t before = kv_property_sum(db, "rocksdb.estimate-num-keys");
@@ -385,6 +530,9 @@ static void test_model(void **state)
 	uint64_t after = kv_property_sum(db, "rocksdb.estimate-num-keys");
 	assert_true(after < before); /* retention really removed versions */
 	check_reads(db, "compacted");
+	clock_now += 120000; /* past most of the history of the retention tables */
+	compact_and_check(db, "much later");
+	check_reads(db, "much later");
 	kv_close(db);
 	nftw(dir, rm_cb_fwd, 16, FTW_DEPTH | FTW_PHYS);
 }

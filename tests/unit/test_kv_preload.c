@@ -48,7 +48,7 @@ static int setup(void **state)
 	mkdir(files, 0755);
 	struct kv_db *db = open_db(0, 0);
 	struct kv_feature_def f[] = {
-		{"age", KV_I64, 0, 0}, {"ctr", KV_F64, 0, 0}, {"emb", KV_F32VEC, 3, 0}, {"name", KV_STR, 0, 0}};
+		{"age", KV_I64, 0, 0, 0}, {"ctr", KV_F64, 0, 0, 0}, {"emb", KV_F32VEC, 3, 0, 0}, {"name", KV_STR, 0, 0, 0}};
 	struct kv_table t = {.name = "users", .entity_column = "user_id", .nfeatures = 4, .features = f};
 	struct st_error err;
 	assert_int_equal(kv_table_create(db, &t, &err), 0);

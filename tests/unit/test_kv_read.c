@@ -57,7 +57,7 @@ static int teardown(void **state)
 
 static void mk_table(struct kv_db *db, const char *name, int64_t ttl, uint32_t maxv)
 {
-	struct kv_feature_def f[] = {{"x", KV_I64, 0, 0}, {"s", KV_STR, 0, 0}};
+	struct kv_feature_def f[] = {{"x", KV_I64, 0, 0, 0}, {"s", KV_STR, 0, 0, 0}};
 	struct kv_table t = {0};
 	snprintf(t.name, sizeof(t.name), "%s", name);
 	t.ttl_us = ttl;
@@ -184,19 +184,183 @@ static void test_history_range_limit(void **state)
 	kv_history_free(v, n);
 }
 
+/* Reads x with its status. */
+static struct kv_result get_r(struct kv_db *db, const char *table, const char *e, int64_t as_of,
+			      int64_t known_at)
+{
+	const char *f = "x";
+	struct kv_result r;
+	struct kv_read_opts o = {as_of, known_at, 0};
+	struct st_error err;
+	if (kv_get(db, table, e, strlen(e), &f, 1, &o, &r, &err))
+		fail_msg("get: %s", err.msg);
+	return r;
+}
+
 static void test_ttl(void **state)
 {
 	struct kv_db *db = *state;
 	int64_t base = now_us;
 	mk_table(db, "t", 100, 0);
 	put_x(db, "t", "u1", base - 50, 1);
-	/* as-of: visible only while T - ts <= ttl */
+	/* freshness is relative to the read's own time T */
 	assert_int_equal(get_x(db, "t", "u1", base - 50 + 100, LATEST), 1);
 	assert_int_equal(get_x(db, "t", "u1", base - 50 + 101, LATEST), -1);
 	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), 1);
-	now_us = base + 60; /* now - ts = 110 > ttl: gone for every read */
+	now_us = base + 60; /* now - ts = 110 > ttl: stale for a latest read... */
 	assert_int_equal(get_x(db, "t", "u1", LATEST, LATEST), -1);
-	assert_int_equal(get_x(db, "t", "u1", base - 40, LATEST), -1);
+	/* ...but an as-of read in the past still sees it: ttl is not measured from now */
+	assert_int_equal(get_x(db, "t", "u1", base - 40, LATEST), 1);
+	now_us = base + 1000000;
+	assert_int_equal(get_x(db, "t", "u1", base - 40, LATEST), 1);
+	/* a stale value says so, with its event time, and withholds the value */
+	struct kv_result r = get_r(db, "t", "u1", LATEST, LATEST);
+	assert_int_equal(r.status, KV_STALE);
+	assert_int_equal(r.found, 0);
+	assert_int_equal(r.ts, base - 50);
+	assert_int_equal(r.value.type, KV_NONE);
+	r = get_r(db, "t", "nobody", LATEST, LATEST);
+	assert_int_equal(r.status, KV_ABSENT);
+	r = get_r(db, "t", "u1", base - 40, LATEST);
+	assert_int_equal(r.status, KV_PRESENT);
+	kv_result_release(&r, 1);
+	/* a compaction deletes nothing because of the ttl */
+	struct st_error err;
+	assert_int_equal(kv_compact(db, &err), 0);
+	assert_int_equal(get_x(db, "t", "u1", base - 40, LATEST), 1);
+}
+
+static void test_feature_ttl(void **state)
+{
+	struct kv_db *db = *state;
+	struct kv_feature_def f[] = {{"x", KV_I64, 0, 0, 0}, {"fast", KV_I64, 0, 0, 10},
+				     {"none", KV_I64, 0, 0, KV_TTL_NONE}};
+	struct kv_table t = {.name = "ft", .ttl_us = 100, .nfeatures = 3, .features = f};
+	struct st_error err;
+	assert_int_equal(kv_table_create(db, &t, &err), 0);
+	struct kv_cell c[3] = {{"e", 1, "x", 0, {.type = KV_I64, .i64 = 1}},
+			       {"e", 1, "fast", 0, {.type = KV_I64, .i64 = 2}},
+			       {"e", 1, "none", 0, {.type = KV_I64, .i64 = 3}}};
+	assert_int_equal(kv_put(db, "ft", c, 3, &err), 0);
+	const char *names[] = {"x", "fast", "none"};
+	struct kv_result r[3];
+	struct kv_read_opts o = {50, ST_TS_MAX, 0};
+	assert_int_equal(kv_get(db, "ft", "e", 1, names, 3, &o, r, &err), 0);
+	assert_int_equal(r[0].status, KV_PRESENT); /* table ttl 100 */
+	assert_int_equal(r[1].status, KV_STALE);   /* own ttl 10 */
+	assert_int_equal(r[2].status, KV_PRESENT); /* no limit */
+	kv_result_release(r, 3);
+	o.as_of = 1000000;
+	assert_int_equal(kv_get(db, "ft", "e", 1, names, 3, &o, r, &err), 0);
+	assert_int_equal(r[0].status, KV_STALE);
+	assert_int_equal(r[2].status, KV_PRESENT);
+	assert_int_equal(r[2].value.i64, 3);
+	kv_result_release(r, 3);
+	/* the schema keeps it across a reopen */
+	kv_close(db);
+	*state = db = open_db(dir);
+	struct kv_table *got;
+	assert_int_equal(kv_table_get(db, "ft", &got, &err), 0);
+	assert_int_equal(got->features[1].ttl_us, 10);
+	assert_int_equal(got->features[2].ttl_us, KV_TTL_NONE);
+	assert_int_equal(kv_feature_ttl(got, &got->features[0]), 100);
+	kv_table_free(got);
+}
+
+static void mk_retained(struct kv_db *db, const char *name, int64_t ttl, uint32_t maxv,
+			int64_t retention)
+{
+	struct kv_feature_def f[] = {{"x", KV_I64, 0, 0, 0}};
+	struct kv_table t = {.ttl_us = ttl, .max_versions = maxv, .retention_us = retention,
+			     .nfeatures = 1, .features = f};
+	snprintf(t.name, sizeof(t.name), "%s", name);
+	struct st_error err;
+	if (kv_table_create(db, &t, &err))
+		fail_msg("create: %s", err.msg);
+}
+
+static void test_retention_horizon(void **state)
+{
+	struct kv_db *db = *state;
+	int64_t base = now_us;
+	mk_retained(db, "r", 0, 0, 1000);
+	put_x(db, "r", "u", base - 5000, 1);
+	put_x(db, "r", "u", base - 3000, 2);
+	put_x(db, "r", "u", base + 1500, 3);
+	/* H = now - 1000 = base + 1000, after every ingest: reads at T >= H answer as if
+	 * nothing were removed */
+	now_us = base + 2000;
+	assert_int_equal(get_x(db, "r", "u", base + 1000, LATEST), 2);
+	assert_int_equal(get_x(db, "r", "u", LATEST, LATEST), 3);
+	/* before the horizon: a clear error, never a silently wrong value */
+	const char *f = "x";
+	struct kv_result r;
+	struct kv_read_opts o = {base - 4000, ST_TS_MAX, 0};
+	struct st_error err;
+	assert_int_equal(kv_get(db, "r", "u", 1, &f, 1, &o, &r, &err), ST_ERANGE);
+	assert_non_null(strstr(err.msg, "retention horizon"));
+	assert_non_null(strstr(err.msg, "'r'"));
+	o = (struct kv_read_opts){ST_TS_MAX, base - 4000, 0};
+	assert_int_equal(kv_get(db, "r", "u", 1, &f, 1, &o, &r, &err), ST_ERANGE);
+	assert_non_null(strstr(err.msg, "known-at"));
+	/* compaction removes what no read at T >= H can see, and no answer changes */
+	assert_int_equal(kv_compact(db, &err), 0);
+	assert_int_equal(kv_property_sum(db, "rocksdb.estimate-num-keys"), 2);
+	assert_int_equal(get_x(db, "r", "u", now_us - 1000, LATEST), 2);
+	assert_int_equal(get_x(db, "r", "u", LATEST, LATEST), 3);
+	/* history: versions after H plus the one in effect at H */
+	struct kv_version *v;
+	size_t n;
+	assert_int_equal(kv_history(db, "r", "u", 1, "x", ST_TS_MIN, ST_TS_MAX, 0, LATEST, &v, &n,
+				    &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].r.value.i64, 3);
+	assert_int_equal(v[1].r.value.i64, 2);
+	kv_history_free(v, n);
+	/* raising the retention cannot bring back what may have been removed */
+	struct kv_alter al = KV_ALTER_NONE;
+	al.retention_us = 100000;
+	int64_t h_before = now_us - 1000;
+	assert_int_equal(kv_table_alter(db, "r", &al, &err), 0);
+	o = (struct kv_read_opts){h_before - 1, ST_TS_MAX, 0};
+	assert_int_equal(kv_get(db, "r", "u", 1, &f, 1, &o, &r, &err), ST_ERANGE);
+	kv_close(db);
+	*state = db = open_db(dir);
+	assert_int_equal(kv_get(db, "r", "u", 1, &f, 1, &o, &r, &err), ST_ERANGE);
+	assert_int_equal(get_x(db, "r", "u", h_before, LATEST), 2);
+}
+
+static void test_retention_tombstone_and_ttl(void **state)
+{
+	struct kv_db *db = *state;
+	int64_t base = now_us;
+	struct st_error err;
+	/* a tombstone in effect at H: everything at or below it goes in a full compaction
+	 * (once it was ingested before H) */
+	mk_retained(db, "tomb", 0, 0, 1000);
+	put_x(db, "tomb", "u", base - 5000, 1);
+	assert_int_equal(kv_delete(db, "tomb", "u", 1, NULL, 0, base - 4000, &err), 0);
+	now_us++;
+	put_x(db, "tomb", "v", base - 5000, 7);
+	/* ttl 500: stale for every read at or after H once ts + 500 < H */
+	mk_retained(db, "fresh", 500, 0, 1000);
+	put_x(db, "fresh", "u", base - 9000, 1);
+	put_x(db, "fresh", "u", base - 1200, 2);
+	assert_int_equal(get_x(db, "tomb", "u", LATEST, LATEST), -1);
+	assert_int_equal(get_x(db, "tomb", "v", LATEST, LATEST), 7);
+	struct kv_result r = get_r(db, "fresh", "u", LATEST, LATEST);
+	assert_int_equal(r.status, KV_STALE); /* ts + ttl >= H: may be kept, says stale */
+	now_us = base + 1100; /* H = base + 100, after every ingest: the version at base - 1200
+			       * is stale for every read at T >= H */
+	r = get_r(db, "fresh", "u", LATEST, LATEST);
+	assert_int_equal(r.status, KV_ABSENT);
+	assert_int_equal(kv_compact(db, &err), 0);
+	/* tomb/u: nothing; tomb/v: its one version; fresh/u: nothing */
+	assert_int_equal(kv_property_sum(db, "rocksdb.estimate-num-keys"), 1);
+	r = get_r(db, "fresh", "u", LATEST, LATEST);
+	assert_int_equal(r.status, KV_ABSENT);
+	assert_int_equal(get_x(db, "tomb", "u", LATEST, LATEST), -1);
+	assert_int_equal(get_x(db, "tomb", "v", LATEST, LATEST), 7);
 }
 
 static void test_max_versions(void **state)
@@ -227,22 +391,25 @@ static uint64_t nkeys(struct kv_db *db)
 static void test_retention_removes_data(void **state)
 {
 	struct kv_db *db = *state;
-	mk_table(db, "ttl", 1000, 0);
+	mk_retained(db, "ret", 1000, 0, 100);
 	mk_table(db, "maxv", 0, 3);
 	int64_t base = now_us;
 	for (int i = 0; i < 50; i++) {
-		put_x(db, "ttl", "u1", base - 10 * i, i);
+		put_x(db, "ret", "u1", base + 400 - 10 * i, i);
 		put_x(db, "maxv", "u2", 10 * i, i);
 	}
-	/* maxv keeps 3 versions (plus nothing else); ttl keeps what is younger than 1000us */
-	now_us = base + 500;
+	/* maxv keeps 3 versions; ret keeps what is newer than H = now - 100 = base + 200 and
+	 * the one in effect at H (ttl 1000 keeps it visible); every write was ingested before
+	 * H, so no known-at read at or after H needs the others */
+	now_us = base + 300;
 	uint64_t k = nkeys(db);
-	int ttl_kept = 0;
+	int kept = 0;
 	for (int i = 0; i < 50; i++)
-		ttl_kept += now_us - (base - 10 * i) <= 1000;
-	assert_int_equal(k, 3 + (uint64_t)ttl_kept);
-	now_us = base + 2000;
-	assert_int_equal(nkeys(db), 3);
+		kept += base + 400 - 10 * i > now_us - 100;
+	assert_int_equal(kept, 20);
+	assert_int_equal(k, 3 + (uint64_t)kept + 1);
+	now_us = base + 100000;
+	assert_int_equal(nkeys(db), 3); /* the last one is stale for every read after H */
 	assert_int_equal(get_x(db, "maxv", "u2", LATEST, LATEST), 49);
 	assert_int_equal(get_x(db, "maxv", "u2", 475, LATEST), 47);
 }
@@ -253,14 +420,14 @@ static void test_registry(void **state)
 	struct st_error err = {0};
 	mk_table(db, "b", 0, 0);
 	mk_table(db, "a", 0, 0);
-	struct kv_feature_def f = {"x", KV_I64, 0, 0};
+	struct kv_feature_def f = {"x", KV_I64, 0, 0, 0};
 	struct kv_table t = {.name = "a", .nfeatures = 1, .features = &f};
 	assert_int_equal(kv_table_create(db, &t, &err), ST_EEXIST);
 	struct kv_table bad = {.name = "no/slash", .nfeatures = 1, .features = &f};
 	assert_int_equal(kv_table_create(db, &bad, &err), ST_EINVAL);
 	struct kv_table nofeat = {.name = "c"};
 	assert_int_equal(kv_table_create(db, &nofeat, &err), ST_EINVAL);
-	struct kv_feature_def dup[] = {{"x", KV_I64, 0, 0}, {"x", KV_F64, 0, 0}};
+	struct kv_feature_def dup[] = {{"x", KV_I64, 0, 0, 0}, {"x", KV_F64, 0, 0, 0}};
 	struct kv_table d = {.name = "d", .nfeatures = 2, .features = dup};
 	assert_int_equal(kv_table_create(db, &d, &err), ST_EEXIST);
 
@@ -276,11 +443,11 @@ static void test_registry(void **state)
 	free(ts);
 
 	/* alter: add a feature, change ttl and max_versions */
-	struct kv_feature_def add = {"emb", KV_F32VEC, 4, 0};
-	struct kv_alter al = {3600000000LL, 5, 1, &add};
+	struct kv_feature_def add = {"emb", KV_F32VEC, 4, 0, 0};
+	struct kv_alter al = {3600000000LL, 5, 1, &add, -1};
 	assert_int_equal(kv_table_alter(db, "a", &al, &err), 0);
 	assert_int_equal(kv_table_alter(db, "zz", &al, &err), ST_ENOTFOUND);
-	struct kv_alter again = {-1, -1, 1, &add};
+	struct kv_alter again = {-1, -1, 1, &add, -1};
 	assert_int_equal(kv_table_alter(db, "a", &again, &err), ST_EEXIST);
 
 	/* everything survives a reopen */
@@ -448,8 +615,8 @@ static void test_row_cache(void **state)
 				&(struct kv_read_opts){base, ST_TS_MAX, KV_READ_CACHED_ONLY}, &r, &err),
 			 ST_EBUSY);
 	/* alter changes the row layout: cached rows are dropped */
-	struct kv_feature_def add = {"y", KV_I64, 0, 0};
-	struct kv_alter al = {0, -1, 1, &add};
+	struct kv_feature_def add = {"y", KV_I64, 0, 0, 0};
+	struct kv_alter al = {0, -1, 1, &add, -1};
 	assert_int_equal(kv_table_alter(db, "t", &al, &err), 0);
 	assert_int_equal(get_x(db, "t", "u2", LATEST, LATEST), 7); /* ttl now 0: visible again */
 }
@@ -518,6 +685,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_history_range_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ttl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_feature_ttl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_horizon, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_retention_tombstone_and_ttl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_versions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_removes_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry, setup, teardown),

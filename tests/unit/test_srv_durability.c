@@ -79,7 +79,7 @@ static void test_kill9(void **state)
 	const char *args[] = {"--sync", "always", NULL};
 	srvh_start(&h, "uring", args);
 	strata *c = srvh_client(&h, NULL);
-	struct strata_feature_def f[] = {{"a", STRATA_I64, 0, 0}};
+	struct strata_feature_def f[] = {{"a", STRATA_I64, 0, 0, 0}};
 	struct strata_table t = {.name = "dt", .nfeatures = 1, .features = f};
 	struct strata_error e = {0};
 	assert_int_equal(strata_table_create(c, &t, &e), 0);
@@ -159,7 +159,7 @@ static void test_group_commit_scales(void **state)
 	const char *args[] = {"--sync", "always", "--workers", "32", NULL};
 	srvh_start(&h, "uring", args);
 	strata *c = srvh_client(&h, NULL);
-	struct strata_feature_def f[] = {{"a", STRATA_I64, 0, 0}};
+	struct strata_feature_def f[] = {{"a", STRATA_I64, 0, 0, 0}};
 	struct strata_table t = {.name = "dt", .nfeatures = 1, .features = f};
 	struct strata_error e = {0};
 	assert_int_equal(strata_table_create(c, &t, &e), 0);

@@ -29,7 +29,7 @@ static int setup(void **state)
 	struct srvh *h = calloc(1, sizeof(*h));
 	srvh_start(h, cur_io, load_args);
 	strata *c = srvh_client(h, NULL);
-	struct strata_feature_def f[] = {{"a", STRATA_I64, 0, 0}, {"b", STRATA_F64, 0, 0}};
+	struct strata_feature_def f[] = {{"a", STRATA_I64, 0, 0, 0}, {"b", STRATA_F64, 0, 0, 0}};
 	struct strata_table t = {.name = "lt", .nfeatures = 2, .features = f};
 	struct strata_error e = {0};
 	if (strata_table_create(c, &t, &e))

@@ -39,9 +39,9 @@ static void ok(int rc, const struct strata_error *e)
 static void mk_table(strata *c, const char *name)
 {
 	struct strata_feature_def f[] = {
-		{"i", STRATA_I64, 0, 0},   {"d", STRATA_F64, 0, 0},   {"f", STRATA_F32, 0, 0},
-		{"s", STRATA_STR, 0, 0},   {"b", STRATA_BYTES, 0, 0}, {"v", STRATA_F32VEC, 3, 0},
-		{"l", STRATA_I64LIST, 0, 0},
+		{"i", STRATA_I64, 0, 0, 0},   {"d", STRATA_F64, 0, 0, 0},   {"f", STRATA_F32, 0, 0, 0},
+		{"s", STRATA_STR, 0, 0, 0},   {"b", STRATA_BYTES, 0, 0, 0}, {"v", STRATA_F32VEC, 3, 0, 0},
+		{"l", STRATA_I64LIST, 0, 0, 0},
 	};
 	struct strata_table t = {0};
 	snprintf(t.name, sizeof(t.name), "%s", name);
@@ -58,7 +58,7 @@ static void test_tables(void **state)
 	mk_table(c, "t_tables");
 	struct strata_table t = {0};
 	snprintf(t.name, sizeof(t.name), "t_tables");
-	struct strata_feature_def f1 = {"x", STRATA_I64, 0, 0};
+	struct strata_feature_def f1 = {"x", STRATA_I64, 0, 0, 0};
 	t.nfeatures = 1;
 	t.features = &f1;
 	assert_int_equal(strata_table_create(c, &t, &e), STRATA_EEXIST);
@@ -73,8 +73,8 @@ static void test_tables(void **state)
 	assert_int_equal(g->features[5].dim, 3);
 	strata_table_free(g);
 
-	struct strata_feature_def add = {"new", STRATA_STR, 0, 0};
-	struct strata_alter a = {DAY, 5, 1, &add};
+	struct strata_feature_def add = {"new", STRATA_STR, 0, 0, 0};
+	struct strata_alter a = {DAY, 5, 1, &add, -1};
 	ok(strata_table_alter(c, "t_tables", &a, &e), &e);
 	ok(strata_table_get(c, "t_tables", &g, &e), &e);
 	assert_int_equal(g->nfeatures, 8);

@@ -1,0 +1,172 @@
+/* A point-in-time join over history, as a training job runs it: events spread over the last
+ * 60 days (real clock), a table with ttl 5 days, 20,000 samples over the same period (some
+ * before any event of their entity, some for unknown entities, some exactly at an event's
+ * time or exactly ttl after it). Every cell must equal a brute-force reference computed
+ * here: the newest event at or before the sample's ts, present if it is at most 5 days
+ * older than the sample, stale otherwise. This is what `ttl` measured from the wall clock
+ * got wrong: almost every cell of last month came back empty. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <ftw.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/kv.h"
+
+#define NENT 300
+#define NEVENTS 20000
+#define NSAMPLES 20000
+#define DAY (86400LL * 1000000)
+#define TTL (5 * DAY)
+
+struct event {
+	int e;
+	int64_t ts, v;
+};
+
+static struct event ev[NEVENTS];
+static char dir[256];
+static uint64_t rng = 0x243F6A8885A308D3ULL;
+
+static uint64_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w) { return remove(p); }
+
+/* The brute-force reference: status and value for entity e as of T. */
+static int first[NENT + 1]; /* entity e's events: ev[first[e]..first[e+1]) after sorting */
+
+static int cmp_event(const void *a, const void *b)
+{
+	const struct event *x = a, *y = b;
+	return x->e != y->e ? x->e - y->e : (x->v > y->v) - (x->v < y->v);
+}
+
+/* The same (entity, ts) written twice: the later write (larger v) wins. */
+static enum kv_status reference(int e, int64_t T, int64_t ttl, int64_t *v)
+{
+	const struct event *best = NULL;
+	if (e >= NENT)
+		return KV_ABSENT;
+	for (int i = first[e]; i < first[e + 1]; i++)
+		if (ev[i].ts <= T && (!best || ev[i].ts > best->ts ||
+				      (ev[i].ts == best->ts && ev[i].v > best->v)))
+			best = &ev[i];
+	if (!best)
+		return KV_ABSENT;
+	*v = best->v;
+	return !ttl || T - best->ts <= ttl ? KV_PRESENT : KV_STALE;
+}
+
+static void run_join(struct kv_db *db, const char *table, int64_t ttl, const int *se,
+		     const int64_t *st)
+{
+	struct st_error err;
+	const char *f = "x";
+	struct kv_join *j;
+	assert_int_equal(kv_join_open(db, table, &f, 1, ST_TS_MAX, 0, &j, &err), 0);
+	char name[32];
+	for (int i = 0; i < NSAMPLES; i++) {
+		int n = snprintf(name, sizeof(name), "user-%d", se[i]);
+		assert_int_equal(kv_join_push(j, name, (size_t)n, st[i], &err), 0);
+	}
+	assert_int_equal(kv_join_run(j, &err), 0);
+	int present = 0, stale = 0;
+	for (int i = 0; i < NSAMPLES; i++) {
+		const struct kv_result *r = kv_join_result(j, (size_t)i);
+		int64_t v = 0;
+		enum kv_status want = reference(se[i], st[i], ttl, &v);
+		if (r->status != want)
+			fail_msg("%s row %d (user-%d at %lld): status %s, reference %s", table, i, se[i],
+				 (long long)st[i], kv_status_name(r->status), kv_status_name(want));
+		if (want == KV_PRESENT && r->value.i64 != v)
+			fail_msg("%s row %d: value %lld, reference %lld", table, i,
+				 (long long)r->value.i64, (long long)v);
+		present += want == KV_PRESENT;
+		stale += want == KV_STALE;
+	}
+	fprintf(stderr, "%s: %d present, %d stale, %d absent cells, all as the reference\n", table,
+		present, stale, NSAMPLES - present - stale);
+	assert_true(present > NSAMPLES / 2); /* the workload really exercises the history */
+	assert_true(!ttl || stale > 100);
+	kv_join_free(j);
+}
+
+static void test_join_history(void **state)
+{
+	struct kv_options o;
+	kv_options_init(&o);
+	o.sync = KV_SYNC_NONE;
+	struct kv_db *db;
+	struct st_error err;
+	assert_int_equal(kv_open(dir, &o, &db, &err), 0);
+	struct kv_feature_def f[] = {{"x", KV_I64, 0, 0, 0}};
+	struct kv_table t = {.name = "clicks", .ttl_us = TTL, .nfeatures = 1, .features = f};
+	assert_int_equal(kv_table_create(db, &t, &err), 0);
+	struct kv_table t0 = {.name = "clicks_nottl", .nfeatures = 1, .features = f};
+	assert_int_equal(kv_table_create(db, &t0, &err), 0);
+
+	int64_t now = (int64_t)time(NULL) * 1000000, start = now - 60 * DAY;
+	char name[32];
+	for (int i = 0; i < NEVENTS; i++) {
+		/* entities 0..NENT-1 have events; sparse ones so that gaps exceed the ttl */
+		ev[i].e = (int)(rnd() % NENT);
+		if (ev[i].e % 4 == 0 && rnd() % 30) /* every fourth entity: a few events only */
+			ev[i].e++;
+		int64_t span = ev[i].e % 3 ? 60 * DAY : 20 * DAY; /* some start late */
+		ev[i].ts = now - (int64_t)(rnd() % (uint64_t)span);
+		ev[i].ts -= ev[i].ts % 1000000; /* whole seconds: exact-time samples below */
+		ev[i].v = (int64_t)i;
+		int n = snprintf(name, sizeof(name), "user-%d", ev[i].e);
+		struct kv_cell c = {name, (size_t)n, "x", ev[i].ts, {.type = KV_I64, .i64 = ev[i].v}};
+		assert_int_equal(kv_put(db, "clicks", &c, 1, &err), 0);
+		assert_int_equal(kv_put(db, "clicks_nottl", &c, 1, &err), 0);
+	}
+	/* the reference looks at one entity's events: sort them by entity */
+	qsort(ev, NEVENTS, sizeof(*ev), cmp_event);
+	for (int i = 0, e = 0; e <= NENT; e++) {
+		first[e] = i;
+		while (i < NEVENTS && ev[i].e == e)
+			i++;
+	}
+	int *se = malloc(NSAMPLES * sizeof(*se));
+	int64_t *st = malloc(NSAMPLES * sizeof(*st));
+	for (int i = 0; i < NSAMPLES; i++) {
+		se[i] = (int)(rnd() % (NENT + 20)); /* some unknown entities */
+		switch (rnd() % 10) {
+		case 0: /* exactly at an event, or exactly ttl after it */
+			st[i] = ev[rnd() % NEVENTS].ts + (rnd() % 2 ? TTL : 0);
+			break;
+		case 1: /* before any event */
+			st[i] = start - (int64_t)(rnd() % (uint64_t)DAY);
+			break;
+		default:
+			st[i] = start + (int64_t)(rnd() % (uint64_t)(60 * DAY));
+		}
+	}
+	run_join(db, "clicks", TTL, se, st);
+	run_join(db, "clicks_nottl", 0, se, st);
+	free(se);
+	free(st);
+	kv_close(db);
+}
+
+int main(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/strata-joinhist-%d", getpid());
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_join_history)};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	return rc;
+}
