@@ -187,7 +187,8 @@ static double multiget_rate(struct kv_db *db, long entities, double secs)
 	return n / ((st_mono_us() - t0) / 1e6);
 }
 
-static double join_secs(struct kv_db *db, long entities, long rows)
+/* Seconds for a join of `rows` random samples; *found_out gets the cells found. */
+static double join_secs_found(struct kv_db *db, long entities, long rows, long *found_out)
 {
 	struct kv_join *j;
 	struct st_error err;
@@ -212,9 +213,120 @@ static double join_secs(struct kv_db *db, long entities, long rows)
 	}
 	double secs = (st_mono_us() - t0) / 1e6;
 	kv_join_free(j);
+	*found_out = found;
+	return secs;
+}
+
+static double join_secs(struct kv_db *db, long entities, long rows)
+{
+	long found;
+	double secs = join_secs_found(db, entities, rows, &found);
 	if (found != rows)
 		fprintf(stderr, "strata-kv-bench: join found %ld of %ld\n", found, rows), exit(1);
 	return secs;
+}
+
+static void set_ttl(struct kv_db *db, int64_t ttl)
+{
+	struct kv_alter a = KV_ALTER_NONE;
+	a.ttl_us = ttl;
+	struct st_error err;
+	if (kv_table_alter(db, "bench", &a, &err))
+		die(&err, "alter ttl");
+}
+
+/* The join with a freshness limit costs one comparison per cell: measured against the same
+ * join without it, alternating so that machine noise hits both; best of three each. */
+static void join_ttl_ratio(struct kv_db *db, long entities, long rows, double *plain,
+			   double *with_ttl, long *stale)
+{
+	*plain = *with_ttl = 1e30;
+	for (int round = 0; round < 3; round++) {
+		long found;
+		double s = join_secs_found(db, entities, rows, &found);
+		*plain = s < *plain ? s : *plain;
+		set_ttl(db, 1800000000LL); /* 30 min: some samples are stale */
+		s = join_secs_found(db, entities, rows, &found);
+		*with_ttl = s < *with_ttl ? s : *with_ttl;
+		*stale = rows - found;
+		set_ttl(db, 0);
+	}
+}
+
+/* ---- disk use with retention: simulated months of new versions ---- */
+
+static int64_t sim_now;
+static int64_t sim_clock(void *arg) { return sim_now; }
+
+#define SIM_ENTITIES 2000
+#define SIM_DAYS 120
+#define SIM_STEP_H 6
+#define DAY_US 86400000000LL
+
+static struct kv_db *open_sim(const char *dir, int64_t retention)
+{
+	struct kv_options o;
+	kv_options_init(&o);
+	o.sync = KV_SYNC_NONE;
+	o.clock = sim_clock;
+	struct kv_db *db;
+	struct st_error err;
+	if (kv_open(dir, &o, &db, &err))
+		die(&err, "open sim");
+	struct kv_feature_def f[2] = {{"clicks", KV_I64, 0, 0, 0}, {"ctr", KV_F64, 0, 0, 0}};
+	struct kv_table t = {.name = "sim", .ttl_us = 2 * DAY_US, .retention_us = retention,
+			     .nfeatures = 2, .features = f};
+	if (kv_table_create(db, &t, &err))
+		die(&err, "create sim");
+	return db;
+}
+
+static double sst_mib(struct kv_db *db)
+{
+	return kv_property_sum(db, "rocksdb.total-sst-files-size") / 1048576.0;
+}
+
+/* Writes a new version of every entity every SIM_STEP_H simulated hours for SIM_DAYS days
+ * into two stores, retention 7d and 0, compacting weekly; fills mib7[month], mib0[month]. */
+static void retention_disk(const char *dir, double *mib7, double *mib0)
+{
+	char d7[4300], d0[4300];
+	snprintf(d7, sizeof(d7), "%s/ret7d", dir);
+	snprintf(d0, sizeof(d0), "%s/ret0", dir);
+	sim_now = TS0;
+	struct kv_db *db7 = open_sim(d7, 7 * DAY_US), *db0 = open_sim(d0, 0);
+	struct kv_cell cells[200];
+	char names[100][24];
+	struct st_error err;
+	int steps_per_day = 24 / SIM_STEP_H;
+	for (int step = 0; step < SIM_DAYS * steps_per_day; step++) {
+		sim_now = TS0 + (int64_t)step * SIM_STEP_H * 3600000000LL;
+		for (long e0 = 0; e0 < SIM_ENTITIES; e0 += 100) {
+			for (int k = 0; k < 100; k++) {
+				snprintf(names[k], sizeof(names[k]), "user%06ld", e0 + k);
+				struct kv_cell *c = &cells[2 * k];
+				*c = (struct kv_cell){names[k], strlen(names[k]), "clicks", sim_now,
+						      {.type = KV_I64, .i64 = (int64_t)(rnd() % 1000)}};
+				c[1] = (struct kv_cell){names[k], strlen(names[k]), "ctr", sim_now,
+							{.type = KV_F64, .f64 = (double)(rnd() % 1000) / 999}};
+			}
+			if (kv_put(db7, "sim", cells, 200, &err) || kv_put(db0, "sim", cells, 200, &err))
+				die(&err, "sim put");
+		}
+		if ((step + 1) % (7 * steps_per_day) == 0) {
+			kv_compact(db7, &err);
+			kv_compact(db0, &err);
+		}
+		if ((step + 1) % (30 * steps_per_day) == 0) {
+			int m = (step + 1) / (30 * steps_per_day) - 1;
+			kv_compact(db7, &err);
+			kv_compact(db0, &err);
+			mib7[m] = sst_mib(db7);
+			mib0[m] = sst_mib(db0);
+		}
+	}
+	kv_close(db7);
+	kv_close(db0);
 }
 
 int main(int argc, char **argv)
@@ -260,7 +372,12 @@ int main(int argc, char **argv)
 	}
 	double mget = multiget_rate(db, entities, 3.0);
 	double join_s = join_secs(db, entities, join_rows);
+	double jplain, jttl;
+	long jstale;
+	join_ttl_ratio(db, entities, join_rows, &jplain, &jttl, &jstale);
 	kv_close(db);
+	double mib7[SIM_DAYS / 30], mib0[SIM_DAYS / 30];
+	retention_disk(dir, mib7, mib0);
 
 	/* the serving configuration: a row cache, warmed by one read of every entity */
 	db = open_store(sdir, 2u << 30);
@@ -282,9 +399,12 @@ int main(int argc, char **argv)
 	if (json) {
 		printf("{\"rows\":%ld,\"put_rows_s\":%.0f,\"preload_rows_s\":%.0f,\"latest_gets_s\":%.0f,"
 		       "\"asof_gets_s\":%.0f,\"cached_gets_s\":%.0f,\"multiget_calls_s\":%.1f,\"join_rows_s\":%.0f,"
-		       "\"join_values_s\":%.0f,\"preload_vs_put\":%.2f,\"asof_vs_latest\":%.2f}\n",
+		       "\"join_values_s\":%.0f,\"preload_vs_put\":%.2f,\"asof_vs_latest\":%.2f,"
+		       "\"join_ttl_vs_plain\":%.2f,\"disk_mib_retention_7d\":%.1f,"
+		       "\"disk_mib_retention_0\":%.1f}\n",
 		       rows, put_rows_s, pre_rows_s, latest, asof, cached, mget, join_rows / join_s, join_vals,
-		       pre_rows_s / put_rows_s, asof / latest);
+		       pre_rows_s / put_rows_s, asof / latest, jplain / jttl, mib7[SIM_DAYS / 30 - 1],
+		       mib0[SIM_DAYS / 30 - 1]);
 	} else {
 		printf("store engine, %ld rows x %d features (%ld entities x %d versions); gets on 1 "
 		       "thread, preload sort and join on one thread per core\n",
@@ -306,6 +426,16 @@ int main(int argc, char **argv)
 		printf("ratios (same run):  preload/put %.2fx (target >= 3)   as-of/latest %.2fx "
 		       "(target >= 0.9)   join %.2fM values/s (target >= 2M)\n",
 		       pre_rows_s / put_rows_s, asof / latest, join_vals / 1e6);
+		printf("  %-34s %12.2fx of the same join without ttl (target >= 0.9; %ld stale "
+		       "samples; best of 3 each, alternating)\n",
+		       "join with ttl 30m", jplain / jttl, jstale);
+		printf("  disk after compaction, %d entities x 2 features, a new version every %dh, ttl 2d:\n",
+		       SIM_ENTITIES, SIM_STEP_H);
+		for (int m = 0; m < SIM_DAYS / 30; m++)
+			printf("    day %3d: retention 7d %8.2f MiB   retention 0 %8.2f MiB   (%.2fx)\n",
+			       30 * (m + 1), mib7[m], mib0[m], mib0[m] > 0 ? mib7[m] / mib0[m] : 0);
+		printf("  retention 7d stays bounded: day %d / day 30 = %.2fx (retention 0: %.2fx)\n",
+		       SIM_DAYS, mib7[SIM_DAYS / 30 - 1] / mib7[0], mib0[SIM_DAYS / 30 - 1] / mib0[0]);
 	}
 	char cmd[4300];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
