@@ -33,3 +33,8 @@ python: $(PY_SO)
 # Built by `make` and `make test` (tests/integ/py_api.sh runs the pytest suite against it).
 UNIT_TESTS += $(PY_SO)
 .PHONY: python
+
+python-clean:
+	rm -rf client/python/strata/_core*.so client/python/build client/python/strata.egg-info
+clean: python-clean
+.PHONY: python-clean

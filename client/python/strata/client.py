@@ -159,7 +159,11 @@ def _entity_list(col, what):
         raise InvalidArgument(f"{what}: float column is not entity keys (use str or int)")
     vals = s.to_numpy(dtype=object).tolist()
     for i, v in enumerate(vals):
-        if not isinstance(v, (str, bytes)):
+        if isinstance(v, (str, bytes)):
+            continue
+        if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            vals[i] = str(v)  # as integer columns: the decimal string
+        else:
             raise InvalidArgument(f"{what}: row {i} is a {type(v).__name__}, "
                                   "expected str, bytes or int")
     return vals
@@ -281,7 +285,10 @@ class Client:
         """Online read of one entity or a list of them: each feature as of `as_of` (default:
         latest) as known at `known_at` (default: everything written so far). Returns a
         GetResult (.to_dict(), .to_df())."""
-        ents = [entities] if isinstance(entities, (str, bytes)) else list(entities)
+        ents = [entities] if isinstance(entities, (str, bytes, int, np.integer)) else \
+            list(entities)
+        if not all(type(e) is str for e in ents):  # the serving path skips pandas
+            ents = _entity_list(pd.Series(ents, dtype=object), "get: entities")
         if features is None:
             features = list(self.table(table).features)
         elif isinstance(features, str):

@@ -132,6 +132,11 @@ def test_put_df_roundtrip(client, tname):
     assert client.put_df(tname, df2, ts_unit="s") == 5
     assert client.get(tname, ["3"], ["age"], as_of="1970-01-01T00:50:00Z").to_dict() == \
         {"age": [3]}
+    assert client.get(tname, [3, np.int64(4)], ["age"]).to_dict() == {"age": [3, 4]}
+    client.put(tname, 9, {"age": 90}, ts=T0)
+    assert client.get(tname, "9", "age").to_dict() == {"age": [90]}
+    with pytest.raises(strata.InvalidArgument, match="float"):
+        client.get(tname, [1.5], ["age"])
 
 
 def test_preload_job(client, tname, tmp_path):
