@@ -44,6 +44,7 @@ HEADERS_PUBLIC :=
 include common/module.mk
 include store/module.mk
 include $(wildcard proto/module.mk replication/module.mk server/module.mk client/module.mk \
+                   client/python/module.mk \
                    tests/fuzz/module.mk \
                    fuse/module.mk tools/module.mk bench/module.mk)
 

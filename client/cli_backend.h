@@ -60,5 +60,10 @@ int cli_embedded_open(const char *dir, int run_jobs, struct cli_backend *out,
  * client/cli_remote.c. */
 int cli_remote_open(const char *addr, const char *token, struct cli_backend *out,
 		    struct st_error *err);
+/* The same with explicit libstrata connection options (timeouts, token; NULL = defaults),
+ * for embedders such as the Python package. */
+struct strata_connect_opts;
+int cli_remote_open_opts(const char *addr, const struct strata_connect_opts *o,
+			 struct cli_backend *out, struct st_error *err);
 
 #endif

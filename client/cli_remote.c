@@ -437,9 +437,15 @@ int cli_remote_open(const char *addr, const char *token, struct cli_backend *out
 	strata_connect_opts_init(&o);
 	o.token = token;
 	o.io_timeout_ms = 0; /* CLI commands (big joins, preload waits) may take long */
+	return cli_remote_open_opts(addr, &o, out, err);
+}
+
+int cli_remote_open_opts(const char *addr, const struct strata_connect_opts *o,
+			 struct cli_backend *out, struct st_error *err)
+{
 	strata *c;
 	struct strata_error se = {0};
-	int rc = strata_connect(addr, &o, &c, &se);
+	int rc = strata_connect(addr, o, &c, &se);
 	if (rc)
 		return rm_err(&se, rc, err);
 	memset(out, 0, sizeof(*out));

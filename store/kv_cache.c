@@ -179,15 +179,12 @@ int kv_rcache_lookup(struct kv_rcache *c, uint32_t table_id, const char *entity,
 			if (!p[0])
 				continue;
 			uint32_t len;
-			memcpy(&r->ts, p + 1, 8);
-			memcpy(&r->ingest_us, p + 9, 8);
+			int64_t ts, ingest;
+			memcpy(&ts, p + 1, 8);
+			memcpy(&ingest, p + 9, 8);
 			memcpy(&len, p + 17, 4);
-			r->status = kv_freshness(ttls[i], horizon, now, r->ts);
-			if (r->status != KV_PRESENT) { /* aged since it was cached */
-				if (r->status == KV_ABSENT)
-					r->ts = r->ingest_us = 0;
-				continue;
-			}
+			if (kv_result_stamp(r, ttls[i], horizon, now, ts, ingest) != KV_PRESENT)
+				continue; /* aged since it was cached */
 			if (kv_value_decode(p + HDR, len, &r->value) != 0) {
 				kv_result_release(out, i);
 				hit = 0;

@@ -119,6 +119,19 @@ static inline enum kv_status kv_freshness(int64_t ttl_us, int64_t horizon, int64
 int kv_check_horizon(const struct kv_table *t, int64_t horizon, int64_t as_of, int64_t known_at,
 		     struct st_error *err);
 
+/* Stamps r (zeroed by the caller) with the status of a version found by a read at T, and
+ * its times unless that is absent; returns the status (present: the caller adds the value). */
+static inline enum kv_status kv_result_stamp(struct kv_result *r, int64_t ttl_us, int64_t horizon,
+					     int64_t T, int64_t ts, int64_t ingest)
+{
+	r->status = kv_freshness(ttl_us, horizon, T, ts);
+	if (r->status != KV_ABSENT) {
+		r->ts = ts;
+		r->ingest_us = ingest;
+	}
+	return r->status;
+}
+
 /* Records the sticky storage error (first one wins); returns code. */
 int kv_fail(struct kv_db *db, int code, const char *what, const char *reason);
 /* Fails with the sticky error if there is one (checked before every write). */

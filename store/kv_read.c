@@ -207,14 +207,8 @@ static int answer_from_row(const struct kv_result *raw, int64_t ttl_us, const st
 			   struct kv_result *r, struct st_error *err)
 {
 	memset(r, 0, sizeof(*r));
-	if (!raw->found)
-		return 0;
-	r->status = kv_freshness(ttl_us, ru->horizon, ru->now, raw->ts);
-	if (r->status == KV_ABSENT)
-		return 0;
-	r->ts = raw->ts;
-	r->ingest_us = raw->ingest_us;
-	if (r->status == KV_STALE)
+	if (!raw->found ||
+	    kv_result_stamp(r, ttl_us, ru->horizon, ru->now, raw->ts, raw->ingest_us) != KV_PRESENT)
 		return 0;
 	if (kv_value_copy(&raw->value, &r->value))
 		return st_error_set(err, ST_ENOMEM, "out of memory");

@@ -171,12 +171,7 @@ int kv_scan_asof(struct kv_scan *s, int64_t T, struct kv_result *r)
 	if (!kv_scan_alive(s) || s->tombstone)
 		return 0;
 	int64_t at = T == ST_TS_MAX ? s->rules->now : T;
-	r->status = kv_freshness(s->ttl_us, s->rules->horizon, at, s->ts);
-	if (r->status == KV_ABSENT)
-		return 0;
-	r->ts = s->ts;
-	r->ingest_us = s->ingest;
-	if (r->status == KV_STALE)
+	if (kv_result_stamp(r, s->ttl_us, s->rules->horizon, at, s->ts, s->ingest) != KV_PRESENT)
 		return 0;
 	int rc = kv_value_decode(s->val, s->vlen, &r->value);
 	if (rc < 0) {

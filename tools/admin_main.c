@@ -28,7 +28,7 @@ static const struct admin_cmd cmds[] = {
 	{ "verify", admin_verify,
 	  "  strata-admin verify  [--data-dir D] [--json]           (read and check every version)\n" },
 	{ "compact", admin_compact,
-	  "  strata-admin compact [--data-dir D] [--json]           (applies ttl/max-versions removal)\n" },
+	  "  strata-admin compact [--data-dir D] [--json]           (applies max-versions/retention removal)\n" },
 	{ "stats", admin_stats, "  strata-admin stats   [--data-dir D] [--json]\n" },
 	{ "dump", admin_dump,
 	  "  strata-admin dump    [--data-dir D] [--out F] [--all-versions] [--json] TABLE\n"

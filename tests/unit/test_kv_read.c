@@ -78,9 +78,9 @@ static void put_x(struct kv_db *db, const char *table, const char *e, int64_t ts
 	now_us += 1; /* distinct ingest times */
 }
 
-/* Reads x at (as_of, known_at); returns the value or -1 when there is none. */
-static int64_t get_x(struct kv_db *db, const char *table, const char *e, int64_t as_of,
-		     int64_t known_at)
+/* Reads x with its status. */
+static struct kv_result get_r(struct kv_db *db, const char *table, const char *e, int64_t as_of,
+			      int64_t known_at)
 {
 	const char *f = "x";
 	struct kv_result r;
@@ -88,6 +88,14 @@ static int64_t get_x(struct kv_db *db, const char *table, const char *e, int64_t
 	struct st_error err;
 	if (kv_get(db, table, e, strlen(e), &f, 1, &o, &r, &err))
 		fail_msg("get: %s", err.msg);
+	return r;
+}
+
+/* Reads x at (as_of, known_at); returns the value or -1 when there is none. */
+static int64_t get_x(struct kv_db *db, const char *table, const char *e, int64_t as_of,
+		     int64_t known_at)
+{
+	struct kv_result r = get_r(db, table, e, as_of, known_at);
 	int64_t v = r.found ? r.value.i64 : -1;
 	kv_result_release(&r, 1);
 	return v;
@@ -182,19 +190,6 @@ static void test_history_range_limit(void **state)
 	assert_int_equal(kv_history(db, "t", "u1", 2, "x", 80, 20, 0, LATEST, &v, &n, &err), 0);
 	assert_int_equal(n, 0);
 	kv_history_free(v, n);
-}
-
-/* Reads x with its status. */
-static struct kv_result get_r(struct kv_db *db, const char *table, const char *e, int64_t as_of,
-			      int64_t known_at)
-{
-	const char *f = "x";
-	struct kv_result r;
-	struct kv_read_opts o = {as_of, known_at, 0};
-	struct st_error err;
-	if (kv_get(db, table, e, strlen(e), &f, 1, &o, &r, &err))
-		fail_msg("get: %s", err.msg);
-	return r;
 }
 
 static void test_ttl(void **state)

@@ -1,0 +1,100 @@
+"""Bad input: each a clear exception, and nothing written."""
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import strata
+
+T0 = pd.Timestamp("2026-01-01", tz="UTC")
+
+
+@pytest.fixture
+def table(client, tname):
+    client.create_table(tname, {"age": "i64", "ctr": "f64", "name": "str", "emb": "f32[2]"})
+    return tname
+
+
+def _good(n=3):
+    return pd.DataFrame({"entity": [f"e{i}" for i in range(n)], "ts": [T0] * n,
+                         "age": np.arange(n), "ctr": np.ones(n), "name": ["a"] * n,
+                         "emb": [np.zeros(2, np.float32)] * n})
+
+
+def _nothing_written(client, table):
+    r = client.get(table, ["e0", "e1", "e2"]).to_dict()
+    assert all(v is None for vals in r.values() for v in vals), r
+
+
+@pytest.mark.parametrize("change, exc, msg", [
+    (lambda d: d.assign(age=[1.5, 2.0, 3.0]), strata.TypeMismatch, "age"),
+    (lambda d: d.assign(age=[True, False, True]), strata.TypeMismatch, "boolean"),
+    (lambda d: d.assign(age=["1", "2", "3"]), strata.TypeMismatch, "not integers"),
+    (lambda d: d.assign(ctr=["x", "y", "z"]), strata.TypeMismatch, "ctr"),
+    (lambda d: d.assign(name=["a", 5, "c"]), strata.TypeMismatch, "int"),
+    (lambda d: d.assign(emb=[np.zeros(2), np.zeros(3), np.zeros(2)]), strata.TypeMismatch,
+     "shape"),
+    (lambda d: d.drop(columns=["ts"]), strata.InvalidArgument, "no ts column"),
+    (lambda d: d.drop(columns=["entity"]), strata.InvalidArgument, "no entity column"),
+    (lambda d: d.assign(nosuch=1), strata.NotFound, "not a feature"),
+    (lambda d: d.assign(ts=[1767225600, 1767225600, 1767225600]), strata.InvalidArgument,
+     "ts_unit"),
+    (lambda d: d.assign(ts=[T0, T0.tz_localize(None).to_pydatetime(), T0]),
+     strata.InvalidArgument, "naive and tz-aware"),
+    (lambda d: d.assign(ts=[T0, None, T0]), strata.InvalidArgument, "missing timestamp"),
+    (lambda d: d.assign(ts=["2026-01-01", "yesterday", "2026-01-02"]), strata.InvalidArgument,
+     "ts"),
+    (lambda d: d.assign(entity=["a", None, "c"]), strata.InvalidArgument, "missing entity"),
+    (lambda d: d.assign(entity=[1.5, 2.5, 3.5]), strata.InvalidArgument, "float"),
+])
+def test_put_df_rejects(client, table, change, exc, msg):
+    with pytest.raises(exc, match=msg):
+        client.put_df(table, change(_good()))
+    _nothing_written(client, table)
+
+
+def test_put_rejects(client, table):
+    with pytest.raises(strata.TypeMismatch):
+        client.put(table, "e0", {"age": "x"}, ts=T0)
+    with pytest.raises(strata.NotFound):
+        client.put(table, "e0", {"age": 1, "zzz": 2}, ts=T0)
+    with pytest.raises(strata.InvalidArgument, match="ts_unit"):
+        client.put(table, "e0", {"age": 1}, ts=1767225600)
+    with pytest.raises(strata.InvalidArgument, match="not a timestamp"):
+        client.put(table, "e0", {"age": 1}, ts=1.5)
+    with pytest.raises(strata.InvalidArgument):
+        client.put(table, "e0", {}, ts=T0)
+    with pytest.raises(strata.NotFound):
+        client.put("no_such_table_x", "e0", {"age": 1}, ts=T0)
+    _nothing_written(client, table)
+
+
+def test_join_rejects(client, table):
+    client.put_df(table, _good())
+    s = pd.DataFrame({"entity": ["e0", "e1"], "ts": [T0, T0]})
+    with pytest.raises(strata.NotFound, match="no feature 'zzz'"):
+        client.join(table, s, ["age", "zzz"])
+    with pytest.raises(strata.NotFound):
+        client.join("no_such_table_x", s, ["age"])
+    with pytest.raises(strata.InvalidArgument, match="no ts column"):
+        client.join(table, s.drop(columns=["ts"]), ["age"])
+    with pytest.raises(strata.InvalidArgument, match="no entity column 'user'"):
+        client.join(table, s, ["age"], entity_column="user")
+    with pytest.raises(strata.InvalidArgument, match="ts_unit"):
+        client.join(table, s.assign(ts=[1, 2]), ["age"])
+    with pytest.raises(strata.InvalidArgument, match="naive and tz-aware"):
+        client.join(table, s.assign(ts=[dt.datetime(2026, 1, 1),
+                                        dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)]),
+                    ["age"])
+    with pytest.raises(strata.InvalidArgument, match="twice"):
+        client.join(table, s, ["age", "age"])
+    with pytest.raises(strata.InvalidArgument, match="clash"):
+        client.join(table, s.assign(age=1), ["age"])
+    with pytest.raises(strata.InvalidArgument):
+        client.join(table, s.to_dict(), ["age"])
+    # integer timestamps with a unit are fine; naive datetimes are UTC
+    us = T0.value // 1000
+    a = client.join(table, s.assign(ts=[us, us]), ["age"], ts_unit="us")
+    b = client.join(table, s.assign(ts=[T0.tz_localize(None)] * 2), ["age"])
+    assert a["age"].tolist() == b["age"].tolist() == [0, 1]
