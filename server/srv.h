@@ -84,6 +84,9 @@ struct srv_pool;
 struct srv_net;
 struct srv_join;
 
+/* The protocols a listening socket speaks (a connection keeps its listener's). */
+enum srv_proto { SRV_PROTO_STRATA, SRV_PROTO_RESP, SRV_NPROTO };
+
 struct srv_server {
 	struct srv_config cfg;
 	struct kv_db *db;
@@ -92,6 +95,10 @@ struct srv_server {
 	struct srv_pool *rpool; /* point reads: get, multi-get, history */
 	struct srv_net **nets;
 	int nnets;
+	/* One listening socket per protocol, shared by every network thread (-1 = off). No
+	 * SO_REUSEPORT: a second server on a taken address fails at bind instead of joining. */
+	int listen_fd[SRV_NPROTO];
+	int listen_port[SRV_NPROTO];
 	const char *io_name; /* "uring" or "epoll" */
 	int64_t started_us;
 	atomic_int stopping;
@@ -255,6 +262,7 @@ struct srv_conn {
 	struct srv_net *net;
 	uint64_t id;
 	int fd;
+	enum srv_proto proto;
 	enum srv_conn_state state;
 	int authed;
 	int eof;          /* peer closed its side: close once answered */
@@ -281,6 +289,9 @@ struct srv_backend {
 	int (*write)(struct srv_conn *c, const void *p, size_t n);
 	size_t (*out_pending)(struct srv_conn *c);
 	void (*set_read)(struct srv_conn *c, int on);
+	/* Takes over an accepted socket as a new connection (srv_conn_init); fails when out of
+	 * memory (the caller closes fd). */
+	int (*adopt)(struct srv_net *n, int fd, enum srv_proto proto);
 	/* Shuts the socket; the backend sets io_done and calls srv_conn_maybe_free later. */
 	void (*shut)(struct srv_conn *c);
 	void (*free_conn)(struct srv_conn *c);
@@ -294,12 +305,18 @@ struct srv_net {
 	struct srv_server *srv;
 	const struct srv_backend *be;
 	void *be_state;
-	int listen_fd;
-	int efd;            /* eventfd: completions and shutdown */
+	int efd;            /* eventfd: completions, handed-over sockets and shutdown */
+	atomic_int load;    /* connections of this thread, counting those being handed over */
 	pthread_t thread;
 	pthread_mutex_t done_mu;
 	struct srv_req *done_head, *done_tail;
 	int done_signaled;  /* an eventfd write is pending (under done_mu) */
+	/* Accepted sockets handed over by another network thread (under done_mu). */
+	struct srv_handoff {
+		int fd;
+		enum srv_proto proto;
+	} *handoff;
+	size_t nhandoff, caphandoff;
 	struct srv_conn *conns;
 	size_t nconns;
 	/* Requests parsed this iteration, not yet submitted: [0] reads, [1] the rest. */
@@ -312,7 +329,11 @@ struct srv_net {
 };
 
 /* Called by the backend. */
-void srv_conn_init(struct srv_conn *c, struct srv_net *n, int fd);
+void srv_conn_init(struct srv_conn *c, struct srv_net *n, int fd, enum srv_proto proto);
+/* A socket accepted on listener `proto`: admitted (srv_net_admit), then adopted by the least
+ * loaded network thread, this one on a tie. The kernel may wake the same thread for every
+ * accept on a shared socket; this keeps connections spread across the threads. */
+void srv_net_accepted(struct srv_net *n, int fd, enum srv_proto proto);
 /* New bytes from the socket: buffers, parses and dispatches whole frames. */
 void srv_conn_input(struct srv_conn *c, const void *p, size_t n);
 /* Peer closed its side (or read error when err != 0). */
@@ -322,7 +343,9 @@ void srv_conn_output_progress(struct srv_conn *c);
 void srv_conn_close(struct srv_conn *c, const char *why);
 void srv_conn_maybe_free(struct srv_conn *c);
 /* Accept policy: returns 0 or closes fd after telling the client why (max connections). */
-int srv_net_admit(struct srv_net *n, int fd);
+int srv_net_admit(struct srv_net *n, int fd, enum srv_proto proto);
+/* Closes handed-over sockets never adopted (at teardown). */
+void srv_net_drop_handoffs(struct srv_net *n);
 /* Drains worker completions and submits the batch; called once per loop iteration. */
 void srv_net_flush(struct srv_net *n);
 /* Timeouts and shutdown progress, about once a second; returns 1 when the loop may end. */
@@ -331,6 +354,10 @@ int srv_net_tick(struct srv_net *n);
 void srv_net_complete(struct srv_net *n, struct srv_req *r);
 void srv_net_complete_chain(struct srv_net *n, struct srv_req *first, struct srv_req *last);
 void srv_net_wake(struct srv_net *n);
+
+/* Opens a listening socket on "HOST:PORT" (port 0 = ephemeral; *port gets the bound one).
+ * Returns the fd, or an error (e.g. "address already in use") with err set. (srv_listen.c) */
+int srv_listen_open(const char *addr, int *port, struct st_error *err);
 
 /* Frame header helpers (4-byte big-endian length). */
 static inline uint32_t srv_get_be32(const uint8_t *p)

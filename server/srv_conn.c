@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -63,11 +65,12 @@ static uint64_t srv_next_conn_id(void)
 	return atomic_fetch_add(&next, 1);
 }
 
-void srv_conn_init(struct srv_conn *c, struct srv_net *n, int fd)
+void srv_conn_init(struct srv_conn *c, struct srv_net *n, int fd, enum srv_proto proto)
 {
 	memset(c, 0, sizeof(*c));
 	c->net = n;
 	c->fd = fd;
+	c->proto = proto;
 	c->id = srv_next_conn_id();
 	c->state = SRV_CONN_OPEN;
 	c->authed = n->srv->cfg.token == NULL;
@@ -81,25 +84,111 @@ void srv_conn_init(struct srv_conn *c, struct srv_net *n, int fd)
 	atomic_fetch_add(&n->srv->m.conns_total, 1);
 }
 
-int srv_net_admit(struct srv_net *n, int fd)
+/* Tells a refused client why, in its protocol (best effort, non-blocking: the socket buffer
+ * of a new socket is empty), and closes the socket. */
+static void srv_refuse(int fd, enum srv_proto proto, const char *why)
 {
-	struct srv_server *s = n->srv;
-	if (atomic_load(&s->stopping) || atomic_load(&s->m.conns) >= s->cfg.max_conns) {
+	if (proto == SRV_PROTO_RESP) {
+		char line[128];
+		int len = snprintf(line, sizeof(line), "-ERR %s\r\n", why);
+		ssize_t w = send(fd, line, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)w;
+	} else {
 		uint8_t *f;
 		size_t len;
-		const char *why = atomic_load(&s->stopping) ? "server is shutting down"
-							   : "too many connections";
 		if (srv_error_frame(0, ST_ELIMIT, why, &f, &len) == 0) {
-			/* Best effort, non-blocking: the socket buffer of a new socket is empty. */
 			ssize_t w = send(fd, f, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 			(void)w;
 			free(f);
 		}
-		close(fd);
+	}
+	close(fd);
+}
+
+int srv_net_admit(struct srv_net *n, int fd, enum srv_proto proto)
+{
+	struct srv_server *s = n->srv;
+	if (atomic_load(&s->stopping) || atomic_load(&s->m.conns) >= s->cfg.max_conns) {
+		srv_refuse(fd, proto, atomic_load(&s->stopping) ? "server is shutting down"
+								: "too many connections");
 		atomic_fetch_add(&s->m.conns_rejected, 1);
 		return -1;
 	}
 	return 0;
+}
+
+static struct srv_net *srv_net_least_loaded(struct srv_net *n)
+{
+	struct srv_server *s = n->srv;
+	struct srv_net *best = n;
+	int best_load = atomic_load(&n->load);
+	for (int i = 0; i < s->nnets; i++) {
+		int l = atomic_load(&s->nets[i]->load);
+		if (l < best_load) {
+			best = s->nets[i];
+			best_load = l;
+		}
+	}
+	return best;
+}
+
+static void srv_net_adopt(struct srv_net *n, int fd, enum srv_proto proto)
+{
+	if (n->be->adopt(n, fd, proto)) {
+		close(fd);
+		atomic_fetch_sub(&n->load, 1);
+	}
+}
+
+void srv_net_accepted(struct srv_net *n, int fd, enum srv_proto proto)
+{
+	if (srv_net_admit(n, fd, proto))
+		return;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct srv_net *t = srv_net_least_loaded(n);
+	atomic_fetch_add(&t->load, 1);
+	if (t == n) {
+		srv_net_adopt(n, fd, proto);
+		return;
+	}
+	pthread_mutex_lock(&t->done_mu);
+	int ok = 1;
+	if (t->nhandoff == t->caphandoff) {
+		size_t cap = t->caphandoff ? 2 * t->caphandoff : 16;
+		struct srv_handoff *h = realloc(t->handoff, cap * sizeof(*h));
+		if (h) {
+			t->handoff = h;
+			t->caphandoff = cap;
+		} else {
+			ok = 0;
+		}
+	}
+	if (ok)
+		t->handoff[t->nhandoff++] = (struct srv_handoff){fd, proto};
+	int signal = ok && !t->done_signaled;
+	if (signal)
+		t->done_signaled = 1;
+	pthread_mutex_unlock(&t->done_mu);
+	if (!ok) {
+		atomic_fetch_sub(&t->load, 1);
+		atomic_fetch_add(&n->load, 1);
+		srv_net_adopt(n, fd, proto); /* cannot queue it: keep it here */
+		return;
+	}
+	if (signal)
+		srv_net_wake(t);
+}
+
+void srv_net_drop_handoffs(struct srv_net *n)
+{
+	pthread_mutex_lock(&n->done_mu);
+	for (size_t i = 0; i < n->nhandoff; i++)
+		close(n->handoff[i].fd);
+	free(n->handoff);
+	n->handoff = NULL;
+	n->nhandoff = n->caphandoff = 0;
+	pthread_mutex_unlock(&n->done_mu);
 }
 
 static void srv_conn_send_frame(struct srv_conn *c, const uint8_t *f, size_t len)
@@ -342,6 +431,7 @@ void srv_conn_maybe_free(struct srv_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	n->nconns--;
+	atomic_fetch_sub(&n->load, 1);
 	atomic_fetch_sub(&n->srv->m.conns, 1);
 	srv_joins_drop_conn(n->srv, c->id);
 	srv_buf_release(&c->in);
@@ -411,10 +501,20 @@ void srv_net_flush(struct srv_net *n)
 		pthread_mutex_lock(&n->done_mu);
 		struct srv_req *r = n->done_head;
 		n->done_head = n->done_tail = NULL;
+		struct srv_handoff *h = n->handoff;
+		size_t nh = n->nhandoff;
+		n->handoff = NULL;
+		n->nhandoff = n->caphandoff = 0;
 		n->done_signaled = 0;
 		pthread_mutex_unlock(&n->done_mu);
-		if (!r)
+		if (!r && !nh) {
+			free(h);
 			break;
+		}
+		/* Sockets other threads handed over: adopted here, on this net's thread. */
+		for (size_t i = 0; i < nh; i++)
+			srv_net_adopt(n, h[i].fd, h[i].proto);
+		free(h);
 		while (r) {
 			struct srv_req *next = r->next;
 			srv_req_finish(r);
