@@ -35,6 +35,8 @@ struct srv_config {
 	size_t max_out;          /* per-connection unsent output before reading pauses */
 	int64_t idle_timeout_us; /* no request for this long: closed (0 = never) */
 	int64_t stall_timeout_us;/* output over max_out for this long: dropped */
+	int64_t handshake_timeout_us; /* no first request (or auth) within this: closed (0 = never) */
+	int64_t frame_timeout_us;     /* one frame incomplete for this long: closed (0 = never) */
 	int64_t drain_timeout_us;/* on SIGTERM, wait this long for in-flight requests */
 	int nshards;
 	size_t cache_bytes;
@@ -65,7 +67,8 @@ struct srv_metrics {
 	struct srv_op_stats *ops; /* owned; nops slots, one per operation (srv_op_name) */
 	int nops;
 	atomic_uint_fast64_t conns_total, conns_rejected, bytes_in, bytes_out, frames_bad,
-		auth_failures, conns_dropped_slow, conns_idle_closed;
+		auth_failures, conns_dropped_slow, conns_idle_closed, conns_evicted,
+		conns_handshake_timeout, conns_frame_timeout;
 	atomic_int conns, inflight;
 };
 
@@ -246,7 +249,13 @@ void srv_joins_drop_conn(struct srv_server *s, uint64_t conn_id);
  *              request is executing (inflight == 0) the conn is freed.
  * Invariants: inflight <= max_inflight; reading is paused while inflight == max_inflight or
  * unsent output > max_out, so per-connection memory is bounded by max_frame + max_out +
- * max_inflight responses. */
+ * max_inflight responses.
+ * Proven: an OPEN connection is "unproven" until it has sent a valid request (after auth when
+ * a token is required). Unproven connections sit on their net's candidate list, least recently
+ * active first; at --max-conns the head is closed to admit a newcomer (evicted), and one still
+ * unproven after --handshake-timeout is closed. Any connection whose current frame stays
+ * incomplete for --frame-timeout is closed. A connection is on the candidate list iff it is
+ * OPEN and unproven (srv_conn_assert_state). */
 enum srv_conn_state { SRV_CONN_OPEN, SRV_CONN_CLOSING };
 
 struct srv_buf {
@@ -274,7 +283,13 @@ struct srv_conn {
 	struct srv_buf in;
 	int64_t last_active_us; /* monotonic */
 	int64_t out_full_since; /* monotonic, 0 = output under the limit */
-	struct srv_conn *prev, *next; /* net's list */
+	int64_t created_us;     /* monotonic */
+	int64_t frame_start_us; /* first byte of the incomplete frame in `in` (0 = none) */
+	int partial;            /* parsing stopped on an incomplete frame (not on a limit) */
+	int proven;             /* sent a valid (authenticated) request */
+	int on_cand;            /* on the net's candidate list */
+	struct srv_conn *prev, *next;   /* net's list */
+	struct srv_conn *cprev, *cnext; /* net's candidate list (unproven, LRU first) */
 };
 
 /* The network backend's side of a connection and of a network thread. */
@@ -319,6 +334,9 @@ struct srv_net {
 	size_t nhandoff, caphandoff;
 	struct srv_conn *conns;
 	size_t nconns;
+	struct srv_conn *cand_head, *cand_tail; /* unproven connections, least recently active first */
+	atomic_int ncand;                        /* length of the candidate list */
+	atomic_int evict_req;                    /* evictions asked by other threads at the limit */
 	/* Requests parsed this iteration, not yet submitted: [0] reads, [1] the rest. */
 	struct {
 		struct srv_req *head, *tail;
@@ -341,6 +359,13 @@ void srv_conn_eof(struct srv_conn *c, int err);
 /* Output made progress: resumes reading/processing or finishes a close. */
 void srv_conn_output_progress(struct srv_conn *c);
 void srv_conn_close(struct srv_conn *c, const char *why);
+/* A protocol parser consumed `consumed` bytes of c->in and stopped on an incomplete frame
+ * (partial = 1) or on a limit/close (0): keeps the frame timeout's clock. */
+void srv_conn_parsed(struct srv_conn *c, size_t consumed, int partial);
+/* Marks a connection as having sent a valid request: no longer a candidate for eviction. */
+void srv_conn_prove(struct srv_conn *c);
+/* Checks the connection invariants above (aborts on violation). */
+void srv_conn_assert_state(const struct srv_conn *c);
 void srv_conn_maybe_free(struct srv_conn *c);
 /* Accept policy: returns 0 or closes fd after telling the client why (max connections). */
 int srv_net_admit(struct srv_net *n, int fd, enum srv_proto proto);

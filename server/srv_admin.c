@@ -158,6 +158,15 @@ static void srv_metrics_text(struct srv_server *s, struct evbuffer *b)
 		   (double)atomic_load(&m->conns_dropped_slow));
 	srv_metric(b, "strata_idle_closed_total", "counter", "Connections closed when idle.",
 		   (double)atomic_load(&m->conns_idle_closed));
+	srv_metric(b, "strata_evicted_total", "counter",
+		   "Connections without a request yet closed to admit a newcomer at --max-conns.",
+		   (double)atomic_load(&m->conns_evicted));
+	srv_metric(b, "strata_handshake_timeouts_total", "counter",
+		   "Connections closed for no request (or auth) within --handshake-timeout.",
+		   (double)atomic_load(&m->conns_handshake_timeout));
+	srv_metric(b, "strata_frame_timeouts_total", "counter",
+		   "Connections closed for a frame left incomplete for --frame-timeout.",
+		   (double)atomic_load(&m->conns_frame_timeout));
 	srv_metric(b, "strata_inflight_requests", "gauge", "Requests being executed.",
 		   atomic_load(&m->inflight));
 	srv_metric(b, "strata_bad_frames_total", "counter",
