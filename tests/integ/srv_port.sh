@@ -27,7 +27,7 @@ for io in uring epoll; do
   [ -s "$T/ready" ] || fail "first stratad ($io) did not start: $(cat "$T/a.log")"
   ADDR=$(awk '{print $1}' "$T/ready")
   ADMIN_PORT=$(awk '{print $2}' "$T/ready")
-  RESP_PORT=$(awk '{print $6}' "$T/ready")
+  RESP_PORT=$(awk '{print $5}' "$T/ready")  # a 5th field once --resp exists
   $S --addr "$ADDR" table create only_in_a --feature x:i64 >/dev/null || fail "create ($io)"
 
   # The same address (protocol port), with 1 and 4 network threads: refused at start.
