@@ -35,6 +35,8 @@ struct srv_config {
 	size_t max_out;          /* per-connection unsent output before reading pauses */
 	int64_t idle_timeout_us; /* no request for this long: closed (0 = never) */
 	int64_t stall_timeout_us;/* output over max_out for this long: dropped */
+	int64_t handshake_timeout_us; /* no first request (or auth) within this: closed (0 = never) */
+	int64_t frame_timeout_us;     /* one frame incomplete for this long: closed (0 = never) */
 	int64_t drain_timeout_us;/* on SIGTERM, wait this long for in-flight requests */
 	int nshards;
 	size_t cache_bytes;
@@ -65,7 +67,8 @@ struct srv_metrics {
 	struct srv_op_stats *ops; /* owned; nops slots, one per operation (srv_op_name) */
 	int nops;
 	atomic_uint_fast64_t conns_total, conns_rejected, bytes_in, bytes_out, frames_bad,
-		auth_failures, conns_dropped_slow, conns_idle_closed;
+		auth_failures, conns_dropped_slow, conns_idle_closed, conns_evicted,
+		conns_handshake_timeout, conns_frame_timeout;
 	atomic_int conns, inflight;
 };
 
@@ -84,6 +87,9 @@ struct srv_pool;
 struct srv_net;
 struct srv_join;
 
+/* The protocols a listening socket speaks (a connection keeps its listener's). */
+enum srv_proto { SRV_PROTO_STRATA, SRV_PROTO_RESP, SRV_NPROTO };
+
 struct srv_server {
 	struct srv_config cfg;
 	struct kv_db *db;
@@ -92,6 +98,10 @@ struct srv_server {
 	struct srv_pool *rpool; /* point reads: get, multi-get, history */
 	struct srv_net **nets;
 	int nnets;
+	/* One listening socket per protocol, shared by every network thread (-1 = off). No
+	 * SO_REUSEPORT: a second server on a taken address fails at bind instead of joining. */
+	int listen_fd[SRV_NPROTO];
+	int listen_port[SRV_NPROTO];
 	const char *io_name; /* "uring" or "epoll" */
 	int64_t started_us;
 	atomic_int stopping;
@@ -239,7 +249,13 @@ void srv_joins_drop_conn(struct srv_server *s, uint64_t conn_id);
  *              request is executing (inflight == 0) the conn is freed.
  * Invariants: inflight <= max_inflight; reading is paused while inflight == max_inflight or
  * unsent output > max_out, so per-connection memory is bounded by max_frame + max_out +
- * max_inflight responses. */
+ * max_inflight responses.
+ * Proven: an OPEN connection is "unproven" until it has sent a valid request (after auth when
+ * a token is required). Unproven connections sit on their net's candidate list, least recently
+ * active first; at --max-conns the head is closed to admit a newcomer (evicted), and one still
+ * unproven after --handshake-timeout is closed. Any connection whose current frame stays
+ * incomplete for --frame-timeout is closed. A connection is on the candidate list iff it is
+ * OPEN and unproven (srv_conn_assert_state). */
 enum srv_conn_state { SRV_CONN_OPEN, SRV_CONN_CLOSING };
 
 struct srv_buf {
@@ -255,6 +271,7 @@ struct srv_conn {
 	struct srv_net *net;
 	uint64_t id;
 	int fd;
+	enum srv_proto proto;
 	enum srv_conn_state state;
 	int authed;
 	int eof;          /* peer closed its side: close once answered */
@@ -266,7 +283,13 @@ struct srv_conn {
 	struct srv_buf in;
 	int64_t last_active_us; /* monotonic */
 	int64_t out_full_since; /* monotonic, 0 = output under the limit */
-	struct srv_conn *prev, *next; /* net's list */
+	int64_t created_us;     /* monotonic */
+	int64_t frame_start_us; /* first byte of the incomplete frame in `in` (0 = none) */
+	int partial;            /* parsing stopped on an incomplete frame (not on a limit) */
+	int proven;             /* sent a valid (authenticated) request */
+	int on_cand;            /* on the net's candidate list */
+	struct srv_conn *prev, *next;   /* net's list */
+	struct srv_conn *cprev, *cnext; /* net's candidate list (unproven, LRU first) */
 };
 
 /* The network backend's side of a connection and of a network thread. */
@@ -281,6 +304,9 @@ struct srv_backend {
 	int (*write)(struct srv_conn *c, const void *p, size_t n);
 	size_t (*out_pending)(struct srv_conn *c);
 	void (*set_read)(struct srv_conn *c, int on);
+	/* Takes over an accepted socket as a new connection (srv_conn_init); fails when out of
+	 * memory (the caller closes fd). */
+	int (*adopt)(struct srv_net *n, int fd, enum srv_proto proto);
 	/* Shuts the socket; the backend sets io_done and calls srv_conn_maybe_free later. */
 	void (*shut)(struct srv_conn *c);
 	void (*free_conn)(struct srv_conn *c);
@@ -294,14 +320,23 @@ struct srv_net {
 	struct srv_server *srv;
 	const struct srv_backend *be;
 	void *be_state;
-	int listen_fd;
-	int efd;            /* eventfd: completions and shutdown */
+	int efd;            /* eventfd: completions, handed-over sockets and shutdown */
+	atomic_int load;    /* connections of this thread, counting those being handed over */
 	pthread_t thread;
 	pthread_mutex_t done_mu;
 	struct srv_req *done_head, *done_tail;
 	int done_signaled;  /* an eventfd write is pending (under done_mu) */
+	/* Accepted sockets handed over by another network thread (under done_mu). */
+	struct srv_handoff {
+		int fd;
+		enum srv_proto proto;
+	} *handoff;
+	size_t nhandoff, caphandoff;
 	struct srv_conn *conns;
 	size_t nconns;
+	struct srv_conn *cand_head, *cand_tail; /* unproven connections, least recently active first */
+	atomic_int ncand;                        /* length of the candidate list */
+	atomic_int evict_req;                    /* evictions asked by other threads at the limit */
 	/* Requests parsed this iteration, not yet submitted: [0] reads, [1] the rest. */
 	struct {
 		struct srv_req *head, *tail;
@@ -312,7 +347,11 @@ struct srv_net {
 };
 
 /* Called by the backend. */
-void srv_conn_init(struct srv_conn *c, struct srv_net *n, int fd);
+void srv_conn_init(struct srv_conn *c, struct srv_net *n, int fd, enum srv_proto proto);
+/* A socket accepted on listener `proto`: admitted (srv_net_admit), then adopted by the least
+ * loaded network thread, this one on a tie. The kernel may wake the same thread for every
+ * accept on a shared socket; this keeps connections spread across the threads. */
+void srv_net_accepted(struct srv_net *n, int fd, enum srv_proto proto);
 /* New bytes from the socket: buffers, parses and dispatches whole frames. */
 void srv_conn_input(struct srv_conn *c, const void *p, size_t n);
 /* Peer closed its side (or read error when err != 0). */
@@ -320,9 +359,18 @@ void srv_conn_eof(struct srv_conn *c, int err);
 /* Output made progress: resumes reading/processing or finishes a close. */
 void srv_conn_output_progress(struct srv_conn *c);
 void srv_conn_close(struct srv_conn *c, const char *why);
+/* A protocol parser consumed `consumed` bytes of c->in and stopped on an incomplete frame
+ * (partial = 1) or on a limit/close (0): keeps the frame timeout's clock. */
+void srv_conn_parsed(struct srv_conn *c, size_t consumed, int partial);
+/* Marks a connection as having sent a valid request: no longer a candidate for eviction. */
+void srv_conn_prove(struct srv_conn *c);
+/* Checks the connection invariants above (aborts on violation). */
+void srv_conn_assert_state(const struct srv_conn *c);
 void srv_conn_maybe_free(struct srv_conn *c);
 /* Accept policy: returns 0 or closes fd after telling the client why (max connections). */
-int srv_net_admit(struct srv_net *n, int fd);
+int srv_net_admit(struct srv_net *n, int fd, enum srv_proto proto);
+/* Closes handed-over sockets never adopted (at teardown). */
+void srv_net_drop_handoffs(struct srv_net *n);
 /* Drains worker completions and submits the batch; called once per loop iteration. */
 void srv_net_flush(struct srv_net *n);
 /* Timeouts and shutdown progress, about once a second; returns 1 when the loop may end. */
@@ -331,6 +379,10 @@ int srv_net_tick(struct srv_net *n);
 void srv_net_complete(struct srv_net *n, struct srv_req *r);
 void srv_net_complete_chain(struct srv_net *n, struct srv_req *first, struct srv_req *last);
 void srv_net_wake(struct srv_net *n);
+
+/* Opens a listening socket on "HOST:PORT" (port 0 = ephemeral; *port gets the bound one).
+ * Returns the fd, or an error (e.g. "address already in use") with err set. (srv_listen.c) */
+int srv_listen_open(const char *addr, int *port, struct st_error *err);
 
 /* Frame header helpers (4-byte big-endian length). */
 static inline uint32_t srv_get_be32(const uint8_t *p)

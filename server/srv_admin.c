@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/st_log.h"
 #include "common/st_time.h"
@@ -162,6 +163,15 @@ static void srv_metrics_text(struct srv_server *s, struct evbuffer *b)
 		   (double)atomic_load(&m->conns_dropped_slow));
 	srv_metric(b, "strata_idle_closed_total", "counter", "Connections closed when idle.",
 		   (double)atomic_load(&m->conns_idle_closed));
+	srv_metric(b, "strata_evicted_total", "counter",
+		   "Connections without a request yet closed to admit a newcomer at --max-conns.",
+		   (double)atomic_load(&m->conns_evicted));
+	srv_metric(b, "strata_handshake_timeouts_total", "counter",
+		   "Connections closed for no request (or auth) within --handshake-timeout.",
+		   (double)atomic_load(&m->conns_handshake_timeout));
+	srv_metric(b, "strata_frame_timeouts_total", "counter",
+		   "Connections closed for a frame left incomplete for --frame-timeout.",
+		   (double)atomic_load(&m->conns_frame_timeout));
 	srv_metric(b, "strata_inflight_requests", "gauge", "Requests being executed.",
 		   atomic_load(&m->inflight));
 	srv_metric(b, "strata_bad_frames_total", "counter",
@@ -300,34 +310,32 @@ static void *srv_admin_main(void *arg)
 
 int srv_admin_start(struct srv_server *s, struct srv_admin **out, struct st_error *err)
 {
-	char host[256];
-	int port;
-	int rc = srv_parse_addr(s->cfg.admin, host, sizeof(host), &port, err);
-	if (rc)
-		return rc;
+	int port, rc;
+	int fd = srv_listen_open(s->cfg.admin, &port, err);
+	if (fd < 0)
+		return fd;
 	struct srv_admin *a = calloc(1, sizeof(*a));
-	if (!a)
+	if (!a) {
+		close(fd);
 		return st_error_set(err, ST_ENOMEM, "out of memory");
+	}
 	a->srv = s;
 	a->base = event_base_new();
 	a->http = a->base ? evhttp_new(a->base) : NULL;
 	if (!a->http) {
+		close(fd);
 		rc = st_error_set(err, ST_ENOMEM, "cannot create the HTTP server");
 		goto fail;
 	}
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
 	evhttp_set_gencb(a->http, srv_admin_cb, a);
-	struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(a->http, host, port);
-	if (!bs) {
-		rc = st_error_set(err, ST_EIO, "cannot listen on %s (admin)", s->cfg.admin);
+	/* evhttp owns fd from here (closed by evhttp_free). */
+	if (!evhttp_accept_socket_with_handle(a->http, fd)) {
+		close(fd);
+		rc = st_error_set(err, ST_ENOMEM, "cannot accept on %s (admin)", s->cfg.admin);
 		goto fail;
 	}
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
 	a->port = port;
-	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl) == 0)
-		a->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-							 : ((struct sockaddr_in *)&ss)->sin_port);
 	if ((rc = pthread_create(&a->thread, NULL, srv_admin_main, a))) {
 		rc = st_error_set(err, -rc, "cannot start the admin thread");
 		goto fail;

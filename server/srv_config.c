@@ -36,6 +36,8 @@ void srv_config_defaults(struct srv_config *c)
 	c->max_out = 8u << 20;
 	c->idle_timeout_us = 300LL * 1000000;
 	c->stall_timeout_us = 30LL * 1000000;
+	c->handshake_timeout_us = 10LL * 1000000;
+	c->frame_timeout_us = 30LL * 1000000;
 	c->drain_timeout_us = 10LL * 1000000;
 	c->nshards = 4;
 	c->cache_bytes = 256u << 20;
@@ -168,6 +170,10 @@ static int srv_config_set(struct srv_config *c, const char *key, const char *v,
 		bad = st_dur_parse(v, &us) || (c->idle_timeout_us = us, 0);
 	else if (!strcmp(k, "stall-timeout"))
 		bad = st_dur_parse(v, &us) || (c->stall_timeout_us = us, 0);
+	else if (!strcmp(k, "handshake-timeout"))
+		bad = st_dur_parse(v, &us) || (c->handshake_timeout_us = us, 0);
+	else if (!strcmp(k, "frame-timeout"))
+		bad = st_dur_parse(v, &us) || (c->frame_timeout_us = us, 0);
 	else if (!strcmp(k, "drain-timeout"))
 		bad = st_dur_parse(v, &us) || (c->drain_timeout_us = us, 0);
 	else if (!strcmp(k, "inline-reads"))
@@ -247,6 +253,7 @@ static void srv_usage(FILE *out)
 		"               [--auth-token-file F] [--max-conns N] [--max-inflight N]\n"
 		"               [--max-frame SIZE] [--max-value SIZE] [--max-output SIZE]\n"
 		"               [--idle-timeout DUR] [--stall-timeout DUR] [--drain-timeout DUR]\n"
+		"               [--handshake-timeout DUR] [--frame-timeout DUR]\n"
 		"               [--shards N] [--cache SIZE] [--row-cache SIZE] [--inline-reads 0|1]\n"
 		"               [--ready-file F] [-v]\n"
 		"Serves the Strata store over the wire protocol (docs/protocol.md); admin HTTP has\n"
@@ -274,6 +281,8 @@ int srv_config_parse(struct srv_config *c, int argc, char **argv, struct st_erro
 		{"idle-timeout", required_argument, 0, 0},
 		{"stall-timeout", required_argument, 0, 0},
 		{"drain-timeout", required_argument, 0, 0},
+		{"handshake-timeout", required_argument, 0, 0},
+		{"frame-timeout", required_argument, 0, 0},
 		{"shards", required_argument, 0, 0},
 		{"cache", required_argument, 0, 0},
 		{"row-cache", required_argument, 0, 0},

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -63,15 +66,138 @@ static uint64_t srv_next_conn_id(void)
 	return atomic_fetch_add(&next, 1);
 }
 
-void srv_conn_init(struct srv_conn *c, struct srv_net *n, int fd)
+/* ---- the candidate list: unproven connections, least recently active first ---- */
+
+static void srv_cand_unlink(struct srv_conn *c)
+{
+	if (!c->on_cand)
+		return;
+	struct srv_net *n = c->net;
+	if (c->cprev)
+		c->cprev->cnext = c->cnext;
+	else
+		n->cand_head = c->cnext;
+	if (c->cnext)
+		c->cnext->cprev = c->cprev;
+	else
+		n->cand_tail = c->cprev;
+	c->cprev = c->cnext = NULL;
+	c->on_cand = 0;
+	atomic_fetch_sub(&n->ncand, 1);
+}
+
+static void srv_cand_append(struct srv_conn *c)
+{
+	struct srv_net *n = c->net;
+	ST_ASSERT(!c->on_cand);
+	c->cprev = n->cand_tail;
+	c->cnext = NULL;
+	if (n->cand_tail)
+		n->cand_tail->cnext = c;
+	else
+		n->cand_head = c;
+	n->cand_tail = c;
+	c->on_cand = 1;
+	atomic_fetch_add(&n->ncand, 1);
+}
+
+void srv_conn_prove(struct srv_conn *c)
+{
+	if (c->proven)
+		return;
+	c->proven = 1;
+	srv_cand_unlink(c);
+}
+
+void srv_conn_assert_state(const struct srv_conn *c)
+{
+	ST_ASSERT(c->state == SRV_CONN_OPEN || c->state == SRV_CONN_CLOSING);
+	ST_ASSERT(c->on_cand == (c->state == SRV_CONN_OPEN && !c->proven));
+	ST_ASSERT(c->inflight <= (uint32_t)c->net->srv->cfg.max_inflight);
+	ST_ASSERT(!c->partial || c->in.len > 0);
+	ST_ASSERT(c->proven || c->inflight == 0 || c->proto != SRV_PROTO_STRATA);
+}
+
+/* A connection this fresh may be a client between its connect and its first request: it is
+ * never evicted. If every candidate is this fresh the newcomer is admitted anyway, so the
+ * limit can be exceeded by at most the connections accepted within this window. */
+#define SRV_EVICT_GRACE_US 50000
+
+/* Closes the unproven connection idle longest on this net to make room; 0 if there is none. */
+static int srv_net_evict_one(struct srv_net *n)
+{
+	struct srv_conn *c;
+	/* Bytes in the socket not read yet: a request may be arriving; look further (a bounded
+	 * number of times, each skipped one becoming most recently active). */
+	for (int tries = 0;; tries++) {
+		c = n->cand_head;
+		if (!c || st_mono_us() - c->last_active_us < SRV_EVICT_GRACE_US)
+			return 0;
+		int unread = 0;
+		if (tries == 8 || ioctl(c->fd, FIONREAD, &unread) || unread == 0)
+			break;
+		srv_cand_unlink(c);
+		srv_cand_append(c);
+		c->last_active_us = st_mono_us();
+	}
+	atomic_fetch_add(&n->srv->m.conns_evicted, 1);
+	st_debug("conn %llu: evicted at the connection limit (idle %lld ms, no request yet)",
+		 (unsigned long long)c->id, (long long)((st_mono_us() - c->last_active_us) / 1000));
+	srv_conn_close(c, "evicted");
+	return 1;
+}
+
+/* Evictions other threads asked of this one (on this net's thread). */
+static void srv_net_serve_evictions(struct srv_net *n)
+{
+	while (atomic_load(&n->evict_req) > 0) {
+		atomic_fetch_sub(&n->evict_req, 1);
+		if (!srv_net_evict_one(n)) {
+			atomic_store(&n->evict_req, 0);
+			break;
+		}
+	}
+}
+
+/* At the connection limit: makes room by closing an unproven connection, here or (asked
+ * through evict_req) on another thread. Returns 0 when the newcomer may be admitted. */
+static int srv_net_make_room(struct srv_net *n)
+{
+	/* The thread with the most candidates: its least recently active one is likely idle
+	 * longest, and is unlikely to be a client that has just connected. */
+	struct srv_server *s = n->srv;
+	struct srv_net *best = n;
+	int most = atomic_load(&n->ncand) - atomic_load(&n->evict_req);
+	for (int i = 0; i < s->nnets; i++) {
+		struct srv_net *t = s->nets[i];
+		int spare = atomic_load(&t->ncand) - atomic_load(&t->evict_req);
+		if (t != n && spare > most) {
+			best = t;
+			most = spare;
+		}
+	}
+	if (most <= 0)
+		return -1; /* every connection has made a request: refuse, as Redis does */
+	if (best == n) {
+		srv_net_evict_one(n);
+		return 0;
+	}
+	atomic_fetch_add(&best->evict_req, 1);
+	srv_net_wake(best);
+	return 0;
+}
+
+void srv_conn_init(struct srv_conn *c, struct srv_net *n, int fd, enum srv_proto proto)
 {
 	memset(c, 0, sizeof(*c));
 	c->net = n;
 	c->fd = fd;
+	c->proto = proto;
 	c->id = srv_next_conn_id();
 	c->state = SRV_CONN_OPEN;
 	c->authed = n->srv->cfg.token == NULL;
-	c->last_active_us = st_mono_us();
+	c->last_active_us = c->created_us = st_mono_us();
+	srv_cand_append(c);
 	c->next = n->conns;
 	if (n->conns)
 		n->conns->prev = c;
@@ -81,25 +207,112 @@ void srv_conn_init(struct srv_conn *c, struct srv_net *n, int fd)
 	atomic_fetch_add(&n->srv->m.conns_total, 1);
 }
 
-int srv_net_admit(struct srv_net *n, int fd)
+/* Tells a refused client why, in its protocol (best effort, non-blocking: the socket buffer
+ * of a new socket is empty), and closes the socket. */
+static void srv_refuse(int fd, enum srv_proto proto, const char *why)
 {
-	struct srv_server *s = n->srv;
-	if (atomic_load(&s->stopping) || atomic_load(&s->m.conns) >= s->cfg.max_conns) {
+	if (proto == SRV_PROTO_RESP) {
+		char line[128];
+		int len = snprintf(line, sizeof(line), "-ERR %s\r\n", why);
+		ssize_t w = send(fd, line, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)w;
+	} else {
 		uint8_t *f;
 		size_t len;
-		const char *why = atomic_load(&s->stopping) ? "server is shutting down"
-							   : "too many connections";
 		if (srv_error_frame(0, ST_ELIMIT, why, &f, &len) == 0) {
-			/* Best effort, non-blocking: the socket buffer of a new socket is empty. */
 			ssize_t w = send(fd, f, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 			(void)w;
 			free(f);
 		}
-		close(fd);
+	}
+	close(fd);
+}
+
+int srv_net_admit(struct srv_net *n, int fd, enum srv_proto proto)
+{
+	struct srv_server *s = n->srv;
+	if (atomic_load(&s->stopping) ||
+	    (atomic_load(&s->m.conns) >= s->cfg.max_conns && srv_net_make_room(n))) {
+		srv_refuse(fd, proto, atomic_load(&s->stopping) ? "server is shutting down"
+								: "too many connections");
 		atomic_fetch_add(&s->m.conns_rejected, 1);
 		return -1;
 	}
 	return 0;
+}
+
+static struct srv_net *srv_net_least_loaded(struct srv_net *n)
+{
+	struct srv_server *s = n->srv;
+	struct srv_net *best = n;
+	int best_load = atomic_load(&n->load);
+	for (int i = 0; i < s->nnets; i++) {
+		int l = atomic_load(&s->nets[i]->load);
+		if (l < best_load) {
+			best = s->nets[i];
+			best_load = l;
+		}
+	}
+	return best;
+}
+
+static void srv_net_adopt(struct srv_net *n, int fd, enum srv_proto proto)
+{
+	if (n->be->adopt(n, fd, proto)) {
+		close(fd);
+		atomic_fetch_sub(&n->load, 1);
+	}
+}
+
+void srv_net_accepted(struct srv_net *n, int fd, enum srv_proto proto)
+{
+	if (srv_net_admit(n, fd, proto))
+		return;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct srv_net *t = srv_net_least_loaded(n);
+	atomic_fetch_add(&t->load, 1);
+	if (t == n) {
+		srv_net_adopt(n, fd, proto);
+		return;
+	}
+	pthread_mutex_lock(&t->done_mu);
+	int ok = 1;
+	if (t->nhandoff == t->caphandoff) {
+		size_t cap = t->caphandoff ? 2 * t->caphandoff : 16;
+		struct srv_handoff *h = realloc(t->handoff, cap * sizeof(*h));
+		if (h) {
+			t->handoff = h;
+			t->caphandoff = cap;
+		} else {
+			ok = 0;
+		}
+	}
+	if (ok)
+		t->handoff[t->nhandoff++] = (struct srv_handoff){fd, proto};
+	int signal = ok && !t->done_signaled;
+	if (signal)
+		t->done_signaled = 1;
+	pthread_mutex_unlock(&t->done_mu);
+	if (!ok) {
+		atomic_fetch_sub(&t->load, 1);
+		atomic_fetch_add(&n->load, 1);
+		srv_net_adopt(n, fd, proto); /* cannot queue it: keep it here */
+		return;
+	}
+	if (signal)
+		srv_net_wake(t);
+}
+
+void srv_net_drop_handoffs(struct srv_net *n)
+{
+	pthread_mutex_lock(&n->done_mu);
+	for (size_t i = 0; i < n->nhandoff; i++)
+		close(n->handoff[i].fd);
+	free(n->handoff);
+	n->handoff = NULL;
+	n->nhandoff = n->caphandoff = 0;
+	pthread_mutex_unlock(&n->done_mu);
 }
 
 static void srv_conn_send_frame(struct srv_conn *c, const uint8_t *f, size_t len)
@@ -172,6 +385,7 @@ static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
 			return;
 		}
 		c->authed = 1;
+		srv_conn_prove(c);
 		srv_conn_reply_error(c, id, op, 0, NULL);
 		return;
 	}
@@ -184,6 +398,7 @@ static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
 		c->close_after = 1;
 		return;
 	}
+	srv_conn_prove(c);
 	struct srv_req *r = calloc(1, sizeof(*r));
 	if (!r) {
 		uint64_t id = msg->id;
@@ -220,12 +435,27 @@ static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
 }
 
 /* Parses whole frames from c->in while the limits allow. */
+void srv_conn_parsed(struct srv_conn *c, size_t consumed, int partial)
+{
+	if (consumed)
+		srv_buf_consume(&c->in, consumed);
+	c->partial = partial && c->in.len > 0;
+	if (!c->partial)
+		c->frame_start_us = 0;
+	else if (consumed || !c->frame_start_us)
+		c->frame_start_us = st_mono_us();
+}
+
 static void srv_conn_process(struct srv_conn *c)
 {
 	struct srv_server *s = c->net->srv;
 	size_t off = 0;
-	while (c->state == SRV_CONN_OPEN && !c->close_after && !srv_conn_over_limits(c) &&
-	       c->in.len - off >= 4) {
+	int partial = 0;
+	while (c->state == SRV_CONN_OPEN && !c->close_after && !srv_conn_over_limits(c)) {
+		if (c->in.len - off < 4) {
+			partial = 1;
+			break;
+		}
 		uint32_t len = srv_get_be32(c->in.p + off);
 		if (len > s->cfg.max_frame) {
 			char msg[160];
@@ -238,8 +468,10 @@ static void srv_conn_process(struct srv_conn *c)
 			c->close_after = 1;
 			break;
 		}
-		if (c->in.len - off - 4 < len)
+		if (c->in.len - off - 4 < len) {
+			partial = 1;
 			break;
+		}
 		Strata__Request *msg =
 			strata__request__unpack(NULL, len, c->in.p + off + 4);
 		off += 4 + (size_t)len;
@@ -259,8 +491,7 @@ static void srv_conn_process(struct srv_conn *c)
 		}
 		srv_conn_request(c, msg);
 	}
-	if (off)
-		srv_buf_consume(&c->in, off);
+	srv_conn_parsed(c, off, partial);
 	if (c->close_after && c->net->be->out_pending(c) == 0)
 		srv_conn_close(c, "protocol error");
 }
@@ -271,6 +502,10 @@ void srv_conn_input(struct srv_conn *c, const void *p, size_t n)
 		return;
 	atomic_fetch_add(&c->net->srv->m.bytes_in, n);
 	c->last_active_us = st_mono_us();
+	if (c->on_cand) { /* most recently active: last to be evicted */
+		srv_cand_unlink(c);
+		srv_cand_append(c);
+	}
 	if (c->close_after)
 		return; /* discard: the connection closes once its error is sent */
 	if (srv_buf_append(&c->in, p, n)) {
@@ -326,6 +561,9 @@ void srv_conn_close(struct srv_conn *c, const char *why)
 		return;
 	st_debug("conn %llu: closing (%s)", (unsigned long long)c->id, why);
 	c->state = SRV_CONN_CLOSING;
+	srv_cand_unlink(c);
+	/* Counted against --max-conns while OPEN: a closing socket holds no client. */
+	atomic_fetch_sub(&c->net->srv->m.conns, 1);
 	c->net->be->shut(c);
 	srv_conn_maybe_free(c);
 }
@@ -342,7 +580,7 @@ void srv_conn_maybe_free(struct srv_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	n->nconns--;
-	atomic_fetch_sub(&n->srv->m.conns, 1);
+	atomic_fetch_sub(&n->load, 1);
 	srv_joins_drop_conn(n->srv, c->id);
 	srv_buf_release(&c->in);
 	n->be->free_conn(c);
@@ -407,14 +645,25 @@ static void srv_req_finish(struct srv_req *r)
 
 void srv_net_flush(struct srv_net *n)
 {
+	srv_net_serve_evictions(n);
 	for (;;) {
 		pthread_mutex_lock(&n->done_mu);
 		struct srv_req *r = n->done_head;
 		n->done_head = n->done_tail = NULL;
+		struct srv_handoff *h = n->handoff;
+		size_t nh = n->nhandoff;
+		n->handoff = NULL;
+		n->nhandoff = n->caphandoff = 0;
 		n->done_signaled = 0;
 		pthread_mutex_unlock(&n->done_mu);
-		if (!r)
+		if (!r && !nh) {
+			free(h);
 			break;
+		}
+		/* Sockets other threads handed over: adopted here, on this net's thread. */
+		for (size_t i = 0; i < nh; i++)
+			srv_net_adopt(n, h[i].fd, h[i].proto);
+		free(h);
 		while (r) {
 			struct srv_req *next = r->next;
 			srv_req_finish(r);
@@ -439,6 +688,7 @@ int srv_net_tick(struct srv_net *n)
 	struct srv_conn *next;
 	for (struct srv_conn *c = n->conns; c; c = next) {
 		next = c->next;
+		srv_conn_assert_state(c);
 		if (c->state != SRV_CONN_OPEN)
 			continue;
 		if (stopping) {
@@ -457,6 +707,23 @@ int srv_net_tick(struct srv_net *n)
 				(unsigned long long)c->id, n->be->out_pending(c),
 				(long long)(s->cfg.stall_timeout_us / 1000));
 			srv_conn_close(c, "stalled");
+			continue;
+		}
+		if (s->cfg.frame_timeout_us && c->partial &&
+		    now - c->frame_start_us > s->cfg.frame_timeout_us) {
+			atomic_fetch_add(&s->m.conns_frame_timeout, 1);
+			st_info("conn %llu: a frame incomplete for over %lld ms, closing",
+				(unsigned long long)c->id, (long long)(s->cfg.frame_timeout_us / 1000));
+			srv_conn_close(c, "frame timeout");
+			continue;
+		}
+		if (s->cfg.handshake_timeout_us && !c->proven &&
+		    now - c->created_us > s->cfg.handshake_timeout_us) {
+			atomic_fetch_add(&s->m.conns_handshake_timeout, 1);
+			st_debug("conn %llu: no %s within %lld ms, closing", (unsigned long long)c->id,
+				 s->cfg.token ? "authentication" : "request",
+				 (long long)(s->cfg.handshake_timeout_us / 1000));
+			srv_conn_close(c, "handshake timeout");
 			continue;
 		}
 		if (s->cfg.idle_timeout_us && c->inflight == 0 &&

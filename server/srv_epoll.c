@@ -23,11 +23,26 @@ struct ev_conn {
 	struct bufferevent *bev;
 };
 
+struct ev_listener {
+	struct srv_net *n;
+	enum srv_proto proto;
+	struct event *ev;
+};
+
 struct ev_net {
 	struct event_base *base;
-	struct event *accept_ev, *efd_ev, *tick_ev;
+	struct ev_listener lis[SRV_NPROTO]; /* ev NULL when the protocol is off */
+	struct event *efd_ev, *tick_ev;
 	int64_t accept_retry_us; /* accepting paused after an error (EMFILE...) until then */
 };
+
+/* Adds (on) or removes the accept events of every listener. */
+static void ev_accepting(struct ev_net *e, int on)
+{
+	for (int i = 0; i < SRV_NPROTO; i++)
+		if (e->lis[i].ev)
+			on ? event_add(e->lis[i].ev, NULL) : event_del(e->lis[i].ev);
+}
 
 static void ev_read_cb(struct bufferevent *bev, void *arg)
 {
@@ -69,11 +84,29 @@ static void ev_event_cb(struct bufferevent *bev, short what, void *arg)
 	srv_conn_maybe_free(&k->c);
 }
 
+static int ev_adopt(struct srv_net *n, int fd, enum srv_proto proto)
+{
+	struct ev_net *e = n->be_state;
+	struct ev_conn *k = calloc(1, sizeof(*k));
+	struct bufferevent *bev =
+		k ? bufferevent_socket_new(e->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+	if (!bev) {
+		free(k);
+		return ST_ENOMEM;
+	}
+	k->bev = bev;
+	srv_conn_init(&k->c, n, fd, proto);
+	bufferevent_setcb(bev, ev_read_cb, ev_write_cb, ev_event_cb, k);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
 static void ev_accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	(void)what;
-	struct srv_net *n = arg;
-	struct ev_net *e = n->be_state;
+	struct ev_listener *l = arg;
+	struct ev_net *e = l->n->be_state;
+	/* The socket is shared: another thread may win the race, then accept says EAGAIN. */
 	for (int i = 0; i < 256; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
@@ -81,27 +114,12 @@ static void ev_accept_cb(evutil_socket_t lfd, short what, void *arg)
 				/* Out of descriptors: the listener stays readable, so pause it
 				 * instead of spinning; ev_run re-enables it. */
 				st_warn("accept: %s; retrying in 100 ms", strerror(errno));
-				event_del(e->accept_ev);
+				ev_accepting(e, 0);
 				e->accept_retry_us = st_mono_us() + 100000;
 			}
 			return;
 		}
-		if (srv_net_admit(n, fd))
-			continue;
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		struct ev_conn *k = calloc(1, sizeof(*k));
-		struct bufferevent *bev =
-			k ? bufferevent_socket_new(e->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
-		if (!bev) {
-			free(k);
-			close(fd);
-			continue;
-		}
-		k->bev = bev;
-		srv_conn_init(&k->c, n, fd);
-		bufferevent_setcb(bev, ev_read_cb, ev_write_cb, ev_event_cb, k);
-		bufferevent_enable(bev, EV_READ | EV_WRITE);
+		srv_net_accepted(l->n, fd, l->proto);
 	}
 }
 
@@ -167,13 +185,20 @@ static int ev_init(struct srv_net *n, struct st_error *err)
 	e->base = event_base_new();
 	if (!e->base)
 		return st_error_set(err, ST_EIO, "event_base_new failed");
-	e->accept_ev = event_new(e->base, n->listen_fd, EV_READ | EV_PERSIST, ev_accept_cb, n);
+	for (int i = 0; i < SRV_NPROTO; i++) {
+		int fd = n->srv->listen_fd[i];
+		e->lis[i].n = n;
+		e->lis[i].proto = (enum srv_proto)i;
+		if (fd >= 0 && !(e->lis[i].ev = event_new(e->base, fd, EV_READ | EV_PERSIST,
+							  ev_accept_cb, &e->lis[i])))
+			return st_error_set(err, ST_ENOMEM, "out of memory");
+	}
 	e->efd_ev = event_new(e->base, n->efd, EV_READ | EV_PERSIST, ev_efd_cb, n);
 	e->tick_ev = event_new(e->base, -1, EV_PERSIST, ev_tick_cb, n);
-	if (!e->accept_ev || !e->efd_ev || !e->tick_ev)
+	if (!e->efd_ev || !e->tick_ev)
 		return st_error_set(err, ST_ENOMEM, "out of memory");
 	struct timeval tv = {0, 250000};
-	event_add(e->accept_ev, NULL);
+	ev_accepting(e, 1);
 	event_add(e->efd_ev, NULL);
 	event_add(e->tick_ev, &tv);
 	return 0;
@@ -182,8 +207,9 @@ static int ev_init(struct srv_net *n, struct st_error *err)
 static void ev_fini(struct srv_net *n)
 {
 	struct ev_net *e = n->be_state;
-	if (e->accept_ev)
-		event_free(e->accept_ev);
+	for (int i = 0; i < SRV_NPROTO; i++)
+		if (e->lis[i].ev)
+			event_free(e->lis[i].ev);
 	if (e->efd_ev)
 		event_free(e->efd_ev);
 	if (e->tick_ev)
@@ -204,7 +230,7 @@ static void ev_run(struct srv_net *n)
 		int stopping = atomic_load(&n->srv->stopping);
 		if (stopping && n->accepting) {
 			n->accepting = 0;
-			event_del(e->accept_ev);
+			ev_accepting(e, 0);
 		}
 		if (stopping && !fast_tick) {
 			struct timeval tv = {0, 20000};
@@ -213,7 +239,7 @@ static void ev_run(struct srv_net *n)
 		}
 		if (!stopping && e->accept_retry_us && st_mono_us() >= e->accept_retry_us) {
 			e->accept_retry_us = 0;
-			event_add(e->accept_ev, NULL);
+			ev_accepting(e, 1);
 		}
 		if (stopping || st_mono_us() - n->last_tick_us > 250000) {
 			if (srv_net_tick(n))
@@ -227,6 +253,7 @@ const struct srv_backend srv_backend_epoll = {
 	.init = ev_init,
 	.run = ev_run,
 	.fini = ev_fini,
+	.adopt = ev_adopt,
 	.write = ev_write,
 	.out_pending = ev_out_pending,
 	.set_read = ev_set_read,

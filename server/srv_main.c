@@ -40,45 +40,6 @@ static int srv_mkdirs(const char *dir)
 	return 0;
 }
 
-/* Opens one listening socket; with SO_REUSEPORT each network thread has its own and the
- * kernel spreads connections across them. *port 0 binds an ephemeral port and returns it. */
-static int srv_listen_socket(const char *host, int *port, struct st_error *err)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_NUMERICSERV | AI_PASSIVE};
-	struct addrinfo *ai;
-	char ps[16];
-	snprintf(ps, sizeof(ps), "%d", *port);
-	int rc = getaddrinfo(host, ps, &hints, &ai);
-	if (rc)
-		return st_error_set(err, ST_EINVAL, "cannot resolve %s: %s", host, gai_strerror(rc));
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		rc = st_error_set(err, -errno, "socket: %s", strerror(errno));
-		goto free_ai;
-	}
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096)) {
-		rc = st_error_set(err, -errno, "cannot listen on %s:%d: %s", host, *port,
-				  strerror(errno));
-		goto close_fd;
-	}
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		*port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						       : ((struct sockaddr_in *)&ss)->sin_port);
-	freeaddrinfo(ai);
-	return fd;
-close_fd:
-	close(fd);
-free_ai:
-	freeaddrinfo(ai);
-	return rc;
-}
-
 static void *srv_net_main(void *arg)
 {
 	struct srv_net *n = arg;
@@ -86,8 +47,8 @@ static void *srv_net_main(void *arg)
 	return NULL;
 }
 
-static int srv_nets_create(struct srv_server *s, const char *host, int *port,
-			   const struct srv_backend *be, struct st_error *err)
+static int srv_nets_create(struct srv_server *s, const struct srv_backend *be,
+			   struct st_error *err)
 {
 	s->nets = calloc(s->cfg.threads, sizeof(*s->nets));
 	if (!s->nets)
@@ -106,9 +67,6 @@ static int srv_nets_create(struct srv_server *s, const char *host, int *port,
 		n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (n->efd < 0)
 			return st_error_set(err, -errno, "eventfd: %s", strerror(errno));
-		n->listen_fd = srv_listen_socket(host, port, err);
-		if (n->listen_fd < 0)
-			return n->listen_fd;
 		int rc = be->init(n, err);
 		if (rc)
 			return rc;
@@ -122,8 +80,7 @@ static void srv_nets_destroy(struct srv_server *s)
 		struct srv_net *n = s->nets[i];
 		if (n->be_state)
 			n->be->fini(n);
-		if (n->listen_fd >= 0)
-			close(n->listen_fd);
+		srv_net_drop_handoffs(n);
 		if (n->efd >= 0)
 			close(n->efd);
 		pthread_mutex_destroy(&n->done_mu);
@@ -171,6 +128,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "stratad: --listen: %s\n", err.msg);
 		return 2;
 	}
+	for (int i = 0; i < SRV_NPROTO; i++)
+		s->listen_fd[i] = -1;
+	/* Bound before the store is opened: a server that cannot have its address fails at
+	 * once, without touching its data directory. */
+	if ((s->listen_fd[SRV_PROTO_STRATA] = srv_listen_open(
+		     s->cfg.listen, &s->listen_port[SRV_PROTO_STRATA], &err)) < 0) {
+		fprintf(stderr, "stratad: --listen: %s\n", err.msg);
+		return 1;
+	}
 
 	/* Block the stop signals in every thread; main waits for them with sigwait. */
 	sigset_t sigs;
@@ -214,12 +180,12 @@ int main(int argc, char **argv)
 
 	const struct srv_backend *be =
 		s->cfg.io == SRV_IO_EPOLL ? &srv_backend_epoll : &srv_backend_uring;
-	rc = srv_nets_create(s, host, &port, be, &err);
+	rc = srv_nets_create(s, be, &err);
 	if (rc && s->cfg.io == SRV_IO_AUTO) {
 		st_warn("io_uring unavailable (%s); falling back to epoll (libevent)", err.msg);
 		srv_nets_destroy(s);
 		be = &srv_backend_epoll;
-		rc = srv_nets_create(s, host, &port, be, &err);
+		rc = srv_nets_create(s, be, &err);
 	}
 	if (rc) {
 		st_errlog("%s", err.msg);
@@ -247,7 +213,7 @@ int main(int argc, char **argv)
 		}
 	}
 	st_info("stratad serving %s on %s:%d (io %s, %d network thread%s, %d+%d workers, sync %s%s), "
-		"admin %s", s->cfg.data_dir, host, port, s->io_name, s->nnets,
+		"admin %s", s->cfg.data_dir, host, s->listen_port[SRV_PROTO_STRATA], s->io_name, s->nnets,
 		s->nnets == 1 ? "" : "s", s->cfg.read_workers, s->cfg.workers, srv_sync_name(s->cfg.sync),
 		s->cfg.token ? ", auth on" : "", admin ? s->cfg.admin : "off");
 	if (s->cfg.ready_file[0]) {
@@ -256,7 +222,8 @@ int main(int argc, char **argv)
 		strcat(tmp, ".tmp");
 		FILE *f = fopen(tmp, "w");
 		if (f) {
-			fprintf(f, "%s:%d %d %s %d\n", host, port, admin ? srv_admin_port(admin) : 0,
+			fprintf(f, "%s:%d %d %s %d\n", host, s->listen_port[SRV_PROTO_STRATA],
+				admin ? srv_admin_port(admin) : 0,
 				s->io_name, (int)getpid());
 			fclose(f);
 			rename(tmp, s->cfg.ready_file);
@@ -285,6 +252,9 @@ close_db:
 	kv_close(s->db);
 	srv_config_release(&s->cfg);
 	srv_metrics_release(&s->m);
+	for (int i = 0; i < SRV_NPROTO; i++)
+		if (s->listen_fd[i] >= 0)
+			close(s->listen_fd[i]);
 	if (exit_code == 0)
 		st_info("stratad stopped");
 	return exit_code;

@@ -44,8 +44,14 @@ struct ur_net {
 	size_t br_bytes;
 	uint8_t *bufs;
 	uint64_t efd_val;
-	int accept_armed;
-	int64_t accept_retry_us; /* after an accept error (EMFILE...): re-arm no sooner */
+	/* One multishot accept per listening socket (shared with the other threads' rings);
+	 * its address is the accept's user_data. */
+	struct ur_accept {
+		_Alignas(8) enum srv_proto proto;
+		int fd; /* -1: protocol off */
+		int armed;
+		int64_t retry_us; /* after an accept error (EMFILE...): re-arm no sooner */
+	} acc[SRV_NPROTO];
 	struct ur_conn *dirty; /* conns with output to start sending */
 };
 
@@ -65,12 +71,12 @@ static struct io_uring_sqe *ur_sqe(struct ur_net *u)
 	return sqe;
 }
 
-static void ur_arm_accept(struct srv_net *n, struct ur_net *u)
+static void ur_arm_accept(struct ur_net *u, struct ur_accept *a)
 {
 	struct io_uring_sqe *sqe = ur_sqe(u);
-	io_uring_prep_multishot_accept(sqe, n->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, ur_ud(u, UR_ACCEPT));
-	u->accept_armed = 1;
+	io_uring_prep_multishot_accept(sqe, a->fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, ur_ud(a, UR_ACCEPT));
+	a->armed = 1;
 }
 
 static void ur_arm_eventfd(struct srv_net *n, struct ur_net *u)
@@ -196,31 +202,30 @@ static void ur_return_buf(struct ur_net *u, unsigned bid)
 	io_uring_buf_ring_advance(u->br, 1);
 }
 
-static void ur_on_accept(struct srv_net *n, struct ur_net *u, struct io_uring_cqe *cqe)
+static int ur_adopt(struct srv_net *n, int fd, enum srv_proto proto)
+{
+	struct ur_conn *k = calloc(1, sizeof(*k));
+	if (!k)
+		return ST_ENOMEM;
+	srv_conn_init(&k->c, n, fd, proto);
+	k->want_read = 1;
+	ur_arm_recv(n->be_state, k);
+	return 0;
+}
+
+static void ur_on_accept(struct srv_net *n, struct ur_accept *a, struct io_uring_cqe *cqe)
 {
 	if (!(cqe->flags & IORING_CQE_F_MORE))
-		u->accept_armed = 0;
+		a->armed = 0;
 	if (cqe->res < 0) {
 		if (cqe->res != -ECANCELED) {
 			/* Out of descriptors or memory: retrying at once would spin; wait a bit. */
 			st_warn("accept: %s; retrying in 100 ms", strerror(-cqe->res));
-			u->accept_retry_us = st_mono_us() + 100000;
+			a->retry_us = st_mono_us() + 100000;
 		}
 		return;
 	}
-	int fd = cqe->res;
-	if (srv_net_admit(n, fd))
-		return;
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	struct ur_conn *k = calloc(1, sizeof(*k));
-	if (!k) {
-		close(fd);
-		return;
-	}
-	srv_conn_init(&k->c, n, fd);
-	k->want_read = 1;
-	ur_arm_recv(u, k);
+	srv_net_accepted(n, cqe->res, a->proto);
 }
 
 static void ur_on_recv(struct ur_net *u, struct ur_conn *k, struct io_uring_cqe *cqe)
@@ -273,7 +278,7 @@ static void ur_on_cqe(struct srv_net *n, struct ur_net *u, struct io_uring_cqe *
 	void *p = (void *)(uintptr_t)(ud & ~(uint64_t)7);
 	switch (op) {
 	case UR_ACCEPT:
-		ur_on_accept(n, u, cqe);
+		ur_on_accept(n, p, cqe);
 		break;
 	case UR_RECV:
 	case UR_SEND:
@@ -398,7 +403,12 @@ static void ur_run(struct srv_net *n)
 		st_errlog("network thread %d: %s", n->idx, err.msg);
 		abort();
 	}
-	ur_arm_accept(n, u);
+	for (int i = 0; i < SRV_NPROTO; i++) {
+		u->acc[i].proto = (enum srv_proto)i;
+		u->acc[i].fd = n->srv->listen_fd[i];
+		if (u->acc[i].fd >= 0)
+			ur_arm_accept(u, &u->acc[i]);
+	}
 	ur_arm_eventfd(n, u);
 	for (;;) {
 		srv_net_flush(n);
@@ -406,9 +416,11 @@ static void ur_run(struct srv_net *n)
 		int stopping = atomic_load(&n->srv->stopping);
 		if (stopping && n->accepting) {
 			n->accepting = 0;
-			if (u->accept_armed) {
+			for (int i = 0; i < SRV_NPROTO; i++) {
+				if (!u->acc[i].armed)
+					continue;
 				struct io_uring_sqe *sqe = ur_sqe(u);
-				io_uring_prep_cancel64(sqe, ur_ud(u, UR_ACCEPT), 0);
+				io_uring_prep_cancel64(sqe, ur_ud(&u->acc[i], UR_ACCEPT), 0);
 				io_uring_sqe_set_data64(sqe, ur_ud(NULL, UR_IGNORE));
 			}
 		}
@@ -418,8 +430,9 @@ static void ur_run(struct srv_net *n)
 				break;
 			ur_flush_dirty(u);
 		}
-		if (!stopping && n->accepting && !u->accept_armed && now >= u->accept_retry_us)
-			ur_arm_accept(n, u);
+		for (int i = 0; i < SRV_NPROTO && !stopping && n->accepting; i++)
+			if (u->acc[i].fd >= 0 && !u->acc[i].armed && now >= u->acc[i].retry_us)
+				ur_arm_accept(u, &u->acc[i]);
 		struct __kernel_timespec ts = {.tv_sec = 0,
 					       .tv_nsec = stopping ? 20000000 : 250000000};
 		struct io_uring_cqe *cqe;
@@ -444,6 +457,7 @@ const struct srv_backend srv_backend_uring = {
 	.init = ur_init,
 	.run = ur_run,
 	.fini = ur_fini,
+	.adopt = ur_adopt,
 	.write = ur_write,
 	.out_pending = ur_out_pending,
 	.set_read = ur_set_read,

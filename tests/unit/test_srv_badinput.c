@@ -312,6 +312,10 @@ static void test_max_conns(void **state)
 	const char *args[] = {"--max-conns", "2", NULL};
 	srvh_start(&h2, cur_io, args);
 	strata *a = srvh_client(&h2, NULL), *b = srvh_client(&h2, NULL);
+	struct strata_error e = {0};
+	/* Both have made a request: neither may be evicted, so a third is refused. */
+	assert_int_equal(strata_ping(a, &e), 0);
+	assert_int_equal(strata_ping(b, &e), 0);
 	int fd = srvh_raw(&h2);
 	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
 	assert_non_null(r);
@@ -320,7 +324,6 @@ static void test_max_conns(void **state)
 	strata__response__free_unpacked(r, NULL);
 	assert_true(srvh_wait_closed(fd, 3000));
 	close(fd);
-	struct strata_error e = {0};
 	assert_int_equal(strata_ping(a, &e), 0);
 	strata_close(b);
 	usleep(100000);
@@ -331,6 +334,95 @@ static void test_max_conns(void **state)
 	srvh_stop(&h2);
 }
 
+/* At --max-conns, connections that never sent a request make room for newcomers, least
+ * recently active first; the ones that did are never evicted. */
+static void test_max_conns_evicts_silent(void **state)
+{
+	(void)state;
+	struct srvh h2;
+	const char *args[] = {"--max-conns", "4", NULL};
+	srvh_start(&h2, cur_io, args);
+	strata *a = srvh_client(&h2, NULL);
+	struct strata_error e = {0};
+	assert_int_equal(strata_ping(a, &e), 0);
+	int silent[3];
+	for (int i = 0; i < 3; i++) {
+		silent[i] = srvh_raw(&h2);
+		usleep(50000);
+	}
+	/* silent[0] sends a byte later than the others: least recently active is silent[1]. */
+	uint8_t zero = 0;
+	srvh_write_all(silent[0], &zero, 1);
+	usleep(100000);
+	long before = metric(&h2, "strata_evicted_total");
+	strata *c[3];
+	c[0] = srvh_client(&h2, NULL);
+	if (strata_ping(c[0], &e))
+		fail_msg("newcomer refused: %s", e.msg);
+	assert_true(srvh_wait_closed(silent[1], 3000)); /* the least recently active */
+	for (int i = 1; i < 3; i++) {
+		c[i] = srvh_client(&h2, NULL);
+		if (strata_ping(c[i], &e))
+			fail_msg("newcomer %d refused: %s", i, e.msg);
+	}
+	assert_true(srvh_wait_closed(silent[2], 3000));
+	assert_true(srvh_wait_closed(silent[0], 3000));
+	assert_int_equal(metric(&h2, "strata_evicted_total"), before + 3);
+	/* Now every connection has made a request: the next one is refused. */
+	int fd = srvh_raw(&h2);
+	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+	assert_non_null(r);
+	assert_int_equal(r->code, STRATA_ELIMIT);
+	strata__response__free_unpacked(r, NULL);
+	close(fd);
+	assert_int_equal(strata_ping(a, &e), 0);
+	for (int i = 0; i < 3; i++) {
+		close(silent[i]);
+		strata_close(c[i]);
+	}
+	strata_close(a);
+	srvh_stop(&h2);
+}
+
+/* A connection that sends nothing (or only part of a frame) is closed after
+ * --handshake-timeout; one trickling a frame after its first request, after --frame-timeout. */
+static void test_handshake_and_frame_timeouts(void **state)
+{
+	(void)state;
+	struct srvh h2;
+	const char *args[] = {"--handshake-timeout", "1s", "--frame-timeout", "2s", NULL};
+	srvh_start(&h2, cur_io, args);
+	int silent = srvh_raw(&h2);
+	int64_t t0 = srvh_ms();
+	assert_true(srvh_wait_closed(silent, 5000));
+	assert_true(srvh_ms() - t0 >= 700);
+	close(silent);
+	assert_true(metric(&h2, "strata_handshake_timeouts_total") >= 1);
+
+	/* Proven by a ping, then a frame trickled one byte every 100 ms, never complete. */
+	int fd = srvh_raw(&h2);
+	uint8_t *f;
+	size_t n = srvh_ping_frame(1, &f);
+	srvh_write_all(fd, f, n);
+	free(f);
+	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+	assert_non_null(r);
+	strata__response__free_unpacked(r, NULL);
+	uint8_t hdr[4] = {0, 0, 0x10, 0}; /* a 4 KiB frame */
+	srvh_write_all(fd, hdr, 4);
+	t0 = srvh_ms();
+	int closed = 0;
+	while (srvh_ms() - t0 < 6000 && !closed) {
+		uint8_t b = 0x08;
+		closed = send(fd, &b, 1, MSG_NOSIGNAL) < 0 || srvh_wait_closed(fd, 100);
+	}
+	assert_true(closed);
+	assert_true(srvh_ms() - t0 >= 1500);
+	close(fd);
+	assert_true(metric(&h2, "strata_frame_timeouts_total") >= 1);
+	srvh_stop(&h2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -338,7 +430,8 @@ int main(void)
 		cmocka_unit_test(test_length_4gib),       cmocka_unit_test(test_invalid_protobuf),
 		cmocka_unit_test(test_unknown_op),        cmocka_unit_test(test_unknown_table_and_type),
 		cmocka_unit_test(test_never_reads),       cmocka_unit_test(test_sends_nothing),
-		cmocka_unit_test(test_max_conns),
+		cmocka_unit_test(test_max_conns),         cmocka_unit_test(test_max_conns_evicts_silent),
+		cmocka_unit_test(test_handshake_and_frame_timeouts),
 	};
 	int failed = 0;
 	for (size_t i = 0; i < 2; i++) {

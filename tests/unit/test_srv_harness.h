@@ -30,6 +30,7 @@ struct srvh {
 	char dir[256];
 	char addr[64];
 	int port, admin_port;
+	int resp_port; /* 0 when the server has no RESP port */
 	pid_t pid;
 	char io[16];
 	char extra[8][128];
@@ -123,6 +124,8 @@ static inline void srvh_launch(struct srvh *h)
 			char io[16];
 			int rpid;
 			int ok = fscanf(f, "%63s %d %15s %d", h->addr, &h->admin_port, io, &rpid) == 4;
+			if (ok && fscanf(f, "%d", &h->resp_port) != 1)
+				h->resp_port = 0;
 			fclose(f);
 			if (ok) {
 				h->port = atoi(strrchr(h->addr, ':') + 1);
