@@ -694,6 +694,9 @@ static int ingest_shard(struct job_ctx *c, int s, char **paths, size_t n)
 {
 	if (!n)
 		return 0;
+	int rc = kv_check_health(c->db, c->err); /* read-only after a storage failure */
+	if (rc)
+		return rc;
 	rocksdb_ingestexternalfileoptions_t *io = rocksdb_ingestexternalfileoptions_create();
 	rocksdb_ingestexternalfileoptions_set_move_files(io, 1);
 	char *rerr = NULL;
@@ -1105,10 +1108,14 @@ static void run_job(struct kv_db *db, uint64_t id)
 	job_save(db, &info, ingest, &serr);
 }
 
-/* Oldest job in state queued or running, 0 if none. */
+/* Oldest job in state queued or running, 0 if none. None while the store is read-only after
+ * a storage failure: a job could neither ingest nor record its end, and would be retried
+ * forever; the jobs resume after the restart. */
 static uint64_t next_pending(struct kv_db *db)
 {
 	uint64_t found = 0;
+	if (kv_health(db, NULL))
+		return 0;
 	rocksdb_iterator_t *it = rocksdb_create_iterator(db->meta, db->ro);
 	for (rocksdb_iter_seek(it, "job/", 4); rocksdb_iter_valid(it) && !found;
 	     rocksdb_iter_next(it)) {
@@ -1139,7 +1146,7 @@ int kv_jobs_run_pending(struct kv_db *db, struct st_error *err)
 		if (stop)
 			break;
 	}
-	return 0;
+	return kv_check_health(db, err);
 }
 
 static void *jobs_main(void *arg)
