@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -25,6 +26,40 @@
 static __thread uid_t t_uid;
 static __thread gid_t t_gid;
 static __thread int t_full; /* supplementary groups of the caller loaded */
+/* umask: each worker thread unshares its fs_struct (CLONE_FS) on its first create, so the
+ * caller's umask can be set for that thread alone; t_umask is its current value. */
+static __thread int t_fs_private;
+static __thread mode_t t_umask;
+static mode_t g_umask; /* the daemon's own umask, restored after each create */
+
+/* Creates below run with the umask the kernel sent (FUSE_CAP_DONT_MASK: the kernel left
+ * the mode alone), so the backing filesystem applies it, or a default ACL instead, exactly
+ * as it does for a local process. */
+static int caller_umask(fuse_req_t req)
+{
+	mode_t m = fuse_req_ctx(req)->umask & 0777;
+	if (!t_fs_private) {
+		if (unshare(CLONE_FS) != 0)
+			return -errno;
+		t_fs_private = 1;
+		t_umask = g_umask;
+	}
+	if (m != t_umask) {
+		umask(m);
+		t_umask = m;
+	}
+	return 0;
+}
+
+/* Back to the daemon's umask at the end of a request (trash directories and logs are
+ * created with it). */
+static void umask_restore(void)
+{
+	if (t_fs_private && t_umask != g_umask) {
+		umask(g_umask);
+		t_umask = g_umask;
+	}
+}
 
 static void as_root(void)
 {
@@ -195,6 +230,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
+	g_umask = umask(022);
+	umask(g_umask);
 	conn->max_write = 1u << 20;
 	conn->max_readahead = FS_READAHEAD_KB * 1024;
 }
@@ -343,6 +382,8 @@ static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 {
 	struct fs_inode *dir = fs_ino(parent);
 	int e = check_create(dir, name), res;
+	if (!e)
+		e = -caller_umask(req);
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
@@ -603,6 +644,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 {
 	struct fs_inode *dir = fs_ino(parent);
 	int e = check_create(dir, name), fd;
+	if (!e)
+		e = -caller_umask(req);
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
@@ -756,8 +799,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	/* through the magic link: an open needs read permission only, not search (a
+	 * directory of mode 0600 opens for its owner as it does natively) */
+	char p[32];
 	int fd;
-	AS_CALLER(req, fd, openat(fs_fd(in), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	AS_CALLER(req, fd, open(fs_fd_path(fs_fd(in), p), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	int e = errno;
 	as_root();
 	if (fd < 0 || !(d->dp = fdopendir(fd))) {
@@ -1025,6 +1071,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		op args;                \
 		fs_fd_release();        \
 		as_root();              \
+		umask_restore();        \
 	}
 WRAP(op_lookup, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
 WRAP(op_getattr, (fuse_req_t r, fuse_ino_t i, struct fuse_file_info *f), (r, i, f))
