@@ -32,6 +32,8 @@ struct fs_inode {
 	int view;            /* enum fs_view: objects seen through .trash are read-only */
 	mode_t type;         /* S_IFMT bits */
 	uint64_t nlookup;    /* protected by fs_itable.lock */
+	int trashed;         /* a name of it went to the trash through this daemon: its
+			      * attributes always consult the trash link count */
 	int bk_id;           /* passthrough backing id while bk_opens > 0 (fs_state.pt_lock) */
 	unsigned bk_opens;   /* open files of this inode using bk_id (fs_state.pt_lock) */
 	struct fs_inode *next; /* hash chain, protected by fs_itable.lock */
@@ -128,6 +130,9 @@ int fs_mount_path(int dirfd, const char *name, char *out, size_t len);
  * requests (control channel) pass sync=1 to have it done before returning, so the caller
  * sees the new state at once. */
 void fs_notify_entry(dev_t dev, ino_t ino, int view, const char *name, int sync);
+/* Drops the kernel's cached attributes of the live inode (dev, ino), if it has one; only
+ * outside requests (control channel): a restore changed its link count behind the kernel. */
+void fs_notify_attr(dev_t dev, ino_t ino);
 int fs_notify_start(struct fs_state *s);
 void fs_notify_stop(struct fs_state *s);
 

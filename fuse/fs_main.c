@@ -280,6 +280,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "stratafs: %s/.strata/trash: %s\n", s->backing, strerror(errno));
 		return 1;
 	}
+	s->trash.tlinks_hook = fs_notify_attr;
 	s->trash_dev = st.st_dev;
 	s->trash_ino = st.st_ino;
 

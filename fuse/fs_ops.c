@@ -162,9 +162,26 @@ int fs_mount_path(int dirfd, const char *name, char *out, size_t len)
 	return 0;
 }
 
+/* nlink as the user's namespace has it: links held by the trash (fs_tlinks_get) are not
+ * counted. Only objects with several links, or of which this daemon trashed a name, can
+ * have one, so other objects cost nothing. fd: an fd of the object. */
+static void user_nlink(struct fs_inode *in, int fd, struct stat *st)
+{
+	if (in->view != FS_VIEW_LIVE || S_ISDIR(st->st_mode) ||
+	    (st->st_nlink < 2 && !__atomic_load_n(&in->trashed, __ATOMIC_RELAXED)))
+		return;
+	int n = fs_tlinks_get(fd, "");
+	if (n > 0)
+		st->st_nlink = st->st_nlink > (nlink_t)n ? st->st_nlink - (nlink_t)n : 0;
+}
+
 static int stat_inode(struct fs_inode *in, struct stat *st)
 {
-	return fstatat(fs_fd(in), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+	int fd = fs_fd(in);
+	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+		return -errno;
+	user_nlink(in, fd, st);
+	return 0;
 }
 
 static int do_lookup(fuse_req_t req, struct fs_inode *dir, const char *name,
@@ -199,6 +216,7 @@ static int do_lookup(fuse_req_t req, struct fs_inode *dir, const char *name,
 	struct fs_inode *in = fs_itable_get(&fs_g->itab, fd, &e->attr, view);
 	if (!in)
 		return -ENOMEM;
+	user_nlink(in, fs_fd(in), &e->attr);
 	e->ino = fs_ino_id(in);
 	return 0;
 }
@@ -274,7 +292,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct fs_inode *in = fs_ino(ino);
 	struct stat st;
-	int rc = fi ? (fstat((int)fi->fh, &st) == 0 ? 0 : -errno) : stat_inode(in, &st);
+	int rc;
+	if (fi) {
+		rc = fstat((int)fi->fh, &st) == 0 ? 0 : -errno;
+		if (rc == 0)
+			user_nlink(in, (int)fi->fh, &st);
+	} else {
+		rc = stat_inode(in, &st);
+	}
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -444,11 +469,17 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 /* Moves dir/name into the trash as `path` and tells the kernel about the new trash entry. */
 static int trash_victim(fuse_req_t req, struct fs_inode *dir, const char *name,
-			const char *path)
+			const char *path, const struct stat *vst)
 {
 	struct fs_trash_put_info info;
 	memset(&info, 0, sizeof(info));
 	as_root();
+	/* the kernel may still ask for its attributes (open files, fstat): nlink from now on
+	 * leaves the trash's link out */
+	struct fs_inode *vin = S_ISDIR(vst->st_mode) ? NULL :
+			       fs_itable_find(&fs_g->itab, vst->st_dev, vst->st_ino, FS_VIEW_LIVE);
+	if (vin)
+		__atomic_store_n(&vin->trashed, 1, __ATOMIC_RELAXED);
 	int rc = fs_trash_put(&fs_g->trash, fs_fd(dir), name, path, fuse_req_ctx(req)->uid, &info);
 	if (rc == 0 && info.name[0])
 		fs_notify_entry(info.tdir_dev, info.tdir_ino, FS_VIEW_TRASH, info.name, 0);
@@ -474,7 +505,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 		else if (!isdir && S_ISDIR(st.st_mode))
 			rc = -EISDIR;
 		else
-			rc = trash_victim(req, dir, name, path);
+			rc = trash_victim(req, dir, name, path, &st);
 	} else if (rc == -ENOENT) {
 		/* the directory itself is no longer in the namespace (deleted while open) */
 		int res;
@@ -547,7 +578,7 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		fuse_reply_err(req, e);
 		return;
 	}
-	int rc = trash_victim(req, a, name, path);
+	int rc = trash_victim(req, a, name, path, &ts);
 	if (rc) {
 		/* put things back as they were */
 		renameat2(fs_fd(a), name, fs_fd(b), newname, RENAME_EXCHANGE);
@@ -968,7 +999,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (in->type == S_IFLNK) {
+	if (in->type == S_IFLNK || !strcmp(name, FS_TLINKS_XATTR)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -983,7 +1014,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct fs_inode *in = fs_ino(ino);
-	if (in->type == S_IFLNK) {
+	if (in->type == S_IFLNK || !strcmp(name, FS_TLINKS_XATTR)) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
@@ -1010,6 +1041,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	free(buf);
 }
 
+/* The backing list without the trash link count (FS_TLINKS_XATTR). */
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs_inode *in = fs_ino(ino);
@@ -1022,24 +1054,42 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	}
 	char p[32];
 	fs_fd_path(fs_fd(in), p);
-	if (size == 0) {
-		ssize_t n = listxattr(p, NULL, 0);
-		if (n < 0)
-			fuse_reply_err(req, errno);
-		else
-			fuse_reply_xattr(req, (size_t)n);
-		return;
+	char *buf = NULL;
+	ssize_t n;
+	for (;;) {
+		n = listxattr(p, NULL, 0);
+		if (n <= 0)
+			break;
+		free(buf);
+		buf = malloc((size_t)n);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		n = listxattr(p, buf, (size_t)n);
+		if (n >= 0 || errno != ERANGE)
+			break; /* ERANGE: the list grew in between */
 	}
-	char *buf = malloc(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	ssize_t n = listxattr(p, buf, size);
-	if (n < 0)
+	if (n < 0) {
 		fuse_reply_err(req, errno);
+		free(buf);
+		return;
+	}
+	size_t out = 0;
+	for (ssize_t off = 0; off < n;) {
+		size_t l = strlen(buf + off) + 1;
+		if (strcmp(buf + off, FS_TLINKS_XATTR)) {
+			memmove(buf + out, buf + off, l);
+			out += l;
+		}
+		off += (ssize_t)l;
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, out);
+	else if (size < out)
+		fuse_reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, buf, (size_t)n);
+		fuse_reply_buf(req, buf, out);
 	free(buf);
 }
 
@@ -1050,7 +1100,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (in->type == S_IFLNK) {
+	if (in->type == S_IFLNK || !strcmp(name, FS_TLINKS_XATTR)) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}

@@ -251,6 +251,8 @@ static void read_xattrs(const char *path, struct fs_trash_rec *r)
 	ssize_t n = llistxattr(path, names, sizeof(names));
 	for (ssize_t off = 0; n > 0 && off < n; off += (ssize_t)strlen(names + off) + 1) {
 		char val[4096];
+		if (!strcmp(names + off, FS_TLINKS_XATTR))
+			continue;
 		ssize_t vl = lgetxattr(path, names + off, val, sizeof(val));
 		if (vl >= 0)
 			fs_rec_add_xattr(r, names + off, val, (size_t)vl);
@@ -413,6 +415,8 @@ static int trash_put(struct fs_trash *t, int dirfd, const char *name, const char
 	}
 	if (!rc && have_ds)
 		stamp_after(t, dirfd);
+	if (!rc && !isdir)
+		fs_tlinks_add(mfd, tname, 1);
 	if (!rc && info) {
 		struct stat ms;
 		if (fstat(mfd, &ms) == 0) {
@@ -795,6 +799,10 @@ static int restore_one(struct fs_trash *t, struct fs_trash_list *l, struct fs_tr
 			rc = renameat2(sfd, slash + 1, pfd, base, RENAME_NOREPLACE) == 0 ? 0 : -errno;
 	}
 	close(sfd);
+	if (rc == 0) {
+		/* the link is the user's again (a directory brings back what was deleted in it) */
+		fs_tlinks_restored(pfd, base, t->tlinks_hook);
+	}
 	if (rc == 0) {
 		if (e->rec.type == 'd')
 			mark_children_gone(t, l, e, "restored");

@@ -20,6 +20,7 @@
 
 #include "common/st_err.h"
 #include "fuse/fs_rec.h"
+#include "fuse/fs_util.h"
 
 struct fs_rmr;
 
@@ -55,6 +56,8 @@ struct fs_trash {
 	struct fs_tlog logs[FS_TLOG_SLOTS];
 	uint64_t stamp;
 	struct fs_dirstamp *dirstamps; /* FS_DIRSTAMP_SLOTS, open addressing; under lock */
+	fs_tlinks_hook tlinks_hook; /* restored objects whose link count changed (the daemon
+				     * drops the kernel's attributes); may be NULL */
 	size_t ndirstamps;
 };
 
