@@ -121,9 +121,10 @@ static inline fuse_ino_t fs_ino_id(struct fs_inode *in)
  * request less; flush only matters for close-to-open consistency on network filesystems). */
 extern struct fuse_lowlevel_ops fs_ops;
 
-/* Path of dir/name in the mount ("/a/b/name") from the backing fd of dir. Returns 0 or
- * -ENOENT when dir is not in the live namespace any more. */
-int fs_mount_path(int dirfd, const char *name, char *out, size_t len);
+/* Path of dir/name in the mount ("/a/b/name", any length; *out malloc'ed, the caller
+ * frees it) from the backing fd of dir. Returns 0, or -ENOENT when dir is not in the live
+ * namespace any more. */
+int fs_mount_path(int dirfd, const char *name, char **out);
 
 /* Kernel dentry invalidation for name in the directory (dev, ino, view), if the kernel
  * knows that directory. From a FUSE request it is queued for the notifier thread; outside

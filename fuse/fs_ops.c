@@ -141,25 +141,111 @@ static double tmo(struct fs_inode *in)
 	return in->view == FS_VIEW_TRASH ? 0 : fs_g->attr_timeout;
 }
 
-int fs_mount_path(int dirfd, const char *name, char *out, size_t len)
+static int dot(const char *n);
+
+/* Name of the child (dev, ino) in directory pfd, malloc'ed, or NULL. */
+static char *child_name(int pfd, dev_t dev, ino_t ino)
+{
+	int dup = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+	if (!d) {
+		if (dup >= 0)
+			close(dup);
+		return NULL;
+	}
+	char *name = NULL;
+	struct dirent *de;
+	struct stat st;
+	while (!name && (de = readdir(d)))
+		if (de->d_ino == ino && !dot(de->d_name) &&
+		    fstatat(pfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev &&
+		    st.st_ino == ino)
+			name = strdup(de->d_name);
+	closedir(d);
+	return name;
+}
+
+/* Path of directory dirfd below the backing root ("" or "/a/b"), malloc'ed, found by
+ * walking up "..": for directories deeper than the kernel can name (PATH_MAX). */
+static int walk_up(int dirfd, char **out)
+{
+	struct stat cur;
+	if (fstat(dirfd, &cur) != 0)
+		return -errno;
+	if (cur.st_nlink == 0)
+		return -ENOENT; /* removed while open */
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	char *acc = strdup("");
+	size_t len = 0;
+	int rc = fd < 0 ? -errno : acc ? 0 : -ENOMEM;
+	while (rc == 0 && !(cur.st_dev == fs_g->root.dev && cur.st_ino == fs_g->root.ino)) {
+		struct stat ps;
+		int pfd = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (pfd < 0 || fstat(pfd, &ps) != 0 ||
+		    (ps.st_dev == cur.st_dev && ps.st_ino == cur.st_ino)) {
+			rc = pfd < 0 ? -errno : -ENOENT; /* reached / without the backing root */
+			if (pfd >= 0)
+				close(pfd);
+			break;
+		}
+		char *name = child_name(pfd, cur.st_dev, cur.st_ino);
+		char *n = name ? malloc(len + strlen(name) + 2) : NULL;
+		if (!n) {
+			rc = name ? -ENOMEM : -ENOENT;
+			free(name);
+			close(pfd);
+			break;
+		}
+		len = (size_t)sprintf(n, "/%s%s", name, acc);
+		free(name);
+		free(acc);
+		acc = n;
+		close(fd);
+		fd = pfd;
+		cur = ps;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0) {
+		*out = acc;
+		return 0;
+	}
+	free(acc);
+	return rc;
+}
+
+int fs_mount_path(int dirfd, const char *name, char **out)
 {
 	char p[32], buf[PATH_MAX];
+	char *rel = NULL, *heap = NULL;
 	ssize_t n = readlink(fs_fd_path(dirfd, p), buf, sizeof(buf) - 1);
-	if (n < 0)
+	if (n >= 0 && n < (ssize_t)sizeof(buf) - 1) {
+		buf[n] = 0;
+		if (n >= 10 && !strcmp(buf + n - 10, " (deleted)"))
+			return -ENOENT;
+		size_t bl = strlen(fs_g->backing);
+		if (strncmp(buf, fs_g->backing, bl) != 0 || (buf[bl] != '/' && buf[bl] != 0))
+			return -ENOENT;
+		rel = buf + bl; /* "" or "/a/b" */
+	} else if (n >= 0 || errno == ENAMETOOLONG) {
+		int rc = walk_up(dirfd, &heap);
+		if (rc)
+			return rc;
+		rel = heap;
+	} else {
 		return -errno;
-	buf[n] = 0;
-	size_t bl = strlen(fs_g->backing);
-	if (strncmp(buf, fs_g->backing, bl) != 0 || (buf[bl] != '/' && buf[bl] != 0))
-		return -ENOENT;
-	const char *rel = buf + bl; /* "" or "/a/b" */
-	if (!strncmp(rel, "/" FS_STATE_DIR, strlen(FS_STATE_DIR) + 1) &&
-	    (rel[strlen(FS_STATE_DIR) + 1] == '/' || rel[strlen(FS_STATE_DIR) + 1] == 0))
-		return -ENOENT;
-	if (n >= 10 && !strcmp(buf + n - 10, " (deleted)"))
-		return -ENOENT;
-	if ((size_t)snprintf(out, len, "%s/%s", rel, name) >= len)
-		return -ENAMETOOLONG;
-	return 0;
+	}
+	size_t sl = strlen(FS_STATE_DIR);
+	int rc = 0;
+	if (rel[0] == '/' && !strncmp(rel + 1, FS_STATE_DIR, sl) &&
+	    (rel[sl + 1] == '/' || rel[sl + 1] == 0))
+		rc = -ENOENT;
+	else if (!(*out = malloc(strlen(rel) + strlen(name) + 2)))
+		rc = -ENOMEM;
+	else
+		sprintf(*out, "%s/%s", rel, name);
+	free(heap);
+	return rc;
 }
 
 /* nlink as the user's namespace has it: links held by the trash (fs_tlinks_get) are not
@@ -494,8 +580,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 		fuse_reply_err(req, e);
 		return;
 	}
-	char path[PATH_MAX];
-	int rc = fs_mount_path(fs_fd(dir), name, path, sizeof(path));
+	char *path = NULL;
+	int rc = fs_mount_path(fs_fd(dir), name, &path);
 	if (rc == 0) {
 		struct stat st;
 		if (fstatat(fs_fd(dir), name, &st, AT_SYMLINK_NOFOLLOW) != 0)
@@ -513,6 +599,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 		rc = res < 0 ? -errno : 0;
 		as_root();
 	}
+	free(path);
 	fuse_reply_err(req, -rc);
 }
 
@@ -563,8 +650,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	char path[PATH_MAX];
-	if (fs_mount_path(fs_fd(b), newname, path, sizeof(path)) != 0) {
+	char *path = NULL;
+	if (fs_mount_path(fs_fd(b), newname, &path) != 0) {
 		AS_CALLER(req, res, renameat(fs_fd(a), name, fs_fd(b), newname));
 		e = res < 0 ? errno : 0;
 		as_root();
@@ -574,18 +661,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	AS_CALLER(req, res, renameat2(fs_fd(a), name, fs_fd(b), newname, RENAME_EXCHANGE));
 	e = res < 0 ? errno : 0;
 	as_root();
-	if (e) {
-		fuse_reply_err(req, e);
-		return;
-	}
-	int rc = trash_victim(req, a, name, path, &ts);
-	if (rc) {
-		/* put things back as they were */
+	int rc = e ? -e : trash_victim(req, a, name, path, &ts);
+	if (rc && !e) /* put things back as they were */
 		renameat2(fs_fd(a), name, fs_fd(b), newname, RENAME_EXCHANGE);
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	fuse_reply_err(req, 0);
+	free(path);
+	fuse_reply_err(req, -rc);
 }
 
 static int open_flags(int flags)

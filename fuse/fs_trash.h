@@ -25,6 +25,11 @@
 struct fs_rmr;
 
 #define FS_TLOG_SLOTS 8
+/* Longest mirror directory (UID/BUCKET/<original parent>) the trash builds; an object
+ * deeper than that goes to the bucket root as NAME~ID (its record keeps the original path,
+ * so restore still brings it back to its place). Below PATH_MAX so that every trash path
+ * can be opened in one call. */
+#define FS_TRASH_MIRROR_MAX 2048
 
 struct fs_tlog {
 	uid_t uid;

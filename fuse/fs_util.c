@@ -73,7 +73,7 @@ int fs_proc_groups(pid_t pid, gid_t *groups, int max)
 int fs_path_clean(char *rel)
 {
 	size_t len = strlen(rel);
-	if (len >= PATH_MAX)
+	if (len >= FS_PATH_MAX)
 		return -EINVAL;
 	if (rel[0] == '/')
 		return -EINVAL;

@@ -24,8 +24,12 @@ void fs_creds_root(void);
  * max). Returns the count or -errno. */
 int fs_proc_groups(pid_t pid, gid_t *groups, int max);
 
+/* Longest path handled (in the mount, in the trash index, in restores): paths deeper
+ * than PATH_MAX work natively through *at() calls, so they must work here too. */
+#define FS_PATH_MAX 65536
+
 /* Checks that rel is a clean relative path: no empty, "." or ".." components, no leading
- * '/', not longer than PATH_MAX. Trailing and doubled slashes are normalised in place.
+ * '/', shorter than FS_PATH_MAX. Trailing and doubled slashes are normalised in place.
  * Returns 0 or -EINVAL. */
 int fs_path_clean(char *rel);
 
