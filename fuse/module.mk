@@ -20,3 +20,9 @@ UNIT_TESTS += $(FS_TESTS)
 $(FS_TESTS): $(BIN)/tests/%: $(B)/tests/unit/%.o $(FS_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# POSIX conformance: pjdfstest (../shared/conformance, never copied here) in a stratafs
+# mount; fails when the suite is missing. `make conformance CONFORMANCE_TESTS="chmod open"`.
+conformance: $(BIN)/stratafs
+	@BIN=$(BIN) bash tests/integ/fs_conformance.bash $(CONFORMANCE_TESTS)
+.PHONY: conformance

@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(build-essential pkg-config librocksdb-dev libfuse3-dev fuse3 liburing-dev libprotobuf-c-dev
       protobuf-c-compiler libevent-dev libxxhash-dev libcmocka-dev libzstd-dev zlib1g-dev
       libjansson-dev libcsv-dev libinih-dev libhiredis-dev redis-server zstd gzip
-      git rsync tar gnuplot-nox procps util-linux attr python3 clang libclang-rt-14-dev)
+      git rsync tar gnuplot-nox procps util-linux attr python3 clang libclang-rt-14-dev
+      autoconf automake perl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
