@@ -336,6 +336,10 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_DONT_MASK)
 		conn->want |= FUSE_CAP_DONT_MASK;
+	if (conn->capable & FUSE_CAP_POSIX_LOCKS)
+		conn->want |= FUSE_CAP_POSIX_LOCKS;
+	if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
+		conn->want |= FUSE_CAP_FLOCK_LOCKS;
 	g_umask = umask(022);
 	umask(g_umask);
 	conn->max_write = 1u << 20;
@@ -894,6 +898,77 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_write(req, (size_t)n);
 }
 
+/* ---- locks ------------------------------------------------------------------------ */
+
+/* fcntl and flock locks are taken on the backing file, so that other mounts of the same
+ * backing tree (other nodes on NFS or CephFS) and processes using it directly see them:
+ * fcntl locks as open-file-description locks (F_OFD_*: owned by the open file, which is
+ * what a FUSE open maps to), flock as flock(2) on the backing fd (also per open file).
+ * A lock that must wait is retried with a growing pause (1 ms .. 50 ms) until it is
+ * granted or the caller is interrupted, so no worker thread sleeps in the kernel where an
+ * INTERRUPT cannot reach it. */
+#define LOCK_PAUSE_MAX_US 50000
+
+/* Runs try(fd, arg) until it succeeds, fails with something other than "held by
+ * someone else", or (sleep) the request is interrupted. Returns 0 or -errno. */
+static int lock_retry(fuse_req_t req, int sleep, int (*try)(int, void *), int fd, void *arg)
+{
+	for (useconds_t pause = 1000;; pause = pause * 2 > LOCK_PAUSE_MAX_US ? LOCK_PAUSE_MAX_US
+									      : pause * 2) {
+		if (try(fd, arg) == 0)
+			return 0;
+		int e = errno;
+		if (e != EAGAIN && e != EACCES && e != EWOULDBLOCK)
+			return -e;
+		if (!sleep)
+			return -EAGAIN;
+		if (fuse_req_interrupted(req))
+			return -EINTR;
+		usleep(pause);
+	}
+}
+
+static int try_ofd(int fd, void *arg)
+{
+	return fcntl(fd, F_OFD_SETLK, (struct flock *)arg);
+}
+
+static int try_flock(int fd, void *arg)
+{
+	return flock(fd, *(int *)arg | LOCK_NB);
+}
+
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock)
+{
+	(void)ino;
+	lock->l_pid = 0; /* F_OFD_*: must be 0; a conflicting OFD lock comes back as -1 */
+	if (fcntl((int)fi->fh, F_OFD_GETLK, lock) != 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if (lock->l_pid < 0)
+		lock->l_pid = 0;
+	fuse_reply_lock(req, lock);
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock, int sleep)
+{
+	(void)ino;
+	lock->l_pid = 0;
+	int rc = lock_retry(req, sleep && lock->l_type != F_UNLCK, try_ofd, (int)fi->fh, lock);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+	(void)ino;
+	int how = op & (LOCK_SH | LOCK_EX | LOCK_UN);
+	int rc = lock_retry(req, !(op & LOCK_NB) && how != LOCK_UN, try_flock, (int)fi->fh, &how);
+	fuse_reply_err(req, -rc);
+}
+
 /* ---- directories ------------------------------------------------------------------ */
 
 struct fs_dirh {
@@ -1254,6 +1329,9 @@ struct fuse_lowlevel_ops fs_ops = {
 	.fallocate = op_fallocate,
 	.lseek = op_lseek,
 	.copy_file_range = op_copy_file_range,
+	.getlk = op_getlk,
+	.setlk = op_setlk,
+	.flock = op_flock,
 	.opendir = w_op_opendir,
 	.readdir = op_readdir,
 	.readdirplus = w_op_readdirplus,

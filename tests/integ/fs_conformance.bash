@@ -56,10 +56,19 @@ for _ in $(seq 1 100); do
 done
 mountpoint -q "$M" || die "stratafs did not mount"
 echo "conformance: pjdfstest in a stratafs mount of $B"
-bash "$RUNNER" "$M" "$@"
-rc=$?
+bash "$RUNNER" "$M" "$@" 2>&1 | tee "$T/run.out"
 kill -0 "$FS_PID" 2>/dev/null || die "stratafs died during the suite"
 grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "$T/stratafs.log" &&
 	die "sanitizer report from stratafs: $(grep -m3 -E 'Sanitizer|runtime error' "$T/stratafs.log")"
-[ $rc -eq 0 ] || die "pjdfstest reported failures (above)"
-echo "conformance: ok"
+# The runner's verdict counts "not ok # TODO" assertions too, which fail natively as well
+# (known deviations of Linux that pjdfstest marks as such): judge by files and by the
+# assertions that are not TODO, as for the native run.
+summary=$(grep -E '^pjdfstest: [0-9]+/[0-9]+ files pass' "$T/run.out" | tail -1)
+[ -n "$summary" ] || die "pjdfstest did not run to the end (output above)"
+read -r pass total <<<"$(sed -E 's|^pjdfstest: ([0-9]+)/([0-9]+) files pass.*|\1 \2|' <<<"$summary")"
+log=$(sed -nE 's|.*\(full log: (.*)\)$|\1|p' <<<"$summary")
+real=$(grep '^not ok' "$log" 2>/dev/null | grep -vc '# TODO')
+rm -f "$log"
+[ "$total" -gt 0 ] && [ "$pass" = "$total" ] || die "$pass/$total test files pass"
+[ "$real" = 0 ] || die "$real failed assertions"
+echo "conformance: ok, $pass/$total test files pass"
