@@ -37,15 +37,20 @@ static int check_entity(const char *entity, size_t elen, struct st_error *err)
 	return 0;
 }
 
-/* Writes the non-empty batches; frees all of them. */
+/* Writes the non-empty batches (after the replication check of every shard they touch,
+ * so a write refused on one shard writes nothing); frees all of them. */
 static int write_batches(struct kv_db *db, rocksdb_writebatch_t **wbs, struct st_error *err)
 {
 	int rc = 0;
+	for (int s = 0; s < db->nshards && !rc; s++)
+		if (wbs[s])
+			rc = kv_repl_check(db, s, 1, err);
 	for (int s = 0; s < db->nshards; s++) {
 		if (!wbs[s])
 			continue;
-		if (!rc && rocksdb_writebatch_count(wbs[s]))
-			rc = kv_shard_write(db, s, wbs[s], err);
+		if (!rc && rocksdb_writebatch_count(wbs[s]) &&
+		    !(rc = kv_shard_write(db, s, wbs[s], err)))
+			rc = kv_repl_committed(db, s, wbs[s], err);
 		rocksdb_writebatch_destroy(wbs[s]);
 	}
 	free(wbs);
@@ -148,8 +153,10 @@ int kv_delete(struct kv_db *db, const char *table, const char *entity, size_t en
 unlock:
 	table_id = t ? t->id : 0;
 	pthread_rwlock_unlock(&db->reg_lock);
-	if (!rc) {
-		rc = kv_shard_write(db, kv_shard_of(db, entity, entity_len), wb, err);
+	int s = kv_shard_of(db, entity, entity_len);
+	if (!rc && !(rc = kv_repl_check(db, s, 1, err))) {
+		if (!(rc = kv_shard_write(db, s, wb, err)))
+			rc = kv_repl_committed(db, s, wb, err);
 		kv_rcache_invalidate(db->rcache, table_id, entity, entity_len);
 	}
 	rocksdb_writebatch_destroy(wb);
