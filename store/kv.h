@@ -367,6 +367,10 @@ struct kv_repl_pos {
 	uint64_t next_seq;
 };
 int kv_shard_repl_pos(struct kv_db *db, int shard, struct kv_repl_pos *out, struct st_error *err);
+/* The replication id of this copy of the shard: random, created on first use and replaced
+ * when a resynced copy is installed, so a sequence number is only ever compared with
+ * sequences of the same copy. `out` has KV_REPLID_MAX bytes. */
+int kv_shard_replid(struct kv_db *db, int shard, char *out, struct st_error *err);
 
 /* What kv_shard_apply_at found in a batch. */
 #define KV_APPLY_INGESTED 1 /* the primary ingested files into the shard (a preload): the data

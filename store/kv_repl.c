@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -122,6 +123,8 @@ int kv_checkpoint(struct kv_db *db, const char *dir, struct st_error *err)
 
 static const char pos_key[] = "\xff\xff\xff\xff\x00\x00pos";
 static const char ingest_key[] = "\xff\xff\xff\xff\x00\x00ingest";
+static const char replid_key[] = "\xff\xff\xff\xff\x00\x00replid";
+#define REPLID_KEY_LEN (sizeof(replid_key) - 1)
 #define POS_KEY_LEN (sizeof(pos_key) - 1)
 #define INGEST_KEY_LEN (sizeof(ingest_key) - 1)
 
@@ -155,6 +158,41 @@ int kv_shard_repl_pos(struct kv_db *db, int shard, struct kv_repl_pos *out, stru
 	memcpy(out->replid, v + 8, vl - 8);
 	free(v);
 	return 0;
+}
+
+static void new_replid(char *out)
+{
+	unsigned char r[12];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		uint64_t t = (uint64_t)st_now_us() ^ ((uint64_t)getpid() << 32);
+		memcpy(r, &t, 8);
+		memcpy(r + 8, &t, 4);
+	}
+	for (size_t i = 0; i < sizeof(r); i++)
+		sprintf(out + 2 * i, "%02x", r[i]);
+}
+
+int kv_shard_replid(struct kv_db *db, int shard, char *out, struct st_error *err)
+{
+	int rc = check_shard(db, shard, err);
+	if (rc)
+		return rc;
+	char *rerr = NULL;
+	size_t vl;
+	pthread_mutex_lock(&db->meta_lock); /* one creator */
+	rocksdb_t *rdb = kv_shard_pin(db, shard);
+	char *v = rocksdb_get(rdb, db->ro, replid_key, REPLID_KEY_LEN, &vl, &rerr);
+	if (!rerr && v && vl > 0 && vl < KV_REPLID_MAX) {
+		memcpy(out, v, vl);
+		out[vl] = 0;
+	} else if (!rerr) {
+		new_replid(out);
+		rocksdb_put(rdb, db->wo_sync, replid_key, REPLID_KEY_LEN, out, strlen(out), &rerr);
+	}
+	free(v);
+	kv_shard_unpin(db, shard);
+	pthread_mutex_unlock(&db->meta_lock);
+	return rerr ? kv_rocks_err(err, rerr, "replication id") : 0;
 }
 
 /* ---- write batch walking (RocksDB's WriteBatch format: seq u64le, count u32le, then
@@ -413,7 +451,13 @@ static int stage_finish(struct kv_db *db, int shard, const char *stage, const ch
 	char buf[8 + KV_REPLID_MAX];
 	size_t bl;
 	pos_encode(pos, buf, &bl);
-	rocksdb_put(st, db->wo_sync, pos_key, POS_KEY_LEN, buf, bl, &rerr);
+	char id[KV_REPLID_MAX];
+	new_replid(id);
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	rocksdb_writebatch_put(wb, pos_key, POS_KEY_LEN, buf, bl);
+	rocksdb_writebatch_put(wb, replid_key, REPLID_KEY_LEN, id, strlen(id));
+	rocksdb_write(st, db->wo_sync, wb, &rerr);
+	rocksdb_writebatch_destroy(wb);
 	rocksdb_close(st);
 	if (rerr)
 		return kv_rocks_err(err, rerr, "write the position into the resynced copy");
