@@ -75,6 +75,10 @@ int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_c
 		if (rerr)
 			rc = kv_rocks_err(err, rerr, "WAL iterator");
 	}
+	/* Nothing at all although seq <= latest: every WAL file that held it is gone. */
+	if (!rc && first)
+		rc = st_error_set(err, ST_ENOTFOUND, "shard %d: the WAL holds nothing from %llu on",
+				  shard, (unsigned long long)seq);
 	rocksdb_wal_iter_destroy(wi);
 	return rc;
 }
