@@ -109,6 +109,44 @@ void repl_registry_follow(struct repl *r)
 	kv_set_registry_follower(r->db, owner ? NULL : why);
 }
 
+/* A node that was down during a promotion still thinks it is primary: before serving, ask
+ * the other nodes and adopt any newer assignment they report (the fencing side of a manual
+ * promotion; an unreachable node is skipped). */
+static void adopt_newer_layout(struct repl *r)
+{
+	for (int i = 0; i < r->layout.nnodes; i++) {
+		if (i == r->self)
+			continue;
+		char *reply = NULL;
+		struct st_error err;
+		if (repl_admin_call(r->layout.nodes[i].repl_addr, "{\"cmd\":\"status\"}", 1000000,
+				    &reply, &err))
+			continue;
+		json_t *o = json_loads(reply, 0, NULL), *sh;
+		free(reply);
+		size_t k;
+		json_array_foreach(json_object_get(o, "shards"), k, sh) {
+			int s = (int)json_integer_value(json_object_get(sh, "shard"));
+			uint64_t v = (uint64_t)json_integer_value(json_object_get(sh, "layout_version"));
+			int p = repl_layout_find(&r->layout,
+						 json_string_value(json_object_get(sh, "primary")) ?: "");
+			if (s < 0 || s >= r->layout.nshards || p < 0)
+				continue;
+			pthread_mutex_lock(&r->mu);
+			if (v > r->shards[s].version) {
+				st_warn("replication: shard %d: node %s reports layout version %llu "
+					"(primary %s), newer than ours: adopting it", s,
+					r->layout.nodes[i].name, (unsigned long long)v,
+					r->layout.nodes[p].name);
+				repl_role_reassign(r, &r->shards[s], p, v);
+				repl_role_save(r, &err);
+			}
+			pthread_mutex_unlock(&r->mu);
+		}
+		json_decref(o);
+	}
+}
+
 int repl_start(struct kv_db *db, const char *data_dir, const struct repl_options *o,
 	       const struct repl_layout *layout, struct repl **out, struct st_error *err)
 {
@@ -160,6 +198,7 @@ int repl_start(struct kv_db *db, const char *data_dir, const struct repl_options
 		repl_stop(r);
 		return rc;
 	}
+	adopt_newer_layout(r);
 	struct kv_repl_hooks h = {hook_check, hook_committed, r};
 	kv_set_repl_hooks(db, &h);
 	repl_registry_follow(r);

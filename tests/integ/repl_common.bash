@@ -7,7 +7,7 @@ ADM="$PWD/$BIN/strata-admin"
 SB="$PWD/$BIN/strata-bench"
 T=$(mktemp -d /tmp/strata-repl.XXXXXX)
 declare -A PID ADDR
-cleanup() { for p in "${PID[@]}"; do kill -9 "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$T"; }
+cleanup() { for p in "${PID[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"; }
 trap cleanup EXIT
 fail() {
   echo "FAIL: $*"
@@ -47,7 +47,7 @@ start() {
 }
 
 stop() { kill "${PID[$1]}" 2>/dev/null; wait "${PID[$1]}" 2>/dev/null; unset "PID[$1]"; }
-kill9() { kill -9 "${PID[$1]}" 2>/dev/null; wait "${PID[$1]}" 2>/dev/null; unset "PID[$1]"; }
+kill9() { kill -9 "${PID[$1]}" 2>/dev/null; wait "${PID[$1]}" 2>/dev/null; unset "PID[$1]"; } 2>/dev/null
 
 # caught_up NODE: every shard NODE replicates is tailing and has applied everything its
 # primary had when asked (the primary's next sequence, from the primary's own status).
