@@ -103,8 +103,8 @@ void repl_registry_follow(struct repl *r)
 	int p = r->shards[0].primary;
 	pthread_mutex_unlock(&r->mu);
 	char why[512];
-	snprintf(why, sizeof(why), "EMOVED registry primary %s %s: tables are created, altered "
-		 "and dropped on the primary of shard 0", r->layout.nodes[p].name,
+	snprintf(why, sizeof(why), "EMOVED registry primary %s %s (tables are created, altered "
+		 "and dropped on the primary of shard 0)", r->layout.nodes[p].name,
 		 r->layout.nodes[p].addr);
 	kv_set_registry_follower(r->db, owner ? NULL : why);
 }

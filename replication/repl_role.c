@@ -30,8 +30,8 @@
  *      covers (kv_shard_apply_at), so after a crash it never claims more than it has.
  *   4. During RESYNCING the live copy is untouched until the staged copy is complete and
  *      verified (repl_resync_recv then kv_shard_install).
- *   5. A replica thread runs only for shards in CONNECTING, RESYNCING or TAILING; fd >= 0
- *      only while it is in TAILING or RESYNCING or about to be.
+ *   5. A connection to a primary (fd >= 0) belongs to the shard's replica thread, which is
+ *      running; after a role change it closes it as soon as it notices (kick).
  *   6. version never decreases.
  */
 #include "replication/repl_int.h"
@@ -98,8 +98,7 @@ void repl_assert_state(struct repl *r)
 			  sh->state == REPL_S_FENCED);
 		ST_ASSERT(sh->primary >= 0 && sh->primary < r->layout.nnodes);
 		/* 5 */
-		if (sh->state == REPL_S_PRIMARY || sh->state == REPL_S_NONE)
-			ST_ASSERT(sh->fd < 0);
+		ST_ASSERT(sh->fd < 0 || sh->thread_started);
 		ST_ASSERT(sh->resync_done <= sh->resync_total || sh->state != REPL_S_RESYNCING);
 	}
 }
