@@ -28,7 +28,7 @@ for _ in $(seq 100); do $S --addr "${ADDR[c]}" table show t >/dev/null 2>&1 && b
 for i in $(seq 0 39); do
   $S --addr "$C" put t e$i x=$i --ts 1000 >/dev/null || fail "put e$i through a replica"
 done
-for n in b c; do wait_caught_up $n; done
+for n in a b c; do wait_caught_up $n; done
 # both primaries took writes (the entities spread over shards of a and of b)
 "$ADM" cluster status --cluster "$T/cluster.ini" > "$T/status.out"
 awk '$1 == "a" && $3 == "primary" && $6 > 1 {a++} $1 == "b" && $3 == "primary" && $6 > 1 {b++}
@@ -51,11 +51,12 @@ PY
 for i in $(seq 0 39); do
   $S --addr "${ADDR[a]}" put t e$i x=$((i + 100)) --ts 2000 >/dev/null || fail "put e$i after the layout change"
 done
+for n in a b c; do wait_caught_up $n 1200; done
 for i in $(seq 0 39); do
   [ "$($S --addr "$C" get t e$i x | cut -f2)" = $((i + 100)) ] || fail "e$i not updated"
 done
 out=$($S --addr "${ADDR[c]}" put t e0 x=1 2>&1); echo "$out" | grep -q "ok" || fail "write on the new primary: $out"
-for n in a b; do wait_caught_up $n 1200; done
+for n in a b c; do wait_caught_up $n 1200; done
 "$ADM" cluster status --cluster "$T/cluster.ini" | grep -E "^c +0 +primary" >/dev/null || fail "c is not primary of 0"
 for s in 0 1 2 3; do "$ADM" cluster verify --cluster "$T/cluster.ini" --shard $s >/dev/null || fail "verify $s after promote"; done
 echo "ok: redirects, seed list, multi-get order, client across a graceful layout change"
