@@ -110,9 +110,10 @@ void repl_replica_kick(struct repl_shard *sh);
 void repl_replica_join_all(struct repl *r);
 
 /* repl_resync.c */
-/* Primary: checkpoint `shard` and stream it on fd. */
-int repl_resync_send(struct repl *r, int fd, int shard, const char *replid, uint64_t *next_seq,
-		     struct st_error *err);
+/* Primary: checkpoint `shard` and stream it on fd; the peer's sent_next is set to the
+ * checkpoint's sequence before the end of the resync is sent (the replica acks it at once). */
+int repl_resync_send(struct repl *r, struct repl_peer *p, const char *replid,
+		     uint64_t *next_seq, struct st_error *err);
 /* Replica: receives the files announced by the RESYNC frame f, installs them. */
 int repl_resync_recv(struct repl *r, struct repl_shard *sh, int fd, const struct repl_frame *f,
 		     struct kv_repl_pos *pos, struct st_error *err);

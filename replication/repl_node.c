@@ -37,9 +37,15 @@ static int hook_check(void *arg, int shard, int write, struct st_error *err)
 static int acked_count(struct repl *r, int shard, uint64_t seq)
 {
 	int n = 0;
-	for (struct repl_peer *p = r->peers; p; p = p->next)
-		if (!p->done && p->shard == shard && p->acked_next > seq)
-			n++;
+	for (struct repl_peer *p = r->peers; p; p = p->next) {
+		if (p->done || p->shard != shard || p->acked_next <= seq)
+			continue;
+		struct repl_peer *q = r->peers; /* a node counts once (a reconnect overlaps) */
+		while (q != p && (q->done || q->shard != shard || q->acked_next <= seq ||
+				  strcmp(q->node, p->node)))
+			q = q->next;
+		n += q == p;
+	}
 	return n;
 }
 

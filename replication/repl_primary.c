@@ -149,13 +149,10 @@ static int do_resync(struct stream *st, const char *replid)
 {
 	struct repl *r = st->p->r;
 	uint64_t next;
-	int rc = repl_resync_send(r, st->p->fd, st->p->shard, replid, &next, st->err);
+	int rc = repl_resync_send(r, st->p, replid, &next, st->err);
 	if (rc)
 		return send_error_count(r, rc, st->err);
 	st->next = next;
-	pthread_mutex_lock(&r->mu);
-	st->p->sent_next = next;
-	pthread_mutex_unlock(&r->mu);
 	return 0;
 }
 

@@ -114,9 +114,10 @@ static int send_file(struct repl *r, int fd, const char *dir, const struct ckpt_
 	return rc;
 }
 
-int repl_resync_send(struct repl *r, int fd, int shard, const char *replid, uint64_t *next_seq,
-		     struct st_error *err)
+int repl_resync_send(struct repl *r, struct repl_peer *p, const char *replid,
+		     uint64_t *next_seq, struct st_error *err)
 {
+	int fd = p->fd, shard = p->shard;
 	static atomic_uint seqno;
 	char dir[4400];
 	snprintf(dir, sizeof(dir), "%s/tmp/repl-ckpt-%d-%u-%d", r->data_dir, shard,
@@ -145,8 +146,12 @@ int repl_resync_send(struct repl *r, int fd, int shard, const char *replid, uint
 	}
 	for (size_t i = 0; i < n && !rc; i++)
 		rc = send_file(r, fd, dir, &files[i], buf, err);
-	if (!rc)
+	if (!rc) {
+		pthread_mutex_lock(&r->mu);
+		p->sent_next = *next_seq;
+		pthread_mutex_unlock(&r->mu);
 		rc = repl_send(fd, REPL_RESYNC_END, "", 0, err);
+	}
 	if (!rc)
 		atomic_fetch_add(&r->m.resyncs_sent, 1);
 	free(files);

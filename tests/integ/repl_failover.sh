@@ -64,7 +64,11 @@ start $primary --min-sync-replicas 1 --sync-timeout 300ms
 out=$($S --addr "${ADDR[$primary]}" put t nok x=1 2>&1) && fail "K=1 write acknowledged without a replica"
 echo "$out" | grep -q "only 0 of --min-sync-replicas 1" || fail "unclear error: $out"
 stop $primary
-start $primary --min-sync-replicas 1 --sync-timeout 300ms --sync-degrade
+start $primary --min-sync-replicas 1 --sync-timeout 300ms --sync-degrade --admin 127.0.0.1:0
 $S --addr "${ADDR[$primary]}" put t deg x=1 >/dev/null || fail "--sync-degrade write failed"
 grep -q "acknowledged as async" "$T/$primary.log" || fail "degraded write not logged"
+APORT=$(awk '{print $2}' "$T/$primary.ready")
+curl -sf "127.0.0.1:$APORT/metrics" > "$T/metrics" || fail "no /metrics"
+grep -q "^strata_repl_sync_degraded_total 1$" "$T/metrics" || fail "degraded write not counted: $(grep repl "$T/metrics")"
+grep -q "^strata_repl_sync_timeouts_total 1$" "$T/metrics" || fail "sync timeout not counted"
 echo "ok: semi-sync K=1 lost no acknowledged write over 3 kill -9 + promote rounds; timeout and degrade behave"
