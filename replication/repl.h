@@ -65,10 +65,13 @@ struct repl_options {
 	uint64_t max_lag_seq;     /* a replica further behind is disconnected (0 = no limit) */
 	int64_t send_timeout_us;  /* a replica that does not read for this long is dropped */
 	int64_t wal_ttl_us;       /* WAL kept for replicas (passed to the store) */
+	int64_t replica_max_lag_us; /* a replica refuses (redirects) reads when it is not known
+				     * to be complete up to now - this (0 = serve whatever it has) */
 };
 void repl_options_init(struct repl_options *o);
 /* Applies one option by its long name ("cluster", "node", "min-sync-replicas",
- * "sync-timeout", "sync-degrade", "max-replication-lag", "repl-send-timeout", "wal-ttl").
+ * "sync-timeout", "sync-degrade", "max-replication-lag", "repl-send-timeout", "wal-ttl",
+ * "replica-max-lag").
  * Returns 0, ST_ENOTFOUND for a name that is not a replication option, or ST_EINVAL. */
 int repl_option_set(struct repl_options *o, const char *name, const char *val,
 		    struct st_error *err);

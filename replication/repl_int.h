@@ -39,7 +39,9 @@ struct repl_shard {
 	int want_resync;           /* (mu) ask for a full resync at the next connect */
 	uint64_t applied_next;     /* (mu) next primary sequence needed */
 	uint64_t primary_latest;   /* (mu) from the last heartbeat */
-	int64_t primary_clock_us;  /* (mu) primary's clock in the last heartbeat */
+	int64_t primary_clock_us;  /* (mu) completeness time in the last heartbeat */
+	int64_t complete_us;       /* (mu) wall time up to which this copy has every write of
+				    * the primary (0 = unknown): bounds reads (--replica-max-lag) */
 	int64_t heard_us;          /* (mu) our clock when a frame last arrived */
 	uint64_t resync_done, resync_total; /* (mu) bytes of the running resync */
 	uint64_t resyncs;          /* (mu) completed resyncs */
@@ -50,7 +52,7 @@ struct repl_metrics {
 	atomic_uint_fast64_t batches_sent, bytes_sent, batches_applied, resyncs_sent,
 		resync_bytes_sent, resyncs_done, resync_bytes_recv, reconnects, send_timeouts,
 		lag_disconnects, sync_waits, sync_timeouts, sync_degraded, proto_errors,
-		writes_refused;
+		writes_refused, stale_reads_refused;
 };
 
 struct repl {

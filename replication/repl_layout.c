@@ -257,6 +257,8 @@ int repl_option_set(struct repl_options *o, const char *name, const char *val,
 		bad = parse_u64(val, 0, UINT64_MAX / 2, &n) || (o->max_lag_seq = n, 0);
 	else if (!strcmp(name, "repl-send-timeout"))
 		bad = st_dur_parse(val, &us) || us <= 0 || (o->send_timeout_us = us, 0);
+	else if (!strcmp(name, "replica-max-lag"))
+		bad = st_dur_parse(val, &us) || us < 0 || (o->replica_max_lag_us = us, 0);
 	else if (!strcmp(name, "wal-ttl"))
 		bad = st_dur_parse(val, &us) || us < 1000000 || (o->wal_ttl_us = us, 0);
 	else

@@ -22,9 +22,24 @@ static int hook_check(void *arg, int shard, int write, struct st_error *err)
 	enum repl_state st = sh->state;
 	int p = sh->primary;
 	uint64_t v = sh->version;
+	int64_t complete = sh->complete_us;
 	pthread_mutex_unlock(&r->mu);
-	if (st == REPL_S_PRIMARY || (!write && st != REPL_S_NONE && st != REPL_S_FENCED))
+	if (st == REPL_S_PRIMARY)
 		return 0;
+	int64_t bound = r->o.replica_max_lag_us;
+	if (!write && st != REPL_S_NONE && st != REPL_S_FENCED) {
+		int64_t behind = st_now_us() - complete;
+		if (!bound || behind <= bound)
+			return 0;
+		/* too stale to answer: send the client to the primary instead */
+		atomic_fetch_add(&r->m.stale_reads_refused, 1);
+		return st_error_set(err, ST_EBUSY, "EMOVED shard %d primary %s %s layout %llu "
+				    "(this replica is complete only up to %lld ms ago, beyond "
+				    "--replica-max-lag %lld ms)", shard, r->layout.nodes[p].name,
+				    r->layout.nodes[p].addr, (unsigned long long)v,
+				    complete ? (long long)(behind / 1000) : -1LL,
+				    (long long)(bound / 1000));
+	}
 	if (write)
 		atomic_fetch_add(&r->m.writes_refused, 1);
 	return st_error_set(err, ST_EBUSY, "EMOVED shard %d primary %s %s layout %llu%s", shard,
@@ -278,8 +293,7 @@ static json_t *shard_status(struct repl *r, struct repl_shard *sh)
 		uint64_t lag = sh->primary_latest + 1 > sh->applied_next
 				       ? sh->primary_latest + 1 - sh->applied_next
 				       : 0;
-		int64_t lag_ms = lag && sh->primary_clock_us ? (st_now_us() - sh->primary_clock_us) / 1000
-							     : 0;
+		int64_t lag_ms = sh->complete_us ? (st_now_us() - sh->complete_us) / 1000 : -1;
 		json_object_set_new(o, "applied_next", json_integer((json_int_t)sh->applied_next));
 		json_object_set_new(o, "primary_latest",
 				    json_integer((json_int_t)sh->primary_latest));
@@ -323,7 +337,7 @@ char *repl_metrics_text(struct repl *r)
 		C(batches_sent), C(bytes_sent), C(batches_applied), C(resyncs_sent),
 		C(resync_bytes_sent), C(resyncs_done), C(resync_bytes_recv), C(reconnects),
 		C(send_timeouts), C(lag_disconnects), C(sync_waits), C(sync_timeouts),
-		C(sync_degraded), C(proto_errors), C(writes_refused),
+		C(sync_degraded), C(proto_errors), C(writes_refused), C(stale_reads_refused),
 #undef C
 	};
 	size_t cap = 8192, n = 0;

@@ -17,6 +17,7 @@
 #include "common/st_time.h"
 
 #define HEARTBEAT_US 100000
+#define HEARTBEAT_MIN_US 20000 /* under load: how tight a replica's completeness time is */
 #define HELLO_TIMEOUT_US 5000000
 
 /* Reads ACK frames of a streaming replica (its own thread: the sender may be blocked). */
@@ -68,6 +69,8 @@ struct stream {
 	uint64_t next;
 	uint64_t reg_version;
 	int64_t last_send_us;
+	int64_t last_hb_us;
+	int64_t pass_clock_us; /* primary wall clock when the current pass over the WAL began */
 	struct st_error *err;
 };
 
@@ -125,14 +128,18 @@ static int batch_cb(void *arg, uint64_t seq, const void *data, size_t len)
 	return 0;
 }
 
+/* A heartbeat says: the primary's latest sequence, and a time before which every write
+ * committed on the primary has already been sent on this stream (the start of the pass that
+ * just reached the end of the WAL). A replica that has applied everything before the
+ * heartbeat is complete up to that time. */
 static int send_heartbeat(struct stream *st, uint64_t latest)
 {
 	struct repl_wbuf w = {0};
 	repl_w_u64(&w, latest);
-	repl_w_u64(&w, (uint64_t)st_now_us());
+	repl_w_u64(&w, (uint64_t)st->pass_clock_us);
 	int rc = w.bad ? ST_ENOMEM : repl_send(st->p->fd, REPL_HEARTBEAT, w.p, w.n, st->err);
 	repl_wbuf_release(&w);
-	st->last_send_us = repl_now_us();
+	st->last_send_us = st->last_hb_us = repl_now_us();
 	return send_error_count(st->p->r, rc, st->err);
 }
 
@@ -194,6 +201,7 @@ static int stream_loop(struct stream *st, const char *replid, struct ack_reader 
 		if (!may_stream(r, p->shard, replid))
 			return st_error_set(st->err, ST_EBUSY, "no longer the primary of shard %d",
 					    p->shard);
+		int64_t pass_start = st_now_us();
 		rc = kv_shard_updates_since(r->db, p->shard, st->next, batch_cb, st, st->err);
 		if (rc == ST_ENOTFOUND) {
 			st_info("replication: shard %d: WAL does not reach %llu for %s: resync",
@@ -214,7 +222,9 @@ static int stream_loop(struct stream *st, const char *replid, struct ack_reader 
 					    (unsigned long long)(latest + 1 - acked),
 					    (unsigned long long)r->o.max_lag_seq);
 		}
-		if (repl_now_us() - st->last_send_us >= HEARTBEAT_US)
+		st->pass_clock_us = pass_start;
+		if (repl_now_us() - st->last_send_us >= HEARTBEAT_US ||
+		    repl_now_us() - st->last_hb_us >= HEARTBEAT_MIN_US)
 			rc = send_heartbeat(st, latest);
 		if (!rc && kv_registry_version(r->db) != st->reg_version)
 			rc = send_registry(st);

@@ -113,6 +113,9 @@ static int on_heartbeat(struct repl *r, struct repl_shard *sh, const struct repl
 	pthread_mutex_lock(&r->mu);
 	sh->primary_latest = latest;
 	sh->primary_clock_us = clock;
+	/* the stream is ordered: every batch sent before this heartbeat is applied */
+	if (clock > sh->complete_us)
+		sh->complete_us = clock;
 	pthread_mutex_unlock(&r->mu);
 	return 0;
 }

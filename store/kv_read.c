@@ -183,10 +183,6 @@ static int read_store(struct kv_db *db, const struct read_plan *p, const char *c
 	for (size_t k = 0; k < nwhich && !rc; k++) {
 		size_t e = which ? which[k] : k;
 		int s = kv_shard_of(db, entities[e], lens[e]);
-		if (!its[s] && (rc = kv_repl_check(db, s, 0, err))) {
-			kv_result_release(out, k * nf);
-			break;
-		}
 		if (!its[s])
 			its[s] = rocksdb_create_iterator(kv_shard_pin(db, s), db->ro);
 		sc.it = its[s];
@@ -285,9 +281,14 @@ int kv_multiget(struct kv_db *db, const char *table, const char *const *entities
 	if (!o)
 		o = &KV_READ_LATEST;
 	memset(out, 0, nentities * nfeatures * sizeof(*out));
-	for (size_t e = 0; e < nentities; e++)
+	for (size_t e = 0; e < nentities; e++) {
 		if ((rc = check_read_args(entities[e], entity_lens[e], nfeatures, err)))
 			return rc;
+		/* a node without a usable copy of the shard redirects (row cache hits too) */
+		if (db->hooks.check &&
+		    (rc = kv_repl_check(db, kv_shard_of(db, entities[e], entity_lens[e]), 0, err)))
+			return rc;
+	}
 	if ((rc = resolve(db, table, features, nfeatures, o->as_of, o->known_at, &p, err)))
 		goto out;
 	int latest = o->as_of == ST_TS_MAX && o->known_at == ST_TS_MAX;

@@ -26,10 +26,10 @@ $S --addr "${ADDR[b]}" table create u --feature x:i64 >/dev/null || fail "create
 $S --addr "${ADDR[a]}" table show u >/dev/null || fail "redirected create not on the primary"
 
 # 100k writes while the replica is down
-"$SB" --addr "${ADDR[a]}" --load --entities 10 --features 2 --table bench > "$T/bench.out" 2>&1 ||
+sb --addr "${ADDR[a]}" --load --entities 10 --features 2 --table bench > "$T/bench.out" 2>&1 ||
   fail "bench load: $(cat "$T/bench.out")"
 stop b
-"$SB" --addr "${ADDR[a]}" --op put --conns 16 --count 100000 --entities 50000 --features 2 \
+sb --addr "${ADDR[a]}" --op put --conns 16 --count 100000 --entities 50000 --features 2 \
   --table bench --duration 0 --warmup 0 > "$T/bench.out" 2>&1 || fail "bench put: $(cat "$T/bench.out")"
 $S --addr "${ADDR[a]}" table alter t --feature y:f64 --ttl 5d >/dev/null || fail "alter"
 $S --addr "${ADDR[a]}" put t e2 x=2 y=2.5 s=two --ts 2000 >/dev/null || fail "put 2"
@@ -62,4 +62,17 @@ for s in 0 1 2 3; do
 done
 [ $bad -eq 1 ] || fail "verify: $bad shards differ, expected 1: $(cat "$T"/v*.json)"
 grep -h '"table":"t"' "$T"/v*.json | grep -q '"slot"' || fail "the difference names no slot"
-echo "ok: catch-up after 100k writes verified equal, restart resumed, registry replicated, planted difference found"
+# bounded staleness: with --replica-max-lag a replica that cannot show it is complete up to
+# that bound refuses the read (redirects it to the primary) instead of answering stale
+stop b
+start b --replica-max-lag 300ms
+wait_caught_up b
+[ "$($S --addr "${ADDR[b]}" get t e3 x | cut -f2)" = 3 ] || fail "bounded read on a fresh replica"
+kill9 a
+sleep 0.8
+out=$($S --addr "${ADDR[b]}" get t e3 x 2>&1) && fail "stale replica answered: $out"
+echo "$out" | grep -q "${ADDR[a]}" || fail "the refused read does not point at the primary: $out"
+stop b
+start b
+[ "$($S --addr "${ADDR[b]}" get t e3 x | cut -f2)" = 3 ] || fail "unbounded replica read"
+echo "ok: catch-up after 100k writes verified equal, restart resumed, registry replicated, planted difference found, bounded staleness"

@@ -14,12 +14,12 @@ start a
 start b
 $S --addr "${ADDR[a]}" table create t --feature x:i64 >/dev/null || fail "create"
 $S --addr "${ADDR[a]}" put t e1 x=1 --ts 1000 >/dev/null || fail "put"
-"$SB" --addr "${ADDR[a]}" --load --entities 2000 --features 2 --table bench >/dev/null 2>&1 || fail "load"
+sb --addr "${ADDR[a]}" --load --entities 2000 --features 2 --table bench >/dev/null 2>&1 || fail "load"
 wait_caught_up b
 stop b
 
 # writes the replica misses, then the WAL that holds them is purged
-"$SB" --addr "${ADDR[a]}" --load --entities 20000 --features 2 --table bench2 >/dev/null 2>&1 || fail "load 2"
+sb --addr "${ADDR[a]}" --load --entities 20000 --features 2 --table bench2 >/dev/null 2>&1 || fail "load 2"
 stop a
 start a --wal-ttl 1s
 sleep 2.5
