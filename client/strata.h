@@ -217,7 +217,10 @@ void strata_connect_opts_init(struct strata_connect_opts *o);
 typedef struct strata strata;
 
 /* Connects to "HOST:PORT" ("[v6]:PORT" too) and authenticates when a token is given.
- * `o` may be NULL for defaults. On success *out is a handle to free with strata_close. */
+ * A comma-separated list names seed nodes of a replicated cluster: the first that answers
+ * is used, and a request for a shard another node owns follows the server's EMOVED redirect
+ * (at most 3 hops; docs/replication.md). `o` may be NULL for defaults. On success *out is a
+ * handle to free with strata_close. */
 int strata_connect(const char *addr, const struct strata_connect_opts *o, strata **out,
 		   struct strata_error *err);
 /* Closes the connection and frees the handle with its open joins. NULL is allowed. Batches

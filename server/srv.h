@@ -10,6 +10,7 @@
 
 #include "common/st_err.h"
 #include "proto/strata.pb-c.h"
+#include "replication/repl.h"
 #include "store/kv.h"
 
 /* ---- configuration (srv_config.c) ---- */
@@ -44,6 +45,7 @@ struct srv_config {
 	int inline_reads;        /* run get/multi-get on the network thread */
 	int verbose;
 	char ready_file[4096];   /* written with the bound addresses once serving */
+	struct repl_options repl; /* --cluster and friends (srv_repl.c) */
 };
 
 void srv_config_defaults(struct srv_config *c);
@@ -53,6 +55,15 @@ int srv_config_parse(struct srv_config *c, int argc, char **argv, struct st_erro
 /* Splits "HOST:PORT" (HOST may be "[v6]" or empty for loopback). */
 int srv_parse_addr(const char *s, char *host, size_t hostn, int *port, struct st_error *err);
 void srv_config_release(struct srv_config *c);
+
+/* ---- replication (srv_repl.c): only with --cluster ---- */
+/* Before the store opens: loads the layout and sets the store options it implies. */
+int srv_repl_prepare(struct srv_config *c, struct kv_options *ko, struct st_error *err);
+/* After the store opened: starts replication (nothing without --cluster). */
+int srv_repl_start(struct srv_config *c, struct kv_db *db, struct st_error *err);
+void srv_repl_stop(void);
+/* Replication metrics text to append to /metrics (malloc'ed), or NULL. */
+char *srv_repl_metrics(void);
 
 /* ---- metrics (srv_metrics.c) ---- */
 

@@ -284,6 +284,10 @@ static void srv_admin_cb(struct evhttp_request *req, void *arg)
 		evhttp_add_header(hdr, "Content-Type", "text/plain");
 	} else if (plen == 8 && !memcmp(uri, "/metrics", 8)) {
 		srv_metrics_text(s, b);
+		char *rm = srv_repl_metrics();
+		if (rm)
+			evbuffer_add(b, rm, strlen(rm));
+		free(rm);
 		evhttp_add_header(hdr, "Content-Type", "text/plain; version=0.0.4");
 	} else if (plen == 7 && !memcmp(uri, "/status", 7)) {
 		char *j = srv_status_json(s);

@@ -166,8 +166,17 @@ int main(int argc, char **argv)
 	ko.block_cache_bytes = s->cfg.cache_bytes;
 	ko.row_cache_bytes = s->cfg.row_cache_bytes;
 	ko.run_jobs = 1;
+	if (srv_repl_prepare(&s->cfg, &ko, &err)) {
+		st_errlog("--cluster: %s", err.msg);
+		return 2;
+	}
 	if (kv_open(s->cfg.data_dir, &ko, &s->db, &err)) {
 		st_errlog("cannot open store in %s: %s", s->cfg.data_dir, err.msg);
+		return 1;
+	}
+	if (srv_repl_start(&s->cfg, s->db, &err)) {
+		st_errlog("replication: %s", err.msg);
+		kv_close(s->db);
 		return 1;
 	}
 	s->pool = srv_pool_start(s, s->cfg.workers, &err);
@@ -249,6 +258,7 @@ stop_nets:
 close_db:
 	srv_pool_stop(s->pool);
 	srv_pool_stop(s->rpool);
+	srv_repl_stop();
 	kv_close(s->db);
 	srv_config_release(&s->cfg);
 	srv_metrics_release(&s->m);

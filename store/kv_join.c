@@ -203,11 +203,13 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 	sort_join = j;
 	qsort(rows, n, sizeof(*rows), row_cmp);
 	sort_join = NULL;
-	rocksdb_iterator_t *it = rocksdb_create_iterator(j->db->shards[shard].db, j->db->ro_total);
+	int rc = kv_repl_check(j->db, shard, 0, &j->errs[shard]);
+	if (rc)
+		return rc;
+	rocksdb_iterator_t *it = rocksdb_create_iterator(kv_shard_pin(j->db, shard), j->db->ro_total);
 	struct kv_scan sc;
 	kv_scan_init(&sc, it, &j->rules);
 	sc.total_order = 1;
-	int rc = 0;
 	for (size_t g = 0; g < n && !rc;) {
 		/* rows[g..end) share one entity, ts descending */
 		size_t end = g + 1;
@@ -239,6 +241,7 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 	}
 	kv_scan_release(&sc);
 	rocksdb_iter_destroy(it);
+	kv_shard_unpin(j->db, shard);
 	return rc;
 }
 

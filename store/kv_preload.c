@@ -703,10 +703,16 @@ static int ingest_shard(struct job_ctx *c, int s, char **paths, size_t n)
 	if (st_fault("preload.ingest"))
 		rerr = strdup("injected fault preload.ingest");
 	else
-		rocksdb_ingest_external_file(c->db->shards[s].db, (const char *const *)paths, n, io,
-					     &rerr);
+	{
+		rocksdb_ingest_external_file(kv_shard_pin(c->db, s), (const char *const *)paths,
+					     n, io, &rerr);
+		kv_shard_unpin(c->db, s);
+	}
 	rocksdb_ingestexternalfileoptions_destroy(io);
-	return rerr ? kv_rocks_err(c->err, rerr, "ingest SST files") : 0;
+	if (rerr)
+		return kv_rocks_err(c->err, rerr, "ingest SST files");
+	/* replicas learn of it through the WAL (kv_repl.c) */
+	return kv_shard_mark_ingest(c->db, s, c->err);
 }
 
 /* A shard's ingestion failed after shards [0, n) were ingested: delete what this job wrote
@@ -721,7 +727,7 @@ static void rollback(struct job_ctx *c, int n)
 		rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
 		rocksdb_readoptions_set_total_order_seek(ro, 1);
 		rocksdb_readoptions_set_iterate_upper_bound(ro, hi, 4);
-		rocksdb_iterator_t *it = rocksdb_create_iterator(c->db->shards[s].db, ro);
+		rocksdb_iterator_t *it = rocksdb_create_iterator(kv_shard_pin(c->db, s), ro);
 		rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
 		struct st_error err;
 		for (rocksdb_iter_seek(it, lo, 4); rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
@@ -741,6 +747,7 @@ static void rollback(struct job_ctx *c, int n)
 			kv_shard_write(c->db, s, wb, &err);
 		rocksdb_writebatch_destroy(wb);
 		rocksdb_iter_destroy(it);
+		kv_shard_unpin(c->db, s);
 		rocksdb_readoptions_destroy(ro);
 	}
 }

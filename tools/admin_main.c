@@ -33,6 +33,11 @@ static const struct admin_cmd cmds[] = {
 	{ "dump", admin_dump,
 	  "  strata-admin dump    [--data-dir D] [--out F] [--all-versions] [--json] TABLE\n"
 	  "                       (CSV in the preload format; latest values unless --all-versions)\n" },
+	{ "cluster", admin_cluster,
+	  "  strata-admin cluster status  --cluster FILE [--json]   (roles, sequences, lag, resyncs)\n"
+	  "  strata-admin cluster promote --cluster FILE [--graceful] [--timeout DUR] [--json] NODE SHARD\n"
+	  "  strata-admin cluster resync  --cluster FILE NODE SHARD\n"
+	  "  strata-admin cluster verify  --cluster FILE --shard S [--json]  (primary vs replicas)\n" },
 };
 
 static void usage(FILE *f)

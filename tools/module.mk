@@ -3,6 +3,6 @@
 ADMIN_SRC := $(wildcard tools/admin_*.c)
 BINS      += $(BIN)/strata-admin
 
-$(BIN)/strata-admin: $(ADMIN_SRC:%.c=$(B)/%.o) $(FS_LIB) $(STORE_LIB) $(COMMON_LIB)
+$(BIN)/strata-admin: $(ADMIN_SRC:%.c=$(B)/%.o) $(FS_LIB) $(REPL_LIB) $(STORE_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lstdc++
