@@ -153,11 +153,14 @@ static int srv_dispatch_run(struct srv_server *s, struct srv_req *req, unsigned 
 	struct srv_ctx x;
 	srv_ctx_init(&x, s, req, read_flags);
 	const struct srv_op *op = srv_op_find(req->msg->op_case);
-	int rc = op && op->run ? op->run(&x)
-			       : st_error_set(&x.err, ST_EPROTO, "unknown operation");
+	int rc = req->rcmd	  ? srv_resp_exec(&x)
+		 : op && op->run ? op->run(&x)
+				  : st_error_set(&x.err, ST_EPROTO, "unknown operation");
 	int deferred = rc == ST_EBUSY && (read_flags & KV_READ_CACHED_ONLY);
 	if (deferred) {
 		/* nothing packed: the pool runs it again */
+	} else if (req->rcmd) {
+		srv_resp_pack(&x, rc);
 	} else if (rc) {
 		if (!x.err.msg[0])
 			st_error_set(&x.err, rc, "%s", st_strerror(rc));
@@ -173,9 +176,17 @@ static int srv_dispatch_run(struct srv_server *s, struct srv_req *req, unsigned 
 	srv_ctx_release(&x);
 	if (deferred)
 		return 0;
-	strata__request__free_unpacked(req->msg, NULL);
-	req->msg = NULL;
+	srv_req_free_msg(req);
 	return 1;
+}
+
+void srv_req_free_msg(struct srv_req *req)
+{
+	if (req->rcmd)
+		free(req->msg); /* one block (srv_resp.c) */
+	else if (req->msg)
+		strata__request__free_unpacked(req->msg, NULL);
+	req->msg = NULL;
 }
 
 void srv_dispatch(struct srv_server *s, struct srv_req *req)
@@ -185,8 +196,5 @@ void srv_dispatch(struct srv_server *s, struct srv_req *req)
 
 int srv_dispatch_cached(struct srv_server *s, struct srv_req *req)
 {
-	const struct srv_op *op = srv_op_find(req->msg->op_case);
-	if (!op || !(op->flags & SRV_OPF_CACHED))
-		return 0;
 	return srv_dispatch_run(s, req, KV_READ_CACHED_ONLY);
 }

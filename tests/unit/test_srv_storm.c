@@ -181,7 +181,7 @@ static void storm_run(const char *io, int on_resp)
 	if (on_resp && !h.resp_port)
 		fail_msg("the server reported no RESP port");
 	strata *c = srvh_client(&h, NULL);
-	struct strata_feature_def fd[] = {{"i", STRATA_I64, 0, 0}};
+	struct strata_feature_def fd[] = {{"i", STRATA_I64, 0, 0, 0}};
 	struct strata_table t = {.name = "st", .nfeatures = 1, .features = fd};
 	struct strata_error e = {0};
 	if (strata_table_create(c, &t, &e))
