@@ -393,6 +393,9 @@ int srv_conn_can_parse(struct srv_conn *c);
  * cache, or batched for a pool, by the op flags. A request without msg already holds its
  * reply in frame and is only queued for sending. */
 void srv_conn_submit(struct srv_conn *c, struct srv_req *r, unsigned flags);
+/* Answers on the network thread with a reply already encoded (frame, malloc'd, taken over),
+ * in order after every earlier request of the connection. */
+void srv_conn_answer(struct srv_conn *c, int op, uint8_t *frame, size_t len, int failed);
 /* Token comparison in time independent of where the first difference is. */
 int srv_token_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 /* Marks a connection as having sent a valid request: no longer a candidate for eviction. */

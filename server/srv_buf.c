@@ -10,7 +10,8 @@ int srv_buf_reserve(struct srv_buf *b, size_t extra)
 {
 	if (b->cap - b->len >= extra)
 		return 0;
-	size_t cap = b->cap ? b->cap : 4096;
+	/* small replies stay small; input buffers grow to their first chunk at once */
+	size_t cap = b->cap ? b->cap : 128;
 	while (cap - b->len < extra)
 		cap *= 2;
 	uint8_t *p = realloc(b->p, cap);

@@ -326,6 +326,54 @@ int srv_token_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen
 	return diff == 0;
 }
 
+static void srv_req_send(struct srv_conn *c, struct srv_req *r);
+
+/* A request answered on the network thread while its connection's input is being parsed:
+ * its answer goes straight into the output queue (sent with the others of this loop
+ * iteration) when nothing before it is outstanding; otherwise it waits on the done list. No
+ * re-entry into the parser (unlike srv_req_finish). */
+static void srv_conn_answer_req(struct srv_conn *c, struct srv_req *r)
+{
+	if (c->proto == SRV_PROTO_RESP && r->seq != c->seq_sent) {
+		srv_net_complete(c->net, r);
+		return;
+	}
+	struct srv_server *s = c->net->srv;
+	srv_metrics_observe(&s->m, r->op, st_mono_us() - r->t0_us, r->failed);
+	atomic_fetch_sub(&s->m.inflight, 1);
+	if (c->proto == SRV_PROTO_RESP)
+		c->seq_sent++;
+	srv_req_send(c, r);
+	if (c->state == SRV_CONN_OPEN && !c->out_full_since &&
+	    c->net->be->out_pending(c) > s->cfg.max_out)
+		c->out_full_since = st_mono_us();
+}
+
+void srv_conn_answer(struct srv_conn *c, int op, uint8_t *frame, size_t len, int failed)
+{
+	if (c->proto == SRV_PROTO_RESP && c->seq_next == c->seq_sent) {
+		/* nothing before it outstanding: no request record needed */
+		srv_metrics_observe(&c->net->srv->m, op, 0, failed);
+		c->seq_next++;
+		c->seq_sent++;
+		if (c->state == SRV_CONN_OPEN)
+			srv_conn_send_frame(c, frame, len);
+		free(frame);
+		return;
+	}
+	struct srv_req *r = calloc(1, sizeof(*r));
+	if (!r) {
+		free(frame);
+		srv_conn_close(c, "out of memory");
+		return;
+	}
+	r->op = op;
+	r->failed = failed;
+	r->frame = frame;
+	r->frame_len = len;
+	srv_conn_submit(c, r, 0);
+}
+
 /* Handles one decoded request: inline (auth, ping, inline reads) or queued for the pool. */
 static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
 {
@@ -385,19 +433,19 @@ void srv_conn_submit(struct srv_conn *c, struct srv_req *r, unsigned flags)
 	c->inflight++;
 	atomic_fetch_add(&s->m.inflight, 1);
 	if (!r->msg) { /* the reply is made: queued behind the replies before it */
-		srv_net_complete(c->net, r);
+		srv_conn_answer_req(c, r);
 		return;
 	}
 	/* Point reads are short and CPU-bound unless they miss the page cache: they get their
 	 * own pool sized to the cores, so that long operations never queue them. */
 	if ((flags & SRV_OPF_INLINE) || (s->cfg.inline_reads && (flags & SRV_OPF_READ))) {
 		srv_dispatch(s, r);
-		srv_net_complete(c->net, r);
+		srv_conn_answer_req(c, r);
 		return;
 	}
 	/* Row-cache hits are answered here; only misses pay the hand-over to a worker. */
 	if ((flags & SRV_OPF_CACHED) && s->cfg.row_cache_bytes && srv_dispatch_cached(s, r)) {
-		srv_net_complete(c->net, r);
+		srv_conn_answer_req(c, r);
 		return;
 	}
 	int b = (flags & SRV_OPF_READ) ? 0 : 1;

@@ -406,8 +406,6 @@ static int run_hset(struct srv_ctx *x)
 		else if (!(rc = kv_value_parse((const char *)c->value->bytes.data,
 					       c->value->bytes.len, f, &cells[i].value, &x->err)))
 			parsed++;
-		else
-			st_error_prefix(&x->err, "feature %s", c->feature);
 	}
 	/* cells[] is zeroed: release the values parsed so far through a view of them */
 	struct kv_value *vals = srv_ctx_alloc(x, parsed, sizeof(*vals));
@@ -828,17 +826,7 @@ void srv_resp_pack(struct srv_ctx *x, int rc)
 /* Queues a reply made on the network thread (in order with the store commands before it). */
 static void srv_resp_reply(struct srv_conn *c, int slot, struct srv_buf *o, int failed)
 {
-	struct srv_req *r = calloc(1, sizeof(*r));
-	if (!r) {
-		srv_buf_release(o);
-		srv_conn_close(c, "out of memory");
-		return;
-	}
-	r->op = slot;
-	r->failed = failed;
-	r->frame = o->p;
-	r->frame_len = o->len;
-	srv_conn_submit(c, r, 0);
+	srv_conn_answer(c, slot, o->p, o->len, failed);
 }
 
 static void srv_resp_reply_error(struct srv_conn *c, int slot, const char *word, int code,
