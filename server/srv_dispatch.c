@@ -57,6 +57,8 @@ static void srv_ctx_init(struct srv_ctx *x, struct srv_server *s, struct srv_req
 	x->err.code = 0;
 	x->err.msg[0] = '\0';
 	x->read_flags = read_flags;
+	x->kres = NULL;
+	x->nkres = 0;
 	x->blocks = NULL;
 	x->cur = x->inline_buf;
 	x->left = sizeof(x->inline_buf);
@@ -118,6 +120,23 @@ int srv_ctx_nomem(struct srv_ctx *x)
 
 /* ---- response frames ---- */
 
+static int srv_pack(const Strata__Response *resp, uint8_t **frame, size_t *len);
+
+/* Packs x's response: results straight from the store's (srv_wire.c), the rest by protobuf-c. */
+static int srv_pack_ctx(const struct srv_ctx *x, uint8_t **frame, size_t *len)
+{
+	if (!x->kres)
+		return srv_pack(&x->resp, frame, len);
+	size_t n = srv_wire_results_len(x->resp.id, x->kres, x->nkres);
+	uint8_t *f = malloc(n);
+	if (!f)
+		return ST_ENOMEM;
+	srv_wire_results_write(f, n, x->resp.id, x->kres, x->nkres);
+	*frame = f;
+	*len = n;
+	return 0;
+}
+
 static int srv_pack(const Strata__Response *resp, uint8_t **frame, size_t *len)
 {
 	size_t n = strata__response__get_packed_size(resp);
@@ -167,7 +186,7 @@ static int srv_dispatch_run(struct srv_server *s, struct srv_req *req, unsigned 
 		req->failed = 1;
 		if (srv_error_frame(x.resp.id, rc, x.err.msg, &req->frame, &req->frame_len))
 			req->frame = NULL;
-	} else if (srv_pack(&x.resp, &req->frame, &req->frame_len)) {
+	} else if (srv_pack_ctx(&x, &req->frame, &req->frame_len)) {
 		req->failed = 1;
 		if (srv_error_frame(x.resp.id, ST_ENOMEM, "out of memory packing the response",
 				    &req->frame, &req->frame_len))

@@ -370,11 +370,8 @@ static int run_hgetall(struct srv_ctx *x)
 	x->m = m;
 	if (t->nfeatures == 0) { /* nothing to read: an empty hash */
 		x->resp.result_case = STRATA__RESPONSE__RESULT_RESULTS;
-		x->resp.results = srv_ctx_alloc(x, 1, sizeof(*x->resp.results));
-		if (!x->resp.results)
-			return srv_ctx_nomem(x);
-		strata__results__init(x->resp.results);
-		return 0;
+		x->kres = srv_ctx_alloc(x, 0, sizeof(*x->kres));
+		return x->kres ? 0 : srv_ctx_nomem(x);
 	}
 	return srv_op_get(x);
 }
@@ -424,11 +421,11 @@ static int run_hset(struct srv_ctx *x)
 
 /* ---- replies ---- */
 
-static int w_value(struct srv_buf *o, const Strata__Result *r, int resp3)
+static int w_value(struct srv_buf *o, const struct kv_result *r, int resp3)
 {
-	if (!r->found || !r->value)
+	if (!r->found)
 		return srv_resp_w_nil(o, resp3);
-	const Strata__Value *v = r->value;
+	const struct kv_value *v = &r->value;
 	int rc = 0;
 	switch (v->type) {
 	case KV_I64:
@@ -439,52 +436,50 @@ static int w_value(struct srv_buf *o, const Strata__Result *r, int resp3)
 		return srv_resp_w_double(o, v->f32, 1, resp3);
 	case KV_STR:
 	case KV_BYTES:
-		return srv_resp_w_bulk(o, v->bytes.data, v->bytes.len);
+		return srv_resp_w_bulk(o, v->ptr, v->len);
 	case KV_F32VEC:
-		rc = srv_resp_w_agg(o, '*', v->n_vec);
-		for (size_t i = 0; i < v->n_vec && !rc; i++)
-			rc = srv_resp_w_double(o, v->vec[i], 1, resp3);
+		rc = srv_resp_w_agg(o, '*', v->len);
+		for (uint32_t i = 0; i < v->len && !rc; i++)
+			rc = srv_resp_w_double(o, ((const float *)v->ptr)[i], 1, resp3);
 		return rc;
 	case KV_I64LIST:
-		rc = srv_resp_w_agg(o, '*', v->n_list);
-		for (size_t i = 0; i < v->n_list && !rc; i++)
-			rc = srv_resp_w_int(o, v->list[i]);
+		rc = srv_resp_w_agg(o, '*', v->len);
+		for (uint32_t i = 0; i < v->len && !rc; i++)
+			rc = srv_resp_w_int(o, ((const int64_t *)v->ptr)[i]);
 		return rc;
 	default:
 		return srv_resp_w_nil(o, resp3);
 	}
 }
 
-static int w_values(struct srv_buf *o, Strata__Result **rs, size_t n, int resp3)
+static int w_values(struct srv_buf *o, const struct kv_result *rs, size_t n, int resp3)
 {
 	int rc = srv_resp_w_agg(o, '*', n);
 	for (size_t i = 0; i < n && !rc; i++)
-		rc = w_value(o, rs[i], resp3);
+		rc = w_value(o, &rs[i], resp3);
 	return rc;
 }
 
 /* HMGET, STRATA.GET: one value per feature, nil where not present. */
 static int reply_values(struct srv_ctx *x, struct srv_buf *o, int resp3)
 {
-	const Strata__Results *r = x->resp.results;
-	return w_values(o, r->results, r->n_results, resp3);
+	return w_values(o, x->kres, x->nkres, resp3);
 }
 
 /* HGETALL: feature -> value for the present features (a map in RESP3, pairs in RESP2). */
 static int reply_hash(struct srv_ctx *x, struct srv_buf *o, int resp3)
 {
-	const Strata__Results *r = x->resp.results;
 	const Strata__GetReq *g = x->m->get;
 	size_t present = 0;
-	for (size_t i = 0; i < r->n_results; i++)
-		present += r->results[i]->found && r->results[i]->value;
+	for (size_t i = 0; i < x->nkres; i++)
+		present += x->kres[i].found;
 	int rc = resp3 ? srv_resp_w_agg(o, '%', present) : srv_resp_w_agg(o, '*', 2 * present);
-	for (size_t i = 0; i < r->n_results && !rc; i++) {
-		if (!r->results[i]->found || !r->results[i]->value)
+	for (size_t i = 0; i < x->nkres && !rc; i++) {
+		if (!x->kres[i].found)
 			continue;
 		rc = srv_resp_w_bulk(o, g->features[i], strlen(g->features[i]));
 		if (!rc)
-			rc = w_value(o, r->results[i], resp3);
+			rc = w_value(o, &x->kres[i], resp3);
 	}
 	return rc;
 }
@@ -492,12 +487,11 @@ static int reply_hash(struct srv_ctx *x, struct srv_buf *o, int resp3)
 /* STRATA.MGET: one array of feature values per entity. */
 static int reply_rows(struct srv_ctx *x, struct srv_buf *o, int resp3)
 {
-	const Strata__Results *r = x->resp.results;
 	size_t nf = x->m->get->n_features, ne = x->m->get->n_entities;
-	ST_ASSERT(r->n_results == nf * ne);
+	ST_ASSERT(x->nkres == nf * ne);
 	int rc = srv_resp_w_agg(o, '*', ne);
 	for (size_t e = 0; e < ne && !rc; e++)
-		rc = w_values(o, r->results + e * nf, nf, resp3);
+		rc = w_values(o, x->kres + e * nf, nf, resp3);
 	return rc;
 }
 
