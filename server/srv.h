@@ -134,7 +134,20 @@ struct srv_req {
 	const struct srv_resp_cmd *rcmd;
 	uint64_t seq;  /* RESP: the reply's place in the connection's order */
 	uint8_t resp3; /* RESP: reply in RESP3 */
+	/* Arena of the unpacked protobuf msg: inline bytes, then chained blocks. */
+	struct srv_arena_block *arena_blocks;
+	uint8_t *arena_cur;
+	size_t arena_left;
+	_Alignas(16) uint8_t arena_inline[512];
 };
+
+/* A zeroed request (NULL when out of memory). */
+struct srv_req *srv_req_new(void);
+/* Unpacks a protobuf Request into r->msg, allocating in r's arena; returns r->msg (NULL when
+ * the bytes are not a valid Request). */
+Strata__Request *srv_req_unpack(struct srv_req *r, const uint8_t *p, size_t n);
+/* Frees r, its msg and its frame. */
+void srv_req_free(struct srv_req *r);
 
 struct srv_pool *srv_pool_start(struct srv_server *s, int nthreads, struct st_error *err);
 /* Queues a chain of n requests (first..last linked by next) with one lock and one wakeup. */

@@ -361,7 +361,7 @@ void srv_conn_answer(struct srv_conn *c, int op, uint8_t *frame, size_t len, int
 		free(frame);
 		return;
 	}
-	struct srv_req *r = calloc(1, sizeof(*r));
+	struct srv_req *r = srv_req_new();
 	if (!r) {
 		free(frame);
 		srv_conn_close(c, "out of memory");
@@ -375,19 +375,20 @@ void srv_conn_answer(struct srv_conn *c, int op, uint8_t *frame, size_t len, int
 }
 
 /* Handles one decoded request: inline (auth, ping, inline reads) or queued for the pool. */
-static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
+static void srv_conn_request(struct srv_conn *c, struct srv_req *r)
 {
 	struct srv_server *s = c->net->srv;
+	const Strata__Request *msg = r->msg;
 	const struct srv_op *def = srv_op_find(msg->op_case);
 	int op = def ? msg->op_case : 0;
 	unsigned flags = def ? def->flags : 0;
+	uint64_t id = msg->id;
 	if (flags & SRV_OPF_CONN) {
 		ST_ASSERT(msg->op_case == STRATA__REQUEST__OP_AUTH);
 		int ok = !s->cfg.token ||
 			 srv_token_equal(msg->auth->token.data, msg->auth->token.len,
 					 (const uint8_t *)s->cfg.token, s->cfg.token_len);
-		uint64_t id = msg->id;
-		strata__request__free_unpacked(msg, NULL);
+		srv_req_free(r);
 		if (!ok) {
 			atomic_fetch_add(&s->m.auth_failures, 1);
 			st_warn("conn %llu: authentication failed", (unsigned long long)c->id);
@@ -402,22 +403,13 @@ static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
 	}
 	if (!c->authed) {
 		atomic_fetch_add(&s->m.auth_failures, 1);
-		uint64_t id = msg->id;
-		strata__request__free_unpacked(msg, NULL);
+		srv_req_free(r);
 		srv_conn_reply_error(c, id, op, ST_EAUTH,
 				     "authentication required: send auth first");
 		c->close_after = 1;
 		return;
 	}
 	srv_conn_prove(c);
-	struct srv_req *r = calloc(1, sizeof(*r));
-	if (!r) {
-		uint64_t id = msg->id;
-		strata__request__free_unpacked(msg, NULL);
-		srv_conn_reply_error(c, id, op, ST_ENOMEM, "out of memory");
-		return;
-	}
-	r->msg = msg;
 	r->op = op;
 	srv_conn_submit(c, r, flags);
 }
@@ -496,24 +488,31 @@ static void srv_strata_process(struct srv_conn *c)
 			partial = 1;
 			break;
 		}
-		Strata__Request *msg =
-			strata__request__unpack(NULL, len, c->in.p + off + 4);
+		/* The request and everything protobuf-c unpacks for it in one allocation (the
+		 * request's arena) instead of one malloc per field. */
+		struct srv_req *r = srv_req_new();
+		const uint8_t *payload = c->in.p + off + 4;
 		off += 4 + (size_t)len;
 		c->last_active_us = st_mono_us();
-		if (!msg) {
+		if (!r) {
+			srv_conn_reply_error(c, 0, 0, ST_ENOMEM, "out of memory");
+			continue;
+		}
+		if (!srv_req_unpack(r, payload, len)) {
+			srv_req_free(r);
 			atomic_fetch_add(&s->m.frames_bad, 1);
 			srv_conn_reply_error(c, 0, 0, ST_EPROTO,
 					     "invalid frame: payload is not a valid Request message");
 			continue;
 		}
-		if (msg->op_case == STRATA__REQUEST__OP__NOT_SET) {
-			uint64_t id = msg->id;
-			strata__request__free_unpacked(msg, NULL);
+		if (r->msg->op_case == STRATA__REQUEST__OP__NOT_SET) {
+			uint64_t id = r->msg->id;
+			srv_req_free(r);
 			srv_conn_reply_error(c, id, 0, ST_EPROTO,
 					     "unknown operation (no known op field set)");
 			continue;
 		}
-		srv_conn_request(c, msg);
+		srv_conn_request(c, r);
 	}
 	srv_conn_parsed(c, off, partial);
 }
@@ -664,8 +663,7 @@ static void srv_req_send(struct srv_conn *c, struct srv_req *r)
 		else if (c->proto == SRV_PROTO_RESP) /* every later reply would be misread */
 			srv_conn_close(c, "out of memory");
 	}
-	free(r->frame);
-	free(r);
+	srv_req_free(r);
 }
 
 /* RESP: holds r until the replies of every earlier command are sent, then sends all that

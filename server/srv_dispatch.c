@@ -3,6 +3,7 @@
  * (and on network threads for inline and row-cache reads). */
 #include "server/srv.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -199,13 +200,75 @@ static int srv_dispatch_run(struct srv_server *s, struct srv_req *req, unsigned 
 	return 1;
 }
 
+/* ---- requests ---- */
+
+struct srv_arena_block {
+	struct srv_arena_block *next;
+	_Alignas(16) uint8_t data[];
+};
+
+struct srv_req *srv_req_new(void)
+{
+	struct srv_req *r = malloc(sizeof(*r));
+	if (!r)
+		return NULL;
+	memset(r, 0, offsetof(struct srv_req, arena_inline));
+	r->arena_cur = r->arena_inline;
+	r->arena_left = sizeof(r->arena_inline);
+	return r;
+}
+
+static void *srv_arena_alloc(void *data, size_t size)
+{
+	struct srv_req *r = data;
+	size = (size + 15) & ~(size_t)15;
+	if (size > r->arena_left) {
+		size_t cap = size > 4096 ? size : 4096;
+		struct srv_arena_block *b = malloc(sizeof(*b) + cap);
+		if (!b)
+			return NULL;
+		b->next = r->arena_blocks;
+		r->arena_blocks = b;
+		r->arena_cur = b->data;
+		r->arena_left = cap;
+	}
+	void *p = r->arena_cur;
+	r->arena_cur += size;
+	r->arena_left -= size;
+	return p;
+}
+
+static void srv_arena_free(void *data, void *p)
+{
+	(void)data, (void)p; /* everything goes at once in srv_req_free_msg */
+}
+
+Strata__Request *srv_req_unpack(struct srv_req *r, const uint8_t *p, size_t n)
+{
+	ProtobufCAllocator a = {srv_arena_alloc, srv_arena_free, r};
+	r->msg = strata__request__unpack(&a, n, p);
+	return r->msg;
+}
+
 void srv_req_free_msg(struct srv_req *req)
 {
 	if (req->rcmd)
 		free(req->msg); /* one block (srv_resp.c) */
-	else if (req->msg)
-		strata__request__free_unpacked(req->msg, NULL);
+	while (req->arena_blocks) {
+		struct srv_arena_block *next = req->arena_blocks->next;
+		free(req->arena_blocks);
+		req->arena_blocks = next;
+	}
+	req->arena_cur = req->arena_inline;
+	req->arena_left = sizeof(req->arena_inline);
 	req->msg = NULL;
+}
+
+void srv_req_free(struct srv_req *r)
+{
+	srv_req_free_msg(r);
+	free(r->frame);
+	free(r);
 }
 
 void srv_dispatch(struct srv_server *s, struct srv_req *req)

@@ -883,7 +883,7 @@ static void srv_resp_command(struct srv_conn *c, const uint8_t *base,
 		return;
 	}
 	srv_conn_prove(c);
-	struct srv_req *r = calloc(1, sizeof(*r));
+	struct srv_req *r = srv_req_new();
 	if (!r) {
 		free(b.msg);
 		srv_resp_reply_error(c, slot, "OOM", ST_ENOMEM, "out of memory");
