@@ -173,12 +173,20 @@ size_t srv_wire_results_len(uint64_t id, const struct kv_result *r, size_t n)
 void srv_wire_results_write(uint8_t *out, size_t len, uint64_t id, const struct kv_result *r,
 			    size_t n)
 {
+	/* The Results length follows from the frame's: payload = 2 + vlen(id) + vlen(rb) + rb
+	 * (one pass over the results fewer than sizing them again). */
+	size_t fixed = len - 4 - 2 - w_vlen(id), rb = 0;
+	for (size_t k = 1; k <= 10; k++)
+		if (fixed >= k && w_vlen(fixed - k) == k) {
+			rb = fixed - k;
+			break;
+		}
 	srv_put_be32(out, (uint32_t)(len - 4));
 	uint8_t *p = out + 4;
 	*p++ = 0x08;
 	p = w_varint(p, id);
 	*p++ = 0x62;
-	p = w_varint(p, w_results_size(r, n));
+	p = w_varint(p, rb);
 	for (size_t i = 0; i < n; i++) {
 		*p++ = 0x0a;
 		p = w_varint(p, w_result_size(&r[i]));
