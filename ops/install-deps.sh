@@ -9,6 +9,7 @@ PKGS=(build-essential pkg-config librocksdb-dev libfuse3-dev fuse3 liburing-dev 
       python3-dev python3-setuptools python3-pip python3-pytest python3-pandas python3-numpy
       python3-tqdm python3-redis python3-torch
       autoconf automake perl)
+PKGS+=(redis-tools) # redis-cli: tests/integ/srv_resp.sh
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

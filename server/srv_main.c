@@ -137,6 +137,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "stratad: --listen: %s\n", err.msg);
 		return 1;
 	}
+	if (s->cfg.resp[0] && (s->listen_fd[SRV_PROTO_RESP] = srv_listen_open(
+				       s->cfg.resp, &s->listen_port[SRV_PROTO_RESP], &err)) < 0) {
+		fprintf(stderr, "stratad: --resp: %s\n", err.msg);
+		return 1;
+	}
 
 	/* Block the stop signals in every thread; main waits for them with sigwait. */
 	sigset_t sigs;
@@ -221,6 +226,9 @@ int main(int argc, char **argv)
 			goto stop_nets;
 		}
 	}
+	if (s->listen_fd[SRV_PROTO_RESP] >= 0)
+		st_info("RESP (Redis protocol) on %s, port %d%s", s->cfg.resp,
+			s->listen_port[SRV_PROTO_RESP], s->cfg.resp_writes ? ", writes on" : "");
 	st_info("stratad serving %s on %s:%d (io %s, %d network thread%s, %d+%d workers, sync %s%s), "
 		"admin %s", s->cfg.data_dir, host, s->listen_port[SRV_PROTO_STRATA], s->io_name, s->nnets,
 		s->nnets == 1 ? "" : "s", s->cfg.read_workers, s->cfg.workers, srv_sync_name(s->cfg.sync),
@@ -231,9 +239,12 @@ int main(int argc, char **argv)
 		strcat(tmp, ".tmp");
 		FILE *f = fopen(tmp, "w");
 		if (f) {
-			fprintf(f, "%s:%d %d %s %d\n", host, s->listen_port[SRV_PROTO_STRATA],
-				admin ? srv_admin_port(admin) : 0,
-				s->io_name, (int)getpid());
+			/* the RESP port is the 5th field, when there is one */
+			fprintf(f, "%s:%d %d %s %d", host, s->listen_port[SRV_PROTO_STRATA],
+				admin ? srv_admin_port(admin) : 0, s->io_name, (int)getpid());
+			if (s->listen_fd[SRV_PROTO_RESP] >= 0)
+				fprintf(f, " %d", s->listen_port[SRV_PROTO_RESP]);
+			fprintf(f, "\n");
 			fclose(f);
 			rename(tmp, s->cfg.ready_file);
 		}

@@ -310,6 +310,12 @@ static void srv_free_release(void *p, size_t n)
 	free(p);
 }
 
+/* Releases the values of n kv_results in ctx storage. */
+static void srv_kres_release(void *res, size_t n)
+{
+	kv_result_release(res, n);
+}
+
 static void srv_history_release(void *v, size_t n)
 {
 	kv_history_free(v, n);
@@ -458,7 +464,7 @@ int srv_op_get(struct srv_ctx *x)
 				    "%zu entities x %zu features exceeds %d results per request",
 				    g->n_entities, g->n_features, SRV_MAX_RESULTS);
 	size_t nres = g->n_entities * g->n_features;
-	struct kv_result *res = calloc(nres, sizeof(*res));
+	struct kv_result *res = srv_ctx_alloc(x, nres, sizeof(*res));
 	if (!res)
 		return srv_ctx_nomem(x);
 	if (g->n_entities == 1) {
@@ -468,10 +474,8 @@ int srv_op_get(struct srv_ctx *x)
 	} else {
 		const char **ents = srv_ctx_alloc(x, g->n_entities, sizeof(*ents));
 		size_t *lens = srv_ctx_alloc(x, g->n_entities, sizeof(*lens));
-		if (!ents || !lens) {
-			free(res);
+		if (!ents || !lens)
 			return srv_ctx_nomem(x);
-		}
 		for (size_t i = 0; i < g->n_entities; i++) {
 			ents[i] = (const char *)g->entities[i].data;
 			lens[i] = g->entities[i].len;
@@ -479,13 +483,11 @@ int srv_op_get(struct srv_ctx *x)
 		rc = kv_multiget(x->s->db, g->table, ents, lens, g->n_entities,
 				 (const char *const *)g->features, g->n_features, &o, res, &x->err);
 	}
-	if (rc) {
-		free(res);
+	if (rc)
 		return rc;
-	}
-	srv_ctx_defer(x, srv_results_release, res, nres);
-	if ((rc = srv_results_out(x, res, nres, &x->resp.results)))
-		return rc;
+	srv_ctx_defer(x, srv_kres_release, res, nres);
+	x->kres = res;
+	x->nkres = nres;
 	x->resp.result_case = STRATA__RESPONSE__RESULT_RESULTS;
 	return 0;
 }

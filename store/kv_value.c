@@ -359,17 +359,6 @@ static int reserve(char **buf, size_t *n, size_t *cap, size_t more)
 	return 0;
 }
 
-/* Shortest %g precision that reads back to the same double (or float). */
-static int fmt_double(char *out, double d, int is_float)
-{
-	for (int prec = is_float ? 6 : 15; prec <= 17; prec++) {
-		int n = snprintf(out, 32, "%.*g", prec, d);
-		if (is_float ? (float)strtod(out, NULL) == (float)d : strtod(out, NULL) == d)
-			return n;
-	}
-	return snprintf(out, 32, "%.17g", d);
-}
-
 int kv_value_format(const struct kv_value *v, char **buf, size_t *n, size_t *cap)
 {
 	char tmp[48];
@@ -381,10 +370,10 @@ int kv_value_format(const struct kv_value *v, char **buf, size_t *n, size_t *cap
 		k = snprintf(tmp, sizeof(tmp), "%lld", (long long)v->i64);
 		break;
 	case KV_F64:
-		k = fmt_double(tmp, v->f64, 0);
+		k = st_format_f64(tmp, v->f64, 0);
 		break;
 	case KV_F32:
-		k = fmt_double(tmp, v->f32, 1);
+		k = st_format_f64(tmp, v->f32, 1);
 		break;
 	case KV_STR:
 		if (reserve(buf, n, cap, v->len))
@@ -406,7 +395,7 @@ int kv_value_format(const struct kv_value *v, char **buf, size_t *n, size_t *cap
 			return ST_ENOMEM;
 		(*buf)[(*n)++] = '[';
 		for (uint32_t i = 0; i < v->len; i++) {
-			k = v->type == KV_F32VEC ? fmt_double(tmp, ((float *)v->ptr)[i], 1)
+			k = v->type == KV_F32VEC ? st_format_f64(tmp, ((float *)v->ptr)[i], 1)
 						 : snprintf(tmp, sizeof(tmp), "%lld",
 							    (long long)((int64_t *)v->ptr)[i]);
 			if (reserve(buf, n, cap, (size_t)k + 2))
