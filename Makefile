@@ -7,7 +7,7 @@ WARN    ?= -Wall -Wextra -Wmissing-prototypes -Wvla -Wno-unused-parameter
 STRICT  ?= -Werror
 OPT     ?= -O2 -g
 SAN     ?=
-PKGS    := rocksdb fuse3 liburing libprotobuf-c libevent libevent_pthreads libxxhash libzstd zlib jansson
+PKGS    := rocksdb fuse3 liburing libprotobuf-c libevent libevent_pthreads libxxhash libzstd zlib jansson yaml-0.1
 
 # Object/binary dirs differ per build flavour so `make asan` never mixes with the normal build.
 B       ?= build

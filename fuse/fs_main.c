@@ -1,6 +1,7 @@
 /* stratafs: mounts BACKING_DIR at MOUNTPOINT with a trash bin and asynchronous removal. */
 #include "fuse/fs_chan.h"
 #include "fuse/fs_ctlmsg.h"
+#include "common/st_version.h"
 #include "fuse/fs_daemon.h"
 #include "fuse/fs_util.h"
 #include "common/st_log.h"
@@ -134,6 +135,10 @@ int main(int argc, char **argv)
 	int64_t retention = 7LL * 86400 * 1000000, rate = 0;
 	long max_fds = -1;
 	char user_opts[2048] = "";
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		st_version_print(stdout, "stratafs");
+		return 0;
+	}
 	s->attr_timeout = -1; /* default chosen by the backing's kind, below */
 	s->passthrough = 1;
 	s->bfd = s->ctl_fd = -1;

@@ -253,6 +253,7 @@ static int srv_preload_in(const Strata__Preload *pb, struct kv_preload_req *r,
 			return st_error_set(err, ST_EINVAL, "unknown ts unit %u", pb->ts_unit);
 		r->ts_unit = (enum st_ts_unit)pb->ts_unit;
 	}
+	r->allow_any_ts = pb->allow_any_ts;
 	return 0;
 }
 
@@ -275,6 +276,8 @@ static void srv_job_out(const struct kv_job_info *j, struct srv_pb_job *o)
 	o->req.ts_column = (char *)j->req.ts_column;
 	o->req.has_ts_unit = 1;
 	o->req.ts_unit = j->req.ts_unit;
+	o->req.has_allow_any_ts = 1;
+	o->req.allow_any_ts = j->req.allow_any_ts;
 	Strata__Job *m = &o->msg;
 	m->id = j->id;
 	m->state = j->state;

@@ -1,6 +1,7 @@
 /* strata-admin: operator tool; dispatches to the subcommands in tools/admin_*.c. */
 #include "tools/admin.h"
 #include "fuse/fs_ctlmsg.h"
+#include "common/st_version.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -121,9 +122,20 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "--version")) {
+		st_version_print(stdout, "strata-admin");
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[1], cmds[i].name))
+			continue;
+		for (int k = 2; k < argc; k++) /* `strata-admin CMD ... --help`: that command's usage */
+			if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
+				printf("usage:\n%s", cmds[i].usage);
+				return 0;
+			}
+		return cmds[i].run(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "strata-admin: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
