@@ -342,6 +342,14 @@ int strata_job_get(strata *c, uint64_t id, struct strata_job *out, struct strata
 int strata_job_list(strata *c, struct strata_job **out, size_t *n, struct strata_error *err);
 int strata_job_cancel(strata *c, uint64_t id, struct strata_error *err);
 
+/* ---- administration ---- */
+/* Runs `action` on the server's store and returns its JSON report (*json: free()):
+ * "stats" (tables, keys, sizes, jobs), "verify" (reads and checks every version; takes as
+ * long as a full scan) or "backup" (a consistent checkpoint written to `path`, an absolute
+ * directory on the server's machine that must not exist yet). */
+int strata_admin(strata *c, const char *action, const char *path, char **json,
+		 struct strata_error *err);
+
 /* ---- timestamps ---- */
 /* Parses a timestamp as the CLI does: ISO-8601 ("2026-11-01T10:00:00Z", fractions and
  * offsets allowed), "now", or an integer in `unit`; *out_us is microseconds since the epoch.

@@ -333,6 +333,19 @@ int kv_jobs_run_pending(struct kv_db *db, struct st_error *err);
 
 int kv_nshards(const struct kv_db *db);
 int kv_shard_of(const struct kv_db *db, const char *entity, size_t entity_len);
+/* Reports shared by strata-admin (offline) and stratad's admin request (online), as jansson
+ * documents owned by the caller (json_decref); NULL with err set on failure.
+ * stats: {"shards","tables":[names],"keys_estimate","sst_bytes","memtable_bytes","jobs",
+ *         "jobs_pending","jobs_failed","latest_sequences":[per shard]}
+ * verify: reads every version of every table and checks values against the schema:
+ *         {"tables":[{"name","entities","versions","tombstones","ok"[,"error"]}],
+ *          "versions","ok"}; progress(arg, versions so far) is called now and then. */
+struct json_t;
+typedef void (*kv_verify_progress_cb)(void *arg, int64_t versions);
+struct json_t *kv_stats_json(struct kv_db *db, struct st_error *err);
+struct json_t *kv_verify_json(struct kv_db *db, kv_verify_progress_cb progress, void *arg,
+			      struct st_error *err);
+
 /* Full compaction of every shard (applies max_versions and retention removal). */
 int kv_compact(struct kv_db *db, struct st_error *err);
 /* The sticky storage error: after a failed WAL sync or write every later write fails with

@@ -23,14 +23,15 @@ static const struct admin_cmd cmds[] = {
 	{ "fs", admin_fs,
 	  "  strata-admin fs status [--mount M] [--json]   (mode and request counts of a mount)\n" },
 	{ "backup", admin_backup,
-	  "  strata-admin backup  [--data-dir D] [--json] DEST      (store: a consistent checkpoint)\n" },
+	  "  strata-admin backup  [--data-dir D | --addr A] [--json] DEST  (a consistent checkpoint;\n"
+	  "                       with --addr the running server writes it on its machine)\n" },
 	{ "restore", admin_restore,
 	  "  strata-admin restore [--data-dir D] [--force] [--json] BACKUP\n" },
 	{ "verify", admin_verify,
-	  "  strata-admin verify  [--data-dir D] [--json]           (read and check every version)\n" },
+	  "  strata-admin verify  [--data-dir D | --addr A] [--json]  (read and check every version)\n" },
 	{ "compact", admin_compact,
 	  "  strata-admin compact [--data-dir D] [--json]           (applies max-versions/retention removal)\n" },
-	{ "stats", admin_stats, "  strata-admin stats   [--data-dir D] [--json]\n" },
+	{ "stats", admin_stats, "  strata-admin stats   [--data-dir D | --addr A] [--json]\n" },
 	{ "dump", admin_dump,
 	  "  strata-admin dump    [--data-dir D] [--out F] [--all-versions] [--json] TABLE\n"
 	  "                       (CSV in the preload format; latest values unless --all-versions)\n" },

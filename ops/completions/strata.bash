@@ -68,7 +68,8 @@ _strata_admin() {
 	trash) words="list restore purge --mount --backing --user --json --to --overwrite --older-than --all-users" ;;
 	rmr) words="status drain --via-trash --json --wait --mount --backing" ;;
 	fs) words="status --mount --json" ;;
-	backup|verify|compact|stats) words="--data-dir --json" ;;
+	backup|verify|stats) words="--data-dir --addr --token-file --json" ;;
+	compact) words="--data-dir --json" ;;
 	restore) words="--data-dir --force --json" ;;
 	dump) words="--data-dir --out --all-versions --json" ;;
 	esac

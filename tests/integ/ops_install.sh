@@ -9,7 +9,9 @@ set -uo pipefail
 BIN=${BIN:-bin}
 ROOT=$PWD
 case "$BIN" in # the build flavour's directories, as `make asan` sets them
-  bin-asan) FLAVOUR=(B=build-asan BIN=bin-asan LIB=lib-asan); XCFLAGS="-fsanitize=address,undefined" ;;
+  bin-asan) FLAVOUR=(B=build-asan BIN=bin-asan LIB=lib-asan OPT="-O1 -g -fno-omit-frame-pointer"
+                     SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined")
+            XCFLAGS="-fsanitize=address,undefined" ;;
   *) FLAVOUR=(B=build BIN=bin LIB=lib); XCFLAGS="" ;;
 esac
 T=$(mktemp -d /tmp/strata-install.XXXXXX)
