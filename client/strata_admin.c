@@ -1,5 +1,6 @@
-/* libstrata's admin request: backup, stats and verify run by the server on the store it has
- * open (what strata-admin does offline on a data dir), answered as a JSON document. */
+/* libstrata's JSON-answered requests: the admin request (backup, stats and verify run by the
+ * server on the store it has open, what strata-admin does offline on a data dir) and the
+ * helper that strata_status shares. */
 #include "client/strata.h"
 #include "client/strata_impl.h"
 
@@ -15,9 +16,15 @@ int strata_admin(strata *c, const char *action, const char *path, char **json,
 	Strata__Request req = STRATA__REQUEST__INIT;
 	req.op_case = STRATA__REQUEST__OP_ADMIN;
 	req.admin = &a;
-	Strata__Response *r;
 	/* a backup is not repeated behind the caller's back after a lost connection */
-	int rc = sc_call(c, &req, &r, strcmp(action, "backup") != 0, err);
+	return sc_call_json(c, &req, strcmp(action, "backup") != 0, json, err);
+}
+
+int sc_call_json(strata *c, Strata__Request *req, int idempotent, char **json,
+		 struct strata_error *err)
+{
+	Strata__Response *r;
+	int rc = sc_call(c, req, &r, idempotent, err);
 	if (rc)
 		return rc;
 	*json = strdup(r->result_case == STRATA__RESPONSE__RESULT_STATUS_JSON && r->status_json

@@ -39,15 +39,7 @@ int strata_status(strata *c, char **json, struct strata_error *err)
 {
 	Strata__StatusReq s = STRATA__STATUS_REQ__INIT;
 	SC_REQ(req, STRATA__REQUEST__OP_STATUS, status, &s);
-	Strata__Response *r;
-	int rc = sc_call(c, &req, &r, 1, err);
-	if (rc)
-		return rc;
-	*json = strdup(r->result_case == STRATA__RESPONSE__RESULT_STATUS_JSON && r->status_json
-			       ? r->status_json
-			       : "{}");
-	strata__response__free_unpacked(r, NULL);
-	return *json ? 0 : sc_error(err, STRATA_ENOMEM, "out of memory");
+	return sc_call_json(c, &req, 1, json, err);
 }
 
 /* ---- tables ---- */
