@@ -76,11 +76,11 @@ scenario() { # scenario OUT CONNECTION-FLAGS...
     run "$@" export nosuch
   } > "$out"
   $S "$@" export --out exp.yaml >/dev/null || fail "export --out"
-  $S "$@" apply exp.yaml | grep -q "nothing to change" || fail "export -> apply is not a no-op"
+  $S "$@" apply exp.yaml | grep "nothing to change" >/dev/null || fail "export -> apply is not a no-op"
   $S "$@" export --out exp.json >/dev/null || fail "export --out .json"
-  $S "$@" apply exp.json | grep -q "nothing to change" || fail "export json -> apply"
+  $S "$@" apply exp.json | grep "nothing to change" >/dev/null || fail "export json -> apply"
   $S "$@" apply typechange.yaml --force >/dev/null || fail "--force"
-  $S "$@" table show user_profile --json | grep -q '"type": "str"' || fail "forced type change"
+  $S "$@" table show user_profile --json | grep '"type": "str"' >/dev/null || fail "forced type change"
   $S "$@" apply only_items.yaml --prune >/dev/null || fail "--prune"
   [ "$($S "$@" table list | awk '{print $1}')" = items ] || fail "--prune left tables"
 }

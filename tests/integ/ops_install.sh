@@ -37,7 +37,7 @@ grep -q ldconfig "$T/install.log" && fail "ldconfig ran for a DESTDIR install"
 
 # the library: SONAME and exports
 SO=$R/lib/libstrata.so.$V
-readelf -d "$SO" | grep -q 'SONAME.*\[libstrata.so.0\]' || fail "SONAME: $(readelf -d "$SO" | grep SONAME)"
+readelf -d "$SO" | grep 'SONAME.*\[libstrata.so.0\]' >/dev/null || fail "SONAME: $(readelf -d "$SO" | grep SONAME)"
 [ "$(readlink "$R/lib/libstrata.so.0")" = "libstrata.so.$V" ] || fail "libstrata.so.0 link"
 nm -D --defined-only "$SO" | awk '$2 ~ /^[TDBRVW]$/ {print $3}' | sed 's/@.*//' | sort -u > "$T/syms"
 bad=$(grep -v '^strata_' "$T/syms" | grep -v '^LIBSTRATA_0$' | head -5)
@@ -57,8 +57,9 @@ flags=$(pkg-config --define-variable=prefix="$R" --cflags --libs strata) || fail
 cp "$ROOT/examples/strata_hello.c" "$T/"
 (cd "$T" && cc -std=c11 -Wall -Wextra -Werror $XCFLAGS strata_hello.c $flags -o hello) \
   || fail "the example does not build against the installed library"
-LD_LIBRARY_PATH="$R/lib" ldd "$T/hello" | grep -q "libstrata.so.0 => $R/lib/libstrata.so.0" \
-  || fail "the example does not load the installed libstrata.so.0: $(LD_LIBRARY_PATH="$R/lib" ldd "$T/hello")"
+deps=$(LD_LIBRARY_PATH="$R/lib" ldd "$T/hello") # (not piped into grep -q: pipefail and SIGPIPE)
+grep -qF "libstrata.so.0 => $R/lib/libstrata.so.0" <<<"$deps" \
+  || fail "the example does not load the installed libstrata.so.0: $deps"
 "$R/bin/stratad" --data-dir "$T/data" --listen 127.0.0.1:0 --admin off --ready-file "$T/ready" \
   2>"$T/srv.log" &
 PID=$!
@@ -68,7 +69,7 @@ out=$(LD_LIBRARY_PATH="$R/lib" ASAN_OPTIONS=detect_leaks=0 "$T/hello" "$(awk '{p
   || fail "the example failed: $out"
 grep -q "^u42 age = 31 (found 1)$" <<<"$out" || fail "example output: $out"
 grep -q "^refused: integer timestamp 1762000000 in ms" <<<"$out" || fail "example ts guard: $out"
-"$R/bin/strata" --addr "$(awk '{print $1}' "$T/ready")" table list | grep -q hello_users \
+"$R/bin/strata" --addr "$(awk '{print $1}' "$T/ready")" table list | grep hello_users >/dev/null \
   || fail "installed strata CLI"
 kill -TERM $PID; wait $PID; PID=
 
