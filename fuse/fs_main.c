@@ -2,6 +2,7 @@
 #include "fuse/fs_chan.h"
 #include "fuse/fs_config.h"
 #include "fuse/fs_ctlmsg.h"
+#include "common/st_version.h"
 #include "fuse/fs_daemon.h"
 #include "fuse/fs_util.h"
 #include "common/st_log.h"
@@ -110,6 +111,10 @@ int main(int argc, char **argv)
 	static struct fs_state state;
 	struct fs_state *s = &state;
 	fs_g = s;
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		st_version_print(stdout, "stratafs");
+		return 0;
+	}
 	struct fs_config cfg;
 	struct st_error perr = { 0 };
 	fs_config_defaults(&cfg);

@@ -261,6 +261,7 @@ int srv_op_preload_submit(struct srv_ctx *x);
 int srv_op_job_get(struct srv_ctx *x);
 int srv_op_job_list(struct srv_ctx *x);
 int srv_op_job_cancel(struct srv_ctx *x);
+int srv_op_admin(struct srv_ctx *x);
 int srv_op_join_open(struct srv_ctx *x);
 int srv_op_join_push(struct srv_ctx *x);
 int srv_op_join_close(struct srv_ctx *x);
