@@ -154,8 +154,31 @@ int sc_ensure(strata *c, struct strata_error *err)
 	return rc;
 }
 
+static int sc_connect_one(const char *addr, const struct strata_connect_opts *o, strata **out,
+			  struct strata_error *err);
+
+/* "HOST:PORT[,HOST:PORT...]": seed nodes of a cluster, tried in order; the first that
+ * answers serves (requests for shards it does not own are redirected, see sc_redirect). */
 int strata_connect(const char *addr, const struct strata_connect_opts *o, strata **out,
 		   struct strata_error *err)
+{
+	if (!strchr(addr, ','))
+		return sc_connect_one(addr, o, out, err);
+	char seeds[1024];
+	if (strlen(addr) >= sizeof(seeds))
+		return sc_error(err, STRATA_EINVAL, "seed list too long");
+	strcpy(seeds, addr);
+	int rc = STRATA_EINVAL;
+	for (char *save, *s = strtok_r(seeds, ",", &save); s; s = strtok_r(NULL, ",", &save)) {
+		rc = sc_connect_one(s, o, out, err);
+		if (rc == 0 || rc == STRATA_EAUTH || rc == STRATA_EINVAL)
+			return rc;
+	}
+	return rc;
+}
+
+static int sc_connect_one(const char *addr, const struct strata_connect_opts *o, strata **out,
+			  struct strata_error *err)
 {
 	strata *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -460,10 +483,40 @@ static void sc_store_one(void *arg, size_t idx, Strata__Response *resp)
 	*(Strata__Response **)arg = resp;
 }
 
+/* A replicated cluster answers a request for a shard this node does not own with
+ * "EMOVED shard S primary NAME HOST:PORT layout V" (or "EMOVED registry primary NAME
+ * HOST:PORT: ..."): the request was not executed. Points the handle at HOST:PORT and returns
+ * 1, or 0 if the error is not a redirect (or names an unusable address). */
+static int sc_redirect(strata *c, int code, const char *msg)
+{
+	if (code != STRATA_EBUSY || strncmp(msg, "EMOVED ", 7))
+		return 0;
+	const char *p = strstr(msg, " primary ");
+	if (!p || !(p = strchr(p + 9, ' ')))
+		return 0;
+	char addr[300];
+	size_t n = strcspn(p + 1, " :");
+	n += strcspn(p + 1 + n, " ");
+	if (n == 0 || n >= sizeof(addr))
+		return 0;
+	memcpy(addr, p + 1, n);
+	addr[n] = '\0';
+	char *colon = strrchr(addr, ':');
+	if (!colon || (size_t)(colon - addr) >= sizeof(c->host) || atoi(colon + 1) <= 0)
+		return 0;
+	sc_disconnect(c);
+	strcpy(c->addr, addr);
+	memcpy(c->host, addr, (size_t)(colon - addr));
+	c->host[colon - addr] = '\0';
+	c->port = atoi(colon + 1);
+	return 1;
+}
+
 int sc_call(strata *c, Strata__Request *req, Strata__Response **resp, int idempotent,
 	    struct strata_error *err)
 {
 	*resp = NULL;
+	int redirects = 0;
 	for (int attempt = 0;; attempt++) {
 		int fresh = c->fd < 0;
 		int rc = sc_ensure(c, err);
@@ -484,7 +537,13 @@ int sc_call(strata *c, Strata__Request *req, Strata__Response **resp, int idempo
 			return rc;
 		}
 		if ((rc = sc_resp_error(r, err))) {
+			int moved = redirects < 3 && sc_redirect(c, r->code, r->error ? r->error : "");
 			strata__response__free_unpacked(r, NULL);
+			if (moved) {
+				redirects++;
+				attempt = -1;
+				continue;
+			}
 			return rc;
 		}
 		*resp = r;

@@ -6,7 +6,7 @@ SRV_LIB_OBJ := $(filter-out $(B)/server/srv_main.o,$(SRV_OBJ))
 BINS        += $(BIN)/stratad
 
 $(SRV_OBJ): | $(PROTO_GEN)
-$(BIN)/stratad: $(SRV_OBJ) $(PROTO_OBJ) $(STORE_LIB) $(COMMON_LIB)
+$(BIN)/stratad: $(SRV_OBJ) $(PROTO_OBJ) $(REPL_LIB) $(STORE_LIB) $(COMMON_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lstdc++
 
@@ -17,6 +17,6 @@ SRV_TESTS := $(patsubst tests/unit/%.c,$(BIN)/tests/%,$(wildcard tests/unit/test
 UNIT_TESTS += $(SRV_TESTS)
 $(SRV_TESTS:$(BIN)/tests/%=$(B)/tests/unit/%.o): | $(PROTO_GEN)
 $(SRV_TESTS): $(BIN)/tests/%: $(B)/tests/unit/%.o $(SRV_LIB_OBJ) $(LIB)/libstrata.a \
-              $(STORE_LIB) $(COMMON_LIB) | $(BIN)/stratad
+              $(REPL_LIB) $(STORE_LIB) $(COMMON_LIB) | $(BIN)/stratad
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lstdc++ $(if $(findstring _resp,$@),-lhiredis)

@@ -10,6 +10,7 @@
 
 #include "common/st_err.h"
 #include "proto/strata.pb-c.h"
+#include "replication/repl.h"
 #include "server/srv_buf.h"
 #include "store/kv.h"
 
@@ -47,6 +48,7 @@ struct srv_config {
 	int resp_writes;         /* HSET on the RESP port */
 	int verbose;
 	char ready_file[4096];   /* written with the bound addresses once serving */
+	struct repl_options repl; /* --cluster and friends (srv_repl.c) */
 };
 
 void srv_config_defaults(struct srv_config *c);
@@ -56,6 +58,15 @@ int srv_config_parse(struct srv_config *c, int argc, char **argv, struct st_erro
 /* Splits "HOST:PORT" (HOST may be "[v6]" or empty for loopback). */
 int srv_parse_addr(const char *s, char *host, size_t hostn, int *port, struct st_error *err);
 void srv_config_release(struct srv_config *c);
+
+/* ---- replication (srv_repl.c): only with --cluster ---- */
+/* Before the store opens: loads the layout and sets the store options it implies. */
+int srv_repl_prepare(struct srv_config *c, struct kv_options *ko, struct st_error *err);
+/* After the store opened: starts replication (nothing without --cluster). */
+int srv_repl_start(struct srv_config *c, struct kv_db *db, struct st_error *err);
+void srv_repl_stop(void);
+/* Replication metrics text to append to /metrics (malloc'ed), or NULL. */
+char *srv_repl_metrics(void);
 
 /* ---- metrics (srv_metrics.c) ---- */
 
@@ -250,6 +261,7 @@ int srv_op_preload_submit(struct srv_ctx *x);
 int srv_op_job_get(struct srv_ctx *x);
 int srv_op_job_list(struct srv_ctx *x);
 int srv_op_job_cancel(struct srv_ctx *x);
+int srv_op_admin(struct srv_ctx *x);
 int srv_op_join_open(struct srv_ctx *x);
 int srv_op_join_push(struct srv_ctx *x);
 int srv_op_join_close(struct srv_ctx *x);

@@ -42,6 +42,7 @@ void srv_config_defaults(struct srv_config *c)
 	c->nshards = 4;
 	c->cache_bytes = 256u << 20;
 	c->row_cache_bytes = 512u << 20;
+	repl_options_init(&c->repl);
 }
 
 void srv_config_release(struct srv_config *c)
@@ -200,8 +201,12 @@ static int srv_config_set(struct srv_config *c, const char *key, const char *v,
 			c->sync = KV_SYNC_NONE;
 		else
 			bad = 1;
-	} else
-		return st_error_set(err, ST_EINVAL, "unknown setting '%s'", key);
+	} else {
+		int rc = repl_option_set(&c->repl, k, v ? v : "1", err);
+		if (rc == ST_ENOTFOUND)
+			return st_error_set(err, ST_EINVAL, "unknown setting '%s'", key);
+		return rc;
+	}
 	if (bad)
 		return st_error_set(err, ST_EINVAL, "bad value '%s' for %s", v, key);
 	return 0;
@@ -260,6 +265,10 @@ static void srv_usage(FILE *out)
 		"               [--handshake-timeout DUR] [--frame-timeout DUR]\n"
 		"               [--shards N] [--cache SIZE] [--row-cache SIZE] [--inline-reads 0|1]\n"
 		"               [--resp HOST:PORT|off] [--resp-writes 0|1] [--ready-file F] [-v]\n"
+		"               [--cluster FILE --node NAME] [--min-sync-replicas K]\n"
+		"               [--sync-timeout DUR] [--sync-degrade] [--max-replication-lag SEQS]\n"
+		"               [--repl-send-timeout DUR] [--wal-ttl DUR] [--replica-max-lag DUR]\n"
+		"               (docs/replication.md)\n"
 		"Serves the Strata store over the wire protocol (docs/protocol.md); admin HTTP has\n"
 		"/health, /metrics and /status. See docs/server.md.\n");
 }
@@ -294,6 +303,15 @@ int srv_config_parse(struct srv_config *c, int argc, char **argv, struct st_erro
 		{"row-cache", required_argument, 0, 0},
 		{"inline-reads", required_argument, 0, 0},
 		{"ready-file", required_argument, 0, 'r'},
+		{"cluster", required_argument, 0, 0},
+		{"node", required_argument, 0, 0},
+		{"min-sync-replicas", required_argument, 0, 0},
+		{"sync-timeout", required_argument, 0, 0},
+		{"sync-degrade", no_argument, 0, 0},
+		{"max-replication-lag", required_argument, 0, 0},
+		{"repl-send-timeout", required_argument, 0, 0},
+		{"wal-ttl", required_argument, 0, 0},
+		{"replica-max-lag", required_argument, 0, 0},
 		{"verbose", no_argument, 0, 'v'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},

@@ -20,6 +20,7 @@
 
 #include "common/st_log.h"
 #include "common/st_time.h"
+#include "common/st_version.h"
 
 static int srv_mkdirs(const char *dir)
 {
@@ -96,6 +97,21 @@ static const char *srv_sync_name(enum kv_sync s)
 	return s == KV_SYNC_ALWAYS ? "always" : s == KV_SYNC_BATCH ? "batch" : "none";
 }
 
+/* The end of every preload job in the log: operators see what ran without polling. */
+static void srv_log_job_end(void *arg, const struct kv_job_info *j)
+{
+	double secs = (j->finished_us - j->started_us) / 1e6;
+	if (j->state == KV_JOB_DONE)
+		st_info("preload job %llu done: table %s, %lld row%s, %lld cell%s, %lld bad row%s "
+			"in %.1fs (%s)", (unsigned long long)j->id, j->req.table, (long long)j->rows,
+			j->rows == 1 ? "" : "s", (long long)j->cells, j->cells == 1 ? "" : "s",
+			(long long)j->bad_rows, j->bad_rows == 1 ? "" : "s", secs, j->req.path);
+	else
+		st_warn("preload job %llu %s after %.1fs: table %s, %s: %s; nothing was ingested",
+			(unsigned long long)j->id, kv_job_state_name(j->state), secs, j->req.table,
+			j->req.path, j->error[0] ? j->error : "no reason recorded");
+}
+
 int main(int argc, char **argv)
 {
 	static struct srv_server srv;
@@ -104,6 +120,10 @@ int main(int argc, char **argv)
 	struct srv_admin *admin = NULL;
 	int rc, exit_code = 1;
 
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		st_version_print(stdout, "stratad");
+		return 0;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads(); /* the admin loop is stopped from the main thread */
 	srv_config_defaults(&s->cfg);
@@ -171,8 +191,18 @@ int main(int argc, char **argv)
 	ko.block_cache_bytes = s->cfg.cache_bytes;
 	ko.row_cache_bytes = s->cfg.row_cache_bytes;
 	ko.run_jobs = 1;
+	if (srv_repl_prepare(&s->cfg, &ko, &err)) {
+		st_errlog("--cluster: %s", err.msg);
+		return 2;
+	}
+	ko.on_job_end = srv_log_job_end;
 	if (kv_open(s->cfg.data_dir, &ko, &s->db, &err)) {
 		st_errlog("cannot open store in %s: %s", s->cfg.data_dir, err.msg);
+		return 1;
+	}
+	if (srv_repl_start(&s->cfg, s->db, &err)) {
+		st_errlog("replication: %s", err.msg);
+		kv_close(s->db);
 		return 1;
 	}
 	s->pool = srv_pool_start(s, s->cfg.workers, &err);
@@ -260,6 +290,7 @@ stop_nets:
 close_db:
 	srv_pool_stop(s->pool);
 	srv_pool_stop(s->rpool);
+	srv_repl_stop();
 	kv_close(s->db);
 	srv_config_release(&s->cfg);
 	srv_metrics_release(&s->m);

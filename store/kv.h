@@ -104,6 +104,7 @@ const char *kv_type_name(enum kv_type type, uint32_t dim, char *buf, size_t n);
 
 enum kv_sync { KV_SYNC_ALWAYS, KV_SYNC_BATCH, KV_SYNC_NONE };
 
+struct kv_job_info;
 struct kv_options {
 	int create_if_missing;     /* default 1 */
 	int nshards;               /* used when creating; default 4 */
@@ -117,6 +118,10 @@ struct kv_options {
 	void *clock_arg;
 	size_t write_buffer_bytes; /* per shard memtable; 0 = RocksDB's default (64 MiB). Tests
 				    * set it small to get many flushes and partial compactions */
+	/* Called on the job thread when a job ends (done, failed or cancelled; not when it is
+	 * interrupted by close), after its record is saved; NULL = nothing. */
+	void (*on_job_end)(void *arg, const struct kv_job_info *j);
+	void *on_job_end_arg;
 };
 
 void kv_options_init(struct kv_options *o);
@@ -249,6 +254,9 @@ typedef int (*kv_version_cb)(void *arg, const char *entity, size_t entity_len,
 			     const struct kv_feature_def *feature, const struct kv_version *v);
 int kv_table_scan(struct kv_db *db, const char *table, int64_t known_at, kv_version_cb cb,
 		  void *arg, struct st_error *err);
+/* The same walk over one shard's part of the table (replica verification). */
+int kv_table_scan_shard(struct kv_db *db, const char *table, int shard, int64_t known_at,
+			kv_version_cb cb, void *arg, struct st_error *err);
 
 /* ---- versioned sample join (streaming, bounded memory) ----
  * Push sample rows (entity, ts) in any order; when kv_join_push returns 1 the chunk is full:
@@ -288,6 +296,7 @@ struct kv_preload_req {
 	int skip_bad_rows;
 	char ts_column[KV_NAME_MAX]; /* default "ts" */
 	enum st_ts_unit ts_unit;     /* for integer timestamps; default ms */
+	int allow_any_ts;            /* skip the 1990..2200 guard (st_ts_check_plausible) */
 };
 void kv_preload_req_init(struct kv_preload_req *r);
 
@@ -327,6 +336,19 @@ int kv_jobs_run_pending(struct kv_db *db, struct st_error *err);
 
 int kv_nshards(const struct kv_db *db);
 int kv_shard_of(const struct kv_db *db, const char *entity, size_t entity_len);
+/* Reports shared by strata-admin (offline) and stratad's admin request (online), as jansson
+ * documents owned by the caller (json_decref); NULL with err set on failure.
+ * stats: {"shards","tables":[names],"keys_estimate","sst_bytes","memtable_bytes","jobs",
+ *         "jobs_pending","jobs_failed","latest_sequences":[per shard]}
+ * verify: reads every version of every table and checks values against the schema:
+ *         {"tables":[{"name","entities","versions","tombstones","ok"[,"error"]}],
+ *          "versions","ok"}; progress(arg, versions so far) is called now and then. */
+struct json_t;
+typedef void (*kv_verify_progress_cb)(void *arg, int64_t versions);
+struct json_t *kv_stats_json(struct kv_db *db, struct st_error *err);
+struct json_t *kv_verify_json(struct kv_db *db, kv_verify_progress_cb progress, void *arg,
+			      struct st_error *err);
+
 /* Full compaction of every shard (applies max_versions and retention removal). */
 int kv_compact(struct kv_db *db, struct st_error *err);
 /* The sticky storage error: after a failed WAL sync or write every later write fails with
@@ -352,5 +374,76 @@ int kv_shard_apply(struct kv_db *db, int shard, const void *data, size_t len,
 		   struct st_error *err);
 /* Writes a consistent RocksDB checkpoint of every shard and the meta db under `dir`. */
 int kv_checkpoint(struct kv_db *db, const char *dir, struct st_error *err);
+
+/* ---- replication hooks (used by replication/; see docs/replication.md) ---- */
+
+/* A replica's position in a shard: the replication id of the primary it follows and the
+ * next primary sequence it needs. Stored in the shard itself under a reserved key that no
+ * table can reach, and written in the same batch as the data it covers. */
+#define KV_REPLID_MAX 40
+struct kv_repl_pos {
+	char replid[KV_REPLID_MAX]; /* "" = never replicated */
+	uint64_t next_seq;
+};
+int kv_shard_repl_pos(struct kv_db *db, int shard, struct kv_repl_pos *out, struct st_error *err);
+/* The replication id of this copy of the shard: random, created on first use and replaced
+ * when a resynced copy is installed, so a sequence number is only ever compared with
+ * sequences of the same copy. `out` has KV_REPLID_MAX bytes. */
+int kv_shard_replid(struct kv_db *db, int shard, char *out, struct st_error *err);
+
+/* What kv_shard_apply_at found in a batch. */
+#define KV_APPLY_INGESTED 1 /* the primary ingested files into the shard (a preload): the data
+			     * is not in the WAL, the replica must resync */
+/* Applies the primary's write batch and the new position atomically (one RocksDB batch),
+ * invalidates the row-cache entries of the entities it touches and keeps the store's ingest
+ * clock at or above every ingest time in it. Returns 0, KV_APPLY_INGESTED, or an error
+ * (ST_EPROTO for a malformed batch). */
+int kv_shard_apply_at(struct kv_db *db, int shard, const void *data, size_t len,
+		      const struct kv_repl_pos *pos, struct st_error *err);
+/* Records (through the WAL, so replicas see it in order) that files were ingested into
+ * `shard` outside the WAL. Called by preload after an ingestion. */
+int kv_shard_mark_ingest(struct kv_db *db, int shard, struct st_error *err);
+
+/* A RocksDB checkpoint of one shard in `dir` (which must not exist); *next_seq is the first
+ * sequence not certainly contained in it (replaying from there is idempotent). */
+int kv_shard_checkpoint(struct kv_db *db, int shard, const char *dir, uint64_t *next_seq,
+			struct st_error *err);
+/* Installs a complete checkpoint copy in `dir` as shard `shard`: writes `pos` into it, marks
+ * it complete, then swaps it with the live shard (readers of that shard wait for the swap;
+ * a crash at any point leaves either the old or the new copy, see kv_open). `dir` must be
+ * DATA_DIR/shard-NNN.resync. */
+int kv_shard_install(struct kv_db *db, int shard, const char *dir, const struct kv_repl_pos *pos,
+		     struct st_error *err);
+/* The staging directory of a shard's resync: DATA_DIR/shard-NNN.resync. */
+void kv_shard_stage_dir(const struct kv_db *db, int shard, char *buf, size_t n);
+
+/* Raises the ingest clock to at least `ts` (a replica keeps the primary's ingest times, and
+ * once promoted never issues a lower one). */
+void kv_ingest_clock_raise(struct kv_db *db, int64_t ts);
+int64_t kv_ingest_clock(struct kv_db *db);
+
+/* The table registry as one JSON document {"version":V,"next_table_id":N,"tables":[...]}
+ * (malloc'ed, caller frees) and its installation on a replica: applied only if its version is
+ * newer than the local one (returns 1 when installed, 0 when not newer, or an error). The
+ * version grows with every create, alter and drop. */
+int kv_registry_export(struct kv_db *db, char **json, uint64_t *version, struct st_error *err);
+int kv_registry_install(struct kv_db *db, const char *json, size_t len, struct st_error *err);
+uint64_t kv_registry_version(struct kv_db *db);
+
+/* Access checks installed by the replication layer: called before every write with the
+ * shards it touches (write = 1) and before point reads (write = 0); a non-zero return
+ * (with err set, e.g. "EMOVED ...") refuses the operation. `committed` is called after a
+ * write reached a shard with the sequence of its last record, and may wait for replicas;
+ * an error from it fails the write (which is then durable locally but not acknowledged).
+ * Either may be NULL. Set once before serving. */
+struct kv_repl_hooks {
+	int (*check)(void *arg, int shard, int write, struct st_error *err);
+	int (*committed)(void *arg, int shard, uint64_t last_seq, struct st_error *err);
+	void *arg;
+};
+void kv_set_repl_hooks(struct kv_db *db, const struct kv_repl_hooks *h);
+/* Refuses table create/alter/drop with `why` (NULL: allowed again): a node that follows
+ * another node's registry. */
+void kv_set_registry_follower(struct kv_db *db, const char *why);
 
 #endif

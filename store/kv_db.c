@@ -144,12 +144,14 @@ int kv_shard_write(struct kv_db *db, int shard, rocksdb_writebatch_t *wb, struct
 	} else if (db->opts.sync == KV_SYNC_ALWAYS && ST_FAULT("wal.sync")) {
 		/* the batch reaches the memtable and the WAL file, but its sync fails */
 		rocksdb_writeoptions_t *nosync = rocksdb_writeoptions_create();
-		rocksdb_write(db->shards[shard].db, nosync, wb, &rerr);
+		rocksdb_write(kv_shard_pin(db, shard), nosync, wb, &rerr);
+		kv_shard_unpin(db, shard);
 		rocksdb_writeoptions_destroy(nosync);
 		free(rerr);
 		rerr = strdup("injected WAL sync failure (wal.sync)");
 	} else {
-		rocksdb_write(db->shards[shard].db, db->wo, wb, &rerr);
+		rocksdb_write(kv_shard_pin(db, shard), db->wo, wb, &rerr);
+		kv_shard_unpin(db, shard);
 	}
 	if (!rerr)
 		return 0;
@@ -341,8 +343,10 @@ static void *sync_main(void *arg)
 			char *rerr = NULL;
 			if (ST_FAULT("wal.sync"))
 				rerr = strdup("injected WAL sync failure (wal.sync)");
-			else
-				rocksdb_flush_wal(db->shards[s].db, 1, &rerr);
+			else {
+				rocksdb_flush_wal(kv_shard_pin(db, s), 1, &rerr);
+				kv_shard_unpin(db, s);
+			}
 			if (rerr) {
 				char what[40];
 				snprintf(what, sizeof(what), "WAL sync of shard %d", s);
@@ -498,8 +502,12 @@ int kv_open(const char *dir, const struct kv_options *opts, struct kv_db **out,
 		rc = st_error_set(err, ST_ENOMEM, "out of memory");
 		goto fail;
 	}
+	for (int s = 0; s < db->nshards; s++)
+		pthread_rwlock_init(&db->shards[s].swap, NULL);
 	for (int s = 0; s < db->nshards; s++) {
 		struct kv_shard *sh = &db->shards[s];
+		if ((rc = kv_shard_swap_recover(dir, s, err)))
+			goto fail;
 		sh->opts = base_options(db);
 		rocksdb_options_set_prefix_extractor(
 			sh->opts, rocksdb_slicetransform_create(NULL, noop_destroy, prefix_transform,
@@ -555,6 +563,7 @@ void kv_close(struct kv_db *db)
 		}
 		if (sh->opts)
 			rocksdb_options_destroy(sh->opts);
+		pthread_rwlock_destroy(&sh->swap);
 	}
 	free(db->shards);
 	kv_rcache_free(db->rcache);
@@ -563,6 +572,7 @@ void kv_close(struct kv_db *db)
 	if (db->meta_opts)
 		rocksdb_options_destroy(db->meta_opts);
 	kv_reg_free(db);
+	free(db->reg_follower);
 	rocksdb_writeoptions_destroy(db->wo);
 	rocksdb_writeoptions_destroy(db->wo_sync);
 	rocksdb_readoptions_destroy(db->ro);
@@ -582,17 +592,21 @@ void kv_close(struct kv_db *db)
 
 int kv_compact(struct kv_db *db, struct st_error *err)
 {
-	for (int s = 0; s < db->nshards; s++)
-		rocksdb_compact_range(db->shards[s].db, NULL, 0, NULL, 0);
+	for (int s = 0; s < db->nshards; s++) {
+		rocksdb_compact_range(kv_shard_pin(db, s), NULL, 0, NULL, 0);
+		kv_shard_unpin(db, s);
+	}
 	return 0;
 }
 
 uint64_t kv_property_sum(struct kv_db *db, const char *prop)
 {
 	uint64_t sum = 0, v;
-	for (int s = 0; s < db->nshards; s++)
-		if (rocksdb_property_int(db->shards[s].db, prop, &v) == 0)
+	for (int s = 0; s < db->nshards; s++) {
+		if (rocksdb_property_int(kv_shard_pin(db, s), prop, &v) == 0)
 			sum += v;
+		kv_shard_unpin(db, s);
+	}
 	return sum;
 }
 

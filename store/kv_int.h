@@ -15,6 +15,9 @@ struct kv_shard {
 	rocksdb_t *db;
 	rocksdb_options_t *opts;
 	rocksdb_compactionfilterfactory_t *cff; /* owned by opts */
+	/* Held for reading by every user of `db`, for writing by kv_shard_install while it
+	 * swaps in a resynced copy. */
+	pthread_rwlock_t swap;
 };
 
 /* Retention of a table id, read by the compaction filter (by id, no name lookup). `table`
@@ -67,7 +70,40 @@ struct kv_db {
 	_Atomic int failed;
 	pthread_mutex_t health_lock;
 	struct st_error health;
+
+	/* Replication (kv_repl.c): hooks set once before serving; the registry version (under
+	 * meta_lock) and, on a follower, why registry changes are refused. */
+	struct kv_repl_hooks hooks;
+	uint64_t reg_version;
+	char *reg_follower;
 };
+
+/* The shard's RocksDB instance, pinned against a resync swap until kv_shard_unpin. */
+static inline rocksdb_t *kv_shard_pin(struct kv_db *db, int s)
+{
+	pthread_rwlock_rdlock(&db->shards[s].swap);
+	return db->shards[s].db;
+}
+
+static inline void kv_shard_unpin(struct kv_db *db, int s)
+{
+	pthread_rwlock_unlock(&db->shards[s].swap);
+}
+
+/* The replication access check of kv_repl_hooks (0 without hooks). */
+static inline int kv_repl_check(struct kv_db *db, int shard, int write, struct st_error *err)
+{
+	return db->hooks.check ? db->hooks.check(db->hooks.arg, shard, write, err) : 0;
+}
+/* After a successful client write of wb to shard: reports its last sequence to the hook. */
+int kv_repl_committed(struct kv_db *db, int shard, rocksdb_writebatch_t *wb,
+		      struct st_error *err);
+/* Registry bookkeeping (kv_schema.c / kv_repl.c), under meta_lock: refuse on a follower,
+ * bump and persist the version after a change. */
+int kv_reg_writable(struct kv_db *db, struct st_error *err);
+int kv_reg_bump(struct kv_db *db, struct st_error *err);
+/* Finishes or undoes a resync swap interrupted by a crash (at open, before the shard opens). */
+int kv_shard_swap_recover(const char *dir, int shard, struct st_error *err);
 
 int64_t kv_now(const struct kv_db *db);
 /* A new ingest time: max(now, last + 1). */

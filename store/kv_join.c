@@ -203,11 +203,13 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 	sort_join = j;
 	qsort(rows, n, sizeof(*rows), row_cmp);
 	sort_join = NULL;
-	rocksdb_iterator_t *it = rocksdb_create_iterator(j->db->shards[shard].db, j->db->ro_total);
+	int rc = kv_repl_check(j->db, shard, 0, &j->errs[shard]);
+	if (rc)
+		return rc;
+	rocksdb_iterator_t *it = rocksdb_create_iterator(kv_shard_pin(j->db, shard), j->db->ro_total);
 	struct kv_scan sc;
 	kv_scan_init(&sc, it, &j->rules);
 	sc.total_order = 1;
-	int rc = 0;
 	for (size_t g = 0; g < n && !rc;) {
 		/* rows[g..end) share one entity, ts descending */
 		size_t end = g + 1;
@@ -217,10 +219,13 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 		/* rows before the horizon (policy skip) come last: ts descending */
 		size_t live = end;
 		while (live > g && j->ts[rows[live - 1].idx] < j->rules.horizon)
-			j->res[(size_t)rows[--live].idx * j->nf].status = KV_BEFORE_HORIZON;
+			live--;
 		for (size_t r = live; r < end; r++)
-			for (size_t f = 1; f < j->nf; f++)
-				j->res[(size_t)rows[r].idx * j->nf + f].status = KV_BEFORE_HORIZON;
+			for (size_t f = 0; f < j->nf; f++) {
+				struct kv_result *res = &j->res[(size_t)rows[r].idx * j->nf + f];
+				memset(res, 0, sizeof(*res));
+				res->status = KV_BEFORE_HORIZON;
+			}
 		for (size_t f = 0; f < j->nf && !rc && live > g; f++) {
 			kv_scan_seek(&sc, j->table_id, j->arena + j->eoff[i0], j->elen[i0], j->fids[f],
 				     j->ttls[f], j->ts[i0]);
@@ -236,6 +241,7 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 	}
 	kv_scan_release(&sc);
 	rocksdb_iter_destroy(it);
+	kv_shard_unpin(j->db, shard);
 	return rc;
 }
 

@@ -184,7 +184,7 @@ static int read_store(struct kv_db *db, const struct read_plan *p, const char *c
 		size_t e = which ? which[k] : k;
 		int s = kv_shard_of(db, entities[e], lens[e]);
 		if (!its[s])
-			its[s] = rocksdb_create_iterator(db->shards[s].db, db->ro);
+			its[s] = rocksdb_create_iterator(kv_shard_pin(db, s), db->ro);
 		sc.it = its[s];
 		sc.err = 0;
 		rc = read_entity(&sc, s, p->table_id, entities[e], lens[e], fids, ttls, nf, as_of,
@@ -194,8 +194,10 @@ static int read_store(struct kv_db *db, const struct read_plan *p, const char *c
 	}
 	kv_scan_release(&sc);
 	for (int s = 0; s < db->nshards; s++)
-		if (its[s])
+		if (its[s]) {
 			rocksdb_iter_destroy(its[s]);
+			kv_shard_unpin(db, s);
+		}
 	if (its != its_small)
 		free(its);
 	return rc;
@@ -279,9 +281,14 @@ int kv_multiget(struct kv_db *db, const char *table, const char *const *entities
 	if (!o)
 		o = &KV_READ_LATEST;
 	memset(out, 0, nentities * nfeatures * sizeof(*out));
-	for (size_t e = 0; e < nentities; e++)
+	for (size_t e = 0; e < nentities; e++) {
 		if ((rc = check_read_args(entities[e], entity_lens[e], nfeatures, err)))
 			return rc;
+		/* a node without a usable copy of the shard redirects (row cache hits too) */
+		if (db->hooks.check &&
+		    (rc = kv_repl_check(db, kv_shard_of(db, entities[e], entity_lens[e]), 0, err)))
+			return rc;
+	}
 	if ((rc = resolve(db, table, features, nfeatures, o->as_of, o->known_at, &p, err)))
 		goto out;
 	int latest = o->as_of == ST_TS_MAX && o->known_at == ST_TS_MAX;
@@ -338,7 +345,9 @@ int kv_history(struct kv_db *db, const char *table, const char *entity, size_t e
 	if (from > to)
 		return 0;
 	int s = kv_shard_of(db, entity, entity_len);
-	rocksdb_iterator_t *it = rocksdb_create_iterator(db->shards[s].db, db->ro);
+	if ((rc = kv_repl_check(db, s, 0, err)))
+		return rc;
+	rocksdb_iterator_t *it = rocksdb_create_iterator(kv_shard_pin(db, s), db->ro);
 	struct kv_scan sc;
 	kv_scan_init(&sc, it, &rules);
 	kv_scan_seek(&sc, tid, entity, entity_len, fid, ttl, kv_scan_history_start(&sc, to));
@@ -348,6 +357,7 @@ int kv_history(struct kv_db *db, const char *table, const char *entity, size_t e
 		rc = 0;
 	kv_scan_release(&sc);
 	rocksdb_iter_destroy(it);
+	kv_shard_unpin(db, s);
 	if (rc) {
 		kv_history_free(a.v, a.n);
 		return kv_scan_error(err, rc, s, "history", entity, entity_len);
@@ -398,7 +408,7 @@ static int tscan_shard(struct kv_db *db, const struct kv_table *t, const struct 
 	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
 	rocksdb_readoptions_set_total_order_seek(ro, 1);
 	rocksdb_readoptions_set_iterate_upper_bound(ro, hi, 4);
-	rocksdb_iterator_t *it = rocksdb_create_iterator(db->shards[s].db, ro);
+	rocksdb_iterator_t *it = rocksdb_create_iterator(kv_shard_pin(db, s), ro);
 	struct kv_scan sc;
 	kv_scan_init(&sc, it, rules);
 	sc.total_order = 1;
@@ -445,20 +455,18 @@ static int tscan_shard(struct kv_db *db, const struct kv_table *t, const struct 
 			rocksdb_iter_next(it);
 		}
 	}
-	if (!rc) {
-		char *rerr = NULL;
-		rocksdb_iter_get_error(it, &rerr);
-		if (rerr)
-			rc = kv_rocks_err(err, rerr, "table scan");
-	}
+	if (!rc)
+		rc = kv_iter_check(it, "table scan", err);
 	kv_scan_release(&sc);
 	rocksdb_iter_destroy(it);
+	kv_shard_unpin(db, s);
 	rocksdb_readoptions_destroy(ro);
 	return rc;
 }
 
-int kv_table_scan(struct kv_db *db, const char *table, int64_t known_at, kv_version_cb cb,
-		  void *arg, struct st_error *err)
+/* Scans shards [s0, s1) of the table. */
+static int tscan(struct kv_db *db, const char *table, int s0, int s1, int64_t known_at,
+		 kv_version_cb cb, void *arg, struct st_error *err)
 {
 	struct kv_table *t;
 	int rc = kv_table_get(db, table, &t, err);
@@ -467,8 +475,23 @@ int kv_table_scan(struct kv_db *db, const char *table, int64_t known_at, kv_vers
 	struct kv_rules rules = {t->max_versions, kv_now(db), known_at, 0};
 	rules.horizon = kv_table_horizon(t, rules.now);
 	rc = kv_check_horizon(t, rules.horizon, ST_TS_MAX, known_at, err);
-	for (int s = 0; s < db->nshards && !rc; s++)
+	for (int s = s0; s < s1 && !rc; s++)
 		rc = tscan_shard(db, t, &rules, s, cb, arg, err);
 	kv_table_free(t);
 	return rc;
+}
+
+int kv_table_scan(struct kv_db *db, const char *table, int64_t known_at, kv_version_cb cb,
+		  void *arg, struct st_error *err)
+{
+	return tscan(db, table, 0, db->nshards, known_at, cb, arg, err);
+}
+
+int kv_table_scan_shard(struct kv_db *db, const char *table, int shard, int64_t known_at,
+			kv_version_cb cb, void *arg, struct st_error *err)
+{
+	if (shard < 0 || shard >= db->nshards)
+		return st_error_set(err, ST_EINVAL, "no shard %d (there are %d)", shard,
+				    db->nshards);
+	return tscan(db, table, shard, shard + 1, known_at, cb, arg, err);
 }

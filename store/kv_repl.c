@@ -1,11 +1,17 @@
 /* Replication hooks of a shard: its latest sequence, the write batches since a sequence
- * (from the WAL, kept for wal_ttl_seconds), applying a batch, and checkpoints. */
+ * (from the WAL, kept for wal_ttl_seconds), applying a batch together with the replica's
+ * position, checkpoints and installing a resynced copy, the access and commit hooks. */
 #include "store/kv_int.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int check_shard(const struct kv_db *db, int shard, struct st_error *err)
 {
@@ -18,7 +24,9 @@ static int check_shard(const struct kv_db *db, int shard, struct st_error *err)
 uint64_t kv_shard_latest_seq(struct kv_db *db, int shard)
 {
 	ST_ASSERT(shard >= 0 && shard < db->nshards);
-	return rocksdb_get_latest_sequence_number(db->shards[shard].db);
+	uint64_t v = rocksdb_get_latest_sequence_number(kv_shard_pin(db, shard));
+	kv_shard_unpin(db, shard);
+	return v;
 }
 
 int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_cb cb, void *arg,
@@ -30,7 +38,9 @@ int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_c
 	if (seq > kv_shard_latest_seq(db, shard))
 		return 0; /* nothing newer yet */
 	char *rerr = NULL;
-	rocksdb_wal_iterator_t *wi = rocksdb_get_updates_since(db->shards[shard].db, seq, NULL, &rerr);
+	rocksdb_wal_iterator_t *wi = rocksdb_get_updates_since(kv_shard_pin(db, shard), seq, NULL,
+							       &rerr);
+	kv_shard_unpin(db, shard); /* the iterator holds its own references to the WAL files */
 	if (rerr) {
 		/* The WAL no longer reaches back that far. */
 		st_error_set(err, ST_ENOTFOUND, "shard %d: WAL does not reach sequence %llu: %s",
@@ -65,6 +75,10 @@ int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_c
 		if (rerr)
 			rc = kv_rocks_err(err, rerr, "WAL iterator");
 	}
+	/* Nothing at all although seq <= latest: every WAL file that held it is gone. */
+	if (!rc && first)
+		rc = st_error_set(err, ST_ENOTFOUND, "shard %d: the WAL holds nothing from %llu on",
+				  shard, (unsigned long long)seq);
 	rocksdb_wal_iter_destroy(wi);
 	return rc;
 }
@@ -72,20 +86,11 @@ int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_c
 int kv_shard_apply(struct kv_db *db, int shard, const void *data, size_t len,
 		   struct st_error *err)
 {
-	int rc = check_shard(db, shard, err);
-	if (rc)
-		return rc;
-	if (len < 12)
-		return st_error_set(err, ST_EPROTO, "write batch of %zu bytes is too short", len);
-	rocksdb_writebatch_t *wb = rocksdb_writebatch_create_from(data, len);
-	if (!wb)
-		return st_error_set(err, ST_EPROTO, "malformed write batch");
-	rc = kv_shard_write(db, shard, wb, err);
-	rocksdb_writebatch_destroy(wb);
-	kv_rcache_bump(db->rcache); /* a raw batch: which entities it touched is not parsed */
-	return rc;
+	int rc = kv_shard_apply_at(db, shard, data, len, NULL, err);
+	return rc > 0 ? 0 : rc;
 }
 
+/* log_size_for_flush 0: the memtable is flushed first, so the copy is SST files only. */
 static int checkpoint_one(rocksdb_t *rdb, const char *path, struct st_error *err)
 {
 	char *rerr = NULL;
@@ -108,10 +113,423 @@ int kv_checkpoint(struct kv_db *db, const char *dir, struct st_error *err)
 	int rc = checkpoint_one(db->meta, path, err);
 	for (int s = 0; s < db->nshards && !rc; s++) {
 		snprintf(path, sizeof(path), "%s/shard-%03d", dir, s);
-		rc = checkpoint_one(db->shards[s].db, path, err);
+		rc = checkpoint_one(kv_shard_pin(db, s), path, err);
+		kv_shard_unpin(db, s);
 	}
 	snprintf(path, sizeof(path), "%s/tmp", dir);
 	if (!rc && mkdir(path, 0755))
 		rc = st_error_set(err, ST_EIO, "%s: %m", path);
 	return rc;
+}
+
+/* ---- reserved keys: table id 0xffffffff, empty entity, shorter than any cell key, so no
+ * table prefix, scan or compaction rule ever matches them ---- */
+
+static const char pos_key[] = "\xff\xff\xff\xff\x00\x00pos";
+static const char ingest_key[] = "\xff\xff\xff\xff\x00\x00ingest";
+static const char replid_key[] = "\xff\xff\xff\xff\x00\x00replid";
+#define REPLID_KEY_LEN (sizeof(replid_key) - 1)
+#define POS_KEY_LEN (sizeof(pos_key) - 1)
+#define INGEST_KEY_LEN (sizeof(ingest_key) - 1)
+
+static void pos_encode(const struct kv_repl_pos *p, char *buf, size_t *len)
+{
+	size_t n = strnlen(p->replid, KV_REPLID_MAX - 1);
+	kv_put_be64(buf, p->next_seq);
+	memcpy(buf + 8, p->replid, n);
+	*len = 8 + n;
+}
+
+int kv_shard_repl_pos(struct kv_db *db, int shard, struct kv_repl_pos *out, struct st_error *err)
+{
+	int rc = check_shard(db, shard, err);
+	if (rc)
+		return rc;
+	memset(out, 0, sizeof(*out));
+	char *rerr = NULL;
+	size_t vl;
+	char *v = rocksdb_get(kv_shard_pin(db, shard), db->ro, pos_key, POS_KEY_LEN, &vl, &rerr);
+	kv_shard_unpin(db, shard);
+	if (rerr)
+		return kv_rocks_err(err, rerr, "replication position");
+	if (!v)
+		return 0;
+	if (vl < 8 || vl - 8 >= KV_REPLID_MAX) {
+		free(v);
+		return st_error_set(err, ST_ECORRUPT, "shard %d: bad replication position", shard);
+	}
+	out->next_seq = kv_get_be64(v);
+	memcpy(out->replid, v + 8, vl - 8);
+	free(v);
+	return 0;
+}
+
+static void new_replid(char *out)
+{
+	unsigned char r[12];
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		uint64_t t = (uint64_t)st_now_us() ^ ((uint64_t)getpid() << 32);
+		memcpy(r, &t, 8);
+		memcpy(r + 8, &t, 4);
+	}
+	for (size_t i = 0; i < sizeof(r); i++)
+		sprintf(out + 2 * i, "%02x", r[i]);
+}
+
+int kv_shard_replid(struct kv_db *db, int shard, char *out, struct st_error *err)
+{
+	int rc = check_shard(db, shard, err);
+	if (rc)
+		return rc;
+	char *rerr = NULL;
+	size_t vl;
+	pthread_mutex_lock(&db->meta_lock); /* one creator */
+	rocksdb_t *rdb = kv_shard_pin(db, shard);
+	char *v = rocksdb_get(rdb, db->ro, replid_key, REPLID_KEY_LEN, &vl, &rerr);
+	if (!rerr && v && vl > 0 && vl < KV_REPLID_MAX) {
+		memcpy(out, v, vl);
+		out[vl] = 0;
+	} else if (!rerr) {
+		new_replid(out);
+		rocksdb_put(rdb, db->wo_sync, replid_key, REPLID_KEY_LEN, out, strlen(out), &rerr);
+	}
+	free(v);
+	kv_shard_unpin(db, shard);
+	pthread_mutex_unlock(&db->meta_lock);
+	return rerr ? kv_rocks_err(err, rerr, "replication id") : 0;
+}
+
+/* ---- write batch walking (RocksDB's WriteBatch format: seq u64le, count u32le, then
+ * records). Only what the store writes is accepted: puts, deletes and range deletes in the
+ * default column family, and log data. Anything else is malformed input from the wire. */
+
+static int get_varint32(const unsigned char **p, const unsigned char *end, uint32_t *out)
+{
+	uint32_t v = 0;
+	for (int shift = 0; shift <= 28 && *p < end; shift += 7) {
+		unsigned b = *(*p)++;
+		v |= (uint32_t)(b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*out = v;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int get_slice(const unsigned char **p, const unsigned char *end, const char **s,
+		     size_t *n)
+{
+	uint32_t l;
+	if (get_varint32(p, end, &l) || (size_t)(end - *p) < l)
+		return -1;
+	*s = (const char *)*p;
+	*n = l;
+	*p += l;
+	return 0;
+}
+
+struct batch_seen {
+	struct kv_db *db;
+	int64_t max_ingest;
+	int ingested, ranged;
+};
+
+static void batch_key(struct batch_seen *b, const char *k, size_t kl)
+{
+	struct kv_key key;
+	if (kl == INGEST_KEY_LEN && !memcmp(k, ingest_key, kl)) {
+		b->ingested = 1;
+		return;
+	}
+	if (kv_key_decode(k, kl, &key))
+		return;
+	if (key.ingest > b->max_ingest)
+		b->max_ingest = key.ingest;
+	if (b->db)
+		kv_rcache_invalidate(b->db->rcache, key.table_id, key.entity, key.entity_len);
+}
+
+static int kv_batch_walk(const void *data, size_t len, uint64_t *seq, uint32_t *count,
+		  struct batch_seen *b)
+{
+	const unsigned char *p = data, *end = p + len;
+	if (len < 12)
+		return -1;
+	uint64_t sq = 0;
+	for (int i = 7; i >= 0; i--)
+		sq = (sq << 8) | p[i];
+	uint32_t cnt = (uint32_t)p[8] | (uint32_t)p[9] << 8 | (uint32_t)p[10] << 16 |
+		       (uint32_t)p[11] << 24;
+	p += 12;
+	uint32_t found = 0;
+	while (p < end) {
+		unsigned tag = *p++;
+		const char *k, *v;
+		size_t kl, vl;
+		switch (tag) {
+		case 0x1: /* value */
+			if (get_slice(&p, end, &k, &kl) || get_slice(&p, end, &v, &vl))
+				return -1;
+			break;
+		case 0x0: /* deletion */
+		case 0x7: /* single deletion */
+			if (get_slice(&p, end, &k, &kl))
+				return -1;
+			break;
+		case 0xF: /* range deletion */
+			if (get_slice(&p, end, &k, &kl) || get_slice(&p, end, &v, &vl))
+				return -1;
+			b->ranged = 1;
+			break;
+		case 0x3: /* log data: not a record */
+			if (get_slice(&p, end, &k, &kl))
+				return -1;
+			continue;
+		default:
+			return -1;
+		}
+		found++;
+		batch_key(b, k, kl);
+	}
+	if (found != cnt)
+		return -1;
+	*seq = sq;
+	*count = cnt;
+	return 0;
+}
+
+int kv_shard_apply_at(struct kv_db *db, int shard, const void *data, size_t len,
+		      const struct kv_repl_pos *pos, struct st_error *err)
+{
+	int rc = check_shard(db, shard, err);
+	if (rc)
+		return rc;
+	struct batch_seen seen = {.max_ingest = ST_TS_MIN};
+	uint64_t seq;
+	uint32_t count;
+	if (kv_batch_walk(data, len, &seq, &count, &seen))
+		return st_error_set(err, ST_EPROTO, "malformed write batch of %zu bytes", len);
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create_from(data, len);
+	if (!wb)
+		return st_error_set(err, ST_ENOMEM, "out of memory");
+	if (pos) {
+		char buf[8 + KV_REPLID_MAX];
+		size_t bl;
+		pos_encode(pos, buf, &bl);
+		rocksdb_writebatch_put(wb, pos_key, POS_KEY_LEN, buf, bl);
+	}
+	rc = kv_shard_write(db, shard, wb, err);
+	rocksdb_writebatch_destroy(wb);
+	/* after the write, as kv_put does */
+	seen.db = db;
+	kv_batch_walk(data, len, &seq, &count, &seen);
+	if (seen.ranged)
+		kv_rcache_bump(db->rcache);
+	if (seen.max_ingest != ST_TS_MIN)
+		kv_ingest_clock_raise(db, seen.max_ingest);
+	if (rc)
+		return rc;
+	return seen.ingested ? KV_APPLY_INGESTED : 0;
+}
+
+int kv_shard_mark_ingest(struct kv_db *db, int shard, struct st_error *err)
+{
+	char v[8];
+	kv_put_be64(v, (uint64_t)kv_now(db));
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	rocksdb_writebatch_put(wb, ingest_key, INGEST_KEY_LEN, v, sizeof(v));
+	int rc = kv_shard_write(db, shard, wb, err);
+	rocksdb_writebatch_destroy(wb);
+	return rc;
+}
+
+void kv_ingest_clock_raise(struct kv_db *db, int64_t ts)
+{
+	int64_t cur = atomic_load(&db->last_ingest);
+	while (ts > cur && !atomic_compare_exchange_weak(&db->last_ingest, &cur, ts))
+		;
+}
+
+int64_t kv_ingest_clock(struct kv_db *db)
+{
+	return atomic_load(&db->last_ingest);
+}
+
+/* ---- checkpoints and installing a resynced copy ---- */
+
+int kv_shard_checkpoint(struct kv_db *db, int shard, const char *dir, uint64_t *next_seq,
+			struct st_error *err)
+{
+	int rc = check_shard(db, shard, err);
+	if (rc)
+		return rc;
+	rocksdb_t *rdb = kv_shard_pin(db, shard);
+	*next_seq = rocksdb_get_latest_sequence_number(rdb) + 1;
+	rc = checkpoint_one(rdb, dir, err);
+	kv_shard_unpin(db, shard);
+	return rc;
+}
+
+void kv_shard_stage_dir(const struct kv_db *db, int shard, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s/shard-%03d.resync", db->dir, shard);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static int rm_rf(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st))
+		return errno == ENOENT ? 0 : -errno;
+	return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) ? -errno : 0;
+}
+
+static int exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+static int sync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+/* live -> live.old, stage -> live, then live.old removed. Each step is a rename, so after a
+ * crash kv_shard_swap_recover finds one of: both, only old (+ a complete stage), only live. */
+static int swap_dirs(const char *data_dir, const char *live, const char *old, const char *stage,
+		     struct st_error *err)
+{
+	if (rm_rf(old))
+		return st_error_set(err, ST_EIO, "remove %s: %m", old);
+	if (exists(live) && rename(live, old))
+		return st_error_set(err, ST_EIO, "rename %s: %m", live);
+	if (rename(stage, live))
+		return st_error_set(err, ST_EIO, "rename %s: %m", stage);
+	sync_dir(data_dir);
+	rm_rf(old);
+	return 0;
+}
+
+static void shard_paths(const char *dir, int s, char *live, char *old, char *stage, char *done,
+			size_t n)
+{
+	snprintf(live, n, "%s/shard-%03d", dir, s);
+	snprintf(old, n, "%s/shard-%03d.old", dir, s);
+	snprintf(stage, n, "%s/shard-%03d.resync", dir, s);
+	snprintf(done, n, "%s/shard-%03d.resync/STRATA-COMPLETE", dir, s);
+}
+
+int kv_shard_swap_recover(const char *dir, int s, struct st_error *err)
+{
+	char live[4200], old[4200], stage[4200], done[4200];
+	shard_paths(dir, s, live, old, stage, done, sizeof(live));
+	if (exists(done))
+		return swap_dirs(dir, live, old, stage, err);
+	if (!exists(live) && exists(old) && rename(old, live))
+		return st_error_set(err, ST_EIO, "rename %s: %m", old);
+	if (rm_rf(old) || rm_rf(stage))
+		return st_error_set(err, ST_EIO, "remove the leftovers of a resync of shard %d: %m",
+				    s);
+	return 0;
+}
+
+/* Writes the position into the staged copy and marks it complete. */
+static int stage_finish(struct kv_db *db, int shard, const char *stage, const char *done,
+			const struct kv_repl_pos *pos, struct st_error *err)
+{
+	char *rerr = NULL;
+	rocksdb_t *st = rocksdb_open(db->shards[shard].opts, stage, &rerr);
+	if (rerr)
+		return kv_rocks_err(err, rerr, "open the resynced copy");
+	char buf[8 + KV_REPLID_MAX];
+	size_t bl;
+	pos_encode(pos, buf, &bl);
+	char id[KV_REPLID_MAX];
+	new_replid(id);
+	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+	rocksdb_writebatch_put(wb, pos_key, POS_KEY_LEN, buf, bl);
+	rocksdb_writebatch_put(wb, replid_key, REPLID_KEY_LEN, id, strlen(id));
+	rocksdb_write(st, db->wo_sync, wb, &rerr);
+	rocksdb_writebatch_destroy(wb);
+	rocksdb_close(st);
+	if (rerr)
+		return kv_rocks_err(err, rerr, "write the position into the resynced copy");
+	int fd = open(done, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || fsync(fd)) {
+		if (fd >= 0)
+			close(fd);
+		return st_error_set(err, ST_EIO, "%s: %m", done);
+	}
+	close(fd);
+	sync_dir(stage);
+	return 0;
+}
+
+int kv_shard_install(struct kv_db *db, int shard, const char *dir, const struct kv_repl_pos *pos,
+		     struct st_error *err)
+{
+	int rc = check_shard(db, shard, err);
+	if (rc)
+		return rc;
+	char live[4200], old[4200], stage[4200], done[4200];
+	shard_paths(db->dir, shard, live, old, stage, done, sizeof(live));
+	if (strcmp(dir, stage))
+		return st_error_set(err, ST_EINVAL, "a resync of shard %d must be staged in %s",
+				    shard, stage);
+	if ((rc = stage_finish(db, shard, stage, done, pos, err)))
+		return rc;
+	struct kv_shard *sh = &db->shards[shard];
+	pthread_rwlock_wrlock(&sh->swap);
+	char *rerr = NULL;
+	rocksdb_flush_wal(sh->db, 1, &rerr);
+	free(rerr);
+	rocksdb_close(sh->db);
+	sh->db = NULL;
+	rc = swap_dirs(db->dir, live, old, stage, err);
+	rerr = NULL;
+	sh->db = rocksdb_open(sh->opts, live, &rerr);
+	if (rerr) {
+		/* no usable shard: every later write fails with this (reads fail on a NULL db
+		 * would crash, so this is fatal for the process, as a failed open is) */
+		kv_fail(db, ST_EIO, "open after resync", rerr);
+		st_assert_fail("shard reopen after resync", __FILE__, __LINE__, rerr);
+	}
+	pthread_rwlock_unlock(&sh->swap);
+	kv_rcache_bump(db->rcache);
+	return rc;
+}
+
+/* ---- hooks ---- */
+
+void kv_set_repl_hooks(struct kv_db *db, const struct kv_repl_hooks *h)
+{
+	db->hooks = h ? *h : (struct kv_repl_hooks){0};
+}
+
+int kv_repl_committed(struct kv_db *db, int shard, rocksdb_writebatch_t *wb,
+		      struct st_error *err)
+{
+	if (!db->hooks.committed)
+		return 0;
+	size_t len;
+	const unsigned char *p = (const unsigned char *)rocksdb_writebatch_data(wb, &len);
+	ST_ASSERT(len >= 12);
+	/* RocksDB stamps the batch with its first sequence while writing it */
+	uint64_t seq = 0;
+	for (int i = 7; i >= 0; i--)
+		seq = (seq << 8) | p[i];
+	uint32_t count = (uint32_t)rocksdb_writebatch_count(wb);
+	ST_ASSERT(seq > 0 && count > 0);
+	return db->hooks.committed(db->hooks.arg, shard, seq + count - 1, err);
 }

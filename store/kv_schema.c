@@ -261,7 +261,14 @@ int kv_reg_load(struct kv_db *db, struct st_error *err)
 {
 	char *v;
 	size_t vlen;
-	int rc = kv_meta_get(db, "next_table_id", &v, &vlen, err);
+	int rc = kv_meta_get(db, "reg_version", &v, &vlen, err);
+	if (rc && rc != ST_ENOTFOUND)
+		return rc;
+	if (!rc) {
+		db->reg_version = strtoull(v, NULL, 10);
+		free(v);
+	}
+	rc = kv_meta_get(db, "next_table_id", &v, &vlen, err);
 	if (rc == ST_ENOTFOUND) {
 		db->next_table_id = 1;
 	} else if (rc) {
@@ -392,6 +399,8 @@ int kv_table_create(struct kv_db *db, const struct kv_table *schema, struct st_e
 		goto out_free;
 
 	pthread_mutex_lock(&db->meta_lock);
+	if ((rc = kv_reg_writable(db, err)))
+		goto out_unlock;
 	pthread_rwlock_rdlock(&db->reg_lock);
 	int exists = kv_reg_find(db, t->name) != NULL;
 	pthread_rwlock_unlock(&db->reg_lock);
@@ -411,10 +420,13 @@ int kv_table_create(struct kv_db *db, const struct kv_table *schema, struct st_e
 	pthread_rwlock_wrlock(&db->reg_lock);
 	rc = reg_install(db, t);
 	pthread_rwlock_unlock(&db->reg_lock);
-	pthread_mutex_unlock(&db->meta_lock);
-	if (rc)
+	if (rc) {
+		pthread_mutex_unlock(&db->meta_lock);
 		return st_error_set(err, rc, "out of memory");
-	return 0;
+	}
+	rc = kv_reg_bump(db, err);
+	pthread_mutex_unlock(&db->meta_lock);
+	return rc;
 out_unlock:
 	pthread_mutex_unlock(&db->meta_lock);
 out_free:
@@ -467,6 +479,8 @@ int kv_table_alter(struct kv_db *db, const char *name, const struct kv_alter *a,
 	int rc;
 	struct kv_table *t = NULL;
 	pthread_mutex_lock(&db->meta_lock);
+	if ((rc = kv_reg_writable(db, err)))
+		goto out;
 	pthread_rwlock_rdlock(&db->reg_lock);
 	struct kv_table *cur = kv_reg_find_err(db, name, err);
 	if (cur)
@@ -507,6 +521,7 @@ int kv_table_alter(struct kv_db *db, const char *name, const struct kv_alter *a,
 		goto out;
 	}
 	t = NULL;
+	rc = kv_reg_bump(db, err);
 out:
 	pthread_mutex_unlock(&db->meta_lock);
 	kv_table_free(t);
@@ -518,6 +533,8 @@ int kv_table_drop(struct kv_db *db, const char *name, struct st_error *err)
 	int rc = 0;
 	char key[KV_NAME_MAX + 8];
 	pthread_mutex_lock(&db->meta_lock);
+	if ((rc = kv_reg_writable(db, err)))
+		goto out;
 	pthread_rwlock_rdlock(&db->reg_lock);
 	struct kv_table *t = kv_reg_find_err(db, name, err);
 	uint32_t id = t ? t->id : 0;
@@ -539,6 +556,8 @@ int kv_table_drop(struct kv_db *db, const char *name, struct st_error *err)
 	reg_remove(db, name);
 	pthread_rwlock_unlock(&db->reg_lock);
 	kv_rcache_bump(db->rcache);
+	if ((rc = kv_reg_bump(db, err)))
+		goto out;
 	char lo[4], hi[4];
 	kv_key_table_prefix(lo, id);
 	kv_key_table_prefix(hi, id + 1);
@@ -552,5 +571,161 @@ int kv_table_drop(struct kv_db *db, const char *name, struct st_error *err)
 	}
 out:
 	pthread_mutex_unlock(&db->meta_lock);
+	return rc;
+}
+
+/* ---- the registry on replicas ---- */
+
+int kv_reg_writable(struct kv_db *db, struct st_error *err)
+{
+	if (db->reg_follower)
+		return st_error_set(err, ST_EBUSY, "%s", db->reg_follower);
+	return 0;
+}
+
+static int put_version(struct kv_db *db, uint64_t v, struct st_error *err)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v);
+	int rc = kv_meta_put(db, "reg_version", buf, (size_t)n, err);
+	if (!rc)
+		db->reg_version = v;
+	return rc;
+}
+
+int kv_reg_bump(struct kv_db *db, struct st_error *err)
+{
+	return put_version(db, db->reg_version + 1, err);
+}
+
+void kv_set_registry_follower(struct kv_db *db, const char *why)
+{
+	pthread_mutex_lock(&db->meta_lock);
+	free(db->reg_follower);
+	db->reg_follower = why ? strdup(why) : NULL;
+	pthread_mutex_unlock(&db->meta_lock);
+}
+
+uint64_t kv_registry_version(struct kv_db *db)
+{
+	pthread_mutex_lock(&db->meta_lock);
+	uint64_t v = db->reg_version;
+	pthread_mutex_unlock(&db->meta_lock);
+	return v;
+}
+
+int kv_registry_export(struct kv_db *db, char **json, uint64_t *version, struct st_error *err)
+{
+	json_t *arr = json_array(), *o = NULL;
+	pthread_mutex_lock(&db->meta_lock);
+	pthread_rwlock_rdlock(&db->reg_lock);
+	int rc = arr ? 0 : ST_ENOMEM;
+	for (size_t i = 0; i < db->ntables && !rc; i++) {
+		char *js = kv_table_to_json(db->tables[i]);
+		json_t *t = js ? json_loads(js, 0, NULL) : NULL;
+		free(js);
+		rc = t && json_array_append_new(arr, t) == 0 ? 0 : ST_ENOMEM;
+	}
+	*version = db->reg_version;
+	if (!rc)
+		o = json_pack("{s:I,s:I,s:O}", "version", (json_int_t)db->reg_version,
+			      "next_table_id", (json_int_t)db->next_table_id, "tables", arr);
+	pthread_rwlock_unlock(&db->reg_lock);
+	pthread_mutex_unlock(&db->meta_lock);
+	json_decref(arr);
+	*json = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!*json)
+		return st_error_set(err, ST_ENOMEM, "out of memory");
+	return 0;
+}
+
+/* Parses an exported registry into tables (owned) and its counters. */
+static int reg_parse(const char *js, size_t len, uint64_t *version, uint32_t *next_id,
+		     struct kv_table ***tables, size_t *n, struct st_error *err)
+{
+	json_error_t je;
+	json_t *o = json_loadb(js, len, 0, &je), *arr;
+	json_int_t v, nid;
+	*tables = NULL;
+	*n = 0;
+	if (!o || json_unpack(o, "{s:I,s:I,s:o}", "version", &v, "next_table_id", &nid,
+			      "tables", &arr) || !json_is_array(arr) || v < 0 || nid < 1 ||
+	    nid > UINT32_MAX) {
+		json_decref(o);
+		return st_error_set(err, ST_EPROTO, "malformed registry document");
+	}
+	*version = (uint64_t)v;
+	*next_id = (uint32_t)nid;
+	*tables = calloc(json_array_size(arr) + 1, sizeof(**tables));
+	int rc = *tables ? 0 : st_error_set(err, ST_ENOMEM, "out of memory");
+	for (size_t i = 0; i < json_array_size(arr) && !rc; i++) {
+		char *s = json_dumps(json_array_get(arr, i), JSON_COMPACT);
+		rc = s ? kv_table_from_json(s, strlen(s), &(*tables)[*n], err)
+		       : st_error_set(err, ST_ENOMEM, "out of memory");
+		free(s);
+		if (!rc && (*tables)[*n]->id >= *next_id)
+			rc = st_error_set(err, ST_EPROTO, "registry: table id beyond next id");
+		if (!rc)
+			(*n)++;
+	}
+	json_decref(o);
+	return rc;
+}
+
+int kv_registry_install(struct kv_db *db, const char *json, size_t len, struct st_error *err)
+{
+	struct kv_table **ts;
+	size_t n;
+	uint64_t version = 0;
+	uint32_t next_id = 0;
+	int rc = reg_parse(json, len, &version, &next_id, &ts, &n, err);
+	pthread_mutex_lock(&db->meta_lock);
+	if (rc || version <= db->reg_version)
+		goto out;
+	char key[KV_NAME_MAX + 8], idbuf[16];
+	/* tables that are gone: registry record first, as kv_table_drop does (their data goes
+	 * with the primary's replicated delete) */
+	for (size_t i = 0; i < db->ntables && !rc; i++) {
+		size_t j = 0;
+		while (j < n && strcmp(ts[j]->name, db->tables[i]->name))
+			j++;
+		if (j < n)
+			continue;
+		snprintf(key, sizeof(key), "table/%s", db->tables[i]->name);
+		char *rerr = NULL;
+		rocksdb_delete(db->meta, db->wo_sync, key, strlen(key), &rerr);
+		if (rerr) {
+			rc = kv_rocks_err(err, rerr, "registry install");
+			break;
+		}
+		pthread_rwlock_wrlock(&db->reg_lock);
+		reg_remove(db, db->tables[i]->name);
+		pthread_rwlock_unlock(&db->reg_lock);
+		i--; /* reg_remove moved the last table here */
+	}
+	int m = snprintf(idbuf, sizeof(idbuf), "%u", next_id);
+	if (!rc && next_id > db->next_table_id &&
+	    !(rc = kv_meta_put(db, "next_table_id", idbuf, (size_t)m, err)))
+		db->next_table_id = next_id;
+	for (size_t j = 0; j < n && !rc; j++) {
+		if ((rc = reg_persist(db, ts[j], err)))
+			break;
+		pthread_rwlock_wrlock(&db->reg_lock);
+		rc = reg_install(db, ts[j]);
+		pthread_rwlock_unlock(&db->reg_lock);
+		if (rc)
+			rc = st_error_set(err, rc, "out of memory");
+		else
+			ts[j] = NULL;
+	}
+	if (!rc && !(rc = put_version(db, version, err)))
+		rc = 1;
+	kv_rcache_bump(db->rcache);
+out:
+	pthread_mutex_unlock(&db->meta_lock);
+	for (size_t j = 0; j < n; j++)
+		kv_table_free(ts[j]);
+	free(ts);
 	return rc;
 }

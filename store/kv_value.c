@@ -215,6 +215,46 @@ static int hexval(int c)
 	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
 }
 
+/* Decodes standard base64 (RFC 4648, '=' padding optional) into a new buffer. */
+static int parse_base64(const char *s, size_t len, struct kv_value *out)
+{
+	static const char abc[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	while (len && s[len - 1] == '=')
+		len--;
+	if (len % 4 == 1)
+		return ST_EINVAL;
+	unsigned char *b = malloc(len * 3 / 4 + 1);
+	if (!b)
+		return ST_ENOMEM;
+	uint32_t acc = 0;
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		const char *p = s[i] ? strchr(abc, s[i]) : NULL;
+		if (!p) {
+			free(b);
+			return ST_EINVAL;
+		}
+		acc = acc << 6 | (uint32_t)(p - abc);
+		if (i % 4 == 3) {
+			b[n++] = (unsigned char)(acc >> 16);
+			b[n++] = (unsigned char)(acc >> 8);
+			b[n++] = (unsigned char)acc;
+			acc = 0;
+		}
+	}
+	if (len % 4 == 2)
+		b[n++] = (unsigned char)(acc >> 4);
+	else if (len % 4 == 3) {
+		b[n++] = (unsigned char)(acc >> 10);
+		b[n++] = (unsigned char)(acc >> 2);
+	}
+	b[n] = 0;
+	out->ptr = b;
+	out->len = (uint32_t)n;
+	return 0;
+}
+
 /* Parses "[a,b,c]" or "a,b,c" into an array of floats or int64s. */
 static int parse_list(const char *s, size_t len, enum kv_type t, struct kv_value *out)
 {
@@ -297,6 +337,14 @@ int kv_value_parse(const char *s, size_t len, const struct kv_feature_def *f,
 		out->len = (uint32_t)len;
 		break;
 	case KV_BYTES: {
+		if (len >= 7 && !memcmp(s, "base64:", 7)) {
+			rc = parse_base64(s + 7, len - 7, out);
+			if (rc == ST_ENOMEM)
+				return st_error_set(err, rc, "out of memory");
+			if (rc)
+				goto bad;
+			break;
+		}
 		if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
 			s += 2, len -= 2;
 		if (len % 2)

@@ -37,6 +37,29 @@ static int check_entity(const char *entity, size_t elen, struct st_error *err)
 	return 0;
 }
 
+/* The replication check of every shard the cells touch, before anything else (a node that
+ * does not own a shard redirects even before it knows the table). */
+static int check_shards(struct kv_db *db, const struct kv_cell *cells, size_t n,
+			struct st_error *err)
+{
+	if (!db->hooks.check)
+		return 0;
+	uint64_t seen[4] = {0}; /* shards already checked (the first 256) */
+	for (size_t i = 0; i < n; i++) {
+		if (!cells[i].entity_len)
+			continue;
+		int s = kv_shard_of(db, cells[i].entity, cells[i].entity_len);
+		if (s < 256 && (seen[s / 64] >> (s % 64) & 1))
+			continue;
+		int rc = kv_repl_check(db, s, 1, err);
+		if (rc)
+			return rc;
+		if (s < 256)
+			seen[s / 64] |= 1ull << (s % 64);
+	}
+	return 0;
+}
+
 /* Writes the non-empty batches; frees all of them. */
 static int write_batches(struct kv_db *db, rocksdb_writebatch_t **wbs, struct st_error *err)
 {
@@ -44,8 +67,9 @@ static int write_batches(struct kv_db *db, rocksdb_writebatch_t **wbs, struct st
 	for (int s = 0; s < db->nshards; s++) {
 		if (!wbs[s])
 			continue;
-		if (!rc && rocksdb_writebatch_count(wbs[s]))
-			rc = kv_shard_write(db, s, wbs[s], err);
+		if (!rc && rocksdb_writebatch_count(wbs[s]) &&
+		    !(rc = kv_shard_write(db, s, wbs[s], err)))
+			rc = kv_repl_committed(db, s, wbs[s], err);
 		rocksdb_writebatch_destroy(wbs[s]);
 	}
 	free(wbs);
@@ -64,7 +88,9 @@ static rocksdb_writebatch_t *batch_for(struct kv_db *db, rocksdb_writebatch_t **
 int kv_put(struct kv_db *db, const char *table, const struct kv_cell *cells, size_t n,
 	   struct st_error *err)
 {
-	int rc = 0;
+	int rc = check_shards(db, cells, n, err);
+	if (rc)
+		return rc;
 	rocksdb_writebatch_t **wbs = calloc((size_t)db->nshards, sizeof(*wbs));
 	if (!wbs)
 		return st_error_set(err, ST_ENOMEM, "out of memory");
@@ -117,7 +143,8 @@ int kv_delete(struct kv_db *db, const char *table, const char *entity, size_t en
 	      const char *const *features, size_t nfeatures, int64_t ts, struct st_error *err)
 {
 	int rc = check_entity(entity, entity_len, err);
-	if (rc)
+	int s = kv_shard_of(db, entity, entity_len);
+	if (rc || (rc = kv_repl_check(db, s, 1, err)))
 		return rc;
 	int64_t ingest = kv_next_ingest(db);
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
@@ -149,7 +176,8 @@ unlock:
 	table_id = t ? t->id : 0;
 	pthread_rwlock_unlock(&db->reg_lock);
 	if (!rc) {
-		rc = kv_shard_write(db, kv_shard_of(db, entity, entity_len), wb, err);
+		if (!(rc = kv_shard_write(db, s, wb, err)))
+			rc = kv_repl_committed(db, s, wb, err);
 		kv_rcache_invalidate(db->rcache, table_id, entity, entity_len);
 	}
 	rocksdb_writebatch_destroy(wb);

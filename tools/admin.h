@@ -23,6 +23,8 @@ int admin_verify(int argc, char **argv);
 int admin_compact(int argc, char **argv);
 int admin_stats(int argc, char **argv);
 int admin_dump(int argc, char **argv);
+/* Replicated cluster operations (tools/admin_cluster.c). */
+int admin_cluster(int argc, char **argv);
 
 /* Where a command acts: a live mount (through its control channel) or, offline, a backing
  * directory directly. */

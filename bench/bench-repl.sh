@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Replication cost and speed, all measured in this run on this machine:
+#   1. write throughput at 50 concurrent writers (strata-bench put): unreplicated stratad vs
+#      a primary with two replicas in async mode vs semi-sync K=1 (target >= 0.7x);
+#   2. replication lag (write acknowledged on the primary -> visible on a replica) p50/p99
+#      while a background load runs at about half of the async peak (target p99 <= 10 ms);
+#   3. resync throughput (MB/s) of a fresh replica versus a plain `cp -r` of the same
+#      checkpoint files (target >= 0.8x).
+# Sizes: BENCH_SECONDS (default 10), BENCH_ENTITIES (default 400000); BENCH_QUICK=1 shrinks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin}
+SECS=${BENCH_SECONDS:-10}
+ENTITIES=${BENCH_ENTITIES:-400000}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then SECS=3; ENTITIES=100000; fi
+T=$(mktemp -d /tmp/strata-bench-repl.XXXXXX)
+declare -A PID ADDR
+cleanup() { for p in "${PID[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"; }
+trap cleanup EXIT
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+for n in a b c; do ADDR[$n]=127.0.0.1:$(free_port); done
+{ echo "[cluster]"; echo "shards = 4"
+  for n in a b c; do echo "[node $n]"; echo "addr = ${ADDR[$n]}"; echo "repl = 127.0.0.1:$(free_port)"; done
+  echo "[shard *]"; echo "primary = a"; echo "replicas = b c"; } > "$T/cluster.ini"
+
+start() { # NAME DATADIR [flags...]
+  local n=$1 d=$2; shift 2
+  rm -f "$T/$n.ready"
+  "$BIN/stratad" --data-dir "$d" --listen "${ADDR[$n]}" --admin off --sync batch \
+    --ready-file "$T/$n.ready" "$@" >>"$T/$n.log" 2>&1 &
+  PID[$n]=$!
+  for _ in $(seq 300); do [ -s "$T/$n.ready" ] && return; sleep 0.05; done
+  echo "bench-repl: $n did not start"; tail "$T/$n.log"; exit 1
+}
+stop_all() { for n in "${!PID[@]}"; do kill "${PID[$n]}"; wait "${PID[$n]}" 2>/dev/null || true; done; PID=(); }
+cluster() { # MODE-FLAGS...
+  rm -rf "$T"/d-*
+  for n in b c a; do start $n "$T/d-$n" --cluster "$T/cluster.ini" --node $n "$@"; done
+}
+put_rate() { # ADDR CONNS -> ops/s
+  "$BIN/strata-bench" --addr "$1" --op put --conns "$2" --features 2 --entities 100000 \
+    --table w --duration "$SECS" --warmup 1 2>&1 | sed -n 's/.*: \([0-9]*\) ops\/s.*/\1/p'
+}
+mktable() { "$BIN/strata-bench" --addr "$1" --load --entities 1 --features 2 --table w >/dev/null 2>&1; }
+
+# 1. throughput
+rm -rf "$T/single"; start a "$T/single"; mktable "${ADDR[a]}"
+R0=$(put_rate "${ADDR[a]}" 50); stop_all
+cluster; mktable "${ADDR[a]}"; sleep 0.5
+R1=$(put_rate "${ADDR[a]}" 50); stop_all
+cluster --min-sync-replicas 1 --sync-timeout 5s; mktable "${ADDR[a]}"; sleep 0.5
+R2=$(put_rate "${ADDR[a]}" 50)
+
+# 2. lag at about half the async peak: writers throttled by a probe-paced load
+stop_all; cluster; mktable "${ADDR[a]}"; sleep 0.5
+"$BIN/strata-bench" --addr "${ADDR[a]}" --op put --conns 8 --features 2 --entities 100000 \
+  --table w --duration $((SECS + 5)) --warmup 0 > "$T/bg.out" 2>&1 &
+BG=$!
+sleep 1
+LAG=$(PYTHONPATH=$PWD/client/python /usr/bin/python3 - "${ADDR[a]}" "${ADDR[b]}" "$SECS" <<'PY'
+import sys, time, strata
+p, r = strata.connect(sys.argv[1]), strata.connect(sys.argv[2])
+lags, end, i = [], time.time() + float(sys.argv[3]), 0
+while time.time() < end:
+    i += 1
+    p.put("w", "probe", {"f0": i})
+    t0 = time.perf_counter()
+    while True:
+        v = r.get("w", ["probe"], ["f0"]).to_dict()["f0"]
+        v = list(v.values())[0] if isinstance(v, dict) else v[0]
+        if v == i:
+            break
+    lags.append((time.perf_counter() - t0) * 1000)
+    time.sleep(0.005)
+lags.sort()
+print("%.2f %.2f %d" % (lags[len(lags) // 2], lags[int(len(lags) * 0.99)], len(lags)))
+PY
+)
+wait $BG
+BGRATE=$(sed -n 's/.*: \([0-9]*\) ops\/s.*/\1/p' "$T/bg.out")
+
+# 3. resync throughput vs cp -r of the same files
+stop_all; rm -rf "$T"/d-*
+start a "$T/d-a" --cluster "$T/cluster.ini" --node a
+"$BIN/strata-bench" --addr "${ADDR[a]}" --load --entities "$ENTITIES" --features 10 --value-size 32 \
+  --table big >/dev/null
+t0=$(date +%s%N)
+start b "$T/d-b" --cluster "$T/cluster.ini" --node b
+for _ in $(seq 12000); do [ "$(grep -c 'resync installed' "$T/b.log")" -ge 4 ] && break; sleep 0.01; done
+t1=$(date +%s%N)
+[ "$(grep -c 'resync installed' "$T/b.log")" -ge 4 ] || { echo "bench-repl: resync did not finish"; tail "$T/b.log"; exit 1; }
+SH=("$T"/d-b/shard-000 "$T"/d-b/shard-001 "$T"/d-b/shard-002 "$T"/d-b/shard-003)
+BYTES=$(du -sb "${SH[@]}" | awk '{s += $1} END {print s}')
+sync; t2=$(date +%s%N); mkdir "$T/copy"; cp -r "${SH[@]}" "$T/copy/"; sync; t3=$(date +%s%N)
+RS=$(/usr/bin/python3 -c "print('%.1f' % ($BYTES / 1e6 / (($t1 - $t0) / 1e9)))")
+CP=$(/usr/bin/python3 -c "print('%.1f' % ($BYTES / 1e6 / (($t3 - $t2) / 1e9)))")
+
+read -r P50 P99 N <<< "$LAG"
+/usr/bin/python3 - "$R0" "$R1" "$R2" "$P50" "$P99" "$N" "$BGRATE" "$RS" "$CP" "$BYTES" <<'PY'
+import sys
+r0, r1, r2 = map(float, sys.argv[1:4]); p50, p99 = map(float, sys.argv[4:6])
+n, bg, rs, cp, b = int(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8]), float(sys.argv[9]), int(sys.argv[10])
+print("| measurement | value | peer (same run) | ratio | target |")
+print("|---|---|---|---|---|")
+print("| put ops/s, 50 writers, async, 2 replicas | %.0f | unreplicated %.0f | %.2fx | - |" % (r1, r0, r1 / r0))
+print("| put ops/s, 50 writers, semi-sync K=1, 2 replicas | %.0f | unreplicated %.0f | %.2fx | >= 0.7x |" % (r2, r0, r2 / r0))
+print("| replication lag p50 / p99 (ms), %d probes, load %.0f ops/s (%.0f%% of async peak) | %.2f / %.2f | - | - | p99 <= 10 ms |" % (n, bg, 100 * bg / r1, p50, p99))
+print("| resync MB/s (%.0f MB checkpoint) | %.1f | cp -r %.1f | %.2fx | >= 0.8x |" % (b / 1e6, rs, cp, rs / cp))
+PY

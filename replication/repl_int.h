@@ -1,0 +1,131 @@
+/* Internals of replication/: the per-shard role state, the connections a primary serves and
+ * the shared context. Not public. */
+#ifndef REPL_INT_H
+#define REPL_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "replication/repl.h"
+#include "replication/repl_stream.h"
+
+/* ---- roles (repl_role.c) ---- */
+enum repl_state {
+	REPL_S_CONNECTING = 0,
+	REPL_S_RESYNCING = 1,
+	REPL_S_TAILING = 2,
+	REPL_S_PRIMARY = 3,
+	REPL_S_FENCED = 4,
+	REPL_S_NONE = 5, /* this node holds no copy of the shard */
+	REPL_NSTATES
+};
+const char *repl_state_name(enum repl_state s);
+
+struct repl_peer;
+
+/* One shard on this node. Fields marked (mu) are protected by repl.mu; (thr) belong to the
+ * shard's replica thread. */
+struct repl_shard {
+	struct repl *r;
+	int shard;
+	enum repl_state state;     /* (mu) */
+	int primary;               /* (mu) node index of the current primary */
+	uint64_t version;          /* (mu) layout version of this assignment */
+	uint64_t commit_seq;       /* (mu) last sequence a local client write reached */
+	/* replica side */
+	pthread_t thread;
+	int thread_started;        /* (mu) */
+	int fd;                    /* (mu) connection to the primary, -1 when none */
+	int want_resync;           /* (mu) ask for a full resync at the next connect */
+	uint64_t applied_next;     /* (mu) next primary sequence needed */
+	uint64_t primary_latest;   /* (mu) from the last heartbeat */
+	int64_t primary_clock_us;  /* (mu) completeness time in the last heartbeat */
+	int64_t complete_us;       /* (mu) wall time up to which this copy has every write of
+				    * the primary (0 = unknown): bounds reads (--replica-max-lag) */
+	int64_t heard_us;          /* (mu) our clock when a frame last arrived */
+	uint64_t resync_done, resync_total; /* (mu) bytes of the running resync */
+	uint64_t resyncs;          /* (mu) completed resyncs */
+	char last_error[512];      /* (mu) */
+};
+
+struct repl_metrics {
+	atomic_uint_fast64_t batches_sent, bytes_sent, batches_applied, resyncs_sent,
+		resync_bytes_sent, resyncs_done, resync_bytes_recv, reconnects, send_timeouts,
+		lag_disconnects, sync_waits, sync_timeouts, sync_degraded, proto_errors,
+		writes_refused, stale_reads_refused;
+};
+
+struct repl {
+	struct kv_db *db;
+	char data_dir[4096];
+	struct repl_options o;
+	struct repl_layout layout; /* nodes are fixed; shard assignments live in shards[] */
+	int self;                  /* this node's index */
+	int lfd, port;
+	pthread_t accept_thread;
+	atomic_int stopping;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;       /* acks, new writes, state changes */
+	struct repl_shard *shards;
+	struct repl_peer *peers;   /* (mu) connections served as primary */
+	int npeer_threads;         /* (mu) running peer threads */
+	struct repl_metrics m;
+};
+
+/* A connection served by this node's listener (a replica or an admin client). */
+struct repl_peer {
+	struct repl *r;
+	struct repl_peer *next;    /* (mu) */
+	int fd;
+	int shard;                 /* -1 until a HELLO */
+	char node[REPL_NAME_MAX];
+	uint64_t acked_next;       /* (mu) everything before it is applied on the replica */
+	uint64_t sent_next;        /* (mu) */
+	pthread_t thread;
+	int done;                  /* (mu) the peer thread has finished */
+};
+
+/* repl_role.c: the only way a shard's state changes (mu held). Illegal transitions are
+ * programming errors (ST_ASSERT). */
+void repl_set_state(struct repl *r, struct repl_shard *sh, enum repl_state to);
+/* Checks the invariants of every shard (mu held); on in ASan builds and tests. */
+void repl_assert_state(struct repl *r);
+/* Role of this node for a shard in the layout: PRIMARY, CONNECTING (replica) or NONE. */
+enum repl_state repl_role_initial(const struct repl *r, int shard);
+/* Applies a layout change for a shard (promote / retarget / fence); mu held. */
+void repl_role_reassign(struct repl *r, struct repl_shard *sh, int primary, uint64_t version);
+/* Persists the shard assignments that differ from the layout file (data_dir/cluster-state.json)
+ * and loads them at start. */
+int repl_role_save(struct repl *r, struct st_error *err);
+int repl_role_load(struct repl *r, struct st_error *err);
+
+/* repl_primary.c */
+int repl_listener_start(struct repl *r, struct st_error *err);
+void repl_listener_stop(struct repl *r);
+/* Serves an admin request on its own connection (repl_admin.c). */
+void repl_admin_serve(struct repl *r, int fd, const struct repl_frame *f);
+
+/* repl_replica.c */
+int repl_replica_start(struct repl *r, struct repl_shard *sh, struct st_error *err);
+/* Breaks the shard's connection so its thread reconsiders its role (mu held). */
+void repl_replica_kick(struct repl_shard *sh);
+void repl_replica_join_all(struct repl *r);
+
+/* repl_resync.c */
+/* Primary: checkpoint `shard` and stream it on fd; the peer's sent_next is set to the
+ * checkpoint's sequence before the end of the resync is sent (the replica acks it at once). */
+int repl_resync_send(struct repl *r, struct repl_peer *p, const char *replid,
+		     uint64_t *next_seq, struct st_error *err);
+/* Replica: receives the files announced by the RESYNC frame f, installs them. */
+int repl_resync_recv(struct repl *r, struct repl_shard *sh, int fd, const struct repl_frame *f,
+		     struct kv_repl_pos *pos, struct st_error *err);
+
+/* The shard's replication id on this node (generated once per copy of the shard). */
+int repl_shard_replid(struct repl *r, int shard, char *out, struct st_error *err);
+
+int64_t repl_now_us(void);
+/* Refuses registry changes unless this node is the primary of shard 0 (which owns the
+ * registry); call after any change of shard 0's role. */
+void repl_registry_follow(struct repl *r);
+
+#endif

@@ -1,0 +1,370 @@
+/* A node's replication: start and stop, the store hooks (writes only on the primary of a
+ * shard, reads only where a copy is; semi-sync waits for K replicas to apply a write's own
+ * sequence), and the node's status and metrics. */
+#include "replication/repl_int.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/st_log.h"
+#include "common/st_time.h"
+
+static int hook_check(void *arg, int shard, int write, struct st_error *err)
+{
+	struct repl *r = arg;
+	struct repl_shard *sh = &r->shards[shard];
+	pthread_mutex_lock(&r->mu);
+	enum repl_state st = sh->state;
+	int p = sh->primary;
+	uint64_t v = sh->version;
+	int64_t complete = sh->complete_us;
+	pthread_mutex_unlock(&r->mu);
+	if (st == REPL_S_PRIMARY)
+		return 0;
+	int64_t bound = r->o.replica_max_lag_us;
+	if (!write && st != REPL_S_NONE && st != REPL_S_FENCED) {
+		int64_t behind = st_now_us() - complete;
+		if (!bound || behind <= bound)
+			return 0;
+		/* too stale to answer: send the client to the primary instead */
+		atomic_fetch_add(&r->m.stale_reads_refused, 1);
+		return st_error_set(err, ST_EBUSY, "EMOVED shard %d primary %s %s layout %llu "
+				    "(this replica is complete only up to %lld ms ago, beyond "
+				    "--replica-max-lag %lld ms)", shard, r->layout.nodes[p].name,
+				    r->layout.nodes[p].addr, (unsigned long long)v,
+				    complete ? (long long)(behind / 1000) : -1LL,
+				    (long long)(bound / 1000));
+	}
+	if (write)
+		atomic_fetch_add(&r->m.writes_refused, 1);
+	return st_error_set(err, ST_EBUSY, "EMOVED shard %d primary %s %s layout %llu%s", shard,
+			    r->layout.nodes[p].name, r->layout.nodes[p].addr,
+			    (unsigned long long)v,
+			    st == REPL_S_FENCED ? " (this node was fenced)" : "");
+}
+
+/* Number of distinct replicas of `shard` that applied everything up to `seq` (mu held). */
+static int acked_count(struct repl *r, int shard, uint64_t seq)
+{
+	int n = 0;
+	for (struct repl_peer *p = r->peers; p; p = p->next) {
+		if (p->done || p->shard != shard || p->acked_next <= seq)
+			continue;
+		struct repl_peer *q = r->peers; /* a node counts once (a reconnect overlaps) */
+		while (q != p && (q->done || q->shard != shard || q->acked_next <= seq ||
+				  strcmp(q->node, p->node)))
+			q = q->next;
+		n += q == p;
+	}
+	return n;
+}
+
+static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *err)
+{
+	struct repl *r = arg;
+	int k = r->o.min_sync_replicas;
+	pthread_mutex_lock(&r->mu);
+	struct repl_shard *sh = &r->shards[shard];
+	if (seq > sh->commit_seq)
+		sh->commit_seq = seq;
+	pthread_cond_broadcast(&r->cond);
+	if (k == 0) {
+		pthread_mutex_unlock(&r->mu);
+		return 0;
+	}
+	atomic_fetch_add(&r->m.sync_waits, 1);
+	int64_t deadline = st_now_us() + r->o.sync_timeout_us;
+	struct timespec ts = {deadline / 1000000, (deadline % 1000000) * 1000};
+	int have;
+	while ((have = acked_count(r, shard, seq)) < k && !atomic_load(&r->stopping))
+		if (pthread_cond_timedwait(&r->cond, &r->mu, &ts) == ETIMEDOUT) {
+			have = acked_count(r, shard, seq);
+			break;
+		}
+	pthread_mutex_unlock(&r->mu);
+	if (have >= k)
+		return 0;
+	atomic_fetch_add(&r->m.sync_timeouts, 1);
+	if (r->o.sync_degrade) {
+		uint64_t n = atomic_fetch_add(&r->m.sync_degraded, 1);
+		if ((n & (n + 1)) == 0) /* 1st, 2nd, 4th, 8th... */
+			st_warn("replication: shard %d: write %llu acknowledged as async: %d of %d "
+				"replicas within %lld ms (--sync-degrade; %llu so far)", shard,
+				(unsigned long long)seq, have, k,
+				(long long)(r->o.sync_timeout_us / 1000), (unsigned long long)n + 1);
+		return 0;
+	}
+	return st_error_set(err, ST_ECLOSED,
+			    "write not acknowledged: it is durable on the primary of shard %d but "
+			    "only %d of --min-sync-replicas %d replicas applied it within "
+			    "--sync-timeout %lld ms",
+			    shard, have, k, (long long)(r->o.sync_timeout_us / 1000));
+}
+
+int repl_shard_replid(struct repl *r, int shard, char *out, struct st_error *err)
+{
+	return kv_shard_replid(r->db, shard, out, err);
+}
+
+int repl_port(const struct repl *r)
+{
+	return r->port;
+}
+
+void repl_registry_follow(struct repl *r)
+{
+	/* the registry is owned by the primary of shard 0; every other node follows it */
+	pthread_mutex_lock(&r->mu);
+	int owner = r->shards[0].state == REPL_S_PRIMARY;
+	int p = r->shards[0].primary;
+	pthread_mutex_unlock(&r->mu);
+	char why[512];
+	snprintf(why, sizeof(why), "EMOVED registry primary %s %s (tables are created, altered "
+		 "and dropped on the primary of shard 0)", r->layout.nodes[p].name,
+		 r->layout.nodes[p].addr);
+	kv_set_registry_follower(r->db, owner ? NULL : why);
+}
+
+/* A node that was down during a promotion still thinks it is primary: before serving, ask
+ * the other nodes and adopt any newer assignment they report (the fencing side of a manual
+ * promotion; an unreachable node is skipped). */
+static void adopt_newer_layout(struct repl *r)
+{
+	for (int i = 0; i < r->layout.nnodes; i++) {
+		if (i == r->self)
+			continue;
+		char *reply = NULL;
+		struct st_error err;
+		if (repl_admin_call(r->layout.nodes[i].repl_addr, "{\"cmd\":\"status\"}", 1000000,
+				    &reply, &err))
+			continue;
+		json_t *o = json_loads(reply, 0, NULL), *sh;
+		free(reply);
+		size_t k;
+		json_array_foreach(json_object_get(o, "shards"), k, sh) {
+			int s = (int)json_integer_value(json_object_get(sh, "shard"));
+			uint64_t v = (uint64_t)json_integer_value(json_object_get(sh, "layout_version"));
+			int p = repl_layout_find(&r->layout,
+						 json_string_value(json_object_get(sh, "primary")) ?: "");
+			if (s < 0 || s >= r->layout.nshards || p < 0)
+				continue;
+			pthread_mutex_lock(&r->mu);
+			if (v > r->shards[s].version) {
+				st_warn("replication: shard %d: node %s reports layout version %llu "
+					"(primary %s), newer than ours: adopting it", s,
+					r->layout.nodes[i].name, (unsigned long long)v,
+					r->layout.nodes[p].name);
+				repl_role_reassign(r, &r->shards[s], p, v);
+				repl_role_save(r, &err);
+			}
+			pthread_mutex_unlock(&r->mu);
+		}
+		json_decref(o);
+	}
+}
+
+int repl_start(struct kv_db *db, const char *data_dir, const struct repl_options *o,
+	       const struct repl_layout *layout, struct repl **out, struct st_error *err)
+{
+	if (layout->nshards != kv_nshards(db))
+		return st_error_set(err, ST_EINVAL, "the layout has %d shards but the data dir %s "
+				    "was created with %d", layout->nshards, data_dir,
+				    kv_nshards(db));
+	int self = repl_layout_find(layout, o->node);
+	if (self < 0)
+		return st_error_set(err, ST_EINVAL, "--node '%s' is not a node of the layout",
+				    o->node);
+	struct repl *r = calloc(1, sizeof(*r));
+	struct repl_shard_map *maps = calloc((size_t)layout->nshards, sizeof(*maps));
+	struct repl_shard *shards = calloc((size_t)layout->nshards, sizeof(*shards));
+	if (!r || !maps || !shards) {
+		free(r);
+		free(maps);
+		free(shards);
+		return st_error_set(err, ST_ENOMEM, "out of memory");
+	}
+	r->db = db;
+	snprintf(r->data_dir, sizeof(r->data_dir), "%s", data_dir);
+	r->o = *o;
+	r->layout = *layout;
+	memcpy(maps, layout->shards, (size_t)layout->nshards * sizeof(*maps));
+	r->layout.shards = maps;
+	r->shards = shards;
+	r->self = self;
+	r->lfd = -1;
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->cond, NULL);
+	for (int s = 0; s < layout->nshards; s++) {
+		struct repl_shard *sh = &shards[s];
+		sh->r = r;
+		sh->shard = s;
+		sh->fd = -1;
+		sh->primary = maps[s].primary;
+		sh->version = maps[s].version;
+		sh->state = repl_role_initial(r, s);
+		sh->commit_seq = kv_shard_latest_seq(db, s);
+	}
+	pthread_mutex_lock(&r->mu);
+	int rc = repl_role_load(r, err);
+	repl_assert_state(r);
+	pthread_mutex_unlock(&r->mu);
+	if (!rc)
+		rc = repl_listener_start(r, err);
+	if (rc) {
+		repl_stop(r);
+		return rc;
+	}
+	adopt_newer_layout(r);
+	struct kv_repl_hooks h = {hook_check, hook_committed, r};
+	kv_set_repl_hooks(db, &h);
+	repl_registry_follow(r);
+	pthread_mutex_lock(&r->mu);
+	for (int s = 0; s < layout->nshards && !rc; s++)
+		if (shards[s].state == REPL_S_CONNECTING)
+			rc = repl_replica_start(r, &shards[s], err);
+	pthread_mutex_unlock(&r->mu);
+	if (rc) {
+		repl_stop(r);
+		return rc;
+	}
+	st_info("replication: node %s (layout version %llu), listener on port %d", o->node,
+		(unsigned long long)layout->version, r->port);
+	*out = r;
+	return 0;
+}
+
+void repl_stop(struct repl *r)
+{
+	if (!r)
+		return;
+	atomic_store(&r->stopping, 1);
+	pthread_mutex_lock(&r->mu);
+	pthread_cond_broadcast(&r->cond);
+	pthread_mutex_unlock(&r->mu);
+	repl_replica_join_all(r);
+	repl_listener_stop(r);
+	kv_set_repl_hooks(r->db, NULL);
+	kv_set_registry_follower(r->db, NULL);
+	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->cond);
+	free(r->layout.shards);
+	free(r->shards);
+	free(r);
+}
+
+/* ---- status and metrics ---- */
+
+static json_t *shard_status(struct repl *r, struct repl_shard *sh)
+{
+	const char *role = sh->state == REPL_S_PRIMARY ? "primary"
+			   : sh->state == REPL_S_NONE	 ? "none"
+			   : sh->state == REPL_S_FENCED  ? "fenced"
+							 : "replica";
+	uint64_t latest = kv_shard_latest_seq(r->db, sh->shard);
+	char replid[KV_REPLID_MAX] = "";
+	struct st_error err;
+	if (sh->state == REPL_S_PRIMARY)
+		repl_shard_replid(r, sh->shard, replid, &err);
+	json_t *o = json_pack("{s:i,s:s,s:s,s:s,s:I,s:I}", "shard", sh->shard, "role", role,
+			      "state", repl_state_name(sh->state), "primary",
+			      r->layout.nodes[sh->primary].name, "layout_version",
+			      (json_int_t)sh->version, "local_seq", (json_int_t)latest);
+	if (sh->state == REPL_S_PRIMARY) {
+		json_object_set_new(o, "replid", json_string(replid));
+		json_object_set_new(o, "next_seq", json_integer((json_int_t)latest + 1));
+		json_t *reps = json_array();
+		for (struct repl_peer *p = r->peers; p; p = p->next) {
+			if (p->done || p->shard != sh->shard)
+				continue;
+			json_array_append_new(
+				reps, json_pack("{s:s,s:I,s:I}", "node", p->node, "acked_next",
+						(json_int_t)p->acked_next, "lag_seq",
+						(json_int_t)(latest + 1 > p->acked_next
+								     ? latest + 1 - p->acked_next
+								     : 0)));
+		}
+		json_object_set_new(o, "replicas", reps);
+	} else if (sh->state != REPL_S_NONE) {
+		uint64_t lag = sh->primary_latest + 1 > sh->applied_next
+				       ? sh->primary_latest + 1 - sh->applied_next
+				       : 0;
+		int64_t lag_ms = sh->complete_us ? (st_now_us() - sh->complete_us) / 1000 : -1;
+		json_object_set_new(o, "applied_next", json_integer((json_int_t)sh->applied_next));
+		json_object_set_new(o, "primary_latest",
+				    json_integer((json_int_t)sh->primary_latest));
+		json_object_set_new(o, "lag_seq", json_integer((json_int_t)lag));
+		json_object_set_new(o, "lag_ms", json_integer(lag_ms));
+		json_object_set_new(o, "resyncs", json_integer((json_int_t)sh->resyncs));
+		if (sh->state == REPL_S_RESYNCING)
+			json_object_set_new(o, "resync", json_pack("{s:I,s:I}", "done",
+								   (json_int_t)sh->resync_done,
+								   "total",
+								   (json_int_t)sh->resync_total));
+		if (sh->last_error[0])
+			json_object_set_new(o, "last_error", json_string(sh->last_error));
+	}
+	return o;
+}
+
+char *repl_status_json(struct repl *r)
+{
+	json_t *arr = json_array();
+	pthread_mutex_lock(&r->mu);
+	for (int s = 0; s < r->layout.nshards; s++)
+		json_array_append_new(arr, shard_status(r, &r->shards[s]));
+	pthread_mutex_unlock(&r->mu);
+	json_t *o = json_pack("{s:s,s:s,s:I,s:I,s:o}", "node", r->layout.nodes[r->self].name,
+			      "addr", r->layout.nodes[r->self].addr, "layout_version",
+			      (json_int_t)r->layout.version, "ingest_clock",
+			      (json_int_t)kv_ingest_clock(r->db), "shards", arr);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return s;
+}
+
+char *repl_metrics_text(struct repl *r)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} counters[] = {
+#define C(f) {"strata_repl_" #f "_total", offsetof(struct repl_metrics, f)}
+		C(batches_sent), C(bytes_sent), C(batches_applied), C(resyncs_sent),
+		C(resync_bytes_sent), C(resyncs_done), C(resync_bytes_recv), C(reconnects),
+		C(send_timeouts), C(lag_disconnects), C(sync_waits), C(sync_timeouts),
+		C(sync_degraded), C(proto_errors), C(writes_refused), C(stale_reads_refused),
+#undef C
+	};
+	size_t cap = 8192, n = 0;
+	char *buf = malloc(cap);
+	if (!buf)
+		return NULL;
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		atomic_uint_fast64_t *c = (atomic_uint_fast64_t *)((char *)&r->m + counters[i].off);
+		n += (size_t)snprintf(buf + n, cap - n, "# TYPE %s counter\n%s %llu\n",
+				      counters[i].name, counters[i].name,
+				      (unsigned long long)atomic_load(c));
+	}
+	pthread_mutex_lock(&r->mu);
+	n += (size_t)snprintf(buf + n, cap - n, "# TYPE strata_repl_lag_seq gauge\n");
+	for (int s = 0; s < r->layout.nshards && n < cap - 256; s++) {
+		struct repl_shard *sh = &r->shards[s];
+		if (sh->state == REPL_S_PRIMARY || sh->state == REPL_S_NONE)
+			continue;
+		uint64_t lag = sh->primary_latest + 1 > sh->applied_next
+				       ? sh->primary_latest + 1 - sh->applied_next
+				       : 0;
+		n += (size_t)snprintf(buf + n, cap - n,
+				      "strata_repl_lag_seq{shard=\"%d\"} %llu\n"
+				      "strata_repl_resync_bytes_done{shard=\"%d\"} %llu\n",
+				      s, (unsigned long long)lag, s,
+				      (unsigned long long)sh->resync_done);
+	}
+	pthread_mutex_unlock(&r->mu);
+	return buf;
+}

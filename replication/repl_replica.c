@@ -1,0 +1,276 @@
+/* The replica side: one thread per replicated shard connects to the shard's primary, says
+ * where it is (replication id + next sequence), and applies what comes back: registry
+ * updates, write batches (each with its position, atomically), heartbeats, resyncs.
+ * Errors close the connection and retry with backoff; the position lives in the shard, so
+ * a restart resumes exactly where the last applied batch ended. */
+#include "replication/repl_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/st_log.h"
+#include "common/st_time.h"
+
+#define BACKOFF_MIN_US 50000
+#define BACKOFF_MAX_US 2000000
+#define RECV_TIMEOUT_US 5000000 /* the primary heartbeats every 100 ms */
+
+void repl_replica_kick(struct repl_shard *sh)
+{
+	if (sh->fd >= 0)
+		shutdown(sh->fd, SHUT_RDWR);
+}
+
+static int send_ack(int fd, uint64_t next, struct st_error *err)
+{
+	uint8_t b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(next >> (8 * i));
+	return repl_send(fd, REPL_ACK, b, 8, err);
+}
+
+static int send_hello(struct repl *r, struct repl_shard *sh, int fd, const struct kv_repl_pos *pos,
+		      int resync, struct st_error *err)
+{
+	struct repl_wbuf w = {0};
+	pthread_mutex_lock(&r->mu);
+	uint64_t version = sh->version;
+	pthread_mutex_unlock(&r->mu);
+	repl_w_u32(&w, REPL_PROTO_VERSION);
+	repl_w_u32(&w, (uint32_t)sh->shard);
+	repl_w_u64(&w, version);
+	repl_w_str(&w, r->layout.nodes[r->self].name);
+	repl_w_str(&w, pos->replid);
+	repl_w_u64(&w, pos->next_seq ? pos->next_seq : 1);
+	repl_w_u32(&w, resync ? REPL_HELLO_RESYNC : 0);
+	int rc = w.bad ? st_error_set(err, ST_ENOMEM, "out of memory")
+		       : repl_send(fd, REPL_HELLO, w.p, w.n, err);
+	repl_wbuf_release(&w);
+	return rc;
+}
+
+static void tailing(struct repl *r, struct repl_shard *sh)
+{
+	pthread_mutex_lock(&r->mu);
+	if (sh->state == REPL_S_CONNECTING)
+		repl_set_state(r, sh, REPL_S_TAILING);
+	sh->heard_us = repl_now_us();
+	pthread_mutex_unlock(&r->mu);
+}
+
+static int on_batch(struct repl *r, struct repl_shard *sh, int fd, struct kv_repl_pos *pos,
+		    const struct repl_frame *f, struct st_error *err)
+{
+	struct repl_rbuf rb = {f->payload, f->len, 0, 0};
+	uint64_t seq = repl_r_u64(&rb);
+	size_t n;
+	const uint8_t *data = repl_r_rest(&rb, &n);
+	if (rb.bad || n < 12)
+		return st_error_set(err, ST_EPROTO, "malformed BATCH frame");
+	uint32_t count = (uint32_t)data[8] | (uint32_t)data[9] << 8 | (uint32_t)data[10] << 16 |
+			 (uint32_t)data[11] << 24;
+	uint64_t bseq = 0;
+	for (int i = 7; i >= 0; i--)
+		bseq = (bseq << 8) | data[i];
+	/* the batch must be the one that continues our position exactly */
+	if (seq != bseq || seq > pos->next_seq || seq + count <= pos->next_seq || count == 0)
+		return st_error_set(err, ST_EPROTO, "batch at sequence %llu (+%u) does not continue "
+				    "position %llu", (unsigned long long)seq, count,
+				    (unsigned long long)pos->next_seq);
+	struct kv_repl_pos np = *pos;
+	np.next_seq = seq + count;
+	int rc = kv_shard_apply_at(r->db, sh->shard, data, n, &np, err);
+	if (rc < 0)
+		return rc;
+	*pos = np;
+	atomic_fetch_add(&r->m.batches_applied, 1);
+	pthread_mutex_lock(&r->mu);
+	sh->applied_next = np.next_seq;
+	pthread_mutex_unlock(&r->mu);
+	if (rc == KV_APPLY_INGESTED) {
+		/* preloaded files are not in the WAL: fetch a copy that has them */
+		st_info("replication: shard %d: the primary ingested files: resync", sh->shard);
+		pthread_mutex_lock(&r->mu);
+		sh->want_resync = 1;
+		pthread_mutex_unlock(&r->mu);
+		return st_error_set(err, ST_ECANCELED, "resync after an ingestion");
+	}
+	return send_ack(fd, np.next_seq, err);
+}
+
+static int on_heartbeat(struct repl *r, struct repl_shard *sh, const struct repl_frame *f,
+			struct st_error *err)
+{
+	struct repl_rbuf rb = {f->payload, f->len, 0, 0};
+	uint64_t latest = repl_r_u64(&rb);
+	int64_t clock = (int64_t)repl_r_u64(&rb);
+	if (rb.bad || rb.off != rb.n)
+		return st_error_set(err, ST_EPROTO, "malformed HEARTBEAT frame");
+	pthread_mutex_lock(&r->mu);
+	sh->primary_latest = latest;
+	sh->primary_clock_us = clock;
+	/* the stream is ordered: every batch sent before this heartbeat is applied */
+	if (clock > sh->complete_us)
+		sh->complete_us = clock;
+	pthread_mutex_unlock(&r->mu);
+	return 0;
+}
+
+/* One connection's life: HELLO, then frames until an error. */
+static int session(struct repl *r, struct repl_shard *sh, int fd, struct st_error *err)
+{
+	struct kv_repl_pos pos;
+	int rc = kv_shard_repl_pos(r->db, sh->shard, &pos, err);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&r->mu);
+	int resync = sh->want_resync;
+	sh->applied_next = pos.next_seq;
+	pthread_mutex_unlock(&r->mu);
+	if ((rc = send_hello(r, sh, fd, &pos, resync, err)))
+		return rc;
+	while (!rc && !atomic_load(&r->stopping)) {
+		struct repl_frame f;
+		if ((rc = repl_recv(fd, REPL_FRAME_MAX, &f, err)))
+			break;
+		pthread_mutex_lock(&r->mu);
+		sh->heard_us = repl_now_us();
+		pthread_mutex_unlock(&r->mu);
+		switch (f.type) {
+		case REPL_REGISTRY:
+			rc = kv_registry_install(r->db, (const char *)f.payload, f.len, err);
+			rc = rc > 0 ? 0 : rc;
+			break;
+		case REPL_BATCH:
+			tailing(r, sh);
+			rc = on_batch(r, sh, fd, &pos, &f, err);
+			break;
+		case REPL_HEARTBEAT:
+			tailing(r, sh);
+			rc = on_heartbeat(r, sh, &f, err);
+			break;
+		case REPL_RESYNC:
+			rc = repl_resync_recv(r, sh, fd, &f, &pos, err);
+			if (!rc) {
+				pthread_mutex_lock(&r->mu);
+				sh->want_resync = 0;
+				pthread_mutex_unlock(&r->mu);
+				rc = send_ack(fd, pos.next_seq, err);
+			}
+			break;
+		case REPL_ERROR: {
+			struct repl_rbuf rb = {f.payload, f.len, 0, 0};
+			int code = (int)repl_r_u32(&rb);
+			char msg[400];
+			repl_r_str(&rb, msg, sizeof(msg));
+			rc = st_error_set(err, code < 0 && code >= ST_ERR_FIRST ? code : ST_ECLOSED,
+					  "primary %s: %s", r->layout.nodes[sh->primary].name, msg);
+			break;
+		}
+		default:
+			rc = st_error_set(err, ST_EPROTO, "unexpected frame type %u from the primary",
+					  f.type);
+		}
+		repl_frame_release(&f);
+	}
+	return rc;
+}
+
+/* Is the shard still one this thread should replicate? Returns the primary's index or -1. */
+static int should_replicate(struct repl *r, struct repl_shard *sh)
+{
+	pthread_mutex_lock(&r->mu);
+	int p = -1;
+	if (!atomic_load(&r->stopping) &&
+	    (sh->state == REPL_S_CONNECTING || sh->state == REPL_S_TAILING ||
+	     sh->state == REPL_S_RESYNCING))
+		p = sh->primary;
+	if (p < 0)
+		sh->thread_started = 0; /* the thread exits; joined by whoever restarts it */
+	pthread_mutex_unlock(&r->mu);
+	return p;
+}
+
+static void backoff_sleep(struct repl *r, int64_t us)
+{
+	int64_t end = repl_now_us() + us;
+	while (!atomic_load(&r->stopping) && repl_now_us() < end)
+		usleep(10000);
+}
+
+static void *replica_main(void *arg)
+{
+	struct repl_shard *sh = arg;
+	struct repl *r = sh->r;
+	int64_t backoff = BACKOFF_MIN_US;
+	int primary;
+	while ((primary = should_replicate(r, sh)) >= 0) {
+		struct st_error err = {0};
+		const char *addr = r->layout.nodes[primary].repl_addr;
+		int fd = repl_connect(addr, 2000000, &err);
+		if (fd >= 0) {
+			repl_set_timeouts(fd, r->o.send_timeout_us, RECV_TIMEOUT_US);
+			pthread_mutex_lock(&r->mu);
+			sh->fd = fd;
+			int moved = sh->primary != primary;
+			pthread_mutex_unlock(&r->mu);
+			int rc = moved ? 0 : session(r, sh, fd, &err);
+			pthread_mutex_lock(&r->mu);
+			sh->fd = -1;
+			close(fd);
+			if (sh->state == REPL_S_TAILING || sh->state == REPL_S_RESYNCING)
+				repl_set_state(r, sh, REPL_S_CONNECTING);
+			pthread_mutex_unlock(&r->mu);
+			if (rc == ST_ECANCELED) {
+				backoff = BACKOFF_MIN_US; /* a deliberate reconnect (resync) */
+				continue;
+			}
+			if (rc == ST_EPROTO || rc == ST_ECORRUPT)
+				atomic_fetch_add(&r->m.proto_errors, 1);
+		}
+		if (atomic_load(&r->stopping))
+			break;
+		pthread_mutex_lock(&r->mu);
+		snprintf(sh->last_error, sizeof(sh->last_error), "%s", err.msg);
+		pthread_mutex_unlock(&r->mu);
+		if (err.msg[0])
+			st_info("replication: shard %d: %s (retry in %lld ms)", sh->shard, err.msg,
+				(long long)(backoff / 1000));
+		atomic_fetch_add(&r->m.reconnects, 1);
+		backoff_sleep(r, backoff);
+		backoff = backoff * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : backoff * 2;
+	}
+	return NULL;
+}
+
+int repl_replica_start(struct repl *r, struct repl_shard *sh, struct st_error *err)
+{
+	/* mu held by the caller */
+	if (sh->thread_started)
+		return 0;
+	if (sh->thread)
+		pthread_join(sh->thread, NULL); /* a previous thread that has exited */
+	sh->thread = 0;
+	if (pthread_create(&sh->thread, NULL, replica_main, sh))
+		return st_error_set(err, ST_ENOMEM, "cannot start a replica thread");
+	sh->thread_started = 1;
+	return 0;
+}
+
+void repl_replica_join_all(struct repl *r)
+{
+	for (int s = 0; s < r->layout.nshards; s++) {
+		struct repl_shard *sh = &r->shards[s];
+		pthread_mutex_lock(&r->mu);
+		repl_replica_kick(sh);
+		pthread_t t = sh->thread;
+		sh->thread = 0;
+		pthread_mutex_unlock(&r->mu);
+		if (t)
+			pthread_join(t, NULL);
+	}
+}

@@ -1,0 +1,317 @@
+/* Full resync: the primary checkpoints a shard and streams its files; the replica stages
+ * them beside its live copy (DATA_DIR/shard-NNN.resync), checks every file's size and
+ * XXH3 checksum and the totals, and only then installs the copy (kv_shard_install), so an
+ * interrupted resync leaves the old copy serving and restarts from scratch next time. */
+#include "replication/repl_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "common/st_fault.h"
+#include "common/st_log.h"
+
+#define CHUNK (1u << 20)
+#define MAX_FILES 100000
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
+static void rm_rf(const char *path)
+{
+	struct stat st;
+	if (lstat(path, &st) == 0)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- primary ---- */
+
+struct ckpt_file {
+	char name[256];
+	uint64_t size;
+};
+
+static int list_files(const char *dir, struct ckpt_file **out, size_t *n, uint64_t *total,
+		      struct st_error *err)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return st_error_set(err, ST_EIO, "%s: %s", dir, strerror(errno));
+	*out = NULL;
+	*n = 0;
+	*total = 0;
+	size_t cap = 0;
+	int rc = 0;
+	for (struct dirent *e; !rc && (e = readdir(d));) {
+		char path[4700];
+		struct stat st;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (e->d_name[0] == '.' || stat(path, &st) || !S_ISREG(st.st_mode))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct ckpt_file *nf = realloc(*out, cap * sizeof(*nf));
+			if (!nf) {
+				rc = st_error_set(err, ST_ENOMEM, "out of memory");
+				break;
+			}
+			*out = nf;
+		}
+		snprintf((*out)[*n].name, sizeof((*out)[*n].name), "%s", e->d_name);
+		(*out)[*n].size = (uint64_t)st.st_size;
+		*total += (uint64_t)st.st_size;
+		(*n)++;
+	}
+	closedir(d);
+	return rc;
+}
+
+static int send_file(struct repl *r, int fd, const char *dir, const struct ckpt_file *cf,
+		     uint8_t *buf, struct st_error *err)
+{
+	char path[4700];
+	snprintf(path, sizeof(path), "%s/%s", dir, cf->name);
+	int in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return st_error_set(err, ST_EIO, "%s: %s", path, strerror(errno));
+	struct repl_wbuf w = {0};
+	repl_w_str(&w, cf->name);
+	repl_w_u64(&w, cf->size);
+	int rc = w.bad ? ST_ENOMEM : repl_send(fd, REPL_FILE, w.p, w.n, err);
+	repl_wbuf_release(&w);
+	XXH3_state_t *h = XXH3_createState();
+	XXH3_64bits_reset(h);
+	uint64_t left = cf->size;
+	while (!rc && left) {
+		ssize_t got = read(in, buf, left < CHUNK ? left : CHUNK);
+		if (got <= 0) {
+			rc = st_error_set(err, ST_EIO, "%s: %s", path, got ? strerror(errno) : "short");
+			break;
+		}
+		XXH3_64bits_update(h, buf, (size_t)got);
+		rc = repl_send(fd, REPL_DATA, buf, (size_t)got, err);
+		left -= (uint64_t)got;
+		atomic_fetch_add(&r->m.resync_bytes_sent, (uint64_t)got);
+	}
+	close(in);
+	if (!rc) {
+		uint8_t sum[8];
+		uint64_t v = XXH3_64bits_digest(h);
+		for (int i = 0; i < 8; i++)
+			sum[i] = (uint8_t)(v >> (8 * i));
+		rc = repl_send(fd, REPL_FILE_END, sum, 8, err);
+	}
+	XXH3_freeState(h);
+	return rc;
+}
+
+int repl_resync_send(struct repl *r, struct repl_peer *p, const char *replid,
+		     uint64_t *next_seq, struct st_error *err)
+{
+	int fd = p->fd, shard = p->shard;
+	static atomic_uint seqno;
+	char dir[4400];
+	snprintf(dir, sizeof(dir), "%s/tmp/repl-ckpt-%d-%u-%d", r->data_dir, shard,
+		 atomic_fetch_add(&seqno, 1), (int)getpid());
+	rm_rf(dir);
+	struct ckpt_file *files = NULL;
+	size_t n = 0;
+	uint64_t total = 0;
+	uint8_t *buf = malloc(CHUNK);
+	int rc = buf ? kv_shard_checkpoint(r->db, shard, dir, next_seq, err)
+		     : st_error_set(err, ST_ENOMEM, "out of memory");
+	if (!rc)
+		rc = list_files(dir, &files, &n, &total, err);
+	if (!rc) {
+		st_info("replication: shard %d: sending a checkpoint (%zu files, %llu bytes, "
+			"from sequence %llu)", shard, n, (unsigned long long)total,
+			(unsigned long long)*next_seq);
+		struct repl_wbuf w = {0};
+		repl_w_str(&w, replid);
+		repl_w_u64(&w, *next_seq);
+		repl_w_u64(&w, (uint64_t)kv_ingest_clock(r->db));
+		repl_w_u32(&w, (uint32_t)n);
+		repl_w_u64(&w, total);
+		rc = w.bad ? ST_ENOMEM : repl_send(fd, REPL_RESYNC, w.p, w.n, err);
+		repl_wbuf_release(&w);
+	}
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = send_file(r, fd, dir, &files[i], buf, err);
+	if (!rc) {
+		pthread_mutex_lock(&r->mu);
+		p->sent_next = *next_seq;
+		pthread_mutex_unlock(&r->mu);
+		rc = repl_send(fd, REPL_RESYNC_END, "", 0, err);
+	}
+	if (!rc)
+		atomic_fetch_add(&r->m.resyncs_sent, 1);
+	free(files);
+	free(buf);
+	rm_rf(dir);
+	return rc;
+}
+
+/* ---- replica ---- */
+
+struct recv_file {
+	int fd;
+	char name[256];
+	uint64_t size, got;
+	XXH3_state_t *h;
+};
+
+static int valid_name(const char *s)
+{
+	return s[0] && s[0] != '.' && !strchr(s, '/') && strcmp(s, "STRATA-COMPLETE");
+}
+
+static int open_file(const char *stage, const struct repl_frame *f, struct recv_file *rf,
+		     struct st_error *err)
+{
+	struct repl_rbuf rb = {f->payload, f->len, 0, 0};
+	repl_r_str(&rb, rf->name, sizeof(rf->name));
+	rf->size = repl_r_u64(&rb);
+	rf->got = 0;
+	if (rb.bad || rb.off != rb.n || !valid_name(rf->name))
+		return st_error_set(err, ST_EPROTO, "resync: bad file header");
+	char path[4700];
+	snprintf(path, sizeof(path), "%s/%s", stage, rf->name);
+	rf->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (rf->fd < 0)
+		return st_error_set(err, errno == EEXIST ? ST_EPROTO : ST_EIO, "resync: %s: %s",
+				    path, strerror(errno));
+	XXH3_64bits_reset(rf->h);
+	return 0;
+}
+
+static int write_data(struct repl *r, struct repl_shard *sh, struct recv_file *rf,
+		      const struct repl_frame *f, struct st_error *err)
+{
+	if (rf->fd < 0 || rf->got + f->len > rf->size)
+		return st_error_set(err, ST_EPROTO, "resync: data beyond the announced file size");
+	if (write(rf->fd, f->payload, f->len) != (ssize_t)f->len)
+		return st_error_set(err, ST_EIO, "resync: write %s: %s", rf->name, strerror(errno));
+	XXH3_64bits_update(rf->h, f->payload, f->len);
+	rf->got += f->len;
+	atomic_fetch_add(&r->m.resync_bytes_recv, f->len);
+	pthread_mutex_lock(&r->mu);
+	sh->resync_done += f->len;
+	pthread_mutex_unlock(&r->mu);
+	if (ST_FAULT("repl.resync.crash")) {
+		/* a crash in the middle of a resync (tests: the live copy must survive it) */
+		st_errlog("injected crash during resync (repl.resync.crash)");
+		_exit(86);
+	}
+	return 0;
+}
+
+static int close_file(struct recv_file *rf, const struct repl_frame *f, struct st_error *err)
+{
+	struct repl_rbuf rb = {f->payload, f->len, 0, 0};
+	uint64_t sum = repl_r_u64(&rb);
+	if (rf->fd < 0 || rb.bad || rb.off != rb.n)
+		return st_error_set(err, ST_EPROTO, "resync: unexpected end of file");
+	int rc = 0;
+	if (rf->got != rf->size)
+		rc = st_error_set(err, ST_EPROTO, "resync: %s: %llu of %llu bytes", rf->name,
+				  (unsigned long long)rf->got, (unsigned long long)rf->size);
+	else if (sum != XXH3_64bits_digest(rf->h))
+		rc = st_error_set(err, ST_ECORRUPT, "resync: %s: checksum mismatch", rf->name);
+	else if (fsync(rf->fd))
+		rc = st_error_set(err, ST_EIO, "resync: fsync %s: %s", rf->name, strerror(errno));
+	close(rf->fd);
+	rf->fd = -1;
+	return rc;
+}
+
+int repl_resync_recv(struct repl *r, struct repl_shard *sh, int fd, const struct repl_frame *f,
+		     struct kv_repl_pos *pos, struct st_error *err)
+{
+	struct repl_rbuf rb = {f->payload, f->len, 0, 0};
+	memset(pos, 0, sizeof(*pos));
+	repl_r_str(&rb, pos->replid, sizeof(pos->replid));
+	pos->next_seq = repl_r_u64(&rb);
+	int64_t clock = (int64_t)repl_r_u64(&rb);
+	uint32_t nfiles = repl_r_u32(&rb);
+	uint64_t total = repl_r_u64(&rb);
+	if (rb.bad || rb.off != rb.n || !pos->replid[0] || !pos->next_seq || nfiles > MAX_FILES)
+		return st_error_set(err, ST_EPROTO, "malformed RESYNC frame");
+	char stage[4400];
+	kv_shard_stage_dir(r->db, sh->shard, stage, sizeof(stage));
+	rm_rf(stage);
+	if (mkdir(stage, 0755))
+		return st_error_set(err, ST_EIO, "%s: %s", stage, strerror(errno));
+	pthread_mutex_lock(&r->mu);
+	repl_set_state(r, sh, REPL_S_RESYNCING);
+	sh->resync_done = 0;
+	sh->resync_total = total;
+	pthread_mutex_unlock(&r->mu);
+	st_info("replication: shard %d: resync of %u files, %llu bytes", sh->shard, nfiles,
+		(unsigned long long)total);
+	struct recv_file rf = {.fd = -1, .h = XXH3_createState()};
+	uint32_t done_files = 0;
+	uint64_t bytes = 0;
+	int rc = 0, finished = 0;
+	while (!rc && !finished) {
+		struct repl_frame g;
+		if ((rc = repl_recv(fd, REPL_FRAME_MAX, &g, err)))
+			break;
+		switch (g.type) {
+		case REPL_FILE:
+			rc = rf.fd >= 0 || done_files == nfiles
+				     ? st_error_set(err, ST_EPROTO, "resync: unexpected file")
+				     : open_file(stage, &g, &rf, err);
+			break;
+		case REPL_DATA:
+			rc = write_data(r, sh, &rf, &g, err);
+			bytes += g.len;
+			break;
+		case REPL_FILE_END:
+			if (!(rc = close_file(&rf, &g, err)))
+				done_files++;
+			break;
+		case REPL_RESYNC_END:
+			if (rf.fd >= 0 || done_files != nfiles || bytes != total)
+				rc = st_error_set(err, ST_EPROTO, "resync ended early: %u of %u files, "
+						  "%llu of %llu bytes", done_files, nfiles,
+						  (unsigned long long)bytes, (unsigned long long)total);
+			finished = 1;
+			break;
+		case REPL_ERROR:
+			rc = st_error_set(err, ST_ECLOSED, "primary: %s",
+					  g.len > 8 ? (char *)g.payload + 8 : "error");
+			break;
+		default:
+			rc = st_error_set(err, ST_EPROTO, "unexpected frame %u during resync", g.type);
+		}
+		repl_frame_release(&g);
+	}
+	if (rf.fd >= 0)
+		close(rf.fd);
+	XXH3_freeState(rf.h);
+	if (!rc)
+		rc = kv_shard_install(r->db, sh->shard, stage, pos, err);
+	if (rc) {
+		rm_rf(stage);
+		return rc;
+	}
+	kv_ingest_clock_raise(r->db, clock);
+	atomic_fetch_add(&r->m.resyncs_done, 1);
+	pthread_mutex_lock(&r->mu);
+	sh->resyncs++;
+	sh->applied_next = pos->next_seq;
+	repl_set_state(r, sh, REPL_S_TAILING);
+	pthread_mutex_unlock(&r->mu);
+	st_info("replication: shard %d: resync installed, streaming from %llu", sh->shard,
+		(unsigned long long)pos->next_seq);
+	return 0;
+}

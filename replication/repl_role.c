@@ -1,0 +1,206 @@
+/* The role state machine of a shard on one node, and its persistence across restarts.
+ *
+ * States:
+ *   NONE        this node holds no copy of the shard (reads and writes are redirected)
+ *   CONNECTING  a replica without a stream: connecting, or backing off after an error
+ *   RESYNCING   a replica receiving a checkpoint (its old copy still serves reads)
+ *   TAILING     a replica applying the primary's WAL batches
+ *   PRIMARY     this node takes the shard's writes and streams them to replicas
+ *   FENCED      a former primary that learnt of a newer layout version naming another
+ *               primary: it refuses writes until it follows the new primary
+ *
+ * Transitions (function behind each):
+ *   NONE       -> CONNECTING | PRIMARY        repl_role_reassign (a layout change)
+ *   CONNECTING -> TAILING                     replica_session (HELLO accepted, first frame)
+ *   CONNECTING -> RESYNCING                   replica_session (primary sent RESYNC)
+ *   TAILING    -> RESYNCING                   replica_session (RESYNC after an ingest marker)
+ *   TAILING    -> CONNECTING                  replica_main (stream error, backoff)
+ *   RESYNCING  -> TAILING                     repl_resync_recv (copy installed)
+ *   RESYNCING  -> CONNECTING                  replica_main (interrupted: the staged copy is
+ *                                             dropped, the old copy stays)
+ *   CONNECTING|TAILING|RESYNCING -> PRIMARY   repl_role_reassign (promote)
+ *   PRIMARY    -> FENCED                      repl_role_reassign (newer version, other primary)
+ *   FENCED     -> CONNECTING                  repl_role_reassign (follows the new primary)
+ *   any replica state -> NONE                 repl_role_reassign (removed from the shard)
+ *
+ * Invariants (repl_assert_state):
+ *   1. state PRIMARY <=> sh->primary == self.
+ *   2. A shard in any state but PRIMARY refuses client writes (srv hook repl_check).
+ *   3. A replica's applied position is written in the same RocksDB batch as the data it
+ *      covers (kv_shard_apply_at), so after a crash it never claims more than it has.
+ *   4. During RESYNCING the live copy is untouched until the staged copy is complete and
+ *      verified (repl_resync_recv then kv_shard_install).
+ *   5. A connection to a primary (fd >= 0) belongs to the shard's replica thread, which is
+ *      running; after a role change it closes it as soon as it notices (kick).
+ *   6. version never decreases.
+ */
+#include "replication/repl_int.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/st_log.h"
+
+static const char *const state_names[REPL_NSTATES] = {
+	"connecting", "resyncing", "tailing", "primary", "fenced", "none",
+};
+
+const char *repl_state_name(enum repl_state s)
+{
+	return (unsigned)s < REPL_NSTATES ? state_names[s] : "?";
+}
+
+/* legal[from] is the set of states `from` may move to */
+static const unsigned legal[REPL_NSTATES] = {
+	[REPL_S_NONE] = 1u << REPL_S_CONNECTING | 1u << REPL_S_PRIMARY,
+	[REPL_S_CONNECTING] = 1u << REPL_S_TAILING | 1u << REPL_S_RESYNCING | 1u << REPL_S_PRIMARY |
+			      1u << REPL_S_NONE | 1u << REPL_S_CONNECTING,
+	[REPL_S_TAILING] = 1u << REPL_S_RESYNCING | 1u << REPL_S_CONNECTING | 1u << REPL_S_PRIMARY |
+			   1u << REPL_S_NONE,
+	[REPL_S_RESYNCING] = 1u << REPL_S_TAILING | 1u << REPL_S_CONNECTING | 1u << REPL_S_PRIMARY |
+			     1u << REPL_S_NONE,
+	[REPL_S_PRIMARY] = 1u << REPL_S_FENCED | 1u << REPL_S_PRIMARY,
+	[REPL_S_FENCED] = 1u << REPL_S_CONNECTING | 1u << REPL_S_NONE | 1u << REPL_S_PRIMARY,
+};
+
+int64_t repl_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void repl_set_state(struct repl *r, struct repl_shard *sh, enum repl_state to)
+{
+	ST_ASSERT((unsigned)to < REPL_NSTATES);
+	if (sh->state == to)
+		return;
+	ST_ASSERT(legal[sh->state] & (1u << to));
+	st_debug("replication: shard %d: %s -> %s", sh->shard, repl_state_name(sh->state),
+		 repl_state_name(to));
+	sh->state = to;
+	pthread_cond_broadcast(&r->cond);
+}
+
+void repl_assert_state(struct repl *r)
+{
+	for (int s = 0; s < r->layout.nshards; s++) {
+		const struct repl_shard *sh = &r->shards[s];
+		ST_ASSERT(sh->shard == s);
+		ST_ASSERT((unsigned)sh->state < REPL_NSTATES);
+		/* 1 */
+		ST_ASSERT((sh->state == REPL_S_PRIMARY) == (sh->primary == r->self) ||
+			  sh->state == REPL_S_FENCED);
+		ST_ASSERT(sh->primary >= 0 && sh->primary < r->layout.nnodes);
+		/* 5 */
+		ST_ASSERT(sh->fd < 0 || sh->thread_started);
+		ST_ASSERT(sh->resync_done <= sh->resync_total || sh->state != REPL_S_RESYNCING);
+	}
+}
+
+enum repl_state repl_role_initial(const struct repl *r, int shard)
+{
+	const struct repl_shard_map *m = &r->layout.shards[shard];
+	if (m->primary == r->self)
+		return REPL_S_PRIMARY;
+	return repl_layout_is_replica(&r->layout, shard, r->self) ? REPL_S_CONNECTING : REPL_S_NONE;
+}
+
+void repl_role_reassign(struct repl *r, struct repl_shard *sh, int primary, uint64_t version)
+{
+	if (version < sh->version)
+		return; /* 6 */
+	int was_primary = sh->state == REPL_S_PRIMARY;
+	sh->version = version;
+	sh->primary = primary;
+	struct repl_shard_map *m = &r->layout.shards[sh->shard];
+	/* the layout now names the new primary; the old one becomes a replica of it */
+	int old = m->primary;
+	if (old != primary) {
+		for (int i = 0; i < m->nreplicas; i++)
+			if (m->replicas[i] == primary)
+				m->replicas[i] = old;
+		m->primary = primary;
+		m->version = version;
+	}
+	if (primary == r->self) {
+		repl_set_state(r, sh, REPL_S_PRIMARY);
+		repl_replica_kick(sh);
+		return;
+	}
+	if (was_primary)
+		repl_set_state(r, sh, REPL_S_FENCED);
+	if (repl_layout_is_replica(&r->layout, sh->shard, r->self)) {
+		repl_set_state(r, sh, REPL_S_CONNECTING);
+		repl_replica_kick(sh); /* reconnect to the new primary */
+		struct st_error err;
+		if (r->lfd >= 0 && repl_replica_start(r, sh, &err))
+			st_errlog("replication: shard %d: %s", sh->shard, err.msg);
+	} else {
+		repl_set_state(r, sh, REPL_S_NONE);
+	}
+}
+
+/* ---- data_dir/cluster-state.json: {"shards":[{"shard":S,"primary":NAME,"version":V},...]},
+ * written after every reassignment so that a restarted node keeps a promotion. ---- */
+
+int repl_role_save(struct repl *r, struct st_error *err)
+{
+	json_t *arr = json_array();
+	for (int s = 0; s < r->layout.nshards; s++) {
+		const struct repl_shard *sh = &r->shards[s];
+		json_array_append_new(arr, json_pack("{s:i,s:s,s:I}", "shard", s, "primary",
+						     r->layout.nodes[sh->primary].name, "version",
+						     (json_int_t)sh->version));
+	}
+	json_t *o = json_pack("{s:o}", "shards", arr);
+	char path[4200], tmp[4300];
+	snprintf(path, sizeof(path), "%s/cluster-state.json", r->data_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int rc = o && json_dump_file(o, tmp, JSON_COMPACT) == 0 ? 0 : -1;
+	json_decref(o);
+	FILE *f = rc ? NULL : fopen(tmp, "r+");
+	if (f) {
+		fflush(f);
+		fsync(fileno(f));
+		fclose(f);
+	}
+	if (rc || rename(tmp, path))
+		return st_error_set(err, ST_EIO, "cannot write %s: %s", path, strerror(errno));
+	return 0;
+}
+
+int repl_role_load(struct repl *r, struct st_error *err)
+{
+	char path[4200];
+	snprintf(path, sizeof(path), "%s/cluster-state.json", r->data_dir);
+	if (access(path, F_OK))
+		return 0;
+	json_error_t je;
+	json_t *o = json_load_file(path, 0, &je), *arr = o ? json_object_get(o, "shards") : NULL;
+	if (!json_is_array(arr)) {
+		json_decref(o);
+		return st_error_set(err, ST_ECORRUPT, "%s: %s", path, o ? "no shards" : je.text);
+	}
+	size_t i;
+	json_t *e;
+	json_array_foreach(arr, i, e) {
+		int s;
+		const char *prim;
+		json_int_t v;
+		if (json_unpack(e, "{s:i,s:s,s:I}", "shard", &s, "primary", &prim, "version", &v) ||
+		    s < 0 || s >= r->layout.nshards)
+			continue;
+		int n = repl_layout_find(&r->layout, prim);
+		struct repl_shard *sh = &r->shards[s];
+		if (n >= 0 && (uint64_t)v > sh->version)
+			repl_role_reassign(r, sh, n, (uint64_t)v);
+	}
+	json_decref(o);
+	return 0;
+}

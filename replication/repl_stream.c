@@ -1,0 +1,360 @@
+/* The replication stream's frames: parsing (bounded, checksummed), blocking send/receive on a
+ * socket with timeouts, and the payload builders/readers every message uses. */
+#include "replication/repl_stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "common/st_fault.h"
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t frame_sum(uint8_t type, uint32_t len, const void *payload)
+{
+	return XXH3_64bits_withSeed(payload, len, ((uint64_t)type << 32) | len);
+}
+
+void repl_frame_release(struct repl_frame *f)
+{
+	free(f->payload);
+	f->payload = NULL;
+	f->len = 0;
+}
+
+void repl_frame_wrap(uint8_t type, const void *payload, uint32_t len, uint8_t *hdr,
+		     uint8_t *trailer)
+{
+	memcpy(hdr, REPL_MAGIC, 4);
+	hdr[4] = type;
+	hdr[5] = hdr[6] = hdr[7] = 0;
+	put_u32(hdr + 8, len);
+	put_u64(trailer, frame_sum(type, len, payload));
+}
+
+/* Checks a header; returns 0 or ST_EPROTO. */
+static int check_header(const uint8_t *h, uint32_t max, struct st_error *err)
+{
+	if (memcmp(h, REPL_MAGIC, 4))
+		return st_error_set(err, ST_EPROTO, "replication stream: bad magic (not a Strata "
+				    "replication peer?)");
+	if (h[4] == 0 || h[4] > REPL_TYPE_MAX || h[5] || h[6] || h[7])
+		return st_error_set(err, ST_EPROTO, "replication stream: unknown frame type %u",
+				    h[4]);
+	if (get_u32(h + 8) > max)
+		return st_error_set(err, ST_EPROTO,
+				    "replication stream: frame of %u bytes exceeds the limit %u",
+				    get_u32(h + 8), max);
+	return 0;
+}
+
+static int finish_frame(const uint8_t *h, const uint8_t *payload, const uint8_t *trailer,
+			struct repl_frame *f, struct st_error *err)
+{
+	uint32_t len = get_u32(h + 8);
+	if (get_u64(trailer) != frame_sum(h[4], len, payload))
+		return st_error_set(err, ST_EPROTO, "replication stream: checksum mismatch in a "
+				    "frame of type %u", h[4]);
+	f->payload = malloc((size_t)len + 1);
+	if (!f->payload)
+		return st_error_set(err, ST_ENOMEM, "out of memory for a %u byte frame", len);
+	memcpy(f->payload, payload, len);
+	f->payload[len] = 0;
+	f->type = h[4];
+	f->len = len;
+	return 0;
+}
+
+int repl_frame_parse(const uint8_t *buf, size_t n, uint32_t max, struct repl_frame *f,
+		     size_t *used, struct st_error *err)
+{
+	if (n < REPL_HDR)
+		return n >= 4 && memcmp(buf, REPL_MAGIC, 4) ? check_header(buf, max, err) : 1;
+	int rc = check_header(buf, max, err);
+	if (rc)
+		return rc;
+	size_t total = REPL_HDR + (size_t)get_u32(buf + 8) + REPL_TRAILER;
+	if (n < total)
+		return 1;
+	rc = finish_frame(buf, buf + REPL_HDR, buf + total - REPL_TRAILER, f, err);
+	if (!rc)
+		*used = total;
+	return rc;
+}
+
+/* ---- socket I/O ---- */
+
+static int io_error(struct st_error *err, const char *what)
+{
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return st_error_set(err, ST_ECLOSED, "replication %s timed out", what);
+	return st_error_set(err, ST_ECLOSED, "replication %s: %s", what, strerror(errno));
+}
+
+int repl_send(int fd, uint8_t type, const void *payload, size_t len, struct st_error *err)
+{
+	if (len > REPL_FRAME_MAX)
+		return st_error_set(err, ST_ELIMIT, "frame of %zu bytes is too large", len);
+	if (ST_FAULT("repl.send"))
+		return st_error_set(err, ST_ECLOSED, "injected fault repl.send");
+	uint8_t hdr[REPL_HDR], tr[REPL_TRAILER];
+	repl_frame_wrap(type, payload, (uint32_t)len, hdr, tr);
+	struct iovec iov[3] = {{hdr, sizeof(hdr)}, {(void *)payload, len}, {tr, sizeof(tr)}};
+	int i = 0;
+	while (i < 3) {
+		ssize_t w = writev(fd, iov + i, 3 - i);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return io_error(err, "send");
+		}
+		while (i < 3 && (size_t)w >= iov[i].iov_len)
+			w -= (ssize_t)iov[i++].iov_len;
+		if (i < 3) {
+			iov[i].iov_base = (uint8_t *)iov[i].iov_base + w;
+			iov[i].iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
+static int read_full(int fd, void *buf, size_t n, struct st_error *err)
+{
+	uint8_t *p = buf;
+	while (n) {
+		ssize_t r = read(fd, p, n);
+		if (r == 0)
+			return st_error_set(err, ST_ECLOSED, "replication peer closed the connection");
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return io_error(err, "receive");
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+int repl_recv(int fd, uint32_t max, struct repl_frame *f, struct st_error *err)
+{
+	uint8_t hdr[REPL_HDR], tr[REPL_TRAILER];
+	int rc = read_full(fd, hdr, sizeof(hdr), err);
+	if (rc || (rc = check_header(hdr, max, err)))
+		return rc;
+	uint32_t len = get_u32(hdr + 8);
+	uint8_t *payload = malloc((size_t)len + 1);
+	if (!payload)
+		return st_error_set(err, ST_ENOMEM, "out of memory for a %u byte frame", len);
+	if (!(rc = read_full(fd, payload, len, err)) && !(rc = read_full(fd, tr, sizeof(tr), err)) &&
+	    get_u64(tr) != frame_sum(hdr[4], len, payload))
+		rc = st_error_set(err, ST_EPROTO, "replication stream: checksum mismatch in a "
+				  "frame of type %u", hdr[4]);
+	if (rc) {
+		free(payload);
+		return rc;
+	}
+	payload[len] = 0;
+	f->type = hdr[4];
+	f->len = len;
+	f->payload = payload;
+	return 0;
+}
+
+void repl_send_error(int fd, int code, const char *msg)
+{
+	struct repl_wbuf w = {0};
+	repl_w_u32(&w, (uint32_t)code);
+	repl_w_str(&w, msg);
+	if (!w.bad)
+		repl_send(fd, REPL_ERROR, w.p, w.n, NULL);
+	repl_wbuf_release(&w);
+}
+
+void repl_set_timeouts(int fd, int64_t send_us, int64_t recv_us)
+{
+	struct timeval s = {send_us / 1000000, send_us % 1000000};
+	struct timeval r = {recv_us / 1000000, recv_us % 1000000};
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &s, sizeof(s));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &r, sizeof(r));
+}
+
+int repl_connect(const char *addr, int64_t timeout_us, struct st_error *err)
+{
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	if (!colon || (size_t)(colon - addr) >= sizeof(host) || colon == addr)
+		return st_error_set(err, ST_EINVAL, "address '%s' is not HOST:PORT", addr);
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = 0;
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
+	int g = getaddrinfo(host, colon + 1, &hints, &ai);
+	if (g)
+		return st_error_set(err, ST_EINVAL, "%s: %s", addr, gai_strerror(g));
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int rc = fd < 0 ? -errno : 0;
+	if (!rc && connect(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS)
+		rc = -errno;
+	freeaddrinfo(ai);
+	if (!rc) {
+		struct pollfd p = {fd, POLLOUT, 0};
+		int n = poll(&p, 1, (int)(timeout_us / 1000));
+		int soerr = 0;
+		socklen_t sl = sizeof(soerr);
+		if (n == 0)
+			rc = -ETIMEDOUT;
+		else if (n < 0)
+			rc = -errno;
+		else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr)
+			rc = -soerr;
+	}
+	if (rc) {
+		if (fd >= 0)
+			close(fd);
+		return st_error_set(err, ST_ECLOSED, "connect to %s: %s", addr, strerror(-rc));
+	}
+	int on = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
+/* ---- payloads ---- */
+
+static int w_reserve(struct repl_wbuf *w, size_t n)
+{
+	if (w->bad)
+		return -1;
+	if (w->n + n <= w->cap)
+		return 0;
+	size_t cap = w->cap ? w->cap * 2 : 256;
+	while (cap < w->n + n)
+		cap *= 2;
+	uint8_t *p = realloc(w->p, cap);
+	if (!p) {
+		w->bad = 1;
+		return -1;
+	}
+	w->p = p;
+	w->cap = cap;
+	return 0;
+}
+
+void repl_w_bytes(struct repl_wbuf *w, const void *p, size_t n)
+{
+	if (w_reserve(w, n))
+		return;
+	if (n)
+		memcpy(w->p + w->n, p, n);
+	w->n += n;
+}
+
+void repl_w_u32(struct repl_wbuf *w, uint32_t v)
+{
+	uint8_t b[4];
+	put_u32(b, v);
+	repl_w_bytes(w, b, 4);
+}
+
+void repl_w_u64(struct repl_wbuf *w, uint64_t v)
+{
+	uint8_t b[8];
+	put_u64(b, v);
+	repl_w_bytes(w, b, 8);
+}
+
+void repl_w_str(struct repl_wbuf *w, const char *s)
+{
+	size_t n = strlen(s);
+	repl_w_u32(w, (uint32_t)n);
+	repl_w_bytes(w, s, n);
+}
+
+void repl_wbuf_release(struct repl_wbuf *w)
+{
+	free(w->p);
+	memset(w, 0, sizeof(*w));
+}
+
+static const uint8_t *r_take(struct repl_rbuf *r, size_t n)
+{
+	if (r->bad || r->n - r->off < n) {
+		r->bad = 1;
+		return NULL;
+	}
+	const uint8_t *p = r->p + r->off;
+	r->off += n;
+	return p;
+}
+
+uint32_t repl_r_u32(struct repl_rbuf *r)
+{
+	const uint8_t *p = r_take(r, 4);
+	return p ? get_u32(p) : 0;
+}
+
+uint64_t repl_r_u64(struct repl_rbuf *r)
+{
+	const uint8_t *p = r_take(r, 8);
+	return p ? get_u64(p) : 0;
+}
+
+void repl_r_str(struct repl_rbuf *r, char *buf, size_t cap)
+{
+	buf[0] = 0;
+	uint32_t n = repl_r_u32(r);
+	if (n >= cap) {
+		r->bad = 1;
+		return;
+	}
+	const uint8_t *p = r_take(r, n);
+	if (!p)
+		return;
+	if (memchr(p, 0, n)) {
+		r->bad = 1;
+		return;
+	}
+	memcpy(buf, p, n);
+	buf[n] = 0;
+}
+
+const uint8_t *repl_r_rest(struct repl_rbuf *r, size_t *n)
+{
+	*n = r->bad ? 0 : r->n - r->off;
+	const uint8_t *p = r->p + r->off;
+	r->off = r->n;
+	return p;
+}

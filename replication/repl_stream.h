@@ -1,0 +1,94 @@
+/* The replication stream's frames, shared by primary, replica and the admin commands.
+ *
+ * A frame is   magic "SRP1" | type u8 | 3 zero bytes | payload length u32le | payload |
+ *              XXH3-64 of (type, length, payload) u64le.
+ * Payloads are built from fixed-width little-endian integers and length-prefixed strings
+ * (struct repl_wbuf / struct repl_rbuf). Anything else on the wire is a protocol error. */
+#ifndef REPL_STREAM_H
+#define REPL_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/st_err.h"
+
+#define REPL_MAGIC "SRP1"
+#define REPL_HDR 12
+#define REPL_TRAILER 8
+#define REPL_FRAME_MAX (64u << 20) /* payload bytes */
+#define REPL_PROTO_VERSION 1
+
+enum repl_type {
+	REPL_HELLO = 1,      /* R->P: version, shard, layout version, node, replid, next_seq,
+			      * flags (REPL_HELLO_RESYNC) */
+	REPL_REGISTRY = 2,   /* P->R: registry JSON */
+	REPL_BATCH = 3,      /* P->R: seq u64, write batch bytes */
+	REPL_HEARTBEAT = 4,  /* P->R: latest seq u64, primary wall clock us i64 */
+	REPL_ACK = 5,        /* R->P: next_seq u64 (everything before it is applied) */
+	REPL_RESYNC = 6,     /* P->R: replid, next_seq u64, ingest clock i64, nfiles u32,
+			      * total bytes u64 */
+	REPL_FILE = 7,       /* P->R: name, size u64 */
+	REPL_DATA = 8,       /* P->R: bytes of the current file */
+	REPL_FILE_END = 9,   /* P->R: XXH3-64 of the file u64 */
+	REPL_RESYNC_END = 10,/* P->R: (empty) */
+	REPL_ERROR = 11,     /* either: code i32, message */
+	REPL_ADMIN = 12,     /* admin->node: JSON request {"cmd": ...} */
+	REPL_ADMIN_REPLY = 13, /* node->admin: JSON reply */
+	REPL_TYPE_MAX = 13,
+};
+#define REPL_HELLO_RESYNC 1u /* the replica asks for a full resync */
+
+struct repl_frame {
+	uint8_t type;
+	uint32_t len;
+	uint8_t *payload; /* owned, len bytes (+1 NUL for convenience); free with repl_frame_release */
+};
+void repl_frame_release(struct repl_frame *f);
+
+/* Parses one frame from buf[0..n). Returns 0 and *used on success (f->payload malloc'ed),
+ * 1 when more bytes are needed, or ST_EPROTO (bad magic, type, length over `max`, checksum)
+ * with err set. Never reads past n. */
+int repl_frame_parse(const uint8_t *buf, size_t n, uint32_t max, struct repl_frame *f,
+		     size_t *used, struct st_error *err);
+/* Header + trailer around a payload: fills hdr (REPL_HDR bytes) and trailer. */
+void repl_frame_wrap(uint8_t type, const void *payload, uint32_t len, uint8_t *hdr,
+		     uint8_t *trailer);
+
+/* Blocking socket I/O. Send/receive timeouts come from the socket (SO_SNDTIMEO/RCVTIMEO):
+ * a timeout is ST_ECLOSED with "timed out" in the message. */
+int repl_send(int fd, uint8_t type, const void *payload, size_t len, struct st_error *err);
+int repl_recv(int fd, uint32_t max, struct repl_frame *f, struct st_error *err);
+/* Sends an ERROR frame (best effort). */
+void repl_send_error(int fd, int code, const char *msg);
+
+/* Payload building: grows as needed; `bad` is set on allocation failure. */
+struct repl_wbuf {
+	uint8_t *p;
+	size_t n, cap;
+	int bad;
+};
+void repl_w_u32(struct repl_wbuf *w, uint32_t v);
+void repl_w_u64(struct repl_wbuf *w, uint64_t v);
+void repl_w_str(struct repl_wbuf *w, const char *s);
+void repl_w_bytes(struct repl_wbuf *w, const void *p, size_t n);
+void repl_wbuf_release(struct repl_wbuf *w);
+
+/* Payload reading: any read past the end sets `bad` and yields zeros / "". */
+struct repl_rbuf {
+	const uint8_t *p;
+	size_t n, off;
+	int bad;
+};
+uint32_t repl_r_u32(struct repl_rbuf *r);
+uint64_t repl_r_u64(struct repl_rbuf *r);
+/* Copies a string of at most cap-1 bytes into buf (longer or containing NUL: bad). */
+void repl_r_str(struct repl_rbuf *r, char *buf, size_t cap);
+/* The remaining bytes. */
+const uint8_t *repl_r_rest(struct repl_rbuf *r, size_t *n);
+
+/* Connects to HOST:PORT with a timeout; returns the fd or a negative code with err set. */
+int repl_connect(const char *addr, int64_t timeout_us, struct st_error *err);
+/* Sets SO_SNDTIMEO / SO_RCVTIMEO (0 = none). */
+void repl_set_timeouts(int fd, int64_t send_us, int64_t recv_us);
+
+#endif

@@ -1,0 +1,422 @@
+/* Replication stream and node, one behaviour each: frames round-trip and every damaged or
+ * truncated frame is refused; the layout parser refuses bad files with a clear error; a live
+ * primary answers hostile input (random bytes, truncated frames, a wrong protocol, a replica
+ * claiming a future sequence, an ack for what was never sent) with an error and keeps
+ * serving; a well-behaved replica gets the registry, a resync and then write batches. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "replication/repl.h"
+#include "replication/repl_stream.h"
+
+static char dir[256];
+
+static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w) { return remove(p); }
+static void rm_rf(const char *d) { nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
+static size_t frame(uint8_t type, const void *p, uint32_t len, uint8_t *out)
+{
+	repl_frame_wrap(type, p, len, out, out + REPL_HDR + len);
+	memcpy(out + REPL_HDR, p, len);
+	return REPL_HDR + len + REPL_TRAILER;
+}
+
+static void test_frame_roundtrip_and_damage(void **state)
+{
+	uint8_t buf[256];
+	const char *msg = "hello replication";
+	size_t n = frame(REPL_BATCH, msg, (uint32_t)strlen(msg), buf);
+	struct repl_frame f;
+	struct st_error err;
+	size_t used;
+	assert_int_equal(repl_frame_parse(buf, n, 1024, &f, &used, &err), 0);
+	assert_int_equal(used, n);
+	assert_int_equal(f.type, REPL_BATCH);
+	assert_memory_equal(f.payload, msg, strlen(msg));
+	repl_frame_release(&f);
+	for (size_t i = 0; i < n; i++) /* every truncation: need more, or refused at once */
+		assert_true(repl_frame_parse(buf, i, 1024, &f, &used, &err) != 0);
+	for (size_t i = 0; i < n; i++) { /* every flipped byte is refused */
+		buf[i] ^= 0x40;
+		int rc = repl_frame_parse(buf, n, 1024, &f, &used, &err);
+		assert_true(rc == ST_EPROTO || rc == 1);
+		buf[i] ^= 0x40;
+	}
+	assert_int_equal(repl_frame_parse(buf, n, 4, &f, &used, &err), ST_EPROTO);
+	assert_non_null(strstr(err.msg, "exceeds the limit"));
+	buf[4] = 200;
+	assert_int_equal(repl_frame_parse(buf, n, 1024, &f, &used, &err), ST_EPROTO);
+	assert_non_null(strstr(err.msg, "unknown frame type"));
+}
+
+static void test_frame_random_bytes(void **state)
+{
+	uint8_t buf[512];
+	srand(7);
+	for (int round = 0; round < 20000; round++) {
+		size_t n = (size_t)(rand() % (int)sizeof(buf));
+		for (size_t i = 0; i < n; i++)
+			buf[i] = (uint8_t)rand();
+		if (round & 1 && n >= 4)
+			memcpy(buf, REPL_MAGIC, 4);
+		struct repl_frame f;
+		struct st_error err;
+		size_t used;
+		int rc = repl_frame_parse(buf, n, 1u << 20, &f, &used, &err);
+		assert_true(rc == 1 || rc == ST_EPROTO);
+	}
+}
+
+static void test_payload_reader_bounds(void **state)
+{
+	uint8_t b[6] = {3, 0, 0, 0, 'a', 'b'};
+	struct repl_rbuf r = {b, sizeof(b), 0, 0};
+	char s[8];
+	repl_r_str(&r, s, sizeof(s)); /* says 3 bytes, has 2 */
+	assert_true(r.bad);
+	struct repl_rbuf r2 = {b, sizeof(b), 0, 0};
+	assert_int_equal(repl_r_u64(&r2), 0);
+	assert_true(r2.bad);
+	uint8_t big[8] = {200, 0, 0, 0};
+	struct repl_rbuf r3 = {big, sizeof(big), 0, 0};
+	repl_r_str(&r3, s, sizeof(s)); /* longer than the buffer */
+	assert_true(r3.bad);
+}
+
+static const char *write_file(const char *name, const char *text)
+{
+	static char path[300];
+	snprintf(path, sizeof(path), "%s-%s", dir, name);
+	FILE *f = fopen(path, "w");
+	fputs(text, f);
+	fclose(f);
+	return path;
+}
+
+static void expect_layout_error(const char *text, const char *needle)
+{
+	struct repl_layout l;
+	struct st_error err = {0};
+	assert_int_equal(repl_layout_load(write_file("bad.ini", text), &l, &err), ST_EINVAL);
+	if (!strstr(err.msg, needle))
+		fail_msg("expected '%s' in '%s'", needle, err.msg);
+}
+
+#define NODES "[node a]\naddr = 127.0.0.1:1\nrepl = 127.0.0.1:2\n" \
+	      "[node b]\naddr = 127.0.0.1:3\nrepl = 127.0.0.1:4\n"
+
+static void test_layout(void **state)
+{
+	struct repl_layout l;
+	struct st_error err;
+	const char *ok = "[cluster]\nversion = 3\nshards = 3\n" NODES
+			 "[shard *]\nprimary = a\nreplicas = b\n[shard 2]\nprimary = b\nreplicas = a\n";
+	assert_int_equal(repl_layout_load(write_file("ok.ini", ok), &l, &err), 0);
+	assert_int_equal(l.nshards, 3);
+	assert_int_equal(l.version, 3);
+	assert_int_equal(l.shards[0].primary, 0);
+	assert_int_equal(l.shards[2].primary, 1);
+	assert_true(repl_layout_is_replica(&l, 2, 0));
+	assert_false(repl_layout_is_replica(&l, 0, 0));
+	repl_layout_release(&l);
+	expect_layout_error("[cluster]\nshards = 2\n" NODES "[shard *]\nprimary = z\n", "'z' is not a [node]");
+	expect_layout_error("[cluster]\nshards = 2\n" NODES "[shard *]\nprimary = a\nreplicas = a\n",
+			    "listed twice");
+	expect_layout_error("[cluster]\nshards = 2\n" NODES "[shard 0]\nprimary = a\n", "shard 1 has no");
+	expect_layout_error("[cluster]\nshards = 0\n", "shards must be 1..256");
+	expect_layout_error("[cluster]\nshards = 2\n[node a]\naddr = nowhere\n", "bad address");
+	expect_layout_error("[cluster]\nshards = 1\n[bogus]\nx = 1\n", "unknown section");
+	expect_layout_error("[cluster]\nshards = 2\n" NODES "[shard 9]\nprimary = a\n", "no shard '9'");
+	assert_int_equal(repl_layout_load("/nonexistent/cluster.ini", &l, &err), ST_EINVAL);
+}
+
+/* ---- a live primary ---- */
+
+struct live {
+	struct kv_db *db;
+	struct repl *r;
+	char addr[64];
+};
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	socklen_t sl = sizeof(sa);
+	bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	getsockname(fd, (struct sockaddr *)&sa, &sl);
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+static int live_setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/strata-repl-%d", getpid());
+	rm_rf(dir);
+	static struct live lv;
+	char text[512];
+	int port = free_port();
+	snprintf(lv.addr, sizeof(lv.addr), "127.0.0.1:%d", port);
+	snprintf(text, sizeof(text), "[cluster]\nshards = 2\n[node a]\naddr = 127.0.0.1:1\nrepl = %s\n"
+		 "[node b]\naddr = 127.0.0.1:3\nrepl = 127.0.0.1:%d\n[shard *]\nprimary = a\n"
+		 "replicas = b\n", lv.addr, free_port());
+	struct repl_layout l;
+	struct st_error err;
+	if (repl_layout_load(write_file("live.ini", text), &l, &err))
+		fail_msg("%s", err.msg);
+	struct kv_options o;
+	kv_options_init(&o);
+	o.nshards = 2;
+	o.sync = KV_SYNC_NONE;
+	if (kv_open(dir, &o, &lv.db, &err))
+		fail_msg("%s", err.msg);
+	struct repl_options ro;
+	repl_options_init(&ro);
+	strcpy(ro.node, "a");
+	if (repl_start(lv.db, dir, &ro, &l, &lv.r, &err))
+		fail_msg("%s", err.msg);
+	repl_layout_release(&l);
+	struct kv_feature_def fd[] = {{"x", KV_I64, 0, 0, 0}};
+	struct kv_table t = {.name = "t", .nfeatures = 1, .features = fd};
+	assert_int_equal(kv_table_create(lv.db, &t, &err), 0);
+	*state = &lv;
+	return 0;
+}
+
+static int live_teardown(void **state)
+{
+	struct live *lv = *state;
+	repl_stop(lv->r);
+	kv_close(lv->db);
+	rm_rf(dir);
+	char p[300];
+	const char *names[] = {"bad.ini", "ok.ini", "live.ini"};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s-%s", dir, names[i]);
+		unlink(p);
+	}
+	return 0;
+}
+
+static void put(struct live *lv, const char *e, int64_t v)
+{
+	struct kv_cell c = {e, strlen(e), "x", 1000, {.type = KV_I64, .i64 = v}};
+	struct st_error err;
+	assert_int_equal(kv_put(lv->db, "t", &c, 1, &err), 0);
+}
+
+static int dial(struct live *lv)
+{
+	struct st_error err;
+	int fd = repl_connect(lv->addr, 2000000, &err);
+	assert_true(fd >= 0);
+	repl_set_timeouts(fd, 5000000, 5000000);
+	return fd;
+}
+
+/* Reads frames until one of `type` (or an error frame); returns its type. */
+static int read_until(int fd, uint8_t type, struct repl_frame *out)
+{
+	for (;;) {
+		struct st_error err;
+		if (repl_recv(fd, REPL_FRAME_MAX, out, &err))
+			return -1;
+		if (out->type == type || out->type == REPL_ERROR)
+			return out->type;
+		repl_frame_release(out);
+	}
+}
+
+static void hello(int fd, uint32_t ver, uint32_t shard, const char *replid, uint64_t next)
+{
+	struct repl_wbuf w = {0};
+	repl_w_u32(&w, ver);
+	repl_w_u32(&w, shard);
+	repl_w_u64(&w, 1);
+	repl_w_str(&w, "b");
+	repl_w_str(&w, replid);
+	repl_w_u64(&w, next);
+	repl_w_u32(&w, 0);
+	struct st_error err;
+	assert_int_equal(repl_send(fd, REPL_HELLO, w.p, w.n, &err), 0);
+	repl_wbuf_release(&w);
+}
+
+static void expect_error(int fd, const char *needle)
+{
+	struct repl_frame f;
+	assert_int_equal(read_until(fd, REPL_ERROR, &f), REPL_ERROR);
+	if (!strstr((char *)f.payload + 8, needle))
+		fail_msg("expected '%s' in '%s'", needle, (char *)f.payload + 8);
+	repl_frame_release(&f);
+	close(fd);
+}
+
+static void still_serves(struct live *lv)
+{
+	put(lv, "after", 7);
+	char *st = repl_status_json(lv->r);
+	assert_non_null(strstr(st, "\"role\":\"primary\""));
+	free(st);
+}
+
+static void test_hostile_random_bytes(void **state)
+{
+	struct live *lv = *state;
+	int fd = dial(lv);
+	uint8_t junk[300];
+	for (size_t i = 0; i < sizeof(junk); i++)
+		junk[i] = (uint8_t)(i * 37 + 11);
+	assert_int_equal(write(fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	expect_error(fd, "bad magic");
+	still_serves(lv);
+}
+
+static void test_hostile_truncated_frame(void **state)
+{
+	struct live *lv = *state;
+	int fd = dial(lv);
+	uint8_t buf[64];
+	size_t n = frame(REPL_HELLO, "0123456789012345678901234567890123456789", 40, buf);
+	assert_int_equal(write(fd, buf, n - 20), (ssize_t)(n - 20)); /* cut in the payload */
+	shutdown(fd, SHUT_WR);
+	struct repl_frame f;
+	assert_int_equal(read_until(fd, REPL_ERROR, &f), -1); /* closed, nothing else */
+	close(fd);
+	fd = dial(lv); /* a damaged checksum */
+	n = frame(REPL_HELLO, "abcdefgh", 8, buf);
+	buf[n - 1] ^= 1;
+	assert_int_equal(write(fd, buf, n), (ssize_t)n);
+	expect_error(fd, "checksum mismatch");
+	still_serves(lv);
+}
+
+static void test_hostile_hello(void **state)
+{
+	struct live *lv = *state;
+	int fd = dial(lv);
+	hello(fd, 99, 0, "", 1);
+	expect_error(fd, "replication protocol 99");
+	fd = dial(lv);
+	hello(fd, REPL_PROTO_VERSION, 7, "", 1);
+	expect_error(fd, "no shard 7");
+	char replid[KV_REPLID_MAX];
+	struct st_error err;
+	assert_int_equal(kv_shard_replid(lv->db, 0, replid, &err), 0);
+	fd = dial(lv);
+	hello(fd, REPL_PROTO_VERSION, 0, replid, kv_shard_latest_seq(lv->db, 0) + 1000);
+	expect_error(fd, "beyond this primary's latest");
+	still_serves(lv);
+}
+
+static void test_replica_session_and_lying_ack(void **state)
+{
+	struct live *lv = *state;
+	for (int i = 0; i < 50; i++) {
+		char e[16];
+		snprintf(e, sizeof(e), "e%d", i);
+		put(lv, e, i);
+	}
+	int fd = dial(lv);
+	hello(fd, REPL_PROTO_VERSION, 0, "", 1); /* a new replica: registry, then a resync */
+	struct repl_frame f;
+	assert_int_equal(read_until(fd, REPL_REGISTRY, &f), REPL_REGISTRY);
+	assert_non_null(strstr((char *)f.payload, "\"name\":\"t\""));
+	repl_frame_release(&f);
+	assert_int_equal(read_until(fd, REPL_RESYNC, &f), REPL_RESYNC);
+	repl_frame_release(&f);
+	assert_int_equal(read_until(fd, REPL_RESYNC_END, &f), REPL_RESYNC_END);
+	repl_frame_release(&f);
+	/* a new write on shard 0 arrives as a batch */
+	for (int i = 0; i < 40; i++) {
+		char e[16];
+		snprintf(e, sizeof(e), "n%d", i);
+		put(lv, e, i);
+	}
+	assert_int_equal(read_until(fd, REPL_BATCH, &f), REPL_BATCH);
+	repl_frame_release(&f);
+	/* an ack far beyond what was sent: the primary drops the connection */
+	uint8_t ack[8];
+	uint64_t lie = 1ull << 40;
+	memcpy(ack, &lie, 8);
+	struct st_error err;
+	assert_int_equal(repl_send(fd, REPL_ACK, ack, 8, &err), 0);
+	int rc;
+	while ((rc = read_until(fd, REPL_ERROR, &f)) == REPL_ERROR)
+		repl_frame_release(&f);
+	assert_int_equal(rc, -1);
+	close(fd);
+	still_serves(lv);
+}
+
+static void test_admin_requests(void **state)
+{
+	struct live *lv = *state;
+	char *reply;
+	struct st_error err;
+	assert_int_equal(repl_admin_call(lv->addr, "{\"cmd\":\"status\"}", 2000000, &reply, &err), 0);
+	assert_non_null(strstr(reply, "\"node\":\"a\""));
+	free(reply);
+	assert_int_equal(repl_admin_call(lv->addr, "{\"cmd\":\"nope\"}", 2000000, &reply, &err),
+			 ST_EINVAL);
+	assert_non_null(strstr(err.msg, "unknown admin command 'nope'"));
+	assert_int_equal(repl_admin_call(lv->addr, "not json", 2000000, &reply, &err), ST_EINVAL);
+	assert_int_equal(repl_admin_call(lv->addr,
+					 "{\"cmd\":\"layout\",\"shard\":0,\"primary\":\"b\",\"version\":1}",
+					 2000000, &reply, &err), ST_EINVAL);
+	assert_non_null(strstr(err.msg, "not newer"));
+	assert_int_equal(repl_admin_call(lv->addr, "{\"cmd\":\"verify\",\"shard\":0}", 2000000,
+					 &reply, &err), 0);
+	assert_non_null(strstr(reply, "\"tables\""));
+	free(reply);
+	/* a fenced primary refuses writes with a redirect */
+	assert_int_equal(repl_admin_call(lv->addr,
+					 "{\"cmd\":\"layout\",\"shard\":1,\"primary\":\"b\",\"version\":5}",
+					 2000000, &reply, &err), 0);
+	free(reply);
+	int refused = 0;
+	for (int i = 0; i < 64; i++) {
+		char e[16];
+		snprintf(e, sizeof(e), "f%d", i);
+		struct kv_cell c = {e, strlen(e), "x", 1000, {.type = KV_I64, .i64 = 1}};
+		int rc = kv_put(lv->db, "t", &c, 1, &err);
+		if (rc) {
+			assert_int_equal(rc, ST_EBUSY);
+			assert_non_null(strstr(err.msg, "EMOVED shard 1 primary b"));
+			refused++;
+		}
+	}
+	assert_true(refused > 0 && refused < 64); /* shard 0 still takes writes */
+}
+
+int main(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/strata-repl-%d", getpid());
+	const struct CMUnitTest plain[] = {
+		cmocka_unit_test(test_frame_roundtrip_and_damage),
+		cmocka_unit_test(test_frame_random_bytes),
+		cmocka_unit_test(test_payload_reader_bounds),
+		cmocka_unit_test(test_layout),
+	};
+	/* one live primary for the rest, in order (the last one fences shard 1) */
+	const struct CMUnitTest live[] = {
+		cmocka_unit_test(test_hostile_random_bytes),
+		cmocka_unit_test(test_hostile_truncated_frame),
+		cmocka_unit_test(test_hostile_hello),
+		cmocka_unit_test(test_replica_session_and_lying_ack),
+		cmocka_unit_test(test_admin_requests),
+	};
+	int failed = cmocka_run_group_tests_name("repl_stream", plain, NULL, NULL);
+	failed += cmocka_run_group_tests_name("repl_live", live, live_setup, live_teardown);
+	return failed;
+}
