@@ -703,7 +703,18 @@ static int pt_attach(struct fs_inode *in, int fd)
 		return 0;
 	pthread_mutex_lock(&fs_g->pt_lock);
 	if (in->bk_opens == 0) {
-		int id = fs_chan_backing_open(fd);
+		/* The kernel keeps the registered file until the inode's last release, so it
+		 * gets an open file of its own: flock and OFD locks live on the open file and
+		 * must go away with the release of the open that took them. */
+		char p[32];
+		int own = open(fs_fd_path(fd, p), (fcntl(fd, F_GETFL) & O_ACCMODE) | O_CLOEXEC);
+		if (own < 0) {
+			int e = errno;
+			pthread_mutex_unlock(&fs_g->pt_lock);
+			return -e;
+		}
+		int id = fs_chan_backing_open(own);
+		close(own);
 		if (id < 0) {
 			pthread_mutex_unlock(&fs_g->pt_lock);
 			return id == -EPERM && !fs_chan_passthrough() ? 0 : id;
@@ -904,16 +915,16 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
  * backing tree (other nodes on NFS or CephFS) and processes using it directly see them:
  * fcntl locks as open-file-description locks (F_OFD_*: owned by the open file, which is
  * what a FUSE open maps to), flock as flock(2) on the backing fd (also per open file).
- * A lock that must wait is retried with a growing pause (1 ms .. 50 ms) until it is
+ * A lock that must wait is retried with a growing pause (0.2 ms .. 10 ms) until it is
  * granted or the caller is interrupted, so no worker thread sleeps in the kernel where an
  * INTERRUPT cannot reach it. */
-#define LOCK_PAUSE_MAX_US 50000
+#define LOCK_PAUSE_MAX_US 10000
 
 /* Runs try(fd, arg) until it succeeds, fails with something other than "held by
  * someone else", or (sleep) the request is interrupted. Returns 0 or -errno. */
 static int lock_retry(fuse_req_t req, int sleep, int (*try)(int, void *), int fd, void *arg)
 {
-	for (useconds_t pause = 1000;; pause = pause * 2 > LOCK_PAUSE_MAX_US ? LOCK_PAUSE_MAX_US
+	for (useconds_t pause = 200;; pause = pause * 2 > LOCK_PAUSE_MAX_US ? LOCK_PAUSE_MAX_US
 									      : pause * 2) {
 		if (try(fd, arg) == 0)
 			return 0;

@@ -128,6 +128,15 @@ os.close(fd)
 print("interrupt ok", flush=True)
 EOF
 grep -q "interrupt ok" "$T/locks.out" || fail "lock checks: $(cat "$T/locks.out")"
+
+note "on one mount, a waiter gets the lock when the holder's open file is released (the"
+note "kernel's passthrough reference to the inode's backing file must not keep it)"
+for i in 1 2 3; do
+	timeout 20 flock "$M/f" sleep 0.3 & h=$!
+	sleep 0.1
+	timeout 10 flock "$M/f" true || fail "same-mount flock waiter never got the lock (round $i)"
+	wait $h || fail "holder failed"
+done
 cat "$T/locks.out"
 fs_umount
 echo "ok"

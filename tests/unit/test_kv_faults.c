@@ -170,7 +170,7 @@ static void test_preload_after_failure(void **state)
 	snprintf(path, sizeof(path), "%s/in.csv", dir);
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
-	fputs("entity,ts,x\ne9,5000,9\n", f);
+	fputs("entity,ts,x\ne9,2026-01-01T00:00:00Z,9\n", f);
 	fclose(f);
 	struct kv_preload_req req;
 	kv_preload_req_init(&req);
