@@ -136,12 +136,13 @@ static int srv_net_make_room(struct srv_net *n)
 	}
 	if (most <= 0)
 		return -1; /* every connection has made a request: refuse, as Redis does */
-	if (best == n) {
-		srv_net_evict_one(n);
-		return 0;
-	}
+	/* Evicted at the owner's next srv_net_flush, after the socket events of the current
+	 * loop iteration: a client whose first request is already in this batch (with io_uring
+	 * the bytes have left the socket, so FIONREAD no longer shows them) is not taken for
+	 * idle. The newcomer is admitted now. */
 	atomic_fetch_add(&best->evict_req, 1);
-	srv_net_wake(best);
+	if (best != n)
+		srv_net_wake(best);
 	return 0;
 }
 
@@ -186,11 +187,21 @@ static void srv_refuse(int fd, enum srv_proto proto, const char *why)
 	close(fd);
 }
 
+/* Evictions asked for and not yet done: each will free a place. */
+static int srv_pending_evictions(struct srv_server *s)
+{
+	int p = 0;
+	for (int i = 0; i < s->nnets; i++)
+		p += atomic_load(&s->nets[i]->evict_req);
+	return p;
+}
+
 int srv_net_admit(struct srv_net *n, int fd, enum srv_proto proto)
 {
 	struct srv_server *s = n->srv;
 	if (atomic_load(&s->stopping) ||
-	    (atomic_load(&s->m.conns) >= s->cfg.max_conns && srv_net_make_room(n))) {
+	    (atomic_load(&s->m.conns) - srv_pending_evictions(s) >= s->cfg.max_conns &&
+	     srv_net_make_room(n))) {
 		srv_refuse(fd, proto, atomic_load(&s->stopping) ? "server is shutting down"
 								: "too many connections");
 		atomic_fetch_add(&s->m.conns_rejected, 1);
