@@ -84,6 +84,7 @@ stop_all; rm -rf "$T"/d-*
 start a "$T/d-a" --cluster "$T/cluster.ini" --node a
 "$BIN/strata-bench" --addr "${ADDR[a]}" --load --entities "$ENTITIES" --features 10 --value-size 32 \
   --table big >/dev/null
+mv "$T/b.log" "$T/b-earlier.log" 2>/dev/null || true
 t0=$(date +%s%N)
 start b "$T/d-b" --cluster "$T/cluster.ini" --node b
 for _ in $(seq 12000); do [ "$(grep -c 'resync installed' "$T/b.log")" -ge 4 ] && break; sleep 0.01; done
