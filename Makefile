@@ -7,7 +7,7 @@ WARN    ?= -Wall -Wextra -Wmissing-prototypes -Wvla -Wno-unused-parameter
 STRICT  ?= -Werror
 OPT     ?= -O2 -g
 SAN     ?=
-PKGS    := rocksdb fuse3 liburing libprotobuf-c libevent libevent_pthreads libxxhash libzstd zlib jansson
+PKGS    := rocksdb fuse3 liburing libprotobuf-c libevent libevent_pthreads libxxhash libzstd zlib jansson yaml-0.1
 
 # Object/binary dirs differ per build flavour so `make asan` never mixes with the normal build.
 B       ?= build
@@ -46,7 +46,7 @@ include store/module.mk
 include $(wildcard proto/module.mk replication/module.mk server/module.mk client/module.mk \
                    client/python/module.mk \
                    tests/fuzz/module.mk \
-                   fuse/module.mk tools/module.mk bench/module.mk)
+                   fuse/module.mk tools/module.mk bench/module.mk ops/module.mk)
 
 all: $(LIBS_OUT) $(BINS) $(UNIT_TESTS)
 
@@ -59,20 +59,34 @@ asan:
 	$(MAKE) B=build-asan BIN=bin-asan LIB=lib-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined" test
 
-run: all
-	@mkdir -p data
-	$(BIN)/stratad --data-dir ./data
+# `make run` builds the server alone; PORT= and DATA= choose where it listens and stores
+# (the admin/metrics port is PORT+1).
+PORT ?= 7070
+DATA ?= ./data
+run: $(BIN)/stratad
+	@mkdir -p $(DATA)
+	$(BIN)/stratad --data-dir $(DATA) --listen 127.0.0.1:$(PORT) --admin 127.0.0.1:$(shell echo $$(($(PORT) + 1)))
 
 bench: all
 	@BIN=$(BIN) bash bench/run-bench.sh
 
-install: all
+# Installs the public parts only: the four programs, libstrata.so (with its SONAME link),
+# the header, the pkg-config file, man pages and shell completions; not the internal static
+# libraries, tests or benchmarks. ldconfig runs for a real (not DESTDIR) install as root.
+INSTALL_BINS := $(filter-out %-bench,$(BINS))
+install: $(INSTALL_BINS) $(STRATA_SO) $(MAN_PAGES)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 $(LIBS_OUT) $(DESTDIR)$(PREFIX)/lib/
-	$(if $(HEADERS_PUBLIC),install -m 644 $(HEADERS_PUBLIC) $(DESTDIR)$(PREFIX)/include/)
-	sed 's|@PREFIX@|$(PREFIX)|' ops/strata.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata.pc
+	install -m 755 $(INSTALL_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 755 $(STRATA_SO_REAL) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(notdir $(STRATA_SO_REAL)) $(DESTDIR)$(PREFIX)/lib/$(STRATA_SONAME)
+	ln -sf $(STRATA_SONAME) $(DESTDIR)$(PREFIX)/lib/libstrata.so
+	install -m 644 $(HEADERS_PUBLIC) $(DESTDIR)$(PREFIX)/include/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(STRATA_VERSION)|' ops/strata.pc.in \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/strata.pc
+	$(install-extra)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
+	  echo ldconfig; ldconfig; fi
 
 clean:
 	rm -rf build build-asan build-fuzz bin bin-asan lib lib-asan

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # stratafs against the native backing directory on the same disk, in the same run:
 # sequential write/read of a 2 GiB file, create+stat+unlink of 100k small files, git status
-# in a 50k-file tree (warm), rm -rf versus rmr of 1M files. Prints a table of ratios.
+# in a 50k-file tree (warm), rm -rf versus rmr of 1M files, and three real workloads on
+# /usr/include (tar x, find -exec stat, rm -rf). Prints a table of ratios.
 # --quick (or BENCH_QUICK=1): smaller sizes for a smoke run. Needs root (mounting).
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -216,6 +217,30 @@ git -C "$F/repo" status >/dev/null
 sleep 2
 row "  --attr-timeout 1, after 2 s idle" "$gn" "$(secs git -C "$F/repo" status)" lower s ""
 remount
+
+# 5. real workloads on a tree of about 9,000 headers (/usr/include): extract a tarball of it,
+# `find -type f -exec stat` over it after dropping the caches (every entry is looked up
+# again), and `rm -rf` of it (into the trash on the mount). Rounds alternate the sides.
+tar -C /usr -cf "$T/inc.tar" include 2>/dev/null
+INC_FILES=$(tar -tf "$T/inc.tar" | grep -vc '/$')
+XN=(); XF=(); SN=(); SF=(); DN=(); DF=()
+for r in $(seq 1 "$ROUNDS"); do
+	for side in native fuse; do
+		d=$N/inc; [ $side = fuse ] && d=$F/inc
+		mkdir -p "$d"
+		sync
+		x=$(secs tar -C "$d" -xf "$T/inc.tar")
+		drop
+		st=$(secs find "$d" -type f -exec stat {} +)
+		sync
+		rm_s=$(secs rm -rf "$d")
+		if [ $side = native ]; then XN+=("$x"); SN+=("$st"); DN+=("$rm_s")
+		else XF+=("$x"); SF+=("$st"); DF+=("$rm_s"); fi
+	done
+done
+row "tar x /usr/include (${INC_FILES} files)" "$(best lower "${XN[@]}")" "$(best lower "${XF[@]}")" lower s "<=1.2x"
+row "  find -type f -exec stat (cold)" "$(best lower "${SN[@]}")" "$(best lower "${SF[@]}")" lower s "<=1.2x"
+row "  rm -rf (to the trash)" "$(best lower "${DN[@]}")" "$(best lower "${DF[@]}")" lower s "<=1.2x"
 
 # 4. rm -rf versus rmr: time until the command returns, and until the space is reclaimed
 mkdir -p "$N/rmtree" "$B/fuse/rmtree"

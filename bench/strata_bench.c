@@ -45,6 +45,7 @@ static struct {
 	int load, json;
 	char label[128];
 	int put_batch;     /* entities per put request */
+	int resp;          /* T_REDIS against stratad's RESP port: keys are "table:entity" */
 	int mix[5];        /* weights per op, all 0 = just --op */
 	int mix_total;
 } cfg = {
@@ -217,6 +218,15 @@ static void strata_frame(struct conn *c, Strata__Request *req)
 
 static char **feature_names;
 
+/* The Redis key of entity `key`: itself for Redis, "table:key" for stratad's RESP port. */
+static const char *resp_key(const char *key, char *buf)
+{
+	if (!cfg.resp)
+		return key;
+	snprintf(buf, 128, "%.63s:%.32s", cfg.table, key);
+	return buf;
+}
+
 /* Queues one operation on c; returns the number of answers it will produce. */
 static int queue_op(struct conn *c, struct keygen *kg, enum op op)
 {
@@ -242,10 +252,12 @@ static int queue_op(struct conn *c, struct keygen *kg, enum op op)
 		size_t alen[2 + 2 * 256];
 		for (int i = 0; i < nk; i++) {
 			int a = 0;
+			char rkey[128];
 			argv[a] = op == OP_PUT ? "HSET" : "HMGET";
 			alen[a++] = strlen(argv[0]);
-			argv[a] = keys[i];
-			alen[a++] = lens[i];
+			argv[a] = resp_key(keys[i], rkey);
+			alen[a] = strlen(argv[a]);
+			a++;
 			for (int f = 0; f < cfg.features; f++) {
 				argv[a] = feature_names[f];
 				alen[a++] = strlen(feature_names[f]);
@@ -520,8 +532,11 @@ static void load_data(void)
 		size_t alen[2 + 2 * 256];
 		int a = 0;
 		char vals[256][24];
+		char rkey[128];
 		argv[a] = "HSET", alen[a++] = 4;
-		argv[a] = key, alen[a++] = strlen(key);
+		argv[a] = resp_key(key, rkey);
+		alen[a] = strlen(argv[a]);
+		a++;
 		for (int f = 0; f < cfg.features; f++) {
 			argv[a] = feature_names[f], alen[a++] = strlen(feature_names[f]);
 			if (cfg.value_size == 8) {
@@ -547,7 +562,7 @@ static void load_data(void)
 
 static void usage(void)
 {
-	printf("usage: strata-bench [--target strata|redis] [--addr HOST:PORT] [--token-file F]\n"
+	printf("usage: strata-bench [--target strata|redis|resp] [--addr HOST:PORT] [--token-file F]\n"
 	       "         [--conns 50] [--pipeline 1] [--threads 1] [--op get|asof|mget|put|ping]\n"
 	       "         [--table bench] [--entities N] [--features 10] [--mget-k 10]\n"
 	       "         [--keys uniform|zipf|seq] [--zipf-s 0.99] [--value-size 8]\n"
@@ -557,7 +572,8 @@ static void usage(void)
 	       "asof: the same as of a random time (Redis has no versions: HMGET); mget: K\n"
 	       "entities x F features in one request (Redis: K pipelined HMGETs); put: one entity's\n"
 	       "F features of --put-batch entities (Redis: as many HSETs); ping: protocol round\n"
-	       "trip only (Redis: PING). --mix draws each request's op by weight.\n"
+	       "trip only (Redis: PING). --mix draws each request's op by weight. --target resp:\n"
+	       "stratad's RESP port with the Redis commands (keys TABLE:ENTITY), same client.\n"
 	       "--load writes N entities x F features and exits.\n");
 }
 
@@ -577,10 +593,11 @@ int main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 't':
-			if (!strcmp(optarg, "redis"))
+			if (!strcmp(optarg, "redis") || !strcmp(optarg, "resp"))
 				cfg.target = T_REDIS;
 			else if (strcmp(optarg, "strata"))
-				die("--target strata|redis");
+				die("--target strata|redis|resp");
+			cfg.resp = !strcmp(optarg, "resp");
 			break;
 		case 'a': snprintf(cfg.addr, sizeof(cfg.addr), "%s", optarg); break;
 		case 'T': {
@@ -765,13 +782,13 @@ int main(int argc, char **argv)
 		       "\"features\":%d,\"entities\":%ld,\"keys\":\"%s\",\"ops\":%ld,\"seconds\":%.3f,"
 		       "\"ops_per_s\":%.1f,\"p50_us\":%ld,\"p99_us\":%ld,\"p999_us\":%ld,"
 		       "\"errors\":%ld}\n",
-		       cfg.label, cfg.target == T_REDIS ? "redis" : "strata", opname[cfg.op], cfg.conns,
+		       cfg.label, cfg.resp ? "resp" : cfg.target == T_REDIS ? "redis" : "strata", opname[cfg.op], cfg.conns,
 		       cfg.pipeline, cfg.features, cfg.entities, cfg.zipf ? "zipf" : "uniform", ops,
 		       secs, rate, lat[0], lat[1], lat[2], errors);
 	else
 		printf("%s%s%s op=%s conns=%d pipeline=%d features=%d: %.0f ops/s  p50 %ld us  p99 %ld "
 		       "us  p999 %ld us  errors %ld%s%s\n",
-		       cfg.label, cfg.label[0] ? " " : "", cfg.target == T_REDIS ? "redis" : "strata",
+		       cfg.label, cfg.label[0] ? " " : "", cfg.resp ? "resp" : cfg.target == T_REDIS ? "redis" : "strata",
 		       opname[cfg.op], cfg.conns, cfg.pipeline, cfg.features, rate, lat[0], lat[1],
 		       lat[2], errors, errors ? ": " : "", errors ? err : "");
 	return errors && ops && errors == ops ? 1 : 0;

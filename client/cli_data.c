@@ -57,7 +57,7 @@ int cli_cmd_put(struct cli *c, int argc, char **argv)
 			goto out;
 		}
 		struct kv_cell *cell = &cells[ncells];
-		if (kv_value_parse(eq + 1, strlen(eq + 1), f, &cell->value, &err)) {
+		if (cli_value_arg(eq + 1, f, &cell->value, &err)) {
 			rc = cli_fail(&err);
 			goto out;
 		}
@@ -83,7 +83,7 @@ out:
 int cli_cmd_delete(struct cli *c, int argc, char **argv)
 {
 	struct st_error err = {0};
-	const char *ts_s = NULL;
+	const char *ts_s = "now"; /* like put */
 	const char **pos = calloc((size_t)argc, sizeof(*pos));
 	int npos = 0, rc = 0;
 	for (int i = 1; i < argc; i++) {
@@ -92,11 +92,15 @@ int cli_cmd_delete(struct cli *c, int argc, char **argv)
 			rc = 2;
 			goto out;
 		}
+		if (!r && argv[i][0] == '-' && argv[i][1] == '-') {
+			rc = cli_usage("unknown option '%s'", argv[i]);
+			goto out;
+		}
 		if (!r)
 			pos[npos++] = argv[i];
 	}
-	if (npos < 2 || !ts_s) {
-		rc = cli_usage("usage: delete TABLE ENTITY [FEATURE...] --ts TS");
+	if (npos < 2) {
+		rc = cli_usage("usage: delete TABLE ENTITY [FEATURE...] [--ts TS]");
 		goto out;
 	}
 	int64_t ts;
@@ -106,7 +110,8 @@ int cli_cmd_delete(struct cli *c, int argc, char **argv)
 		      &err))
 		rc = cli_fail(&err);
 	else
-		printf("ok: deleted %s of %s\n", npos > 2 ? "features" : "all features", pos[1]);
+		printf("ok: deleted %s of %s\n",
+		       npos == 3 ? pos[2] : npos > 3 ? "the features" : "all features", pos[1]);
 out:
 	free(pos);
 	return rc;

@@ -131,6 +131,11 @@ static int on_sample(void *arg, struct kv_input *in, const struct kv_record *rec
 		return st_error_set(r->err, ST_EINVAL, "%s:%zu: bad timestamp '%.*s'",
 				    kv_input_path(in), rec->line, tsf ? (int)(tl > 40 ? 40 : tl) : 0,
 				    tsf ? tsf : "");
+	char why[200];
+	if (!r->c->allow_any_ts && st_ts_check_plausible(tsf, tl, r->c->ts_unit, ts, why,
+							 sizeof(why)))
+		return st_error_set(r->err, ST_EINVAL, "%s:%zu: %s (give --ts-unit, or "
+				    "--allow-any-ts)", kv_input_path(in), rec->line, why);
 	rc = r->c->be.join_push(r->j, e, el, ts, r->err);
 	if (rc < 0) {
 		if (rc == ST_ERANGE) /* name the row: the store counts within its chunk */
@@ -149,6 +154,7 @@ int cli_cmd_join(struct cli *c, int argc, char **argv)
 	struct st_error err = {0};
 	const char *table = NULL, *samples = NULL, *features = NULL, *out_path = NULL;
 	const char *ts_col = "ts", *known_s = NULL, *fmt_s = "auto", *horizon_s = "error";
+	const char *entity_col = NULL;
 	int with_status = 0;
 	for (int i = 1; i < argc; i++) {
 		int r;
@@ -160,6 +166,7 @@ int cli_cmd_join(struct cli *c, int argc, char **argv)
 		    (r = cli_opt(argc, argv, &i, "--features", &features)) ||
 		    (r = cli_opt(argc, argv, &i, "--out", &out_path)) ||
 		    (r = cli_opt(argc, argv, &i, "--ts-column", &ts_col)) ||
+		    (r = cli_opt(argc, argv, &i, "--entity-column", &entity_col)) ||
 		    (r = cli_opt(argc, argv, &i, "--known-at", &known_s)) ||
 		    (r = cli_opt(argc, argv, &i, "--format", &fmt_s)) ||
 		    (r = cli_opt(argc, argv, &i, "--before-horizon", &horizon_s))) {
@@ -167,7 +174,7 @@ int cli_cmd_join(struct cli *c, int argc, char **argv)
 				return 2;
 			continue;
 		}
-		if (table)
+		if (table || argv[i][0] == '-')
 			return cli_usage("unexpected argument '%s'", argv[i]);
 		table = argv[i];
 	}
@@ -203,11 +210,11 @@ int cli_cmd_join(struct cli *c, int argc, char **argv)
 	if (c->be.table_get(c->be.ctx, table, &t, &err) ||
 	    c->be.join_open(c->be.ctx, table, r.feats, r.nf, known_at, JOIN_CHUNK, skip, &r.j,
 			    &err) ||
-	    kv_input_open(samples, fmt, &r.in, &err)) {
+	    kv_input_open(strcmp(samples, "-") ? samples : "/dev/stdin", fmt, &r.in, &err)) {
 		rc = cli_fail(&err);
 		goto out;
 	}
-	r.entity_col = t->entity_column;
+	r.entity_col = entity_col ? entity_col : t->entity_column;
 	int64_t t0 = st_mono_us();
 	if (kv_input_run(r.in, on_sample, &r, &err) || flush_chunk(&r)) {
 		rc = cli_fail(&err);
@@ -216,8 +223,9 @@ int cli_cmd_join(struct cli *c, int argc, char **argv)
 	if (!r.header_written)
 		write_header(&r); /* header-only sample file */
 	double secs = (st_mono_us() - t0) / 1e6;
-	fprintf(stderr, "joined %lld rows x %zu features in %.2fs (%.0f values/s)",
-		(long long)r.total, r.nf, secs, secs > 0 ? r.total * (double)r.nf / secs : 0);
+	fprintf(stderr, "joined %lld row%s x %zu feature%s in %.2fs (%.0f values/s)",
+		(long long)r.total, CLI_S(r.total), r.nf, CLI_S(r.nf), secs,
+		secs > 0 ? r.total * (double)r.nf / secs : 0);
 	if (skip)
 		fprintf(stderr, "; %lld row%s before the retention horizon left empty",
 			(long long)r.skipped, r.skipped == 1 ? "" : "s");

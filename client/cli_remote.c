@@ -359,6 +359,7 @@ static void rm_job_out(const struct strata_job *in, struct kv_job_info *out)
 	out->req.skip_bad_rows = in->req.skip_bad_rows;
 	memcpy(out->req.ts_column, in->req.ts_column, sizeof(out->req.ts_column));
 	out->req.ts_unit = (enum st_ts_unit)in->req.ts_unit;
+	out->req.allow_any_ts = in->req.allow_any_ts;
 	out->submitted_us = in->submitted_us;
 	out->started_us = in->started_us;
 	out->finished_us = in->finished_us;
@@ -386,6 +387,7 @@ static int rm_preload_submit(void *ctx, const struct kv_preload_req *req, uint64
 	p.skip_bad_rows = req->skip_bad_rows;
 	memcpy(p.ts_column, req->ts_column, sizeof(p.ts_column));
 	p.ts_unit = (enum strata_ts_unit)req->ts_unit;
+	p.allow_any_ts = req->allow_any_ts;
 	struct strata_error se = {0};
 	int rc = strata_preload_submit(ctx, &p, id, &se);
 	return rc ? rm_err(&se, rc, err) : 0;

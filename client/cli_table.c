@@ -85,7 +85,7 @@ struct table_args {
 	size_t nfeats;
 	int64_t ttl_us, max_versions, retention_us;
 	const char *entity_column;
-	int json;
+	int json, yes;
 };
 
 static int parse_table_args(int argc, char **argv, int start, struct table_args *a)
@@ -120,6 +120,8 @@ static int parse_table_args(int argc, char **argv, int start, struct table_args 
 			a->entity_column = v;
 		} else if (r == 0 && !strcmp(argv[i], "--json")) {
 			a->json = 1;
+		} else if (r == 0 && !strcmp(argv[i], "--yes")) {
+			a->yes = 1;
 		} else if (r == 0) {
 			return cli_usage("unexpected argument '%s'", argv[i]);
 		}
@@ -172,14 +174,17 @@ int cli_cmd_table(struct cli *c, int argc, char **argv)
 			if (arr)
 				json_array_append_new(arr, table_json(ts[i]));
 			else
-				printf("%-32s %3u features  ttl %-8s retention %-8s max_versions %u\n",
-				       ts[i]->name, ts[i]->nfeatures, st_dur_format(ts[i]->ttl_us, dur),
+				printf("%-32s %3u feature%-2s ttl %-8s retention %-8s max_versions %u\n",
+				       ts[i]->name, ts[i]->nfeatures, CLI_S(ts[i]->nfeatures),
+				       st_dur_format(ts[i]->ttl_us, dur),
 				       st_dur_format(ts[i]->retention_us, ret), ts[i]->max_versions);
 			kv_table_free(ts[i]);
 		}
 		free(ts);
 		if (arr)
 			print_json(arr);
+		else if (n == 0)
+			printf("no tables (create one: strata table create NAME --feature NAME:TYPE)\n");
 		goto out;
 	}
 	if (argc < 3)
@@ -216,6 +221,13 @@ int cli_cmd_table(struct cli *c, int argc, char **argv)
 		else
 			printf("altered table %s\n", name);
 	} else if (!strcmp(sub, "drop")) {
+		char q[256];
+		snprintf(q, sizeof(q), "drop table %s and every value in it?", name);
+		if (!a.yes && !cli_confirm(q)) {
+			fprintf(stderr, "strata: table %s kept\n", name);
+			rc = 1;
+			goto out;
+		}
 		if (c->be.table_drop(c->be.ctx, name, &err))
 			rc = cli_fail(&err);
 		else

@@ -6,9 +6,11 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int cli_fail(const struct st_error *err)
 {
+	fflush(stdout); /* what was printed before the error comes before it */
 	fprintf(stderr, "strata: %s\n", err->msg[0] ? err->msg : st_strerror(err->code));
 	return 1;
 }
@@ -46,6 +48,12 @@ int cli_ts(const struct cli *c, const char *what, const char *s, int64_t *out)
 		fprintf(stderr, "strata: bad %s timestamp '%s' (ISO-8601 like "
 				"2026-11-01T10:00:00Z, or an integer in --ts-unit)\n",
 			what, s);
+		return 2;
+	}
+	char why[200];
+	if (!c->allow_any_ts && st_ts_check_plausible(s, strlen(s), c->ts_unit, *out, why,
+						     sizeof(why))) {
+		fprintf(stderr, "strata: %s: %s (give --ts-unit, or --allow-any-ts)\n", what, why);
 		return 2;
 	}
 	return 0;
@@ -115,4 +123,73 @@ void cli_value_print(FILE *f, const struct kv_value *v)
 	size_t n = 0;
 	if (kv_value_format(v, &buf, &n, &cap) == 0)
 		fwrite(buf, 1, n, f);
+}
+
+int cli_confirm(const char *question)
+{
+	if (!isatty(STDIN_FILENO) || !isatty(STDERR_FILENO))
+		return 1; /* scripts and pipes: nobody to ask, like rm without -i */
+	fprintf(stderr, "%s [y/N] ", question);
+	fflush(stderr);
+	char line[16];
+	if (!fgets(line, sizeof(line), stdin))
+		return 0;
+	return line[0] == 'y' || line[0] == 'Y';
+}
+
+int cli_read_file(const char *path, char **out, size_t *len)
+{
+	int is_stdin = !strcmp(path, "-");
+	FILE *f = is_stdin ? stdin : fopen(path, "rb");
+	if (!f) {
+		fprintf(stderr, "strata: %s: %m\n", path);
+		return 1;
+	}
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *m = open_memstream(&buf, &n);
+	char chunk[65536];
+	size_t got;
+	while (m && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		fwrite(chunk, 1, got, m);
+	int bad = ferror(f);
+	if (!is_stdin)
+		fclose(f);
+	if (!m || fclose(m) || bad) {
+		fprintf(stderr, "strata: reading %s failed\n", path);
+		free(buf);
+		return 1;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+int cli_value_arg(const char *s, const struct kv_feature_def *f, struct kv_value *out,
+		  struct st_error *err)
+{
+	if (s[0] != '@')
+		return kv_value_parse(s, strlen(s), f, out, err);
+	char *buf;
+	size_t n;
+	if (cli_read_file(s + 1, &buf, &n))
+		return st_error_set(err, ST_EINVAL, "%s=%s: cannot read the file", f->name, s);
+	int rc;
+	if (f->type == KV_BYTES) { /* the file's bytes as they are */
+		if (n > UINT32_MAX) {
+			free(buf);
+			return st_error_set(err, ST_ELIMIT, "%s: file too large", s + 1);
+		}
+		memset(out, 0, sizeof(*out));
+		out->type = KV_BYTES;
+		out->ptr = buf;
+		out->len = (uint32_t)n;
+		return 0;
+	}
+	if (f->type != KV_STR) /* numbers and vectors: the text, without a final newline */
+		while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			n--;
+	rc = kv_value_parse(buf, n, f, out, err);
+	free(buf);
+	return rc;
 }

@@ -179,6 +179,7 @@ struct strata_preload {
 	int skip_bad_rows;
 	char ts_column[STRATA_NAME_MAX]; /* "" = "ts" */
 	enum strata_ts_unit ts_unit;     /* for integer timestamps */
+	int allow_any_ts;                /* accept integers outside 1990-2200 in ts_unit */
 };
 void strata_preload_init(struct strata_preload *p); /* defaults: auto, ms, "ts" */
 
@@ -343,6 +344,23 @@ int strata_job_get(strata *c, uint64_t id, struct strata_job *out, struct strata
 /* *out: array of *n jobs, newest first; free(). */
 int strata_job_list(strata *c, struct strata_job **out, size_t *n, struct strata_error *err);
 int strata_job_cancel(strata *c, uint64_t id, struct strata_error *err);
+
+/* ---- administration ---- */
+/* Runs `action` on the server's store and returns its JSON report (*json: free()):
+ * "stats" (tables, keys, sizes, jobs), "verify" (reads and checks every version; takes as
+ * long as a full scan) or "backup" (a consistent checkpoint written to `path`, an absolute
+ * directory on the server's machine that must not exist yet). */
+int strata_admin(strata *c, const char *action, const char *path, char **json,
+		 struct strata_error *err);
+
+/* ---- timestamps ---- */
+/* Parses a timestamp as the CLI does: ISO-8601 ("2026-11-01T10:00:00Z", fractions and
+ * offsets allowed), "now", or an integer in `unit`; *out_us is microseconds since the epoch.
+ * An integer that lands outside 1990..2200 in `unit` (seconds given as ms, microseconds as
+ * ms) is refused with STRATA_EINVAL and a message naming the unit that would fit, unless
+ * allow_any is set. Returns 0 or STRATA_EINVAL (err may be NULL). */
+int strata_ts_parse(const char *s, enum strata_ts_unit unit, int allow_any, int64_t *out_us,
+		    struct strata_error *err);
 
 #ifdef __cplusplus
 }

@@ -40,6 +40,10 @@ struct strata {
 
 int sc_error(struct strata_error *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* sc_call for requests answered with a JSON document (status_json): *json is a copy to
+ * free(), "{}" when the answer has none. */
+int sc_call_json(strata *c, Strata__Request *req, int idempotent, char **json,
+		 struct strata_error *err);
 /* Connects (and authenticates) if the handle has no live connection. */
 int sc_ensure(strata *c, struct strata_error *err);
 void sc_disconnect(strata *c);

@@ -39,15 +39,7 @@ int strata_status(strata *c, char **json, struct strata_error *err)
 {
 	Strata__StatusReq s = STRATA__STATUS_REQ__INIT;
 	SC_REQ(req, STRATA__REQUEST__OP_STATUS, status, &s);
-	Strata__Response *r;
-	int rc = sc_call(c, &req, &r, 1, err);
-	if (rc)
-		return rc;
-	*json = strdup(r->result_case == STRATA__RESPONSE__RESULT_STATUS_JSON && r->status_json
-			       ? r->status_json
-			       : "{}");
-	strata__response__free_unpacked(r, NULL);
-	return *json ? 0 : sc_error(err, STRATA_ENOMEM, "out of memory");
+	return sc_call_json(c, &req, 1, json, err);
 }
 
 /* ---- tables ---- */
@@ -452,6 +444,7 @@ static void sc_job_from_pb(const Strata__Job *pb, struct strata_job *j)
 		snprintf(j->req.ts_column, sizeof(j->req.ts_column), "%s",
 			 pb->req->ts_column ? pb->req->ts_column : "");
 		j->req.ts_unit = (enum strata_ts_unit)pb->req->ts_unit;
+		j->req.allow_any_ts = pb->req->allow_any_ts;
 	}
 	j->submitted_us = pb->submitted_us;
 	j->started_us = pb->started_us;
@@ -483,6 +476,8 @@ int strata_preload_submit(strata *c, const struct strata_preload *p, uint64_t *i
 	pp.ts_column = (char *)p->ts_column;
 	pp.has_ts_unit = 1;
 	pp.ts_unit = p->ts_unit;
+	pp.has_allow_any_ts = 1;
+	pp.allow_any_ts = p->allow_any_ts;
 	Strata__PreloadSubmitReq m = STRATA__PRELOAD_SUBMIT_REQ__INIT;
 	m.req = &pp;
 	SC_REQ(req, STRATA__REQUEST__OP_PRELOAD_SUBMIT, preload_submit, &m);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,4 +47,14 @@ int st_parse_f64(const char *s, size_t len, double *out)
 		return -1;
 	*out = v;
 	return 0;
+}
+
+int st_format_f64(char *out, double d, int is_float)
+{
+	for (int prec = is_float ? 6 : 15; prec <= 17; prec++) {
+		int n = snprintf(out, ST_F64_BUFLEN, "%.*g", prec, d);
+		if (is_float ? (float)strtod(out, NULL) == (float)d : strtod(out, NULL) == d)
+			return n;
+	}
+	return snprintf(out, ST_F64_BUFLEN, "%.17g", d);
 }

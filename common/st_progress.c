@@ -18,6 +18,25 @@ void st_progress_init(struct st_progress *p, FILE *out, enum st_progress_mode mo
 	p->interval_us = mode == ST_PROGRESS_TTY ? 100000 : 1000000;
 }
 
+char *st_fmt_bytes(double n, char *buf)
+{
+	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int u = 0;
+	while (n >= 1024 && u < 4)
+		n /= 1024, u++;
+	snprintf(buf, 16, u ? "%.1f %s" : "%.0f %s", n, units[u]);
+	return buf;
+}
+
+/* "1234 rows" or, for bytes, "1.2 KiB"; buf needs 48 bytes. */
+static char *fmt_amount(double n, const char *unit, char *buf)
+{
+	if (!strcmp(unit, "bytes"))
+		return st_fmt_bytes(n, buf);
+	snprintf(buf, 48, "%.0f %s", n, unit);
+	return buf;
+}
+
 static void fmt_eta(double secs, char *buf, size_t n)
 {
 	if (secs < 0 || secs > 1e8)
@@ -38,7 +57,7 @@ void st_progress_update(struct st_progress *p, int64_t done, int64_t total, cons
 	double el = (now - p->started_us) / 1e6;
 	double rate = el > 0 ? done / el : 0;
 	double eta = (total > 0 && rate > 0) ? (total - done) / rate : -1;
-	char etab[32];
+	char etab[32], db[48], tb[48], rb[48];
 	fmt_eta(eta, etab, sizeof(etab));
 	switch (p->mode) {
 	case ST_PROGRESS_JSON:
@@ -57,22 +76,23 @@ void st_progress_update(struct st_progress *p, int64_t done, int64_t total, cons
 		memset(bar + fill, '-', (size_t)(width - fill));
 		bar[width] = '\0';
 		if (total > 0)
-			fprintf(p->out, "\r%s [%s] %3d%% %lld/%lld %s  %.0f/s  ETA %s  %s  ",
-				p->what, bar, (int)(100.0 * done / total), (long long)done,
-				(long long)total, unit, rate, etab, extra ? extra : "");
+			fprintf(p->out, "\r%s [%s] %3d%% %s of %s  %s/s  ETA %s  %s  ", p->what, bar,
+				(int)(100.0 * done / total), fmt_amount(done, unit, db),
+				fmt_amount(total, unit, tb), fmt_amount(rate, unit, rb), etab,
+				extra ? extra : "");
 		else
-			fprintf(p->out, "\r%s %lld %s  %.0f/s  %s  ", p->what, (long long)done,
-				unit, rate, extra ? extra : "");
+			fprintf(p->out, "\r%s %s  %s/s  %s  ", p->what, fmt_amount(done, unit, db),
+				fmt_amount(rate, unit, rb), extra ? extra : "");
 		break;
 	}
 	default:
 		if (total > 0)
-			fprintf(p->out, "%s: %lld/%lld %s, %.0f %s/s, eta %s%s%s\n", p->what,
-				(long long)done, (long long)total, unit, rate, unit, etab,
-				extra ? ", " : "", extra ? extra : "");
+			fprintf(p->out, "%s: %s of %s, %s/s, eta %s%s%s\n", p->what,
+				fmt_amount(done, unit, db), fmt_amount(total, unit, tb),
+				fmt_amount(rate, unit, rb), etab, extra ? ", " : "", extra ? extra : "");
 		else
-			fprintf(p->out, "%s: %lld %s, %.0f %s/s%s%s\n", p->what, (long long)done,
-				unit, rate, unit, extra ? ", " : "", extra ? extra : "");
+			fprintf(p->out, "%s: %s, %s/s%s%s\n", p->what, fmt_amount(done, unit, db),
+				fmt_amount(rate, unit, rb), extra ? ", " : "", extra ? extra : "");
 		break;
 	}
 	fflush(p->out);
@@ -91,8 +111,10 @@ void st_progress_finish(struct st_progress *p, int64_t done, const char *unit,
 	} else {
 		if (p->mode == ST_PROGRESS_TTY)
 			fputc('\n', p->out);
-		fprintf(p->out, "%s %s: %lld %s in %.2fs (%.0f %s/s)%s%s\n", p->what, status,
-			(long long)done, unit, el, rate, unit, extra ? ", " : "", extra ? extra : "");
+		char db[48], rb[48];
+		fprintf(p->out, "%s %s: %s in %.2fs (%s/s)%s%s\n", p->what, status,
+			fmt_amount(done, unit, db), el, fmt_amount(rate, unit, rb), extra ? ", " : "",
+			extra ? extra : "");
 	}
 	fflush(p->out);
 }

@@ -17,6 +17,9 @@ struct st_progress {
 	int64_t interval_us;       /* minimum time between draws */
 };
 
+/* Formats a byte count as "94.3 MiB" (B, KiB, MiB, GiB, TiB); buf needs 16 bytes. */
+char *st_fmt_bytes(double n, char *buf);
+
 /* Resolves AUTO from isatty(fileno(out)). */
 void st_progress_init(struct st_progress *p, FILE *out, enum st_progress_mode mode,
 		      const char *what);

@@ -24,6 +24,43 @@ int st_ts_unit_parse(const char *s, enum st_ts_unit *out)
 	return 0;
 }
 
+const char *st_ts_unit_name(enum st_ts_unit unit)
+{
+	return unit == ST_TS_S ? "s" : unit == ST_TS_MS ? "ms" : "us";
+}
+
+static int plausible(int64_t us)
+{
+	return us >= ST_TS_PLAUSIBLE_MIN && us < ST_TS_PLAUSIBLE_MAX;
+}
+
+int st_ts_check_plausible(const char *s, size_t len, enum st_ts_unit unit, int64_t us,
+			  char *why, size_t n)
+{
+	while (len && isspace((unsigned char)*s))
+		s++, len--;
+	while (len && isspace((unsigned char)s[len - 1]))
+		len--;
+	int64_t v;
+	if (plausible(us) || st_parse_i64(s, len, &v))
+		return 0; /* plausible, or an ISO date (its year is what was written) */
+	char got[ST_TS_BUFLEN], alt[ST_TS_BUFLEN];
+	int w = snprintf(why, n, "integer timestamp %.*s in %s is %s, outside 1990-2200",
+			 (int)(len > 24 ? 24 : len), s, st_ts_unit_name(unit),
+			 st_ts_format(us, got));
+	static const int64_t mul[] = {1000000, 1000, 1};
+	for (int u = ST_TS_S; u <= ST_TS_US; u++) {
+		int64_t a;
+		if (u == (int)unit || __builtin_mul_overflow(v, mul[u], &a) || !plausible(a))
+			continue;
+		if (w >= 0 && (size_t)w < n)
+			snprintf(why + w, n - (size_t)w, "; as %s it is %s",
+				 st_ts_unit_name((enum st_ts_unit)u), st_ts_format(a, alt));
+		break;
+	}
+	return ST_EINVAL;
+}
+
 /* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
 static int64_t days_from_civil(int64_t y, int m, int d)
 {

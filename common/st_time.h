@@ -19,6 +19,19 @@ int st_ts_unit_parse(const char *s, enum st_ts_unit *out);
  * `len` bytes of s are read (s need not be NUL-terminated). Returns 0 or ST_EINVAL. */
 int st_ts_parse(const char *s, size_t len, enum st_ts_unit unit, int64_t *out_us);
 
+/* The plausibility guard for integer timestamps: an integer that lands outside 1990..2200 in
+ * its unit is almost always a unit mistake (seconds read as ms give 1970-01-21, microseconds
+ * read as ms give year 57805) and would make values unreadable or forever "latest".
+ * Returns 0 when s is not a bare integer or us is plausible; otherwise ST_EINVAL with a message
+ * in why (n bytes) naming the date it gives and the unit that would make it plausible. */
+#define ST_TS_PLAUSIBLE_MIN 631152000000000LL  /* 1990-01-01T00:00:00Z */
+#define ST_TS_PLAUSIBLE_MAX 7258118400000000LL /* 2200-01-01T00:00:00Z */
+int st_ts_check_plausible(const char *s, size_t len, enum st_ts_unit unit, int64_t us,
+			  char *why, size_t n);
+
+/* Name of a unit: "s", "ms" or "us". */
+const char *st_ts_unit_name(enum st_ts_unit unit);
+
 /* Formats as "2026-11-01T10:00:00Z", with ".ffffff" only when there are microseconds.
  * buf needs ST_TS_BUFLEN bytes. Returns buf. */
 #define ST_TS_BUFLEN 40

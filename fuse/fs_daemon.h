@@ -32,6 +32,8 @@ struct fs_inode {
 	int view;            /* enum fs_view: objects seen through .trash are read-only */
 	mode_t type;         /* S_IFMT bits */
 	uint64_t nlookup;    /* protected by fs_itable.lock */
+	int trashed;         /* a name of it went to the trash through this daemon: its
+			      * attributes always consult the trash link count */
 	int bk_id;           /* passthrough backing id while bk_opens > 0 (fs_state.pt_lock) */
 	unsigned bk_opens;   /* open files of this inode using bk_id (fs_state.pt_lock) */
 	struct fs_inode *next; /* hash chain, protected by fs_itable.lock */
@@ -119,15 +121,19 @@ static inline fuse_ino_t fs_ino_id(struct fs_inode *in)
  * request less; flush only matters for close-to-open consistency on network filesystems). */
 extern struct fuse_lowlevel_ops fs_ops;
 
-/* Path of dir/name in the mount ("/a/b/name") from the backing fd of dir. Returns 0 or
- * -ENOENT when dir is not in the live namespace any more. */
-int fs_mount_path(int dirfd, const char *name, char *out, size_t len);
+/* Path of dir/name in the mount ("/a/b/name", any length; *out malloc'ed, the caller
+ * frees it) from the backing fd of dir. Returns 0, or -ENOENT when dir is not in the live
+ * namespace any more. */
+int fs_mount_path(int dirfd, const char *name, char **out);
 
 /* Kernel dentry invalidation for name in the directory (dev, ino, view), if the kernel
  * knows that directory. From a FUSE request it is queued for the notifier thread; outside
  * requests (control channel) pass sync=1 to have it done before returning, so the caller
  * sees the new state at once. */
 void fs_notify_entry(dev_t dev, ino_t ino, int view, const char *name, int sync);
+/* Drops the kernel's cached attributes of the live inode (dev, ino), if it has one; only
+ * outside requests (control channel): a restore changed its link count behind the kernel. */
+void fs_notify_attr(dev_t dev, ino_t ino);
 int fs_notify_start(struct fs_state *s);
 void fs_notify_stop(struct fs_state *s);
 

@@ -1,6 +1,8 @@
 /* stratafs: mounts BACKING_DIR at MOUNTPOINT with a trash bin and asynchronous removal. */
 #include "fuse/fs_chan.h"
+#include "fuse/fs_config.h"
 #include "fuse/fs_ctlmsg.h"
+#include "common/st_version.h"
 #include "fuse/fs_daemon.h"
 #include "fuse/fs_util.h"
 #include "common/st_log.h"
@@ -8,7 +10,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,26 +20,6 @@
 #include <unistd.h>
 
 struct fs_state *fs_g;
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: stratafs BACKING_DIR MOUNTPOINT [options]\n"
-		"  -f                      stay in the foreground\n"
-		"  -d                      FUSE debug output (implies -f)\n"
-		"  -o OPTS                 mount options (allow_other, ro, ...)\n"
-		"  --trash-retention D     keep deleted entries this long (default 7d; 0 = forever)\n"
-		"  --threads N             FUSE worker threads (default 8)\n"
-		"  --attr-timeout S        kernel attribute/entry cache, seconds (default 30 on a local\n"
-		"                          backing, 1 on a network filesystem)\n"
-		"  --writeback-cache       let the kernel cache writes (turns passthrough off)\n"
-		"  --no-passthrough        send reads and writes through the daemon even where the\n"
-		"                          kernel could do them on the backing file directly\n"
-		"  --rmr-threads N         reclaimer concurrency (default 2)\n"
-		"  --rmr-rate N            reclaimer limit, entries per second (default unlimited)\n"
-		"  --max-inode-fds N       inodes holding an open fd; the rest keep a file handle\n"
-		"                          (default: 3/4 of the open file limit)\n");
-}
 
 /* Once a second: fdatasync the trash index logs appended to (so at most about a second of
  * index records can be lost in a power failure); every retention/8 (1 s .. 60 s): expiry. */
@@ -130,90 +111,32 @@ int main(int argc, char **argv)
 	static struct fs_state state;
 	struct fs_state *s = &state;
 	fs_g = s;
-	int foreground = 0, threads = 8, rmr_threads = 2;
-	int64_t retention = 7LL * 86400 * 1000000, rate = 0;
-	long max_fds = -1;
-	char user_opts[2048] = "";
-	s->attr_timeout = -1; /* default chosen by the backing's kind, below */
-	s->passthrough = 1;
-	s->bfd = s->ctl_fd = -1;
-	static const struct option lo[] = {
-		{ "trash-retention", required_argument, 0, 'R' },
-		{ "threads", required_argument, 0, 'T' },
-		{ "attr-timeout", required_argument, 0, 'A' },
-		{ "writeback-cache", no_argument, 0, 'W' },
-		{ "no-passthrough", no_argument, 0, 'P' },
-		{ "rmr-threads", required_argument, 0, 'M' },
-		{ "rmr-rate", required_argument, 0, 'L' },
-		{ "max-inode-fds", required_argument, 0, 'F' },
-		{ "help", no_argument, 0, 'h' },
-		{ 0, 0, 0, 0 },
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, "fdo:h", lo, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			foreground = 1;
-			break;
-		case 'd':
-			foreground = 1;
-			s->debug = 1;
-			break;
-		case 'o':
-			if (strlen(user_opts) + strlen(optarg) + 2 >= sizeof(user_opts)) {
-				fprintf(stderr, "stratafs: -o options too long\n");
-				return 2;
-			}
-			if (user_opts[0])
-				strcat(user_opts, ",");
-			strcat(user_opts, optarg);
-			break;
-		case 'R':
-			if (st_dur_parse(optarg, &retention) != 0) {
-				fprintf(stderr, "stratafs: bad --trash-retention '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'T':
-			threads = atoi(optarg);
-			break;
-		case 'A':
-			s->attr_timeout = atof(optarg);
-			if (s->attr_timeout < 0) {
-				fprintf(stderr, "stratafs: bad --attr-timeout '%s'\n", optarg);
-				return 2;
-			}
-			break;
-		case 'W':
-			s->writeback = 1;
-			break;
-		case 'P':
-			s->passthrough = 0;
-			break;
-		case 'M':
-			rmr_threads = atoi(optarg);
-			break;
-		case 'L':
-			rate = atoll(optarg);
-			break;
-		case 'F':
-			max_fds = atol(optarg);
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return 2;
-		}
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		st_version_print(stdout, "stratafs");
+		return 0;
 	}
-	if (argc - optind != 2 || threads < 1 || rmr_threads < 1 || s->attr_timeout < -1 ||
-	    rate < 0) {
-		usage(stderr);
+	struct fs_config cfg;
+	struct st_error perr = { 0 };
+	fs_config_defaults(&cfg);
+	int prc = fs_config_parse(&cfg, argc, argv, stdout, &perr);
+	if (prc == 1)
+		return 0;
+	if (prc != 0) {
+		fprintf(stderr, "stratafs: %s\n", perr.msg);
+		fs_config_usage(stderr);
 		return 2;
 	}
-	if (!realpath(argv[optind], s->backing) || !realpath(argv[optind + 1], s->mnt)) {
-		fprintf(stderr, "stratafs: %s: %s\n", argv[optind + (s->backing[0] ? 1 : 0)],
+	int foreground = cfg.foreground, threads = cfg.threads, rmr_threads = cfg.rmr_threads;
+	int64_t retention = cfg.retention_us, rate = cfg.rmr_rate;
+	long max_fds = cfg.max_inode_fds;
+	const char *user_opts = cfg.user_opts;
+	s->attr_timeout = cfg.attr_timeout; /* -1: chosen by the backing's kind, below */
+	s->passthrough = cfg.passthrough;
+	s->writeback = cfg.writeback;
+	s->debug = cfg.debug;
+	s->bfd = s->ctl_fd = -1;
+	if (!realpath(cfg.backing, s->backing) || !realpath(cfg.mountpoint, s->mnt)) {
+		fprintf(stderr, "stratafs: %s: %s\n", s->backing[0] ? cfg.mountpoint : cfg.backing,
 			strerror(errno));
 		return 1;
 	}
@@ -280,6 +203,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "stratafs: %s/.strata/trash: %s\n", s->backing, strerror(errno));
 		return 1;
 	}
+	s->trash.tlinks_hook = fs_notify_attr;
 	s->trash_dev = st.st_dev;
 	s->trash_ino = st.st_ino;
 
@@ -338,11 +262,11 @@ int main(int argc, char **argv)
 		s->expiry_running = 1;
 	st_info("stratafs: %s mounted on %s (trash retention %s)", s->backing, s->mnt,
 		retention ? st_dur_format(retention, (char[32]){ 0 }) : "forever");
-	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_max_threads(cfg, (unsigned)threads);
-	fuse_loop_cfg_set_idle_threads(cfg, (unsigned)(threads / 2 > 0 ? threads / 2 : 1));
-	rc = fuse_session_loop_mt(s->se, cfg) ? 1 : 0;
-	fuse_loop_cfg_destroy(cfg);
+	struct fuse_loop_config *lcfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(lcfg, (unsigned)threads);
+	fuse_loop_cfg_set_idle_threads(lcfg, (unsigned)(threads / 2 > 0 ? threads / 2 : 1));
+	rc = fuse_session_loop_mt(s->se, lcfg) ? 1 : 0;
+	fuse_loop_cfg_destroy(lcfg);
 	if (s->expiry_running) {
 		pthread_mutex_lock(&s->elock);
 		s->estop = 1;

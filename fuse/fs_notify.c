@@ -53,6 +53,16 @@ void fs_notify_entry(dev_t dev, ino_t ino, int view, const char *name, int sync)
 	pthread_mutex_unlock(&s->nlock);
 }
 
+void fs_notify_attr(dev_t dev, ino_t ino)
+{
+	struct fs_inode *in = fs_itable_find(&fs_g->itab, dev, ino, FS_VIEW_LIVE);
+	if (!in)
+		return;
+	int rc = fuse_lowlevel_notify_inval_inode(fs_g->se, fs_ino_id(in), -1, 0);
+	if (rc && rc != -ENOENT && fs_g->debug)
+		st_warn("inval_inode: %s", strerror(-rc));
+}
+
 static void *notify_main(void *arg)
 {
 	struct fs_state *s = arg;

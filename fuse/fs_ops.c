@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -25,6 +26,40 @@
 static __thread uid_t t_uid;
 static __thread gid_t t_gid;
 static __thread int t_full; /* supplementary groups of the caller loaded */
+/* umask: each worker thread unshares its fs_struct (CLONE_FS) on its first create, so the
+ * caller's umask can be set for that thread alone; t_umask is its current value. */
+static __thread int t_fs_private;
+static __thread mode_t t_umask;
+static mode_t g_umask; /* the daemon's own umask, restored after each create */
+
+/* Creates below run with the umask the kernel sent (FUSE_CAP_DONT_MASK: the kernel left
+ * the mode alone), so the backing filesystem applies it, or a default ACL instead, exactly
+ * as it does for a local process. */
+static int caller_umask(fuse_req_t req)
+{
+	mode_t m = fuse_req_ctx(req)->umask & 0777;
+	if (!t_fs_private) {
+		if (unshare(CLONE_FS) != 0)
+			return -errno;
+		t_fs_private = 1;
+		t_umask = g_umask;
+	}
+	if (m != t_umask) {
+		umask(m);
+		t_umask = m;
+	}
+	return 0;
+}
+
+/* Back to the daemon's umask at the end of a request (trash directories and logs are
+ * created with it). */
+static void umask_restore(void)
+{
+	if (t_fs_private && t_umask != g_umask) {
+		umask(g_umask);
+		t_umask = g_umask;
+	}
+}
 
 static void as_root(void)
 {
@@ -106,30 +141,133 @@ static double tmo(struct fs_inode *in)
 	return in->view == FS_VIEW_TRASH ? 0 : fs_g->attr_timeout;
 }
 
-int fs_mount_path(int dirfd, const char *name, char *out, size_t len)
+static int dot(const char *n);
+
+/* Name of the child (dev, ino) in directory pfd, malloc'ed, or NULL. */
+static char *child_name(int pfd, dev_t dev, ino_t ino)
+{
+	int dup = openat(pfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+	if (!d) {
+		if (dup >= 0)
+			close(dup);
+		return NULL;
+	}
+	char *name = NULL;
+	struct dirent *de;
+	struct stat st;
+	while (!name && (de = readdir(d)))
+		if (de->d_ino == ino && !dot(de->d_name) &&
+		    fstatat(pfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev &&
+		    st.st_ino == ino)
+			name = strdup(de->d_name);
+	closedir(d);
+	return name;
+}
+
+/* Path of directory dirfd below the backing root ("" or "/a/b"), malloc'ed, found by
+ * walking up "..": for directories deeper than the kernel can name (PATH_MAX). */
+static int walk_up(int dirfd, char **out)
+{
+	struct stat cur;
+	if (fstat(dirfd, &cur) != 0)
+		return -errno;
+	if (cur.st_nlink == 0)
+		return -ENOENT; /* removed while open */
+	int fd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+	char *acc = strdup("");
+	size_t len = 0;
+	int rc = fd < 0 ? -errno : acc ? 0 : -ENOMEM;
+	while (rc == 0 && !(cur.st_dev == fs_g->root.dev && cur.st_ino == fs_g->root.ino)) {
+		struct stat ps;
+		int pfd = openat(fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (pfd < 0 || fstat(pfd, &ps) != 0 ||
+		    (ps.st_dev == cur.st_dev && ps.st_ino == cur.st_ino)) {
+			rc = pfd < 0 ? -errno : -ENOENT; /* reached / without the backing root */
+			if (pfd >= 0)
+				close(pfd);
+			break;
+		}
+		char *name = child_name(pfd, cur.st_dev, cur.st_ino);
+		char *n = name ? malloc(len + strlen(name) + 2) : NULL;
+		if (!n) {
+			rc = name ? -ENOMEM : -ENOENT;
+			free(name);
+			close(pfd);
+			break;
+		}
+		len = (size_t)sprintf(n, "/%s%s", name, acc);
+		free(name);
+		free(acc);
+		acc = n;
+		close(fd);
+		fd = pfd;
+		cur = ps;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (rc == 0) {
+		*out = acc;
+		return 0;
+	}
+	free(acc);
+	return rc;
+}
+
+int fs_mount_path(int dirfd, const char *name, char **out)
 {
 	char p[32], buf[PATH_MAX];
+	char *rel = NULL, *heap = NULL;
 	ssize_t n = readlink(fs_fd_path(dirfd, p), buf, sizeof(buf) - 1);
-	if (n < 0)
+	if (n >= 0 && n < (ssize_t)sizeof(buf) - 1) {
+		buf[n] = 0;
+		if (n >= 10 && !strcmp(buf + n - 10, " (deleted)"))
+			return -ENOENT;
+		size_t bl = strlen(fs_g->backing);
+		if (strncmp(buf, fs_g->backing, bl) != 0 || (buf[bl] != '/' && buf[bl] != 0))
+			return -ENOENT;
+		rel = buf + bl; /* "" or "/a/b" */
+	} else if (n >= 0 || errno == ENAMETOOLONG) {
+		int rc = walk_up(dirfd, &heap);
+		if (rc)
+			return rc;
+		rel = heap;
+	} else {
 		return -errno;
-	buf[n] = 0;
-	size_t bl = strlen(fs_g->backing);
-	if (strncmp(buf, fs_g->backing, bl) != 0 || (buf[bl] != '/' && buf[bl] != 0))
-		return -ENOENT;
-	const char *rel = buf + bl; /* "" or "/a/b" */
-	if (!strncmp(rel, "/" FS_STATE_DIR, strlen(FS_STATE_DIR) + 1) &&
-	    (rel[strlen(FS_STATE_DIR) + 1] == '/' || rel[strlen(FS_STATE_DIR) + 1] == 0))
-		return -ENOENT;
-	if (n >= 10 && !strcmp(buf + n - 10, " (deleted)"))
-		return -ENOENT;
-	if ((size_t)snprintf(out, len, "%s/%s", rel, name) >= len)
-		return -ENAMETOOLONG;
-	return 0;
+	}
+	size_t sl = strlen(FS_STATE_DIR);
+	int rc = 0;
+	if (rel[0] == '/' && !strncmp(rel + 1, FS_STATE_DIR, sl) &&
+	    (rel[sl + 1] == '/' || rel[sl + 1] == 0))
+		rc = -ENOENT;
+	else if (!(*out = malloc(strlen(rel) + strlen(name) + 2)))
+		rc = -ENOMEM;
+	else
+		sprintf(*out, "%s/%s", rel, name);
+	free(heap);
+	return rc;
+}
+
+/* nlink as the user's namespace has it: links held by the trash (fs_tlinks_get) are not
+ * counted. Only objects with several links, or of which this daemon trashed a name, can
+ * have one, so other objects cost nothing. fd: an fd of the object. */
+static void user_nlink(struct fs_inode *in, int fd, struct stat *st)
+{
+	if (in->view != FS_VIEW_LIVE || S_ISDIR(st->st_mode) ||
+	    (st->st_nlink < 2 && !__atomic_load_n(&in->trashed, __ATOMIC_RELAXED)))
+		return;
+	int n = fs_tlinks_get(fd, "");
+	if (n > 0)
+		st->st_nlink = st->st_nlink > (nlink_t)n ? st->st_nlink - (nlink_t)n : 0;
 }
 
 static int stat_inode(struct fs_inode *in, struct stat *st)
 {
-	return fstatat(fs_fd(in), "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+	int fd = fs_fd(in);
+	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+		return -errno;
+	user_nlink(in, fd, st);
+	return 0;
 }
 
 static int do_lookup(fuse_req_t req, struct fs_inode *dir, const char *name,
@@ -164,6 +302,7 @@ static int do_lookup(fuse_req_t req, struct fs_inode *dir, const char *name,
 	struct fs_inode *in = fs_itable_get(&fs_g->itab, fd, &e->attr, view);
 	if (!in)
 		return -ENOMEM;
+	user_nlink(in, fs_fd(in), &e->attr);
 	e->ino = fs_ino_id(in);
 	return 0;
 }
@@ -195,6 +334,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
+	if (conn->capable & FUSE_CAP_DONT_MASK)
+		conn->want |= FUSE_CAP_DONT_MASK;
+	if (conn->capable & FUSE_CAP_POSIX_LOCKS)
+		conn->want |= FUSE_CAP_POSIX_LOCKS;
+	if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
+		conn->want |= FUSE_CAP_FLOCK_LOCKS;
+	g_umask = umask(022);
+	umask(g_umask);
 	conn->max_write = 1u << 20;
 	conn->max_readahead = FS_READAHEAD_KB * 1024;
 }
@@ -235,7 +382,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct fs_inode *in = fs_ino(ino);
 	struct stat st;
-	int rc = fi ? (fstat((int)fi->fh, &st) == 0 ? 0 : -errno) : stat_inode(in, &st);
+	int rc;
+	if (fi) {
+		rc = fstat((int)fi->fh, &st) == 0 ? 0 : -errno;
+		if (rc == 0)
+			user_nlink(in, (int)fi->fh, &st);
+	} else {
+		rc = stat_inode(in, &st);
+	}
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -343,6 +497,8 @@ static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 {
 	struct fs_inode *dir = fs_ino(parent);
 	int e = check_create(dir, name), res;
+	if (!e)
+		e = -caller_umask(req);
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
@@ -403,11 +559,17 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 /* Moves dir/name into the trash as `path` and tells the kernel about the new trash entry. */
 static int trash_victim(fuse_req_t req, struct fs_inode *dir, const char *name,
-			const char *path)
+			const char *path, const struct stat *vst)
 {
 	struct fs_trash_put_info info;
 	memset(&info, 0, sizeof(info));
 	as_root();
+	/* the kernel may still ask for its attributes (open files, fstat): nlink from now on
+	 * leaves the trash's link out */
+	struct fs_inode *vin = S_ISDIR(vst->st_mode) ? NULL :
+			       fs_itable_find(&fs_g->itab, vst->st_dev, vst->st_ino, FS_VIEW_LIVE);
+	if (vin)
+		__atomic_store_n(&vin->trashed, 1, __ATOMIC_RELAXED);
 	int rc = fs_trash_put(&fs_g->trash, fs_fd(dir), name, path, fuse_req_ctx(req)->uid, &info);
 	if (rc == 0 && info.name[0])
 		fs_notify_entry(info.tdir_dev, info.tdir_ino, FS_VIEW_TRASH, info.name, 0);
@@ -422,8 +584,8 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 		fuse_reply_err(req, e);
 		return;
 	}
-	char path[PATH_MAX];
-	int rc = fs_mount_path(fs_fd(dir), name, path, sizeof(path));
+	char *path = NULL;
+	int rc = fs_mount_path(fs_fd(dir), name, &path);
 	if (rc == 0) {
 		struct stat st;
 		if (fstatat(fs_fd(dir), name, &st, AT_SYMLINK_NOFOLLOW) != 0)
@@ -433,7 +595,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 		else if (!isdir && S_ISDIR(st.st_mode))
 			rc = -EISDIR;
 		else
-			rc = trash_victim(req, dir, name, path);
+			rc = trash_victim(req, dir, name, path, &st);
 	} else if (rc == -ENOENT) {
 		/* the directory itself is no longer in the namespace (deleted while open) */
 		int res;
@@ -441,6 +603,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 		rc = res < 0 ? -errno : 0;
 		as_root();
 	}
+	free(path);
 	fuse_reply_err(req, -rc);
 }
 
@@ -491,8 +654,8 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		fuse_reply_err(req, ENOTDIR);
 		return;
 	}
-	char path[PATH_MAX];
-	if (fs_mount_path(fs_fd(b), newname, path, sizeof(path)) != 0) {
+	char *path = NULL;
+	if (fs_mount_path(fs_fd(b), newname, &path) != 0) {
 		AS_CALLER(req, res, renameat(fs_fd(a), name, fs_fd(b), newname));
 		e = res < 0 ? errno : 0;
 		as_root();
@@ -502,18 +665,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	AS_CALLER(req, res, renameat2(fs_fd(a), name, fs_fd(b), newname, RENAME_EXCHANGE));
 	e = res < 0 ? errno : 0;
 	as_root();
-	if (e) {
-		fuse_reply_err(req, e);
-		return;
-	}
-	int rc = trash_victim(req, a, name, path);
-	if (rc) {
-		/* put things back as they were */
+	int rc = e ? -e : trash_victim(req, a, name, path, &ts);
+	if (rc && !e) /* put things back as they were */
 		renameat2(fs_fd(a), name, fs_fd(b), newname, RENAME_EXCHANGE);
-		fuse_reply_err(req, -rc);
-		return;
-	}
-	fuse_reply_err(req, 0);
+	free(path);
+	fuse_reply_err(req, -rc);
 }
 
 static int open_flags(int flags)
@@ -603,6 +759,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 {
 	struct fs_inode *dir = fs_ino(parent);
 	int e = check_create(dir, name), fd;
+	if (!e)
+		e = -caller_umask(req);
 	if (e) {
 		fuse_reply_err(req, e);
 		return;
@@ -740,6 +898,77 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 		fuse_reply_write(req, (size_t)n);
 }
 
+/* ---- locks ------------------------------------------------------------------------ */
+
+/* fcntl and flock locks are taken on the backing file, so that other mounts of the same
+ * backing tree (other nodes on NFS or CephFS) and processes using it directly see them:
+ * fcntl locks as open-file-description locks (F_OFD_*: owned by the open file, which is
+ * what a FUSE open maps to), flock as flock(2) on the backing fd (also per open file).
+ * A lock that must wait is retried with a growing pause (1 ms .. 50 ms) until it is
+ * granted or the caller is interrupted, so no worker thread sleeps in the kernel where an
+ * INTERRUPT cannot reach it. */
+#define LOCK_PAUSE_MAX_US 50000
+
+/* Runs try(fd, arg) until it succeeds, fails with something other than "held by
+ * someone else", or (sleep) the request is interrupted. Returns 0 or -errno. */
+static int lock_retry(fuse_req_t req, int sleep, int (*try)(int, void *), int fd, void *arg)
+{
+	for (useconds_t pause = 1000;; pause = pause * 2 > LOCK_PAUSE_MAX_US ? LOCK_PAUSE_MAX_US
+									      : pause * 2) {
+		if (try(fd, arg) == 0)
+			return 0;
+		int e = errno;
+		if (e != EAGAIN && e != EACCES && e != EWOULDBLOCK)
+			return -e;
+		if (!sleep)
+			return -EAGAIN;
+		if (fuse_req_interrupted(req))
+			return -EINTR;
+		usleep(pause);
+	}
+}
+
+static int try_ofd(int fd, void *arg)
+{
+	return fcntl(fd, F_OFD_SETLK, (struct flock *)arg);
+}
+
+static int try_flock(int fd, void *arg)
+{
+	return flock(fd, *(int *)arg | LOCK_NB);
+}
+
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock)
+{
+	(void)ino;
+	lock->l_pid = 0; /* F_OFD_*: must be 0; a conflicting OFD lock comes back as -1 */
+	if (fcntl((int)fi->fh, F_OFD_GETLK, lock) != 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	if (lock->l_pid < 0)
+		lock->l_pid = 0;
+	fuse_reply_lock(req, lock);
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		     struct flock *lock, int sleep)
+{
+	(void)ino;
+	lock->l_pid = 0;
+	int rc = lock_retry(req, sleep && lock->l_type != F_UNLCK, try_ofd, (int)fi->fh, lock);
+	fuse_reply_err(req, -rc);
+}
+
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+	(void)ino;
+	int how = op & (LOCK_SH | LOCK_EX | LOCK_UN);
+	int rc = lock_retry(req, !(op & LOCK_NB) && how != LOCK_UN, try_flock, (int)fi->fh, &how);
+	fuse_reply_err(req, -rc);
+}
+
 /* ---- directories ------------------------------------------------------------------ */
 
 struct fs_dirh {
@@ -756,8 +985,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	/* through the magic link: an open needs read permission only, not search (a
+	 * directory of mode 0600 opens for its owner as it does natively) */
+	char p[32];
 	int fd;
-	AS_CALLER(req, fd, openat(fs_fd(in), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+	AS_CALLER(req, fd, open(fs_fd_path(fs_fd(in), p), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 	int e = errno;
 	as_root();
 	if (fd < 0 || !(d->dp = fdopendir(fd))) {
@@ -922,7 +1154,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (in->type == S_IFLNK) {
+	if (in->type == S_IFLNK || !strcmp(name, FS_TLINKS_XATTR)) {
 		fuse_reply_err(req, EPERM);
 		return;
 	}
@@ -937,7 +1169,7 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct fs_inode *in = fs_ino(ino);
-	if (in->type == S_IFLNK) {
+	if (in->type == S_IFLNK || !strcmp(name, FS_TLINKS_XATTR)) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
@@ -964,6 +1196,7 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	free(buf);
 }
 
+/* The backing list without the trash link count (FS_TLINKS_XATTR). */
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct fs_inode *in = fs_ino(ino);
@@ -976,24 +1209,42 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	}
 	char p[32];
 	fs_fd_path(fs_fd(in), p);
-	if (size == 0) {
-		ssize_t n = listxattr(p, NULL, 0);
-		if (n < 0)
-			fuse_reply_err(req, errno);
-		else
-			fuse_reply_xattr(req, (size_t)n);
-		return;
+	char *buf = NULL;
+	ssize_t n;
+	for (;;) {
+		n = listxattr(p, NULL, 0);
+		if (n <= 0)
+			break;
+		free(buf);
+		buf = malloc((size_t)n);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		n = listxattr(p, buf, (size_t)n);
+		if (n >= 0 || errno != ERANGE)
+			break; /* ERANGE: the list grew in between */
 	}
-	char *buf = malloc(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	ssize_t n = listxattr(p, buf, size);
-	if (n < 0)
+	if (n < 0) {
 		fuse_reply_err(req, errno);
+		free(buf);
+		return;
+	}
+	size_t out = 0;
+	for (ssize_t off = 0; off < n;) {
+		size_t l = strlen(buf + off) + 1;
+		if (strcmp(buf + off, FS_TLINKS_XATTR)) {
+			memmove(buf + out, buf + off, l);
+			out += l;
+		}
+		off += (ssize_t)l;
+	}
+	if (size == 0)
+		fuse_reply_xattr(req, out);
+	else if (size < out)
+		fuse_reply_err(req, ERANGE);
 	else
-		fuse_reply_buf(req, buf, (size_t)n);
+		fuse_reply_buf(req, buf, out);
 	free(buf);
 }
 
@@ -1004,7 +1255,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	if (in->type == S_IFLNK) {
+	if (in->type == S_IFLNK || !strcmp(name, FS_TLINKS_XATTR)) {
 		fuse_reply_err(req, ENODATA);
 		return;
 	}
@@ -1025,6 +1276,7 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 		op args;                \
 		fs_fd_release();        \
 		as_root();              \
+		umask_restore();        \
 	}
 WRAP(op_lookup, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
 WRAP(op_getattr, (fuse_req_t r, fuse_ino_t i, struct fuse_file_info *f), (r, i, f))
@@ -1077,6 +1329,9 @@ struct fuse_lowlevel_ops fs_ops = {
 	.fallocate = op_fallocate,
 	.lseek = op_lseek,
 	.copy_file_range = op_copy_file_range,
+	.getlk = op_getlk,
+	.setlk = op_setlk,
+	.flock = op_flock,
 	.opendir = w_op_opendir,
 	.readdir = op_readdir,
 	.readdirplus = w_op_readdirplus,

@@ -334,8 +334,13 @@ static void process(struct fs_rmr *r, struct fs_rmr_node *n)
 				process(r, c);
 			continue;
 		}
-		if (!have_st && fstatat(fd, nm, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		if (!have_st && fstatat(fd, nm, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 			st.st_blocks = 0;
+			st.st_nlink = 1;
+		}
+		/* a purged trash link of a file that still has other names: count it out first */
+		if (r->phase == FS_RMR_DELETING && st.st_nlink > 1 && r->from_trash)
+			fs_tlinks_add(fd, nm, -1);
 		if (r->phase == FS_RMR_DELETING && unlinkat(fd, nm, 0) != 0 && errno != ENOENT) {
 			fail(r, "unlink", n->rel, errno);
 			continue;
@@ -455,6 +460,7 @@ static int run_job(struct fs_rmr *r, const char *id)
 	pthread_mutex_lock(&r->lock);
 	free(r->cur.path);
 	r->cur = j;
+	r->from_trash = !strcmp(j.kind, "purge") || !strcmp(j.kind, "expire");
 	r->have_cur = 1;
 	r->failures = 0;
 	pthread_mutex_unlock(&r->lock);
@@ -463,6 +469,8 @@ static int run_job(struct fs_rmr *r, const char *id)
 	if (fstatat(r->rmr_fd, tn, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 		/* finished before a crash, or never detached */
 	} else if (!S_ISDIR(st.st_mode)) {
+		if (st.st_nlink > 1 && r->from_trash)
+			fs_tlinks_add(r->rmr_fd, tn, -1);
 		if (unlinkat(r->rmr_fd, tn, 0) != 0 && errno != ENOENT) {
 			fail(r, "unlink", tn, errno);
 		} else {

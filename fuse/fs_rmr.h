@@ -64,6 +64,7 @@ struct fs_rmr {
 	struct fs_rmr_jobinfo cur; /* the job being reclaimed (cur.path owned) */
 	int have_cur;
 	int phase;              /* FS_RMR_SCANNING or FS_RMR_DELETING */
+	int from_trash;         /* the job's tree came out of the trash (purge, expire) */
 	struct fs_rmr_node *stack; /* directories waiting for a worker */
 	size_t nstack;
 	int finished;           /* root node of the phase done */

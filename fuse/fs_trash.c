@@ -251,6 +251,8 @@ static void read_xattrs(const char *path, struct fs_trash_rec *r)
 	ssize_t n = llistxattr(path, names, sizeof(names));
 	for (ssize_t off = 0; n > 0 && off < n; off += (ssize_t)strlen(names + off) + 1) {
 		char val[4096];
+		if (!strcmp(names + off, FS_TLINKS_XATTR))
+			continue;
 		ssize_t vl = lgetxattr(path, names + off, val, sizeof(val));
 		if (vl >= 0)
 			fs_rec_add_xattr(r, names + off, val, (size_t)vl);
@@ -348,6 +350,13 @@ static int trash_put(struct fs_trash *t, int dirfd, const char *name, const char
 	int n = snprintf(mdir, dl + 64, "%u/%s%s%.*s", (unsigned)st.st_uid, bucket, dl ? "/" : "",
 			 (int)dl, rel);
 	(void)n;
+	if (strlen(mdir) > FS_TRASH_MIRROR_MAX) {
+		/* too deep to mirror (the path could not even be opened in one go): the
+		 * bucket root, under a unique name; the record keeps the original path */
+		snprintf(mdir, dl + 64, "%u/%s", (unsigned)st.st_uid, bucket);
+		snprintf(r.tpath, strlen(rel) + 40, "%.200s~%s", base, r.id);
+		base = NULL;
+	}
 	int mfd = open_beneath(t->trash_fd, mdir, O_PATH | O_DIRECTORY);
 	if (mfd == -ENOENT) {
 		/* user root first (0700, owned by the user), then the bucket and mirror parents */
@@ -413,6 +422,8 @@ static int trash_put(struct fs_trash *t, int dirfd, const char *name, const char
 	}
 	if (!rc && have_ds)
 		stamp_after(t, dirfd);
+	if (!rc && !isdir)
+		fs_tlinks_add(mfd, tname, 1);
 	if (!rc && info) {
 		struct stat ms;
 		if (fstat(mfd, &ms) == 0) {
@@ -700,10 +711,12 @@ struct made_dir {
 static int open_dest_parent(struct fs_trash *t, const struct fs_trash_list *l, const char *dest,
 			    const struct fs_caller *c, struct made_dir *made, int *nmade)
 {
-	int fd = fcntl(t->bfd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	char prefix[PATH_MAX + 1];
+	char *prefix = malloc(strlen(dest) + 2);
+	int fd = prefix ? fcntl(t->bfd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (fd < 0) {
+		free(prefix);
+		return prefix ? -errno : -ENOMEM;
+	}
 	prefix[0] = '/';
 	size_t plen = 1;
 	const char *p = dest;
@@ -713,8 +726,9 @@ static int open_dest_parent(struct fs_trash *t, const struct fs_trash_list *l, c
 			break;
 		size_t n = (size_t)(s - p);
 		char comp[NAME_MAX + 1];
-		if (n > NAME_MAX || plen + n + 1 >= sizeof(prefix)) {
+		if (n > NAME_MAX) {
 			close(fd);
+			free(prefix);
 			return -ENAMETOOLONG;
 		}
 		memcpy(comp, p, n);
@@ -730,6 +744,7 @@ static int open_dest_parent(struct fs_trash *t, const struct fs_trash_list *l, c
 				int e = errno;
 				fs_creds_root();
 				close(fd);
+				free(prefix);
 				return -e;
 			}
 			nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -747,13 +762,16 @@ static int open_dest_parent(struct fs_trash *t, const struct fs_trash_list *l, c
 		int e = errno;
 		fs_creds_root();
 		close(fd);
-		if (nfd < 0)
+		if (nfd < 0) {
+			free(prefix);
 			return e == ELOOP ? -ENOTDIR : -e;
+		}
 		fd = nfd;
 		prefix[plen++] = '/';
 		prefix[plen] = 0;
 		p = s + 1;
 	}
+	free(prefix);
 	return fd;
 }
 
@@ -762,6 +780,7 @@ static int restore_one(struct fs_trash *t, struct fs_trash_list *l, struct fs_tr
 		       void *arg)
 {
 	int rc;
+	char *rel = NULL, *opath = NULL;
 	const char *base = strrchr(dest, '/');
 	base = base ? base + 1 : dest;
 	struct made_dir made[64];
@@ -776,8 +795,11 @@ static int restore_one(struct fs_trash *t, struct fs_trash_list *l, struct fs_tr
 	fs_creds_root();
 	if (rc)
 		goto out;
-	char rel[PATH_MAX + 64];
-	snprintf(rel, sizeof(rel), "%u/%s/%s", (unsigned)e->rec.uid, e->bucket, e->rec.tpath);
+	if (asprintf(&rel, "%u/%s/%s", (unsigned)e->rec.uid, e->bucket, e->rec.tpath) < 0 ||
+	    asprintf(&opath, "/%s", dest) < 0) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	char *slash = strrchr(rel, '/');
 	*slash = 0;
 	int sfd = open_beneath(t->trash_fd, rel, O_PATH | O_DIRECTORY);
@@ -788,19 +810,23 @@ static int restore_one(struct fs_trash *t, struct fs_trash_list *l, struct fs_tr
 	rc = renameat2(sfd, slash + 1, pfd, base, RENAME_NOREPLACE) == 0 ? 0 : -errno;
 	if (rc == -EEXIST && (flags & FS_RESTORE_OVERWRITE)) {
 		/* overwriting never destroys: what is in the way goes to the trash first */
-		char opath[PATH_MAX + 2];
-		snprintf(opath, sizeof(opath), "/%s", dest);
 		rc = trash_put(t, pfd, base, opath, c->uid, NULL, 1);
 		if (rc == 0)
 			rc = renameat2(sfd, slash + 1, pfd, base, RENAME_NOREPLACE) == 0 ? 0 : -errno;
 	}
 	close(sfd);
 	if (rc == 0) {
+		/* the link is the user's again (a directory brings back what was deleted in it) */
+		fs_tlinks_restored(pfd, base, t->tlinks_hook);
+	}
+	if (rc == 0) {
 		if (e->rec.type == 'd')
 			mark_children_gone(t, l, e, "restored");
 		mark_gone(t, e, "restored");
 	}
 out:
+	free(rel);
+	free(opath);
 	/* recreated parents get their recorded times back, deepest first, now that the
 	 * entries below them are in place */
 	while (nmade > 0) {
@@ -857,19 +883,23 @@ int fs_trash_restore(struct fs_trash *t, const char *what, const char *to, int f
 		return rc;
 	struct fs_trash_entry *target = NULL;
 	int by_path = !is_id(what);
-	char want[PATH_MAX + 2];
+	/* paths of any length: deep trees are restored too */
+	char *want = malloc(strlen(what) + 2), *dest_root = NULL;
+	if (!want) {
+		rc = st_error_set(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
 	if (!by_path) {
 		for (size_t i = 0; i < l.n; i++)
 			if (!strcmp(l.v[i].rec.id, what))
 				target = &l.v[i];
 	} else {
-		char tmp[PATH_MAX];
-		snprintf(tmp, sizeof(tmp), "%s", what[0] == '/' ? what + 1 : what);
-		if (fs_path_clean(tmp) != 0 || !tmp[0]) {
-			rc = st_error_set(err, ST_EINVAL, "bad path '%s'", what);
+		want[0] = '/';
+		strcpy(want + 1, what[0] == '/' ? what + 1 : what);
+		if (fs_path_clean(want + 1) != 0 || !want[1]) {
+			rc = st_error_set(err, ST_EINVAL, "bad path '%.200s'", what);
 			goto out;
 		}
-		snprintf(want, sizeof(want), "/%s", tmp);
 		for (size_t i = 0; i < l.n; i++)
 			if (l.v[i].present && !strcmp(l.v[i].rec.path, want) &&
 			    (!target || l.v[i].rec.dtime_us > target->rec.dtime_us))
@@ -880,9 +910,11 @@ int fs_trash_restore(struct fs_trash *t, const char *what, const char *to, int f
 				  target ? " (its data is gone)" : "");
 		goto out;
 	}
-	char dest_root[PATH_MAX];
-	snprintf(dest_root, sizeof(dest_root), "%s", to ? (to[0] == '/' ? to + 1 : to)
-							: target->rec.path + 1);
+	dest_root = strdup(to ? (to[0] == '/' ? to + 1 : to) : target->rec.path + 1);
+	if (!dest_root) {
+		rc = st_error_set(err, ST_ENOMEM, "out of memory");
+		goto out;
+	}
 	if ((rc = check_dest(dest_root)) != 0) {
 		st_error_set(err, rc, "refusing destination '%s'", to ? to : target->rec.path);
 		goto out;
@@ -913,9 +945,14 @@ int fs_trash_restore(struct fs_trash *t, const char *what, const char *to, int f
 		if (e->done || (last_path && !strcmp(last_path, e->rec.path)))
 			continue; /* moved with its directory, or an older copy of a path */
 		last_path = e->rec.path;
-		char dest[PATH_MAX];
-		snprintf(dest, sizeof(dest), "%s%s", dest_root, e->rec.path + tl);
+		char *dest;
+		if (asprintf(&dest, "%s%s", dest_root, e->rec.path + tl) < 0) {
+			if (i == 0)
+				rc = ST_ENOMEM;
+			continue;
+		}
 		int r1 = restore_one(t, &l, e, dest, c, flags, cb, arg);
+		free(dest);
 		if (r1 == 0)
 			restored++;
 		else if (i == 0)
@@ -933,9 +970,11 @@ int fs_trash_restore(struct fs_trash *t, const char *what, const char *to, int f
 		if (!d || strncmp(e->rec.parent, target->rec.path, tl) ||
 		    (e->rec.parent[tl] && e->rec.parent[tl] != '/'))
 			continue;
-		char dparent[PATH_MAX];
-		snprintf(dparent, sizeof(dparent), "%s%s", dest_root, e->rec.parent + tl);
+		char *dparent;
+		if (asprintf(&dparent, "%s%s", dest_root, e->rec.parent + tl) < 0)
+			continue;
 		int dfd = fs_open_dir_nofollow(t->bfd, dparent);
+		free(dparent);
 		if (dfd < 0)
 			continue;
 		struct timespec ts[2] = {
@@ -953,6 +992,8 @@ int fs_trash_restore(struct fs_trash *t, const char *what, const char *to, int f
 	}
 	rc = restored;
 out:
+	free(want);
+	free(dest_root);
 	fs_trash_list_release(&l);
 	return rc;
 }

@@ -20,10 +20,16 @@
 
 #include "common/st_err.h"
 #include "fuse/fs_rec.h"
+#include "fuse/fs_util.h"
 
 struct fs_rmr;
 
 #define FS_TLOG_SLOTS 8
+/* Longest mirror directory (UID/BUCKET/<original parent>) the trash builds; an object
+ * deeper than that goes to the bucket root as NAME~ID (its record keeps the original path,
+ * so restore still brings it back to its place). Below PATH_MAX so that every trash path
+ * can be opened in one call. */
+#define FS_TRASH_MIRROR_MAX 2048
 
 struct fs_tlog {
 	uid_t uid;
@@ -55,6 +61,8 @@ struct fs_trash {
 	struct fs_tlog logs[FS_TLOG_SLOTS];
 	uint64_t stamp;
 	struct fs_dirstamp *dirstamps; /* FS_DIRSTAMP_SLOTS, open addressing; under lock */
+	fs_tlinks_hook tlinks_hook; /* restored objects whose link count changed (the daemon
+				     * drops the kernel's attributes); may be NULL */
 	size_t ndirstamps;
 };
 

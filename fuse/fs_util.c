@@ -2,9 +2,11 @@
 #include "fuse/fs_util.h"
 #include "common/st_err.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -70,7 +73,7 @@ int fs_proc_groups(pid_t pid, gid_t *groups, int max)
 int fs_path_clean(char *rel)
 {
 	size_t len = strlen(rel);
-	if (len >= PATH_MAX)
+	if (len >= FS_PATH_MAX)
 		return -EINVAL;
 	if (rel[0] == '/')
 		return -EINVAL;
@@ -226,4 +229,118 @@ void fs_thread_low_priority(void)
 	pid_t tid = (pid_t)syscall(SYS_gettid);
 	setpriority(PRIO_PROCESS, (id_t)tid, 19);
 	syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << IOPRIO_CLASS_SHIFT);
+}
+
+/* "/proc/self/fd/N" follows the magic link to the object itself; "/proc/self/fd/N/name"
+ * with the l*xattr calls does not follow a final symlink. */
+static int tl_path(int dirfd, const char *name, char *buf, size_t len)
+{
+	if ((size_t)snprintf(buf, len, "/proc/self/fd/%d%s%s", dirfd, name[0] ? "/" : "", name) >=
+	    len)
+		return -ENAMETOOLONG;
+	return name[0] != 0;
+}
+
+static int tl_read(const char *p, int nofollow)
+{
+	char v[24];
+	ssize_t n = nofollow ? lgetxattr(p, FS_TLINKS_XATTR, v, sizeof(v) - 1)
+			     : getxattr(p, FS_TLINKS_XATTR, v, sizeof(v) - 1);
+	if (n <= 0)
+		return 0;
+	v[n] = 0;
+	char *end;
+	long c = strtol(v, &end, 10);
+	return *end || c < 0 || c > INT_MAX ? 0 : (int)c;
+}
+
+int fs_tlinks_get(int dirfd, const char *name)
+{
+	char p[PATH_MAX + 32];
+	int nf = tl_path(dirfd, name, p, sizeof(p));
+	return nf < 0 ? 0 : tl_read(p, nf);
+}
+
+static pthread_mutex_t tl_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int fs_tlinks_add(int dirfd, const char *name, int delta)
+{
+	char p[PATH_MAX + 32];
+	int nf = tl_path(dirfd, name, p, sizeof(p));
+	if (nf < 0)
+		return nf;
+	pthread_mutex_lock(&tl_lock);
+	long c = (long)tl_read(p, nf) + delta;
+	int rc;
+	if (c <= 0) {
+		c = 0;
+		rc = nf ? lremovexattr(p, FS_TLINKS_XATTR) : removexattr(p, FS_TLINKS_XATTR);
+		if (rc != 0 && errno == ENODATA)
+			rc = 0;
+	} else {
+		char v[24];
+		int n = snprintf(v, sizeof(v), "%ld", c);
+		rc = nf ? lsetxattr(p, FS_TLINKS_XATTR, v, (size_t)n, 0)
+			: setxattr(p, FS_TLINKS_XATTR, v, (size_t)n, 0);
+	}
+	rc = rc != 0 ? -errno : (int)c;
+	pthread_mutex_unlock(&tl_lock);
+	return rc;
+}
+
+/* Depth-first over open directories (one fd per level), never following symlinks. */
+static long tl_drop_one(int dfd, const char *nm, fs_tlinks_hook hook)
+{
+	struct stat st;
+	if (fs_tlinks_get(dfd, nm) <= 0 || fs_tlinks_add(dfd, nm, -1) < 0)
+		return 0;
+	if (hook && fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		hook(st.st_dev, st.st_ino);
+	return 1;
+}
+
+static long tl_drop_dir(int dfd, int depth, fs_tlinks_hook hook)
+{
+	if (depth > 4096)
+		return 0;
+	int dup = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+	DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
+	if (!d) {
+		if (dup >= 0)
+			close(dup);
+		return 0;
+	}
+	long n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		const char *nm = de->d_name;
+		if (nm[0] == '.' && (!nm[1] || (nm[1] == '.' && !nm[2])))
+			continue;
+		int isdir = de->d_type == DT_DIR;
+		if (de->d_type == DT_UNKNOWN) {
+			struct stat st;
+			isdir = fstatat(dfd, nm, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+		}
+		if (isdir) {
+			int c = openat(dfd, nm, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (c >= 0) {
+				n += tl_drop_dir(c, depth + 1, hook);
+				close(c);
+			}
+		} else {
+			n += tl_drop_one(dfd, nm, hook);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+long fs_tlinks_restored(int dirfd, const char *name, fs_tlinks_hook hook)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOTDIR || errno == ELOOP ? tl_drop_one(dirfd, name, hook) : 0;
+	long n = tl_drop_dir(fd, 0, hook);
+	close(fd);
+	return n;
 }

@@ -24,8 +24,12 @@ void fs_creds_root(void);
  * max). Returns the count or -errno. */
 int fs_proc_groups(pid_t pid, gid_t *groups, int max);
 
+/* Longest path handled (in the mount, in the trash index, in restores): paths deeper
+ * than PATH_MAX work natively through *at() calls, so they must work here too. */
+#define FS_PATH_MAX 65536
+
 /* Checks that rel is a clean relative path: no empty, "." or ".." components, no leading
- * '/', not longer than PATH_MAX. Trailing and doubled slashes are normalised in place.
+ * '/', shorter than FS_PATH_MAX. Trailing and doubled slashes are normalised in place.
  * Returns 0 or -EINVAL. */
 int fs_path_clean(char *rel);
 
@@ -54,6 +58,26 @@ void fs_new_id(char out[17]);
 #include <sys/socket.h>
 #include <sys/un.h>
 socklen_t fs_ctl_addr(const char *backing_real, struct sockaddr_un *addr);
+
+/* Trash links. The trash keeps a hard link to every deleted non-directory, so the backing
+ * st_nlink counts links the user's namespace no longer has. Their number is kept in an
+ * xattr of the inode (FS_TLINKS_XATTR, decimal), hidden from the mount, which subtracts it.
+ * Updated after a move into the trash (+1), after a restore out of it and before the
+ * reclaimer removes a purged link (-1): a crash in between leaves a count that is too low,
+ * which shows the old, higher nlink, never a live file with nlink 0.
+ * The object is dirfd/name, or dirfd itself when name is "" (any fd, O_PATH included). */
+#define FS_TLINKS_XATTR "trusted.strata.tlinks"
+/* The count (0 when there is none or xattrs are unsupported). */
+int fs_tlinks_get(int dirfd, const char *name);
+/* Adds delta (clamped at 0; the xattr is removed at 0) under a process-wide lock.
+ * Returns the new count or -errno. */
+int fs_tlinks_add(int dirfd, const char *name, int delta);
+/* Called with each object whose count changed (its other names show another nlink). */
+typedef void (*fs_tlinks_hook)(dev_t dev, ino_t ino);
+/* Subtracts one trash link of dirfd/name, or of every object below it when it is a
+ * directory (a tree restored in one move). hook may be NULL. Returns the number of objects
+ * adjusted. */
+long fs_tlinks_restored(int dirfd, const char *name, fs_tlinks_hook hook);
 
 /* Sets the calling thread to idle I/O priority and nice 19 (for background reclaim). */
 void fs_thread_low_priority(void);

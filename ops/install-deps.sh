@@ -4,10 +4,12 @@
 set -euo pipefail
 PKGS=(build-essential pkg-config librocksdb-dev libfuse3-dev fuse3 liburing-dev libprotobuf-c-dev
       protobuf-c-compiler libevent-dev libxxhash-dev libcmocka-dev libzstd-dev zlib1g-dev
-      libjansson-dev libcsv-dev libinih-dev libhiredis-dev redis-server zstd gzip
+      libjansson-dev libcsv-dev libinih-dev libyaml-dev libhiredis-dev redis-server zstd gzip
       git rsync tar gnuplot-nox procps util-linux attr python3 clang libclang-rt-14-dev curl
       python3-dev python3-setuptools python3-pip python3-pytest python3-pandas python3-numpy
-      python3-tqdm python3-redis python3-torch)
+      python3-tqdm python3-redis python3-torch scdoc zsh man-db python3-yaml
+      autoconf automake perl)
+PKGS+=(redis-tools) # redis-cli: tests/integ/srv_resp.sh
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -135,7 +135,8 @@ int repl_send(int fd, uint8_t type, const void *payload, size_t len, struct st_e
 	struct iovec iov[3] = {{hdr, sizeof(hdr)}, {(void *)payload, len}, {tr, sizeof(tr)}};
 	int i = 0;
 	while (i < 3) {
-		/* MSG_NOSIGNAL: a peer that went away is an error here, not a SIGPIPE */
+		/* MSG_NOSIGNAL: a peer that went away is an error here, not a SIGPIPE that
+		 * kills a process (strata-admin, tests) which did not ignore the signal */
 		struct msghdr mh = {.msg_iov = iov + i, .msg_iovlen = (size_t)(3 - i)};
 		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
 		if (w < 0) {

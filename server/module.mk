@@ -19,4 +19,4 @@ $(SRV_TESTS:$(BIN)/tests/%=$(B)/tests/unit/%.o): | $(PROTO_GEN)
 $(SRV_TESTS): $(BIN)/tests/%: $(B)/tests/unit/%.o $(SRV_LIB_OBJ) $(LIB)/libstrata.a \
               $(REPL_LIB) $(STORE_LIB) $(COMMON_LIB) | $(BIN)/stratad
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lstdc++
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka -lstdc++ $(if $(findstring _resp,$@),-lhiredis)

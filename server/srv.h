@@ -11,6 +11,7 @@
 #include "common/st_err.h"
 #include "proto/strata.pb-c.h"
 #include "replication/repl.h"
+#include "server/srv_buf.h"
 #include "store/kv.h"
 
 /* ---- configuration (srv_config.c) ---- */
@@ -43,6 +44,8 @@ struct srv_config {
 	size_t cache_bytes;
 	size_t row_cache_bytes; /* latest-value row cache; 0 = off */
 	int inline_reads;        /* run get/multi-get on the network thread */
+	char resp[256];          /* HOST:PORT of the Redis-protocol port; "" = off */
+	int resp_writes;         /* HSET on the RESP port */
 	int verbose;
 	char ready_file[4096];   /* written with the bound addresses once serving */
 	struct repl_options repl; /* --cluster and friends (srv_repl.c) */
@@ -137,7 +140,25 @@ struct srv_req {
 	int64_t t0_us;
 	int op;
 	int failed;
+	/* A RESP command (srv_resp.c), NULL for a protobuf request. msg is then one malloc'd
+	 * block, or NULL when frame already holds the reply (connection commands, errors). */
+	const struct srv_resp_cmd *rcmd;
+	uint64_t seq;  /* RESP: the reply's place in the connection's order */
+	uint8_t resp3; /* RESP: reply in RESP3 */
+	/* Arena of the unpacked protobuf msg: inline bytes, then chained blocks. */
+	struct srv_arena_block *arena_blocks;
+	uint8_t *arena_cur;
+	size_t arena_left;
+	_Alignas(16) uint8_t arena_inline[512];
 };
+
+/* A zeroed request (NULL when out of memory). */
+struct srv_req *srv_req_new(void);
+/* Unpacks a protobuf Request into r->msg, allocating in r's arena; returns r->msg (NULL when
+ * the bytes are not a valid Request). */
+Strata__Request *srv_req_unpack(struct srv_req *r, const uint8_t *p, size_t n);
+/* Frees r, its msg and its frame. */
+void srv_req_free(struct srv_req *r);
 
 struct srv_pool *srv_pool_start(struct srv_server *s, int nthreads, struct st_error *err);
 /* Queues a chain of n requests (first..last linked by next) with one lock and one wakeup. */
@@ -185,6 +206,10 @@ struct srv_ctx {
 	Strata__Response resp;
 	struct st_error err;
 	unsigned read_flags; /* kv_read_opts.flags for point reads */
+	/* A get's results (resp.result_case RESULTS, resp.results unset): encoded straight from
+	 * these by srv_wire (protobuf) or the RESP replies; owned by the context. */
+	const struct kv_result *kres;
+	size_t nkres;
 	/* private to srv_dispatch.c */
 	struct srv_ctx_block *blocks;
 	uint8_t *cur;
@@ -210,10 +235,12 @@ int srv_ctx_nomem(struct srv_ctx *x);
 /* Executes req->msg, frees it, and fills req->frame with the packed response. Never fails:
  * errors become error responses (on allocation failure, a static minimal frame). */
 void srv_dispatch(struct srv_server *s, struct srv_req *req);
-/* For a cacheable read on a network thread: answers it as srv_dispatch does if the row cache
+/* For a cacheable read (SRV_OPF_CACHED) on a network thread: answers it as srv_dispatch does if the row cache
  * holds every requested row (returns 1); otherwise leaves req untouched for the pool (returns
  * 0). A hit costs a hash lookup, so it is cheaper to answer at once than to hand it over. */
 int srv_dispatch_cached(struct srv_server *s, struct srv_req *req);
+/* Frees req->msg (a protobuf-c message or a RESP request block). */
+void srv_req_free_msg(struct srv_req *req);
 /* Packs an error response frame for request id `id` into *frame (malloc'd). */
 int srv_error_frame(uint64_t id, int code, const char *msg, uint8_t **frame, size_t *len);
 
@@ -234,6 +261,7 @@ int srv_op_preload_submit(struct srv_ctx *x);
 int srv_op_job_get(struct srv_ctx *x);
 int srv_op_job_list(struct srv_ctx *x);
 int srv_op_job_cancel(struct srv_ctx *x);
+int srv_op_admin(struct srv_ctx *x);
 int srv_op_join_open(struct srv_ctx *x);
 int srv_op_join_push(struct srv_ctx *x);
 int srv_op_join_close(struct srv_ctx *x);
@@ -241,11 +269,33 @@ int srv_op_join_close(struct srv_ctx *x);
 /* Results as protobuf in ctx storage, pointing into `res` (which must outlive the packing). */
 int srv_results_out(struct srv_ctx *x, const struct kv_result *res, size_t n,
 		    Strata__Results **out);
+/* The frame (length prefix included) of a Response with id and Results r[0..n), byte for
+ * byte what protobuf-c packs from srv_results_out's messages (srv_wire.c). */
+size_t srv_wire_results_len(uint64_t id, const struct kv_result *r, size_t n);
+void srv_wire_results_write(uint8_t *out, size_t len, uint64_t id, const struct kv_result *r,
+			    size_t n);
 /* Releases n kv_results and frees the array (a srv_ctx_defer callback). */
 void srv_results_release(void *res, size_t n);
 /* ST_EINVAL unless at least one feature is requested. */
 int srv_check_features(size_t n, struct st_error *err);
 #define SRV_MAX_RESULTS 1000000 /* entities x features of one get, rows x features of a push */
+
+/* ---- the Redis-protocol port (srv_resp.c; wire format in srv_resp.h) ----
+ * Metrics slots srv_nops .. srv_nops + srv_resp_ncmds - 1 count the RESP commands. */
+struct srv_resp_cmd;
+struct srv_resp_conn;
+extern const int srv_resp_ncmds;
+/* The metrics label of RESP command i (0 <= i < srv_resp_ncmds). */
+const char *srv_resp_cmd_metric(int i);
+/* Parses and executes the commands buffered in c->in of a RESP connection. */
+void srv_resp_process(struct srv_conn *c);
+/* Runs the handler of a RESP store command (x->req->rcmd) on x. */
+int srv_resp_exec(struct srv_ctx *x);
+/* Encodes the reply of a RESP command (rc == 0) or its error into x->req->frame (NULL when
+ * out of memory: the connection is then closed, since later replies would be misordered). */
+void srv_resp_pack(struct srv_ctx *x, int rc);
+/* Frees the RESP state of a connection. */
+void srv_resp_conn_free(struct srv_conn *c);
 
 /* Frees the joins opened by connection `conn_id` (called when the connection is freed, when
  * no request of it is executing). */
@@ -269,14 +319,6 @@ void srv_joins_drop_conn(struct srv_server *s, uint64_t conn_id);
  * OPEN and unproven (srv_conn_assert_state). */
 enum srv_conn_state { SRV_CONN_OPEN, SRV_CONN_CLOSING };
 
-struct srv_buf {
-	uint8_t *p;
-	size_t len, cap;
-};
-int srv_buf_reserve(struct srv_buf *b, size_t extra);
-int srv_buf_append(struct srv_buf *b, const void *p, size_t n);
-void srv_buf_consume(struct srv_buf *b, size_t n);
-void srv_buf_release(struct srv_buf *b);
 
 struct srv_conn {
 	struct srv_net *net;
@@ -301,6 +343,12 @@ struct srv_conn {
 	int on_cand;            /* on the net's candidate list */
 	struct srv_conn *prev, *next;   /* net's list */
 	struct srv_conn *cprev, *cnext; /* net's candidate list (unproven, LRU first) */
+	/* RESP: replies leave in command order. Requests are numbered (seq_next) as they are
+	 * parsed; a finished one waits in `held` (sorted by seq) until every earlier one has been
+	 * sent (seq_sent). A held reply still counts in inflight, so they are bounded too. */
+	struct srv_resp_conn *resp;
+	uint64_t seq_next, seq_sent;
+	struct srv_req *held;
 };
 
 /* The network backend's side of a connection and of a network thread. */
@@ -373,6 +421,17 @@ void srv_conn_close(struct srv_conn *c, const char *why);
 /* A protocol parser consumed `consumed` bytes of c->in and stopped on an incomplete frame
  * (partial = 1) or on a limit/close (0): keeps the frame timeout's clock. */
 void srv_conn_parsed(struct srv_conn *c, size_t consumed, int partial);
+/* Whether the parser may take another request (open, no error pending, under the limits). */
+int srv_conn_can_parse(struct srv_conn *c);
+/* Takes a request into execution (counted in flight): run inline, answered from the row
+ * cache, or batched for a pool, by the op flags. A request without msg already holds its
+ * reply in frame and is only queued for sending. */
+void srv_conn_submit(struct srv_conn *c, struct srv_req *r, unsigned flags);
+/* Answers on the network thread with a reply already encoded (frame, malloc'd, taken over),
+ * in order after every earlier request of the connection. */
+void srv_conn_answer(struct srv_conn *c, int op, uint8_t *frame, size_t len, int failed);
+/* Token comparison in time independent of where the first difference is. */
+int srv_token_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 /* Marks a connection as having sent a valid request: no longer a candidate for eviction. */
 void srv_conn_prove(struct srv_conn *c);
 /* Checks the connection invariants above (aborts on violation). */

@@ -16,6 +16,7 @@
 
 #include "common/st_log.h"
 #include "common/st_time.h"
+#include "common/st_version.h"
 
 struct srv_admin {
 	struct srv_server *srv;
@@ -37,7 +38,10 @@ char *srv_status_json(struct srv_server *s)
 		return NULL;
 	uint64_t hits = 0, misses = 0;
 	kv_cache_stats(s->db, &hits, &misses);
-	json_object_set_new(o, "version", json_string("1"));
+	/* "version" is the software's; the wire protocol's is "protocol" */
+	json_object_set_new(o, "version", json_string(ST_VERSION));
+	json_object_set_new(o, "commit", json_string(st_build_commit()));
+	json_object_set_new(o, "protocol", json_string("1"));
 	json_object_set_new(o, "io", json_string(s->io_name ? s->io_name : ""));
 	json_object_set_new(o, "sync", json_string(srv_sync_str(s->cfg.sync)));
 	json_object_set_new(o, "data_dir", json_string(s->cfg.data_dir));
@@ -185,6 +189,10 @@ static void srv_metrics_text(struct srv_server *s, struct evbuffer *b)
 		   (double)atomic_load(&m->bytes_out));
 	srv_metric(b, "strata_uptime_seconds", "gauge", "Seconds since start.",
 		   (double)(st_mono_us() - s->started_us) / 1e6);
+	evbuffer_add_printf(b, "# HELP strata_build_info The software version and git commit.\n"
+			       "# TYPE strata_build_info gauge\n"
+			       "strata_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+			    ST_VERSION, st_build_commit());
 	srv_metric(b, "strata_storage_failed", "gauge",
 		   "1 after a failed WAL sync or write: writes are refused until a restart.",
 		   kv_health(s->db, NULL) ? 1.0 : 0.0);

@@ -141,6 +141,10 @@ static int srv_config_set(struct srv_config *c, const char *key, const char *v,
 		bad = srv_copy(c->listen, sizeof(c->listen), v);
 	else if (!strcmp(k, "admin"))
 		bad = srv_copy(c->admin, sizeof(c->admin), v);
+	else if (!strcmp(k, "resp"))
+		bad = srv_copy(c->resp, sizeof(c->resp), strcmp(v, "off") ? v : "");
+	else if (!strcmp(k, "resp-writes"))
+		bad = srv_parse_int(v, 0, 1, &n) || (c->resp_writes = (int)n, 0);
 	else if (!strcmp(k, "auth-token-file"))
 		bad = srv_copy(c->auth_token_file, sizeof(c->auth_token_file), v);
 	else if (!strcmp(k, "threads"))
@@ -260,7 +264,7 @@ static void srv_usage(FILE *out)
 		"               [--idle-timeout DUR] [--stall-timeout DUR] [--drain-timeout DUR]\n"
 		"               [--handshake-timeout DUR] [--frame-timeout DUR]\n"
 		"               [--shards N] [--cache SIZE] [--row-cache SIZE] [--inline-reads 0|1]\n"
-		"               [--ready-file F] [-v]\n"
+		"               [--resp HOST:PORT|off] [--resp-writes 0|1] [--ready-file F] [-v]\n"
 		"               [--cluster FILE --node NAME] [--min-sync-replicas K]\n"
 		"               [--sync-timeout DUR] [--sync-degrade] [--max-replication-lag SEQS]\n"
 		"               [--repl-send-timeout DUR] [--wal-ttl DUR] [--replica-max-lag DUR]\n"
@@ -276,6 +280,8 @@ int srv_config_parse(struct srv_config *c, int argc, char **argv, struct st_erro
 		{"data-dir", required_argument, 0, 0},
 		{"listen", required_argument, 0, 0},
 		{"admin", required_argument, 0, 0},
+		{"resp", required_argument, 0, 0},
+		{"resp-writes", required_argument, 0, 0},
 		{"threads", required_argument, 0, 0},
 		{"workers", required_argument, 0, 0},
 		{"read-workers", required_argument, 0, 0},

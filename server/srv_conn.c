@@ -16,50 +16,6 @@
 #include "common/st_log.h"
 #include "common/st_time.h"
 
-int srv_buf_reserve(struct srv_buf *b, size_t extra)
-{
-	if (b->cap - b->len >= extra)
-		return 0;
-	size_t cap = b->cap ? b->cap : 4096;
-	while (cap - b->len < extra)
-		cap *= 2;
-	uint8_t *p = realloc(b->p, cap);
-	if (!p)
-		return ST_ENOMEM;
-	b->p = p;
-	b->cap = cap;
-	return 0;
-}
-
-int srv_buf_append(struct srv_buf *b, const void *p, size_t n)
-{
-	if (srv_buf_reserve(b, n))
-		return ST_ENOMEM;
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	return 0;
-}
-
-void srv_buf_consume(struct srv_buf *b, size_t n)
-{
-	ST_ASSERT(n <= b->len);
-	memmove(b->p, b->p + n, b->len - n);
-	b->len -= n;
-	/* Give back memory after a large frame so idle connections stay small. */
-	if (b->len == 0 && b->cap > (1u << 20)) {
-		free(b->p);
-		b->p = NULL;
-		b->cap = 0;
-	}
-}
-
-void srv_buf_release(struct srv_buf *b)
-{
-	free(b->p);
-	b->p = NULL;
-	b->len = b->cap = 0;
-}
-
 static uint64_t srv_next_conn_id(void)
 {
 	static atomic_uint_fast64_t next = 1;
@@ -116,6 +72,8 @@ void srv_conn_assert_state(const struct srv_conn *c)
 	ST_ASSERT(c->inflight <= (uint32_t)c->net->srv->cfg.max_inflight);
 	ST_ASSERT(!c->partial || c->in.len > 0);
 	ST_ASSERT(c->proven || c->inflight == 0 || c->proto != SRV_PROTO_STRATA);
+	ST_ASSERT(c->proto == SRV_PROTO_RESP || (!c->held && !c->resp));
+	ST_ASSERT(c->seq_sent <= c->seq_next && c->seq_next - c->seq_sent <= c->inflight);
 }
 
 /* A connection this fresh may be a client between its connect and its first request: it is
@@ -344,6 +302,11 @@ static int srv_conn_over_limits(struct srv_conn *c)
 	       c->net->be->out_pending(c) > cfg->max_out;
 }
 
+int srv_conn_can_parse(struct srv_conn *c)
+{
+	return c->state == SRV_CONN_OPEN && !c->close_after && !srv_conn_over_limits(c);
+}
+
 static void srv_conn_update_read(struct srv_conn *c)
 {
 	int want = c->state == SRV_CONN_OPEN && !c->eof && !c->close_after &&
@@ -354,7 +317,7 @@ static void srv_conn_update_read(struct srv_conn *c)
 	c->net->be->set_read(c, want);
 }
 
-static int srv_token_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+int srv_token_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
 	/* Constant time in the token's length, so timing does not reveal a prefix. */
 	unsigned diff = alen != blen;
@@ -363,20 +326,69 @@ static int srv_token_equal(const uint8_t *a, size_t alen, const uint8_t *b, size
 	return diff == 0;
 }
 
+static void srv_req_send(struct srv_conn *c, struct srv_req *r);
+
+/* A request answered on the network thread while its connection's input is being parsed:
+ * its answer goes straight into the output queue (sent with the others of this loop
+ * iteration) when nothing before it is outstanding; otherwise it waits on the done list. No
+ * re-entry into the parser (unlike srv_req_finish). */
+static void srv_conn_answer_req(struct srv_conn *c, struct srv_req *r)
+{
+	if (c->proto == SRV_PROTO_RESP && r->seq != c->seq_sent) {
+		srv_net_complete(c->net, r);
+		return;
+	}
+	struct srv_server *s = c->net->srv;
+	srv_metrics_observe(&s->m, r->op, st_mono_us() - r->t0_us, r->failed);
+	atomic_fetch_sub(&s->m.inflight, 1);
+	if (c->proto == SRV_PROTO_RESP)
+		c->seq_sent++;
+	srv_req_send(c, r);
+	if (c->state == SRV_CONN_OPEN && !c->out_full_since &&
+	    c->net->be->out_pending(c) > s->cfg.max_out)
+		c->out_full_since = st_mono_us();
+}
+
+void srv_conn_answer(struct srv_conn *c, int op, uint8_t *frame, size_t len, int failed)
+{
+	if (c->proto == SRV_PROTO_RESP && c->seq_next == c->seq_sent) {
+		/* nothing before it outstanding: no request record needed */
+		srv_metrics_observe(&c->net->srv->m, op, 0, failed);
+		c->seq_next++;
+		c->seq_sent++;
+		if (c->state == SRV_CONN_OPEN)
+			srv_conn_send_frame(c, frame, len);
+		free(frame);
+		return;
+	}
+	struct srv_req *r = srv_req_new();
+	if (!r) {
+		free(frame);
+		srv_conn_close(c, "out of memory");
+		return;
+	}
+	r->op = op;
+	r->failed = failed;
+	r->frame = frame;
+	r->frame_len = len;
+	srv_conn_submit(c, r, 0);
+}
+
 /* Handles one decoded request: inline (auth, ping, inline reads) or queued for the pool. */
-static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
+static void srv_conn_request(struct srv_conn *c, struct srv_req *r)
 {
 	struct srv_server *s = c->net->srv;
+	const Strata__Request *msg = r->msg;
 	const struct srv_op *def = srv_op_find(msg->op_case);
 	int op = def ? msg->op_case : 0;
 	unsigned flags = def ? def->flags : 0;
+	uint64_t id = msg->id;
 	if (flags & SRV_OPF_CONN) {
 		ST_ASSERT(msg->op_case == STRATA__REQUEST__OP_AUTH);
 		int ok = !s->cfg.token ||
 			 srv_token_equal(msg->auth->token.data, msg->auth->token.len,
 					 (const uint8_t *)s->cfg.token, s->cfg.token_len);
-		uint64_t id = msg->id;
-		strata__request__free_unpacked(msg, NULL);
+		srv_req_free(r);
 		if (!ok) {
 			atomic_fetch_add(&s->m.auth_failures, 1);
 			st_warn("conn %llu: authentication failed", (unsigned long long)c->id);
@@ -391,38 +403,41 @@ static void srv_conn_request(struct srv_conn *c, Strata__Request *msg)
 	}
 	if (!c->authed) {
 		atomic_fetch_add(&s->m.auth_failures, 1);
-		uint64_t id = msg->id;
-		strata__request__free_unpacked(msg, NULL);
+		srv_req_free(r);
 		srv_conn_reply_error(c, id, op, ST_EAUTH,
 				     "authentication required: send auth first");
 		c->close_after = 1;
 		return;
 	}
 	srv_conn_prove(c);
-	struct srv_req *r = calloc(1, sizeof(*r));
-	if (!r) {
-		uint64_t id = msg->id;
-		strata__request__free_unpacked(msg, NULL);
-		srv_conn_reply_error(c, id, op, ST_ENOMEM, "out of memory");
-		return;
-	}
+	r->op = op;
+	srv_conn_submit(c, r, flags);
+}
+
+void srv_conn_submit(struct srv_conn *c, struct srv_req *r, unsigned flags)
+{
+	struct srv_server *s = c->net->srv;
 	r->conn = c;
 	r->net = c->net;
-	r->msg = msg;
-	r->op = op;
 	r->t0_us = st_mono_us();
+	if (c->proto == SRV_PROTO_RESP)
+		r->seq = c->seq_next++;
 	c->inflight++;
 	atomic_fetch_add(&s->m.inflight, 1);
+	if (!r->msg) { /* the reply is made: queued behind the replies before it */
+		srv_conn_answer_req(c, r);
+		return;
+	}
 	/* Point reads are short and CPU-bound unless they miss the page cache: they get their
 	 * own pool sized to the cores, so that long operations never queue them. */
 	if ((flags & SRV_OPF_INLINE) || (s->cfg.inline_reads && (flags & SRV_OPF_READ))) {
 		srv_dispatch(s, r);
-		srv_net_complete(c->net, r);
+		srv_conn_answer_req(c, r);
 		return;
 	}
 	/* Row-cache hits are answered here; only misses pay the hand-over to a worker. */
 	if ((flags & SRV_OPF_CACHED) && s->cfg.row_cache_bytes && srv_dispatch_cached(s, r)) {
-		srv_net_complete(c->net, r);
+		srv_conn_answer_req(c, r);
 		return;
 	}
 	int b = (flags & SRV_OPF_READ) ? 0 : 1;
@@ -446,12 +461,13 @@ void srv_conn_parsed(struct srv_conn *c, size_t consumed, int partial)
 		c->frame_start_us = st_mono_us();
 }
 
-static void srv_conn_process(struct srv_conn *c)
+/* The protobuf protocol: 4-byte length prefix, then a Request message. */
+static void srv_strata_process(struct srv_conn *c)
 {
 	struct srv_server *s = c->net->srv;
 	size_t off = 0;
 	int partial = 0;
-	while (c->state == SRV_CONN_OPEN && !c->close_after && !srv_conn_over_limits(c)) {
+	while (srv_conn_can_parse(c)) {
 		if (c->in.len - off < 4) {
 			partial = 1;
 			break;
@@ -472,27 +488,44 @@ static void srv_conn_process(struct srv_conn *c)
 			partial = 1;
 			break;
 		}
-		Strata__Request *msg =
-			strata__request__unpack(NULL, len, c->in.p + off + 4);
+		/* The request and everything protobuf-c unpacks for it in one allocation (the
+		 * request's arena) instead of one malloc per field. */
+		struct srv_req *r = srv_req_new();
+		const uint8_t *payload = c->in.p + off + 4;
 		off += 4 + (size_t)len;
 		c->last_active_us = st_mono_us();
-		if (!msg) {
+		if (!r) {
+			srv_conn_reply_error(c, 0, 0, ST_ENOMEM, "out of memory");
+			continue;
+		}
+		if (!srv_req_unpack(r, payload, len)) {
+			srv_req_free(r);
 			atomic_fetch_add(&s->m.frames_bad, 1);
 			srv_conn_reply_error(c, 0, 0, ST_EPROTO,
 					     "invalid frame: payload is not a valid Request message");
 			continue;
 		}
-		if (msg->op_case == STRATA__REQUEST__OP__NOT_SET) {
-			uint64_t id = msg->id;
-			strata__request__free_unpacked(msg, NULL);
+		if (r->msg->op_case == STRATA__REQUEST__OP__NOT_SET) {
+			uint64_t id = r->msg->id;
+			srv_req_free(r);
 			srv_conn_reply_error(c, id, 0, ST_EPROTO,
 					     "unknown operation (no known op field set)");
 			continue;
 		}
-		srv_conn_request(c, msg);
+		srv_conn_request(c, r);
 	}
 	srv_conn_parsed(c, off, partial);
-	if (c->close_after && c->net->be->out_pending(c) == 0)
+}
+
+static void srv_conn_process(struct srv_conn *c)
+{
+	if (c->proto == SRV_PROTO_RESP)
+		srv_resp_process(c);
+	else
+		srv_strata_process(c);
+	/* An error to send before closing: closed once it (and every earlier answer) is out. */
+	if (c->state == SRV_CONN_OPEN && c->close_after && c->inflight == 0 &&
+	    c->net->be->out_pending(c) == 0)
 		srv_conn_close(c, "protocol error");
 }
 
@@ -582,6 +615,7 @@ void srv_conn_maybe_free(struct srv_conn *c)
 	n->nconns--;
 	atomic_fetch_sub(&n->load, 1);
 	srv_joins_drop_conn(n->srv, c->id);
+	srv_resp_conn_free(c);
 	srv_buf_release(&c->in);
 	n->be->free_conn(c);
 }
@@ -618,19 +652,48 @@ void srv_net_complete_chain(struct srv_net *n, struct srv_req *first, struct srv
 		srv_net_wake(n);
 }
 
+/* Sends a finished request's answer (if the connection is still open) and frees it. */
+static void srv_req_send(struct srv_conn *c, struct srv_req *r)
+{
+	ST_ASSERT(c->inflight > 0);
+	c->inflight--;
+	if (c->state == SRV_CONN_OPEN) {
+		if (r->frame)
+			srv_conn_send_frame(c, r->frame, r->frame_len);
+		else if (c->proto == SRV_PROTO_RESP) /* every later reply would be misread */
+			srv_conn_close(c, "out of memory");
+	}
+	srv_req_free(r);
+}
+
+/* RESP: holds r until the replies of every earlier command are sent, then sends all that
+ * are due, in order. */
+static void srv_req_send_in_order(struct srv_conn *c, struct srv_req *r)
+{
+	struct srv_req **pp = &c->held;
+	while (*pp && (*pp)->seq < r->seq)
+		pp = &(*pp)->next;
+	r->next = *pp;
+	*pp = r;
+	while (c->held && c->held->seq == c->seq_sent) {
+		struct srv_req *h = c->held;
+		c->held = h->next;
+		c->seq_sent++;
+		srv_req_send(c, h);
+	}
+}
+
 static void srv_req_finish(struct srv_req *r)
 {
 	struct srv_conn *c = r->conn;
 	struct srv_server *s = r->net->srv;
 	srv_metrics_observe(&s->m, r->op, st_mono_us() - r->t0_us, r->failed);
 	atomic_fetch_sub(&s->m.inflight, 1);
-	ST_ASSERT(c->inflight > 0);
-	c->inflight--;
 	c->busy++;
-	if (c->state == SRV_CONN_OPEN && r->frame)
-		srv_conn_send_frame(c, r->frame, r->frame_len);
-	free(r->frame);
-	free(r);
+	if (c->proto == SRV_PROTO_RESP)
+		srv_req_send_in_order(c, r);
+	else
+		srv_req_send(c, r);
 	if (c->state == SRV_CONN_OPEN) {
 		const struct srv_config *cfg = &s->cfg;
 		if (c->net->be->out_pending(c) > cfg->max_out) {

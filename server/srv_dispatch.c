@@ -3,6 +3,7 @@
  * (and on network threads for inline and row-cache reads). */
 #include "server/srv.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,6 +30,7 @@ const struct srv_op srv_ops[] = {
 	[STRATA__REQUEST__OP_JOB_GET] = {"job_get", srv_op_job_get, 0},
 	[STRATA__REQUEST__OP_JOB_LIST] = {"job_list", srv_op_job_list, 0},
 	[STRATA__REQUEST__OP_JOB_CANCEL] = {"job_cancel", srv_op_job_cancel, 0},
+	[STRATA__REQUEST__OP_ADMIN] = {"admin", srv_op_admin, 0},
 };
 const int srv_nops = (int)(sizeof(srv_ops) / sizeof(srv_ops[0]));
 
@@ -57,6 +59,8 @@ static void srv_ctx_init(struct srv_ctx *x, struct srv_server *s, struct srv_req
 	x->err.code = 0;
 	x->err.msg[0] = '\0';
 	x->read_flags = read_flags;
+	x->kres = NULL;
+	x->nkres = 0;
 	x->blocks = NULL;
 	x->cur = x->inline_buf;
 	x->left = sizeof(x->inline_buf);
@@ -118,6 +122,23 @@ int srv_ctx_nomem(struct srv_ctx *x)
 
 /* ---- response frames ---- */
 
+static int srv_pack(const Strata__Response *resp, uint8_t **frame, size_t *len);
+
+/* Packs x's response: results straight from the store's (srv_wire.c), the rest by protobuf-c. */
+static int srv_pack_ctx(const struct srv_ctx *x, uint8_t **frame, size_t *len)
+{
+	if (!x->kres)
+		return srv_pack(&x->resp, frame, len);
+	size_t n = srv_wire_results_len(x->resp.id, x->kres, x->nkres);
+	uint8_t *f = malloc(n);
+	if (!f)
+		return ST_ENOMEM;
+	srv_wire_results_write(f, n, x->resp.id, x->kres, x->nkres);
+	*frame = f;
+	*len = n;
+	return 0;
+}
+
 static int srv_pack(const Strata__Response *resp, uint8_t **frame, size_t *len)
 {
 	size_t n = strata__response__get_packed_size(resp);
@@ -153,18 +174,21 @@ static int srv_dispatch_run(struct srv_server *s, struct srv_req *req, unsigned 
 	struct srv_ctx x;
 	srv_ctx_init(&x, s, req, read_flags);
 	const struct srv_op *op = srv_op_find(req->msg->op_case);
-	int rc = op && op->run ? op->run(&x)
-			       : st_error_set(&x.err, ST_EPROTO, "unknown operation");
+	int rc = req->rcmd	  ? srv_resp_exec(&x)
+		 : op && op->run ? op->run(&x)
+				  : st_error_set(&x.err, ST_EPROTO, "unknown operation");
 	int deferred = rc == ST_EBUSY && (read_flags & KV_READ_CACHED_ONLY);
 	if (deferred) {
 		/* nothing packed: the pool runs it again */
+	} else if (req->rcmd) {
+		srv_resp_pack(&x, rc);
 	} else if (rc) {
 		if (!x.err.msg[0])
 			st_error_set(&x.err, rc, "%s", st_strerror(rc));
 		req->failed = 1;
 		if (srv_error_frame(x.resp.id, rc, x.err.msg, &req->frame, &req->frame_len))
 			req->frame = NULL;
-	} else if (srv_pack(&x.resp, &req->frame, &req->frame_len)) {
+	} else if (srv_pack_ctx(&x, &req->frame, &req->frame_len)) {
 		req->failed = 1;
 		if (srv_error_frame(x.resp.id, ST_ENOMEM, "out of memory packing the response",
 				    &req->frame, &req->frame_len))
@@ -173,9 +197,79 @@ static int srv_dispatch_run(struct srv_server *s, struct srv_req *req, unsigned 
 	srv_ctx_release(&x);
 	if (deferred)
 		return 0;
-	strata__request__free_unpacked(req->msg, NULL);
-	req->msg = NULL;
+	srv_req_free_msg(req);
 	return 1;
+}
+
+/* ---- requests ---- */
+
+struct srv_arena_block {
+	struct srv_arena_block *next;
+	_Alignas(16) uint8_t data[];
+};
+
+struct srv_req *srv_req_new(void)
+{
+	struct srv_req *r = malloc(sizeof(*r));
+	if (!r)
+		return NULL;
+	memset(r, 0, offsetof(struct srv_req, arena_inline));
+	r->arena_cur = r->arena_inline;
+	r->arena_left = sizeof(r->arena_inline);
+	return r;
+}
+
+static void *srv_arena_alloc(void *data, size_t size)
+{
+	struct srv_req *r = data;
+	size = (size + 15) & ~(size_t)15;
+	if (size > r->arena_left) {
+		size_t cap = size > 4096 ? size : 4096;
+		struct srv_arena_block *b = malloc(sizeof(*b) + cap);
+		if (!b)
+			return NULL;
+		b->next = r->arena_blocks;
+		r->arena_blocks = b;
+		r->arena_cur = b->data;
+		r->arena_left = cap;
+	}
+	void *p = r->arena_cur;
+	r->arena_cur += size;
+	r->arena_left -= size;
+	return p;
+}
+
+static void srv_arena_free(void *data, void *p)
+{
+	(void)data, (void)p; /* everything goes at once in srv_req_free_msg */
+}
+
+Strata__Request *srv_req_unpack(struct srv_req *r, const uint8_t *p, size_t n)
+{
+	ProtobufCAllocator a = {srv_arena_alloc, srv_arena_free, r};
+	r->msg = strata__request__unpack(&a, n, p);
+	return r->msg;
+}
+
+void srv_req_free_msg(struct srv_req *req)
+{
+	if (req->rcmd)
+		free(req->msg); /* one block (srv_resp.c) */
+	while (req->arena_blocks) {
+		struct srv_arena_block *next = req->arena_blocks->next;
+		free(req->arena_blocks);
+		req->arena_blocks = next;
+	}
+	req->arena_cur = req->arena_inline;
+	req->arena_left = sizeof(req->arena_inline);
+	req->msg = NULL;
+}
+
+void srv_req_free(struct srv_req *r)
+{
+	srv_req_free_msg(r);
+	free(r->frame);
+	free(r);
 }
 
 void srv_dispatch(struct srv_server *s, struct srv_req *req)
@@ -185,8 +279,5 @@ void srv_dispatch(struct srv_server *s, struct srv_req *req)
 
 int srv_dispatch_cached(struct srv_server *s, struct srv_req *req)
 {
-	const struct srv_op *op = srv_op_find(req->msg->op_case);
-	if (!op || !(op->flags & SRV_OPF_CACHED))
-		return 0;
 	return srv_dispatch_run(s, req, KV_READ_CACHED_ONLY);
 }

@@ -20,6 +20,7 @@
 
 #include "common/st_log.h"
 #include "common/st_time.h"
+#include "common/st_version.h"
 
 static int srv_mkdirs(const char *dir)
 {
@@ -96,6 +97,21 @@ static const char *srv_sync_name(enum kv_sync s)
 	return s == KV_SYNC_ALWAYS ? "always" : s == KV_SYNC_BATCH ? "batch" : "none";
 }
 
+/* The end of every preload job in the log: operators see what ran without polling. */
+static void srv_log_job_end(void *arg, const struct kv_job_info *j)
+{
+	double secs = (j->finished_us - j->started_us) / 1e6;
+	if (j->state == KV_JOB_DONE)
+		st_info("preload job %llu done: table %s, %lld row%s, %lld cell%s, %lld bad row%s "
+			"in %.1fs (%s)", (unsigned long long)j->id, j->req.table, (long long)j->rows,
+			j->rows == 1 ? "" : "s", (long long)j->cells, j->cells == 1 ? "" : "s",
+			(long long)j->bad_rows, j->bad_rows == 1 ? "" : "s", secs, j->req.path);
+	else
+		st_warn("preload job %llu %s after %.1fs: table %s, %s: %s; nothing was ingested",
+			(unsigned long long)j->id, kv_job_state_name(j->state), secs, j->req.table,
+			j->req.path, j->error[0] ? j->error : "no reason recorded");
+}
+
 int main(int argc, char **argv)
 {
 	static struct srv_server srv;
@@ -104,6 +120,10 @@ int main(int argc, char **argv)
 	struct srv_admin *admin = NULL;
 	int rc, exit_code = 1;
 
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		st_version_print(stdout, "stratad");
+		return 0;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	evthread_use_pthreads(); /* the admin loop is stopped from the main thread */
 	srv_config_defaults(&s->cfg);
@@ -135,6 +155,11 @@ int main(int argc, char **argv)
 	if ((s->listen_fd[SRV_PROTO_STRATA] = srv_listen_open(
 		     s->cfg.listen, &s->listen_port[SRV_PROTO_STRATA], &err)) < 0) {
 		fprintf(stderr, "stratad: --listen: %s\n", err.msg);
+		return 1;
+	}
+	if (s->cfg.resp[0] && (s->listen_fd[SRV_PROTO_RESP] = srv_listen_open(
+				       s->cfg.resp, &s->listen_port[SRV_PROTO_RESP], &err)) < 0) {
+		fprintf(stderr, "stratad: --resp: %s\n", err.msg);
 		return 1;
 	}
 
@@ -170,6 +195,7 @@ int main(int argc, char **argv)
 		st_errlog("--cluster: %s", err.msg);
 		return 2;
 	}
+	ko.on_job_end = srv_log_job_end;
 	if (kv_open(s->cfg.data_dir, &ko, &s->db, &err)) {
 		st_errlog("cannot open store in %s: %s", s->cfg.data_dir, err.msg);
 		return 1;
@@ -221,6 +247,9 @@ int main(int argc, char **argv)
 			goto stop_nets;
 		}
 	}
+	if (s->listen_fd[SRV_PROTO_RESP] >= 0)
+		st_info("RESP (Redis protocol) on %s, port %d%s", s->cfg.resp,
+			s->listen_port[SRV_PROTO_RESP], s->cfg.resp_writes ? ", writes on" : "");
 	st_info("stratad serving %s on %s:%d (io %s, %d network thread%s, %d+%d workers, sync %s%s), "
 		"admin %s", s->cfg.data_dir, host, s->listen_port[SRV_PROTO_STRATA], s->io_name, s->nnets,
 		s->nnets == 1 ? "" : "s", s->cfg.read_workers, s->cfg.workers, srv_sync_name(s->cfg.sync),
@@ -231,9 +260,12 @@ int main(int argc, char **argv)
 		strcat(tmp, ".tmp");
 		FILE *f = fopen(tmp, "w");
 		if (f) {
-			fprintf(f, "%s:%d %d %s %d\n", host, s->listen_port[SRV_PROTO_STRATA],
-				admin ? srv_admin_port(admin) : 0,
-				s->io_name, (int)getpid());
+			/* the RESP port is the 5th field, when there is one */
+			fprintf(f, "%s:%d %d %s %d", host, s->listen_port[SRV_PROTO_STRATA],
+				admin ? srv_admin_port(admin) : 0, s->io_name, (int)getpid());
+			if (s->listen_fd[SRV_PROTO_RESP] >= 0)
+				fprintf(f, " %d", s->listen_port[SRV_PROTO_RESP]);
+			fprintf(f, "\n");
 			fclose(f);
 			rename(tmp, s->cfg.ready_file);
 		}

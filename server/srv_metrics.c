@@ -11,10 +11,10 @@ const int64_t srv_bucket_le_us[SRV_NBUCKETS] = {
 
 int srv_metrics_init(struct srv_metrics *m)
 {
-	m->ops = calloc((size_t)srv_nops, sizeof(*m->ops));
+	m->ops = calloc((size_t)(srv_nops + srv_resp_ncmds), sizeof(*m->ops));
 	if (!m->ops)
 		return ST_ENOMEM;
-	m->nops = srv_nops;
+	m->nops = srv_nops + srv_resp_ncmds;
 	return 0;
 }
 
@@ -27,8 +27,10 @@ void srv_metrics_release(struct srv_metrics *m)
 
 const char *srv_op_name(int op)
 {
-	if (op < 0 || op >= srv_nops)
+	if (op < 0)
 		return NULL;
+	if (op >= srv_nops)
+		return srv_resp_cmd_metric(op - srv_nops);
 	return srv_ops[op].name;
 }
 

@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "common/st_log.h"
+#include "common/st_time.h"
+
+#include <jansson.h>
 
 /* ---- values ---- */
 
@@ -253,6 +256,7 @@ static int srv_preload_in(const Strata__Preload *pb, struct kv_preload_req *r,
 			return st_error_set(err, ST_EINVAL, "unknown ts unit %u", pb->ts_unit);
 		r->ts_unit = (enum st_ts_unit)pb->ts_unit;
 	}
+	r->allow_any_ts = pb->allow_any_ts;
 	return 0;
 }
 
@@ -275,6 +279,8 @@ static void srv_job_out(const struct kv_job_info *j, struct srv_pb_job *o)
 	o->req.ts_column = (char *)j->req.ts_column;
 	o->req.has_ts_unit = 1;
 	o->req.ts_unit = j->req.ts_unit;
+	o->req.has_allow_any_ts = 1;
+	o->req.allow_any_ts = j->req.allow_any_ts;
 	Strata__Job *m = &o->msg;
 	m->id = j->id;
 	m->state = j->state;
@@ -308,6 +314,12 @@ static void srv_free_release(void *p, size_t n)
 {
 	(void)n;
 	free(p);
+}
+
+/* Releases the values of n kv_results in ctx storage. */
+static void srv_kres_release(void *res, size_t n)
+{
+	kv_result_release(res, n);
 }
 
 static void srv_history_release(void *v, size_t n)
@@ -458,7 +470,7 @@ int srv_op_get(struct srv_ctx *x)
 				    "%zu entities x %zu features exceeds %d results per request",
 				    g->n_entities, g->n_features, SRV_MAX_RESULTS);
 	size_t nres = g->n_entities * g->n_features;
-	struct kv_result *res = calloc(nres, sizeof(*res));
+	struct kv_result *res = srv_ctx_alloc(x, nres, sizeof(*res));
 	if (!res)
 		return srv_ctx_nomem(x);
 	if (g->n_entities == 1) {
@@ -468,10 +480,8 @@ int srv_op_get(struct srv_ctx *x)
 	} else {
 		const char **ents = srv_ctx_alloc(x, g->n_entities, sizeof(*ents));
 		size_t *lens = srv_ctx_alloc(x, g->n_entities, sizeof(*lens));
-		if (!ents || !lens) {
-			free(res);
+		if (!ents || !lens)
 			return srv_ctx_nomem(x);
-		}
 		for (size_t i = 0; i < g->n_entities; i++) {
 			ents[i] = (const char *)g->entities[i].data;
 			lens[i] = g->entities[i].len;
@@ -479,13 +489,11 @@ int srv_op_get(struct srv_ctx *x)
 		rc = kv_multiget(x->s->db, g->table, ents, lens, g->n_entities,
 				 (const char *const *)g->features, g->n_features, &o, res, &x->err);
 	}
-	if (rc) {
-		free(res);
+	if (rc)
 		return rc;
-	}
-	srv_ctx_defer(x, srv_results_release, res, nres);
-	if ((rc = srv_results_out(x, res, nres, &x->resp.results)))
-		return rc;
+	srv_ctx_defer(x, srv_kres_release, res, nres);
+	x->kres = res;
+	x->nkres = nres;
 	x->resp.result_case = STRATA__RESPONSE__RESULT_RESULTS;
 	return 0;
 }
@@ -589,4 +597,44 @@ int srv_op_job_list(struct srv_ctx *x)
 int srv_op_job_cancel(struct srv_ctx *x)
 {
 	return kv_job_cancel(x->s->db, x->m->job_cancel->id, &x->err);
+}
+
+/* ---- handler: admin (strata-admin backup|stats|verify --addr) ---- */
+
+/* The offline tools' reports and checkpoint, done on the open store. Runs in a worker for
+ * as long as the work takes (a verify reads everything). */
+int srv_op_admin(struct srv_ctx *x)
+{
+	const Strata__AdminReq *a = x->m->admin;
+	json_t *o = NULL;
+	int64_t t0 = st_mono_us();
+	if (!strcmp(a->action, "stats")) {
+		o = kv_stats_json(x->s->db, &x->err);
+	} else if (!strcmp(a->action, "verify")) {
+		o = kv_verify_json(x->s->db, NULL, NULL, &x->err);
+	} else if (!strcmp(a->action, "backup")) {
+		if (!a->path || a->path[0] != '/')
+			return st_error_set(&x->err, ST_EINVAL, "backup needs an absolute path on "
+				"the server's machine");
+		if (kv_checkpoint(x->s->db, a->path, &x->err))
+			return x->err.code;
+		o = json_pack("{s:s,s:i,s:I}", "path", a->path, "shards", kv_nshards(x->s->db),
+			      "keys_estimate",
+			      (json_int_t)kv_property_sum(x->s->db, "rocksdb.estimate-num-keys"));
+		st_info("backup written to %s", a->path);
+	} else {
+		return st_error_set(&x->err, ST_EINVAL, "unknown admin action '%s' (backup, stats, "
+				    "verify)", a->action);
+	}
+	if (!o)
+		return x->err.code ? x->err.code : srv_ctx_nomem(x);
+	json_object_set_new(o, "seconds", json_real((st_mono_us() - t0) / 1e6));
+	char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!s)
+		return srv_ctx_nomem(x);
+	srv_ctx_defer(x, srv_free_release, s, 0);
+	x->resp.result_case = STRATA__RESPONSE__RESULT_STATUS_JSON;
+	x->resp.status_json = s;
+	return 0;
 }

@@ -104,6 +104,7 @@ const char *kv_type_name(enum kv_type type, uint32_t dim, char *buf, size_t n);
 
 enum kv_sync { KV_SYNC_ALWAYS, KV_SYNC_BATCH, KV_SYNC_NONE };
 
+struct kv_job_info;
 struct kv_options {
 	int create_if_missing;     /* default 1 */
 	int nshards;               /* used when creating; default 4 */
@@ -117,6 +118,10 @@ struct kv_options {
 	void *clock_arg;
 	size_t write_buffer_bytes; /* per shard memtable; 0 = RocksDB's default (64 MiB). Tests
 				    * set it small to get many flushes and partial compactions */
+	/* Called on the job thread when a job ends (done, failed or cancelled; not when it is
+	 * interrupted by close), after its record is saved; NULL = nothing. */
+	void (*on_job_end)(void *arg, const struct kv_job_info *j);
+	void *on_job_end_arg;
 };
 
 void kv_options_init(struct kv_options *o);
@@ -291,6 +296,7 @@ struct kv_preload_req {
 	int skip_bad_rows;
 	char ts_column[KV_NAME_MAX]; /* default "ts" */
 	enum st_ts_unit ts_unit;     /* for integer timestamps; default ms */
+	int allow_any_ts;            /* skip the 1990..2200 guard (st_ts_check_plausible) */
 };
 void kv_preload_req_init(struct kv_preload_req *r);
 
@@ -330,6 +336,19 @@ int kv_jobs_run_pending(struct kv_db *db, struct st_error *err);
 
 int kv_nshards(const struct kv_db *db);
 int kv_shard_of(const struct kv_db *db, const char *entity, size_t entity_len);
+/* Reports shared by strata-admin (offline) and stratad's admin request (online), as jansson
+ * documents owned by the caller (json_decref); NULL with err set on failure.
+ * stats: {"shards","tables":[names],"keys_estimate","sst_bytes","memtable_bytes","jobs",
+ *         "jobs_pending","jobs_failed","latest_sequences":[per shard]}
+ * verify: reads every version of every table and checks values against the schema:
+ *         {"tables":[{"name","entities","versions","tombstones","ok"[,"error"]}],
+ *          "versions","ok"}; progress(arg, versions so far) is called now and then. */
+struct json_t;
+typedef void (*kv_verify_progress_cb)(void *arg, int64_t versions);
+struct json_t *kv_stats_json(struct kv_db *db, struct st_error *err);
+struct json_t *kv_verify_json(struct kv_db *db, kv_verify_progress_cb progress, void *arg,
+			      struct st_error *err);
+
 /* Full compaction of every shard (applies max_versions and retention removal). */
 int kv_compact(struct kv_db *db, struct st_error *err);
 /* The sticky storage error: after a failed WAL sync or write every later write fails with

@@ -306,7 +306,7 @@ static void emit(struct kv_input *in)
 		in->fptr[i] = in->fbuf + (uintptr_t)in->fptr[i];
 	struct kv_record r = {in->line, in->nf, in->col, (const char *const *)in->fptr, in->flen, NULL};
 	char why[96];
-	if (in->fmt != KV_FMT_JSONL && in->nf > in->ncols) {
+	if (in->fmt != KV_FMT_JSONL && in->nf != in->ncols) { /* short rows too: a lost field */
 		snprintf(why, sizeof(why), "%zu fields, the header has %zu", in->nf, in->ncols);
 		r.bad = why;
 		r.n = 0;

@@ -219,10 +219,13 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 		/* rows before the horizon (policy skip) come last: ts descending */
 		size_t live = end;
 		while (live > g && j->ts[rows[live - 1].idx] < j->rules.horizon)
-			j->res[(size_t)rows[--live].idx * j->nf].status = KV_BEFORE_HORIZON;
+			live--;
 		for (size_t r = live; r < end; r++)
-			for (size_t f = 1; f < j->nf; f++)
-				j->res[(size_t)rows[r].idx * j->nf + f].status = KV_BEFORE_HORIZON;
+			for (size_t f = 0; f < j->nf; f++) {
+				struct kv_result *res = &j->res[(size_t)rows[r].idx * j->nf + f];
+				memset(res, 0, sizeof(*res));
+				res->status = KV_BEFORE_HORIZON;
+			}
 		for (size_t f = 0; f < j->nf && !rc && live > g; f++) {
 			kv_scan_seek(&sc, j->table_id, j->arena + j->eoff[i0], j->elen[i0], j->fids[f],
 				     j->ttls[f], j->ts[i0]);

@@ -70,7 +70,7 @@ static int job_save(struct kv_db *db, const struct kv_job_info *j, int64_t inges
 		json_array_append_new(bad, json_string(j->bad_samples[i]));
 	json_t *o = json_pack(
 		"{s:I,s:s,s:s,s:s,s:i,s:i,s:s,s:i,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:i,s:s,s:s,s:o,"
-		"s:I}",
+		"s:I,s:b}",
 		"id", (json_int_t)j->id, "state", kv_job_state_name(j->state), "table", j->req.table,
 		"path", j->req.path, "format", (int)j->req.format, "skip_bad_rows",
 		j->req.skip_bad_rows, "ts_column", j->req.ts_column, "ts_unit", (int)j->req.ts_unit,
@@ -79,7 +79,7 @@ static int job_save(struct kv_db *db, const struct kv_job_info *j, int64_t inges
 		(json_int_t)j->cells, "bad_rows", (json_int_t)j->bad_rows, "bytes_done",
 		(json_int_t)j->bytes_done, "bytes_total", (json_int_t)j->bytes_total, "attempts",
 		j->attempts, "phase", j->phase, "error", j->error, "bad_samples", bad, "ingest_us",
-		(json_int_t)ingest_us);
+		(json_int_t)ingest_us, "allow_any_ts", j->req.allow_any_ts);
 	if (!o)
 		return st_error_set(err, ST_ENOMEM, "job record encoding failed");
 	char *s = json_dumps(o, JSON_COMPACT);
@@ -145,6 +145,7 @@ static int job_decode(const char *s, size_t len, struct kv_job_info *j, int64_t 
 	for (size_t i = 0; i < json_array_size(bad) && i < KV_JOB_BAD_SAMPLES; i++)
 		snprintf(j->bad_samples[i], sizeof(j->bad_samples[i]), "%s",
 			 json_string_value(json_array_get(bad, i)) ?: "");
+	j->req.allow_any_ts = json_is_true(json_object_get(o, "allow_any_ts"));
 	j->eta_s = -1;
 	if (ingest_us)
 		*ingest_us = ing;
@@ -694,6 +695,9 @@ static int ingest_shard(struct job_ctx *c, int s, char **paths, size_t n)
 {
 	if (!n)
 		return 0;
+	int rc = kv_check_health(c->db, c->err); /* read-only after a storage failure */
+	if (rc)
+		return rc;
 	rocksdb_ingestexternalfileoptions_t *io = rocksdb_ingestexternalfileoptions_create();
 	rocksdb_ingestexternalfileoptions_set_move_files(io, 1);
 	char *rerr = NULL;
@@ -836,21 +840,29 @@ static int map_columns(struct job_ctx *c)
 			c->role[i] = ROLE_TS;
 		else if ((f = kv_table_feature(c->table, name)))
 			c->role[i] = (int)(f - c->table->features);
-		else if (csv)
-			return st_error_set(c->err, ST_EINVAL,
-					    "%s:1: column '%s' is not a feature of table '%s'",
-					    kv_input_path(c->in), name, c->table->name);
 		else
 			c->role[i] = ROLE_UNKNOWN;
 	}
 	if (csv) {
 		int has_e = 0, has_t = 0;
-		for (size_t i = 0; i < n; i++)
+		long unknown = -1;
+		for (size_t i = 0; i < n; i++) {
 			has_e |= c->role[i] == ROLE_ENTITY, has_t |= c->role[i] == ROLE_TS;
-		if (!has_e || !has_t)
-			return st_error_set(c->err, ST_EINVAL, "%s:1: header has no '%s' column",
+			if (c->role[i] == ROLE_UNKNOWN && unknown < 0)
+				unknown = (long)i;
+		}
+		if (has_e && has_t && unknown >= 0)
+			return st_error_set(c->err, ST_EINVAL,
+					    "%s:1: column '%s' is not a feature of table '%s'",
 					    kv_input_path(c->in),
-					    has_e ? c->info->req.ts_column : c->table->entity_column);
+					    kv_input_colname(c->in, (size_t)unknown), c->table->name);
+		if (!has_e)
+			return st_error_set(c->err, ST_EINVAL, "%s:1: header has no '%s' column",
+					    kv_input_path(c->in), c->table->entity_column);
+		if (!has_t) /* the ts column's name is an option: say which one */
+			return st_error_set(c->err, ST_EINVAL,
+					    "%s:1: no ts column '%s'; use --ts-column",
+					    kv_input_path(c->in), c->info->req.ts_column);
 	}
 	c->nroles = n;
 	return 0;
@@ -872,9 +884,11 @@ static int bad_row(struct job_ctx *c, size_t line, const char *fmt, ...)
 	pthread_mutex_lock(&js->lock);
 	int64_t k = js->live.bad_rows++;
 	pthread_mutex_unlock(&js->lock);
-	if (k < KV_JOB_BAD_SAMPLES)
-		snprintf(c->info->bad_samples[k], sizeof(c->info->bad_samples[k]), "%.40s:%zu: %.100s",
-			 kv_input_path(c->in), line, why);
+	if (k < KV_JOB_BAD_SAMPLES) { /* the file's base name: the reason is what matters */
+		const char *path = kv_input_path(c->in), *base = strrchr(path, '/');
+		snprintf(c->info->bad_samples[k], sizeof(c->info->bad_samples[k]), "%.24s:%zu: %.128s",
+			 base ? base + 1 : path, line, why);
+	}
 	return 0;
 }
 
@@ -904,6 +918,12 @@ static int on_record(void *arg, struct kv_input *in, const struct kv_record *rec
 		} else if (role == ROLE_TS) {
 			if (st_ts_parse(f, fl, c->info->req.ts_unit, &ts)) {
 				rc = bad_row(c, rec->line, "bad timestamp '%.*s'", fl > 40 ? 40 : (int)fl, f);
+				goto out;
+			}
+			char why[200];
+			if (!c->info->req.allow_any_ts &&
+			    st_ts_check_plausible(f, fl, c->info->req.ts_unit, ts, why, sizeof(why))) {
+				rc = bad_row(c, rec->line, "%s", why);
 				goto out;
 			}
 			has_ts = 1;
@@ -1110,12 +1130,18 @@ static void run_job(struct kv_db *db, uint64_t id)
 		snprintf(info.error, sizeof(info.error), "%s", err.msg);
 	struct st_error serr;
 	job_save(db, &info, ingest, &serr);
+	if (db->opts.on_job_end)
+		db->opts.on_job_end(db->opts.on_job_end_arg, &info);
 }
 
-/* Oldest job in state queued or running, 0 if none. */
+/* Oldest job in state queued or running, 0 if none. None while the store is read-only after
+ * a storage failure: a job could neither ingest nor record its end, and would be retried
+ * forever; the jobs resume after the restart. */
 static uint64_t next_pending(struct kv_db *db)
 {
 	uint64_t found = 0;
+	if (kv_health(db, NULL))
+		return 0;
 	rocksdb_iterator_t *it = rocksdb_create_iterator(db->meta, db->ro);
 	for (rocksdb_iter_seek(it, "job/", 4); rocksdb_iter_valid(it) && !found;
 	     rocksdb_iter_next(it)) {
@@ -1146,7 +1172,7 @@ int kv_jobs_run_pending(struct kv_db *db, struct st_error *err)
 		if (stop)
 			break;
 	}
-	return 0;
+	return kv_check_health(db, err);
 }
 
 static void *jobs_main(void *arg)

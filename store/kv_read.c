@@ -455,12 +455,8 @@ static int tscan_shard(struct kv_db *db, const struct kv_table *t, const struct 
 			rocksdb_iter_next(it);
 		}
 	}
-	if (!rc) {
-		char *rerr = NULL;
-		rocksdb_iter_get_error(it, &rerr);
-		if (rerr)
-			rc = kv_rocks_err(err, rerr, "table scan");
-	}
+	if (!rc)
+		rc = kv_iter_check(it, "table scan", err);
 	kv_scan_release(&sc);
 	rocksdb_iter_destroy(it);
 	kv_shard_unpin(db, s);

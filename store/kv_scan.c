@@ -44,15 +44,10 @@ static void scan_fail(struct kv_scan *s, int code)
 }
 
 /* An iterator that stops being valid has either reached the end or failed: tell which. */
-static int iter_failed(struct kv_scan *s)
+static void check_iter_end(struct kv_scan *s)
 {
-	char *rerr = NULL;
-	rocksdb_iter_get_error(s->it, &rerr);
-	if (!rerr)
-		return 0;
-	free(rerr);
-	scan_fail(s, ST_EIO);
-	return 1;
+	if (kv_iter_check(s->it, "scan", NULL))
+		scan_fail(s, ST_EIO);
 }
 
 /* Loads the group at the iterator position: all writes with the same event time. Leaves the
@@ -99,7 +94,7 @@ static void load_group(struct kv_scan *s)
 		rocksdb_iter_next(s->it);
 	}
 	/* The group so far is complete only if the iterator ended cleanly. */
-	iter_failed(s);
+	check_iter_end(s);
 }
 
 /* Reads usually move forward a few keys at a time (the next feature of the same entity, the

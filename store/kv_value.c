@@ -215,6 +215,46 @@ static int hexval(int c)
 	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
 }
 
+/* Decodes standard base64 (RFC 4648, '=' padding optional) into a new buffer. */
+static int parse_base64(const char *s, size_t len, struct kv_value *out)
+{
+	static const char abc[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	while (len && s[len - 1] == '=')
+		len--;
+	if (len % 4 == 1)
+		return ST_EINVAL;
+	unsigned char *b = malloc(len * 3 / 4 + 1);
+	if (!b)
+		return ST_ENOMEM;
+	uint32_t acc = 0;
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++) {
+		const char *p = s[i] ? strchr(abc, s[i]) : NULL;
+		if (!p) {
+			free(b);
+			return ST_EINVAL;
+		}
+		acc = acc << 6 | (uint32_t)(p - abc);
+		if (i % 4 == 3) {
+			b[n++] = (unsigned char)(acc >> 16);
+			b[n++] = (unsigned char)(acc >> 8);
+			b[n++] = (unsigned char)acc;
+			acc = 0;
+		}
+	}
+	if (len % 4 == 2)
+		b[n++] = (unsigned char)(acc >> 4);
+	else if (len % 4 == 3) {
+		b[n++] = (unsigned char)(acc >> 10);
+		b[n++] = (unsigned char)(acc >> 2);
+	}
+	b[n] = 0;
+	out->ptr = b;
+	out->len = (uint32_t)n;
+	return 0;
+}
+
 /* Parses "[a,b,c]" or "a,b,c" into an array of floats or int64s. */
 static int parse_list(const char *s, size_t len, enum kv_type t, struct kv_value *out)
 {
@@ -297,6 +337,14 @@ int kv_value_parse(const char *s, size_t len, const struct kv_feature_def *f,
 		out->len = (uint32_t)len;
 		break;
 	case KV_BYTES: {
+		if (len >= 7 && !memcmp(s, "base64:", 7)) {
+			rc = parse_base64(s + 7, len - 7, out);
+			if (rc == ST_ENOMEM)
+				return st_error_set(err, rc, "out of memory");
+			if (rc)
+				goto bad;
+			break;
+		}
 		if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
 			s += 2, len -= 2;
 		if (len % 2)
@@ -359,17 +407,6 @@ static int reserve(char **buf, size_t *n, size_t *cap, size_t more)
 	return 0;
 }
 
-/* Shortest %g precision that reads back to the same double (or float). */
-static int fmt_double(char *out, double d, int is_float)
-{
-	for (int prec = is_float ? 6 : 15; prec <= 17; prec++) {
-		int n = snprintf(out, 32, "%.*g", prec, d);
-		if (is_float ? (float)strtod(out, NULL) == (float)d : strtod(out, NULL) == d)
-			return n;
-	}
-	return snprintf(out, 32, "%.17g", d);
-}
-
 int kv_value_format(const struct kv_value *v, char **buf, size_t *n, size_t *cap)
 {
 	char tmp[48];
@@ -381,10 +418,10 @@ int kv_value_format(const struct kv_value *v, char **buf, size_t *n, size_t *cap
 		k = snprintf(tmp, sizeof(tmp), "%lld", (long long)v->i64);
 		break;
 	case KV_F64:
-		k = fmt_double(tmp, v->f64, 0);
+		k = st_format_f64(tmp, v->f64, 0);
 		break;
 	case KV_F32:
-		k = fmt_double(tmp, v->f32, 1);
+		k = st_format_f64(tmp, v->f32, 1);
 		break;
 	case KV_STR:
 		if (reserve(buf, n, cap, v->len))
@@ -406,7 +443,7 @@ int kv_value_format(const struct kv_value *v, char **buf, size_t *n, size_t *cap
 			return ST_ENOMEM;
 		(*buf)[(*n)++] = '[';
 		for (uint32_t i = 0; i < v->len; i++) {
-			k = v->type == KV_F32VEC ? fmt_double(tmp, ((float *)v->ptr)[i], 1)
+			k = v->type == KV_F32VEC ? st_format_f64(tmp, ((float *)v->ptr)[i], 1)
 						 : snprintf(tmp, sizeof(tmp), "%lld",
 							    (long long)((int64_t *)v->ptr)[i]);
 			if (reserve(buf, n, cap, (size_t)k + 2))

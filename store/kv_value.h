@@ -24,7 +24,7 @@ int kv_value_check(const struct kv_value *v, const struct kv_feature_def *f,
 		   struct st_error *err);
 
 /* Parses the text form of a value of feature f: integers, floats, strings as is, bytes as hex
- * (optional 0x), vectors as "[1.5,2,...]" (or "1.5,2,..." without brackets). Produces an owned
+ * (optional 0x) or "base64:..." (RFC 4648), vectors as "[1.5,2,...]" (or "1.5,2,..." without brackets). Produces an owned
  * value. `len` bytes of s are read. */
 int kv_value_parse(const char *s, size_t len, const struct kv_feature_def *f,
 		   struct kv_value *out, struct st_error *err);

@@ -1,6 +1,7 @@
 /* strata-admin: operator tool; dispatches to the subcommands in tools/admin_*.c. */
 #include "tools/admin.h"
 #include "fuse/fs_ctlmsg.h"
+#include "common/st_version.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,14 +23,15 @@ static const struct admin_cmd cmds[] = {
 	{ "fs", admin_fs,
 	  "  strata-admin fs status [--mount M] [--json]   (mode and request counts of a mount)\n" },
 	{ "backup", admin_backup,
-	  "  strata-admin backup  [--data-dir D] [--json] DEST      (store: a consistent checkpoint)\n" },
+	  "  strata-admin backup  [--data-dir D | --addr A] [--json] DEST  (a consistent checkpoint;\n"
+	  "                       with --addr the running server writes it on its machine)\n" },
 	{ "restore", admin_restore,
 	  "  strata-admin restore [--data-dir D] [--force] [--json] BACKUP\n" },
 	{ "verify", admin_verify,
-	  "  strata-admin verify  [--data-dir D] [--json]           (read and check every version)\n" },
+	  "  strata-admin verify  [--data-dir D | --addr A] [--json]  (read and check every version)\n" },
 	{ "compact", admin_compact,
 	  "  strata-admin compact [--data-dir D] [--json]           (applies max-versions/retention removal)\n" },
-	{ "stats", admin_stats, "  strata-admin stats   [--data-dir D] [--json]\n" },
+	{ "stats", admin_stats, "  strata-admin stats   [--data-dir D | --addr A] [--json]\n" },
 	{ "dump", admin_dump,
 	  "  strata-admin dump    [--data-dir D] [--out F] [--all-versions] [--json] TABLE\n"
 	  "                       (CSV in the preload format; latest values unless --all-versions)\n" },
@@ -126,9 +128,20 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
-	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
-		if (!strcmp(argv[1], cmds[i].name))
-			return cmds[i].run(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "--version")) {
+		st_version_print(stdout, "strata-admin");
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[1], cmds[i].name))
+			continue;
+		for (int k = 2; k < argc; k++) /* `strata-admin CMD ... --help`: that command's usage */
+			if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
+				printf("usage:\n%s", cmds[i].usage);
+				return 0;
+			}
+		return cmds[i].run(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "strata-admin: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;

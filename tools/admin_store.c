@@ -1,11 +1,14 @@
-/* strata-admin backup | restore | verify | compact | stats | dump: offline operations on a
- * store data directory (stratad stopped; a running server holds the directory's lock and the
- * commands say so). Long operations show progress on a terminal and can print JSON. */
+/* strata-admin backup | restore | verify | compact | stats | dump: operations on a store data
+ * directory, offline (stratad stopped; a running server holds the directory's lock and the
+ * commands say so) or, for backup, stats and verify, online through --addr (the server does
+ * the work on the store it has open; the same store reports, kv_stats_json/kv_verify_json).
+ * Long operations show progress on a terminal and can print JSON. */
 #include "tools/admin.h"
 #include "common/st_csv.h"
 #include "common/st_progress.h"
 #include "store/kv.h"
 #include "store/kv_value.h"
+#include "client/strata.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +21,8 @@
 
 struct store_args {
 	const char *dir;   /* --data-dir, default ./data */
+	const char *addr;  /* --addr: a running stratad does the work */
+	const char *token_file;
 	const char *pos[2];
 	int npos;
 	int json, force, all_versions;
@@ -31,6 +36,10 @@ static int parse_args(int argc, char **argv, struct store_args *a)
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--data-dir") && i + 1 < argc)
 			a->dir = argv[++i];
+		else if (!strcmp(argv[i], "--addr") && i + 1 < argc)
+			a->addr = argv[++i];
+		else if (!strcmp(argv[i], "--token-file") && i + 1 < argc)
+			a->token_file = argv[++i];
 		else if (!strcmp(argv[i], "--out") && i + 1 < argc)
 			a->out = argv[++i];
 		else if (!strcmp(argv[i], "--json"))
@@ -80,63 +89,112 @@ static struct kv_db *begin(int argc, char **argv, struct store_args *a, int *rc)
 	return db;
 }
 
+/* ---- online: the server runs the action ---- */
+
+/* Asks the stratad at a->addr to run `action`; returns its JSON report or NULL after
+ * printing the error. */
+static json_t *remote_report(const struct store_args *a, const char *action, const char *path)
+{
+	struct strata_connect_opts o;
+	strata_connect_opts_init(&o);
+	o.io_timeout_ms = 0; /* a verify or backup takes as long as it takes */
+	char token[512] = "";
+	if (a->token_file) {
+		FILE *f = fopen(a->token_file, "r");
+		if (!f || !fgets(token, sizeof(token), f)) {
+			fprintf(stderr, "strata-admin: token file %s: %s\n", a->token_file,
+				f ? "empty" : strerror(errno));
+			if (f)
+				fclose(f);
+			return NULL;
+		}
+		fclose(f);
+		token[strcspn(token, "\r\n")] = 0;
+		o.token = token;
+	}
+	strata *c;
+	struct strata_error err = {0};
+	char *s = NULL;
+	if (strata_connect(a->addr, &o, &c, &err) == 0) {
+		strata_admin(c, action, path, &s, &err);
+		strata_close(c);
+	}
+	if (!s) {
+		fprintf(stderr, "strata-admin: %s --addr %s: %s\n", action, a->addr,
+			err.msg[0] ? err.msg : strata_strerror(err.code));
+		return NULL;
+	}
+	json_error_t je;
+	json_t *j = json_loads(s, 0, &je);
+	free(s);
+	if (!j)
+		fprintf(stderr, "strata-admin: %s: bad answer from %s: %s\n", action, a->addr, je.text);
+	return j;
+}
+
+static void print_json_doc(json_t *o)
+{
+	char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	puts(s ? s : "null");
+	free(s);
+}
+
+static void verify_progress(void *arg, int64_t versions)
+{
+	st_progress_update(arg, versions, 0, "versions", NULL, 0);
+}
+
+/* The stats or verify report of a->addr's server, or of the data dir opened here. */
+static json_t *report(const struct store_args *a, const char *action, struct st_progress *p)
+{
+	if (a->addr)
+		return remote_report(a, action, NULL);
+	struct kv_db *db = open_store(a->dir, 0);
+	if (!db)
+		return NULL;
+	struct st_error err = {0};
+	json_t *o = !strcmp(action, "stats") ? kv_stats_json(db, &err)
+					     : kv_verify_json(db, verify_progress, p, &err);
+	kv_close(db);
+	if (!o)
+		fprintf(stderr, "strata-admin: %s\n", err.msg);
+	return o;
+}
+
 /* ---- stats ---- */
 
 int admin_stats(int argc, char **argv)
 {
 	struct store_args a;
-	int rc;
-	struct kv_db *db = begin(argc, argv, &a, &rc);
-	if (!db)
+	int rc = parse_args(argc, argv, &a);
+	if (rc)
 		return rc;
-	struct kv_table **ts;
-	size_t n;
-	struct st_error err;
-	if (kv_table_list(db, &ts, &n, &err)) {
-		fprintf(stderr, "strata-admin: %s\n", err.msg);
-		kv_close(db);
+	json_t *o = report(&a, "stats", NULL);
+	if (!o)
 		return 1;
-	}
-	uint64_t keys = kv_property_sum(db, "rocksdb.estimate-num-keys");
-	uint64_t sst = kv_property_sum(db, "rocksdb.total-sst-files-size");
-	uint64_t mem = kv_property_sum(db, "rocksdb.cur-size-all-mem-tables");
-	struct kv_job_info *jobs;
-	size_t nj = 0;
-	int running = 0, failed = 0;
-	if (kv_job_list(db, &jobs, &nj, &err) == 0) {
-		for (size_t i = 0; i < nj; i++) {
-			running += jobs[i].state == KV_JOB_RUNNING || jobs[i].state == KV_JOB_QUEUED;
-			failed += jobs[i].state == KV_JOB_FAILED;
-		}
-		free(jobs);
+	json_object_set_new(o, a.addr ? "addr" : "data_dir", json_string(a.addr ? a.addr : a.dir));
+	if (a.json) {
+		print_json_doc(o);
+		json_decref(o);
+		return 0;
 	}
 	char b1[32], b2[32];
-	if (a.json) {
-		json_t *tabs = json_array();
-		for (size_t i = 0; i < n; i++)
-			json_array_append_new(tabs, json_string(ts[i]->name));
-		json_t *o = json_pack("{s:s,s:i,s:o,s:I,s:I,s:I,s:I,s:i,s:i}", "data_dir", a.dir,
-				      "shards", kv_nshards(db), "tables", tabs, "keys_estimate",
-				      (json_int_t)keys, "sst_bytes", (json_int_t)sst, "memtable_bytes",
-				      (json_int_t)mem, "jobs", (json_int_t)nj, "jobs_pending", running,
-				      "jobs_failed", failed);
-		char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		puts(s);
-		free(s);
-		json_decref(o);
-	} else {
-		printf("data dir:   %s\nshards:     %d\ntables:     %zu\nkeys (est): %llu\n"
-		       "sst files:  %s\nmemtables:  %s\njobs:       %zu (%d pending, %d failed)\n",
-		       a.dir, kv_nshards(db), n, (unsigned long long)keys, admin_bytes((int64_t)sst, b1),
-		       admin_bytes((int64_t)mem, b2), nj, running, failed);
-		for (int s = 0; s < kv_nshards(db); s++)
-			printf("shard %03d:  latest sequence %llu\n", s,
-			       (unsigned long long)kv_shard_latest_seq(db, s));
-	}
-	for (size_t i = 0; i < n; i++)
-		kv_table_free(ts[i]);
-	free(ts);
-	kv_close(db);
+	json_t *seqs = json_object_get(o, "latest_sequences"), *v;
+	printf("%s %s\nshards:     %lld\ntables:     %zu\nkeys (est): %lld\n"
+	       "sst files:  %s\nmemtables:  %s\njobs:       %lld (%lld pending, %lld failed)\n",
+	       a.addr ? "server:    " : "data dir:  ", a.addr ? a.addr : a.dir,
+	       (long long)json_integer_value(json_object_get(o, "shards")),
+	       json_array_size(json_object_get(o, "tables")),
+	       (long long)json_integer_value(json_object_get(o, "keys_estimate")),
+	       admin_bytes(json_integer_value(json_object_get(o, "sst_bytes")), b1),
+	       admin_bytes(json_integer_value(json_object_get(o, "memtable_bytes")), b2),
+	       (long long)json_integer_value(json_object_get(o, "jobs")),
+	       (long long)json_integer_value(json_object_get(o, "jobs_pending")),
+	       (long long)json_integer_value(json_object_get(o, "jobs_failed")));
+	size_t s;
+	json_array_foreach(seqs, s, v)
+		printf("shard %03zu:  latest sequence %lld\n", s, (long long)json_integer_value(v));
+	json_decref(o);
 	return 0;
 }
 
@@ -232,8 +290,22 @@ int admin_backup(int argc, char **argv)
 	if (rc)
 		return rc;
 	if (a.npos != 1) {
-		fprintf(stderr, "usage: strata-admin backup [--data-dir D] [--json] DEST\n");
+		fprintf(stderr, "usage: strata-admin backup [--data-dir D | --addr A] [--json] DEST\n");
 		return 2;
+	}
+	if (a.addr) { /* the server writes the checkpoint on its own machine */
+		json_t *o = remote_report(&a, "backup", a.pos[0]);
+		if (!o)
+			return 1;
+		if (a.json)
+			print_json_doc(o);
+		else
+			printf("backup of %s written by the server to %s (%lld shards, ~%lld keys)\n",
+			       a.addr, a.pos[0],
+			       (long long)json_integer_value(json_object_get(o, "shards")),
+			       (long long)json_integer_value(json_object_get(o, "keys_estimate")));
+		json_decref(o);
+		return 0;
 	}
 	struct kv_db *db = open_store(a.dir, 0);
 	if (!db)
@@ -313,70 +385,39 @@ int admin_restore(int argc, char **argv)
 
 /* ---- verify ---- */
 
-struct verify_ctx {
-	long versions, tombstones, entities;
-	char last[KV_ENTITY_MAX];
-	size_t last_len;
-	struct st_progress *p;
-};
-
-static int verify_cb(void *arg, const char *e, size_t elen, const struct kv_feature_def *f,
-		     const struct kv_version *v)
-{
-	struct verify_ctx *c = arg;
-	if (elen != c->last_len || memcmp(e, c->last, elen)) {
-		memcpy(c->last, e, elen);
-		c->last_len = elen;
-		c->entities++;
-	}
-	if (v->tombstone)
-		c->tombstones++;
-	else if (v->r.value.type != f->type)
-		return ST_ETYPE;
-	c->versions++;
-	if ((c->versions & 0xffff) == 0)
-		st_progress_update(c->p, c->versions, 0, "versions", NULL, 0);
-	return 0;
-}
-
 int admin_verify(int argc, char **argv)
 {
 	struct store_args a;
-	int rc;
-	struct kv_db *db = begin(argc, argv, &a, &rc);
-	if (!db)
+	int rc = parse_args(argc, argv, &a);
+	if (rc)
 		return rc;
-	struct kv_table **ts;
-	size_t n;
-	struct st_error err = {0};
-	if (kv_table_list(db, &ts, &n, &err)) {
-		fprintf(stderr, "strata-admin: %s\n", err.msg);
-		kv_close(db);
-		return 1;
-	}
 	struct st_progress p;
 	st_progress_init(&p, stderr, a.json ? ST_PROGRESS_JSON : ST_PROGRESS_AUTO, "verify");
-	long total = 0;
-	int bad = 0;
-	for (size_t i = 0; i < n; i++) {
-		struct verify_ctx c = {.p = &p};
-		rc = kv_table_scan(db, ts[i]->name, ST_TS_MAX, verify_cb, &c, &err);
-		total += c.versions;
-		if (rc) {
-			bad = 1;
-			fprintf(stderr, "strata-admin: table %s: %s\n", ts[i]->name,
-				rc == ST_ETYPE ? "a value does not match its feature's type"
-					       : err.msg);
-		}
+	json_t *o = report(&a, "verify", &p);
+	if (!o)
+		return 1;
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(o, "tables"), i, t) {
+		const char *e = json_string_value(json_object_get(t, "error"));
+		if (e)
+			fprintf(stderr, "strata-admin: table %s: %s\n",
+				json_string_value(json_object_get(t, "name")), e);
 		if (!a.json)
-			printf("table %-24s %8ld entities %10ld versions %8ld tombstones  %s\n",
-			       ts[i]->name, c.entities, c.versions, c.tombstones, rc ? "BAD" : "ok");
-		kv_table_free(ts[i]);
+			printf("table %-24s %8lld entities %10lld versions %8lld tombstones  %s\n",
+			       json_string_value(json_object_get(t, "name")),
+			       (long long)json_integer_value(json_object_get(t, "entities")),
+			       (long long)json_integer_value(json_object_get(t, "versions")),
+			       (long long)json_integer_value(json_object_get(t, "tombstones")),
+			       e ? "BAD" : "ok");
 	}
-	free(ts);
-	kv_close(db);
-	st_progress_finish(&p, total, "versions", bad ? "failed" : "ok", NULL);
-	return bad;
+	int ok = json_is_true(json_object_get(o, "ok"));
+	if (a.json)
+		print_json_doc(o);
+	st_progress_finish(&p, json_integer_value(json_object_get(o, "versions")), "versions",
+			   ok ? "ok" : "failed", NULL);
+	json_decref(o);
+	return !ok;
 }
 
 /* ---- dump ---- */

@@ -176,10 +176,8 @@ static int cmd_restore(const struct admin_target *t, const char *what, const cha
 		       int overwrite, int json)
 {
 	json_t *resp;
-	char w[PATH_MAX], d[PATH_MAX];
-	snprintf(w, sizeof(w), "%s", mount_rel(t, what));
-	if (to)
-		snprintf(d, sizeof(d), "%s", mount_rel(t, to));
+	/* not copied: paths of any length (deep trees) */
+	const char *w = mount_rel(t, what), *d = to ? mount_rel(t, to) : NULL;
 	if (t->live) {
 		json_t *req = json_pack("{s:s,s:s,s:b}", "op", "trash_restore", "what", w,
 					"overwrite", overwrite);

@@ -74,7 +74,7 @@ expect "jobs json" '"done"' "$($S $D jobs 1 --json | grep -o '"state": "done"' |
 printf 'user_id,ts,age\np3,2026-11-01T00:00:00Z,x\np4,2026-11-01T00:00:00Z,4\n' > bad.csv
 expect_fail "bad row" "bad.csv:2: feature 'age' (i64): cannot parse 'x'" $S $D preload user_profile bad.csv --wait
 $S $D preload user_profile bad.csv --skip-bad-rows >pl.txt 2>&1 || fail "skip: $(cat pl.txt)"
-grep -q "1 bad rows" pl.txt || fail "skip summary: $(cat pl.txt)"
+grep -q "1 bad row$" pl.txt || fail "skip summary: $(cat pl.txt)"
 expect "skipped" '{"age":4}' "$($S $D get user_profile p4 age --json)"
 
 # errors: clear message, non-zero exit, nothing changed
@@ -97,5 +97,5 @@ expect "exit code" 1 $rc
 $S $D table alter user_profile --feature score:f32 --ttl 30d >/dev/null
 expect "alter" "score" "$($S $D table show user_profile | awk '/score/{print $1}')"
 $S $D table drop user_profile >/dev/null
-expect "dropped" "" "$($S $D table list)"
+expect "dropped" "no tables (create one: strata table create NAME --feature NAME:TYPE)" "$($S $D table list)"
 echo "cli_embedded: all checks passed"

@@ -7,7 +7,8 @@ usage: fs_fileops_model.py MOUNT_DIR NATIVE_DIR [--ops N] [--seed S]
 Several descriptors per file, opened with random flags (append, truncate, read-only...),
 writes and reads at random offsets, truncation, mmap reads and writes, fsync, hard links,
 renames over existing files and unlinks of files that are still open: the cases where a
-passthrough file, its backing file and the page cache could disagree.
+passthrough file, its backing file and the page cache could disagree. stat and fstat compare
+st_nlink too (the trash keeps a link to every deleted name, which must not show).
 """
 import argparse
 import errno
@@ -60,8 +61,9 @@ def run(side, op, args):
             os.fsync(fd)
             return "ok"
         if op == "fstat":
-            # not st_nlink: a deleted name lives on in the trash, so links stay counted
-            return os.fstat(fd).st_size
+            # st_nlink too: links the trash keeps for deleted names are not counted
+            st = os.fstat(fd)
+            return (st.st_size, st.st_nlink)
         if op == "close":
             os.close(side.fds.pop(args[0]))
             return "ok"
@@ -83,7 +85,8 @@ def run(side, op, args):
             finally:
                 m.close()
         if op == "stat":
-            return os.stat(side.path(args[0])).st_size
+            st = os.stat(side.path(args[0]))
+            return (st.st_size, st.st_nlink)
         if op == "link":
             os.link(side.path(args[0]), side.path(args[1]))
             return "ok"

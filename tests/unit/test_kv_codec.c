@@ -140,6 +140,11 @@ static void test_value_text(void **st)
 	parse_ok("0.1", KV_F32, 0, "0.1");
 	parse_ok("héllo, world", KV_STR, 0, "héllo, world");
 	parse_ok("0x00ff10", KV_BYTES, 0, "0x00ff10");
+	parse_ok("base64:AP8Q", KV_BYTES, 0, "0x00ff10");
+	parse_ok("base64:aGVsbG8=", KV_BYTES, 0, "0x68656c6c6f");
+	parse_ok("base64:aGVsbG8", KV_BYTES, 0, "0x68656c6c6f");
+	parse_ok("base64:aGk=", KV_BYTES, 0, "0x6869");
+	parse_ok("base64:", KV_BYTES, 0, "0x");
 	parse_ok("[0.1,0.2,0.3]", KV_F32VEC, 3, "[0.1,0.2,0.3]");
 	parse_ok("1, 2 ,3", KV_F32VEC, 3, "[1,2,3]");
 	parse_ok("[1,-2,3]", KV_I64LIST, 0, "[1,-2,3]");
@@ -149,6 +154,8 @@ static void test_value_text(void **st)
 	parse_bad("99999999999999999999", KV_I64, 0, ST_ETYPE);
 	parse_bad("", KV_F64, 0, ST_ETYPE);
 	parse_bad("0xabc", KV_BYTES, 0, ST_ETYPE);
+	parse_bad("base64:a", KV_BYTES, 0, ST_ETYPE);
+	parse_bad("base64:aGk*", KV_BYTES, 0, ST_ETYPE);
 	parse_bad("[1,2]", KV_F32VEC, 3, ST_ETYPE);
 	parse_bad("[1,x,3]", KV_F32VEC, 3, ST_ETYPE);
 	parse_bad("[1.5]", KV_I64LIST, 0, ST_ETYPE);
@@ -210,6 +217,24 @@ static void test_timestamps(void **st)
 	ts_bad("99999999999999999999");
 	int64_t x;
 	assert_int_equal(st_ts_parse("9223372036854775807", 19, ST_TS_S, &x), ST_EINVAL);
+	/* the plausibility guard: integers outside 1990..2200 in their unit, with the unit that
+	 * fits; ISO dates and plausible integers pass */
+	char why[200];
+	assert_int_equal(st_ts_parse("1762000000", 10, ST_TS_MS, &x), 0);
+	assert_int_equal(st_ts_check_plausible("1762000000", 10, ST_TS_MS, x, why, sizeof(why)),
+			 ST_EINVAL);
+	assert_string_equal(why, "integer timestamp 1762000000 in ms is 1970-01-21T09:26:40Z, "
+				 "outside 1990-2200; as s it is 2025-11-01T12:26:40Z");
+	assert_int_equal(st_ts_parse("1762000000000000", 16, ST_TS_MS, &x), 0);
+	assert_int_equal(st_ts_check_plausible("1762000000000000", 16, ST_TS_MS, x, why,
+					       sizeof(why)), ST_EINVAL);
+	assert_non_null(strstr(why, "as us it is 2025-11-01T12:26:40Z"));
+	assert_int_equal(st_ts_check_plausible("17", 2, ST_TS_US, 17, why, sizeof(why)), ST_EINVAL);
+	assert_null(strstr(why, "it is")); /* no unit makes 17 plausible */
+	assert_int_equal(st_ts_check_plausible("1762000000000", 13, ST_TS_MS, 1762000000000000LL,
+					       why, sizeof(why)), 0);
+	assert_int_equal(st_ts_check_plausible("1970-01-02", 10, ST_TS_MS, 86400000000LL, why,
+					       sizeof(why)), 0);
 	char buf[ST_TS_BUFLEN];
 	assert_string_equal(st_ts_format(1793527200000000LL, buf), "2026-11-01T10:00:00Z");
 	assert_string_equal(st_ts_format(1793527200000001LL, buf), "2026-11-01T10:00:00.000001Z");

@@ -160,6 +160,38 @@ static void test_wal_sync_batch(void **state)
 	expect_sticky(db, 1, "WAL sync of shard");
 }
 
+/* A preload queued before the failure ingests nothing while the store is read-only, and
+ * runs after the restart. */
+static void test_preload_after_failure(void **state)
+{
+	struct kv_db *db = *state;
+	struct st_error err;
+	char path[300];
+	snprintf(path, sizeof(path), "%s/in.csv", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("entity,ts,x\ne9,2026-01-01T00:00:00Z,9\n", f);
+	fclose(f);
+	struct kv_preload_req req;
+	kv_preload_req_init(&req);
+	snprintf(req.table, sizeof(req.table), "t");
+	snprintf(req.path, sizeof(req.path), "%s", path);
+	uint64_t id;
+	assert_int_equal(kv_preload_submit(db, &req, &id, &err), 0);
+	faults("write.batch@1");
+	assert_int_equal(put(db, 0, &err), ST_EIO);
+	assert_int_equal(kv_jobs_run_pending(db, &err), ST_EIO); /* returns: no retry loop */
+	assert_int_equal(get(db, 9), -1); /* nothing ingested */
+	struct kv_job_info ji;
+	assert_int_equal(kv_job_get(db, id, &ji, &err), 0);
+	assert_true(ji.state != KV_JOB_DONE);
+	faults(NULL);
+	kv_close(db);
+	*state = db = open_db(KV_SYNC_ALWAYS);
+	assert_int_equal(kv_jobs_run_pending(db, &err), 0);
+	assert_int_equal(get(db, 9), 9);
+}
+
 /* Every read kind fails with `code` when the scanner's fault point fires. */
 static void expect_read_errors(struct kv_db *db, const char *fault, int code)
 {
@@ -228,6 +260,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_sync_always, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wal_sync_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_preload_after_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iter_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_nomem, setup, teardown),
 	};

@@ -94,6 +94,7 @@ static uint64_t submit(struct kv_db *db, const char *name, int skip, int expect_
 	snprintf(r.table, sizeof(r.table), "users");
 	snprintf(r.path, sizeof(r.path), "%s/%s", files, name);
 	r.skip_bad_rows = skip;
+	r.allow_any_ts = 1; /* these files use small ms timestamps; the guard has its own test */
 	uint64_t id = 0;
 	struct st_error err;
 	assert_int_equal(kv_preload_submit(db, &r, &id, &err), expect_rc);
@@ -240,6 +241,13 @@ static void test_bad_header(void **state)
 	j = run(db, submit(db, "h2.csv", 0, 0));
 	assert_int_equal(j.state, KV_JOB_FAILED);
 	assert_non_null(strstr(j.error, "no 'user_id' column"));
+	/* the ts column is an option: its message names it and the flag */
+	const char *h3 = "user_id,time,age\nu1,1,2\n";
+	snprintf(path, sizeof(path), "%s/h3.csv", files);
+	write_file(path, h3, strlen(h3));
+	j = run(db, submit(db, "h3.csv", 0, 0));
+	assert_int_equal(j.state, KV_JOB_FAILED);
+	assert_non_null(strstr(j.error, "h3.csv:1: no ts column 'ts'; use --ts-column"));
 	/* missing file and unknown table are refused at submit */
 	submit(db, "missing.csv", 0, ST_ENOTFOUND);
 	struct kv_preload_req r;
@@ -248,6 +256,56 @@ static void test_bad_header(void **state)
 	snprintf(r.path, sizeof(r.path), "%s", path);
 	uint64_t id;
 	assert_int_equal(kv_preload_submit(db, &r, &id, NULL), ST_ENOTFOUND);
+}
+
+/* Integer timestamps outside 1990..2200 in the job's unit are bad rows naming the unit that
+ * fits, unless allow_any_ts; a row with fewer fields than the header is a bad row. */
+static void test_ts_guard_and_short_rows(void **state)
+{
+	struct kv_db *db = *state;
+	char path[512];
+	const char *csv = "user_id,ts,age\n"
+			  "u1,1762000000,1\n"          /* seconds read as ms: 1970 */
+			  "u2,1762000000000000,2\n"    /* microseconds read as ms: year 57805 */
+			  "u3,1762000000000,3\n"       /* ms: 2025, fine */
+			  "u4,2026-11-01T00:00:00Z\n"  /* one field short */
+			  "u5,2026-11-01T00:00:00Z,5\n";
+	snprintf(path, sizeof(path), "%s/g.csv", files);
+	write_file(path, csv, strlen(csv));
+	struct kv_preload_req r;
+	kv_preload_req_init(&r);
+	snprintf(r.table, sizeof(r.table), "users");
+	snprintf(r.path, sizeof(r.path), "%s", path);
+	r.skip_bad_rows = 1;
+	uint64_t id;
+	assert_int_equal(kv_preload_submit(db, &r, &id, NULL), 0);
+	struct kv_job_info j = run(db, id);
+	assert_int_equal(j.state, KV_JOB_DONE);
+	assert_int_equal(j.rows, 2);
+	assert_int_equal(j.bad_rows, 3);
+	assert_non_null(strstr(j.bad_samples[0], "g.csv:2: integer timestamp 1762000000 in ms is "
+						  "1970-01-21T09:26:40Z, outside 1990-2200; as s it "
+						  "is 2025-11-01T12:26:40Z"));
+	assert_non_null(strstr(j.bad_samples[1], "as us it is 2025-11-01T12:26:40Z"));
+	assert_non_null(strstr(j.bad_samples[2], "g.csv:5: 2 fields, the header has 3"));
+	assert_int_equal(get_age(db, "u3", ST_TS_MAX), 3);
+	assert_int_equal(get_age(db, "u1", ST_TS_MAX), -1);
+	/* without skip the first implausible row fails the job; allow_any_ts takes them */
+	r.skip_bad_rows = 0;
+	assert_int_equal(kv_preload_submit(db, &r, &id, NULL), 0);
+	j = run(db, id);
+	assert_int_equal(j.state, KV_JOB_FAILED);
+	assert_non_null(strstr(j.error, "g.csv:2: integer timestamp"));
+	r.allow_any_ts = 1;
+	r.skip_bad_rows = 1;
+	assert_int_equal(kv_preload_submit(db, &r, &id, NULL), 0);
+	j = run(db, id);
+	assert_int_equal(j.rows, 4);
+	assert_int_equal(j.bad_rows, 1);
+	assert_int_equal(get_age(db, "u1", ST_TS_MAX), 1);
+	/* the flag survives the job record (a resumed job keeps it) */
+	assert_int_equal(kv_job_get(db, id, &j, NULL), 0);
+	assert_int_equal(j.req.allow_any_ts, 1);
 }
 
 /* rows u0..u{n-1}, two versions each; with dup, every row is repeated with a new value
@@ -438,6 +496,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_row_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_rows_skipped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_header, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ts_guard_and_short_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_spill_and_duplicates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_failure_rolls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),

@@ -110,6 +110,28 @@ static void test_token_file(void **state)
 	unlink(tf);
 }
 
+/* --resp (off by default, "off" turns it off) and --resp-writes (0 by default, 0 or 1). */
+static void test_resp_flags(void **state)
+{
+	(void)state;
+	struct srv_config c;
+	struct st_error e = {0};
+	char *argv0[] = {"stratad", NULL};
+	assert_int_equal(parse(&c, &e, 1, argv0), 0);
+	assert_string_equal(c.resp, "");
+	assert_int_equal(c.resp_writes, 0);
+	char *argv1[] = {"stratad", "--resp", "127.0.0.1:7072", "--resp-writes", "1", NULL};
+	assert_int_equal(parse(&c, &e, 5, argv1), 0);
+	assert_string_equal(c.resp, "127.0.0.1:7072");
+	assert_int_equal(c.resp_writes, 1);
+	char *argv2[] = {"stratad", "--resp", "off", NULL};
+	assert_int_equal(parse(&c, &e, 3, argv2), 0);
+	assert_string_equal(c.resp, "");
+	char *argv3[] = {"stratad", "--resp-writes", "2", NULL};
+	assert_int_equal(parse(&c, &e, 3, argv3), ST_EINVAL);
+	assert_non_null(strstr(e.msg, "resp-writes"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -117,6 +139,7 @@ int main(void)
 		cmocka_unit_test(test_flags_and_ini),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_token_file),
+		cmocka_unit_test(test_resp_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -219,16 +219,22 @@ static inline strata *srvh_client(const struct srvh *h, const char *token)
 
 /* ---- raw sockets ---- */
 
-static inline int srvh_raw(const struct srvh *h)
+/* A plain TCP connection to one of the server's ports on loopback. */
+static inline int srvh_raw_port(const struct srvh *h, int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
 		srvh_die(h, "raw connect failed");
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
+}
+
+static inline int srvh_raw(const struct srvh *h)
+{
+	return srvh_raw_port(h, h->port);
 }
 
 static inline int srvh_write_all(int fd, const void *p, size_t n)

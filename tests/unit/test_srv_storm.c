@@ -258,11 +258,25 @@ static void test_storm_epoll(void **state)
 	storm_run("epoll", 0);
 }
 
+static void test_storm_resp_uring(void **state)
+{
+	(void)state;
+	storm_run("uring", 1);
+}
+
+static void test_storm_resp_epoll(void **state)
+{
+	(void)state;
+	storm_run("epoll", 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_storm_uring),
 		cmocka_unit_test(test_storm_epoll),
+		cmocka_unit_test(test_storm_resp_uring),
+		cmocka_unit_test(test_storm_resp_epoll),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

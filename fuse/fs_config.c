@@ -1,0 +1,137 @@
+/* stratafs options: every number is checked (whole string, range) instead of atoi. */
+#include "fuse/fs_config.h"
+#include "common/st_num.h"
+#include "common/st_time.h"
+
+#include <getopt.h>
+#include <math.h>
+#include <string.h>
+
+void fs_config_defaults(struct fs_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->retention_us = 7LL * 86400 * 1000000;
+	c->threads = 8;
+	c->attr_timeout = -1;
+	c->passthrough = 1;
+	c->rmr_threads = 2;
+	c->max_inode_fds = -1;
+}
+
+void fs_config_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: stratafs BACKING_DIR MOUNTPOINT [options]\n"
+		"  -f                      stay in the foreground\n"
+		"  -d                      FUSE debug output (implies -f)\n"
+		"  -o OPTS                 mount options (allow_other, ro, ...)\n"
+		"  --trash-retention D     keep deleted entries this long (default 7d; 0 = forever)\n"
+		"  --threads N             FUSE worker threads (default 8)\n"
+		"  --attr-timeout S        kernel attribute/entry cache, seconds (default 30 on a local\n"
+		"                          backing, 1 on a network filesystem)\n"
+		"  --writeback-cache       let the kernel cache writes (turns passthrough off)\n"
+		"  --no-passthrough        send reads and writes through the daemon even where the\n"
+		"                          kernel could do them on the backing file directly\n"
+		"  --rmr-threads N         reclaimer concurrency (default 2)\n"
+		"  --rmr-rate N            reclaimer limit, entries per second (default unlimited)\n"
+		"  --max-inode-fds N       inodes holding an open fd; the rest keep a file handle\n"
+		"                          (default: 3/4 of the open file limit)\n");
+}
+
+static int int_in(const char *v, int64_t lo, int64_t hi, int64_t *out)
+{
+	int64_t n;
+	if (st_parse_i64(v, strlen(v), &n) != 0 || n < lo || n > hi)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+/* One option with an argument; returns 0 or -1 (bad value). */
+static int set_opt(struct fs_config *c, int opt, const char *v)
+{
+	int64_t n;
+	double d;
+	switch (opt) {
+	case 'o': {
+		size_t ul = strlen(c->user_opts);
+		if (ul + strlen(v) + 2 > sizeof(c->user_opts))
+			return -1;
+		snprintf(c->user_opts + ul, sizeof(c->user_opts) - ul, "%s%s", ul ? "," : "", v);
+		return 0;
+	}
+	case 'R':
+		return st_dur_parse(v, &c->retention_us) == 0 && c->retention_us >= 0 ? 0 : -1;
+	case 'T':
+		return int_in(v, 1, 1024, &n) ? -1 : (c->threads = (int)n, 0);
+	case 'A':
+		if (st_parse_f64(v, strlen(v), &d) != 0 || !isfinite(d) || d < 0 || d > 86400)
+			return -1;
+		c->attr_timeout = d;
+		return 0;
+	case 'M':
+		return int_in(v, 1, 256, &n) ? -1 : (c->rmr_threads = (int)n, 0);
+	case 'L':
+		return int_in(v, 0, INT64_MAX, &n) ? -1 : (c->rmr_rate = n, 0);
+	case 'F':
+		return int_in(v, 0, 1L << 30, &n) ? -1 : (c->max_inode_fds = (long)n, 0);
+	}
+	return -1;
+}
+
+int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
+		    struct st_error *err)
+{
+	static const struct option lo[] = {
+		{ "trash-retention", required_argument, 0, 'R' },
+		{ "threads", required_argument, 0, 'T' },
+		{ "attr-timeout", required_argument, 0, 'A' },
+		{ "writeback-cache", no_argument, 0, 'W' },
+		{ "no-passthrough", no_argument, 0, 'P' },
+		{ "rmr-threads", required_argument, 0, 'M' },
+		{ "rmr-rate", required_argument, 0, 'L' },
+		{ "max-inode-fds", required_argument, 0, 'F' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	optind = 0; /* full reinitialisation (tests parse several times) */
+	opterr = 0;
+	int o, li;
+	while ((o = getopt_long(argc, argv, "fdo:h", lo, &li)) != -1) {
+		switch (o) {
+		case 'f':
+			c->foreground = 1;
+			break;
+		case 'd':
+			c->foreground = c->debug = 1;
+			break;
+		case 'W':
+			c->writeback = 1;
+			break;
+		case 'P':
+			c->passthrough = 0;
+			break;
+		case 'h':
+			fs_config_usage(out);
+			return 1;
+		case '?':
+		case ':':
+			return st_error_set(err, ST_EINVAL, "unknown option or missing value: %s",
+					    argv[optind - 1]);
+		default:
+			if (set_opt(c, o, optarg) != 0) {
+				const char *name = "o";
+				for (const struct option *p = lo; p->name; p++)
+					if (p->val == o)
+						name = p->name;
+				return st_error_set(err, ST_EINVAL, "bad value for %s%s: '%s'",
+						    o == 'o' ? "-" : "--", name, optarg);
+			}
+		}
+	}
+	if (argc - optind != 2)
+		return st_error_set(err, ST_EINVAL, "expected BACKING_DIR MOUNTPOINT");
+	c->backing = argv[optind];
+	c->mountpoint = argv[optind + 1];
+	return 0;
+}

@@ -1,0 +1,34 @@
+/* stratafs command line: one parser with checked numbers (fs_config.c), used by main and
+ * by tests/unit/test_fs_config.c. */
+#ifndef FS_CONFIG_H
+#define FS_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/st_err.h"
+
+struct fs_config {
+	const char *backing;      /* argv strings (not owned) */
+	const char *mountpoint;
+	int foreground;
+	int debug;
+	char user_opts[2048];     /* -o options, comma-joined */
+	int64_t retention_us;     /* --trash-retention (default 7 days; 0 = forever) */
+	int threads;              /* --threads, 1..1024 (default 8) */
+	double attr_timeout;      /* --attr-timeout seconds, >= 0; -1: by the backing's kind */
+	int writeback;            /* --writeback-cache */
+	int passthrough;          /* 0 with --no-passthrough */
+	int rmr_threads;          /* --rmr-threads, 1..256 (default 2) */
+	int64_t rmr_rate;         /* --rmr-rate entries/s, >= 0 (0 = unlimited) */
+	long max_inode_fds;       /* --max-inode-fds, >= 0; -1: from the open-file limit */
+};
+
+void fs_config_defaults(struct fs_config *c);
+/* Parses argv (getopt_long; resets optind). Returns 0, 1 when --help was printed to out,
+ * or ST_EINVAL with err naming the bad option or value. */
+int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
+		    struct st_error *err);
+void fs_config_usage(FILE *f);
+
+#endif
