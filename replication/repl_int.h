@@ -32,6 +32,8 @@ struct repl_shard {
 	int primary;               /* (mu) node index of the current primary */
 	uint64_t version;          /* (mu) layout version of this assignment */
 	uint64_t commit_seq;       /* (mu) last sequence a local client write reached */
+	pthread_cond_t commit_cond; /* (mu) a local write committed: wakes this shard's streams */
+	pthread_cond_t ack_cond;    /* (mu) a replica acked: wakes this shard's semi-sync writers */
 	/* replica side */
 	pthread_t thread;
 	int thread_started;        /* (mu) */

@@ -72,7 +72,7 @@ static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *e
 	struct repl_shard *sh = &r->shards[shard];
 	if (seq > sh->commit_seq)
 		sh->commit_seq = seq;
-	pthread_cond_broadcast(&r->cond);
+	pthread_cond_broadcast(&sh->commit_cond);
 	if (k == 0) {
 		pthread_mutex_unlock(&r->mu);
 		return 0;
@@ -82,7 +82,7 @@ static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *e
 	struct timespec ts = {deadline / 1000000, (deadline % 1000000) * 1000};
 	int have;
 	while ((have = acked_count(r, shard, seq)) < k && !atomic_load(&r->stopping))
-		if (pthread_cond_timedwait(&r->cond, &r->mu, &ts) == ETIMEDOUT) {
+		if (pthread_cond_timedwait(&sh->ack_cond, &r->mu, &ts) == ETIMEDOUT) {
 			have = acked_count(r, shard, seq);
 			break;
 		}
@@ -208,6 +208,8 @@ int repl_start(struct kv_db *db, const char *data_dir, const struct repl_options
 		sh->version = maps[s].version;
 		sh->state = repl_role_initial(r, s);
 		sh->commit_seq = kv_shard_latest_seq(db, s);
+		pthread_cond_init(&sh->commit_cond, NULL);
+		pthread_cond_init(&sh->ack_cond, NULL);
 	}
 	pthread_mutex_lock(&r->mu);
 	int rc = repl_role_load(r, err);
@@ -245,6 +247,10 @@ void repl_stop(struct repl *r)
 	atomic_store(&r->stopping, 1);
 	pthread_mutex_lock(&r->mu);
 	pthread_cond_broadcast(&r->cond);
+	for (int s = 0; s < r->layout.nshards; s++) {
+		pthread_cond_broadcast(&r->shards[s].commit_cond);
+		pthread_cond_broadcast(&r->shards[s].ack_cond);
+	}
 	pthread_mutex_unlock(&r->mu);
 	repl_replica_join_all(r);
 	repl_listener_stop(r);
@@ -252,6 +258,10 @@ void repl_stop(struct repl *r)
 	kv_set_registry_follower(r->db, NULL);
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cond);
+	for (int s = 0; s < r->layout.nshards; s++) {
+		pthread_cond_destroy(&r->shards[s].commit_cond);
+		pthread_cond_destroy(&r->shards[s].ack_cond);
+	}
 	free(r->layout.shards);
 	free(r->shards);
 	free(r);

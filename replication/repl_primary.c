@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +54,7 @@ static void *ack_main(void *arg)
 		}
 		if (next > p->acked_next)
 			p->acked_next = next;
-		pthread_cond_broadcast(&r->cond);
+		pthread_cond_broadcast(&r->shards[p->shard].ack_cond);
 		pthread_mutex_unlock(&r->mu);
 	}
 	atomic_store(&a->dead, 1);
@@ -71,6 +72,7 @@ struct stream {
 	int64_t last_send_us;
 	int64_t last_hb_us;
 	int64_t pass_clock_us; /* primary wall clock when the current pass over the WAL began */
+	struct kv_wal_tail *tail; /* open at `next` while streaming */
 	struct st_error *err;
 };
 
@@ -113,6 +115,10 @@ static int batch_cb(void *arg, uint64_t seq, const void *data, size_t len)
 	struct repl_wbuf w = {0};
 	repl_w_u64(&w, seq);
 	repl_w_bytes(&w, data, len);
+	/* before the send: the replica may apply and ack it before repl_send returns */
+	pthread_mutex_lock(&r->mu);
+	st->p->sent_next = seq + count;
+	pthread_mutex_unlock(&r->mu);
 	int rc = w.bad ? st_error_set(st->err, ST_ENOMEM, "out of memory")
 		       : repl_send(st->p->fd, REPL_BATCH, w.p, w.n, st->err);
 	repl_wbuf_release(&w);
@@ -122,9 +128,6 @@ static int batch_cb(void *arg, uint64_t seq, const void *data, size_t len)
 	atomic_fetch_add(&r->m.bytes_sent, len);
 	st->next = seq + count;
 	st->last_send_us = repl_now_us();
-	pthread_mutex_lock(&r->mu);
-	st->p->sent_next = st->next;
-	pthread_mutex_unlock(&r->mu);
 	return 0;
 }
 
@@ -156,6 +159,8 @@ static int do_resync(struct stream *st, const char *replid)
 {
 	struct repl *r = st->p->r;
 	uint64_t next;
+	kv_wal_tail_close(st->tail);
+	st->tail = NULL;
 	int rc = repl_resync_send(r, st->p, replid, &next, st->err);
 	if (rc)
 		return send_error_count(r, rc, st->err);
@@ -171,7 +176,7 @@ static void wait_for_writes(struct repl *r, int shard, uint64_t next)
 	pthread_mutex_lock(&r->mu);
 	while (!atomic_load(&r->stopping) && r->shards[shard].commit_seq < next &&
 	       st_now_us() < deadline)
-		if (pthread_cond_timedwait(&r->cond, &r->mu, &ts) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&r->shards[shard].commit_cond, &r->mu, &ts) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&r->mu);
 }
@@ -202,7 +207,9 @@ static int stream_loop(struct stream *st, const char *replid, struct ack_reader 
 			return st_error_set(st->err, ST_EBUSY, "no longer the primary of shard %d",
 					    p->shard);
 		int64_t pass_start = st_now_us();
-		rc = kv_shard_updates_since(r->db, p->shard, st->next, batch_cb, st, st->err);
+		if (!st->tail && (rc = kv_wal_tail_open(r->db, p->shard, st->next, &st->tail, st->err)))
+			break;
+		rc = kv_wal_tail_read(st->tail, batch_cb, st, st->err);
 		if (rc == ST_ENOTFOUND) {
 			st_info("replication: shard %d: WAL does not reach %llu for %s: resync",
 				p->shard, (unsigned long long)st->next, p->node);
@@ -302,6 +309,7 @@ static void serve_replica(struct repl_peer *p, const struct repl_frame *f)
 		goto out;
 	}
 	rc = stream_loop(&st, mine, &ack);
+	kv_wal_tail_close(st.tail);
 	shutdown(p->fd, SHUT_RDWR);
 	pthread_join(ack.thread, NULL);
 out:
@@ -369,6 +377,8 @@ static void *accept_main(void *arg)
 		int fd = accept4(r->lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			goto reap;
+		int on = 1; /* small frames (batches, heartbeats) must not wait for Nagle */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 		struct repl_peer *p = calloc(1, sizeof(*p));
 		if (!p) {
 			close(fd);

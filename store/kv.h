@@ -369,6 +369,17 @@ uint64_t kv_shard_latest_seq(struct kv_db *db, int shard);
 typedef int (*kv_batch_cb)(void *arg, uint64_t seq, const void *data, size_t len);
 int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_cb cb, void *arg,
 			   struct st_error *err);
+/* A tail of a shard's WAL for streaming: opened at a sequence, each read delivers the
+ * batches from there on that exist now (in order, each exactly once) and returns 0 when it
+ * has caught up; the next read continues. ST_ENOTFOUND when the WAL no longer reaches the
+ * position (the caller must resync). While open it pins the shard: a resync install of the
+ * same shard waits until it is closed. One thread at a time per tail. */
+struct kv_wal_tail;
+int kv_wal_tail_open(struct kv_db *db, int shard, uint64_t seq, struct kv_wal_tail **out,
+		     struct st_error *err);
+int kv_wal_tail_read(struct kv_wal_tail *t, kv_batch_cb cb, void *arg, struct st_error *err);
+uint64_t kv_wal_tail_next_seq(const struct kv_wal_tail *t);
+void kv_wal_tail_close(struct kv_wal_tail *t); /* NULL allowed */
 /* Applies a write batch (as produced by kv_shard_updates_since) to `shard`. */
 int kv_shard_apply(struct kv_db *db, int shard, const void *data, size_t len,
 		   struct st_error *err);

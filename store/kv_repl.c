@@ -29,57 +29,152 @@ uint64_t kv_shard_latest_seq(struct kv_db *db, int shard)
 	return v;
 }
 
-int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_cb cb, void *arg,
-			   struct st_error *err)
+/* ---- tailing the WAL ----
+ * One RocksDB WAL iterator is kept while it can continue: at the end of the data it
+ * becomes invalid, and Next() later reads what was appended to the same file since. When
+ * the WAL rolls to a new file the iterator says "TryAgain" and a new one is created at the
+ * next sequence. Creating one costs a scan of its first file, so a stream that recreated it
+ * for every pass would slow down as the file grows. The tail pins the shard (a resync swap
+ * waits for it to close). */
+struct kv_wal_tail {
+	struct kv_db *db;
+	int shard;
+	rocksdb_wal_iterator_t *wi; /* NULL: create at `next` when there is something */
+	int fresh;                  /* wi was just created: it is on its first batch */
+	uint64_t next;              /* the next sequence to deliver */
+};
+
+int kv_wal_tail_open(struct kv_db *db, int shard, uint64_t seq, struct kv_wal_tail **out,
+		     struct st_error *err)
 {
 	int rc = check_shard(db, shard, err);
 	if (rc)
 		return rc;
-	if (seq > kv_shard_latest_seq(db, shard))
-		return 0; /* nothing newer yet */
+	struct kv_wal_tail *t = calloc(1, sizeof(*t));
+	if (!t)
+		return st_error_set(err, ST_ENOMEM, "out of memory");
+	t->db = db;
+	t->shard = shard;
+	t->next = seq;
+	kv_shard_pin(db, shard);
+	*out = t;
+	return 0;
+}
+
+void kv_wal_tail_close(struct kv_wal_tail *t)
+{
+	if (!t)
+		return;
+	if (t->wi)
+		rocksdb_wal_iter_destroy(t->wi);
+	kv_shard_unpin(t->db, t->shard);
+	free(t);
+}
+
+uint64_t kv_wal_tail_next_seq(const struct kv_wal_tail *t)
+{
+	return t->next;
+}
+
+/* Creates the iterator at t->next; 0, or ST_ENOTFOUND when the WAL does not reach it. */
+static int tail_create(struct kv_wal_tail *t, struct st_error *err)
+{
 	char *rerr = NULL;
-	rocksdb_wal_iterator_t *wi = rocksdb_get_updates_since(kv_shard_pin(db, shard), seq, NULL,
-							       &rerr);
-	kv_shard_unpin(db, shard); /* the iterator holds its own references to the WAL files */
+	t->wi = rocksdb_get_updates_since(t->db->shards[t->shard].db, t->next, NULL, &rerr);
 	if (rerr) {
-		/* The WAL no longer reaches back that far. */
 		st_error_set(err, ST_ENOTFOUND, "shard %d: WAL does not reach sequence %llu: %s",
-			     shard, (unsigned long long)seq, rerr);
+			     t->shard, (unsigned long long)t->next, rerr);
 		free(rerr);
+		t->wi = NULL;
 		return ST_ENOTFOUND;
 	}
-	int first = 1;
-	for (; rocksdb_wal_iter_valid(wi); rocksdb_wal_iter_next(wi)) {
+	if (!rocksdb_wal_iter_valid(t->wi)) {
+		/* nothing at all although next <= latest: every file that held it is gone */
+		rocksdb_wal_iter_destroy(t->wi);
+		t->wi = NULL;
+		return st_error_set(err, ST_ENOTFOUND, "shard %d: the WAL holds nothing from %llu on",
+				    t->shard, (unsigned long long)t->next);
+	}
+	t->fresh = 1;
+	return 0;
+}
+
+/* The iterator's status after it became invalid: 1 = recreate (TryAgain), 0 = nothing more
+ * for now, or an error. */
+static int tail_status(struct kv_wal_tail *t, struct st_error *err)
+{
+	char *rerr = NULL;
+	rocksdb_wal_iter_status(t->wi, &rerr);
+	if (!rerr)
+		return 0;
+	if (strstr(rerr, "Try again")) {
+		free(rerr);
+		return 1;
+	}
+	return kv_rocks_err(err, rerr, "WAL iterator");
+}
+
+int kv_wal_tail_read(struct kv_wal_tail *t, kv_batch_cb cb, void *arg, struct st_error *err)
+{
+	struct kv_db *db = t->db;
+	for (;;) {
+		if (!t->wi) {
+			if (t->next > rocksdb_get_latest_sequence_number(db->shards[t->shard].db))
+				return 0; /* nothing newer yet */
+			int rc = tail_create(t, err);
+			if (rc)
+				return rc;
+		} else if (!t->fresh) {
+			rocksdb_wal_iter_next(t->wi);
+		}
+		t->fresh = 0;
+		if (!rocksdb_wal_iter_valid(t->wi)) {
+			int rc = tail_status(t, err);
+			if (rc <= 0)
+				return rc;
+			rocksdb_wal_iter_destroy(t->wi); /* the WAL rolled over: start anew */
+			t->wi = NULL;
+			continue;
+		}
 		uint64_t bseq;
-		rocksdb_writebatch_t *wb = rocksdb_wal_iter_get_batch(wi, &bseq);
+		rocksdb_writebatch_t *wb = rocksdb_wal_iter_get_batch(t->wi, &bseq);
 		size_t len;
 		const char *data = rocksdb_writebatch_data(wb, &len);
 		uint32_t count = (uint32_t)rocksdb_writebatch_count(wb);
-		/* RocksDB silently starts later when the WAL files were already deleted: the batch
-		 * that contains seq must be the first one returned. */
-		if (first && (bseq > seq || bseq + (count ? count : 1) <= seq)) {
-			rocksdb_writebatch_destroy(wb);
+		int rc = 0;
+		if (bseq + count <= t->next) {
+			/* already delivered (a new iterator starts at the batch containing next) */
+		} else if (bseq > t->next || count == 0) {
+			/* RocksDB silently starts later when the WAL files were already deleted */
 			rc = st_error_set(err, ST_ENOTFOUND,
-					  "shard %d: WAL starts at %llu, after requested %llu", shard,
-					  (unsigned long long)bseq, (unsigned long long)seq);
-			break;
+					  "shard %d: WAL continues at %llu, not at %llu", t->shard,
+					  (unsigned long long)bseq, (unsigned long long)t->next);
+		} else if (bseq < t->next) {
+			/* the batch containing next does not start at it: the asked position is
+			 * inside a batch, which a replica never asks for */
+			rc = st_error_set(err, ST_ENOTFOUND,
+					  "shard %d: sequence %llu is inside the batch at %llu", t->shard,
+					  (unsigned long long)t->next, (unsigned long long)bseq);
+		} else {
+			rc = cb(arg, bseq, data, len);
+			if (!rc)
+				t->next = bseq + count;
 		}
-		first = 0;
-		rc = cb(arg, bseq, data, len);
 		rocksdb_writebatch_destroy(wb);
 		if (rc)
-			break;
+			return rc;
 	}
-	if (!rc) {
-		rocksdb_wal_iter_status(wi, &rerr);
-		if (rerr)
-			rc = kv_rocks_err(err, rerr, "WAL iterator");
-	}
-	/* Nothing at all although seq <= latest: every WAL file that held it is gone. */
-	if (!rc && first)
-		rc = st_error_set(err, ST_ENOTFOUND, "shard %d: the WAL holds nothing from %llu on",
-				  shard, (unsigned long long)seq);
-	rocksdb_wal_iter_destroy(wi);
+}
+
+int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_cb cb, void *arg,
+			   struct st_error *err)
+{
+	struct kv_wal_tail *t;
+	int rc = kv_wal_tail_open(db, shard, seq, &t, err);
+	if (rc)
+		return rc;
+	rc = kv_wal_tail_read(t, cb, arg, err);
+	kv_wal_tail_close(t);
 	return rc;
 }
 

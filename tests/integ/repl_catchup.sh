@@ -12,7 +12,7 @@ make_cluster 4 a b
 start a
 start b
 $S --addr "${ADDR[a]}" table create t --feature x:i64 --feature s:str >/dev/null || fail "create"
-$S --addr "${ADDR[a]}" put t e1 x=1 s=one --allow-any-ts --ts 1000 >/dev/null || fail "put"
+$S --addr "${ADDR[a]}" put t e1 x=1 s=one --ts 2026-01-01T00:00:01Z >/dev/null || fail "put"
 wait_caught_up b
 [ "$($S --addr "${ADDR[b]}" get t e1 x)" = "$($S --addr "${ADDR[a]}" get t e1 x)" ] ||
   fail "replica read differs"
@@ -20,7 +20,7 @@ grep -c "resync installed" "$T/b.log" | grep -qx 4 || fail "first join: expected
 
 # writes and registry changes sent to the replica are redirected (EMOVED) to the primary,
 # which executes them; the replica never writes on its own
-$S --addr "${ADDR[b]}" put t e1 x=2 --allow-any-ts --ts 1500 >/dev/null || fail "write through the replica"
+$S --addr "${ADDR[b]}" put t e1 x=2 --ts 2026-01-01T00:00:01.5Z >/dev/null || fail "write through the replica"
 [ "$($S --addr "${ADDR[a]}" get t e1 x | cut -f2)" = 2 ] || fail "redirected write not on the primary"
 $S --addr "${ADDR[b]}" table create u --feature x:i64 >/dev/null || fail "create through the replica"
 $S --addr "${ADDR[a]}" table show u >/dev/null || fail "redirected create not on the primary"
@@ -32,7 +32,7 @@ stop b
 sb --addr "${ADDR[a]}" --op put --conns 16 --count 100000 --entities 50000 --features 2 \
   --table bench --duration 0 --warmup 0 > "$T/bench.out" 2>&1 || fail "bench put: $(cat "$T/bench.out")"
 $S --addr "${ADDR[a]}" table alter t --feature y:f64 --ttl 5d >/dev/null || fail "alter"
-$S --addr "${ADDR[a]}" put t e2 x=2 y=2.5 s=two --allow-any-ts --ts 2000 >/dev/null || fail "put 2"
+$S --addr "${ADDR[a]}" put t e2 x=2 y=2.5 s=two --ts 2026-01-01T00:00:02Z >/dev/null || fail "put 2"
 start b
 wait_caught_up b 1200
 grep -c "resync installed" "$T/b.log" | grep -qx 4 || fail "restart resynced instead of resuming"
@@ -53,7 +53,7 @@ $S --addr "${ADDR[b]}" table list | grep -q gone && fail "drop did not reach b"
 
 # a difference planted in the replica's data is found
 stop b
-$S --data-dir "$T/b" put t planted x=99 --allow-any-ts --ts 5000 >/dev/null || fail "plant"
+$S --data-dir "$T/b" put t planted x=99 --ts 2026-01-01T00:00:05Z >/dev/null || fail "plant"
 start b
 wait_caught_up b
 bad=0

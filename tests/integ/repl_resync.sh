@@ -13,7 +13,7 @@ make_cluster 2 a b
 start a
 start b
 $S --addr "${ADDR[a]}" table create t --feature x:i64 >/dev/null || fail "create"
-$S --addr "${ADDR[a]}" put t e1 x=1 --allow-any-ts --ts 1000 >/dev/null || fail "put"
+$S --addr "${ADDR[a]}" put t e1 x=1 --ts 2026-01-01T00:00:01Z >/dev/null || fail "put"
 sb --addr "${ADDR[a]}" --load --entities 2000 --features 2 --table bench >/dev/null 2>&1 || fail "load"
 wait_caught_up b
 stop b
@@ -49,8 +49,8 @@ verify_all 2
 n0=$(grep -c "resync installed" "$T/b.log")
 $S --addr "${ADDR[a]}" table create p --feature v:i64 >/dev/null || fail "create p"
 printf 'entity,ts,v\n' > "$T/pre.csv"
-for i in $(seq 1 500); do printf 'k%d,%d,%d\n' "$i" $((1000 + i)) "$i"; done >> "$T/pre.csv"
-$S --addr "${ADDR[a]}" preload p "$T/pre.csv" --allow-any-ts --wait >/dev/null || fail "preload"
+for i in $(seq 1 500); do printf 'k%d,%d,%d\n' "$i" $((1767225600000 + i)) "$i"; done >> "$T/pre.csv"
+$S --addr "${ADDR[a]}" preload p "$T/pre.csv" --wait >/dev/null || fail "preload"
 $S --addr "${ADDR[a]}" put t e4 x=4 >/dev/null || fail "put 4"
 wait_caught_up b 1200
 [ "$(grep -c "resync installed" "$T/b.log")" -gt "$n0" ] || fail "no resync after the preload"

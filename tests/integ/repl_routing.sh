@@ -26,7 +26,7 @@ $S --addr "$C" table create t --feature x:i64 >/dev/null || fail "create through
 # the registry reaches the replicas asynchronously (the CLI reads the schema where it is)
 for _ in $(seq 100); do $S --addr "${ADDR[c]}" table show t >/dev/null 2>&1 && break; sleep 0.05; done
 for i in $(seq 0 39); do
-  $S --addr "$C" put t e$i x=$i --allow-any-ts --ts 1000 >/dev/null || fail "put e$i through a replica"
+  $S --addr "$C" put t e$i x=$i --ts 2026-01-01T00:00:01Z >/dev/null || fail "put e$i through a replica"
 done
 for n in a b c; do wait_caught_up $n; done
 # both primaries took writes (the entities spread over shards of a and of b)
@@ -49,7 +49,7 @@ PY
 "$ADM" cluster promote --cluster "$T/cluster.ini" --graceful c 0 >/dev/null 2>"$T/promote.err" ||
   fail "graceful promote: $(cat "$T/promote.err")"
 for i in $(seq 0 39); do
-  $S --addr "${ADDR[a]}" put t e$i x=$((i + 100)) --allow-any-ts --ts 2000 >/dev/null || fail "put e$i after the layout change"
+  $S --addr "${ADDR[a]}" put t e$i x=$((i + 100)) --ts 2026-01-01T00:00:02Z >/dev/null || fail "put e$i after the layout change"
 done
 for n in a b c; do wait_caught_up $n 1200; done
 for i in $(seq 0 39); do
