@@ -93,6 +93,9 @@ enum fs_jparse fs_jrec_parse(const unsigned char *buf, size_t avail, struct fs_j
 	    (r->type == FS_JREC_DATA && (r->hlen == 0 || r->off > (uint64_t)INT64_MAX - r->len)))
 		return FS_JP_BAD;
 	memcpy(r->h, buf + 40, r->hlen);
+	for (uint32_t i = r->hlen; i < FS_JH_MAX; i++) /* one encoding per record */
+		if (buf[40 + i])
+			return FS_JP_BAD;
 	if (avail - FS_JREC_HDR < r->len)
 		return FS_JP_SHORT;
 	if (rec_hash(buf, buf + FS_JREC_HDR, r->len) != get64(buf + H_HASH))
@@ -385,29 +388,68 @@ int fs_jscan(int dirfd, const char *uuid, fs_jscan_cb cb, void *arg, struct fs_j
 
 /* ---- replay -------------------------------------------------------------------------- */
 
+/* A file replay writes to: found by handle, kept open until the end (then fsynced). */
+struct rfile {
+	int32_t htype;
+	uint32_t hlen;
+	unsigned char h[FS_JH_MAX];
+	int fd;                       /* -1: no longer exists (its data no longer matters) */
+};
+
 struct replay_ctx {
 	int bfd;
 	uint64_t ckpt, upto;
 	struct fs_jreplay *rep;
-	int fd;                       /* open file of the last record's handle, or -1 */
-	int32_t htype;
-	uint32_t hlen;
-	unsigned char h[FS_JH_MAX];
-	int gone;                     /* the last handle's file no longer exists */
+	struct rfile *f;
+	size_t nf;
 	int err;                      /* first errno from applying */
-	struct st_error *e;
 };
 
+/* fsyncs and closes every file; returns the first errno. */
 static int replay_close(struct replay_ctx *c)
 {
 	int rc = 0;
-	if (c->fd >= 0) {
-		if (fsync(c->fd) != 0)
-			rc = errno;
-		close(c->fd);
-		c->fd = -1;
-	}
+	for (size_t i = 0; i < c->nf; i++)
+		if (c->f[i].fd >= 0) {
+			if (fsync(c->f[i].fd) != 0 && !rc)
+				rc = errno;
+			close(c->f[i].fd);
+		}
+	free(c->f);
+	c->f = NULL;
+	c->nf = 0;
 	return rc;
+}
+
+static struct rfile *replay_file(struct replay_ctx *c, const struct fs_jrec *r)
+{
+	for (size_t i = c->nf; i-- > 0;)
+		if (c->f[i].htype == r->htype && c->f[i].hlen == r->hlen &&
+		    !memcmp(c->f[i].h, r->h, r->hlen))
+			return &c->f[i];
+	struct rfile *nf = realloc(c->f, (c->nf + 1) * sizeof(*nf));
+	if (!nf) {
+		c->err = ENOMEM;
+		return NULL;
+	}
+	c->f = nf;
+	struct rfile *f = &c->f[c->nf];
+	union { struct file_handle fh; unsigned char b[sizeof(struct file_handle) + FS_JH_MAX]; } u;
+	u.fh.handle_bytes = r->hlen;
+	u.fh.handle_type = r->htype;
+	memcpy(u.fh.f_handle, r->h, r->hlen);
+	f->fd = open_by_handle_at(c->bfd, &u.fh, O_WRONLY | O_CLOEXEC);
+	if (f->fd < 0 && errno != ESTALE && errno != ENOENT) {
+		c->err = errno;
+		return NULL;
+	}
+	f->htype = r->htype;
+	f->hlen = r->hlen;
+	memcpy(f->h, r->h, r->hlen);
+	c->nf++;
+	if (f->fd >= 0)
+		c->rep->files++;
+	return f;
 }
 
 static int replay_cb(void *arg, uint64_t seg, uint64_t pos, const struct fs_jrec *r,
@@ -418,30 +460,14 @@ static int replay_cb(void *arg, uint64_t seg, uint64_t pos, const struct fs_jrec
 	struct replay_ctx *c = arg;
 	if (r->type != FS_JREC_DATA || r->seq <= c->ckpt || r->seq > c->upto)
 		return r->seq > c->upto;
-	if (!(c->fd >= 0 || c->gone) || c->htype != r->htype || c->hlen != r->hlen ||
-	    memcmp(c->h, r->h, r->hlen)) {
-		int e = replay_close(c);
-		if (e)
-			return c->err = e, 1;
-		union { struct file_handle fh; unsigned char b[sizeof(struct file_handle) + FS_JH_MAX]; } u;
-		u.fh.handle_bytes = r->hlen;
-		u.fh.handle_type = r->htype;
-		memcpy(u.fh.f_handle, r->h, r->hlen);
-		c->fd = open_by_handle_at(c->bfd, &u.fh, O_WRONLY | O_CLOEXEC);
-		c->gone = c->fd < 0;
-		if (c->fd < 0 && errno != ESTALE && errno != ENOENT)
-			return c->err = errno, 1;
-		c->htype = r->htype;
-		c->hlen = r->hlen;
-		memcpy(c->h, r->h, r->hlen);
-		if (c->fd >= 0)
-			c->rep->files++;
-	}
-	if (c->gone) {
+	struct rfile *f = replay_file(c, r);
+	if (!f)
+		return 1;
+	if (f->fd < 0) {
 		c->rep->skipped_gone++;
 		return 0;
 	}
-	if (pwrite(c->fd, data, r->len, (off_t)r->off) != (ssize_t)r->len)
+	if (pwrite(f->fd, data, r->len, (off_t)r->off) != (ssize_t)r->len)
 		return c->err = errno ? errno : EIO, 1;
 	c->rep->applied++;
 	c->rep->bytes += r->len;
@@ -471,7 +497,7 @@ int fs_jreplay(int dirfd, int bfd, struct fs_jreplay *rep, struct st_error *err)
 		return rc;
 	/* pass 2: apply it in journal order */
 	struct replay_ctx c = { .bfd = bfd, .ckpt = m.ckpt, .upto = rep->scan.last_commit,
-				.rep = rep, .fd = -1, .e = err };
+				.rep = rep };
 	struct fs_jscan sc2;
 	rc = fs_jscan(dirfd, m.uuid, replay_cb, &c, &sc2, err);
 	int e = replay_close(&c);

@@ -4,6 +4,7 @@
 # fsync acknowledged is there. 20 seeds, then once with each fault point armed
 # (journal.append, journal.sync, wb.apply, wb.checkpoint), and an offline replay with
 # strata-admin instead of a remount.
+export FS_TEST_TIMEOUT=${FS_TEST_TIMEOUT:-500}
 source "$(dirname "$0")/fs_common.bash"
 CRASH="$ROOT/tests/integ/fs_journal_crash.py"
 J="$T/journal"
@@ -44,7 +45,9 @@ for seed in $(seq 1 20); do
 	mkdir -p "$B/r$seed"
 	crash_round "$seed"
 done
-note "20 kill -9 rounds: every fsync'ed byte survived"
+n=$(grep -c "journal replay:" "$LOG")
+[ "$n" -ge 5 ] || fail "only $n of 20 rounds left anything to replay: the test did not test"
+note "20 kill -9 rounds: every fsync'ed byte survived ($n replayed journal data)"
 
 seed=100
 for f in journal.append@40 journal.sync@3 wb.apply@2 wb.checkpoint@1; do
@@ -58,8 +61,8 @@ done
 # offline replay: data left in the journal (no writeback: long dirty age) is applied by
 # strata-admin journal replay without mounting
 mkdir -p "$B/off"
-fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --journal-bypass 0
-python3 "$CRASH" write "$M/off" "$T/state-off" --seed 7 --ops 300
+fs_mount --journal-dir "$J" --journal-size 256M --max-dirty-age 1h --journal-bypass 0
+python3 "$CRASH" write "$M/off" "$T/state-off" --seed 7 --ops 100
 fs_kill9
 "$ADMIN" journal inspect "$J" --json >"$T/inspect.json" || fail "journal inspect failed"
 python3 - "$T/inspect.json" <<'PY' || fail "inspect shows no dirty data"

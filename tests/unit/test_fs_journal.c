@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuse/fs_config.h"
 #include "fuse/fs_journal.h"
 #include "fuse/fs_util.h"
 
@@ -247,10 +248,49 @@ static void test_scan_sequence_backwards(void **state)
 	env_free(&e);
 }
 
+static int parse(struct fs_config *c, const char *a1, const char *a2)
+{
+	char *argv[] = { "stratafs", "b", "m", (char *)a1, (char *)a2, NULL };
+	struct st_error err = { 0 };
+	fs_config_defaults(c);
+	return fs_config_parse(c, a2 ? 5 : 4, argv, stdout, &err);
+}
+
+static void test_journal_options(void **state)
+{
+	(void)state;
+	struct fs_config c;
+	assert_int_equal(parse(&c, "--close-to-open", NULL), 0);
+	assert_null(c.journal_dir);
+	assert_int_equal(c.journal_size, 8LL << 30);
+	assert_int_equal(c.max_dirty_age_us, 5000000);
+	assert_int_equal(c.journal_bypass, 1 << 20);
+	assert_int_equal(c.close_to_open, 1);
+	assert_int_equal(parse(&c, "--journal-dir", "/ssd"), 0);
+	assert_string_equal(c.journal_dir, "/ssd");
+	assert_int_equal(parse(&c, "--journal-size", "64M"), 0);
+	assert_int_equal(c.journal_size, 64LL << 20);
+	assert_int_equal(parse(&c, "--journal-size", "2g"), 0);
+	assert_int_equal(c.journal_size, 2LL << 30);
+	assert_int_equal(parse(&c, "--journal-bypass", "0"), 0);
+	assert_int_equal(c.journal_bypass, 0);
+	assert_int_equal(parse(&c, "--max-dirty-age", "250ms"), 0);
+	assert_int_equal(c.max_dirty_age_us, 250000);
+	/* bad values are refused */
+	assert_int_equal(parse(&c, "--journal-size", "1M"), ST_EINVAL);   /* below 16M */
+	assert_int_equal(parse(&c, "--journal-size", "12X"), ST_EINVAL);
+	assert_int_equal(parse(&c, "--journal-size", "-5G"), ST_EINVAL);
+	assert_int_equal(parse(&c, "--journal-size", "99999999999T"), ST_EINVAL);
+	assert_int_equal(parse(&c, "--journal-bypass", " "), ST_EINVAL);
+	assert_int_equal(parse(&c, "--max-dirty-age", "0"), ST_EINVAL);
+	assert_int_equal(parse(&c, "--journal-dir", ""), ST_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_journal_options),
 		cmocka_unit_test(test_replay_committed_only),
 		cmocka_unit_test(test_replay_stops_at_damage),
 		cmocka_unit_test(test_replay_refuses_foreign),
