@@ -151,6 +151,8 @@ static int commit_upto(struct fs_jn *jn, uint64_t target)
 			e = -errno;
 		pthread_mutex_lock(&jn->lock);
 		jn->syncing = 0;
+		if (e && jn->ckpt >= cover)
+			e = 0; /* all on the capacity tier meanwhile (its segment may be gone) */
 		if (e == 0 && cover > jn->committed)
 			jn->committed = cover;
 		rc = e;
