@@ -16,6 +16,28 @@ void fs_config_defaults(struct fs_config *c)
 	c->passthrough = 1;
 	c->rmr_threads = 2;
 	c->max_inode_fds = -1;
+	c->journal_size = 8LL << 30;
+	c->max_dirty_age_us = 5000000;
+	c->journal_bypass = 1LL << 20;
+}
+
+/* "8G", "512M", "4096": bytes with an optional K/M/G/T suffix (powers of 1024). */
+static int size_parse(const char *v, int64_t *out)
+{
+	size_t n = strlen(v);
+	int shift = 0;
+	if (n > 1) {
+		const char *u = strchr("KMGT", v[n - 1] & ~0x20);
+		if (u && (v[n - 1] & ~0x20)) {
+			shift = 10 * (int)(u - "KMGT" + 1);
+			n--;
+		}
+	}
+	int64_t x;
+	if (st_parse_i64(v, n, &x) != 0 || x < 0 || x > (INT64_MAX >> shift))
+		return -1;
+	*out = x << shift;
+	return 0;
 }
 
 void fs_config_usage(FILE *f)
@@ -35,7 +57,14 @@ void fs_config_usage(FILE *f)
 		"  --rmr-threads N         reclaimer concurrency (default 2)\n"
 		"  --rmr-rate N            reclaimer limit, entries per second (default unlimited)\n"
 		"  --max-inode-fds N       inodes holding an open fd; the rest keep a file handle\n"
-		"                          (default: 3/4 of the open file limit)\n");
+		"                          (default: 3/4 of the open file limit)\n"
+		"  --journal-dir DIR       SSD journal: writes and fsync at the journal's cost, written\n"
+		"                          back to BACKING_DIR in the background\n"
+		"  --journal-size N        journal space (default 8G, at least 16M)\n"
+		"  --max-dirty-age D       longest a write waits for writeback (default 5s)\n"
+		"  --close-to-open         write a file back before its close returns\n"
+		"  --journal-bypass N      sequential runs above N go straight to BACKING_DIR\n"
+		"                          (default 1M; 0 = never)\n");
 }
 
 static int int_in(const char *v, int64_t lo, int64_t hi, int64_t *out)
@@ -75,6 +104,14 @@ static int set_opt(struct fs_config *c, int opt, const char *v)
 		return int_in(v, 0, INT64_MAX, &n) ? -1 : (c->rmr_rate = n, 0);
 	case 'F':
 		return int_in(v, 0, 1L << 30, &n) ? -1 : (c->max_inode_fds = (long)n, 0);
+	case 'J':
+		return v[0] ? (c->journal_dir = v, 0) : -1;
+	case 'S':
+		return size_parse(v, &c->journal_size) == 0 && c->journal_size >= (16LL << 20) ? 0 : -1;
+	case 'D':
+		return st_dur_parse(v, &c->max_dirty_age_us) == 0 && c->max_dirty_age_us > 0 ? 0 : -1;
+	case 'B':
+		return size_parse(v, &c->journal_bypass);
 	}
 	return -1;
 }
@@ -91,6 +128,11 @@ int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
 		{ "rmr-threads", required_argument, 0, 'M' },
 		{ "rmr-rate", required_argument, 0, 'L' },
 		{ "max-inode-fds", required_argument, 0, 'F' },
+		{ "journal-dir", required_argument, 0, 'J' },
+		{ "journal-size", required_argument, 0, 'S' },
+		{ "max-dirty-age", required_argument, 0, 'D' },
+		{ "close-to-open", no_argument, 0, 'C' },
+		{ "journal-bypass", required_argument, 0, 'B' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -110,6 +152,9 @@ int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
 			break;
 		case 'P':
 			c->passthrough = 0;
+			break;
+		case 'C':
+			c->close_to_open = 1;
 			break;
 		case 'h':
 			fs_config_usage(out);

@@ -22,6 +22,12 @@ struct fs_config {
 	int rmr_threads;          /* --rmr-threads, 1..256 (default 2) */
 	int64_t rmr_rate;         /* --rmr-rate entries/s, >= 0 (0 = unlimited) */
 	long max_inode_fds;       /* --max-inode-fds, >= 0; -1: from the open-file limit */
+	const char *journal_dir;  /* --journal-dir: SSD journal (NULL: none) */
+	int64_t journal_size;     /* --journal-size bytes, >= 16 MiB (default 8 GiB) */
+	int64_t max_dirty_age_us; /* --max-dirty-age (default 5 s) */
+	int close_to_open;        /* --close-to-open: written back before close returns */
+	int64_t journal_bypass;   /* --journal-bypass bytes of a sequential run (default 1 MiB;
+				   * 0 = never bypass) */
 };
 
 void fs_config_defaults(struct fs_config *c);

@@ -12,6 +12,7 @@
 
 #include "fuse/fs_rmr.h"
 #include "fuse/fs_trash.h"
+#include "fuse/fs_wb.h"
 
 /* Readahead of the mount (init's max_readahead and the mount's bdi read_ahead_kb). 512 KiB:
  * a READ reply of that size plus its header still fits a 1 MiB pipe, the most a daemon
@@ -64,6 +65,7 @@ struct fs_state {
 	int passthrough;          /* asked for in INIT (see fs_chan.h); fs_chan says if granted */
 	pthread_mutex_t pt_lock;  /* fs_inode.bk_id/bk_opens */
 	int debug;
+	struct fs_jn *jn;         /* SSD journal with --journal-dir, else NULL */
 	struct fuse_session *se;
 	/* notifier: invalidations sent from a thread of its own, never from a request */
 	pthread_t notify_thread;

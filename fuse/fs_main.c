@@ -57,6 +57,36 @@ static void *expiry_main(void *arg)
 	return NULL;
 }
 
+/* --journal-dir: replays what a crash left, reports it, and routes writes through the
+ * daemon (passthrough would let writes bypass the journal). */
+static int journal_open(struct fs_state *s, struct fs_jn *jn, const struct fs_config *cfg)
+{
+	struct st_error err = { 0 };
+	struct fs_jreplay rep;
+	if (fs_jn_open(jn, cfg->journal_dir, s->bfd, (uint64_t)cfg->journal_size,
+		       cfg->max_dirty_age_us, (uint64_t)cfg->journal_bypass, cfg->close_to_open,
+		       &rep, &err) != 0) {
+		fprintf(stderr, "stratafs: journal: %s\n", err.msg);
+		return -1;
+	}
+	if (rep.scan.records)
+		fprintf(stderr, "stratafs: journal replay: %llu record(s), %llu applied, %llu bytes, "
+			"%llu file(s), %llu for files gone%s%s%s",
+			(unsigned long long)rep.scan.records, (unsigned long long)rep.applied,
+			(unsigned long long)rep.bytes, (unsigned long long)rep.files,
+			(unsigned long long)rep.skipped_gone,
+			rep.scan.damaged ? "; damaged tail: " : "",
+			rep.scan.damaged ? rep.scan.damage : "", "\n");
+	if (rep.scan.damaged)
+		fprintf(stderr, "stratafs: journal: stopped at a damaged record (segment %llu, "
+			"offset %llu: %s); everything before it was applied\n",
+			(unsigned long long)rep.scan.damaged_seg,
+			(unsigned long long)rep.scan.damaged_pos, rep.scan.damage);
+	s->jn = jn;
+	s->passthrough = 0;
+	return 0;
+}
+
 /* The kernel caps a FUSE mount's readahead at the bdi default (128 KiB) whatever
  * max_readahead init() asks for, so sequential reads arrive as 128 KiB READ requests. Raise
  * the mount's own bdi limit (found in mountinfo: the mount must not be touched before the
@@ -218,7 +248,7 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < sizeof(network_fs) / sizeof(network_fs[0]); i++)
 			network |= (long)sf.f_type == network_fs[i];
 	}
-	if (!network)
+	if (!network && !(cfg.journal_dir && cfg.close_to_open))
 		fs_ops.flush = NULL;
 	/* Kernel cache timeouts: on a local backing every change goes through this mount (or
 	 * is notified by the daemon: rmr, restore), so entries and attributes can live long;
@@ -229,6 +259,9 @@ int main(int argc, char **argv)
 	 * flushed, which close-to-open on a network filesystem needs) and not with the
 	 * writeback cache (the kernel refuses the pair). */
 	s->passthrough = s->passthrough && !network && !s->writeback;
+	static struct fs_jn jn;
+	if (cfg.journal_dir && journal_open(s, &jn, &cfg) != 0)
+		return 1;
 	pthread_mutex_init(&s->pt_lock, NULL);
 
 	char fsname[PATH_MAX * 2], opts[PATH_MAX * 2 + 2200];
@@ -252,7 +285,8 @@ int main(int argc, char **argv)
 		goto out_unmount;
 	set_readahead(s->mnt, FS_READAHEAD_KB); /* = max_readahead asked in init */
 	/* threads only after daemonize: they do not survive its fork */
-	if (fs_notify_start(s) || fs_ctl_start(s) || fs_rmr_start(&s->rmr)) {
+	if (fs_notify_start(s) || fs_ctl_start(s) || fs_rmr_start(&s->rmr) ||
+	    (s->jn && fs_jn_start(s->jn) != 0)) {
 		st_errlog("stratafs: cannot start background threads");
 		goto out_unmount;
 	}
@@ -278,6 +312,8 @@ int main(int argc, char **argv)
 	fs_rmr_stop(&s->rmr);
 	fs_notify_stop(s);
 out_unmount:
+	if (s->jn)
+		fs_jn_close(s->jn); /* writes everything back before the mount goes away */
 	fuse_session_unmount(s->se);
 out_signals:
 	fuse_remove_signal_handlers(s->se);

@@ -267,6 +267,8 @@ static int stat_inode(struct fs_inode *in, struct stat *st)
 	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
 		return -errno;
 	user_nlink(in, fd, st);
+	if (fs_g->jn)
+		fs_jn_stat(fs_g->jn, st);
 	return 0;
 }
 
@@ -303,6 +305,8 @@ static int do_lookup(fuse_req_t req, struct fs_inode *dir, const char *name,
 	if (!in)
 		return -ENOMEM;
 	user_nlink(in, fs_fd(in), &e->attr);
+	if (fs_g->jn)
+		fs_jn_stat(fs_g->jn, &e->attr);
 	e->ino = fs_ino_id(in);
 	return 0;
 }
@@ -387,6 +391,8 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		rc = fstat((int)fi->fh, &st) == 0 ? 0 : -errno;
 		if (rc == 0)
 			user_nlink(in, (int)fi->fh, &st);
+		if (rc == 0 && fs_g->jn)
+			fs_jn_stat(fs_g->jn, &st);
 	} else {
 		rc = stat_inode(in, &st);
 	}
@@ -417,6 +423,12 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		return;
 	}
 	fs_fd_path(fs_fd(in), p);
+	/* a new size or mtime replaces what the journal holds: write that back first */
+	if (fs_g->jn && (valid & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME)) &&
+	    (res = fs_jn_flush_file(fs_g->jn, in->dev, in->ino)) != 0) {
+		fuse_reply_err(req, -res);
+		return;
+	}
 	if (valid & FUSE_SET_ATTR_MODE && kills_suid(in, attr->st_mode)) {
 		/* the kernel clearing setuid/setgid after a write or truncate by someone who
 		 * is not the owner (it checked nothing: neither do we) */
@@ -765,6 +777,16 @@ static void open_reply_done(struct fs_inode *in, struct fuse_file_info *fi, int 
 	close((int)fi->fh);
 }
 
+/* O_TRUNC of an existing dir/name with the journal: its journaled data is written back
+ * first, so that a replay after a crash never puts it over the truncated file. */
+static int journal_trunc_at(int dirfd, const char *name)
+{
+	struct stat st;
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+		return 0;
+	return fs_jn_flush_file(fs_g->jn, st.st_dev, st.st_ino);
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -774,6 +796,10 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		e = -caller_umask(req);
 	if (e) {
 		fuse_reply_err(req, e);
+		return;
+	}
+	if (fs_g->jn && (fi->flags & O_TRUNC) && (e = journal_trunc_at(fs_fd(dir), name)) != 0) {
+		fuse_reply_err(req, -e);
 		return;
 	}
 	AS_CALLER(req, fd, openat(fs_fd(dir), name, open_flags(fi->flags) | O_CREAT, mode));
@@ -807,6 +833,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	char p[32];
 	int fd;
+	if (fs_g->jn && (fi->flags & O_TRUNC) && (fd = fs_jn_flush_file(fs_g->jn, in->dev, in->ino))) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
 	AS_CALLER(req, fd, open(fs_fd_path(fs_fd(in), p), open_flags(fi->flags) & ~O_CREAT));
 	int e = errno;
 	as_root();
@@ -823,10 +853,33 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	open_reply_done(in, fi, fuse_reply_open(req, fi));
 }
 
+/* Read of a file with journaled data: the backing file overlaid with it. 1 when the file
+ * has none (the caller reads the backing file), else 0 (replied). */
+static int journal_read(fuse_req_t req, struct fs_inode *in, size_t size, off_t off, int fd)
+{
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return 0;
+	}
+	ssize_t n = fs_jn_read(fs_g->jn, in->dev, in->ino, fd, buf, size, off);
+	if (n == -ENODATA) {
+		free(buf);
+		return 1;
+	}
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+	return 0;
+}
+
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	(void)ino;
+	if (fs_g->jn && !journal_read(req, fs_ino(ino), size, off, (int)fi->fh))
+		return;
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = (int)fi->fh;
@@ -834,10 +887,35 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
+/* Write through the journal: the request's data copied to memory and appended. */
+static void journal_write(fuse_req_t req, struct fs_inode *in, struct fuse_bufvec *in_buf,
+			  off_t off, int fd)
+{
+	size_t size = fuse_buf_size(in_buf);
+	char *buf = malloc(size ? size : 1);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
+	mem.buf[0].mem = buf;
+	ssize_t n = fuse_buf_copy(&mem, in_buf, 0);
+	if (n >= 0)
+		n = fs_jn_write(fs_g->jn, in->dev, in->ino, fd, buf, (size_t)n, off);
+	free(buf);
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
 			 struct fuse_file_info *fi)
 {
-	(void)ino;
+	if (fs_g->jn) {
+		journal_write(req, fs_ino(ino), in_buf, off, (int)fi->fh);
+		return;
+	}
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = (int)fi->fh;
@@ -851,7 +929,13 @@ static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct fs_inode *in = fs_ino(ino);
+	/* --close-to-open: the data is on the capacity tier when close returns */
+	int jr = fs_g->jn && fs_g->jn->cto ? fs_jn_flush_file(fs_g->jn, in->dev, in->ino) : 0;
+	if (jr) {
+		fuse_reply_err(req, -jr);
+		return;
+	}
 	/* closing a duplicate flushes to the backing store (close-to-open on NFS) */
 	int fd = dup((int)fi->fh);
 	int rc = fd < 0 ? errno : (close(fd) == 0 ? 0 : errno);
@@ -868,7 +952,11 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct fs_inode *in = fs_ino(ino);
+	if (fs_g->jn) { /* durable once on the journal */
+		fuse_reply_err(req, -fs_jn_fsync(fs_g->jn, in->dev, in->ino, (int)fi->fh));
+		return;
+	}
 	int rc = datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh);
 	fuse_reply_err(req, rc ? errno : 0);
 }
@@ -880,14 +968,25 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	int rc = fallocate((int)fi->fh, mode, off, len);
+	struct fs_inode *in = fs_ino(ino);
+	int rc = fs_g->jn ? fs_jn_flush_file(fs_g->jn, in->dev, in->ino) : 0;
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
+	rc = fallocate((int)fi->fh, mode, off, len);
 	fuse_reply_err(req, rc ? errno : 0);
 }
 
 static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct fs_inode *in = fs_ino(ino);
+	int rc = fs_g->jn ? fs_jn_flush_file(fs_g->jn, in->dev, in->ino) : 0;
+	if (rc) {
+		fuse_reply_err(req, -rc);
+		return;
+	}
 	off_t r = lseek((int)fi->fh, off, whence);
 	if (r < 0)
 		fuse_reply_err(req, errno);
@@ -901,6 +1000,10 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 {
 	(void)ino_in;
 	(void)ino_out;
+	if (fs_g->jn) { /* the kernel falls back to reads and writes, which the journal sees */
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	ssize_t n = copy_file_range((int)fi_in->fh, &off_in, (int)fi_out->fh, &off_out, len,
 				    (unsigned)flags);
 	if (n < 0)

@@ -16,6 +16,7 @@ struct admin_cmd {
 int admin_trash(int argc, char **argv);
 int admin_rmr(int argc, char **argv);
 int admin_fs(int argc, char **argv);
+int admin_journal(int argc, char **argv);
 /* Offline store operations (tools/admin_store.c). */
 int admin_backup(int argc, char **argv);
 int admin_restore(int argc, char **argv);

@@ -22,6 +22,9 @@ static const struct admin_cmd cmds[] = {
 	  "  strata-admin rmr drain --backing DIR [--json]   (offline: reclaim the queue now)\n" },
 	{ "fs", admin_fs,
 	  "  strata-admin fs status [--mount M] [--json]   (mode and request counts of a mount)\n" },
+	{ "journal", admin_journal,
+	  "  strata-admin journal inspect SSD_DIR [--json]   (segments, records, dirty bytes)\n"
+	  "  strata-admin journal replay SSD_DIR BACKING_DIR [--json]   (offline recovery)\n" },
 	{ "backup", admin_backup,
 	  "  strata-admin backup  [--data-dir D | --addr A] [--json] DEST  (a consistent checkpoint;\n"
 	  "                       with --addr the running server writes it on its machine)\n" },

@@ -6,7 +6,8 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CC      := clang
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
                 -std=c11 -D_GNU_SOURCE -I. $(PKG_CFLAGS)
-FUZZ_SRC     := $(COMMON_SRC) $(STORE_SRC) $(REPL_SRC) server/srv_resp_proto.c server/srv_buf.c
+FUZZ_SRC     := $(COMMON_SRC) $(STORE_SRC) $(REPL_SRC) server/srv_resp_proto.c server/srv_buf.c \
+                fuse/fs_journal.c
 
 build-fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
 	@mkdir -p $(dir $@)

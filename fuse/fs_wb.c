@@ -1,0 +1,630 @@
+/* The live SSD journal (fs_wb.h): appends with group commit, overlay reads, and the
+ * writeback worker that applies records to the capacity tier in journal order, fsyncs the
+ * files, then advances the checkpoint and deletes the segments it no longer needs. */
+#include "fuse/fs_wb.h"
+#include "common/st_fault.h"
+#include "common/st_log.h"
+#include "common/st_time.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define CHUNK (1u << 20) /* largest data of one record the daemon writes */
+
+void fs_jn_assert_state(struct fs_jn *jn)
+{
+	ST_ASSERT(jn->ckpt < jn->next_seq);
+	ST_ASSERT(jn->committed < jn->next_seq);
+	ST_ASSERT(jn->nlive >= 1 && jn->nlive <= jn->nseg);
+	int64_t t;
+	uint64_t oldest = fs_xindex_oldest(&jn->idx, &t);
+	ST_ASSERT(oldest == 0 || oldest > jn->ckpt);
+}
+
+/* ---- segments -------------------------------------------------------------------------- */
+
+static int seg_new(struct fs_jn *jn)
+{
+	char name[40];
+	unsigned char hdr[FS_JSEG_HDR];
+	uint64_t no = jn->next_segno;
+	fs_jseg_name(no, name, sizeof(name));
+	fs_jseg_header(no, jn->uuid, hdr);
+	int fd = openat(jn->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || fsync(jn->dirfd) != 0) {
+		int e = errno ? errno : EIO;
+		close(fd);
+		unlinkat(jn->dirfd, name, 0);
+		return -e;
+	}
+	jn->next_segno++;
+	jn->segs[jn->nlive++] = (struct fs_jseg){ .no = no, .fd = fd };
+	jn->wpos = FS_JSEG_HDR;
+	return 0;
+}
+
+static struct fs_jseg *cur_seg(struct fs_jn *jn)
+{
+	return &jn->segs[jn->nlive - 1];
+}
+
+static int seg_fd(struct fs_jn *jn, uint64_t no)
+{
+	for (unsigned i = 0; i < jn->nlive; i++)
+		if (jn->segs[i].no == no)
+			return jn->segs[i].fd;
+	return -1;
+}
+
+/* Deletes the oldest segments whose records are all checkpointed (never the written one). */
+static void seg_reclaim(struct fs_jn *jn)
+{
+	unsigned k = 0;
+	while (k + 1 < jn->nlive && jn->segs[k].last_seq <= jn->ckpt) {
+		char name[40];
+		fs_jseg_name(jn->segs[k].no, name, sizeof(name));
+		close(jn->segs[k].fd);
+		if (unlinkat(jn->dirfd, name, 0) != 0)
+			st_warn("journal: cannot delete %s: %s", name, strerror(errno));
+		k++;
+	}
+	if (k) {
+		memmove(jn->segs, jn->segs + k, (jn->nlive - k) * sizeof(*jn->segs));
+		jn->nlive -= k;
+		pthread_cond_broadcast(&jn->cond);
+	}
+}
+
+/* Room for need bytes plus a commit record in the written segment: seals it (durable)
+ * and opens the next, waiting for writeback while the journal is full (backpressure). */
+static int make_room(struct fs_jn *jn, size_t need, size_t reserve)
+{
+	if (jn->wpos + need + reserve <= jn->seg_size)
+		return 0;
+	if (fdatasync(cur_seg(jn)->fd) != 0)
+		return -errno;
+	while (jn->nlive >= jn->nseg) {
+		jn->waits++;
+		if (jn->wb_target < jn->last_data_seq)
+			jn->wb_target = jn->last_data_seq;
+		pthread_cond_signal(&jn->wcond);
+		pthread_cond_wait(&jn->cond, &jn->lock);
+	}
+	return seg_new(jn);
+}
+
+/* Appends one record (lock held); returns its seq or 0 with *e set. */
+static uint64_t append(struct fs_jn *jn, struct fs_jrec *r, const void *data, int *e)
+{
+	size_t need = FS_JREC_HDR + r->len;
+	if ((*e = make_room(jn, need, r->type == FS_JREC_DATA ? FS_JREC_HDR : 0)) != 0)
+		return 0;
+	if (r->type == FS_JREC_DATA && ST_FAULT("journal.append")) {
+		*e = -EIO;
+		return 0;
+	}
+	r->seq = jn->next_seq;
+	unsigned char hdr[FS_JREC_HDR];
+	fs_jrec_encode(r, data, hdr);
+	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)data, r->len } };
+	ssize_t n = pwritev(cur_seg(jn)->fd, iov, r->len ? 2 : 1, (off_t)jn->wpos);
+	if (n != (ssize_t)need) {
+		*e = n < 0 ? -errno : -EIO;
+		return 0;
+	}
+	jn->next_seq++;
+	cur_seg(jn)->last_seq = r->seq;
+	jn->wpos += need;
+	return r->seq;
+}
+
+/* ---- group commit ----------------------------------------------------------------------- */
+
+/* Returns once every record with seq <= target is covered by a durable commit record. One
+ * thread syncs for all waiting (group commit). 0 or -errno. */
+static int commit_upto(struct fs_jn *jn, uint64_t target)
+{
+	int rc = 0;
+	pthread_mutex_lock(&jn->lock);
+	while (jn->committed < target && rc == 0) {
+		if (jn->syncing) {
+			pthread_cond_wait(&jn->cond, &jn->lock);
+			continue;
+		}
+		jn->syncing = 1;
+		uint64_t cover = jn->next_seq - 1;
+		struct fs_jrec c = { .type = FS_JREC_COMMIT, .off = cover };
+		int e = 0;
+		append(jn, &c, NULL, &e);
+		int fd = cur_seg(jn)->fd;
+		pthread_mutex_unlock(&jn->lock);
+		if (e == 0 && ST_FAULT("journal.sync"))
+			e = -EIO;
+		if (e == 0 && fdatasync(fd) != 0)
+			e = -errno;
+		pthread_mutex_lock(&jn->lock);
+		jn->syncing = 0;
+		if (e && jn->ckpt >= cover)
+			e = 0; /* all on the capacity tier meanwhile (its segment may be gone) */
+		if (e == 0 && cover > jn->committed)
+			jn->committed = cover;
+		rc = e;
+		pthread_cond_broadcast(&jn->cond);
+	}
+	pthread_mutex_unlock(&jn->lock);
+	return rc;
+}
+
+/* ---- foreground ---------------------------------------------------------------------- */
+
+static int set_handle(struct fs_xfile *f, int fd)
+{
+	union { struct file_handle fh; unsigned char b[sizeof(struct file_handle) + FS_JH_MAX]; } u;
+	int mnt;
+	u.fh.handle_bytes = FS_JH_MAX;
+	if (name_to_handle_at(fd, "", &u.fh, &mnt, AT_EMPTY_PATH) != 0)
+		return -errno;
+	fs_xfile_set_handle(f, u.fh.handle_type, u.fh.handle_bytes, u.fh.f_handle);
+	return 0;
+}
+
+int fs_jn_flush_file(struct fs_jn *jn, dev_t dev, ino_t ino)
+{
+	pthread_mutex_lock(&jn->lock);
+	struct fs_xfile *f = fs_xfile_get(&jn->idx, dev, ino, 0);
+	uint64_t target = f ? fs_xfile_last_seq(f) : 0, fails = jn->wb_fails;
+	int rc = 0;
+	if (target > jn->ckpt) {
+		if (jn->wb_target < target)
+			jn->wb_target = target;
+		pthread_cond_signal(&jn->wcond);
+		while (jn->ckpt < target && rc == 0) {
+			pthread_cond_wait(&jn->cond, &jn->lock);
+			if (jn->wb_fails != fails)
+				rc = -EIO;
+		}
+	}
+	pthread_mutex_unlock(&jn->lock);
+	return rc;
+}
+
+ssize_t fs_jn_write(struct fs_jn *jn, dev_t dev, ino_t ino, int fd, const void *buf,
+		    size_t len, off_t off)
+{
+	pthread_mutex_lock(&jn->lock);
+	struct fs_xfile *f = fs_xfile_get(&jn->idx, dev, ino, 1);
+	int e = !f ? -ENOMEM : 0;
+	int32_t ht;
+	uint32_t hl;
+	unsigned char *h;
+	if (f) {
+		fs_xfile_handle(f, &ht, &hl, &h);
+		if (hl == 0)
+			e = set_handle(f, fd);
+	}
+	if (e) {
+		pthread_mutex_unlock(&jn->lock);
+		return e;
+	}
+	if (jn->bypass && fs_xfile_run(f, (uint64_t)off, len) > jn->bypass) {
+		/* a sequential run: straight to the capacity tier once nothing of the file is
+		 * left in the journal (replay must never put older data over it) */
+		int dirty = fs_xfile_last_seq(f) > jn->ckpt;
+		fs_xfile_set_bypassed(f, 1);
+		pthread_mutex_unlock(&jn->lock);
+		if (dirty && (e = fs_jn_flush_file(jn, dev, ino)) != 0)
+			return e;
+		ssize_t n = pwrite(fd, buf, len, off);
+		return n < 0 ? -errno : n;
+	}
+	fs_xfile_handle(f, &ht, &hl, &h);
+	size_t done = 0;
+	int64_t now = st_mono_us();
+	while (done < len) {
+		uint32_t n = len - done > CHUNK ? CHUNK : (uint32_t)(len - done);
+		struct fs_jrec r = { .type = FS_JREC_DATA, .off = (uint64_t)off + done, .len = n,
+				     .htype = ht, .hlen = hl };
+		memcpy(r.h, h, hl);
+		uint64_t seq = append(jn, &r, (const char *)buf + done, &e);
+		if (!seq)
+			break;
+		/* the data ends where the segment's write position now is */
+		uint64_t dpos = jn->wpos - n;
+		if (fs_xt_add(&jn->idx, f, seq, r.off, n, cur_seg(jn)->no, dpos, now) != 0) {
+			e = -ENOMEM; /* the record stays in the journal: writeback finds it on replay */
+			break;
+		}
+		jn->last_data_seq = seq;
+		done += n;
+	}
+	if (done) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		fs_xfile_mtime(f, &ts, 1);
+	}
+	pthread_mutex_unlock(&jn->lock);
+	return done ? (ssize_t)done : e;
+}
+
+static int read_seg(void *arg, uint64_t segno, uint64_t pos, void *dst, size_t n)
+{
+	struct fs_jn *jn = arg;
+	int fd = seg_fd(jn, segno);
+	if (fd < 0)
+		return -EIO;
+	ssize_t r = pread(fd, dst, n, (off_t)pos);
+	return r == (ssize_t)n ? 0 : (r < 0 ? -errno : -EIO);
+}
+
+ssize_t fs_jn_read(struct fs_jn *jn, dev_t dev, ino_t ino, int fd, void *buf, size_t len,
+		   off_t off)
+{
+	pthread_mutex_lock(&jn->lock);
+	struct fs_xfile *f = fs_xfile_get(&jn->idx, dev, ino, 0);
+	ssize_t rc = -ENODATA;
+	struct stat st;
+	if (!f || !fs_xfile_dirty(f))
+		goto out;
+	if (fstat(fd, &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	uint64_t size = fs_xfile_end(f) > (uint64_t)st.st_size ? fs_xfile_end(f) : (uint64_t)st.st_size;
+	if ((uint64_t)off >= size) {
+		rc = 0;
+		goto out;
+	}
+	size_t want = size - (uint64_t)off < len ? (size_t)(size - (uint64_t)off) : len;
+	size_t got = 0;
+	while (got < want) {
+		ssize_t n = pread(fd, (char *)buf + got, want - got, off + (off_t)got);
+		if (n < 0) {
+			rc = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	memset((char *)buf + got, 0, want - got);
+	int e = fs_xfile_overlay(f, buf, (uint64_t)off, want, read_seg, jn);
+	rc = e ? e : (ssize_t)want;
+out:
+	pthread_mutex_unlock(&jn->lock);
+	return rc;
+}
+
+void fs_jn_stat(struct fs_jn *jn, struct stat *st)
+{
+	if (!S_ISREG(st->st_mode))
+		return;
+	pthread_mutex_lock(&jn->lock);
+	struct fs_xfile *f = fs_xfile_get(&jn->idx, st->st_dev, st->st_ino, 0);
+	if (f && fs_xfile_dirty(f)) {
+		if (fs_xfile_end(f) > (uint64_t)st->st_size)
+			st->st_size = (off_t)fs_xfile_end(f);
+		struct timespec ts;
+		fs_xfile_mtime(f, &ts, 0);
+		if (ts.tv_sec > st->st_mtim.tv_sec ||
+		    (ts.tv_sec == st->st_mtim.tv_sec && ts.tv_nsec > st->st_mtim.tv_nsec))
+			st->st_mtim = st->st_ctim = ts;
+	}
+	pthread_mutex_unlock(&jn->lock);
+}
+
+int fs_jn_fsync(struct fs_jn *jn, dev_t dev, ino_t ino, int fd)
+{
+	pthread_mutex_lock(&jn->lock);
+	uint64_t target = jn->last_data_seq;
+	struct fs_xfile *f = fs_xfile_get(&jn->idx, dev, ino, 0);
+	int byp = f && fs_xfile_bypassed(f);
+	if (byp)
+		fs_xfile_set_bypassed(f, 0);
+	pthread_mutex_unlock(&jn->lock);
+	int rc = commit_upto(jn, target);
+	if (rc == 0 && byp && fdatasync(fd) != 0)
+		rc = -errno;
+	return rc;
+}
+
+/* ---- writeback -------------------------------------------------------------------------- */
+
+struct wb_item {
+	int32_t htype;
+	uint32_t hlen;
+	unsigned char h[FS_JH_MAX];
+	uint64_t off, dpos;
+	uint32_t len;
+	int segfd;
+};
+
+struct wb_batch {
+	struct fs_jn *jn;
+	struct wb_item *v;
+	size_t n, cap;
+};
+
+static int collect(void *arg, struct fs_xfile *f, uint64_t seq, uint64_t off, uint32_t len,
+		   uint64_t segno, uint64_t dpos)
+{
+	(void)seq;
+	struct wb_batch *b = arg;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 256;
+		struct wb_item *v = realloc(b->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		b->v = v;
+		b->cap = cap;
+	}
+	struct wb_item *it = &b->v[b->n++];
+	unsigned char *h;
+	fs_xfile_handle(f, &it->htype, &it->hlen, &h);
+	memcpy(it->h, h, it->hlen);
+	it->off = off;
+	it->len = len;
+	it->dpos = dpos;
+	it->segfd = seg_fd(b->jn, segno);
+	return 0;
+}
+
+/* Files opened for one batch, fsync'ed at its end. */
+struct wb_files {
+	int *fd;
+	struct wb_item **key;
+	size_t n, cap;
+};
+
+static int same_file(const struct wb_item *a, const struct wb_item *b)
+{
+	return a->htype == b->htype && a->hlen == b->hlen && !memcmp(a->h, b->h, a->hlen);
+}
+
+/* fd of the item's file (-1: it no longer exists, so its data no longer matters). */
+static int wb_open(struct fs_jn *jn, struct wb_files *fs, struct wb_item *it, int *e)
+{
+	for (size_t i = fs->n; i-- > 0;)
+		if (same_file(fs->key[i], it))
+			return fs->fd[i];
+	union { struct file_handle fh; unsigned char b[sizeof(struct file_handle) + FS_JH_MAX]; } u;
+	u.fh.handle_bytes = it->hlen;
+	u.fh.handle_type = it->htype;
+	memcpy(u.fh.f_handle, it->h, it->hlen);
+	int fd = open_by_handle_at(jn->bfd, &u.fh, O_WRONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ESTALE && errno != ENOENT)
+			*e = -errno;
+	}
+	if (fs->n == fs->cap) {
+		size_t cap = fs->cap ? fs->cap * 2 : 64;
+		int *nf = realloc(fs->fd, cap * sizeof(int));
+		if (nf)
+			fs->fd = nf;
+		struct wb_item **nk = nf ? realloc(fs->key, cap * sizeof(*nk)) : NULL;
+		if (!nk) {
+			if (fd >= 0)
+				close(fd);
+			*e = -ENOMEM;
+			return -1;
+		}
+		fs->key = nk;
+		fs->cap = cap;
+	}
+	fs->fd[fs->n] = fd;
+	fs->key[fs->n++] = it;
+	return fd;
+}
+
+/* Applies the batch and fsyncs its files. 0 or -errno (nothing is checkpointed then). */
+static int wb_apply(struct fs_jn *jn, struct wb_batch *b)
+{
+	struct wb_files fs = { 0 };
+	unsigned char *buf = malloc(CHUNK);
+	int e = buf ? 0 : -ENOMEM;
+	for (size_t i = 0; i < b->n && e == 0; i++) {
+		struct wb_item *it = &b->v[i];
+		int fd = wb_open(jn, &fs, it, &e);
+		if (fd < 0)
+			continue;
+		if (it->segfd < 0 || pread(it->segfd, buf, it->len, (off_t)it->dpos) != (ssize_t)it->len) {
+			e = -EIO;
+			break;
+		}
+		if (ST_FAULT("wb.apply") || pwrite(fd, buf, it->len, (off_t)it->off) != (ssize_t)it->len)
+			e = errno > 0 && errno != EEXIST ? -errno : -EIO;
+		else
+			jn->wb_bytes += it->len;
+	}
+	for (size_t i = 0; i < fs.n; i++)
+		if (fs.fd[i] >= 0) {
+			if (e == 0 && fsync(fs.fd[i]) != 0)
+				e = -errno;
+			close(fs.fd[i]);
+		}
+	free(fs.fd);
+	free(fs.key);
+	free(buf);
+	return e;
+}
+
+static int urgent(struct fs_jn *jn, int64_t *wait_us)
+{
+	int64_t t;
+	uint64_t oldest = fs_xindex_oldest(&jn->idx, &t);
+	*wait_us = 1000000;
+	if (!oldest)
+		return 0;
+	if (jn->stop || jn->wb_target >= oldest || jn->nlive * 2 > jn->nseg)
+		return 1;
+	int64_t age = st_mono_us() - t;
+	if (age >= jn->max_age_us)
+		return 1;
+	*wait_us = jn->max_age_us - age;
+	return 0;
+}
+
+static void wait_us(struct fs_jn *jn, int64_t us)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += us / 1000000;
+	ts.tv_nsec += (us % 1000000) * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&jn->wcond, &jn->lock, &ts);
+}
+
+static void *wb_main(void *arg)
+{
+	struct fs_jn *jn = arg;
+	struct wb_batch b = { .jn = jn };
+	pthread_mutex_lock(&jn->lock);
+	for (;;) {
+		int64_t w;
+		if (!urgent(jn, &w)) {
+			if (jn->stop)
+				break;
+			wait_us(jn, w);
+			continue;
+		}
+		uint64_t upto = jn->last_data_seq;
+		b.n = 0;
+		int e = fs_xindex_walk(&jn->idx, upto, collect, &b);
+		pthread_mutex_unlock(&jn->lock);
+		struct st_error err = { 0 };
+		if (e == 0)
+			e = wb_apply(jn, &b);
+		if (e == 0 && (ST_FAULT("wb.checkpoint") || fs_jckpt_write(jn->dirfd, upto, &err) != 0))
+			e = -EIO;
+		pthread_mutex_lock(&jn->lock);
+		if (e) {
+			st_warn("journal writeback: %s (retrying)", err.msg[0] ? err.msg : strerror(-e));
+			jn->wb_fails++;
+			pthread_cond_broadcast(&jn->cond);
+			wait_us(jn, 200000);
+			continue;
+		}
+		jn->wb_records += b.n;
+		if (upto > jn->ckpt)
+			jn->ckpt = upto;
+		if (jn->committed < jn->ckpt)
+			jn->committed = jn->ckpt; /* on the capacity tier: durable either way */
+		fs_xindex_drop(&jn->idx, upto);
+		seg_reclaim(jn);
+		fs_jn_assert_state(jn);
+		pthread_cond_broadcast(&jn->cond);
+	}
+	pthread_mutex_unlock(&jn->lock);
+	free(b.v);
+	return NULL;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------- */
+
+int fs_jn_open(struct fs_jn *jn, const char *dir, int bfd, uint64_t size, int64_t max_age_us,
+	       uint64_t bypass, int cto, struct fs_jreplay *rep, struct st_error *err)
+{
+	memset(jn, 0, sizeof(*jn));
+	memset(rep, 0, sizeof(*rep));
+	jn->bfd = bfd;
+	jn->max_age_us = max_age_us;
+	jn->bypass = bypass;
+	jn->cto = cto;
+	jn->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (jn->dirfd < 0)
+		return st_error_set(err, ST_EIO, "journal dir %s: %s", dir, strerror(errno));
+	char id[FS_JUUID_HEX];
+	int rc = fs_jbacking_id(bfd, 1, id, err);
+	struct fs_jmeta m;
+	if (rc == 0 && (rc = fs_jmeta_read(jn->dirfd, &m, err)) == ST_ENOTFOUND) {
+		uint64_t *segs;
+		int n = fs_jseg_list(jn->dirfd, &segs, err);
+		if (n < 0)
+			return err->code;
+		free(segs);
+		if (n > 0)
+			return st_error_set(err, ST_ECORRUPT,
+					    "journal dir %s has segments but no meta file", dir);
+		memset(&m, 0, sizeof(m));
+		snprintf(m.uuid, sizeof(m.uuid), "%s", id);
+		m.seg_size = size / 8;
+		rc = fs_jmeta_write(jn->dirfd, &m, err);
+	} else if (rc == 0 && strcmp(m.uuid, id) != 0) {
+		rc = st_error_set(err, ST_EINVAL,
+				  "journal %s belongs to another backing dir (journal uuid %s, "
+				  "backing uuid %s)", dir, m.uuid, id);
+	}
+	if (rc == 0)
+		rc = fs_jreplay(jn->dirfd, bfd, rep, err);
+	if (rc) {
+		close(jn->dirfd);
+		return rc;
+	}
+	snprintf(jn->uuid, sizeof(jn->uuid), "%s", m.uuid);
+	jn->seg_size = m.seg_size;
+	jn->nseg = size / m.seg_size >= 2 ? (unsigned)(size / m.seg_size) : 2;
+	jn->ckpt = jn->committed = rep->new_ckpt;
+	jn->next_seq = rep->new_ckpt + 1;
+	jn->next_segno = 1;
+	jn->segs = calloc(jn->nseg, sizeof(*jn->segs));
+	pthread_mutex_init(&jn->lock, NULL);
+	pthread_cond_init(&jn->cond, NULL);
+	pthread_cond_init(&jn->wcond, NULL);
+	int e = jn->segs ? seg_new(jn) : -ENOMEM;
+	if (e) {
+		free(jn->segs);
+		close(jn->dirfd);
+		return st_error_set(err, ST_EIO, "journal %s: new segment: %s", dir, strerror(-e));
+	}
+	return 0;
+}
+
+int fs_jn_start(struct fs_jn *jn)
+{
+	if (pthread_create(&jn->worker, NULL, wb_main, jn) != 0)
+		return -1;
+	jn->running = 1;
+	return 0;
+}
+
+void fs_jn_close(struct fs_jn *jn)
+{
+	if (jn->running) {
+		pthread_mutex_lock(&jn->lock);
+		jn->stop = 1;
+		pthread_cond_signal(&jn->wcond);
+		pthread_mutex_unlock(&jn->lock);
+		pthread_join(jn->worker, NULL);
+	}
+	int64_t t;
+	int clean = fs_xindex_oldest(&jn->idx, &t) == 0;
+	for (unsigned i = 0; i < jn->nlive; i++) {
+		char name[40];
+		fs_jseg_name(jn->segs[i].no, name, sizeof(name));
+		close(jn->segs[i].fd);
+		if (clean)
+			unlinkat(jn->dirfd, name, 0);
+	}
+	if (clean) {
+		struct st_error err = { 0 };
+		if (fs_jckpt_write(jn->dirfd, jn->next_seq - 1, &err) != 0)
+			st_warn("journal: %s", err.msg);
+	} else {
+		st_warn("journal: unmounted with data not written back; the next mount replays it");
+	}
+	fs_xindex_free(&jn->idx);
+	free(jn->segs);
+	close(jn->dirfd);
+	pthread_mutex_destroy(&jn->lock);
+	pthread_cond_destroy(&jn->cond);
+	pthread_cond_destroy(&jn->wcond);
+}
