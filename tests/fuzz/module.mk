@@ -5,11 +5,11 @@ FUZZ_SECONDS ?= 30
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_CC      := clang
 FUZZ_FLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-                -std=c11 -D_GNU_SOURCE -I. $(PKG_CFLAGS)
+                -std=c11 -D_GNU_SOURCE -I. -I$(B)/gen $(PKG_CFLAGS)
 FUZZ_SRC     := $(COMMON_SRC) $(STORE_SRC) $(REPL_SRC) server/srv_resp_proto.c server/srv_buf.c \
                 fuse/fs_journal.c
 
-build-fuzz/%: tests/fuzz/%.c $(FUZZ_SRC)
+build-fuzz/%: tests/fuzz/%.c $(FUZZ_SRC) | $(ST_BUILD_H)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_SRC) $(PKG_LIBS) -lpthread -lm -lstdc++
 
