@@ -1,6 +1,7 @@
 /* strata-admin rmr PATH | rmr status | rmr drain: asynchronous removal of directory trees
  * through a live mount, its progress, and offline reclaim of a backing directory's queue. */
 #include "tools/admin.h"
+#include "fuse/fs_cmd.h"
 #include "fuse/fs_ctlmsg.h"
 #include "fuse/fs_rmr.h"
 #include "common/st_progress.h"
@@ -88,16 +89,17 @@ static json_t *status_offline(const struct admin_target *t)
 		close(bfd);
 		return NULL;
 	}
-	struct fs_rmr_status st;
-	json_t *res = NULL;
-	if (fs_rmr_status(&r, -1, &st) == 0) {
-		json_t *jobs = json_array();
-		for (size_t i = 0; i < st.n; i++)
-			json_array_append_new(jobs, fs_rmr_job_json(&st.jobs[i]));
-		res = json_pack("{s:b,s:o,s:I,s:I,s:i}", "ok", 1, "jobs", jobs, "files_left",
-				(json_int_t)st.files_left, "bytes_left", (json_int_t)st.bytes_left,
-				"unknown", st.unknown);
-		fs_rmr_status_release(&st);
+	struct fs_caller c = { .uid = getuid(), .gid = getgid(), .ngroups = -1,
+			       .is_root = getuid() == 0 };
+	const struct fs_cmd_ctx ctx = { .bfd = bfd, .rmr = &r };
+	json_t *req = json_pack("{s:s}", "op", "rmr_status");
+	json_t *res = fs_cmd_run(&ctx, &c, req);
+	json_decref(req);
+	if (!json_is_true(json_object_get(res, "ok"))) {
+		fprintf(stderr, "strata-admin: %s\n",
+			json_string_value(json_object_get(res, "error")));
+		json_decref(res);
+		res = NULL;
 	}
 	fs_rmr_close(&r);
 	close(bfd);

@@ -1,6 +1,7 @@
 /* strata-admin trash list|restore|purge: through a live mount's control channel, or
  * offline on a backing directory (root only, and only when no stratafs serves it). */
 #include "tools/admin.h"
+#include "fuse/fs_cmd.h"
 #include "fuse/fs_ctlmsg.h"
 #include "fuse/fs_rmr.h"
 #include "fuse/fs_trash.h"
@@ -57,6 +58,36 @@ static struct fs_caller self_caller(void)
 	return c;
 }
 
+/* The offline transport: runs req through fs_cmd_run on o, reclaims what a purge queued
+ * (no stratafs runs to do it) and closes o. Returns the ok reply or NULL (error printed). */
+static json_t *offline_run(struct offline *o, json_t *req)
+{
+	struct fs_caller c = self_caller();
+	const struct fs_cmd_ctx ctx = { .bfd = o->bfd, .trash = &o->trash, .rmr = &o->rmr };
+	json_t *resp = fs_cmd_run(&ctx, &c, req);
+	int ok = json_is_true(json_object_get(resp, "ok"));
+	if (ok && !strcmp(json_string_value(json_object_get(req, "op")), "trash_purge"))
+		fs_rmr_drain(&o->rmr, NULL, NULL);
+	offline_close(o);
+	if (!ok) {
+		fprintf(stderr, "strata-admin: %s\n",
+			json_string_value(json_object_get(resp, "error")));
+		json_decref(resp);
+		return NULL;
+	}
+	return resp;
+}
+
+/* The only difference between a live mount and a backing directory: how req gets to
+ * fs_cmd_run. Returns the ok reply or NULL (error printed). */
+static json_t *transport_call(const struct admin_target *t, json_t *req)
+{
+	if (t->live)
+		return admin_call(t, req, NULL);
+	struct offline o;
+	return offline_open(t, &o) ? NULL : offline_run(&o, req);
+}
+
 static int parse_user(const char *u, int64_t *out)
 {
 	char *end;
@@ -107,34 +138,13 @@ static void print_entries(json_t *resp)
 
 static int cmd_list(const struct admin_target *t, int64_t uid, int json)
 {
-	json_t *resp;
-	if (t->live) {
-		json_t *req = json_pack("{s:s}", "op", "trash_list");
-		if (uid >= 0 || getuid() != 0)
-			json_object_set_new(req, "uid", json_integer(uid >= 0 ? uid : getuid()));
-		resp = admin_call(t, req, NULL);
-		json_decref(req);
-		if (!resp)
-			return 1;
-	} else {
-		struct offline o;
-		if (offline_open(t, &o))
-			return 1;
-		struct fs_trash_list l;
-		struct st_error err = { 0 };
-		int rc = fs_trash_list(&o.trash, uid, &l, &err);
-		offline_close(&o);
-		if (rc) {
-			fprintf(stderr, "strata-admin: %s\n", err.msg);
-			return 1;
-		}
-		json_t *arr = json_array();
-		for (size_t i = 0; i < l.n; i++)
-			json_array_append_new(arr, fs_trash_entry_json(&l.v[i]));
-		resp = json_pack("{s:b,s:o,s:I,s:I}", "ok", 1, "entries", arr, "bytes",
-				 (json_int_t)l.bytes, "retention_us", (json_int_t)0);
-		fs_trash_list_release(&l);
-	}
+	json_t *req = json_pack("{s:s}", "op", "trash_list");
+	if (uid >= 0 || getuid() != 0)
+		json_object_set_new(req, "uid", json_integer(uid >= 0 ? uid : getuid()));
+	json_t *resp = transport_call(t, req);
+	json_decref(req);
+	if (!resp)
+		return 1;
 	if (json) {
 		json_dumpf(resp, stdout, JSON_COMPACT);
 		printf("\n");
@@ -155,56 +165,20 @@ static const char *mount_rel(const struct admin_target *t, const char *p)
 	return p;
 }
 
-struct offline_restore {
-	int n;
-	json_t *arr;
-};
-
-static void offline_cb(void *arg, const struct fs_trash_rec *rec, const char *dest, int dfd,
-		       const char *name, int rc)
-{
-	(void)dfd;
-	(void)name;
-	struct offline_restore *r = arg;
-	json_array_append_new(r->arr, json_pack("{s:s,s:s,s:s,s:i,s:s}", "id", rec->id, "path",
-						rec->path, "dest", dest, "errno",
-						rc < 0 && rc > -4096 ? -rc : 0, "error",
-						rc ? st_strerror(rc) : ""));
-}
-
 static int cmd_restore(const struct admin_target *t, const char *what, const char *to,
 		       int overwrite, int json)
 {
 	json_t *resp;
 	/* not copied: paths of any length (deep trees) */
 	const char *w = mount_rel(t, what), *d = to ? mount_rel(t, to) : NULL;
-	if (t->live) {
-		json_t *req = json_pack("{s:s,s:s,s:b}", "op", "trash_restore", "what", w,
-					"overwrite", overwrite);
-		if (to)
-			json_object_set_new(req, "to", json_string(d));
-		resp = admin_call(t, req, NULL);
-		json_decref(req);
-		if (!resp)
-			return 1;
-	} else {
-		struct offline o;
-		if (offline_open(t, &o))
-			return 1;
-		struct fs_caller c = self_caller();
-		struct offline_restore r = { .arr = json_array() };
-		struct st_error err = { 0 };
-		int n = fs_trash_restore(&o.trash, w, to ? d : NULL,
-					 overwrite ? FS_RESTORE_OVERWRITE : 0, &c, offline_cb, &r,
-					 &err);
-		offline_close(&o);
-		if (n < 0) {
-			fprintf(stderr, "strata-admin: %s\n", err.msg);
-			json_decref(r.arr);
-			return 1;
-		}
-		resp = json_pack("{s:b,s:i,s:o}", "ok", 1, "restored", n, "entries", r.arr);
-	}
+	json_t *req = json_pack("{s:s,s:s,s:b}", "op", "trash_restore", "what", w, "overwrite",
+				overwrite);
+	if (to)
+		json_object_set_new(req, "to", json_string(d));
+	resp = transport_call(t, req);
+	json_decref(req);
+	if (!resp)
+		return 1;
 	if (json) {
 		json_dumpf(resp, stdout, JSON_COMPACT);
 		printf("\n");
@@ -226,35 +200,18 @@ static int cmd_restore(const struct admin_target *t, const char *what, const cha
 static int cmd_purge(const struct admin_target *t, char **ids, int nids, int64_t older,
 		     int all)
 {
-	int n;
-	if (t->live) {
-		json_t *arr = json_array();
-		for (int i = 0; i < nids; i++)
-			json_array_append_new(arr, json_string(ids[i]));
-		json_t *req = json_pack("{s:s,s:o,s:I,s:b}", "op", "trash_purge", "ids", arr,
-					"older_than_us", (json_int_t)older, "all", all);
-		json_t *resp = admin_call(t, req, NULL);
-		json_decref(req);
-		if (!resp)
-			return 1;
-		n = (int)json_integer_value(json_object_get(resp, "purged"));
-		json_decref(resp);
-	} else {
-		struct offline o;
-		if (offline_open(t, &o))
-			return 1;
-		struct fs_caller c = self_caller();
-		struct st_error err = { 0 };
-		n = fs_trash_purge(&o.trash, (const char *const *)ids, (size_t)nids, older, &c, all,
-				   &err);
-		if (n >= 0)
-			fs_rmr_drain(&o.rmr, NULL, NULL);
-		offline_close(&o);
-		if (n < 0) {
-			fprintf(stderr, "strata-admin: %s\n", err.msg);
-			return 1;
-		}
-	}
+	json_t *arr = json_array();
+	for (int i = 0; i < nids; i++)
+		json_array_append_new(arr, json_string(ids[i]));
+	json_t *req = json_pack("{s:s,s:o,s:I,s:b}", "op", "trash_purge", "ids", arr,
+				"older_than_us", (json_int_t)older, "all", all);
+	json_t *resp;
+	resp = transport_call(t, req);
+	json_decref(req);
+	if (!resp)
+		return 1;
+	int n = (int)json_integer_value(json_object_get(resp, "purged"));
+	json_decref(resp);
 	printf("purged %d entr%s\n", n, n == 1 ? "y" : "ies");
 	return 0;
 }

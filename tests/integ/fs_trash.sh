@@ -130,7 +130,16 @@ as_nobody "$ADMIN" trash restore --mount "$M" /shared/nb.txt >/dev/null || fail 
 
 note "offline access on the backing directory is refused while mounted, works after"
 "$ADMIN" rmr drain --backing "$B" 2>/dev/null && fail "offline drain while mounted"
+"$ADMIN" trash list --mount "$M" --json >"$T/list.live" || fail "live list --json"
 fs_umount
+note "one command implementation: the offline list equals the daemon's"
+"$ADMIN" trash list --backing "$B" --json >"$T/list.offline" || fail "offline list --json"
+/usr/bin/python3 - "$T/list.live" "$T/list.offline" <<'PY' || fail "offline and live trash list differ"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+a.pop("retention_us"); b.pop("retention_us")
+sys.exit(0 if a == b and a["entries"] else 1)
+PY
 "$ADMIN" trash list --backing "$B" | grep -q "/proj/conf" || fail "offline list"
 "$ADMIN" trash restore --backing "$B" /proj/conf --to /proj/conf.offline >/dev/null || fail "offline restore"
 [ "$(cat "$B/proj/conf.offline")" = v2 ] || fail "offline restore content"
