@@ -1,9 +1,10 @@
-/* The control channel of a live stratafs: one JSON request line and one JSON response line
- * per connection, over an abstract unix socket named after the backing directory
- * (fs_ctl_addr). The daemon authenticates callers with SO_PEERCRED.
+/* The control channel of a live stratafs (the transport of fs_cmd_run, fs_cmd.h): one JSON
+ * request line and one JSON response line per connection, over an abstract unix socket
+ * named after the backing directory (fs_ctl_addr). The daemon authenticates callers with
+ * SO_PEERCRED.
  * Requests: {"op":"ping"} {"op":"rmr","path":P,"via_trash":B} {"op":"rmr_status"}
  *           {"op":"trash_list","uid":U} {"op":"trash_restore","what":W,"to":T}
- *           {"op":"trash_purge","ids":[...],"older_than_us":N,"all":B}
+ *           {"op":"trash_purge","ids":[...],"older_than_us":N,"all":B} {"op":"status"}
  * Responses: {"ok":true,...} or {"ok":false,"errno":E,"error":MSG}. */
 #ifndef FS_CTLMSG_H
 #define FS_CTLMSG_H
