@@ -1,4 +1,5 @@
 /* libstrata synchronous operations and the pipelined batch API. */
+#include "common/st_grow.h"
 #include "client/strata_impl.h"
 
 #include <stdio.h>
@@ -571,14 +572,8 @@ size_t strata_batch_count(const strata_batch *b)
 
 static int sc_batch_add(strata_batch *b, Strata__Request *req, size_t nresults)
 {
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? b->cap * 2 : 64;
-		struct sc_item *it = realloc(b->items, cap * sizeof(*it));
-		if (!it)
-			return STRATA_ENOMEM;
-		b->items = it;
-		b->cap = cap;
-	}
+	if (st_grow((void **)&b->items, &b->cap, b->n + 1, sizeof(*b->items), 64))
+		return STRATA_ENOMEM;
 	req->id = 0;
 	size_t len = strata__request__get_packed_size(req);
 	if (b->bcap - b->blen < len) {

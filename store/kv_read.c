@@ -1,5 +1,6 @@
 /* Reads: get, multi-get and history, built on the version scanner. The schema is resolved
  * once per call under the registry lock; the scan itself runs without it. */
+#include "common/st_grow.h"
 #include "store/kv_scan.h"
 
 #include <stddef.h>
@@ -312,14 +313,8 @@ struct hist_acc {
 static int hist_add(void *arg, const struct kv_scan *sc)
 {
 	struct hist_acc *a = arg;
-	if (a->n == a->cap) {
-		size_t nc = a->cap ? a->cap * 2 : 16;
-		struct kv_version *nv = realloc(a->v, nc * sizeof(*nv));
-		if (!nv)
-			return ST_ENOMEM;
-		a->v = nv;
-		a->cap = nc;
-	}
+	if (st_grow((void **)&a->v, &a->cap, a->n + 1, sizeof(*a->v), 16))
+		return ST_ENOMEM;
 	int rc = kv_scan_version(sc, &a->v[a->n]);
 	if (rc)
 		return rc;

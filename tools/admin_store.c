@@ -3,6 +3,7 @@
  * commands say so) or, for backup, stats and verify, online through --addr (the server does
  * the work on the store it has open; the same store reports, kv_stats_json/kv_verify_json).
  * Long operations show progress on a terminal and can print JSON. */
+#include "common/st_grow.h"
 #include "tools/admin.h"
 #include "common/st_csv.h"
 #include "common/st_progress.h"
@@ -501,14 +502,8 @@ static int dump_cb(void *arg, const char *e, size_t elen, const struct kv_featur
 		for (size_t i = 0; i < c->n; i++)
 			if (c->cells[i].fi == fi)
 				return 0;
-	if (c->n == c->cap) {
-		size_t nc = c->cap ? c->cap * 2 : 64;
-		struct dump_cell *ncl = realloc(c->cells, nc * sizeof(*ncl));
-		if (!ncl)
-			return ST_ENOMEM;
-		c->cells = ncl;
-		c->cap = nc;
-	}
+	if (st_grow((void **)&c->cells, &c->cap, c->n + 1, sizeof(*c->cells), 64))
+		return ST_ENOMEM;
 	struct dump_cell *cell = &c->cells[c->n];
 	cell->ts = v->r.ts;
 	cell->fi = fi;
