@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/st_fault.h"
 #include "common/st_log.h"
 #include "common/st_time.h"
 
@@ -56,7 +57,8 @@ static int send_hello(struct repl *r, struct repl_shard *sh, int fd, const struc
 static void tailing(struct repl *r, struct repl_shard *sh)
 {
 	pthread_mutex_lock(&r->mu);
-	if (sh->state == REPL_S_CONNECTING)
+	/* a shard that asked for a resync is not tailing until the copy is installed */
+	if (sh->state == REPL_S_CONNECTING && !sh->want_resync)
 		repl_set_state(r, sh, REPL_S_TAILING);
 	sh->heard_us = repl_now_us();
 	pthread_mutex_unlock(&r->mu);
@@ -90,13 +92,19 @@ static int on_batch(struct repl *r, struct repl_shard *sh, int fd, struct kv_rep
 	atomic_fetch_add(&r->m.batches_applied, 1);
 	pthread_mutex_lock(&r->mu);
 	sh->applied_next = np.next_seq;
+	if (rc == KV_APPLY_INGESTED) {
+		/* Preloaded files are not in the WAL: fetch a copy that has them. The shard
+		 * leaves TAILING in the same critical section that publishes the position, so
+		 * no status reader sees "tailing, caught up" while the ingested rows are missing. */
+		sh->want_resync = 1;
+		if (sh->state == REPL_S_TAILING)
+			repl_set_state(r, sh, REPL_S_CONNECTING);
+	}
 	pthread_mutex_unlock(&r->mu);
 	if (rc == KV_APPLY_INGESTED) {
-		/* preloaded files are not in the WAL: fetch a copy that has them */
 		st_info("replication: shard %d: the primary ingested files: resync", sh->shard);
-		pthread_mutex_lock(&r->mu);
-		sh->want_resync = 1;
-		pthread_mutex_unlock(&r->mu);
+		if (ST_FAULT("repl.ingest.slow"))
+			usleep(1500000); /* widens the window a status reader must not see as caught up */
 		return st_error_set(err, ST_ECANCELED, "resync after an ingestion");
 	}
 	return send_ack(fd, np.next_seq, err);

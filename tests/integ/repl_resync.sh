@@ -39,13 +39,15 @@ grep -q "WAL does not reach" "$T/a.log" || fail "the primary did not detect the 
 [ "$($S --data-dir "$T/b" get t e1 x | cut -f2)" = 1 ] || fail "old copy unusable after the crash"
 ls -d "$T"/b/shard-*.resync 2>/dev/null && fail "an incomplete staged copy was left after open"
 
-start b
+# repl.ingest.slow: the replica pauses 1.5 s after applying the primary's ingest marker and
+# before it reconnects for the resync; it must not look caught up in that window
+STRATA_FAULTS=repl.ingest.slow start b
 wait_caught_up b 1200
 verify_all 2
 [ "$($S --addr "${ADDR[b]}" get t e3 x | cut -f2)" = 3 ] || fail "e3 missing on the replica"
 
 # preload: the ingested files are not in the WAL; the replica resyncs the shards and answers
-# known-at reads exactly like the primary
+# known-at reads exactly like the primary (no status may call it caught up before that)
 n0=$(grep -c "resync installed" "$T/b.log")
 $S --addr "${ADDR[a]}" table create p --feature v:i64 >/dev/null || fail "create p"
 printf 'entity,ts,v\n' > "$T/pre.csv"
