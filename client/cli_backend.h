@@ -24,9 +24,12 @@ struct cli_backend {
 		   struct st_error *err);
 	int (*del)(void *ctx, const char *table, const char *entity, size_t entity_len,
 		   const char *const *features, size_t nfeatures, int64_t ts, struct st_error *err);
-	int (*get)(void *ctx, const char *table, const char *entity, size_t entity_len,
-		   const char *const *features, size_t nfeatures, const struct kv_read_opts *o,
-		   struct kv_result *out, struct st_error *err);
+	/* kv_multiget: nentities x nfeatures into out[e * nfeatures + f] (one request over the
+	 * network, whatever nentities; a single get is nentities = 1). */
+	int (*get)(void *ctx, const char *table, const char *const *entities,
+		   const size_t *entity_lens, size_t nentities, const char *const *features,
+		   size_t nfeatures, const struct kv_read_opts *o, struct kv_result *out,
+		   struct st_error *err);
 	int (*history)(void *ctx, const char *table, const char *entity, size_t entity_len,
 		       const char *feature, int64_t from, int64_t to, size_t limit,
 		       int64_t known_at, struct kv_version **out, size_t *n, struct st_error *err);

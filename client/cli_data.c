@@ -209,7 +209,9 @@ int cli_cmd_get(struct cli *c, int argc, char **argv)
 	}
 	res = calloc(nf, sizeof(*res));
 	struct kv_read_opts o = {a.as_of, a.known_at, 0};
-	if (c->be.get(c->be.ctx, a.pos[0], a.pos[1], strlen(a.pos[1]), feats, nf, &o, res, &err)) {
+	const char *ent = a.pos[1];
+	size_t elen = strlen(ent);
+	if (c->be.get(c->be.ctx, a.pos[0], &ent, &elen, 1, feats, nf, &o, res, &err)) {
 		rc = cli_fail(&err);
 		goto out;
 	}

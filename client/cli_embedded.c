@@ -46,11 +46,11 @@ static int emb_del(void *ctx, const char *table, const char *entity, size_t elen
 	return kv_delete(ctx, table, entity, elen, features, nf, ts, err);
 }
 
-static int emb_get(void *ctx, const char *table, const char *entity, size_t elen,
-		   const char *const *features, size_t nf, const struct kv_read_opts *o,
-		   struct kv_result *out, struct st_error *err)
+static int emb_get(void *ctx, const char *table, const char *const *entities,
+		   const size_t *elens, size_t ne, const char *const *features, size_t nf,
+		   const struct kv_read_opts *o, struct kv_result *out, struct st_error *err)
 {
-	return kv_get(ctx, table, entity, elen, features, nf, o, out, err);
+	return kv_multiget(ctx, table, entities, elens, ne, features, nf, o, out, err);
 }
 
 static int emb_history(void *ctx, const char *table, const char *entity, size_t elen,

@@ -206,18 +206,21 @@ static int rm_del(void *ctx, const char *table, const char *entity, size_t entit
 	return rc ? rm_err(&se, rc, err) : 0;
 }
 
-static int rm_get(void *ctx, const char *table, const char *entity, size_t entity_len,
-		  const char *const *features, size_t nfeatures, const struct kv_read_opts *o,
-		  struct kv_result *out, struct st_error *err)
+static int rm_get(void *ctx, const char *table, const char *const *entities,
+		  const size_t *entity_lens, size_t nentities, const char *const *features,
+		  size_t nfeatures, const struct kv_read_opts *o, struct kv_result *out,
+		  struct st_error *err)
 {
-	struct strata_result *r = calloc(nfeatures + 1, sizeof(*r));
+	size_t n = nentities * nfeatures;
+	struct strata_result *r = calloc(n + 1, sizeof(*r));
 	if (!r)
 		return st_error_set(err, ST_ENOMEM, "out of memory");
 	struct strata_read_opts so = {o ? o->as_of : ST_TS_MAX, o ? o->known_at : ST_TS_MAX};
 	struct strata_error se = {0};
-	int rc = strata_get(ctx, table, entity, entity_len, features, nfeatures, &so, r, &se);
+	int rc = strata_multiget(ctx, table, entities, entity_lens, nentities, features, nfeatures,
+				 &so, r, &se);
 	if (!rc)
-		for (size_t i = 0; i < nfeatures; i++)
+		for (size_t i = 0; i < n; i++)
 			rm_result_out(&r[i], &out[i]);
 	free(r);
 	return rc ? rm_err(&se, rc, err) : 0;

@@ -278,7 +278,11 @@ PyObject *py_delete(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
-/* Runs one get per entity on one backend. */
+/* Entities per multi-get request: bounds one request's frame and the server's work per
+ * request (other clients' requests interleave between them). */
+#define PY_GET_BATCH 512
+
+/* Runs the gets on one backend: one multi-get request per PY_GET_BATCH entities. */
 static int py_get_all(struct py_client *cl, const char *table, const struct py_entities *e,
 		      const char **f, size_t nf, const struct kv_read_opts *o,
 		      struct kv_result *res, struct st_error *err)
@@ -287,8 +291,10 @@ static int py_get_all(struct py_client *cl, const char *table, const struct py_e
 	int rc = py_backend_take(cl, &be, err);
 	if (rc)
 		return rc;
-	for (size_t i = 0; !rc && i < e->n; i++)
-		rc = be.get(be.ctx, table, e->ptr[i], e->len[i], f, nf, o, &res[i * nf], err);
+	for (size_t i = 0; !rc && i < e->n; i += PY_GET_BATCH) {
+		size_t n = e->n - i < PY_GET_BATCH ? e->n - i : PY_GET_BATCH;
+		rc = be.get(be.ctx, table, e->ptr + i, e->len + i, n, f, nf, o, &res[i * nf], err);
+	}
 	py_backend_put(cl, &be);
 	return rc;
 }

@@ -2,13 +2,16 @@
 import datetime as dt
 import gzip
 import os
+import subprocess
 import threading
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import strata
+from conftest import BIN
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
 FEATS = {"age": "i64", "ctr": "f64", "x": "f32", "name": "str", "raw": "bytes",
@@ -251,3 +254,56 @@ def test_same_results_embedded_and_server(server, tmp_path, tname):
             outs.append((j, g, h))
     for a, b in zip(*outs):
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_get_many_entities(client, tname):
+    """A get of many entities answers each exactly as a get of that entity alone, across the
+    package's multi-get batches (512 entities per request), absent entities included."""
+    client.create_table(tname, {"x": "i64", "s": "str"})
+    df = pd.DataFrame({"entity": [f"e{i}" for i in range(0, 1500, 2)],
+                       "ts": pd.Timestamp("2026-01-01", tz="UTC"),
+                       "x": np.arange(750, dtype=np.int64), "s": [f"v{i}" for i in range(750)]})
+    client.put_df(tname, df, entity_column="entity", ts_column="ts")
+    ents = [f"e{i}" for i in range(1500)][::-1]
+    many = client.get(tname, ents, ["x", "s"]).to_dict()
+    for e in ("e0", "e1", "e511", "e512", "e1024", "e1499", "e1498"):
+        one = client.get(tname, e, ["x", "s"]).to_dict()
+        i = ents.index(e)
+        assert {k: many[k][i] for k in many} == {k: one[k][0] for k in one}
+    assert many["x"][ents.index("e1498")] == 749 and many["x"][ents.index("e1")] is None
+
+
+def test_get_many_is_one_request_per_batch(tmp_path, tname):
+    """Through stratad, a get of 1000 entities is 2 multi-get requests, not 1000 gets."""
+    import socket
+    import urllib.request
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    ready = tmp_path / "ready"
+    p = subprocess.Popen([os.path.join(BIN, "stratad"), "--data-dir", str(tmp_path / "d"),
+                          "--listen", "127.0.0.1:0", "--admin", f"127.0.0.1:{port}",
+                          "--ready-file", str(ready)], stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(400):
+            if ready.exists() and ready.stat().st_size:
+                break
+            time.sleep(0.025)
+        with strata.connect(ready.read_text().split()[0]) as c:
+            c.create_table(tname, {"x": "i64"})
+            c.put(tname, "e1", {"x": 1})
+
+            def count(op):
+                m = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+                for line in m.splitlines():
+                    if line.startswith(f'strata_requests_total{{op="{op}"}}'):
+                        return int(line.split()[-1])
+                return 0
+            before = count("multiget") + count("get")
+            r = c.get(tname, [f"e{i}" for i in range(1000)], ["x"]).to_dict()
+            assert r["x"][1] == 1 and r["x"][0] is None
+            assert count("multiget") + count("get") - before == 2
+    finally:
+        p.terminate()
+        p.wait(10)
