@@ -350,7 +350,7 @@ char *repl_metrics_text(struct repl *r)
 		C(sync_degraded), C(proto_errors), C(writes_refused), C(stale_reads_refused),
 #undef C
 	};
-	size_t cap = 8192, n = 0;
+	size_t cap = 8192 + (size_t)r->layout.nshards * 256, n = 0; /* 3 gauges per shard */
 	char *buf = malloc(cap);
 	if (!buf)
 		return NULL;
@@ -360,20 +360,33 @@ char *repl_metrics_text(struct repl *r)
 				      counters[i].name, counters[i].name,
 				      (unsigned long long)atomic_load(c));
 	}
+	/* per replicated shard: lag in sequences, lag in seconds (time since the moment up to
+	 * which the copy is complete; absent until the first heartbeat), resync progress */
+	static const char *const gauges[] = {"strata_repl_lag_seq", "strata_replication_lag_seconds",
+					     "strata_repl_resync_bytes_done"};
+	int64_t now = st_now_us();
 	pthread_mutex_lock(&r->mu);
-	n += (size_t)snprintf(buf + n, cap - n, "# TYPE strata_repl_lag_seq gauge\n");
-	for (int s = 0; s < r->layout.nshards && n < cap - 256; s++) {
-		struct repl_shard *sh = &r->shards[s];
-		if (sh->state == REPL_S_PRIMARY || sh->state == REPL_S_NONE)
-			continue;
-		uint64_t lag = sh->primary_latest + 1 > sh->applied_next
-				       ? sh->primary_latest + 1 - sh->applied_next
-				       : 0;
-		n += (size_t)snprintf(buf + n, cap - n,
-				      "strata_repl_lag_seq{shard=\"%d\"} %llu\n"
-				      "strata_repl_resync_bytes_done{shard=\"%d\"} %llu\n",
-				      s, (unsigned long long)lag, s,
-				      (unsigned long long)sh->resync_done);
+	for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
+		n += (size_t)snprintf(buf + n, cap - n, "# TYPE %s gauge\n", gauges[g]);
+		for (int s = 0; s < r->layout.nshards && n < cap - 256; s++) {
+			struct repl_shard *sh = &r->shards[s];
+			if (sh->state == REPL_S_PRIMARY || sh->state == REPL_S_NONE)
+				continue;
+			uint64_t lag = sh->primary_latest + 1 > sh->applied_next
+					       ? sh->primary_latest + 1 - sh->applied_next
+					       : 0;
+			if (g == 0)
+				n += (size_t)snprintf(buf + n, cap - n, "%s{shard=\"%d\"} %llu\n",
+						      gauges[g], s, (unsigned long long)lag);
+			else if (g == 1 && sh->complete_us)
+				n += (size_t)snprintf(buf + n, cap - n, "%s{shard=\"%d\"} %.3f\n",
+						      gauges[g], s,
+						      (double)(now - sh->complete_us) / 1e6);
+			else if (g == 2)
+				n += (size_t)snprintf(buf + n, cap - n, "%s{shard=\"%d\"} %llu\n",
+						      gauges[g], s,
+						      (unsigned long long)sh->resync_done);
+		}
 	}
 	pthread_mutex_unlock(&r->mu);
 	return buf;

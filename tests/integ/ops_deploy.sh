@@ -44,8 +44,9 @@ has "example tables" "+ create table user_profile (3 features" "$out"
 grep -q '^BACKING=.*' "$ROOT/ops/examples/stratafs.env" || fail "stratafs.env has no BACKING"
 
 # ---- every metric the rules and the dashboard use exists ----
-# Metrics of other components (replication, stratafs --metrics, node_exporter), not served by
-# a single stratad: they must at least be listed here, so a typo still fails.
+# Metrics of other components (a replica's lag, checked in repl_catchup.sh; stratafs
+# --metrics; node_exporter), not served by a single stratad: they must at least be listed
+# here, so a typo still fails.
 OTHER="up strata_replication_lag_seconds stratafs_trash_bytes stratafs_journal_bytes
 stratafs_journal_capacity_bytes node_filesystem_avail_bytes node_filesystem_size_bytes"
 python3 - "$ROOT/ops/prometheus/strata-alerts.yml" "$ROOT/ops/grafana/strata-dashboard.json" \

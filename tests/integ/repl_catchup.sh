@@ -33,10 +33,25 @@ sb --addr "${ADDR[a]}" --op put --conns 16 --count 100000 --entities 50000 --fea
   --table bench --duration 0 --warmup 0 > "$T/bench.out" 2>&1 || fail "bench put: $(cat "$T/bench.out")"
 $S --addr "${ADDR[a]}" table alter t --feature y:f64 --ttl 5d >/dev/null || fail "alter"
 $S --addr "${ADDR[a]}" put t e2 x=2 y=2.5 s=two --ts 2026-01-01T00:00:02Z >/dev/null || fail "put 2"
-start b
+start b --admin 127.0.0.1:0
 wait_caught_up b 1200
 grep -c "resync installed" "$T/b.log" | grep -qx 4 || fail "restart resynced instead of resuming"
 verify_all 4
+# the replica's lag metrics (the alert rules' strata_replication_lag_seconds among them)
+APORT=$(awk '{print $2}' "$T/b.ready")
+sleep 0.3 # a heartbeat after the catch-up
+curl -sf "127.0.0.1:$APORT/metrics" > "$T/metrics" || fail "no /metrics on the replica"
+for s in 0 1 2 3; do
+  v=$(sed -n "s/^strata_replication_lag_seconds{shard=\"$s\"} //p" "$T/metrics")
+  [ -n "$v" ] && awk -v v="$v" 'BEGIN { exit !(v >= 0 && v < 30) }' ||
+    fail "shard $s: strata_replication_lag_seconds '$v': $(grep lag "$T/metrics")"
+  grep -q "^strata_repl_lag_seq{shard=\"$s\"} " "$T/metrics" || fail "no lag in sequences for $s"
+done
+if command -v promtool >/dev/null; then
+  # the exposition must parse; lints about missing HELP lines are accepted
+  promtool check metrics < "$T/metrics" > "$T/promtool.txt" 2>&1
+  grep -v "no help text" "$T/promtool.txt" | grep -q . && fail "promtool check metrics: $(cat "$T/promtool.txt")"
+fi
 $S --addr "${ADDR[b]}" table show t --json | grep -q '"y"' || fail "alter did not reach b"
 [ "$($S --addr "${ADDR[b]}" get t e2 --json)" = "$($S --addr "${ADDR[a]}" get t e2 --json)" ] ||
   fail "e2 differs"
