@@ -537,13 +537,14 @@ static PyObject *py_job_to_dict(const struct kv_job_info *j)
 			     j->error, "bad_samples", bad);
 }
 
-/* preload(table, path, format or None, skip_bad_rows, ts_column or None, ts_unit) -> id */
+/* preload(table, path, format or None, skip_bad_rows, ts_column or None, ts_unit[,
+ * allow_any_ts]) -> id */
 static PyObject *py_preload(PyObject *self, PyObject *args)
 {
 	struct py_client *c = (struct py_client *)self;
 	const char *table, *path, *fmt, *tscol, *unit;
-	int skip;
-	if (!PyArg_ParseTuple(args, "sszpzs", &table, &path, &fmt, &skip, &tscol, &unit))
+	int skip, any = 0;
+	if (!PyArg_ParseTuple(args, "sszpzs|p", &table, &path, &fmt, &skip, &tscol, &unit, &any))
 		return NULL;
 	struct kv_preload_req r;
 	kv_preload_req_init(&r);
@@ -555,6 +556,7 @@ static PyObject *py_preload(PyObject *self, PyObject *args)
 	if (tscol)
 		snprintf(r.ts_column, sizeof(r.ts_column), "%s", tscol);
 	r.skip_bad_rows = skip;
+	r.allow_any_ts = any;
 	if (fmt && kv_format_parse(fmt, &r.format))
 		return py_raisef(ST_EINVAL, "preload: unknown format '%s' (csv, tsv, jsonl)", fmt);
 	if (st_ts_unit_parse(unit, &r.ts_unit))
@@ -626,6 +628,32 @@ static PyObject *py_parse_ts(PyObject *mod, PyObject *args)
 		return py_raisef(ST_EINVAL,
 				 "bad timestamp '%s' (ISO 8601, e.g. 2026-11-01T10:00:00Z)", s);
 	return PyLong_FromLongLong(us);
+}
+
+/* check_ts(text, unit, us): None when the integer timestamp `text`, read in `unit` ("s",
+ * "ms", "us") as `us` microseconds, is plausible (1990-2200), else InvalidArgument with the
+ * store's message naming the unit that would make it plausible (the CLI's guard). "ns" is
+ * checked on the converted value without a suggestion (the store has no ns unit). */
+static PyObject *py_check_ts(PyObject *mod, PyObject *args)
+{
+	const char *s, *unit;
+	Py_ssize_t len;
+	long long us;
+	if (!PyArg_ParseTuple(args, "s#sL", &s, &len, &unit, &us))
+		return NULL;
+	char why[256], date[ST_TS_BUFLEN];
+	enum st_ts_unit u;
+	if (!strcmp(unit, "ns")) {
+		if (us >= ST_TS_PLAUSIBLE_MIN && us < ST_TS_PLAUSIBLE_MAX)
+			Py_RETURN_NONE;
+		return py_raisef(ST_EINVAL, "integer timestamp %.24s in ns is %s, outside 1990-2200",
+				 s, st_ts_format(us, date));
+	}
+	if (st_ts_unit_parse(unit, &u))
+		return py_raisef(ST_EINVAL, "unknown ts unit '%s' (s, ms, us, ns)", unit);
+	if (st_ts_check_plausible(s, (size_t)len, u, us, why, sizeof(why)))
+		return py_raisef(ST_EINVAL, "%s", why);
+	Py_RETURN_NONE;
 }
 
 static PyObject *py_format_ts(PyObject *mod, PyObject *args)
@@ -704,6 +732,7 @@ static PyMethodDef py_module_methods[] = {
 	{"connect", py_connect, METH_VARARGS, NULL},
 	{"parse_duration", py_parse_duration, METH_VARARGS, NULL},
 	{"parse_ts", py_parse_ts, METH_VARARGS, NULL},
+	{"check_ts", py_check_ts, METH_VARARGS, NULL},
 	{"format_ts", py_format_ts, METH_VARARGS, NULL},
 	{"register", py_register, METH_VARARGS, NULL},
 	{"code_names", py_code_names, METH_NOARGS, NULL},
@@ -731,5 +760,10 @@ PyMODINIT_FUNC PyInit__core(void)
 		return NULL;
 	}
 	Py_DECREF(mx);
+	if (PyModule_AddIntConstant(m, "TS_PLAUSIBLE_MIN", ST_TS_PLAUSIBLE_MIN) < 0 ||
+	    PyModule_AddIntConstant(m, "TS_PLAUSIBLE_MAX", ST_TS_PLAUSIBLE_MAX) < 0) {
+		Py_DECREF(m);
+		return NULL;
+	}
 	return m;
 }

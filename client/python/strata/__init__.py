@@ -35,22 +35,23 @@ def _timeout_ms(timeout, what):
     return max(1, int(timeout * 1000)) if timeout else 0
 
 
-def connect(addr, token=None, timeout=30.0, connect_timeout=5.0):
+def connect(addr, token=None, timeout=30.0, connect_timeout=5.0, allow_any_ts=False):
     """Connects to a stratad server at "host:port" ("[v6]:port"); token is the server's
     shared secret. timeout bounds each call's wait for the server (seconds or timedelta,
     None = no limit). Connections are opened as threads need them (one is opened now, so a
-    wrong address or token fails here). Returns a Client."""
+    wrong address or token fails here). allow_any_ts: accept integer timestamps outside
+    1990-2200 in their ts_unit (refused by default as a unit mistake). Returns a Client."""
     if not isinstance(addr, str):
         raise InvalidArgument("connect: addr must be 'host:port'")
     core = _core.connect(addr, token, _timeout_ms(connect_timeout, "connect_timeout") or 5000,
                          _timeout_ms(timeout, "timeout"))
-    return Client(core, ("server", addr, token, timeout, connect_timeout))
+    return Client(core, ("server", addr, token, timeout, connect_timeout), allow_any_ts)
 
 
-def open(path):  # noqa: A001 - mirrors the built-in on purpose: strata.open(dir)
+def open(path, allow_any_ts=False):  # noqa: A001 - mirrors the built-in: strata.open(dir)
     """Opens (creating if needed) an embedded store in the directory `path`, in this
     process: no server. Only one process may have a store open. Preload jobs run in
-    background threads of this process. Returns a Client."""
+    background threads of this process. allow_any_ts as in connect. Returns a Client."""
     import os
     path = os.fspath(path)
-    return Client(_core.open_embedded(path), ("embedded", os.path.abspath(path)))
+    return Client(_core.open_embedded(path), ("embedded", os.path.abspath(path)), allow_any_ts)

@@ -181,9 +181,17 @@ class Client:
     (strata.connect). Thread-safe: operations release the GIL and, over the network, each
     thread borrows its own connection from a pool. A context manager (closes on exit)."""
 
-    def __init__(self, core, spec):
+    def __init__(self, core, spec, allow_any_ts=False):
         self._core = core
         self._spec = spec  # how to make another handle (DataLoader workers)
+        # integer timestamps outside 1990-2200 in their unit: refused unless this is set
+        self._any_ts = bool(allow_any_ts)
+
+    def _us(self, v, ts_unit, what="ts"):
+        return _time.to_us(v, ts_unit, what, self._any_ts)
+
+    def _col_us(self, col, ts_unit, what):
+        return _time.column_to_us(col, ts_unit, what, self._any_ts)
 
     # ---- lifecycle ----
     def close(self):
@@ -252,7 +260,7 @@ class Client:
         values are skipped. Returns the number of cells written."""
         if not isinstance(values, dict) or not values:
             raise InvalidArgument("put: values must be a non-empty dict {feature: value}")
-        us = _time.to_us(ts, ts_unit) if ts is not None else _now_us()
+        us = self._us(ts, ts_unit) if ts is not None else _now_us()
         cols = {k: pd.Series(_columns.object_array([v])) for k, v in values.items()}
         cols["__entity"] = pd.Series(_columns.object_array([entity]))
         cols["__ts"] = pd.Series([us], dtype=np.int64)
@@ -284,7 +292,7 @@ class Client:
             if f not in df.columns:
                 raise InvalidArgument(f"put_df: no column '{f}' in the DataFrame")
         ents = _entity_list(df[ecol], f"put_df: entity column '{ecol}'")
-        ts = _time.column_to_us(df[ts_column], ts_unit, f"put_df: ts column '{ts_column}'")
+        ts = self._col_us(df[ts_column], ts_unit, f"put_df: ts column '{ts_column}'")
         cols = [_columns.put_column(f, schema.features[f], df[f]) for f in features]
         if not len(df) or not cols:
             return 0
@@ -292,7 +300,7 @@ class Client:
 
     def delete(self, table, entity, features=None, ts=None, ts_unit=None):
         """Writes tombstones at ts (default: now) for the features (None: all of them)."""
-        us = _time.to_us(ts, ts_unit) if ts is not None else _now_us()
+        us = self._us(ts, ts_unit) if ts is not None else _now_us()
         self._core.delete(table, entity, list(features or []), us)
 
     # ---- reads ----
@@ -310,8 +318,8 @@ class Client:
             features = [features]
         else:
             features = list(features)
-        a = _time.TS_MAX if as_of is None else _time.to_us(as_of, ts_unit, "as_of")
-        k = _time.TS_MAX if known_at is None else _time.to_us(known_at, ts_unit, "known_at")
+        a = _time.TS_MAX if as_of is None else self._us(as_of, ts_unit, "as_of")
+        k = _time.TS_MAX if known_at is None else self._us(known_at, ts_unit, "known_at")
         vals, ts, st = self._core.get(table, ents, features, a, k)
         return GetResult(self, table, ents, features, vals, ts, st)
 
@@ -319,9 +327,9 @@ class Client:
                 ts_unit=None):
         """Every version of one feature of one entity with start <= event time <= end,
         newest first: a DataFrame with columns ts, value, deleted (tombstones), ingested."""
-        lo = _time.TS_MIN if start is None else _time.to_us(start, ts_unit, "start")
-        hi = _time.TS_MAX if end is None else _time.to_us(end, ts_unit, "end")
-        k = _time.TS_MAX if known_at is None else _time.to_us(known_at, ts_unit, "known_at")
+        lo = _time.TS_MIN if start is None else self._us(start, ts_unit, "start")
+        hi = _time.TS_MAX if end is None else self._us(end, ts_unit, "end")
+        k = _time.TS_MAX if known_at is None else self._us(known_at, ts_unit, "known_at")
         rows = self._core.history(table, entity, feature, lo, hi, int(limit or 0), k)
         ftype = self.table(table).features[feature]
         return pd.DataFrame({
@@ -375,8 +383,8 @@ class Client:
         if ts_column not in samples.columns:
             raise InvalidArgument(f"join: samples have no ts column '{ts_column}' "
                                   f"(columns: {list(samples.columns)})")
-        ts = _time.column_to_us(samples[ts_column], ts_unit, f"join: ts column '{ts_column}'")
-        k = _time.TS_MAX if known_at is None else _time.to_us(known_at, ts_unit, "known_at")
+        ts = self._col_us(samples[ts_column], ts_unit, f"join: ts column '{ts_column}'")
+        k = _time.TS_MAX if known_at is None else self._us(known_at, ts_unit, "known_at")
         plans = []
         for tname, names in groups.items():
             schema = self.table(tname)
@@ -438,7 +446,7 @@ class Client:
         if self.embedded:
             path = os.path.abspath(path)
         job = Job(self, self._core.preload(table, str(path), format, bool(skip_bad_rows),
-                                           ts_column, ts_unit))
+                                           ts_column, ts_unit, self._any_ts))
         if wait:
             job.wait(progress=progress)
         return job

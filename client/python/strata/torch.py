@@ -48,7 +48,8 @@ class JoinDataset(IterableDataset):
             raise InvalidArgument("JoinDataset: an embedded store can be opened by one "
                                   "process only; use num_workers=0 or a stratad server")
         from . import connect
-        return connect(spec[1], token=spec[2], timeout=spec[3], connect_timeout=spec[4]), True
+        return connect(spec[1], token=spec[2], timeout=spec[3], connect_timeout=spec[4],
+                       allow_any_ts=self.client._any_ts), True
 
     def __iter__(self):
         info = get_worker_info()

@@ -131,9 +131,10 @@ def test_put_df_roundtrip(client, tname):
         assert (a is None and b is None) or np.array_equal(a, b)
     assert [list(v) for v in got["tags"]] == df["tags"].tolist()
     # integer entities and integer timestamps with a unit
-    df2 = pd.DataFrame({"user_id": np.arange(5), "ts": np.arange(5) * 1000, "age": np.arange(5)})
+    df2 = pd.DataFrame({"user_id": np.arange(5), "ts": 1767225600 + np.arange(5) * 1000,
+                        "age": np.arange(5)})
     assert client.put_df(tname, df2, ts_unit="s") == 5
-    assert client.get(tname, ["3"], ["age"], as_of="1970-01-01T00:50:00Z").to_dict() == \
+    assert client.get(tname, ["3"], ["age"], as_of="2026-01-01T00:50:00Z").to_dict() == \
         {"age": [3]}
     assert client.get(tname, [3, np.int64(4)], ["age"]).to_dict() == {"age": [3, 4]}
     client.put(tname, 9, {"age": 90}, ts=T0)

@@ -98,3 +98,58 @@ def test_join_rejects(client, table):
     a = client.join(table, s.assign(ts=[us, us]), ["age"], ts_unit="us")
     b = client.join(table, s.assign(ts=[T0.tz_localize(None)] * 2), ["age"])
     assert a["age"].tolist() == b["age"].tolist() == [0, 1]
+
+
+GOOD = {"s": 1767225600, "ms": 1767225600 * 1000, "us": 1767225600 * 10**6,
+        "ns": 1767225600 * 10**9}
+
+
+@pytest.mark.parametrize("ts,unit,hint", [
+    (1762000000, "ms", "as s it is 2025-11-01"),           # seconds given as ms
+    (1762000000000000, "ms", "as us it is 2025-11-01"),    # microseconds given as ms
+    (1762000000000, "s", "as ms it is 2025-11-01"),        # ms given as seconds
+    (5, "ns", "outside 1990-2200"),
+])
+def test_implausible_integer_ts_refused(client, tname, ts, unit, hint):
+    """An integer timestamp outside 1990-2200 in its unit is a unit mistake: refused with the
+    CLI's message naming the unit that would make it plausible, in every API that takes one,
+    and nothing is written; allow_any_ts=True accepts it."""
+    client.create_table(tname, {"x": "i64"})
+    for call in (lambda: client.put(tname, "e", {"x": 1}, ts=ts, ts_unit=unit),
+                 lambda: client.put(tname, "e", {"x": 1}, ts=str(ts), ts_unit=unit),
+                 lambda: client.put_df(tname, pd.DataFrame({"entity": ["a", "b"],
+                                                            "ts": [GOOD[unit], ts],
+                                                            "x": [1, 2]}), ts_unit=unit),
+                 lambda: client.put_df(tname, pd.DataFrame({"entity": ["b"], "x": [2],
+                                                            "ts": pd.Series([ts], dtype=object)}),
+                                       ts_unit=unit),
+                 lambda: client.get(tname, "e", ["x"], as_of=ts, ts_unit=unit),
+                 lambda: client.join(tname, pd.DataFrame({"entity": ["e"], "ts": [ts]}), ["x"],
+                                     ts_unit=unit)):
+        with pytest.raises(strata.InvalidArgument, match=hint):
+            call()
+    assert client.get(tname, ["e", "a", "b"], ["x"]).to_dict() == {"x": [None, None, None]}
+
+
+def test_allow_any_ts(tmp_path, tname):
+    with strata.open(str(tmp_path / "d"), allow_any_ts=True) as c:
+        c.create_table(tname, {"x": "i64"})
+        c.put(tname, "e", {"x": 1}, ts=1762000000, ts_unit="ms")
+        assert c.get(tname, "e", ["x"], as_of=1762000000, ts_unit="ms").to_dict() == {"x": [1]}
+        df = pd.DataFrame({"entity": ["f"], "ts": [5], "x": [2]})
+        assert c.put_df(tname, df, ts_unit="s") == 1
+        assert c.history(tname, "f", "x")["ts"].tolist() == [pd.Timestamp(5, unit="s", tz="UTC")]
+        (tmp_path / "p.csv").write_text("entity,ts,x\ng,1762000000,3\n")
+        c.preload(tname, tmp_path / "p.csv", ts_unit="ms")
+        assert c.get(tname, "g", ["x"], as_of=1762000000, ts_unit="ms").to_dict() == {"x": [3]}
+
+
+def test_preload_guard(client, tname, tmp_path):
+    """A preload file's integer timestamps get the same guard (in the store), and
+    allow_any_ts reaches it."""
+    client.create_table(tname, {"x": "i64"})
+    f = tmp_path / "p.csv"
+    f.write_text("entity,ts,x\na,1762000000,1\n")
+    with pytest.raises(strata.Error, match="1990-2200"):
+        client.preload(tname, f, ts_unit="ms")
+    assert client.get(tname, "a", ["x"]).to_dict() == {"x": [None]}
