@@ -340,9 +340,12 @@ static PyObject *py_table_to_dict(const struct kv_table *t)
 	PyObject *feats = PyList_New(t->nfeatures);
 	for (uint32_t i = 0; feats && i < t->nfeatures; i++) {
 		char tn[32];
-		PyObject *f = Py_BuildValue("(ss)", t->features[i].name,
+		/* (name, type, own ttl: 0 = the table's, KV_TTL_NONE = none, effective ttl) */
+		PyObject *f = Py_BuildValue("(ssLL)", t->features[i].name,
 					    kv_type_name(t->features[i].type, t->features[i].dim,
-							 tn, sizeof(tn)));
+							 tn, sizeof(tn)),
+					    (long long)t->features[i].ttl_us,
+					    (long long)kv_feature_ttl(t, &t->features[i]));
 		if (!f) {
 			Py_CLEAR(feats);
 			break;
@@ -358,7 +361,8 @@ static PyObject *py_table_to_dict(const struct kv_table *t)
 			     "created_us", (long long)t->created_us, "features", feats);
 }
 
-/* Feature definitions from a list of (name, type string). *out: free(). */
+/* Feature definitions from a list of (name, type string[, own ttl us: 0 = the table's,
+ * KV_TTL_NONE = none]). *out: free(). */
 static int py_feature_defs(PyObject *list, struct kv_feature_def **out, uint32_t *n)
 {
 	if (!PyList_Check(list)) {
@@ -373,8 +377,14 @@ static int py_feature_defs(PyObject *list, struct kv_feature_def **out, uint32_t
 	}
 	for (uint32_t i = 0; i < *n; i++) {
 		const char *name, *type;
-		if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "ss", &name, &type))
+		long long ttl = 0;
+		if (!PyArg_ParseTuple(PyList_GET_ITEM(list, i), "ss|L", &name, &type, &ttl))
 			goto fail;
+		if (ttl < 0 && ttl != KV_TTL_NONE) {
+			py_raisef(ST_EINVAL, "feature '%s': negative ttl", name);
+			goto fail;
+		}
+		d[i].ttl_us = ttl;
 		if (strlen(name) >= KV_NAME_MAX) {
 			py_raisef(ST_EINVAL, "feature name '%s' is longer than %d bytes", name,
 				  KV_NAME_MAX - 1);

@@ -13,17 +13,23 @@ from .errors import Cancelled, Error, InvalidArgument, NotFound
 _UNCHANGED = object()
 
 
+def _td(us):
+    return _dt.timedelta(microseconds=us) if us else None
+
+
 class Table:
     """A table's schema: ``name``, ``entity_column``, ``features`` ({name: type}), ``ttl``
-    (freshness at each read's own time: timedelta or None), ``retention`` (history kept:
-    timedelta or None = forever), ``max_versions`` (None = unlimited), ``created`` (UTC
-    Timestamp)."""
+    (freshness at each read's own time: timedelta or None), ``feature_ttl`` ({name: the
+    freshness that applies to that feature: its own ttl, else the table's; None = no
+    limit}), ``retention`` (history kept: timedelta or None = forever), ``max_versions``
+    (None = unlimited), ``created`` (UTC Timestamp)."""
 
     def __init__(self, d):
         self.name = d["name"]
         self.entity_column = d["entity_column"]
-        self.features = dict(d["features"])
-        self.ttl = _dt.timedelta(microseconds=d["ttl_us"]) if d["ttl_us"] else None
+        self.features = {f[0]: f[1] for f in d["features"]}
+        self.feature_ttl = {f[0]: _td(f[3]) for f in d["features"]}
+        self.ttl = _td(d["ttl_us"])
         self.max_versions = d["max_versions"] or None
         ret = d.get("retention_us", 0)
         self.retention = _dt.timedelta(microseconds=ret) if ret else None
@@ -146,10 +152,25 @@ def _progress_bar(job):
     return tqdm(total=1, unit="B", unit_scale=True, desc=f"preload job {job.id}")
 
 
+_TTL_NONE = -1  # the store's KV_TTL_NONE: no freshness limit for this feature
+
+
 def _feature_types(features):
+    """{name: type} or {name: (type, ttl)}: ttl is the feature's own freshness ("1h",
+    timedelta), 0 or None for no limit on this feature whatever the table's ttl; a bare
+    type follows the table's ttl."""
     if not isinstance(features, dict) or not features:
         raise InvalidArgument("features: expected a non-empty dict {name: type}")
-    return [(str(k), str(v)) for k, v in features.items()]
+    out = []
+    for k, v in features.items():
+        if isinstance(v, tuple):
+            if len(v) != 2:
+                raise InvalidArgument(f"feature '{k}': expected (type, ttl), got {v!r}")
+            us = _time.to_duration_us(v[1], f"feature '{k}' ttl")
+            out.append((str(k), str(v[0]), us or _TTL_NONE))
+        else:
+            out.append((str(k), str(v)))
+    return out
 
 
 def _entity_list(col, what):
@@ -219,7 +240,8 @@ class Client:
     def create_table(self, name, features, ttl=None, entity_column=None, max_versions=None,
                      retention=None):
         """Creates a table: features {name: "i64"|"f64"|"f32"|"str"|"bytes"|"f32[N]"|
-        "i64[]"}; ttl "30d" or timedelta: freshness, a value is returned by a read at time T
+        "i64[]"} (or {name: (type, ttl)} for a feature with its own freshness, ttl 0/None =
+        none for it); ttl "30d" or timedelta: freshness, a value is returned by a read at time T
         only if T - event_ts <= ttl, where T is the sample's ts in a join, as_of in a get, now
         for a latest read (None: no limit; it deletes nothing); retention: how much history
         is kept, reads before now - retention raise strata.OutOfRange (None: forever);

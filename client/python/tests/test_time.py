@@ -3,6 +3,8 @@ ttl 5d table with events from past months equals pandas.merge_asof(direction="ba
 tolerance=5 days) cell for cell (ttl is freshness at each sample's own time, not at now);
 retention refuses what it no longer keeps (OutOfRange, or empty cells with
 before_horizon="skip"); get reports present / stale / absent with event times."""
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -60,3 +62,30 @@ def test_retention_and_status(client, tname):
     assert out["v"].tolist() == [1, pd.NA]
     t = client.alter_table(tname, retention=None)
     assert t.retention is None and t.ttl == pd.Timedelta("5d")
+
+
+def test_per_feature_ttl(client, tname):
+    """A feature's own ttl replaces the table's for it (0/None: no limit for it); the
+    effective freshness of each feature is in Table.feature_ttl; reads apply it at their own
+    time (as_of, a join row's ts)."""
+    client.create_table(tname, {"slow": "i64", "fast": ("i64", "1h"), "free": ("i64", None)},
+                        ttl="1d")
+    t = client.table(tname)
+    assert t.feature_ttl == {"slow": dt.timedelta(days=1), "fast": dt.timedelta(hours=1),
+                             "free": None}
+    assert t.features == {"slow": "i64", "fast": "i64", "free": "i64"}
+    t0 = pd.Timestamp("2026-03-01T00:00:00Z")
+    client.put(tname, "e", {"slow": 1, "fast": 2, "free": 3}, ts=t0)
+    at = {"30m": (1, 2, 3), "2h": (1, None, 3), "3d": (None, None, 3)}
+    for d, want in at.items():
+        got = client.get(tname, "e", ["slow", "fast", "free"], as_of=t0 + pd.Timedelta(d))
+        assert tuple(v[0] for v in got.to_dict().values()) == want, d
+    j = client.join(tname, pd.DataFrame({"entity": ["e"] * 3,
+                                         "ts": [t0 + pd.Timedelta(d) for d in at]}),
+                    ["slow", "fast", "free"])
+    assert [tuple(None if pd.isna(x) else int(x) for x in r)
+            for r in j[["slow", "fast", "free"]].itertuples(index=False)] == list(at.values())
+    client.alter_table(tname, add_features={"later": ("f64", dt.timedelta(minutes=5))})
+    assert client.table(tname).feature_ttl["later"] == dt.timedelta(minutes=5)
+    with pytest.raises(strata.InvalidArgument, match="feature 'bad'"):
+        client.alter_table(tname, add_features={"bad": ("i64", "soon")})
