@@ -101,10 +101,17 @@ static void load_group(struct kv_scan *s)
  * next entity of a sorted join): a few Next() calls are much cheaper than a Seek(). Returns 1
  * if the iterator now sits on the first key >= target. In prefix (entity) mode the iterator
  * is only defined within one entity, so it may only step inside the target's entity. An
- * invalid iterator is left for load_group to tell end from failure. */
+ * invalid iterator is left for load_group to tell end from failure.
+ *
+ * `behind`: every key before the iterator's position is known to be < target. Since the
+ * scanner only ever moves the iterator by a seek to its previous target and by steps over
+ * keys of its previous prefix, that holds when the previous prefix sorts before the new
+ * target (a sorted sweep: the next feature, the next entity). Then an iterator already at or
+ * past the target sits exactly on the first key >= target: no seek is needed. (A join's
+ * features are swept in the caller's order, not fid order, and so on: only then it seeks.) */
 #define STEP_BUDGET 12
 
-static int step_to(struct kv_scan *s, const char *target, size_t tlen)
+static int step_to(struct kv_scan *s, const char *target, size_t tlen, int behind)
 {
 	if (!rocksdb_iter_valid(s->it))
 		return 0;
@@ -115,10 +122,11 @@ static int step_to(struct kv_scan *s, const char *target, size_t tlen)
 		if (!s->total_order && (kl < elen_end || memcmp(k, target, elen_end)))
 			return 0;
 		int c = memcmp(k, target, kl < tlen ? kl : tlen);
-		/* Already at or past the target before any step: an earlier key may also be
-		 * >= target, so only a seek can tell. */
+		/* At or past the target: the first key >= target if we stepped to it or
+		 * everything before is known to be smaller; otherwise an earlier key may also be
+		 * >= target, and only a seek can tell. */
 		if (c > 0 || (c == 0 && kl >= tlen))
-			return i > 0;
+			return i > 0 || behind;
 		rocksdb_iter_next(s->it);
 		if (!rocksdb_iter_valid(s->it))
 			return 1; /* nothing >= target (or a failure load_group reports) */
@@ -130,14 +138,20 @@ void kv_scan_seek(struct kv_scan *s, uint32_t table_id, const char *entity, size
 		  uint16_t fid, int64_t ttl_us, int64_t start)
 {
 	char key[KV_KEY_MAX];
-	s->plen = kv_key_feature_prefix(s->prefix, table_id, entity, elen, fid);
+	size_t plen = kv_key_feature_prefix(key, table_id, entity, elen, fid);
+	/* the previous prefix (if any) sorts before the new one: see step_to */
+	size_t m = s->plen < plen ? s->plen : plen;
+	int c = s->plen && s->prefix_it == s->it ? memcmp(s->prefix, key, m) : 1;
+	int behind = c < 0 || (c == 0 && s->plen < plen);
+	memcpy(s->prefix, key, plen);
+	s->plen = plen;
+	s->prefix_it = s->it;
 	s->ttl_us = ttl_us;
-	memcpy(key, s->prefix, s->plen);
 	/* Ranks need the walk to start at the newest version. */
 	int64_t from = s->rules->max_versions ? ST_TS_MAX : start;
 	kv_put_be64(key + s->plen, kv_ts_to_u64(from));
 	s->rank = 0;
-	if (!step_to(s, key, s->plen + 8))
+	if (!step_to(s, key, s->plen + 8, behind))
 		rocksdb_iter_seek(s->it, key, s->plen + 8);
 	load_group(s);
 }

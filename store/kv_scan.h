@@ -26,6 +26,7 @@ struct kv_scan {
 	int err;                /* 0, ST_EIO (iterator) or ST_ENOMEM; sticky */
 	char prefix[KV_KEY_MAX];
 	size_t plen;
+	rocksdb_iterator_t *prefix_it; /* the iterator `prefix` was last sought on (see step_to) */
 	/* current group */
 	int valid;      /* a group is loaded */
 	int64_t ts;     /* its event time */

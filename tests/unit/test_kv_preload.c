@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -427,8 +428,8 @@ static void test_cancel(void **state)
 
 struct reader {
 	struct kv_db *db;
-	volatile int stop;
-	long reads;
+	atomic_int stop;
+	atomic_long reads;
 };
 
 static void *reader_main(void *arg)
@@ -455,7 +456,9 @@ static void test_restart_during_job(void **state)
 	pthread_t th;
 	pthread_create(&th, NULL, reader_main, &rd);
 	wait_running(db, id);
-	usleep(50000);
+	/* at least one read while the job runs (a loaded machine may start the reader late) */
+	for (int i = 0; i < 1000 && !atomic_load(&rd.reads); i++)
+		usleep(10000);
 	rd.stop = 1;
 	pthread_join(th, NULL);
 	assert_true(rd.reads > 0);

@@ -186,6 +186,8 @@ def _entity_list(col, what):
     if pd.api.types.is_float_dtype(s.dtype):
         raise InvalidArgument(f"{what}: float column is not entity keys (use str or int)")
     vals = s.to_numpy(dtype=object).tolist()
+    if pd.api.types.infer_dtype(s, skipna=False) in ("string", "bytes"):
+        return vals  # all str (or all bytes): checked in C, no per-row Python loop
     for i, v in enumerate(vals):
         if isinstance(v, (str, bytes)):
             continue
@@ -395,7 +397,9 @@ class Client:
         if clash:
             raise InvalidArgument(f"join: output columns {clash} clash with each other or "
                                   "with sample columns (use full_names=True)")
-        feats = pd.DataFrame(dict(cols), index=samples.index)
+        # the columns are fresh arrays of this call: no copy (pandas would otherwise copy
+        # them all into one consolidated block, ~10% of a 1M-row join)
+        feats = pd.DataFrame(dict(cols), index=samples.index, copy=False)
         return pd.concat([samples, feats], axis=1, copy=False)
 
     def _join_outputs(self, table, samples, features, entity_column, ts_column, known_at,
