@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* From the kernel's uapi fuse.h 7.40 (Linux 6.9); the installed header is 7.38. */
@@ -41,9 +42,45 @@ static struct {
 	uint32_t kflags, kflags2;  /* what the kernel offered in INIT */
 	_Atomic int pt;            /* passthrough negotiated and not refused since */
 	_Atomic uint64_t count[FS_CHAN_OPS + 1];
+	struct fs_chan_opstat st[FS_CHAN_OPS + 1]; /* replies: errors and latency */
 } c = { .fd = -1 };
 
 static __thread int t_backing; /* backing id for this thread's next OPEN/CREATE reply */
+/* The request this thread read last: libfuse's workers read a request, run its handler
+ * and send the reply from the same thread, so the reply's latency is measured without a
+ * shared table (a reply sent by another thread is not timed). */
+static __thread uint64_t t_unique;
+static __thread unsigned t_op;
+static __thread int64_t t_start_ns;
+
+const uint64_t fs_chan_bucket_le_us[FS_CHAN_NBUCKETS] = {
+	10, 25, 50, 100, 250, 500, 1000, 2500, 10000, 50000, 250000, 1000000, 5000000, UINT64_MAX,
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Counts the reply of this thread's current request (relaxed atomics: no lock). */
+static void observe_reply(const struct fuse_out_header *oh)
+{
+	if (!t_unique || oh->unique != t_unique)
+		return;
+	t_unique = 0;
+	struct fs_chan_opstat *o = &c.st[t_op];
+	uint64_t us = (uint64_t)(mono_ns() - t_start_ns) / 1000;
+	unsigned b = 0;
+	while (b < FS_CHAN_NBUCKETS - 1 && us > fs_chan_bucket_le_us[b])
+		b++;
+	atomic_fetch_add_explicit(&o->replies, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&o->sum_us, us, memory_order_relaxed);
+	atomic_fetch_add_explicit(&o->buckets[b], 1, memory_order_relaxed);
+	if (oh->error)
+		atomic_fetch_add_explicit(&o->errors, 1, memory_order_relaxed);
+}
 
 static void note_init(const void *buf, size_t n)
 {
@@ -65,6 +102,9 @@ static ssize_t chan_read(int fd, void *buf, size_t len, void *ud)
 		const struct fuse_in_header *ih = buf;
 		unsigned op = ih->opcode < FS_CHAN_OPS ? ih->opcode : FS_CHAN_OPS;
 		atomic_fetch_add_explicit(&c.count[op], 1, memory_order_relaxed);
+		t_unique = ih->unique;
+		t_op = op;
+		t_start_ns = mono_ns();
 		if (ih->opcode == FUSE_INIT && !atomic_load(&c.init_done))
 			note_init(buf, (size_t)n);
 	}
@@ -112,6 +152,8 @@ static ssize_t chan_writev(int fd, struct iovec *iov, int count, void *ud)
 {
 	(void)ud;
 	const struct fuse_out_header *oh = iov[0].iov_base;
+	if (count >= 1 && iov[0].iov_len >= sizeof(*oh))
+		observe_reply(oh);
 	if (count >= 1 && iov[0].iov_len >= sizeof(*oh) && oh->error == 0 && oh->unique) {
 		if (t_backing) {
 			patch_open(iov, count, t_backing);
@@ -188,4 +230,33 @@ uint64_t fs_chan_count(unsigned opcode)
 	for (unsigned i = 0; i <= FS_CHAN_OPS; i++)
 		n += atomic_load_explicit(&c.count[i], memory_order_relaxed);
 	return n;
+}
+
+const struct fs_chan_opstat *fs_chan_opstat(unsigned opcode)
+{
+	return &c.st[opcode < FS_CHAN_OPS ? opcode : FS_CHAN_OPS];
+}
+
+const char *fs_chan_op_name(unsigned opcode)
+{
+	static const char *const names[FS_CHAN_OPS] = {
+		[1] = "lookup",       [2] = "forget",        [3] = "getattr",
+		[4] = "setattr",      [5] = "readlink",      [6] = "symlink",
+		[8] = "mknod",        [9] = "mkdir",         [10] = "unlink",
+		[11] = "rmdir",       [12] = "rename",       [13] = "link",
+		[14] = "open",        [15] = "read",         [16] = "write",
+		[17] = "statfs",      [18] = "release",      [20] = "fsync",
+		[21] = "setxattr",    [22] = "getxattr",     [23] = "listxattr",
+		[24] = "removexattr", [25] = "flush",        [26] = "init",
+		[27] = "opendir",     [28] = "readdir",      [29] = "releasedir",
+		[30] = "fsyncdir",    [31] = "getlk",        [32] = "setlk",
+		[33] = "setlkw",      [34] = "access",       [35] = "create",
+		[36] = "interrupt",   [37] = "bmap",         [38] = "destroy",
+		[39] = "ioctl",       [40] = "poll",         [41] = "notify_reply",
+		[42] = "batch_forget", [43] = "fallocate",   [44] = "readdirplus",
+		[45] = "rename2",     [46] = "lseek",        [47] = "copy_file_range",
+		[48] = "setupmapping", [49] = "removemapping", [50] = "syncfs",
+		[51] = "tmpfile",
+	};
+	return opcode < FS_CHAN_OPS ? names[opcode] : NULL;
 }

@@ -6,10 +6,12 @@
  * module adds those two fields to the replies libfuse builds, and registers backing files
  * with the kernel (FUSE_DEV_IOC_BACKING_OPEN/CLOSE). With passthrough the kernel serves
  * read, write, splice and mmap of an open file straight from the backing file: no READ or
- * WRITE request reaches the daemon. It also counts the requests read, by opcode. */
+ * WRITE request reaches the daemon. It also counts the requests read, by opcode, and
+ * times their replies. */
 #ifndef FS_CHAN_H
 #define FS_CHAN_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct fuse_session;
@@ -40,5 +42,19 @@ void fs_chan_reply_backing(int id);
 
 /* Requests read from the kernel with this opcode (all of them for FS_CHAN_OPS). */
 uint64_t fs_chan_count(unsigned opcode);
+
+/* Replies per opcode, timed from reading the request to writing its reply (FORGET and
+ * BATCH_FORGET have none). Buckets count per bucket; upper bounds fs_chan_bucket_le_us,
+ * the last is +Inf. Updated with relaxed atomics by the workers. */
+#define FS_CHAN_NBUCKETS 14
+struct fs_chan_opstat {
+	_Atomic uint64_t replies, errors, sum_us;
+	_Atomic uint64_t buckets[FS_CHAN_NBUCKETS];
+};
+extern const uint64_t fs_chan_bucket_le_us[FS_CHAN_NBUCKETS];
+/* Stats of opcode (out-of-range opcodes share the FS_CHAN_OPS slot). */
+const struct fs_chan_opstat *fs_chan_opstat(unsigned opcode);
+/* "lookup", "getattr", ... or NULL for an opcode without a name. */
+const char *fs_chan_op_name(unsigned opcode);
 
 #endif
