@@ -7,6 +7,7 @@
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
@@ -37,6 +38,8 @@ struct fuse_backing_map {
 static struct {
 	int fd;                    /* /dev/fuse of the session (owned by libfuse) */
 	int want_pt;
+	int want_kp2;              /* ask for FUSE_HANDLE_KILLPRIV_V2 */
+	_Atomic int kp2;           /* granted: the kernel leaves suid/sgid clearing to us */
 	_Atomic int init_done;     /* INIT reply sent */
 	uint64_t init_unique;      /* written before init_done by the reading thread */
 	uint32_t kflags, kflags2;  /* what the kernel offered in INIT */
@@ -46,6 +49,7 @@ static struct {
 } c = { .fd = -1 };
 
 static __thread int t_backing; /* backing id for this thread's next OPEN/CREATE reply */
+static __thread int t_kill;    /* the current request carries a KILL_SUIDGID flag */
 /* The request this thread read last: libfuse's workers read a request, run its handler
  * and send the reply from the same thread, so the reply's latency is measured without a
  * shared table (a reply sent by another thread is not timed). */
@@ -94,6 +98,37 @@ static void note_init(const void *buf, size_t n)
 		memcpy(&c.kflags2, p + 16, 4);
 }
 
+/* With FUSE_HANDLE_KILLPRIV_V2 the kernel flags the requests after which setuid/setgid
+ * must go: WRITE (write_flags), SETATTR (valid), OPEN and CREATE (open_flags), each sent
+ * only when the caller lacks CAP_FSETID. */
+static int kill_flag(const void *buf, size_t n)
+{
+	const struct fuse_in_header *ih = buf;
+	const unsigned char *p = (const unsigned char *)buf + sizeof(*ih);
+	uint32_t v;
+	size_t at, bit;
+	switch (ih->opcode) {
+	case FUSE_WRITE:
+		at = offsetof(struct fuse_write_in, write_flags), bit = FUSE_WRITE_KILL_SUIDGID;
+		break;
+	case FUSE_SETATTR:
+		at = offsetof(struct fuse_setattr_in, valid), bit = FATTR_KILL_SUIDGID;
+		break;
+	case FUSE_OPEN:
+		at = offsetof(struct fuse_open_in, open_flags), bit = FUSE_OPEN_KILL_SUIDGID;
+		break;
+	case FUSE_CREATE:
+		at = offsetof(struct fuse_create_in, open_flags), bit = FUSE_OPEN_KILL_SUIDGID;
+		break;
+	default:
+		return 0;
+	}
+	if (!atomic_load_explicit(&c.kp2, memory_order_relaxed) || n < sizeof(*ih) + at + 4)
+		return 0;
+	memcpy(&v, p + at, 4);
+	return (v & bit) != 0;
+}
+
 static ssize_t chan_read(int fd, void *buf, size_t len, void *ud)
 {
 	(void)ud;
@@ -105,6 +140,7 @@ static ssize_t chan_read(int fd, void *buf, size_t len, void *ud)
 		t_unique = ih->unique;
 		t_op = op;
 		t_start_ns = mono_ns();
+		t_kill = kill_flag(buf, (size_t)n);
 		if (ih->opcode == FUSE_INIT && !atomic_load(&c.init_done))
 			note_init(buf, (size_t)n);
 	}
@@ -121,6 +157,11 @@ static void patch_init(struct iovec *iov, int count)
 	uint32_t flags, flags2, depth = 1; /* backing files are on a plain filesystem */
 	memcpy(&flags, p + INIT_OUT_FLAGS, 4);
 	memcpy(&flags2, p + INIT_OUT_FLAGS2, 4);
+	if (c.want_kp2 && (c.kflags & FUSE_HANDLE_KILLPRIV_V2)) {
+		flags |= FUSE_HANDLE_KILLPRIV_V2;
+		memcpy(p + INIT_OUT_FLAGS, &flags, 4);
+		atomic_store(&c.kp2, 1);
+	}
 	if (!c.want_pt || !(c.kflags2 & FUSE_PASSTHROUGH_FLAGS2) ||
 	    (flags & FUSE_WRITEBACK_CACHE))
 		return;
@@ -173,7 +214,7 @@ static ssize_t chan_splice_send(int fdin, off_t *offin, int fdout, off_t *offout
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
-int fs_chan_attach(struct fuse_session *se, int want_passthrough)
+int fs_chan_attach(struct fuse_session *se, int want_passthrough, int want_killpriv_v2)
 {
 	/* No splice_receive: requests are read into memory so that they can be counted (a
 	 * WRITE larger than the pipe is read anyway, and passthrough sends none). */
@@ -184,6 +225,7 @@ int fs_chan_attach(struct fuse_session *se, int want_passthrough)
 	};
 	c.fd = fuse_session_fd(se);
 	c.want_pt = want_passthrough;
+	c.want_kp2 = want_killpriv_v2;
 	return fuse_session_custom_io(se, &io, c.fd);
 }
 
@@ -215,6 +257,16 @@ void fs_chan_backing_close(int id)
 	uint32_t v = (uint32_t)id;
 	if (ioctl(c.fd, FUSE_DEV_IOC_BACKING_CLOSE, &v) != 0)
 		st_warn("stratafs: closing backing file %d: %s", id, strerror(errno));
+}
+
+int fs_chan_killpriv_v2(void)
+{
+	return atomic_load_explicit(&c.kp2, memory_order_relaxed);
+}
+
+int fs_chan_req_kill_suidgid(void)
+{
+	return t_kill;
 }
 
 void fs_chan_reply_backing(int id)

@@ -20,8 +20,19 @@ struct fuse_session;
 enum { FS_CHAN_OP_READ = 15, FS_CHAN_OP_WRITE = 16, FS_CHAN_OPS = 64 };
 
 /* Takes over the I/O of a mounted session (before its loop runs). want_passthrough: ask
- * the kernel for passthrough in INIT, if it offers it. Returns 0 or -errno. */
-int fs_chan_attach(struct fuse_session *se, int want_passthrough);
+ * the kernel for passthrough in INIT, if it offers it; want_killpriv_v2: ask for
+ * FUSE_HANDLE_KILLPRIV_V2 (see fs_chan_killpriv_v2). Returns 0 or -errno. */
+int fs_chan_attach(struct fuse_session *se, int want_passthrough, int want_killpriv_v2);
+
+/* 1 when INIT negotiated FUSE_HANDLE_KILLPRIV_V2: the kernel stops asking for
+ * security.capability before every write once it has seen a file without setuid, setgid
+ * or capabilities (S_NOSEC), and the daemon clears setuid/setgid itself: on an empty
+ * SETATTR (the kernel's "remove privileges" before a passthrough write or fallocate), and
+ * on requests flagged KILL_SUIDGID (fs_chan_req_kill_suidgid). */
+int fs_chan_killpriv_v2(void);
+/* 1 when the request the calling worker is handling carries FUSE_WRITE_KILL_SUIDGID,
+ * FATTR_KILL_SUIDGID or FUSE_OPEN_KILL_SUIDGID (the caller lacks CAP_FSETID). */
+int fs_chan_req_kill_suidgid(void);
 
 /* 1 when INIT negotiated passthrough and no registration has failed with EPERM since. */
 int fs_chan_passthrough(void);

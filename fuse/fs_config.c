@@ -14,6 +14,7 @@ void fs_config_defaults(struct fs_config *c)
 	c->threads = 8;
 	c->attr_timeout = -1;
 	c->passthrough = 1;
+	c->killpriv_v2 = 1;
 	c->rmr_threads = 2;
 	c->max_inode_fds = -1;
 	c->journal_size = 8LL << 30;
@@ -65,6 +66,8 @@ void fs_config_usage(FILE *f)
 		"  --close-to-open         write a file back before its close returns\n"
 		"  --journal-bypass N      sequential runs above N go straight to BACKING_DIR\n"
 		"                          (default 1M; 0 = never)\n"
+		"  --no-killpriv-v2        let the kernel clear setuid/setgid (it then asks for\n"
+		"                          security.capability before every write)\n"
 		"  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics\n"
 		"  --log-file PATH         append the log to PATH (default: stderr in the\n"
 		"                          foreground, syslog when daemonised)\n"
@@ -162,6 +165,7 @@ int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
 		{ "max-dirty-age", required_argument, 0, 'D' },
 		{ "close-to-open", no_argument, 0, 'C' },
 		{ "journal-bypass", required_argument, 0, 'B' },
+		{ "no-killpriv-v2", no_argument, 0, 'K' },
 		{ "metrics", required_argument, 0, 'X' },
 		{ "log-file", required_argument, 0, 'G' },
 		{ "help", no_argument, 0, 'h' },
@@ -186,6 +190,9 @@ int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
 			break;
 		case 'C':
 			c->close_to_open = 1;
+			break;
+		case 'K':
+			c->killpriv_v2 = 0;
 			break;
 		case 'h':
 			fs_config_usage(out);

@@ -28,6 +28,7 @@ struct fs_config {
 	int close_to_open;        /* --close-to-open: written back before close returns */
 	int64_t journal_bypass;   /* --journal-bypass bytes of a sequential run (default 1 MiB;
 				   * 0 = never bypass) */
+	int killpriv_v2;          /* 0 with --no-killpriv-v2 */
 	const char *metrics;      /* --metrics HOST:PORT (NULL: no metrics endpoint) */
 	const char *log_file;     /* --log-file PATH (NULL: stderr, or syslog when daemonised) */
 };

@@ -279,7 +279,7 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(s->se, s->mnt) != 0)
 		goto out_signals;
-	if (fs_chan_attach(s->se, s->passthrough) != 0) {
+	if (fs_chan_attach(s->se, s->passthrough, cfg.killpriv_v2) != 0) {
 		st_errlog("stratafs: cannot attach to the FUSE channel");
 		goto out_unmount;
 	}

@@ -189,6 +189,8 @@ static void metrics_text(struct evbuffer *b, struct fs_state *s)
 	gauge(b, "stratafs_passthrough_kernel", "1 when the kernel offered passthrough",
 	      fs_chan_passthrough_offered());
 	gauge(b, "stratafs_writeback_cache", "1 with --writeback-cache", s->writeback);
+	gauge(b, "stratafs_killpriv_v2", "1 when the daemon clears setuid/setgid "
+	      "(FUSE_HANDLE_KILLPRIV_V2)", fs_chan_killpriv_v2());
 	pthread_mutex_lock(&s->itab.lock);
 	size_t inodes = s->itab.n;
 	long fds = s->itab.fds;

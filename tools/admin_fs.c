@@ -16,6 +16,9 @@ static void print_status(json_t *r)
 	printf("writeback    %s\n",
 	       json_is_true(json_object_get(r, "writeback_cache")) ? "on" : "off");
 	printf("attr timeout %.3g s\n", json_real_value(json_object_get(r, "attr_timeout")));
+	printf("killpriv v2  %s\n", json_is_true(json_object_get(r, "killpriv_v2"))
+					 ? "on (the daemon clears setuid/setgid)"
+					 : "off (the kernel clears setuid/setgid)");
 	const char *maddr = json_string_value(json_object_get(r, "metrics"));
 	printf("metrics      %s%s\n", maddr && *maddr ? "http://" : "",
 	       maddr && *maddr ? maddr : "off (--metrics HOST:PORT)");
