@@ -80,13 +80,17 @@ nob sh -c "echo z >>'$M/ext'"
 
 note "security.capability is asked once per file, not once per write"
 ADDR=$("$ADMIN" fs status --mount "$M" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["metrics"])')
-getx() { curl -sf "http://$ADDR/metrics" | awk '$1 == "stratafs_fuse_requests_total{op=\"getxattr\"}" { print $2 }'; }
-g0=$(getx)
-$PY -c "
+# write200: 200 write(2) calls of 4 KiB to one new file
+write200() {
+	$PY -c "
 import os
-fd = os.open('$M/many', os.O_WRONLY | os.O_CREAT, 0o644)
+fd = os.open('$M/many', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 for i in range(200): os.write(fd, b'x' * 4096)
 os.close(fd)"
+}
+getx() { curl -sf "http://$ADDR/metrics" | awk '$1 == "stratafs_fuse_requests_total{op=\"getxattr\"}" { print $2 }'; }
+g0=$(getx)
+write200
 g1=$(getx)
 [ -n "$g0" ] && [ $((g1 - g0)) -le 2 ] || fail "200 writes asked security.capability $((g1 - g0)) times"
 fs_umount
@@ -96,11 +100,7 @@ fs_mount -o allow_other --no-killpriv-v2 --metrics 127.0.0.1:0
 "$ADMIN" fs status --mount "$M" --json | grep -q '"killpriv_v2":false' || fail "--no-killpriv-v2 ignored"
 ADDR=$("$ADMIN" fs status --mount "$M" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["metrics"])')
 g0=$(getx)
-$PY -c "
-import os
-fd = os.open('$M/many', os.O_WRONLY | os.O_CREAT, 0o644)
-for i in range(200): os.write(fd, b'x' * 4096)
-os.close(fd)"
+write200
 g1=$(getx)
 [ $((g1 - g0)) -ge 200 ] || fail "without KILLPRIV_V2 only $((g1 - g0)) GETXATTRs for 200 writes"
 echo x >"$M/k1"; chmod 4777 "$M/k1"; nob sh -c "echo y >>'$M/k1'"
