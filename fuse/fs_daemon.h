@@ -1,5 +1,6 @@
 /* stratafs daemon state shared by its modules: inode table (fs_inode.c), FUSE operations
- * (fs_ops.c), control server (fs_ctl.c), kernel cache notifier (fs_notify.c), main. */
+ * (fs_ops.c), control server (fs_ctl.c), kernel cache notifier (fs_notify.c), Prometheus
+ * endpoint (fs_metrics.c), main. */
 #ifndef FS_DAEMON_H
 #define FS_DAEMON_H
 
