@@ -7,9 +7,11 @@
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* From the kernel's uapi fuse.h 7.40 (Linux 6.9); the installed header is 7.38. */
@@ -36,14 +38,53 @@ struct fuse_backing_map {
 static struct {
 	int fd;                    /* /dev/fuse of the session (owned by libfuse) */
 	int want_pt;
+	int want_kp2;              /* ask for FUSE_HANDLE_KILLPRIV_V2 */
+	_Atomic int kp2;           /* granted: the kernel leaves suid/sgid clearing to us */
 	_Atomic int init_done;     /* INIT reply sent */
 	uint64_t init_unique;      /* written before init_done by the reading thread */
 	uint32_t kflags, kflags2;  /* what the kernel offered in INIT */
 	_Atomic int pt;            /* passthrough negotiated and not refused since */
 	_Atomic uint64_t count[FS_CHAN_OPS + 1];
+	struct fs_chan_opstat st[FS_CHAN_OPS + 1]; /* replies: errors and latency */
 } c = { .fd = -1 };
 
 static __thread int t_backing; /* backing id for this thread's next OPEN/CREATE reply */
+static __thread int t_kill;    /* the current request carries a KILL_SUIDGID flag */
+/* The request this thread read last: libfuse's workers read a request, run its handler
+ * and send the reply from the same thread, so the reply's latency is measured without a
+ * shared table (a reply sent by another thread is not timed). */
+static __thread uint64_t t_unique;
+static __thread unsigned t_op;
+static __thread int64_t t_start_ns;
+
+const uint64_t fs_chan_bucket_le_us[FS_CHAN_NBUCKETS] = {
+	10, 25, 50, 100, 250, 500, 1000, 2500, 10000, 50000, 250000, 1000000, 5000000, UINT64_MAX,
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Counts the reply of this thread's current request (relaxed atomics: no lock). */
+static void observe_reply(const struct fuse_out_header *oh)
+{
+	if (!t_unique || oh->unique != t_unique)
+		return;
+	t_unique = 0;
+	struct fs_chan_opstat *o = &c.st[t_op];
+	uint64_t us = (uint64_t)(mono_ns() - t_start_ns) / 1000;
+	unsigned b = 0;
+	while (b < FS_CHAN_NBUCKETS - 1 && us > fs_chan_bucket_le_us[b])
+		b++;
+	atomic_fetch_add_explicit(&o->replies, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&o->sum_us, us, memory_order_relaxed);
+	atomic_fetch_add_explicit(&o->buckets[b], 1, memory_order_relaxed);
+	if (oh->error)
+		atomic_fetch_add_explicit(&o->errors, 1, memory_order_relaxed);
+}
 
 static void note_init(const void *buf, size_t n)
 {
@@ -57,6 +98,37 @@ static void note_init(const void *buf, size_t n)
 		memcpy(&c.kflags2, p + 16, 4);
 }
 
+/* With FUSE_HANDLE_KILLPRIV_V2 the kernel flags the requests after which setuid/setgid
+ * must go: WRITE (write_flags), SETATTR (valid), OPEN and CREATE (open_flags), each sent
+ * only when the caller lacks CAP_FSETID. */
+static int kill_flag(const void *buf, size_t n)
+{
+	const struct fuse_in_header *ih = buf;
+	const unsigned char *p = (const unsigned char *)buf + sizeof(*ih);
+	uint32_t v;
+	size_t at, bit;
+	switch (ih->opcode) {
+	case FUSE_WRITE:
+		at = offsetof(struct fuse_write_in, write_flags), bit = FUSE_WRITE_KILL_SUIDGID;
+		break;
+	case FUSE_SETATTR:
+		at = offsetof(struct fuse_setattr_in, valid), bit = FATTR_KILL_SUIDGID;
+		break;
+	case FUSE_OPEN:
+		at = offsetof(struct fuse_open_in, open_flags), bit = FUSE_OPEN_KILL_SUIDGID;
+		break;
+	case FUSE_CREATE:
+		at = offsetof(struct fuse_create_in, open_flags), bit = FUSE_OPEN_KILL_SUIDGID;
+		break;
+	default:
+		return 0;
+	}
+	if (!atomic_load_explicit(&c.kp2, memory_order_relaxed) || n < sizeof(*ih) + at + 4)
+		return 0;
+	memcpy(&v, p + at, 4);
+	return (v & bit) != 0;
+}
+
 static ssize_t chan_read(int fd, void *buf, size_t len, void *ud)
 {
 	(void)ud;
@@ -65,6 +137,10 @@ static ssize_t chan_read(int fd, void *buf, size_t len, void *ud)
 		const struct fuse_in_header *ih = buf;
 		unsigned op = ih->opcode < FS_CHAN_OPS ? ih->opcode : FS_CHAN_OPS;
 		atomic_fetch_add_explicit(&c.count[op], 1, memory_order_relaxed);
+		t_unique = ih->unique;
+		t_op = op;
+		t_start_ns = mono_ns();
+		t_kill = kill_flag(buf, (size_t)n);
 		if (ih->opcode == FUSE_INIT && !atomic_load(&c.init_done))
 			note_init(buf, (size_t)n);
 	}
@@ -81,6 +157,11 @@ static void patch_init(struct iovec *iov, int count)
 	uint32_t flags, flags2, depth = 1; /* backing files are on a plain filesystem */
 	memcpy(&flags, p + INIT_OUT_FLAGS, 4);
 	memcpy(&flags2, p + INIT_OUT_FLAGS2, 4);
+	if (c.want_kp2 && (c.kflags & FUSE_HANDLE_KILLPRIV_V2)) {
+		flags |= FUSE_HANDLE_KILLPRIV_V2;
+		memcpy(p + INIT_OUT_FLAGS, &flags, 4);
+		atomic_store(&c.kp2, 1);
+	}
 	if (!c.want_pt || !(c.kflags2 & FUSE_PASSTHROUGH_FLAGS2) ||
 	    (flags & FUSE_WRITEBACK_CACHE))
 		return;
@@ -112,6 +193,8 @@ static ssize_t chan_writev(int fd, struct iovec *iov, int count, void *ud)
 {
 	(void)ud;
 	const struct fuse_out_header *oh = iov[0].iov_base;
+	if (count >= 1 && iov[0].iov_len >= sizeof(*oh))
+		observe_reply(oh);
 	if (count >= 1 && iov[0].iov_len >= sizeof(*oh) && oh->error == 0 && oh->unique) {
 		if (t_backing) {
 			patch_open(iov, count, t_backing);
@@ -131,7 +214,7 @@ static ssize_t chan_splice_send(int fdin, off_t *offin, int fdout, off_t *offout
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
-int fs_chan_attach(struct fuse_session *se, int want_passthrough)
+int fs_chan_attach(struct fuse_session *se, int want_passthrough, int want_killpriv_v2)
 {
 	/* No splice_receive: requests are read into memory so that they can be counted (a
 	 * WRITE larger than the pipe is read anyway, and passthrough sends none). */
@@ -142,6 +225,7 @@ int fs_chan_attach(struct fuse_session *se, int want_passthrough)
 	};
 	c.fd = fuse_session_fd(se);
 	c.want_pt = want_passthrough;
+	c.want_kp2 = want_killpriv_v2;
 	return fuse_session_custom_io(se, &io, c.fd);
 }
 
@@ -175,6 +259,16 @@ void fs_chan_backing_close(int id)
 		st_warn("stratafs: closing backing file %d: %s", id, strerror(errno));
 }
 
+int fs_chan_killpriv_v2(void)
+{
+	return atomic_load_explicit(&c.kp2, memory_order_relaxed);
+}
+
+int fs_chan_req_kill_suidgid(void)
+{
+	return t_kill;
+}
+
 void fs_chan_reply_backing(int id)
 {
 	t_backing = id;
@@ -188,4 +282,33 @@ uint64_t fs_chan_count(unsigned opcode)
 	for (unsigned i = 0; i <= FS_CHAN_OPS; i++)
 		n += atomic_load_explicit(&c.count[i], memory_order_relaxed);
 	return n;
+}
+
+const struct fs_chan_opstat *fs_chan_opstat(unsigned opcode)
+{
+	return &c.st[opcode < FS_CHAN_OPS ? opcode : FS_CHAN_OPS];
+}
+
+const char *fs_chan_op_name(unsigned opcode)
+{
+	static const char *const names[FS_CHAN_OPS] = {
+		[1] = "lookup",       [2] = "forget",        [3] = "getattr",
+		[4] = "setattr",      [5] = "readlink",      [6] = "symlink",
+		[8] = "mknod",        [9] = "mkdir",         [10] = "unlink",
+		[11] = "rmdir",       [12] = "rename",       [13] = "link",
+		[14] = "open",        [15] = "read",         [16] = "write",
+		[17] = "statfs",      [18] = "release",      [20] = "fsync",
+		[21] = "setxattr",    [22] = "getxattr",     [23] = "listxattr",
+		[24] = "removexattr", [25] = "flush",        [26] = "init",
+		[27] = "opendir",     [28] = "readdir",      [29] = "releasedir",
+		[30] = "fsyncdir",    [31] = "getlk",        [32] = "setlk",
+		[33] = "setlkw",      [34] = "access",       [35] = "create",
+		[36] = "interrupt",   [37] = "bmap",         [38] = "destroy",
+		[39] = "ioctl",       [40] = "poll",         [41] = "notify_reply",
+		[42] = "batch_forget", [43] = "fallocate",   [44] = "readdirplus",
+		[45] = "rename2",     [46] = "lseek",        [47] = "copy_file_range",
+		[48] = "setupmapping", [49] = "removemapping", [50] = "syncfs",
+		[51] = "tmpfile",
+	};
+	return opcode < FS_CHAN_OPS ? names[opcode] : NULL;
 }

@@ -6,10 +6,12 @@
  * module adds those two fields to the replies libfuse builds, and registers backing files
  * with the kernel (FUSE_DEV_IOC_BACKING_OPEN/CLOSE). With passthrough the kernel serves
  * read, write, splice and mmap of an open file straight from the backing file: no READ or
- * WRITE request reaches the daemon. It also counts the requests read, by opcode. */
+ * WRITE request reaches the daemon. It also counts the requests read, by opcode, and
+ * times their replies. */
 #ifndef FS_CHAN_H
 #define FS_CHAN_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct fuse_session;
@@ -18,8 +20,19 @@ struct fuse_session;
 enum { FS_CHAN_OP_READ = 15, FS_CHAN_OP_WRITE = 16, FS_CHAN_OPS = 64 };
 
 /* Takes over the I/O of a mounted session (before its loop runs). want_passthrough: ask
- * the kernel for passthrough in INIT, if it offers it. Returns 0 or -errno. */
-int fs_chan_attach(struct fuse_session *se, int want_passthrough);
+ * the kernel for passthrough in INIT, if it offers it; want_killpriv_v2: ask for
+ * FUSE_HANDLE_KILLPRIV_V2 (see fs_chan_killpriv_v2). Returns 0 or -errno. */
+int fs_chan_attach(struct fuse_session *se, int want_passthrough, int want_killpriv_v2);
+
+/* 1 when INIT negotiated FUSE_HANDLE_KILLPRIV_V2: the kernel stops asking for
+ * security.capability before every write once it has seen a file without setuid, setgid
+ * or capabilities (S_NOSEC), and the daemon clears setuid/setgid itself: on an empty
+ * SETATTR (the kernel's "remove privileges" before a passthrough write or fallocate), and
+ * on requests flagged KILL_SUIDGID (fs_chan_req_kill_suidgid). */
+int fs_chan_killpriv_v2(void);
+/* 1 when the request the calling worker is handling carries FUSE_WRITE_KILL_SUIDGID,
+ * FATTR_KILL_SUIDGID or FUSE_OPEN_KILL_SUIDGID (the caller lacks CAP_FSETID). */
+int fs_chan_req_kill_suidgid(void);
 
 /* 1 when INIT negotiated passthrough and no registration has failed with EPERM since. */
 int fs_chan_passthrough(void);
@@ -40,5 +53,19 @@ void fs_chan_reply_backing(int id);
 
 /* Requests read from the kernel with this opcode (all of them for FS_CHAN_OPS). */
 uint64_t fs_chan_count(unsigned opcode);
+
+/* Replies per opcode, timed from reading the request to writing its reply (FORGET and
+ * BATCH_FORGET have none). Buckets count per bucket; upper bounds fs_chan_bucket_le_us,
+ * the last is +Inf. Updated with relaxed atomics by the workers. */
+#define FS_CHAN_NBUCKETS 14
+struct fs_chan_opstat {
+	_Atomic uint64_t replies, errors, sum_us;
+	_Atomic uint64_t buckets[FS_CHAN_NBUCKETS];
+};
+extern const uint64_t fs_chan_bucket_le_us[FS_CHAN_NBUCKETS];
+/* Stats of opcode (out-of-range opcodes share the FS_CHAN_OPS slot). */
+const struct fs_chan_opstat *fs_chan_opstat(unsigned opcode);
+/* "lookup", "getattr", ... or NULL for an opcode without a name. */
+const char *fs_chan_op_name(unsigned opcode);
 
 #endif

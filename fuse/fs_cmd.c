@@ -130,6 +130,9 @@ static int cmd_rmr(const struct fs_cmd_ctx *x, const struct fs_caller *k, json_t
 		return st_error_set(err, -ENOTSUP, "rmr: needs a mounted stratafs");
 	char rel[PATH_MAX];
 	snprintf(rel, sizeof(rel), "%s", path[0] == '/' ? path + 1 : path);
+	if (!rel[strspn(rel, "/.")] && !strstr(rel, ".."))
+		return st_error_set(err, -EINVAL, "rmr: refusing to remove the mount root ('%s')",
+				    path);
 	if (fs_path_clean(rel) != 0 || !rel[0])
 		return st_error_set(err, -EINVAL, "rmr: refusing path '%s'", path);
 	if (is_managed(rel))
@@ -218,15 +221,33 @@ static int cmd_trash_list(const struct fs_cmd_ctx *x, const struct fs_caller *k,
 				    "trash list: only root may list other users' trash");
 	if (!x->trash)
 		return st_error_set(err, -ENOTSUP, "trash list: no trash");
+	const char *path = json_string_value(json_object_get(req, "path"));
+	int fold = json_is_true(json_object_get(req, "fold"));
 	struct fs_trash_list l;
 	int rc = fs_trash_list(x->trash, uid, &l, err);
 	if (rc)
 		return rc;
+	if (path && (rc = fs_trash_list_filter(&l, path)) != 0) {
+		fs_trash_list_release(&l);
+		return st_error_set(err, rc, "trash list: bad path '%s'", path);
+	}
+	if (fold)
+		fs_trash_list_fold(&l);
 	json_t *arr = json_array();
-	for (size_t i = 0; i < l.n; i++)
-		json_array_append_new(arr, fs_trash_entry_json(&l.v[i]));
-	*out = json_pack("{s:b,s:o,s:I,s:I}", "ok", 1, "entries", arr, "bytes", (json_int_t)l.bytes,
-			 "retention_us", (json_int_t)x->trash->retention_us);
+	for (size_t i = 0; i < l.n; i++) {
+		if (fold && l.v[i].top != i)
+			continue;
+		json_t *e = fs_trash_entry_json(&l.v[i]);
+		if (fold) {
+			json_object_set_new(e, "folded", json_integer((json_int_t)l.v[i].folded));
+			json_object_set_new(e, "folded_bytes",
+					    json_integer((json_int_t)l.v[i].folded_bytes));
+		}
+		json_array_append_new(arr, e);
+	}
+	*out = json_pack("{s:b,s:o,s:I,s:I,s:I}", "ok", 1, "entries", arr, "bytes",
+			 (json_int_t)l.bytes, "retention_us", (json_int_t)x->trash->retention_us,
+			 "objects", (json_int_t)l.n);
 	fs_trash_list_release(&l);
 	return 0;
 }

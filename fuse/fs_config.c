@@ -14,6 +14,7 @@ void fs_config_defaults(struct fs_config *c)
 	c->threads = 8;
 	c->attr_timeout = -1;
 	c->passthrough = 1;
+	c->killpriv_v2 = 1;
 	c->rmr_threads = 2;
 	c->max_inode_fds = -1;
 	c->journal_size = 8LL << 30;
@@ -64,7 +65,13 @@ void fs_config_usage(FILE *f)
 		"  --max-dirty-age D       longest a write waits for writeback (default 5s)\n"
 		"  --close-to-open         write a file back before its close returns\n"
 		"  --journal-bypass N      sequential runs above N go straight to BACKING_DIR\n"
-		"                          (default 1M; 0 = never)\n");
+		"                          (default 1M; 0 = never)\n"
+		"  --no-killpriv-v2        let the kernel clear setuid/setgid (it then asks for\n"
+		"                          security.capability before every write)\n"
+		"  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics\n"
+		"  --log-file PATH         append the log to PATH (default: stderr in the\n"
+		"                          foreground, syslog when daemonised)\n"
+		"  --version               print the version and exit\n");
 }
 
 static int int_in(const char *v, int64_t lo, int64_t hi, int64_t *out)
@@ -73,6 +80,24 @@ static int int_in(const char *v, int64_t lo, int64_t hi, int64_t *out)
 	if (st_parse_i64(v, strlen(v), &n) != 0 || n < lo || n > hi)
 		return -1;
 	*out = n;
+	return 0;
+}
+
+int fs_config_hostport(const char *addr, char *host, size_t hlen, int *port)
+{
+	const char *colon = strrchr(addr, ':');
+	int64_t p;
+	if (!colon || colon == addr || (size_t)(colon - addr) >= hlen ||
+	    st_parse_i64(colon + 1, strlen(colon + 1), &p) != 0 || p < 0 || p > 65535)
+		return -1;
+	size_t n = (size_t)(colon - addr);
+	if (addr[0] == '[' && n >= 2 && addr[n - 1] == ']') { /* [::1]:9100 */
+		addr++;
+		n -= 2;
+	}
+	memcpy(host, addr, n);
+	host[n] = 0;
+	*port = (int)p;
 	return 0;
 }
 
@@ -112,6 +137,13 @@ static int set_opt(struct fs_config *c, int opt, const char *v)
 		return st_dur_parse(v, &c->max_dirty_age_us) == 0 && c->max_dirty_age_us > 0 ? 0 : -1;
 	case 'B':
 		return size_parse(v, &c->journal_bypass);
+	case 'X': {
+		char host[256];
+		int port;
+		return fs_config_hostport(v, host, sizeof(host), &port) ? -1 : (c->metrics = v, 0);
+	}
+	case 'G':
+		return v[0] ? (c->log_file = v, 0) : -1;
 	}
 	return -1;
 }
@@ -133,6 +165,9 @@ int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
 		{ "max-dirty-age", required_argument, 0, 'D' },
 		{ "close-to-open", no_argument, 0, 'C' },
 		{ "journal-bypass", required_argument, 0, 'B' },
+		{ "no-killpriv-v2", no_argument, 0, 'K' },
+		{ "metrics", required_argument, 0, 'X' },
+		{ "log-file", required_argument, 0, 'G' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -155,6 +190,9 @@ int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
 			break;
 		case 'C':
 			c->close_to_open = 1;
+			break;
+		case 'K':
+			c->killpriv_v2 = 0;
 			break;
 		case 'h':
 			fs_config_usage(out);

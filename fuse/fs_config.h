@@ -28,6 +28,9 @@ struct fs_config {
 	int close_to_open;        /* --close-to-open: written back before close returns */
 	int64_t journal_bypass;   /* --journal-bypass bytes of a sequential run (default 1 MiB;
 				   * 0 = never bypass) */
+	int killpriv_v2;          /* 0 with --no-killpriv-v2 */
+	const char *metrics;      /* --metrics HOST:PORT (NULL: no metrics endpoint) */
+	const char *log_file;     /* --log-file PATH (NULL: stderr, or syslog when daemonised) */
 };
 
 void fs_config_defaults(struct fs_config *c);
@@ -36,5 +39,7 @@ void fs_config_defaults(struct fs_config *c);
 int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
 		    struct st_error *err);
 void fs_config_usage(FILE *f);
+/* "HOST:PORT" or "[V6]:PORT" (port 0..65535) into host and port. Returns 0 or -1. */
+int fs_config_hostport(const char *addr, char *host, size_t hlen, int *port);
 
 #endif

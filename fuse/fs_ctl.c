@@ -52,6 +52,26 @@ static void invalidate_path(const char *dest)
 		close(fd);
 }
 
+/* The journal's fill, dirty data and writeback (fs status --json "journal"). */
+static json_t *journal_info(struct fs_jn *jn)
+{
+	struct fs_jn_stats j;
+	fs_jn_stats(jn, &j);
+	const struct fs_jreplay *rp = &fs_g->jrep;
+	return json_pack("{s:I,s:I,s:I,s:I,s:i,s:i,s:f,s:f,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:b}}",
+			 "capacity_bytes", (json_int_t)j.capacity_bytes, "used_bytes",
+			 (json_int_t)j.used_bytes, "dirty_bytes", (json_int_t)j.dirty_bytes,
+			 "segment_bytes", (json_int_t)j.seg_size, "segments_used", (int)j.segs_used,
+			 "segments_free", (int)(j.segs_total - j.segs_used), "oldest_dirty_age_s",
+			 j.oldest_dirty_age_s, "writeback_bytes_per_s", j.wb_rate_bps,
+			 "writeback_bytes", (json_int_t)j.wb_bytes, "writeback_records",
+			 (json_int_t)j.wb_records, "writeback_failures", (json_int_t)j.wb_fails,
+			 "full_waits", (json_int_t)j.waits, "replay", "records",
+			 (json_int_t)rp->scan.records, "applied", (json_int_t)rp->applied, "bytes",
+			 (json_int_t)rp->bytes, "files", (json_int_t)rp->files, "damaged",
+			 rp->scan.damaged != 0);
+}
+
 /* What the mount runs with and how many requests the kernel sent it (linux/fuse.h
  * opcodes of the requests worth watching: passthrough makes READ and WRITE disappear). */
 static json_t *do_info(int full)
@@ -65,17 +85,25 @@ static json_t *do_info(int full)
 	} ops[] = { { "lookup", 1 },   { "getattr", 3 }, { "setattr", 4 }, { "open", 14 },
 		    { "read", FS_CHAN_OP_READ }, { "write", FS_CHAN_OP_WRITE }, { "release", 18 },
 		    { "getxattr", 22 }, { "create", 35 }, { "unlink", 10 },
-		    { "readdirplus", 44 } };
+		    { "readdirplus", 44 }, { "mkdir", 9 }, { "rmdir", 11 }, { "rename", 12 },
+		    { "rename2", 45 }, { "link", 13 }, { "symlink", 6 }, { "setxattr", 21 },
+		    { "opendir", 27 }, { "readdir", 28 }, { "releasedir", 29 }, { "flush", 25 },
+		    { "fsync", 20 }, { "forget", 2 }, { "batch_forget", 42 }, { "access", 34 },
+		    { "statfs", 17 }, { "readlink", 5 }, { "mknod", 8 }, { "listxattr", 23 } };
 	json_t *req = json_object();
 	json_object_set_new(req, "total", json_integer((json_int_t)fs_chan_count(FS_CHAN_OPS)));
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		json_object_set_new(req, ops[i].name,
 				    json_integer((json_int_t)fs_chan_count(ops[i].op)));
-	return json_pack("{s:b,s:s,s:s,s:i,s:b,s:b,s:b,s:f,s:o}", "ok", 1, "backing",
-			 fs_g->backing, "mount", fs_g->mnt, "pid", (int)getpid(), "passthrough",
-			 fs_chan_passthrough(), "kernel_passthrough", fs_chan_passthrough_offered(),
-			 "writeback_cache", fs_g->writeback, "attr_timeout", fs_g->attr_timeout,
-			 "requests", req);
+	json_t *r = json_pack("{s:b,s:s,s:s,s:i,s:b,s:b,s:b,s:f,s:o,s:s,s:b}", "ok", 1, "backing",
+			      fs_g->backing, "mount", fs_g->mnt, "pid", (int)getpid(),
+			      "passthrough", fs_chan_passthrough(), "kernel_passthrough",
+			      fs_chan_passthrough_offered(), "writeback_cache", fs_g->writeback,
+			      "attr_timeout", fs_g->attr_timeout, "requests", req, "metrics",
+			      fs_g->metrics_addr, "killpriv_v2", fs_chan_killpriv_v2());
+	if (r && fs_g->jn)
+		json_object_set_new(r, "journal", journal_info(fs_g->jn));
+	return r;
 }
 
 static void notify(dev_t dev, ino_t ino, int view, const char *name)

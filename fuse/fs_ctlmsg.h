@@ -3,7 +3,9 @@
  * named after the backing directory (fs_ctl_addr). The daemon authenticates callers with
  * SO_PEERCRED.
  * Requests: {"op":"ping"} {"op":"rmr","path":P,"via_trash":B} {"op":"rmr_status"}
- *           {"op":"trash_list","uid":U} {"op":"trash_restore","what":W,"to":T}
+ *           {"op":"trash_list","uid":U,"path":P,"fold":B} (path: only entries at or
+ *           below P; fold: an rm -rf'd tree as one entry, see fs_trash_list_fold)
+ *           {"op":"trash_restore","what":W,"to":T}
  *           {"op":"trash_purge","ids":[...],"older_than_us":N,"all":B} {"op":"status"}
  * Responses: {"ok":true,...} or {"ok":false,"errno":E,"error":MSG}. */
 #ifndef FS_CTLMSG_H

@@ -1,5 +1,6 @@
 /* stratafs daemon state shared by its modules: inode table (fs_inode.c), FUSE operations
- * (fs_ops.c), control server (fs_ctl.c), kernel cache notifier (fs_notify.c), main. */
+ * (fs_ops.c), control server (fs_ctl.c), kernel cache notifier (fs_notify.c), Prometheus
+ * endpoint (fs_metrics.c), main. */
 #ifndef FS_DAEMON_H
 #define FS_DAEMON_H
 
@@ -66,6 +67,8 @@ struct fs_state {
 	pthread_mutex_t pt_lock;  /* fs_inode.bk_id/bk_opens */
 	int debug;
 	struct fs_jn *jn;         /* SSD journal with --journal-dir, else NULL */
+	struct fs_jreplay jrep;   /* what the journal replay at mount did */
+	char metrics_addr[300];   /* --metrics: the address bound ("" without) */
 	struct fuse_session *se;
 	/* notifier: invalidations sent from a thread of its own, never from a request */
 	pthread_t notify_thread;
@@ -138,6 +141,13 @@ void fs_notify_entry(dev_t dev, ino_t ino, int view, const char *name, int sync)
 void fs_notify_attr(dev_t dev, ino_t ino);
 int fs_notify_start(struct fs_state *s);
 void fs_notify_stop(struct fs_state *s);
+
+/* --metrics HOST:PORT (fs_metrics.c): bind before daemonising (errors reach the
+ * terminal; port 0 picks one, written to s->metrics_addr), start the serving thread after.
+ * Returns 0 or an error code with err set / -1. */
+int fs_metrics_bind(struct fs_state *s, const char *addr, struct st_error *err);
+int fs_metrics_start(void);
+void fs_metrics_stop(void);
 
 int fs_ctl_start(struct fs_state *s);
 void fs_ctl_stop(struct fs_state *s);

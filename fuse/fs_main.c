@@ -4,6 +4,7 @@
 #include "fuse/fs_ctlmsg.h"
 #include "common/st_version.h"
 #include "fuse/fs_daemon.h"
+#include "fuse/fs_log.h"
 #include "fuse/fs_util.h"
 #include "common/st_log.h"
 #include "common/st_time.h"
@@ -82,6 +83,7 @@ static int journal_open(struct fs_state *s, struct fs_jn *jn, const struct fs_co
 			"offset %llu: %s); everything before it was applied\n",
 			(unsigned long long)rep.scan.damaged_seg,
 			(unsigned long long)rep.scan.damaged_pos, rep.scan.damage);
+	s->jrep = rep;
 	s->jn = jn;
 	s->passthrough = 0;
 	return 0;
@@ -277,16 +279,26 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(s->se, s->mnt) != 0)
 		goto out_signals;
-	if (fs_chan_attach(s->se, s->passthrough) != 0) {
+	if (fs_chan_attach(s->se, s->passthrough, cfg.killpriv_v2) != 0) {
 		st_errlog("stratafs: cannot attach to the FUSE channel");
+		goto out_unmount;
+	}
+	if (cfg.metrics && fs_metrics_bind(s, cfg.metrics, &err) != 0) {
+		fprintf(stderr, "stratafs: %s\n", err.msg);
+		goto out_unmount;
+	}
+	if (fs_log_open(cfg.log_file, &err) != 0) {
+		fprintf(stderr, "stratafs: %s\n", err.msg);
 		goto out_unmount;
 	}
 	if (fuse_daemonize(foreground) != 0)
 		goto out_unmount;
+	if (fs_log_redirect(!foreground, &err) != 0)
+		st_warn("stratafs: %s", err.msg); /* still on the old stderr */
 	set_readahead(s->mnt, FS_READAHEAD_KB); /* = max_readahead asked in init */
 	/* threads only after daemonize: they do not survive its fork */
 	if (fs_notify_start(s) || fs_ctl_start(s) || fs_rmr_start(&s->rmr) ||
-	    (s->jn && fs_jn_start(s->jn) != 0)) {
+	    (s->jn && fs_jn_start(s->jn) != 0) || fs_metrics_start() != 0) {
 		st_errlog("stratafs: cannot start background threads");
 		goto out_unmount;
 	}
@@ -294,8 +306,9 @@ int main(int argc, char **argv)
 	pthread_cond_init(&s->econd, NULL);
 	if (pthread_create(&s->expiry_thread, NULL, expiry_main, s) == 0)
 		s->expiry_running = 1;
-	st_info("stratafs: %s mounted on %s (trash retention %s)", s->backing, s->mnt,
-		retention ? st_dur_format(retention, (char[32]){ 0 }) : "forever");
+	st_info("stratafs: %s mounted on %s (trash retention %s)%s%s", s->backing, s->mnt,
+		retention ? st_dur_format(retention, (char[32]){ 0 }) : "forever",
+		s->metrics_addr[0] ? ", metrics on http://" : "", s->metrics_addr);
 	struct fuse_loop_config *lcfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lcfg, (unsigned)threads);
 	fuse_loop_cfg_set_idle_threads(lcfg, (unsigned)(threads / 2 > 0 ? threads / 2 : 1));
@@ -308,6 +321,7 @@ int main(int argc, char **argv)
 		pthread_mutex_unlock(&s->elock);
 		pthread_join(s->expiry_thread, NULL);
 	}
+	fs_metrics_stop();
 	fs_ctl_stop(s);
 	fs_rmr_stop(&s->rmr);
 	fs_notify_stop(s);
@@ -327,6 +341,8 @@ out_state:
 	close(s->ctl_fd);
 	close(s->root.fd);
 	close(s->bfd);
+	fs_metrics_stop();
 	st_info("stratafs: %s unmounted", s->mnt);
+	fs_log_close();
 	return rc;
 }

@@ -412,6 +412,45 @@ static int kills_suid(struct fs_inode *in, mode_t mode)
 	return cleared && !(cleared & ~(mode_t)(S_ISUID | S_ISGID)) && !(m & ~old);
 }
 
+/* Is the caller in group g (its primary or a supplementary group)? */
+static int caller_in_group(fuse_req_t req, gid_t g)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	if (c->gid == g)
+		return 1;
+	gid_t v[256];
+	int n = fuse_req_getgroups(req, 256, v);
+	for (int i = 0; i < n && i < 256; i++)
+		if (v[i] == g)
+			return 1;
+	return 0;
+}
+
+/* FUSE_HANDLE_KILLPRIV_V2: the kernel asks the daemon to remove setuid/setgid after a
+ * write, fallocate or truncating open by a caller without CAP_FSETID. The rule is the
+ * kernel's own (setattr_should_drop_suidgid): setuid always; setgid when the file is
+ * group-executable or the caller is not in its group (uid 0 counts as in every group).
+ * Done as the daemon: the kernel has decided, as a local filesystem would. fd: an open
+ * file of in, or -1. Returns 1 when the mode changed, 0, or -errno. */
+static int kill_suidgid(fuse_req_t req, struct fs_inode *in, int fd)
+{
+	struct stat st;
+	char p[32];
+	int pfd = fd >= 0 ? fd : fs_fd(in);
+	if (fstat(pfd, &st) != 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode) || !(st.st_mode & (S_ISUID | S_ISGID)))
+		return 0;
+	mode_t m = st.st_mode & 07777 & ~(mode_t)S_ISUID;
+	if ((m & S_ISGID) && ((m & S_IXGRP) ||
+			      (fuse_req_ctx(req)->uid != 0 && !caller_in_group(req, st.st_gid))))
+		m &= ~(mode_t)S_ISGID;
+	if (m == (st.st_mode & 07777))
+		return 0;
+	int rc = fd >= 0 ? fchmod(fd, m) : chmod(fs_fd_path(pfd, p), m);
+	return rc == 0 ? 1 : -errno;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		       struct fuse_file_info *fi)
 {
@@ -428,6 +467,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	    (res = fs_jn_flush_file(fs_g->jn, in->dev, in->ino)) != 0) {
 		fuse_reply_err(req, -res);
 		return;
+	}
+	/* KILLPRIV_V2: a SETATTR that sets nothing is the kernel removing privileges before
+	 * a write it does not send us (passthrough) or a fallocate; chown and truncate clear
+	 * the bits on the backing file themselves (run as the caller, they are native) */
+	if (fs_chan_killpriv_v2() && !(valid & ~(FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID)) &&
+	    in->type == S_IFREG && (res = kill_suidgid(req, in, fi ? (int)fi->fh : -1)) < 0) {
+		errno = -res;
+		goto err;
 	}
 	if (valid & FUSE_SET_ATTR_MODE && kills_suid(in, attr->st_mode)) {
 		/* the kernel clearing setuid/setgid after a write or truncate by someone who
@@ -837,12 +884,25 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, -fd);
 		return;
 	}
+	/* a truncating open removes setuid/setgid on the backing file (run as the caller,
+	 * natively) but, unlike a truncate, tells the kernel nothing: drop its attributes */
+	struct stat before;
+	int trunc_sxid = (fi->flags & O_TRUNC) && in->type == S_IFREG && fs_chan_killpriv_v2() &&
+			 fstatat(fs_fd(in), "", &before, AT_EMPTY_PATH) == 0 &&
+			 (before.st_mode & (S_ISUID | S_ISGID));
 	AS_CALLER(req, fd, open(fs_fd_path(fs_fd(in), p), open_flags(fi->flags) & ~O_CREAT));
 	int e = errno;
 	as_root();
 	if (fd < 0) {
 		fuse_reply_err(req, e);
 		return;
+	}
+	if (trunc_sxid) {
+		if (fs_chan_req_kill_suidgid())
+			kill_suidgid(req, in, fd); /* a root caller without CAP_FSETID */
+		/* synchronous: the opener must not see (or exec with) the old mode; attribute
+		 * invalidation takes no lock the opener holds */
+		fuse_lowlevel_notify_inval_inode(fs_g->se, ino, -1, 0);
 	}
 	int rc = open_reply_prepare(in, fd, fi);
 	if (rc) {
@@ -912,6 +972,13 @@ static void journal_write(fuse_req_t req, struct fs_inode *in, struct fuse_bufve
 static void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
 			 struct fuse_file_info *fi)
 {
+	if (fs_chan_req_kill_suidgid()) { /* KILLPRIV_V2, a write we do see */
+		int k = kill_suidgid(req, fs_ino(ino), (int)fi->fh);
+		if (k < 0) {
+			fuse_reply_err(req, -k);
+			return;
+		}
+	}
 	if (fs_g->jn) {
 		journal_write(req, fs_ino(ino), in_buf, off, (int)fi->fh);
 		return;

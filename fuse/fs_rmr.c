@@ -477,6 +477,8 @@ static int run_job(struct fs_rmr *r, const char *id)
 			pthread_mutex_lock(&r->lock);
 			r->cur.files_done++;
 			r->cur.bytes_done += (int64_t)st.st_blocks * 512;
+			r->total_files++;
+			r->total_bytes += (int64_t)st.st_blocks * 512;
 			pthread_mutex_unlock(&r->lock);
 		}
 	} else {
@@ -492,6 +494,8 @@ static int run_job(struct fs_rmr *r, const char *id)
 		pthread_mutex_lock(&r->lock);
 		r->cur.files_done += r->phase_files;
 		r->cur.bytes_done += r->phase_bytes;
+		r->total_files += r->phase_files;
+		r->total_bytes += r->phase_bytes;
 		r->phase_files = r->phase_bytes = 0;
 		pthread_mutex_unlock(&r->lock);
 		if (st2 != 0) {
@@ -511,6 +515,9 @@ static int run_job(struct fs_rmr *r, const char *id)
 		goto out;
 	}
 	unlinkat(r->rmr_fd, jn, 0);
+	pthread_mutex_lock(&r->lock);
+	r->jobs_done++;
+	pthread_mutex_unlock(&r->lock);
 	st_info("rmr: job %s (%s) reclaimed %lld entries, %lld bytes", id, r->cur.path,
 		(long long)r->cur.files_done, (long long)r->cur.bytes_done);
 out:
@@ -701,6 +708,15 @@ int fs_rmr_status(struct fs_rmr *r, int64_t uid, struct fs_rmr_status *st)
 		st->jobs[st->n++] = j;
 	}
 	free_ids(ids, n);
+	pthread_mutex_lock(&r->lock);
+	st->reclaimed_files = r->total_files;
+	st->reclaimed_bytes = r->total_bytes;
+	if (r->have_cur && r->phase == FS_RMR_DELETING) {
+		st->reclaimed_files += r->phase_files;
+		st->reclaimed_bytes += r->phase_bytes;
+	}
+	st->jobs_done = r->jobs_done;
+	pthread_mutex_unlock(&r->lock);
 	return 0;
 }
 

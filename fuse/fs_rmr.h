@@ -47,6 +47,9 @@ struct fs_rmr_status {
 	int64_t files_left;  /* over jobs with a known total; queued jobs count as unknown */
 	int64_t bytes_left;
 	int unknown;         /* jobs whose size is not known yet */
+	/* since this struct fs_rmr was opened (all owners): entries and bytes deleted, jobs
+	 * finished */
+	int64_t reclaimed_files, reclaimed_bytes, jobs_done;
 };
 
 struct fs_rmr_node;
@@ -74,6 +77,8 @@ struct fs_rmr {
 	int failures;
 	struct fs_rmr_node *all_nodes; /* every live node, for cleanup on stop */
 	int draining;           /* fs_rmr_drain: the driver exits when the queue is empty */
+	int64_t total_files, total_bytes; /* deleted since open (finished phases) */
+	int64_t jobs_done;      /* jobs finished since open */
 };
 
 /* Creates/opens .strata/rmr under bfd. nthreads >= 1; rate 0 = unlimited. */

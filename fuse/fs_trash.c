@@ -648,6 +648,110 @@ void fs_trash_list_release(struct fs_trash_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
+int fs_trash_list_filter(struct fs_trash_list *l, const char *path)
+{
+	while (*path == '/')
+		path++;
+	if (!*path)
+		return 0; /* "/": everything */
+	size_t n = strlen(path);
+	char *want = malloc(n + 2);
+	if (!want)
+		return ST_ENOMEM;
+	want[0] = '/';
+	memcpy(want + 1, path, n + 1);
+	if (fs_path_clean(want + 1) != 0) {
+		free(want);
+		return ST_EINVAL;
+	}
+	size_t wl = strlen(want), k = 0;
+	l->bytes = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		const char *p = l->v[i].rec.path;
+		if (!strncmp(p, want, wl) && (p[wl] == '/' || !p[wl])) {
+			l->v[k++] = l->v[i];
+			if (l->v[k - 1].present)
+				l->bytes += l->v[k - 1].rec.size;
+		} else {
+			fs_rec_release(&l->v[i].rec);
+		}
+	}
+	l->n = k;
+	free(want);
+	return 0;
+}
+
+/* Directory entries ordered by (path, uid, dtime) for the fold's lookups. */
+static int fold_cmp(const void *a, const void *b, void *arg)
+{
+	const struct fs_trash_list *l = arg;
+	const struct fs_trash_rec *x = &l->v[*(const size_t *)a].rec;
+	const struct fs_trash_rec *y = &l->v[*(const size_t *)b].rec;
+	int c = strcmp(x->path, y->path);
+	if (c)
+		return c;
+	if (x->uid != y->uid)
+		return x->uid < y->uid ? -1 : 1;
+	return x->dtime_us < y->dtime_us ? -1 : x->dtime_us > y->dtime_us;
+}
+
+/* First directory entry (in dirs, nd of them) at path prefix p[0..pl) of owner uid deleted
+ * at or after t; SIZE_MAX when none. */
+static size_t fold_find(const struct fs_trash_list *l, const size_t *dirs, size_t nd,
+			const char *p, size_t pl, uint32_t uid, int64_t t)
+{
+	size_t lo = 0, hi = nd;
+	while (lo < hi) { /* lower bound of (p, uid, t) */
+		size_t mid = (lo + hi) / 2;
+		const struct fs_trash_rec *d = &l->v[dirs[mid]].rec;
+		int c = strncmp(d->path, p, pl);
+		if (!c && d->path[pl])
+			c = 1;
+		if (!c)
+			c = d->uid != uid ? (d->uid < uid ? -1 : 1)
+					  : (d->dtime_us < t ? -1 : 0);
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < nd) {
+		const struct fs_trash_rec *d = &l->v[dirs[lo]].rec;
+		if (!strncmp(d->path, p, pl) && !d->path[pl] && d->uid == uid)
+			return dirs[lo];
+	}
+	return SIZE_MAX;
+}
+
+void fs_trash_list_fold(struct fs_trash_list *l)
+{
+	size_t *dirs = malloc((l->n + 1) * sizeof(*dirs)), nd = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		l->v[i].top = i;
+		l->v[i].folded = l->v[i].folded_bytes = 0;
+		if (dirs && l->v[i].rec.type == 'd')
+			dirs[nd++] = i;
+	}
+	if (!dirs)
+		return; /* out of memory: nothing folded, every entry listed */
+	qsort_r(dirs, nd, sizeof(*dirs), fold_cmp, l);
+	for (size_t i = 0; i < l->n; i++) {
+		struct fs_trash_entry *e = &l->v[i];
+		/* ancestors from the outermost: "/a", "/a/b", ... (not the path itself) */
+		for (const char *s = strchr(e->rec.path + 1, '/'); s; s = strchr(s + 1, '/')) {
+			size_t d = fold_find(l, dirs, nd, e->rec.path, (size_t)(s - e->rec.path),
+					     e->rec.uid, e->rec.dtime_us);
+			if (d != SIZE_MAX && d != i) {
+				e->top = d;
+				l->v[d].folded++;
+				l->v[d].folded_bytes += e->present ? e->rec.size : 0;
+				break;
+			}
+		}
+	}
+	free(dirs);
+}
+
 /* ---- restore ---------------------------------------------------------------------- */
 
 static int is_id(const char *s)

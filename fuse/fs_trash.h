@@ -98,6 +98,10 @@ struct fs_trash_entry {
 	char bucket[16];
 	int present;             /* the object is still in the trash */
 	int done;                /* scratch flag for restore/purge */
+	size_t top;              /* fs_trash_list_fold: index of the entry it is folded under
+				  * (its own index when it is a top-level entry) */
+	int64_t folded;          /* top-level entries: entries folded under it */
+	int64_t folded_bytes;    /* and their sizes (present ones) */
 };
 
 struct fs_trash_list {
@@ -110,6 +114,15 @@ struct fs_trash_list {
 int fs_trash_list(struct fs_trash *t, int64_t uid, struct fs_trash_list *out,
 		  struct st_error *err);
 void fs_trash_list_release(struct fs_trash_list *l);
+/* Keeps only the entries whose original path is path or below it ("/a/b", "a/b/" or "/":
+ * all), and recounts bytes. Returns 0, ST_EINVAL for a path with ".." components or
+ * ST_ENOMEM. */
+int fs_trash_list_filter(struct fs_trash_list *l, const char *path);
+/* Folds what an `rm -rf` deleted under the entry of its top directory: an entry goes under
+ * the outermost directory entry of the same owner whose path is an ancestor of its path
+ * and that was deleted at or after it (rm -rf deletes bottom-up; restoring that directory
+ * by path brings those entries back too). Sets top, folded and folded_bytes. */
+void fs_trash_list_fold(struct fs_trash_list *l);
 
 /* Who is restoring or purging: restore runs permission checks and directory creation with
  * these credentials. is_root may act on every user's entries. */

@@ -349,6 +349,7 @@ struct wb_batch {
 	struct fs_jn *jn;
 	struct wb_item *v;
 	size_t n, cap;
+	uint64_t bytes;   /* written to capacity files in this round */
 };
 
 static int collect(void *arg, struct fs_xfile *f, uint64_t seq, uint64_t off, uint32_t len,
@@ -440,7 +441,7 @@ static int wb_apply(struct fs_jn *jn, struct wb_batch *b)
 		if (ST_FAULT("wb.apply") || pwrite(fd, buf, it->len, (off_t)it->off) != (ssize_t)it->len)
 			e = errno > 0 && errno != EEXIST ? -errno : -EIO;
 		else
-			jn->wb_bytes += it->len;
+			b->bytes += it->len;
 	}
 	for (size_t i = 0; i < fs.n; i++)
 		if (fs.fd[i] >= 0) {
@@ -498,6 +499,7 @@ static void *wb_main(void *arg)
 		}
 		uint64_t upto = jn->last_data_seq;
 		b.n = 0;
+		b.bytes = 0;
 		int e = fs_xindex_walk(&jn->idx, upto, collect, &b);
 		pthread_mutex_unlock(&jn->lock);
 		struct st_error err = { 0 };
@@ -514,6 +516,10 @@ static void *wb_main(void *arg)
 			continue;
 		}
 		jn->wb_records += b.n;
+		jn->wb_bytes += b.bytes;
+		jn->wb_hist[jn->wb_hist_next % FS_JN_RATE_ROUNDS] =
+			(struct fs_jn_round){ .t_us = st_mono_us(), .bytes = b.bytes };
+		jn->wb_hist_next++;
 		if (upto > jn->ckpt)
 			jn->ckpt = upto;
 		if (jn->committed < jn->ckpt)
@@ -588,8 +594,40 @@ int fs_jn_open(struct fs_jn *jn, const char *dir, int bfd, uint64_t size, int64_
 	return 0;
 }
 
+void fs_jn_stats(struct fs_jn *jn, struct fs_jn_stats *o)
+{
+	memset(o, 0, sizeof(*o));
+	int64_t now = st_mono_us(), t;
+	pthread_mutex_lock(&jn->lock);
+	o->seg_size = jn->seg_size;
+	o->segs_total = jn->nseg;
+	o->segs_used = jn->nlive;
+	o->capacity_bytes = jn->seg_size * jn->nseg;
+	o->used_bytes = (jn->nlive ? jn->nlive - 1 : 0) * jn->seg_size + jn->wpos;
+	o->dirty_bytes = jn->idx.dirty_bytes;
+	if (fs_xindex_oldest(&jn->idx, &t))
+		o->oldest_dirty_age_s = (double)(now - t) / 1e6;
+	o->wb_bytes = jn->wb_bytes;
+	o->wb_records = jn->wb_records;
+	o->wb_fails = jn->wb_fails;
+	o->waits = jn->waits;
+	o->next_seq = jn->next_seq;
+	o->committed = jn->committed;
+	o->ckpt = jn->ckpt;
+	/* writeback rate: the rounds that ended in the last FS_JN_RATE_WINDOW_US */
+	int64_t window = now - jn->started_us < FS_JN_RATE_WINDOW_US ? now - jn->started_us
+								    : FS_JN_RATE_WINDOW_US;
+	uint64_t sum = 0;
+	for (unsigned i = 0; i < FS_JN_RATE_ROUNDS && i < jn->wb_hist_next; i++)
+		if (now - jn->wb_hist[i].t_us <= window)
+			sum += jn->wb_hist[i].bytes;
+	o->wb_rate_bps = window > 0 ? (double)sum * 1e6 / (double)window : 0;
+	pthread_mutex_unlock(&jn->lock);
+}
+
 int fs_jn_start(struct fs_jn *jn)
 {
+	jn->started_us = st_mono_us();
 	if (pthread_create(&jn->worker, NULL, wb_main, jn) != 0)
 		return -1;
 	jn->running = 1;

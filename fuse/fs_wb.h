@@ -36,6 +36,14 @@ struct fs_jseg {
 	uint64_t last_seq;            /* highest record seq in it (0: none yet) */
 };
 
+/* A finished writeback round, for the writeback rate. */
+struct fs_jn_round {
+	int64_t t_us;     /* monotonic end */
+	uint64_t bytes;
+};
+#define FS_JN_RATE_ROUNDS 64
+#define FS_JN_RATE_WINDOW_US 10000000 /* the rate is over the last 10 s */
+
 struct fs_jn {
 	int dirfd, bfd;
 	char uuid[FS_JUUID_HEX];
@@ -58,6 +66,22 @@ struct fs_jn {
 	uint64_t last_data_seq;       /* newest data record appended */
 	uint64_t wb_fails;            /* failed writeback rounds (flushers give up on one) */
 	uint64_t wb_bytes, wb_records, waits;
+	struct fs_jn_round wb_hist[FS_JN_RATE_ROUNDS]; /* ring of the last rounds */
+	uint64_t wb_hist_next;
+	int64_t started_us;           /* monotonic start of the worker */
+};
+
+/* A snapshot of the journal's figures (fs status, metrics). */
+struct fs_jn_stats {
+	uint64_t capacity_bytes;      /* segments allowed * segment size */
+	uint64_t used_bytes;          /* in live segments (written, not yet reclaimed) */
+	uint64_t dirty_bytes;         /* data not yet written back */
+	uint64_t seg_size;
+	unsigned segs_used, segs_total;
+	double oldest_dirty_age_s;    /* 0 when nothing is dirty */
+	double wb_rate_bps;           /* written back per second over the last 10 s */
+	uint64_t wb_bytes, wb_records, wb_fails, waits;
+	uint64_t next_seq, committed, ckpt;
 };
 
 /* Opens (creating when empty) the journal in dir for the backing dir bfd; replays what a
@@ -68,6 +92,7 @@ int fs_jn_start(struct fs_jn *jn);
 /* Stops the worker after writing everything back, then closes. */
 void fs_jn_close(struct fs_jn *jn);
 void fs_jn_assert_state(struct fs_jn *jn);
+void fs_jn_stats(struct fs_jn *jn, struct fs_jn_stats *out);
 
 /* Write of len bytes at off to the file (dev, ino) whose backing fd is fd: into the
  * journal, or straight to fd for a bypassed sequential run. Returns bytes or -errno. */

@@ -16,6 +16,42 @@ static void print_status(json_t *r)
 	printf("writeback    %s\n",
 	       json_is_true(json_object_get(r, "writeback_cache")) ? "on" : "off");
 	printf("attr timeout %.3g s\n", json_real_value(json_object_get(r, "attr_timeout")));
+	printf("killpriv v2  %s\n", json_is_true(json_object_get(r, "killpriv_v2"))
+					 ? "on (the daemon clears setuid/setgid)"
+					 : "off (the kernel clears setuid/setgid)");
+	const char *maddr = json_string_value(json_object_get(r, "metrics"));
+	printf("metrics      %s%s\n", maddr && *maddr ? "http://" : "",
+	       maddr && *maddr ? maddr : "off (--metrics HOST:PORT)");
+	json_t *j = json_object_get(r, "journal");
+	if (j) {
+		char b1[32], b2[32], b3[32], b4[32];
+		int64_t used = (int64_t)json_integer_value(json_object_get(j, "used_bytes"));
+		int64_t cap = (int64_t)json_integer_value(json_object_get(j, "capacity_bytes"));
+		printf("journal      %s of %s used (%.0f%%), %lld/%lld segments\n",
+		       admin_bytes(used, b1), admin_bytes(cap, b2),
+		       cap > 0 ? 100.0 * (double)used / (double)cap : 0.0,
+		       (long long)json_integer_value(json_object_get(j, "segments_used")),
+		       (long long)(json_integer_value(json_object_get(j, "segments_used")) +
+				   json_integer_value(json_object_get(j, "segments_free"))));
+		printf("  dirty      %s, oldest %.1f s\n",
+		       admin_bytes(json_integer_value(json_object_get(j, "dirty_bytes")), b3),
+		       json_real_value(json_object_get(j, "oldest_dirty_age_s")));
+		printf("  writeback  %s/s (last 10 s), %s in total, %lld failed round(s), "
+		       "%lld wait(s) for space\n",
+		       admin_bytes((int64_t)json_real_value(json_object_get(j, "writeback_bytes_per_s")), b4),
+		       admin_bytes(json_integer_value(json_object_get(j, "writeback_bytes")), b1),
+		       (long long)json_integer_value(json_object_get(j, "writeback_failures")),
+		       (long long)json_integer_value(json_object_get(j, "full_waits")));
+		json_t *rp = json_object_get(j, "replay");
+		printf("  replay     %lld record(s) at mount, %lld applied, %s, %lld file(s)%s\n",
+		       (long long)json_integer_value(json_object_get(rp, "records")),
+		       (long long)json_integer_value(json_object_get(rp, "applied")),
+		       admin_bytes(json_integer_value(json_object_get(rp, "bytes")), b2),
+		       (long long)json_integer_value(json_object_get(rp, "files")),
+		       json_is_true(json_object_get(rp, "damaged")) ? ", damaged tail" : "");
+	} else {
+		printf("journal      off\n");
+	}
 	printf("requests    ");
 	const char *k;
 	json_t *v;

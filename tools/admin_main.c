@@ -11,7 +11,9 @@
 
 static const struct admin_cmd cmds[] = {
 	{ "trash", admin_trash,
-	  "  strata-admin trash list [--mount M | --backing DIR] [--user U] [--json]\n"
+	  "  strata-admin trash list [--mount M | --backing DIR] [--user U] [--flat] [--json] [PATH]\n"
+	  "                      (an rm -rf'd tree is one entry; --flat lists every object;\n"
+	  "                      PATH: only entries at or below it)\n"
 	  "  strata-admin trash restore [--mount M | --backing DIR] ID|PATH [--to PATH]\n"
 	  "                      [--overwrite] [--json]\n"
 	  "  strata-admin trash purge [--mount M | --backing DIR] [--older-than D] [--all-users]"
@@ -19,9 +21,12 @@ static const struct admin_cmd cmds[] = {
 	{ "rmr", admin_rmr,
 	  "  strata-admin rmr [--via-trash] [--json] PATH\n"
 	  "  strata-admin rmr status [--mount M | --backing DIR] [--json] [--wait]\n"
+	  "                      (--wait: progress until the queue is empty, then the files and\n"
+	  "                      bytes reclaimed and their rates)\n"
 	  "  strata-admin rmr drain --backing DIR [--json]   (offline: reclaim the queue now)\n" },
 	{ "fs", admin_fs,
-	  "  strata-admin fs status [--mount M] [--json]   (mode and request counts of a mount)\n" },
+	  "  strata-admin fs status [--mount M] [--json]   (mode, metrics address, journal fill,\n"
+	  "                      dirty bytes, writeback rate, request counts of a mount)\n" },
 	{ "journal", admin_journal,
 	  "  strata-admin journal inspect SSD_DIR [--json]   (segments, records, dirty bytes)\n"
 	  "  strata-admin journal replay SSD_DIR BACKING_DIR [--json]   (offline recovery)\n" },
@@ -44,6 +49,31 @@ static const struct admin_cmd cmds[] = {
 	  "  strata-admin cluster resync  --cluster FILE NODE SHARD\n"
 	  "  strata-admin cluster verify  --cluster FILE --shard S [--json]  (primary vs replicas)\n" },
 };
+
+/* Prints the usage of `strata-admin cmd sub` alone: its "  strata-admin CMD SUB" line and
+ * the continuation lines under it; the whole usage of cmd when sub matches no line. */
+static void usage_of(const struct admin_cmd *c, const char *sub)
+{
+	char head[96];
+	int n = snprintf(head, sizeof(head), "  strata-admin %s %s", c->name, sub ? sub : "");
+	const char *u = c->usage, *out_start = NULL;
+	printf("usage:\n");
+	for (const char *l = u; sub && *sub != '-' && *l;) {
+		const char *e = strchr(l, '\n');
+		size_t len = e ? (size_t)(e - l + 1) : strlen(l);
+		int is_head = !strncmp(l, "  strata-admin ", 15);
+		if (is_head)
+			out_start = (!strncmp(l, head, (size_t)n) &&
+				     (l[n] == ' ' || l[n] == '\n' || l[n] == '[')) ? l : NULL;
+		if (out_start) {
+			fwrite(l, 1, len, stdout);
+			u = NULL; /* something matched */
+		}
+		l += len;
+	}
+	if (u)
+		fputs(c->usage, stdout);
+}
 
 static void usage(FILE *f)
 {
@@ -140,7 +170,7 @@ int main(int argc, char **argv)
 			continue;
 		for (int k = 2; k < argc; k++) /* `strata-admin CMD ... --help`: that command's usage */
 			if (!strcmp(argv[k], "--help") || !strcmp(argv[k], "-h")) {
-				printf("usage:\n%s", cmds[i].usage);
+				usage_of(&cmds[i], k > 2 ? argv[2] : NULL);
 				return 0;
 			}
 		return cmds[i].run(argc - 1, argv + 1);

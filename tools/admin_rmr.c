@@ -20,6 +20,11 @@
 static int rel_in_mount(const struct admin_target *t, const char *path, char *out, size_t len)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX], rd[PATH_MAX];
+	if (realpath(path, rd) && !strcmp(rd, t->mnt)) {
+		fprintf(stderr, "strata-admin: refusing to remove %s: it is the root of the "
+				"stratafs mount %s (remove what is inside it instead)\n", path, t->mnt);
+		return -1;
+	}
 	snprintf(tmp, sizeof(tmp), "%s", path);
 	size_t l = strlen(tmp);
 	while (l > 1 && tmp[l - 1] == '/')
@@ -153,21 +158,86 @@ static void print_status(json_t *resp)
 	       json_integer_value(json_object_get(resp, "unknown")) ? " (+ jobs not scanned yet)" : "");
 }
 
-/* Totals over all jobs: done and total entries (total -1 while any job is unscanned). */
-static void totals(json_t *resp, int64_t *done, int64_t *total, int64_t *bytes)
+/* What --wait has seen of each job: a job that leaves the queue has finished, so its
+ * total counts as done even if the last poll saw it midway. */
+struct seen_job {
+	char id[17];
+	int64_t files_done, bytes_done, files_total, bytes_total;
+	int live;
+};
+
+struct seen {
+	struct seen_job *v;
+	size_t n, cap;
+};
+
+static struct seen_job *seen_get(struct seen *s, const char *id)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i].id, id))
+			return &s->v[i];
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 16;
+		struct seen_job *v = realloc(s->v, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		s->v = v;
+		s->cap = cap;
+	}
+	struct seen_job *j = &s->v[s->n++];
+	memset(j, 0, sizeof(*j));
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	j->files_total = j->bytes_total = -1;
+	return j;
+}
+
+/* Folds one status reply into s; sums done (finished jobs at their totals) and the total
+ * (-1 while a live job is not counted yet). */
+static void seen_update(struct seen *s, json_t *resp, int64_t *done, int64_t *total,
+			int64_t *bytes)
 {
 	json_t *j;
 	size_t i;
-	*done = *total = *bytes = 0;
+	for (i = 0; i < s->n; i++)
+		s->v[i].live = 0;
 	json_array_foreach(json_object_get(resp, "jobs"), i, j) {
-		int64_t ft = (int64_t)json_integer_value(json_object_get(j, "files_total"));
-		*done += (int64_t)json_integer_value(json_object_get(j, "files_done"));
-		*bytes += (int64_t)json_integer_value(json_object_get(j, "bytes_done"));
-		if (ft < 0 || *total < 0)
-			*total = -1;
-		else
-			*total += ft;
+		struct seen_job *sj = seen_get(s, json_string_value(json_object_get(j, "id")) ?: "?");
+		if (!sj)
+			continue;
+		sj->live = 1;
+		sj->files_done = (int64_t)json_integer_value(json_object_get(j, "files_done"));
+		sj->bytes_done = (int64_t)json_integer_value(json_object_get(j, "bytes_done"));
+		sj->files_total = (int64_t)json_integer_value(json_object_get(j, "files_total"));
+		sj->bytes_total = (int64_t)json_integer_value(json_object_get(j, "bytes_total"));
 	}
+	int64_t tot = 0;
+	int unknown = 0;
+	*done = *bytes = 0;
+	for (i = 0; i < s->n; i++) {
+		struct seen_job *sj = &s->v[i];
+		if (!sj->live && sj->files_total >= 0) { /* finished between two polls */
+			sj->files_done = sj->files_total;
+			sj->bytes_done = sj->bytes_total > 0 ? sj->bytes_total : sj->bytes_done;
+		}
+		*done += sj->files_done;
+		*bytes += sj->bytes_done;
+		if (sj->files_total >= 0)
+			tot += sj->files_total;
+		else if (sj->live)
+			unknown = 1;
+		else
+			tot += sj->files_done; /* finished before it was seen counted */
+	}
+	*total = unknown ? -1 : tot;
+}
+
+/* "5.0 MiB, 2.0 MiB/s": st_progress shows the files and their rate */
+static const char *bytes_note(int64_t bytes, double secs, char *buf, size_t len)
+{
+	char b1[32], b2[32];
+	snprintf(buf, len, "%s, %s/s", admin_bytes(bytes, b1),
+		 admin_bytes(secs > 0 ? (int64_t)((double)bytes / secs) : 0, b2));
+	return buf;
 }
 
 static int cmd_status(const struct admin_target *t, int json, int wait)
@@ -187,31 +257,36 @@ static int cmd_status(const struct admin_target *t, int json, int wait)
 	}
 	struct st_progress p;
 	st_progress_init(&p, stdout, json ? ST_PROGRESS_JSON : ST_PROGRESS_AUTO, "rmr");
-	int64_t done = 0, total = 0, bytes = 0;
-	char bb[32];
-	for (;;) {
+	struct seen sn = { 0 };
+	int64_t done = 0, total = 0, bytes = 0, t0 = st_mono_us();
+	char note[160];
+	int rc = -1;
+	while (rc < 0) {
 		json_t *resp = status_get(t);
-		if (!resp)
-			return 1;
+		if (!resp) {
+			rc = 1;
+			break;
+		}
 		size_t n = json_array_size(json_object_get(resp, "jobs"));
 		int failed = 0;
 		json_t *j;
 		size_t i;
 		json_array_foreach(json_object_get(resp, "jobs"), i, j)
 			failed += !strcmp(json_string_value(json_object_get(j, "state")), "failed");
-		totals(resp, &done, &total, &bytes);
+		seen_update(&sn, resp, &done, &total, &bytes);
 		json_decref(resp);
-		if (!n) {
-			st_progress_finish(&p, done, "files", "done", admin_bytes(bytes, bb));
-			return 0;
+		double secs = (st_mono_us() - t0) / 1e6;
+		bytes_note(bytes, secs, note, sizeof(note));
+		if (!n || failed == (int)n) {
+			st_progress_finish(&p, done, "files", n ? "failed" : "done", note);
+			rc = n ? 1 : 0;
+		} else {
+			st_progress_update(&p, done, total, "files", note, 0);
+			usleep(200000);
 		}
-		if (failed == (int)n) {
-			st_progress_finish(&p, done, "files", "failed", admin_bytes(bytes, bb));
-			return 1;
-		}
-		st_progress_update(&p, done, total, "files", admin_bytes(bytes, bb), 0);
-		usleep(200000);
 	}
+	free(sn.v);
+	return rc;
 }
 
 static struct st_progress drain_p;

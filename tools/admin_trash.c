@@ -120,25 +120,41 @@ static void print_entries(json_t *resp)
 		snprintf(owner, sizeof(owner), "%s", pw ? pw->pw_name : "?");
 		if (!pw)
 			snprintf(owner, sizeof(owner), "%u", (unsigned)uid);
-		printf("%-16s  %-20s  %-4s  %10s  %-8s  %s%s\n",
+		int64_t folded = (int64_t)json_integer_value(json_object_get(e, "folded"));
+		char inside[64] = "";
+		if (folded)
+			snprintf(inside, sizeof(inside), "  (+%lld inside)", (long long)folded);
+		printf("%-16s  %-20s  %-4s  %10s  %-8s  %s%s%s\n",
 		       json_string_value(json_object_get(e, "id")), ts,
 		       json_string_value(json_object_get(e, "type")),
-		       admin_bytes(json_integer_value(json_object_get(e, "size")), sz), owner,
-		       json_string_value(json_object_get(e, "path")),
+		       admin_bytes(json_integer_value(json_object_get(e, "size")) +
+					   json_integer_value(json_object_get(e, "folded_bytes")),
+				   sz),
+		       owner, json_string_value(json_object_get(e, "path")), inside,
 		       json_is_true(json_object_get(e, "present")) ? "" : "  (data missing)");
 	}
 	char b[32], r[32];
 	int64_t ret = (int64_t)json_integer_value(json_object_get(resp, "retention_us"));
-	printf("%zu entries, %s in trash", json_array_size(arr),
+	size_t shown = json_array_size(arr);
+	int64_t objects = (int64_t)json_integer_value(json_object_get(resp, "objects"));
+	printf("%zu entr%s", shown, shown == 1 ? "y" : "ies");
+	if (objects > (int64_t)shown)
+		printf(" (%lld deleted objects; --flat lists each)", (long long)objects);
+	printf(", %s in trash",
 	       admin_bytes(json_integer_value(json_object_get(resp, "bytes")), b));
 	if (ret > 0)
 		printf(", retention %s", st_dur_format(ret, r));
 	printf("\n");
 }
 
-static int cmd_list(const struct admin_target *t, int64_t uid, int json)
+static const char *mount_rel(const struct admin_target *t, const char *p);
+
+static int cmd_list(const struct admin_target *t, int64_t uid, const char *path, int flat,
+		    int json)
 {
-	json_t *req = json_pack("{s:s}", "op", "trash_list");
+	json_t *req = json_pack("{s:s,s:b}", "op", "trash_list", "fold", !flat);
+	if (path)
+		json_object_set_new(req, "path", json_string(mount_rel(t, path)));
 	if (uid >= 0 || getuid() != 0)
 		json_object_set_new(req, "uid", json_integer(uid >= 0 ? uid : getuid()));
 	json_t *resp = transport_call(t, req);
@@ -224,14 +240,14 @@ int admin_trash(int argc, char **argv)
 	}
 	const char *sub = argv[1];
 	const char *mount = NULL, *backing = NULL, *to = NULL;
-	int json = 0, all = 0, overwrite = 0;
+	int json = 0, all = 0, overwrite = 0, flat = 0;
 	int64_t uid = -1, older = 0;
 	static const struct option lo[] = {
 		{ "mount", required_argument, 0, 'm' }, { "backing", required_argument, 0, 'b' },
 		{ "user", required_argument, 0, 'u' },  { "json", no_argument, 0, 'j' },
 		{ "to", required_argument, 0, 't' },    { "older-than", required_argument, 0, 'o' },
 		{ "all-users", no_argument, 0, 'a' },   { "overwrite", no_argument, 0, 'w' },
-		{ 0, 0, 0, 0 },
+		{ "flat", no_argument, 0, 'f' },        { 0, 0, 0, 0 },
 	};
 	optind = 1;
 	int c;
@@ -243,6 +259,7 @@ int admin_trash(int argc, char **argv)
 		case 't': to = optarg; break;
 		case 'a': all = 1; break;
 		case 'w': overwrite = 1; break;
+		case 'f': flat = 1; break;
 		case 'u':
 			if (parse_user(optarg, &uid))
 				return 2;
@@ -261,13 +278,18 @@ int admin_trash(int argc, char **argv)
 	int nrest = argc - 1 - optind;
 	struct admin_target t;
 	if (!strcmp(sub, "list")) {
-		if (nrest || admin_target_resolve(mount, backing, NULL, &t))
-			return nrest ? 2 : 1;
+		if (nrest > 1) {
+			fprintf(stderr, "usage: strata-admin trash list [--mount M | --backing DIR] "
+					"[--user U] [--flat] [--json] [PATH]\n");
+			return 2;
+		}
+		if (admin_target_resolve(mount, backing, NULL, &t))
+			return 1;
 		if (uid >= 0 && getuid() != 0 && uid != (int64_t)getuid()) {
 			fprintf(stderr, "strata-admin: only root may list other users' trash\n");
 			return 1;
 		}
-		return cmd_list(&t, uid, json);
+		return cmd_list(&t, uid, nrest ? rest[0] : NULL, flat, json);
 	}
 	if (!strcmp(sub, "restore")) {
 		if (nrest != 1) {

@@ -41,6 +41,9 @@ for k in ("files_left", "bytes_left", "rate_files", "files_done", "files_total")
     assert k in j or k in s, k
 PY
 timeout 120 "$ADMIN" rmr status --mount "$M" --wait >"$T/wait.out" || fail "reclaim did not finish: $(tail -3 "$T/wait.out")"
+# the last line has the real totals (the job has left the queue by then) and the rates
+tail -1 "$T/wait.out" | grep -Eq "^rmr done: 1001[0-9]{2} files in [0-9.]+s \([0-9]+ files/s\), [0-9.]+ [KM]iB, [0-9.]+ [KM]iB/s$" ||
+	fail "rmr status --wait summary: $(tail -1 "$T/wait.out")"
 [ -z "$(ls -A "$B/.strata/rmr")" ] || fail "queue not empty: $(ls "$B/.strata/rmr")"
 [ "$(cat "$M/big/new")" = new ] || fail "the new big was touched"
 find "$B/keep" -printf '%P %s %T@\n' | sort | diff - "$T/keep.before" || fail "keep was touched"
@@ -90,7 +93,11 @@ rm -rf "$M/pub/nbdir/inner/rootsub"
 as_nobody "$ADMIN" rmr "$M/pub/nbdir" >/dev/null || fail "nobody cannot rmr its own tree"
 [ -e "$M/pub/nbdir" ] && fail "nbdir still there"
 "$ADMIN" rmr "$M/.trash" 2>/dev/null && fail "rmr of .trash accepted"
-"$ADMIN" rmr "$M" 2>/dev/null && fail "rmr of the mount root accepted"
+"$ADMIN" rmr "$M" 2>"$T/root.err" && fail "rmr of the mount root accepted"
+grep -q "refusing to remove $M: it is the root of the stratafs mount $M" "$T/root.err" || fail "rmr of the root: $(cat "$T/root.err")"
+(cd "$M/pub" && "$ADMIN" rmr .. 2>"$T/root.err") && fail "rmr of .. (the root) accepted"
+grep -q "root of the stratafs mount $M" "$T/root.err" || fail "rmr .. from a subdirectory: $(cat "$T/root.err")"
+[ -d "$M/pub" ] || fail "the mount was emptied"
 timeout 60 "$ADMIN" rmr status --mount "$M" --wait >/dev/null || fail "final reclaim"
 fs_umount
 echo PASS

@@ -126,4 +126,15 @@ as_nobody cat "$M/pub/rootfile" 2>/dev/null && fail "nobody read a 0600 root fil
 as_nobody rm -f "$M/pub/rootfile" 2>/dev/null
 [ -e "$M/pub/rootfile" ] || fail "sticky bit not enforced"
 fs_umount
+
+note "--help on every filesystem subcommand: its own usage, exit 0"
+for sub in "trash list" "trash restore" "trash purge" "rmr status" "rmr drain" "fs status" \
+	"journal inspect" "journal replay"; do
+	out=$("$ADMIN" $sub --help) || fail "strata-admin $sub --help exited $?"
+	echo "$out" | grep -q "^  strata-admin $sub " || fail "strata-admin $sub --help: $out"
+	[ "$(echo "$out" | grep -c '^  strata-admin ')" = 1 ] || fail "strata-admin $sub --help shows other commands: $out"
+done
+"$ADMIN" rmr --help | grep -q "^  strata-admin rmr \[--via-trash\]" || fail "strata-admin rmr --help"
+"$BIN/stratafs" --help | grep -q -- "--metrics HOST:PORT" || fail "stratafs --help lacks --metrics"
+"$BIN/stratafs" --help | grep -q -- "--log-file PATH" || fail "stratafs --help lacks --log-file"
 echo "PASS"

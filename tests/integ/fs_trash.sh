@@ -36,9 +36,31 @@ stat "$P/a.txt" >/dev/null
 rm -rf "$P"
 [ -e "$P" ] && fail "proj still visible after rm -rf"
 stat "$P" 2>/dev/null && fail "stale entry"
-"$ADMIN" trash list --mount "$M" >"$T/list"
-grep -q " /proj/sub/b.bin" "$T/list" || fail "b.bin missing from trash list: $(cat "$T/list")"
+"$ADMIN" trash list --mount "$M" --flat >"$T/list"
+grep -q " /proj/sub/b.bin$" "$T/list" || fail "b.bin missing from trash list --flat: $(cat "$T/list")"
 grep -q " /proj$" "$T/list" || fail "proj directory entry missing"
+note "rm -rf is one entry in trash list (its tree folded under it); PATH filters"
+# an entry belongs to the owner of the object: nobody's file inside root's tree is nobody's
+# entry, listed on its own (root sees every user's entries)
+"$ADMIN" trash list --mount "$M" >"$T/list.all"
+grep -q " nobody    /proj/sub/deep/c$" "$T/list.all" || fail "nobody's entry is not listed on its own: $(cat "$T/list.all")"
+"$ADMIN" trash list --mount "$M" --user root >"$T/list.fold"
+grep -q " /proj  (+[0-9]* inside)$" "$T/list.fold" || fail "proj is not one folded entry: $(cat "$T/list.fold")"
+grep -q "/proj/" "$T/list.fold" && fail "entries of the rm -rf'd tree listed on their own: $(cat "$T/list.fold")"
+nflat=$("$ADMIN" trash list --mount "$M" --user root --flat | grep -c " /proj")
+grep -q "^1 entry ($nflat deleted objects; --flat lists each)" "$T/list.fold" || fail "fold summary: $(tail -1 "$T/list.fold")"
+"$ADMIN" trash list --mount "$M" --user root --json | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+e = r["entries"]
+assert len(e) == 1 and e[0]["path"] == "/proj" and e[0]["folded"] == r["objects"] - 1, e
+assert e[0]["folded_bytes"] == r["bytes"], (e[0]["folded_bytes"], r["bytes"])' || fail "trash list --json folding"
+"$ADMIN" trash list --mount "$M" --user root "$M/proj/sub" >"$T/list.sub"
+grep -q " /proj/sub  (+[0-9]* inside)$" "$T/list.sub" || fail "trash list PATH: $(cat "$T/list.sub")"
+grep -q " /proj$" "$T/list.sub" && fail "trash list PATH shows an entry above PATH"
+"$ADMIN" trash list --mount "$M" --flat /proj/sub/deep | grep -c " /proj/sub/deep" | grep -qx 2 || fail "trash list --flat PATH (mount-relative)"
+"$ADMIN" trash list --mount "$M" /proj/su | grep -q "^0 entries" || fail "a path prefix that is not a component matched"
+"$ADMIN" trash list --mount "$M" /proj/../etc 2>/dev/null && fail "trash list with .. accepted"
 BUCKET=$(ls "$M/.trash/0" | tail -1)
 [ -f "$M/.trash/0/$BUCKET/proj/sub/b.bin" ] || fail "trash view does not show the deleted file"
 cmp -s <(head -c 10 "$M/.trash/0/$BUCKET/proj/a.txt") <(echo alpha) || true
@@ -79,7 +101,7 @@ note "restore recreates missing parents with their recorded metadata"
 mkdir -p "$M/r1/r2"; chmod 751 "$M/r1/r2"; echo leaf >"$M/r1/r2/leaf"
 touch -d "2017-01-01" "$M/r1/r2"
 rm -rf "$M/r1"
-ID=$("$ADMIN" trash list --mount "$M" --json | python3 -c '
+ID=$("$ADMIN" trash list --mount "$M" --flat --json | python3 -c '
 import json,sys
 print([e["id"] for e in json.load(sys.stdin)["entries"] if e["path"]=="/r1/r2/leaf"][0])')
 "$ADMIN" trash restore --mount "$M" "$ID" >/dev/null || fail "restore by id"

@@ -9,6 +9,9 @@
 #include <cmocka.h>
 
 #include "fuse/fs_config.h"
+#include "fuse/fs_log.h"
+
+#include <syslog.h>
 
 static int parse(struct fs_config *c, struct st_error *err, ...)
 {
@@ -91,6 +94,57 @@ static void test_bad_numbers(void **state)
 	bad("--attr-timeout", "-1");
 	bad("--attr-timeout", "1s");
 	bad("--trash-retention", "soon");
+	bad("--metrics", "127.0.0.1");
+	bad("--metrics", "127.0.0.1:65536");
+	bad("--metrics", "127.0.0.1:-1");
+	bad("--metrics", ":9100");
+	bad("--metrics", "localhost:http");
+	bad("--log-file", "");
+}
+
+static void test_metrics_log(void **state)
+{
+	(void)state;
+	struct fs_config c;
+	struct st_error err;
+	assert_int_equal(parse(&c, &err, "b", "m", NULL), 0);
+	assert_null(c.metrics);
+	assert_int_equal(c.killpriv_v2, 1);
+	assert_int_equal(parse(&c, &err, "--no-killpriv-v2", "b", "m", NULL), 0);
+	assert_int_equal(c.killpriv_v2, 0);
+	assert_null(c.log_file);
+	assert_int_equal(parse(&c, &err, "--metrics", "127.0.0.1:9100", "--log-file", "/x/l", "b",
+			       "m", NULL), 0);
+	assert_string_equal(c.metrics, "127.0.0.1:9100");
+	assert_string_equal(c.log_file, "/x/l");
+	char host[64];
+	int port;
+	assert_int_equal(fs_config_hostport("[::1]:0", host, sizeof(host), &port), 0);
+	assert_string_equal(host, "::1");
+	assert_int_equal(port, 0);
+	assert_int_equal(fs_config_hostport("0.0.0.0:65535", host, sizeof(host), &port), 0);
+	assert_string_equal(host, "0.0.0.0");
+	assert_int_equal(port, 65535);
+	assert_int_equal(fs_config_hostport("averyveryverylonghostname:1", host, 8, &port), -1);
+}
+
+/* syslog priorities of st_log lines; anything else is a notice, passed whole */
+static void test_log_priority(void **state)
+{
+	(void)state;
+	const char *msg;
+	assert_int_equal(fs_log_line_priority("2026-11-30T10:00:00.123Z WARN disk slow", &msg),
+			 LOG_WARNING);
+	assert_string_equal(msg, "disk slow");
+	assert_int_equal(fs_log_line_priority("2026-11-30T10:00:00.123Z ERROR boom", &msg), LOG_ERR);
+	assert_string_equal(msg, "boom");
+	assert_int_equal(fs_log_line_priority("2026-11-30T10:00:00.123Z INFO mounted", &msg),
+			 LOG_INFO);
+	assert_int_equal(fs_log_line_priority("2026-11-30T10:00:00.123Z DEBUG x", &msg), LOG_DEBUG);
+	assert_int_equal(fs_log_line_priority("stratafs: journal: bad", &msg), LOG_NOTICE);
+	assert_string_equal(msg, "stratafs: journal: bad");
+	assert_int_equal(fs_log_line_priority("2026-11-30T10:00:00.123Z NOPE x", &msg), LOG_NOTICE);
+	assert_int_equal(fs_log_line_priority("", &msg), LOG_NOTICE);
 }
 
 static void test_bad_shapes(void **state)
@@ -116,6 +170,8 @@ int main(void)
 		cmocka_unit_test(test_all_options),
 		cmocka_unit_test(test_bad_numbers),
 		cmocka_unit_test(test_bad_shapes),
+		cmocka_unit_test(test_metrics_log),
+		cmocka_unit_test(test_log_priority),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -290,6 +290,87 @@ static void test_purge_and_expire(void **state)
 	assert_int_equal(fs_rmr_drain(&rmr, NULL, NULL), 0);
 }
 
+/* A list built by hand: path, type, owner, deletion time, size. */
+static void add(struct fs_trash_list *l, const char *path, char type, uint32_t uid, int64_t t,
+		int64_t size)
+{
+	l->v = realloc(l->v, (l->n + 1) * sizeof(*l->v));
+	assert_non_null(l->v);
+	struct fs_trash_entry *e = &l->v[l->n++];
+	memset(e, 0, sizeof(*e));
+	e->rec.path = strdup(path);
+	e->rec.type = type;
+	e->rec.uid = uid;
+	e->rec.dtime_us = t;
+	e->rec.size = size;
+	e->present = 1;
+	snprintf(e->rec.id, sizeof(e->rec.id), "%016llx", (unsigned long long)l->n);
+	l->bytes += size;
+}
+
+static size_t find(const struct fs_trash_list *l, const char *path, int64_t t)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i].rec.path, path) && l->v[i].rec.dtime_us == t)
+			return i;
+	fail_msg("%s@%lld not listed", path, (long long)t);
+	return 0;
+}
+
+/* rm -rf folds bottom-up deletions under the outermost directory deleted after them; an
+ * object deleted after its ancestor, another owner's, or a sibling prefix ("/ab" vs "/a")
+ * stays on its own; a directory deleted twice takes what was deleted before each time. */
+static void test_list_fold_filter(void **state)
+{
+	(void)state;
+	struct fs_trash_list l = { 0 };
+	add(&l, "/a/x", 'f', 0, 5, 10);      /* deleted long before rm -rf /a: folds too */
+	add(&l, "/a/b/c/f", 'f', 0, 10, 1);
+	add(&l, "/a/b/c", 'd', 0, 11, 0);
+	add(&l, "/a/b/n", 'f', 7, 11, 4);    /* nobody's file in root's tree: nobody's entry */
+	add(&l, "/a/b", 'd', 0, 12, 0);
+	add(&l, "/a/g", 'f', 0, 12, 3);
+	add(&l, "/a", 'd', 0, 13, 0);
+	add(&l, "/ab/y", 'f', 0, 13, 2);     /* "/a" is not its ancestor */
+	add(&l, "/a/late", 'f', 0, 20, 6);   /* after /a went: a later /a was made */
+	add(&l, "/a", 'd', 0, 21, 0);        /* the second /a */
+	add(&l, "/z", 'f', 0, 22, 8);
+	fs_trash_list_fold(&l);
+	size_t a1 = find(&l, "/a", 13), a2 = find(&l, "/a", 21);
+	assert_int_equal(l.v[find(&l, "/a/x", 5)].top, a1);
+	assert_int_equal(l.v[find(&l, "/a/b/c/f", 10)].top, a1);
+	assert_int_equal(l.v[find(&l, "/a/b/c", 11)].top, a1);
+	assert_int_equal(l.v[find(&l, "/a/b", 12)].top, a1);
+	assert_int_equal(l.v[find(&l, "/a/g", 12)].top, a1);
+	assert_int_equal(l.v[a1].top, a1);
+	assert_int_equal(l.v[a1].folded, 5);
+	assert_int_equal(l.v[a1].folded_bytes, 14);
+	size_t n = find(&l, "/a/b/n", 11), y = find(&l, "/ab/y", 13), z = find(&l, "/z", 22);
+	assert_int_equal(l.v[n].top, n);
+	assert_int_equal(l.v[y].top, y);
+	assert_int_equal(l.v[z].top, z);
+	assert_int_equal(l.v[find(&l, "/a/late", 20)].top, a2);
+	assert_int_equal(l.v[a2].folded, 1);
+	assert_int_equal(l.v[a2].folded_bytes, 6);
+
+	/* filter: at or below the path, whole components only; bytes recounted */
+	assert_int_equal(fs_trash_list_filter(&l, "/a/../etc"), ST_EINVAL);
+	assert_int_equal(fs_trash_list_filter(&l, "/"), 0);
+	assert_int_equal(l.n, 11);
+	assert_int_equal(fs_trash_list_filter(&l, "a/b/"), 0);
+	assert_int_equal(l.n, 4);
+	assert_int_equal(l.bytes, 5);
+	fs_trash_list_fold(&l);
+	size_t b = find(&l, "/a/b", 12);
+	assert_int_equal(l.v[b].folded, 2); /* c/f and c; n is nobody's */
+	assert_int_equal(fs_trash_list_filter(&l, "/a/b/c/f"), 0);
+	assert_int_equal(l.n, 1);
+	assert_int_equal(fs_trash_list_filter(&l, "/a/b/c/f/none"), 0);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(l.bytes, 0);
+	fs_trash_list_release(&l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +378,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tree_and_parents, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflicts_and_escapes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_purge_and_expire, setup, teardown),
+		cmocka_unit_test(test_list_fold_filter),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
