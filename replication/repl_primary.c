@@ -40,12 +40,21 @@ static void *ack_main(void *arg)
 			break;
 		struct repl_rbuf rb = {f.payload, f.len, 0, 0};
 		uint64_t next = f.type == REPL_ACK ? repl_r_u64(&rb) : 0;
+		uint64_t epoch = repl_r_u64(&rb);
 		repl_frame_release(&f);
-		if (rb.bad || next == 0) {
+		if (rb.bad || rb.off != rb.n || next == 0) {
 			atomic_fetch_add(&r->m.proto_errors, 1);
 			break;
 		}
 		pthread_mutex_lock(&r->mu);
+		if (epoch > r->shards[p->shard].version) {
+			/* invariant 8: the replica follows a newer epoch: this stream is fenced */
+			pthread_mutex_unlock(&r->mu);
+			st_warn("replication: shard %d: replica %s acknowledges under epoch %llu, newer "
+				"than this node's: its acks no longer count", p->shard, p->node,
+				(unsigned long long)epoch);
+			break;
+		}
 		if (next > p->sent_next) {
 			/* a replica acknowledging what it was never sent is lying or broken */
 			pthread_mutex_unlock(&r->mu);
@@ -137,9 +146,14 @@ static int batch_cb(void *arg, uint64_t seq, const void *data, size_t len)
  * heartbeat is complete up to that time. */
 static int send_heartbeat(struct stream *st, uint64_t latest)
 {
+	struct repl *r = st->p->r;
+	pthread_mutex_lock(&r->mu);
+	uint64_t epoch = r->shards[st->p->shard].version;
+	pthread_mutex_unlock(&r->mu);
 	struct repl_wbuf w = {0};
 	repl_w_u64(&w, latest);
 	repl_w_u64(&w, (uint64_t)st->pass_clock_us);
+	repl_w_u64(&w, epoch);
 	int rc = w.bad ? ST_ENOMEM : repl_send(st->p->fd, REPL_HEARTBEAT, w.p, w.n, st->err);
 	repl_wbuf_release(&w);
 	st->last_send_us = st->last_hb_us = repl_now_us();
