@@ -219,11 +219,19 @@ static int should_replicate(struct repl *r, struct repl_shard *sh)
 	return p;
 }
 
-static void backoff_sleep(struct repl *r, int64_t us)
+/* Sleeps up to us, and less when the shard's primary changes meanwhile (an election: the new
+ * primary needs its replicas at once, for semi-sync writes). */
+static void backoff_sleep(struct repl *r, struct repl_shard *sh, int primary, int64_t us)
 {
 	int64_t end = repl_now_us() + us;
-	while (!atomic_load(&r->stopping) && repl_now_us() < end)
+	while (!atomic_load(&r->stopping) && repl_now_us() < end) {
+		pthread_mutex_lock(&r->mu);
+		int moved = sh->primary != primary;
+		pthread_mutex_unlock(&r->mu);
+		if (moved)
+			return;
 		usleep(10000);
+	}
 }
 
 static void *replica_main(void *arg)
@@ -265,7 +273,7 @@ static void *replica_main(void *arg)
 			st_info("replication: shard %d: %s (retry in %lld ms)", sh->shard, err.msg,
 				(long long)(backoff / 1000));
 		atomic_fetch_add(&r->m.reconnects, 1);
-		backoff_sleep(r, backoff);
+		backoff_sleep(r, sh, primary, backoff);
 		backoff = backoff * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : backoff * 2;
 	}
 	return NULL;

@@ -60,3 +60,47 @@ metric() {
   local port; port=$(awk '{print $2}' "$T/$1.ready")
   curl -sf "127.0.0.1:$port/metrics" | awk -v m="$2" '$1 == m {print $2}'
 }
+
+# writer SEEDS TAG: puts TAG-n x=n until $T/stop exists, retrying each write (the client
+# follows EMOVED; during a failover the dead primary refuses connections) for up to 8 s;
+# logs "key value" of every acknowledged write to $T/acked.TAG, and the time (ns) of the
+# first acknowledged write whose attempt began after $T/killed appeared to $T/first.TAG.
+writer() {
+  local n=0 t0 after ok
+  while [ ! -e "$T/stop" ]; do
+    t0=$(date +%s%N); ok=0
+    while :; do
+      after=0; [ -e "$T/killed" ] && after=1
+      $S --addr "$1" put t "$2-$n" x=$n >/dev/null 2>&1 && { ok=1; break; }
+      [ $(( ($(date +%s%N) - t0) / 1000000 )) -gt 8000 ] && break
+      [ -e "$T/stop" ] && return 0
+      sleep 0.05
+    done
+    if [ $ok = 1 ]; then
+      echo "$2-$n $n" >> "$T/acked.$2"
+      [ $after = 1 ] && [ ! -e "$T/first.$2" ] && date +%s%N > "$T/first.$2"
+    fi
+    n=$((n + 1))
+  done
+}
+
+# check_acked NODE FILE...: every "key value" line of the files reads back from NODE (one
+# join request over all of them).
+check_acked() {
+  local node=$1; shift
+  { echo "entity,ts"; cat "$@" | awk '{print $1",2100-01-01T00:00:00Z"}'; } > "$T/samples.csv"
+  $S --addr "${ADDR[$node]}" --allow-any-ts join t --samples "$T/samples.csv" --features x \
+    --out "$T/joined.csv" 2>"$T/join.err" || fail "join on $node: $(cat "$T/join.err")"
+  /usr/bin/python3 - "$T/joined.csv" "$@" <<'PY' || fail "acknowledged writes missing on $node"
+import csv, sys
+got = {r["entity"]: r["x"] for r in csv.DictReader(open(sys.argv[1]))}
+want = {}
+for f in sys.argv[2:]:
+    for line in open(f):
+        k, v = line.split()
+        want[k] = v
+missing = [k for k, v in want.items() if got.get(k) != v]
+print(f"{len(want)} acknowledged writes, {len(missing)} missing {missing[:5]}")
+sys.exit(1 if missing else 0)
+PY
+}
