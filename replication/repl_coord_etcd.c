@@ -354,8 +354,11 @@ static void elect(struct coord_etcd *c, int s, const struct repl_etcd_kv *epkv, 
 		if (repl_elect_best(cs, n, hist) != 0) {
 			if (!ST_FAULT("repl.elect.race"))
 				return;
-			st_warn("replication: shard %d: fault repl.elect.race: competing although "
-				"another copy is as good", s);
+			/* a competitor with a stale view: the best copy has taken the key by the
+			 * time this transaction runs, which must then fail */
+			st_warn("replication: shard %d: fault repl.elect.race: competing late with "
+				"the view of epoch %llu", s, (unsigned long long)epoch);
+			usleep(500000);
 		}
 	}
 	char mine[KV_REPLID_MAX], lk[512], ek[512];

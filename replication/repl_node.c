@@ -121,8 +121,8 @@ static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *e
 			break;
 		}
 	pthread_mutex_unlock(&r->mu);
-	if (have >= k)
-		return still_leader(r, shard, seq, err);
+	if (have >= k || !lease_valid(r))
+		return still_leader(r, shard, seq, err); /* never degrade past the lease */
 	atomic_fetch_add(&r->m.sync_timeouts, 1);
 	if (r->o.sync_degrade) {
 		uint64_t n = atomic_fetch_add(&r->m.sync_degraded, 1);

@@ -14,12 +14,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/st_fault.h"
 #include "common/st_log.h"
 #include "common/st_time.h"
 
 #define HEARTBEAT_US 100000
 #define HEARTBEAT_MIN_US 20000 /* under load: how tight a replica's completeness time is */
 #define HELLO_TIMEOUT_US 5000000
+
+static atomic_int_fast64_t stall_until_us; /* fault repl.send.stall */
 
 /* Reads ACK frames of a streaming replica (its own thread: the sender may be blocked). */
 struct ack_reader {
@@ -118,6 +121,14 @@ static int batch_cb(void *arg, uint64_t seq, const void *data, size_t len)
 		if (rc)
 			return rc;
 	}
+	if (ST_FAULT("repl.send.stall")) {
+		/* every stream of this node stops sending for 3 s: writes commit here and
+		 * wait for acknowledgements that cannot come (tests/integ/repl_etcd_fence.sh) */
+		st_warn("replication: fault repl.send.stall: streams stall for 3 s");
+		atomic_store(&stall_until_us, repl_now_us() + 3000000);
+	}
+	while (repl_now_us() < atomic_load(&stall_until_us) && !atomic_load(&r->stopping))
+		usleep(10000);
 	const uint8_t *b = data;
 	uint32_t count = (uint32_t)b[8] | (uint32_t)b[9] << 8 | (uint32_t)b[10] << 16 |
 			 (uint32_t)b[11] << 24;
