@@ -54,6 +54,11 @@ struct coord_etcd {
 	int renew_failing;
 	char *report;         /* last published nodes/NAME value */
 	int64_t *absent_since; /* per shard: when the leader key was first seen missing */
+	struct race {          /* per shard, fault repl.elect.race: a late stale transaction */
+		int64_t ep_rev, at_us;
+		json_t *ep;
+		struct repl_candidate me;
+	} *race;
 };
 
 /* ---- pure parts ---- */
@@ -106,13 +111,21 @@ static uint64_t ju64(const json_t *o, const char *k)
 	return v > 0 ? (uint64_t)v : 0;
 }
 
-static int open_handle(struct coord_etcd *c, struct st_error *err)
+/* Requests at start may wait for a busy etcd; the loop's may take at most half the TTL (a
+ * failed renewal is retried at the next tick, well before the lease deadline). */
+#define START_TIMEOUT_US 5000000
+
+static int open_handle(struct coord_etcd *c, int64_t timeout_us, struct st_error *err)
 {
-	if (c->e)
-		return 0;
-	/* a request may take at most a quarter of the TTL: the renewal after it still fits */
-	int64_t to = c->o.lease_ttl_s * 1000000 / 4;
-	return repl_etcd_open(c->url, to < 2000000 ? to : 2000000, &c->e, err);
+	repl_etcd_close(c->e);
+	c->e = NULL;
+	return repl_etcd_open(c->url, timeout_us, &c->e, err);
+}
+
+static int64_t loop_timeout_us(const struct coord_etcd *c)
+{
+	int64_t to = c->o.lease_ttl_s * 1000000 / 2;
+	return to < 2000000 ? to : 2000000;
 }
 
 /* ---- the layout ---- */
@@ -120,7 +133,7 @@ static int open_handle(struct coord_etcd *c, struct st_error *err)
 static int etcd_load(struct repl_coord *rc, struct repl_layout *out, struct st_error *err)
 {
 	struct coord_etcd *c = (struct coord_etcd *)rc;
-	int rc2 = open_handle(c, err);
+	int rc2 = open_handle(c, START_TIMEOUT_US, err);
 	char k[512];
 	struct repl_etcd_kvs kvs = {0};
 	if (!rc2) {
@@ -331,46 +344,46 @@ static int candidates(struct coord_etcd *c, int s, struct repl_candidate *out, i
 	return n;
 }
 
-static void elect(struct coord_etcd *c, int s, const struct repl_etcd_kv *epkv, const json_t *ep)
+/* This node's standing in shard s's election: 1 = the best copy of the shard's history (it
+ * should take the key), 0 = a candidate but not the best, -1 = not a candidate. */
+static int candidacy(struct coord_etcd *c, int s, const json_t *ep, struct repl_candidate *me)
 {
 	struct repl *r = c->r;
-	struct repl_candidate me = {{0}, {0}, 0, 0};
 	struct st_error err = {0};
-	snprintf(me.node, sizeof(me.node), "%s", r->layout.nodes[r->self].name);
-	if (!c->lease || repl_role_position(r, s, me.replid, &me.next, &me.eligible, &err) ||
-	    !me.eligible || repl_now_us() >= atomic_load(&r->lease_until_us))
-		return;
+	memset(me, 0, sizeof(*me));
+	snprintf(me->node, sizeof(me->node), "%s", r->layout.nodes[r->self].name);
+	if (!c->lease || repl_role_position(r, s, me->replid, &me->next, &me->eligible, &err) ||
+	    !me->eligible || repl_now_us() >= atomic_load(&r->lease_until_us))
+		return -1;
+	const char *hist = jstr(ep, "replid");
+	if (!*hist) /* a new cluster: the layout's primary starts the first epoch */
+		return strcmp(jstr(ep, "node"), me->node) ? -1 : 1;
+	struct repl_candidate cs[REPL_MAX_NODES + 1];
+	int n = candidates(c, s, cs, REPL_MAX_NODES + 1, me);
+	if (n < 0 || strcmp(me->replid, hist))
+		return -1;
+	return repl_elect_best(cs, n, hist) == 0;
+}
+
+/* Takes shard s's leader key and bumps its epoch in one transaction, compared against the
+ * epoch key's revision ep_rev and the leader key's absence: of racing nodes one wins. */
+static void take(struct coord_etcd *c, int s, int64_t ep_rev, const json_t *ep,
+		 const struct repl_candidate *me)
+{
+	struct repl *r = c->r;
+	struct st_error err = {0};
 	const char *hist = jstr(ep, "replid");
 	uint64_t epoch = ju64(ep, "epoch");
-	if (!*hist) {
-		/* a new cluster: the layout's primary starts the first epoch */
-		if (strcmp(jstr(ep, "node"), me.node))
-			return;
-	} else {
-		struct repl_candidate cs[REPL_MAX_NODES + 1];
-		int n = candidates(c, s, cs, REPL_MAX_NODES + 1, &me);
-		if (n < 0 || strcmp(me.replid, hist))
-			return;
-		if (repl_elect_best(cs, n, hist) != 0) {
-			if (!ST_FAULT("repl.elect.race"))
-				return;
-			/* a competitor with a stale view: the best copy has taken the key by the
-			 * time this transaction runs, which must then fail */
-			st_warn("replication: shard %d: fault repl.elect.race: competing late with "
-				"the view of epoch %llu", s, (unsigned long long)epoch);
-			usleep(500000);
-		}
-	}
 	char mine[KV_REPLID_MAX], lk[512], ek[512];
 	if (repl_shard_replid(r, s, mine, &err))
 		return;
 	key(c, lk, sizeof(lk), "shards/%d/leader", s);
 	key(c, ek, sizeof(ek), "shards/%d/epoch", s);
-	json_t *lv = json_pack("{s:s,s:I,s:s}", "node", me.node, "epoch", (json_int_t)epoch + 1,
+	json_t *lv = json_pack("{s:s,s:I,s:s}", "node", me->node, "epoch", (json_int_t)epoch + 1,
 			       "replid", mine);
 	json_t *ev = json_pack("{s:I,s:s,s:s,s:s,s:I}", "epoch", (json_int_t)epoch + 1, "node",
-			       me.node, "replid", mine, "from_replid", hist, "from_next",
-			       (json_int_t)me.next);
+			       me->node, "replid", mine, "from_replid", hist, "from_next",
+			       (json_int_t)me->next);
 	char *lvs = json_dumps(lv, JSON_COMPACT), *evs = json_dumps(ev, JSON_COMPACT);
 	json_decref(lv);
 	json_decref(ev);
@@ -378,7 +391,7 @@ static void elect(struct coord_etcd *c, int s, const struct repl_etcd_kv *epkv, 
 	int rc = lvs && evs
 			 ? repl_etcd_txn(c->e,
 					 json_pack("[o,o]", repl_etcd_cmp_rev(lk, "CREATE", 0),
-						   repl_etcd_cmp_rev(ek, "MOD", epkv->mod_rev)),
+						   repl_etcd_cmp_rev(ek, "MOD", ep_rev)),
 					 json_pack("[{s:o},{s:o}]", "request_put",
 						   repl_etcd_op_put(lk, lvs, c->lease), "request_put",
 						   repl_etcd_op_put(ek, evs, 0)),
@@ -402,7 +415,36 @@ static void elect(struct coord_etcd *c, int s, const struct repl_etcd_kv *epkv, 
 		atomic_fetch_add(&r->m.failovers, 1);
 	st_warn("replication: shard %d: won the election: primary for epoch %llu (from position "
 		"%llu of the previous history)", s, (unsigned long long)epoch + 1,
-		(unsigned long long)me.next);
+		(unsigned long long)me->next);
+}
+
+/* Fault repl.elect.race: a candidate that is not the best competes anyway, 500 ms later, with
+ * the view it had when the leader key vanished; the best copy has taken the key by then, so
+ * this transaction must fail (tests/integ/repl_etcd_restart.sh). */
+static void race_arm(struct coord_etcd *c, int s, int64_t ep_rev, const json_t *ep)
+{
+	struct race *x = &c->race[s];
+	struct repl_candidate me;
+	if (x->ep || candidacy(c, s, ep, &me) != 0 || !ST_FAULT("repl.elect.race"))
+		return;
+	st_warn("replication: shard %d: fault repl.elect.race: competing late with the view of "
+		"epoch %llu", s, (unsigned long long)ju64(ep, "epoch"));
+	x->ep_rev = ep_rev;
+	x->ep = json_deep_copy(ep);
+	x->me = me;
+	x->at_us = repl_now_us() + 500000;
+}
+
+static void race_run(struct coord_etcd *c)
+{
+	for (int s = 0; s < c->r->layout.nshards; s++) {
+		struct race *x = &c->race[s];
+		if (!x->ep || repl_now_us() < x->at_us)
+			continue;
+		take(c, s, x->ep_rev, x->ep, &x->me);
+		json_decref(x->ep);
+		x->ep = NULL;
+	}
 }
 
 static void shard_tick(struct coord_etcd *c, int s, const struct repl_etcd_kvs *kvs)
@@ -435,16 +477,20 @@ static void shard_tick(struct coord_etcd *c, int s, const struct repl_etcd_kvs *
 	}
 	pthread_mutex_unlock(&r->mu);
 	int64_t now = repl_now_us();
-	if (!c->absent_since[s])
+	if (!c->absent_since[s]) {
 		c->absent_since[s] = now;
-	if (now - c->absent_since[s] >= SETTLE_US)
-		elect(c, s, ekv, ep);
+		race_arm(c, s, ekv->mod_rev, ep);
+	}
+	struct repl_candidate me;
+	if (now - c->absent_since[s] >= SETTLE_US && candidacy(c, s, ep, &me) == 1)
+		take(c, s, ekv->mod_rev, ep, &me);
 	json_decref(ep);
 }
 
 static void tick(struct coord_etcd *c)
 {
 	renew(c);
+	race_run(c);
 	publish(c);
 	char k[512];
 	key(c, k, sizeof(k), "shards/");
@@ -475,9 +521,10 @@ static int etcd_start(struct repl_coord *rc, struct repl *r, struct st_error *er
 	struct coord_etcd *c = (struct coord_etcd *)rc;
 	c->r = r;
 	c->absent_since = calloc((size_t)r->layout.nshards, sizeof(*c->absent_since));
-	if (!c->absent_since)
+	c->race = calloc((size_t)r->layout.nshards, sizeof(*c->race));
+	if (!c->absent_since || !c->race)
 		return st_error_set(err, ST_ENOMEM, "out of memory");
-	int rc2 = open_handle(c, err);
+	int rc2 = open_handle(c, START_TIMEOUT_US, err);
 	if (!rc2)
 		rc2 = grant(c, err);
 	if (rc2) {
@@ -491,6 +538,8 @@ static int etcd_start(struct repl_coord *rc, struct repl *r, struct st_error *er
 	repl_assert_state(r);
 	pthread_mutex_unlock(&r->mu);
 	tick(c); /* follow the current leaders before the replica threads start */
+	if ((rc2 = open_handle(c, loop_timeout_us(c), err)))
+		return rc2;
 	if (pthread_create(&c->thread, NULL, coord_main, c))
 		return st_error_set(err, ST_ENOMEM, "cannot start the coordinator thread");
 	c->thread_started = 1;
@@ -518,6 +567,9 @@ static void etcd_free(struct repl_coord *rc)
 	repl_etcd_close(c->e);
 	free(c->report);
 	free(c->absent_since);
+	for (int s = 0; c->race && s < c->r->layout.nshards; s++)
+		json_decref(c->race[s].ep);
+	free(c->race);
 	free(c);
 }
 
