@@ -81,13 +81,12 @@ static int acked_count(struct repl *r, int shard, uint64_t seq)
 }
 
 /* Invariant 7 at the moment of acknowledging: the write is committed here (and, in semi-sync
- * mode, on K replicas), but a primary whose lease ran out meanwhile must not acknowledge it:
- * another node may already have been elected without it. */
-static int still_leader(struct repl *r, int shard, uint64_t seq, struct st_error *err)
+ * mode, on K replicas), but a primary whose lease ran out meanwhile, or that was fenced, must
+ * not acknowledge it: another node may already have been elected without it. `primary`: the
+ * shard's state was PRIMARY, read under mu by the caller. */
+static int still_leader(struct repl *r, int shard, int primary, uint64_t seq,
+			struct st_error *err)
 {
-	pthread_mutex_lock(&r->mu);
-	int primary = r->shards[shard].state == REPL_S_PRIMARY;
-	pthread_mutex_unlock(&r->mu);
 	if (primary && lease_valid(r))
 		return 0;
 	atomic_fetch_add(&r->m.fenced_writes_refused, 1);
@@ -108,8 +107,9 @@ static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *e
 		sh->commit_seq = seq;
 	pthread_cond_broadcast(&sh->commit_cond);
 	if (k == 0) {
+		int primary = sh->state == REPL_S_PRIMARY;
 		pthread_mutex_unlock(&r->mu);
-		return still_leader(r, shard, seq, err);
+		return still_leader(r, shard, primary, seq, err);
 	}
 	atomic_fetch_add(&r->m.sync_waits, 1);
 	int64_t deadline = st_now_us() + r->o.sync_timeout_us;
@@ -120,9 +120,10 @@ static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *e
 			have = acked_count(r, shard, seq);
 			break;
 		}
+	int primary = sh->state == REPL_S_PRIMARY;
 	pthread_mutex_unlock(&r->mu);
-	if (have >= k || !lease_valid(r))
-		return still_leader(r, shard, seq, err); /* never degrade past the lease */
+	if (have >= k || !primary || !lease_valid(r)) /* never degrade past the lease */
+		return still_leader(r, shard, primary, seq, err);
 	atomic_fetch_add(&r->m.sync_timeouts, 1);
 	if (r->o.sync_degrade) {
 		uint64_t n = atomic_fetch_add(&r->m.sync_degraded, 1);

@@ -23,13 +23,13 @@ stop_etcd() { kill "${PID[_etcd]}" 2>/dev/null; wait "${PID[_etcd]}" 2>/dev/null
 etcd_cluster() {
   make_cluster "$@"
   start_etcd
-  CLUSTER="etcd://127.0.0.1:$ECP/strata/t"
+  CLUSTER="etcd://127.0.0.1:$ECP${PREFIX:=/strata/t}"
   "$ADM" cluster init --cluster "$CLUSTER" "$T/cluster.ini" >/dev/null || fail "cluster init"
 }
 
 # etcd_get KEY (under the cluster prefix): the value, decoded.
 etcd_get() {
-  local k; k=$(printf '/strata/t/%s' "$1" | base64 -w0)
+  local k; k=$(printf '%s/%s' "${PREFIX:-/strata/t}" "$1" | base64 -w0)
   curl -s "http://127.0.0.1:$ECP/v3/kv/range" -d "{\"key\":\"$k\"}" | /usr/bin/python3 -c '
 import base64, json, sys
 kvs = json.load(sys.stdin).get("kvs", [])
