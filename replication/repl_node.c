@@ -87,7 +87,9 @@ static int acked_count(struct repl *r, int shard, uint64_t seq)
 static int still_leader(struct repl *r, int shard, int primary, uint64_t seq,
 			struct st_error *err)
 {
-	if (primary && lease_valid(r))
+	/* (a static layout's graceful promotion fences a primary whose in-flight writes still
+	 * reach the new primary: there, being fenced alone does not refuse the acknowledgement) */
+	if ((primary || !r->coord->ops->leased) && lease_valid(r))
 		return 0;
 	atomic_fetch_add(&r->m.fenced_writes_refused, 1);
 	return st_error_set(err, ST_ECLOSED, "write not acknowledged: the primary of shard %d %s "
@@ -122,7 +124,8 @@ static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *e
 		}
 	int primary = sh->state == REPL_S_PRIMARY;
 	pthread_mutex_unlock(&r->mu);
-	if (have >= k || !primary || !lease_valid(r)) /* never degrade past the lease */
+	if (have >= k || (!primary && r->coord->ops->leased) || !lease_valid(r))
+		/* never degrade past the lease */
 		return still_leader(r, shard, primary, seq, err);
 	atomic_fetch_add(&r->m.sync_timeouts, 1);
 	if (r->o.sync_degrade) {
