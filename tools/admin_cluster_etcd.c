@@ -93,151 +93,143 @@ static int cmd_init(struct repl_etcd *e, int argc, char **argv)
 	return rc ? fail("init", &err) : 0;
 }
 
-static int cmd_add_node(struct repl_etcd *e, int argc, char **argv)
+/* add-node NAME ADDR REPL_ADDR */
+static int edit_add_node(struct repl_etcd *e, struct repl_layout *l, char **argv,
+			 struct st_error *err)
 {
-	if (argc != 3)
-		return fprintf(stderr, "strata-admin: cluster add-node --cluster etcd://... NAME "
-			       "HOST:PORT REPL_HOST:PORT\n"), 2;
-	struct repl_layout l;
-	int64_t rev;
-	struct st_error err = {0};
-	if (get_layout(e, &l, &rev, &err))
-		return fail("add-node", &err);
-	int rc = 0;
-	if (repl_layout_find(&l, argv[0]) >= 0)
-		rc = st_error_set(&err, ST_EEXIST, "node '%s' already exists", argv[0]);
-	else if (l.nnodes == REPL_MAX_NODES)
-		rc = st_error_set(&err, ST_ELIMIT, "already %d nodes", REPL_MAX_NODES);
-	else if (strlen(argv[0]) >= REPL_NAME_MAX || !*argv[0] || strchr(argv[0], '/') ||
-		 !strchr(argv[1], ':') || !strchr(argv[2], ':') || strlen(argv[1]) >= 256 ||
-		 strlen(argv[2]) >= 256)
-		rc = st_error_set(&err, ST_EINVAL, "bad node name or address (HOST:PORT)");
-	if (!rc) {
-		struct repl_node *n = &l.nodes[l.nnodes++];
-		snprintf(n->name, sizeof(n->name), "%s", argv[0]);
-		snprintf(n->addr, sizeof(n->addr), "%s", argv[1]);
-		snprintf(n->repl_addr, sizeof(n->repl_addr), "%s", argv[2]);
-		l.version++;
-		rc = cas_layout(e, &l, rev, 0, &err);
-	}
-	if (!rc)
-		printf("node %s added (layout version %llu)\n", argv[0], (unsigned long long)l.version);
-	repl_layout_release(&l);
-	return rc ? fail("add-node", &err) : 0;
+	if (repl_layout_find(l, argv[0]) >= 0)
+		return st_error_set(err, ST_EEXIST, "node '%s' already exists", argv[0]);
+	if (l->nnodes == REPL_MAX_NODES)
+		return st_error_set(err, ST_ELIMIT, "already %d nodes", REPL_MAX_NODES);
+	if (strlen(argv[0]) >= REPL_NAME_MAX || !*argv[0] || strchr(argv[0], '/') ||
+	    !strchr(argv[1], ':') || !strchr(argv[2], ':') || strlen(argv[1]) >= 256 ||
+	    strlen(argv[2]) >= 256)
+		return st_error_set(err, ST_EINVAL, "bad node name or address (HOST:PORT)");
+	struct repl_node *n = &l->nodes[l->nnodes++];
+	snprintf(n->name, sizeof(n->name), "%s", argv[0]);
+	snprintf(n->addr, sizeof(n->addr), "%s", argv[1]);
+	snprintf(n->repl_addr, sizeof(n->repl_addr), "%s", argv[2]);
+	return 0;
 }
 
-static int cmd_remove_node(struct repl_etcd *e, int argc, char **argv)
+/* remove-node NAME: only a node that holds no shard */
+static int edit_remove_node(struct repl_etcd *e, struct repl_layout *l, char **argv,
+			    struct st_error *err)
 {
-	if (argc != 1)
-		return fprintf(stderr, "strata-admin: cluster remove-node --cluster etcd://... NAME\n"), 2;
-	struct repl_layout l;
-	int64_t rev;
-	struct st_error err = {0};
-	if (get_layout(e, &l, &rev, &err))
-		return fail("remove-node", &err);
-	int n = repl_layout_find(&l, argv[0]), rc = 0;
+	int n = repl_layout_find(l, argv[0]);
 	if (n < 0)
-		rc = st_error_set(&err, ST_ENOTFOUND, "no node '%s'", argv[0]);
-	for (int s = 0; !rc && s < l.nshards; s++)
-		if (l.shards[s].primary == n || repl_layout_is_replica(&l, s, n))
-			rc = st_error_set(&err, ST_EBUSY, "node '%s' still holds shard %d (move-slots "
-					  "it away first)", argv[0], s);
-	if (!rc) {
-		/* drop node n: shift later nodes down and renumber the shard maps */
-		memmove(&l.nodes[n], &l.nodes[n + 1], (size_t)(l.nnodes - n - 1) * sizeof(l.nodes[0]));
-		l.nnodes--;
-		for (int s = 0; s < l.nshards; s++) {
-			struct repl_shard_map *m = &l.shards[s];
-			m->primary -= m->primary > n;
-			for (int i = 0; i < m->nreplicas; i++)
-				m->replicas[i] -= m->replicas[i] > n;
-		}
-		l.version++;
-		rc = cas_layout(e, &l, rev, 0, &err);
+		return st_error_set(err, ST_ENOTFOUND, "no node '%s'", argv[0]);
+	for (int s = 0; s < l->nshards; s++)
+		if (l->shards[s].primary == n || repl_layout_is_replica(l, s, n))
+			return st_error_set(err, ST_EBUSY, "node '%s' still holds shard %d (move-slots "
+					    "it away first)", argv[0], s);
+	/* drop node n: shift later nodes down and renumber the shard maps */
+	memmove(&l->nodes[n], &l->nodes[n + 1], (size_t)(l->nnodes - n - 1) * sizeof(l->nodes[0]));
+	l->nnodes--;
+	for (int s = 0; s < l->nshards; s++) {
+		struct repl_shard_map *m = &l->shards[s];
+		m->primary -= m->primary > n;
+		for (int i = 0; i < m->nreplicas; i++)
+			m->replicas[i] -= m->replicas[i] > n;
+	}
+	return 0;
+}
+
+/* The shard's current leader: its leader key, else its last election's node. */
+static int shard_leader(struct repl_etcd *e, long s, char *who, size_t n, struct st_error *err)
+{
+	char k[600];
+	snprintf(k, sizeof(k), "%s/shards/%ld/", repl_etcd_prefix(e), s);
+	struct repl_etcd_kvs kvs;
+	int rc = repl_etcd_range(e, k, 1, &kvs, err);
+	for (size_t i = 0; !rc && i < kvs.n; i++) {
+		json_t *o = json_loadb(kvs.kv[i].value, kvs.kv[i].vlen, 0, NULL);
+		const char *node = json_string_value(json_object_get(o, "node"));
+		if (node && (!who[0] || strstr(kvs.kv[i].key, "/leader")))
+			snprintf(who, n, "%s", node);
+		json_decref(o);
 	}
 	if (!rc)
-		printf("node %s removed (layout version %llu)\n", argv[0],
-		       (unsigned long long)l.version);
-	repl_layout_release(&l);
-	return rc ? fail("remove-node", &err) : 0;
+		repl_etcd_kvs_release(&kvs);
+	return rc;
 }
 
 /* move-slots SHARD NODE[,NODE...]: the nodes that hold shard SHARD's slots from now on. The
- * shard's current leader (its leader key, else its last epoch) must stay among them: a
- * change of primary is an election, not an edit. */
-static int cmd_move_slots(struct repl_etcd *e, int argc, char **argv)
+ * shard's current leader must stay among them: a change of primary is an election, not an
+ * edit. */
+static int edit_move_slots(struct repl_etcd *e, struct repl_layout *l, char **argv,
+			   struct st_error *err)
 {
-	if (argc != 2)
-		return fprintf(stderr, "strata-admin: cluster move-slots --cluster etcd://... SHARD "
-			       "NODE[,NODE...]\n"), 2;
-	struct repl_layout l;
-	int64_t rev;
-	struct st_error err = {0};
-	if (get_layout(e, &l, &rev, &err))
-		return fail("move-slots", &err);
-	char *end;
+	char *end, who[REPL_NAME_MAX] = "";
 	long s = strtol(argv[0], &end, 10);
-	int rc = 0;
-	if (*end || end == argv[0] || s < 0 || s >= l.nshards)
-		rc = st_error_set(&err, ST_EINVAL, "no shard '%s' (there are %d)", argv[0], l.nshards);
-	char ek[600], who[REPL_NAME_MAX] = "";
-	struct repl_etcd_kvs kvs = {0};
-	if (!rc) {
-		snprintf(ek, sizeof(ek), "%s/shards/%ld/", repl_etcd_prefix(e), s);
-		rc = repl_etcd_range(e, ek, 1, &kvs, &err);
-	}
-	for (size_t i = 0; !rc && i < kvs.n; i++) {
-		json_t *o = json_loadb(kvs.kv[i].value, kvs.kv[i].vlen, 0, NULL);
-		const char *n = json_string_value(json_object_get(o, "node"));
-		if (n && (!who[0] || strstr(kvs.kv[i].key, "/leader")))
-			snprintf(who, sizeof(who), "%s", n);
-		json_decref(o);
-	}
-	repl_etcd_kvs_release(&kvs);
-	struct repl_shard_map m = {.primary = -1, .version = l.version + 1};
+	if (*end || end == argv[0] || s < 0 || s >= l->nshards)
+		return st_error_set(err, ST_EINVAL, "no shard '%s' (there are %d)", argv[0],
+				    l->nshards);
+	int rc = shard_leader(e, s, who, sizeof(who), err);
+	struct repl_shard_map m = {.primary = -1, .version = l->version + 1};
 	char buf[1024];
-	snprintf(buf, sizeof(buf), "%s", rc ? "" : argv[1]);
+	snprintf(buf, sizeof(buf), "%s", argv[1]);
 	for (char *save, *tok = strtok_r(buf, ",", &save); !rc && tok;
 	     tok = strtok_r(NULL, ",", &save)) {
-		int n = repl_layout_find(&l, tok);
+		int n = repl_layout_find(l, tok);
 		if (n < 0)
-			rc = st_error_set(&err, ST_ENOTFOUND, "no node '%s' (add-node first)", tok);
+			rc = st_error_set(err, ST_ENOTFOUND, "no node '%s' (add-node first)", tok);
 		else if (!strcmp(tok, who))
 			m.primary = n;
-		else
+		else if (m.nreplicas < REPL_MAX_NODES)
 			m.replicas[m.nreplicas++] = n;
 	}
 	if (!rc && m.primary < 0)
-		rc = st_error_set(&err, ST_EINVAL, "shard %ld's primary %s must stay among its nodes",
+		rc = st_error_set(err, ST_EINVAL, "shard %ld's primary %s must stay among its nodes",
 				  s, who[0] ? who : "(unknown)");
-	if (!rc) {
-		l.shards[s] = m;
-		l.version++;
-		rc = cas_layout(e, &l, rev, 0, &err);
-	}
 	if (!rc)
-		printf("shard %ld now on %s (layout version %llu; nodes apply it when they restart)\n",
-		       s, argv[1], (unsigned long long)l.version);
-	repl_layout_release(&l);
-	return rc ? fail("move-slots", &err) : 0;
+		l->shards[s] = m;
+	return rc;
 }
 
 static const struct {
 	const char *name;
-	int (*fn)(struct repl_etcd *e, int argc, char **argv);
+	int nargs;
+	const char *args;
+	int (*apply)(struct repl_etcd *e, struct repl_layout *l, char **argv, struct st_error *err);
 } edits[] = {
-	{"init", cmd_init},
-	{"add-node", cmd_add_node},
-	{"remove-node", cmd_remove_node},
-	{"move-slots", cmd_move_slots},
+	{"add-node", 3, "NAME HOST:PORT REPL_HOST:PORT", edit_add_node},
+	{"remove-node", 1, "NAME", edit_remove_node},
+	{"move-slots", 2, "SHARD NODE[,NODE...] (nodes apply it when they restart)",
+	 edit_move_slots},
 };
+
+/* One edit: read the layout and its revision, change it, write it back if unchanged. */
+static int run_edit(struct repl_etcd *e, size_t i, int argc, char **argv)
+{
+	if (argc != edits[i].nargs) {
+		fprintf(stderr, "strata-admin: cluster %s --cluster etcd://... %s\n", edits[i].name,
+			edits[i].args);
+		return 2;
+	}
+	struct repl_layout l;
+	int64_t rev = 0;
+	struct st_error err = {0};
+	if (get_layout(e, &l, &rev, &err))
+		return fail(edits[i].name, &err);
+	int rc = edits[i].apply(e, &l, argv, &err);
+	if (!rc) {
+		l.version++;
+		rc = cas_layout(e, &l, rev, 0, &err);
+	}
+	if (!rc)
+		printf("cluster %s: done (layout version %llu)\n", edits[i].name,
+		       (unsigned long long)l.version);
+	repl_layout_release(&l);
+	return rc ? fail(edits[i].name, &err) : 0;
+}
 
 int admin_cluster_etcd(const char *cmd, const char *url, int argc, char **argv)
 {
 	size_t i = 0;
 	while (i < sizeof(edits) / sizeof(edits[0]) && strcmp(edits[i].name, cmd))
 		i++;
-	if (i == sizeof(edits) / sizeof(edits[0]))
+	if (i == sizeof(edits) / sizeof(edits[0]) && strcmp(cmd, "init"))
 		return -1;
 	if (strncmp(url, "etcd://", 7)) {
 		fprintf(stderr, "strata-admin: cluster %s edits a layout in etcd: --cluster "
@@ -248,7 +240,7 @@ int admin_cluster_etcd(const char *cmd, const char *url, int argc, char **argv)
 	struct st_error err = {0};
 	if (repl_etcd_open(url, ETCD_TIMEOUT_US, &e, &err))
 		return fail(cmd, &err);
-	int rc = edits[i].fn(e, argc, argv);
+	int rc = strcmp(cmd, "init") ? run_edit(e, i, argc, argv) : cmd_init(e, argc, argv);
 	repl_etcd_close(e);
 	return rc;
 }
