@@ -471,11 +471,14 @@ static void shard_tick(struct coord_etcd *c, int s, const struct repl_etcd_kvs *
 		return;
 	}
 	pthread_mutex_lock(&r->mu);
-	if (sh->state == REPL_S_PRIMARY) {
+	int was_primary = sh->state == REPL_S_PRIMARY;
+	if (was_primary) {
 		st_warn("replication: shard %d: the leader key is gone (lease expired): fenced", s);
 		repl_role_lease_lost(r, sh);
 	}
 	pthread_mutex_unlock(&r->mu);
+	if (was_primary && s == 0)
+		repl_registry_follow(r);
 	int64_t now = repl_now_us();
 	if (!c->absent_since[s]) {
 		c->absent_since[s] = now;

@@ -58,6 +58,9 @@ static int hook_check(void *arg, int shard, int write, struct st_error *err)
 	}
 	if (write)
 		atomic_fetch_add(&r->m.writes_refused, 1);
+	if (st == REPL_S_FENCED && p == r->self) /* etcd: no primary elected yet (or again) */
+		return st_error_set(err, ST_EBUSY, "EUNAVAILABLE shard %d: no primary holds the "
+				    "shard's lease right now (an election is due); retry", shard);
 	return st_error_set(err, ST_EBUSY, "EMOVED shard %d primary %s %s layout %llu%s", shard,
 			    r->layout.nodes[p].name, r->layout.nodes[p].addr,
 			    (unsigned long long)v,
