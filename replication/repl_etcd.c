@@ -220,9 +220,9 @@ static int decode_b64(const json_t *v, char **out, size_t *n)
 		*n = 0;
 		return v || !*out ? ST_EPROTO : 0;
 	}
-	unsigned char *b;
+	unsigned char *b = NULL;
 	int rc = st_base64_decode(s, strlen(s), &b, n);
-	*out = (char *)b;
+	*out = rc ? NULL : (char *)b;
 	return rc;
 }
 
@@ -243,7 +243,7 @@ int repl_etcd_decode_kvs(const json_t *resp, struct repl_etcd_kvs *out, struct s
 		struct repl_etcd_kv *d = &out->kv[out->n];
 		size_t klen;
 		int rc = decode_b64(json_object_get(kv, "key"), &d->key, &klen);
-		if (!rc && !d->key[0])
+		if (!rc && (!d->key || !d->key[0]))
 			rc = ST_EPROTO;
 		if (!rc)
 			rc = decode_b64(json_object_get(kv, "value"), &d->value, &d->vlen);
