@@ -41,7 +41,7 @@ for i in 1 2; do
 done
 
 # 2. failover: one shard, so that one kill takes down the only primary
-for n in a b c; do stop $n; rm -rf "${T:?}/$n"; done
+for n in a b c; do [ -n "${PID[$n]:-}" ] && stop $n; rm -rf "${T:?}/$n"; done
 stop_etcd; rm -rf "$T/etcd"; unset ECP PREFIX
 etcd_cluster 1 a b c
 for n in a b c; do start $n "${SYNC[@]}"; done
