@@ -6,7 +6,9 @@
 set -uo pipefail
 BIN=${BIN:-bin}
 T=$(mktemp -d /tmp/strata-lc.XXXXXX)
-trap 'BIN=$PWD/$BIN bash ops/local-cluster.sh stop --dir "$T" >/dev/null 2>&1; rm -rf "$T"' EXIT
+E=$T/etcd-cluster
+trap 'for d in "$T" "$E"; do BIN=$PWD/$BIN bash ops/local-cluster.sh stop --dir "$d" >/dev/null 2>&1; done
+      rm -rf "$T"' EXIT
 fail() { echo "FAIL: $*"; tail -n 20 "$T"/*.log; echo "rerun: BIN=$BIN bash $0"; exit 1; }
 PORT=$(/usr/bin/python3 -c '
 import socket, random
@@ -37,7 +39,6 @@ for n in n0 n1 n2; do grep -q "stratad stopped" "$T/$n.log" || fail "$n did not 
 
 # --etcd: a fresh directory; primaries are elected (one per shard), a write is served, a
 # killed primary is replaced, and stop takes etcd down after the nodes
-E=$T/etcd-cluster
 bash ops/local-cluster.sh start --etcd --dir "$E" --port "$PORT" > "$T/estart.out" || fail "start --etcd: $(cat "$T/estart.out")"
 grep -q "cluster status --cluster etcd://127.0.0.1:$((PORT + 6))/strata/local" "$T/estart.out" ||
   fail "no etcd status hint: $(cat "$T/estart.out")"
