@@ -37,7 +37,7 @@
  *   any replica state -> NONE                 repl_role_reassign (removed from the shard)
  *
  * Invariants (repl_assert_state):
- *   1. state PRIMARY <=> sh->primary == self.
+ *   1. state PRIMARY => sh->primary == self, and sh->primary == self => PRIMARY or FENCED.
  *   2. A shard in any state but PRIMARY refuses client writes (srv hook repl_check).
  *   3. A replica's applied position is written in the same RocksDB batch as the data it
  *      covers (kv_shard_apply_at), so after a crash it never claims more than it has.
