@@ -51,13 +51,21 @@ struct repl_layout {
  * Every shard must have a primary; a replica must differ from the primary. */
 int repl_layout_load(const char *path, struct repl_layout *out, struct st_error *err);
 void repl_layout_release(struct repl_layout *l);
+
+/* The layout as JSON (stored in etcd at PREFIX/layout):
+ *   {"version":V,"shards":N,"nodes":[{"name","addr","repl"}...],
+ *    "map":[{"primary":NAME,"replicas":[NAME...]}...]}   (one entry per shard)
+ * to_json returns malloc'ed text (NULL: out of memory); from_json checks like the INI. */
+char *repl_layout_to_json(const struct repl_layout *l);
+int repl_layout_from_json(const char *js, struct repl_layout *out, struct st_error *err);
 /* Node index of `name`, or -1. */
 int repl_layout_find(const struct repl_layout *l, const char *name);
 /* 1 if node n is a replica of shard s. */
 int repl_layout_is_replica(const struct repl_layout *l, int s, int n);
 
 struct repl_options {
-	char cluster_file[4096];  /* "" = no cluster: single node, no replication */
+	char cluster_file[4096];  /* "" = no cluster: single node, no replication; a layout file
+				   * or etcd://HOST:PORT/PREFIX */
 	char node[REPL_NAME_MAX]; /* this node's name in the layout */
 	int min_sync_replicas;    /* K: writes wait for K replicas (0 = async) */
 	int64_t sync_timeout_us;  /* how long a write waits for K replicas */
@@ -67,11 +75,14 @@ struct repl_options {
 	int64_t wal_ttl_us;       /* WAL kept for replicas (passed to the store) */
 	int64_t replica_max_lag_us; /* a replica refuses (redirects) reads when it is not known
 				     * to be complete up to now - this (0 = serve whatever it has) */
+	int64_t lease_ttl_s;      /* etcd mode: the node lease's TTL (default 2 s) */
 };
 void repl_options_init(struct repl_options *o);
+/* The layout named by o->cluster_file: the file, or the one stored in etcd. */
+int repl_cluster_load(const struct repl_options *o, struct repl_layout *out, struct st_error *err);
 /* Applies one option by its long name ("cluster", "node", "min-sync-replicas",
  * "sync-timeout", "sync-degrade", "max-replication-lag", "repl-send-timeout", "wal-ttl",
- * "replica-max-lag").
+ * "replica-max-lag", "lease-ttl").
  * Returns 0, ST_ENOTFOUND for a name that is not a replication option, or ST_EINVAL. */
 int repl_option_set(struct repl_options *o, const char *name, const char *val,
 		    struct st_error *err);

@@ -120,6 +120,11 @@ static json_t *do_layout(struct repl *r, json_t *req, struct st_error *err)
 		st_error_set(err, ST_EINVAL, "no node '%s'", prim);
 		return NULL;
 	}
+	if (r->coord->ops->leased) {
+		st_error_set(err, ST_EINVAL, "this node's primaries are elected through etcd: no "
+			     "manual reassignment");
+		return NULL;
+	}
 	pthread_mutex_lock(&r->mu);
 	struct repl_shard *sh = &r->shards[shard];
 	if ((uint64_t)v <= sh->version && !(n == sh->primary && (uint64_t)v == sh->version)) {

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 
 #include "replication/repl.h"
+#include "replication/repl_coord.h"
 #include "replication/repl_stream.h"
 
 /* ---- roles (repl_role.c) ---- */
@@ -54,7 +55,10 @@ struct repl_metrics {
 	atomic_uint_fast64_t batches_sent, bytes_sent, batches_applied, resyncs_sent,
 		resync_bytes_sent, resyncs_done, resync_bytes_recv, reconnects, send_timeouts,
 		lag_disconnects, sync_waits, sync_timeouts, sync_degraded, proto_errors,
-		writes_refused, stale_reads_refused;
+		writes_refused, stale_reads_refused,
+		/* coordination (etcd mode) */
+		lease_renews, lease_renew_failures, lease_renew_us_sum, lease_renew_us_max,
+		failovers, fenced_writes_refused, divergent_discarded, divergent_discards;
 };
 
 struct repl {
@@ -72,6 +76,10 @@ struct repl {
 	struct repl_peer *peers;   /* (mu) connections served as primary */
 	int npeer_threads;         /* (mu) running peer threads */
 	struct repl_metrics m;
+	struct repl_coord *coord;  /* layout source and leadership (repl_coord.h) */
+	/* Monotonic time (repl_now_us) until which this node may acknowledge writes as a
+	 * primary: INT64_MAX without leases, else the lease deadline (repl_lease_deadline). */
+	atomic_int_fast64_t lease_until_us;
 };
 
 /* A connection served by this node's listener (a replica or an admin client). */
@@ -99,6 +107,14 @@ void repl_role_reassign(struct repl *r, struct repl_shard *sh, int primary, uint
 /* Persists the shard assignments that differ from the layout file (data_dir/cluster-state.json)
  * and loads them at start. */
 int repl_role_save(struct repl *r, struct st_error *err);
+/* A primary whose lease is gone (etcd mode): PRIMARY -> FENCED, it keeps its copy and may
+ * win the next election (mu held). */
+void repl_role_lease_lost(struct repl *r, struct repl_shard *sh);
+/* The position this node's copy of a shard stands for in an election: a primary's (or fenced
+ * former primary's) own replication id and latest + 1, a replica's followed id and position.
+ * *eligible: not resyncing and not waiting for one (mu not held). */
+int repl_role_position(struct repl *r, int shard, char *replid, uint64_t *next, int *eligible,
+		       struct st_error *err);
 int repl_role_load(struct repl *r, struct st_error *err);
 
 /* repl_primary.c */

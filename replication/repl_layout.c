@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,7 @@ void repl_options_init(struct repl_options *o)
 	o->sync_timeout_us = 2 * 1000000LL;
 	o->send_timeout_us = 10 * 1000000LL;
 	o->wal_ttl_us = 3600 * 1000000LL;
+	o->lease_ttl_s = 2;
 }
 
 int repl_option_set(struct repl_options *o, const char *name, const char *val,
@@ -259,6 +261,9 @@ int repl_option_set(struct repl_options *o, const char *name, const char *val,
 		bad = st_dur_parse(val, &us) || us <= 0 || (o->send_timeout_us = us, 0);
 	else if (!strcmp(name, "replica-max-lag"))
 		bad = st_dur_parse(val, &us) || us < 0 || (o->replica_max_lag_us = us, 0);
+	else if (!strcmp(name, "lease-ttl"))
+		bad = st_dur_parse(val, &us) || us < 1000000 || us > 3600000000LL ||
+		      (o->lease_ttl_s = us / 1000000, 0);
 	else if (!strcmp(name, "wal-ttl"))
 		bad = st_dur_parse(val, &us) || us < 1000000 || (o->wal_ttl_us = us, 0);
 	else
@@ -266,4 +271,101 @@ int repl_option_set(struct repl_options *o, const char *name, const char *val,
 	if (bad)
 		return st_error_set(err, ST_EINVAL, "bad value '%s' for --%s", val, name);
 	return 0;
+}
+
+/* ---- the layout as JSON (etcd: PREFIX/layout; see repl_coord.h) ---- */
+
+char *repl_layout_to_json(const struct repl_layout *l)
+{
+	json_t *nodes = json_array(), *map = json_array();
+	for (int i = 0; i < l->nnodes; i++)
+		json_array_append_new(nodes, json_pack("{s:s,s:s,s:s}", "name", l->nodes[i].name,
+						       "addr", l->nodes[i].addr, "repl",
+						       l->nodes[i].repl_addr));
+	for (int s = 0; s < l->nshards; s++) {
+		const struct repl_shard_map *m = &l->shards[s];
+		json_t *reps = json_array();
+		for (int i = 0; i < m->nreplicas; i++)
+			json_array_append_new(reps, json_string(l->nodes[m->replicas[i]].name));
+		json_array_append_new(map, json_pack("{s:s,s:o}", "primary",
+						     l->nodes[m->primary].name, "replicas", reps));
+	}
+	json_t *o = json_pack("{s:I,s:i,s:o,s:o}", "version", (json_int_t)l->version, "shards",
+			      l->nshards, "nodes", nodes, "map", map);
+	char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	return s;
+}
+
+static int node_from_json(struct repl_layout *l, const json_t *n, struct st_error *err)
+{
+	const char *name, *addr, *repl;
+	if (json_unpack((json_t *)n, "{s:s,s:s,s:s}", "name", &name, "addr", &addr, "repl", &repl))
+		return st_error_set(err, ST_EINVAL, "a node needs name, addr and repl");
+	if (l->nnodes == REPL_MAX_NODES)
+		return st_error_set(err, ST_ELIMIT, "more than %d nodes", REPL_MAX_NODES);
+	if (!*name || repl_layout_find(l, name) >= 0)
+		return st_error_set(err, ST_EINVAL, "bad or repeated node name '%s'", name);
+	struct repl_node *d = &l->nodes[l->nnodes];
+	if (copy_str(d->name, sizeof(d->name), name) || copy_str(d->addr, sizeof(d->addr), addr) ||
+	    copy_str(d->repl_addr, sizeof(d->repl_addr), repl) || !strchr(addr, ':') ||
+	    !strchr(repl, ':'))
+		return st_error_set(err, ST_EINVAL, "node '%s': bad address (HOST:PORT)", name);
+	l->nnodes++;
+	return 0;
+}
+
+static int shard_from_json(struct repl_layout *l, int s, const json_t *m, struct st_error *err)
+{
+	struct shard_spec sp = {{0}, {0}, 1};
+	const char *prim = json_string_value(json_object_get(m, "primary"));
+	const json_t *reps = json_object_get(m, "replicas");
+	if (!prim || !json_is_array(reps) || copy_str(sp.primary, sizeof(sp.primary), prim))
+		return st_error_set(err, ST_EINVAL, "shard %d: needs primary and replicas", s);
+	size_t i;
+	const json_t *r;
+	json_array_foreach(reps, i, r) {
+		const char *n = json_string_value(r);
+		if (!n || strlen(sp.replicas) + strlen(n) + 2 > sizeof(sp.replicas) ||
+		    strpbrk(n, " ,\t"))
+			return st_error_set(err, ST_EINVAL, "shard %d: bad replica list", s);
+		strcat(sp.replicas, n);
+		strcat(sp.replicas, " ");
+	}
+	return resolve_shard(l, s, &sp, err);
+}
+
+int repl_layout_from_json(const char *js, struct repl_layout *out, struct st_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	json_error_t je;
+	json_t *o = json_loads(js, 0, &je);
+	const json_t *nodes = json_object_get(o, "nodes"), *map = json_object_get(o, "map");
+	json_int_t v = json_integer_value(json_object_get(o, "version"));
+	json_int_t ns = json_integer_value(json_object_get(o, "shards"));
+	int rc = 0;
+	if (!o)
+		rc = st_error_set(err, ST_EINVAL, "layout: not JSON: %s", je.text);
+	else if (!json_is_array(nodes) || !json_is_array(map) || v < 1 || ns < 1 || ns > 256 ||
+		 json_array_size(map) != (size_t)ns)
+		rc = st_error_set(err, ST_EINVAL, "layout: needs version >= 1, shards 1..256, nodes "
+				  "and one map entry per shard");
+	out->version = (uint64_t)v;
+	out->nshards = (int)ns;
+	size_t i;
+	const json_t *e;
+	if (!rc)
+		json_array_foreach(nodes, i, e)
+			if ((rc = node_from_json(out, e, err)))
+				break;
+	if (!rc && !(out->shards = calloc((size_t)ns, sizeof(*out->shards))))
+		rc = st_error_set(err, ST_ENOMEM, "out of memory");
+	if (!rc)
+		json_array_foreach(map, i, e)
+			if ((rc = shard_from_json(out, (int)i, e, err)))
+				break;
+	json_decref(o);
+	if (rc)
+		repl_layout_release(out);
+	return rc;
 }

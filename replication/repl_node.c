@@ -14,6 +14,20 @@
 #include "common/st_log.h"
 #include "common/st_time.h"
 
+/* Invariant 7: may this node acknowledge a write as a primary now? */
+static int lease_valid(struct repl *r)
+{
+	return repl_now_us() < atomic_load(&r->lease_until_us);
+}
+
+static int lease_refusal(struct repl *r, int shard, struct st_error *err)
+{
+	atomic_fetch_add(&r->m.fenced_writes_refused, 1);
+	return st_error_set(err, ST_EBUSY, "EUNAVAILABLE shard %d: this primary could not renew "
+			    "its lease in etcd in time and refuses writes until it can (or until "
+			    "another node is elected); retry", shard);
+}
+
 static int hook_check(void *arg, int shard, int write, struct st_error *err)
 {
 	struct repl *r = arg;
@@ -24,8 +38,10 @@ static int hook_check(void *arg, int shard, int write, struct st_error *err)
 	uint64_t v = sh->version;
 	int64_t complete = sh->complete_us;
 	pthread_mutex_unlock(&r->mu);
-	if (st == REPL_S_PRIMARY)
+	if (st == REPL_S_PRIMARY && (!write || lease_valid(r)))
 		return 0;
+	if (st == REPL_S_PRIMARY)
+		return lease_refusal(r, shard, err);
 	int64_t bound = r->o.replica_max_lag_us;
 	if (!write && st != REPL_S_NONE && st != REPL_S_FENCED) {
 		int64_t behind = st_now_us() - complete;
@@ -42,6 +58,9 @@ static int hook_check(void *arg, int shard, int write, struct st_error *err)
 	}
 	if (write)
 		atomic_fetch_add(&r->m.writes_refused, 1);
+	if (st == REPL_S_FENCED && p == r->self) /* etcd: no primary elected yet (or again) */
+		return st_error_set(err, ST_EBUSY, "EUNAVAILABLE shard %d: no primary holds the "
+				    "shard's lease right now (an election is due); retry", shard);
 	return st_error_set(err, ST_EBUSY, "EMOVED shard %d primary %s %s layout %llu%s", shard,
 			    r->layout.nodes[p].name, r->layout.nodes[p].addr,
 			    (unsigned long long)v,
@@ -64,6 +83,25 @@ static int acked_count(struct repl *r, int shard, uint64_t seq)
 	return n;
 }
 
+/* Invariant 7 at the moment of acknowledging: the write is committed here (and, in semi-sync
+ * mode, on K replicas), but a primary whose lease ran out meanwhile, or that was fenced, must
+ * not acknowledge it: another node may already have been elected without it. `primary`: the
+ * shard's state was PRIMARY, read under mu by the caller. */
+static int still_leader(struct repl *r, int shard, int primary, uint64_t seq,
+			struct st_error *err)
+{
+	/* (a static layout's graceful promotion fences a primary whose in-flight writes still
+	 * reach the new primary: there, being fenced alone does not refuse the acknowledgement) */
+	if ((primary || !r->coord->ops->leased) && lease_valid(r))
+		return 0;
+	atomic_fetch_add(&r->m.fenced_writes_refused, 1);
+	return st_error_set(err, ST_ECLOSED, "write not acknowledged: the primary of shard %d %s "
+			    "before acknowledging sequence %llu; it is discarded if another node "
+			    "was elected without it", shard,
+			    primary ? "could not renew its lease in time" : "was fenced",
+			    (unsigned long long)seq);
+}
+
 static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *err)
 {
 	struct repl *r = arg;
@@ -74,8 +112,9 @@ static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *e
 		sh->commit_seq = seq;
 	pthread_cond_broadcast(&sh->commit_cond);
 	if (k == 0) {
+		int primary = sh->state == REPL_S_PRIMARY;
 		pthread_mutex_unlock(&r->mu);
-		return 0;
+		return still_leader(r, shard, primary, seq, err);
 	}
 	atomic_fetch_add(&r->m.sync_waits, 1);
 	int64_t deadline = st_now_us() + r->o.sync_timeout_us;
@@ -86,9 +125,11 @@ static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *e
 			have = acked_count(r, shard, seq);
 			break;
 		}
+	int primary = sh->state == REPL_S_PRIMARY;
 	pthread_mutex_unlock(&r->mu);
-	if (have >= k)
-		return 0;
+	if (have >= k || (!primary && r->coord->ops->leased) || !lease_valid(r))
+		/* never degrade past the lease */
+		return still_leader(r, shard, primary, seq, err);
 	atomic_fetch_add(&r->m.sync_timeouts, 1);
 	if (r->o.sync_degrade) {
 		uint64_t n = atomic_fetch_add(&r->m.sync_degraded, 1);
@@ -128,44 +169,6 @@ void repl_registry_follow(struct repl *r)
 		 "and dropped on the primary of shard 0)", r->layout.nodes[p].name,
 		 r->layout.nodes[p].addr);
 	kv_set_registry_follower(r->db, owner ? NULL : why);
-}
-
-/* A node that was down during a promotion still thinks it is primary: before serving, ask
- * the other nodes and adopt any newer assignment they report (the fencing side of a manual
- * promotion; an unreachable node is skipped). */
-static void adopt_newer_layout(struct repl *r)
-{
-	for (int i = 0; i < r->layout.nnodes; i++) {
-		if (i == r->self)
-			continue;
-		char *reply = NULL;
-		struct st_error err;
-		if (repl_admin_call(r->layout.nodes[i].repl_addr, "{\"cmd\":\"status\"}", 1000000,
-				    &reply, &err))
-			continue;
-		json_t *o = json_loads(reply, 0, NULL), *sh;
-		free(reply);
-		size_t k;
-		json_array_foreach(json_object_get(o, "shards"), k, sh) {
-			int s = (int)json_integer_value(json_object_get(sh, "shard"));
-			uint64_t v = (uint64_t)json_integer_value(json_object_get(sh, "layout_version"));
-			int p = repl_layout_find(&r->layout,
-						 json_string_value(json_object_get(sh, "primary")) ?: "");
-			if (s < 0 || s >= r->layout.nshards || p < 0)
-				continue;
-			pthread_mutex_lock(&r->mu);
-			if (v > r->shards[s].version) {
-				st_warn("replication: shard %d: node %s reports layout version %llu "
-					"(primary %s), newer than ours: adopting it", s,
-					r->layout.nodes[i].name, (unsigned long long)v,
-					r->layout.nodes[p].name);
-				repl_role_reassign(r, &r->shards[s], p, v);
-				repl_role_save(r, &err);
-			}
-			pthread_mutex_unlock(&r->mu);
-		}
-		json_decref(o);
-	}
 }
 
 int repl_start(struct kv_db *db, const char *data_dir, const struct repl_options *o,
@@ -211,17 +214,16 @@ int repl_start(struct kv_db *db, const char *data_dir, const struct repl_options
 		pthread_cond_init(&sh->commit_cond, NULL);
 		pthread_cond_init(&sh->ack_cond, NULL);
 	}
-	pthread_mutex_lock(&r->mu);
-	int rc = repl_role_load(r, err);
-	repl_assert_state(r);
-	pthread_mutex_unlock(&r->mu);
+	int rc = repl_coord_open(o, &r->coord, err);
+	atomic_store(&r->lease_until_us, r->coord && r->coord->ops->leased ? 0 : INT64_MAX);
 	if (!rc)
 		rc = repl_listener_start(r, err);
+	if (!rc)
+		rc = r->coord->ops->start(r->coord, r, err);
 	if (rc) {
 		repl_stop(r);
 		return rc;
 	}
-	adopt_newer_layout(r);
 	struct kv_repl_hooks h = {hook_check, hook_committed, r};
 	kv_set_repl_hooks(db, &h);
 	repl_registry_follow(r);
@@ -234,8 +236,8 @@ int repl_start(struct kv_db *db, const char *data_dir, const struct repl_options
 		repl_stop(r);
 		return rc;
 	}
-	st_info("replication: node %s (layout version %llu), listener on port %d", o->node,
-		(unsigned long long)layout->version, r->port);
+	st_info("replication: node %s (layout version %llu, %s coordination), listener on port %d",
+		o->node, (unsigned long long)layout->version, r->coord->ops->name, r->port);
 	*out = r;
 	return 0;
 }
@@ -244,6 +246,8 @@ void repl_stop(struct repl *r)
 {
 	if (!r)
 		return;
+	if (r->coord)
+		r->coord->ops->stop(r->coord);
 	atomic_store(&r->stopping, 1);
 	pthread_mutex_lock(&r->mu);
 	pthread_cond_broadcast(&r->cond);
@@ -262,6 +266,7 @@ void repl_stop(struct repl *r)
 		pthread_cond_destroy(&r->shards[s].commit_cond);
 		pthread_cond_destroy(&r->shards[s].ack_cond);
 	}
+	repl_coord_free(r->coord);
 	free(r->layout.shards);
 	free(r->shards);
 	free(r);
@@ -348,9 +353,11 @@ char *repl_metrics_text(struct repl *r)
 		C(resync_bytes_sent), C(resyncs_done), C(resync_bytes_recv), C(reconnects),
 		C(send_timeouts), C(lag_disconnects), C(sync_waits), C(sync_timeouts),
 		C(sync_degraded), C(proto_errors), C(writes_refused), C(stale_reads_refused),
+		C(lease_renews), C(lease_renew_failures), C(failovers), C(fenced_writes_refused),
+		C(divergent_discarded), C(divergent_discards),
 #undef C
 	};
-	size_t cap = 8192 + (size_t)r->layout.nshards * 256, n = 0; /* 3 gauges per shard */
+	size_t cap = 16384 + (size_t)r->layout.nshards * 320, n = 0; /* 4 gauges per shard */
 	char *buf = malloc(cap);
 	if (!buf)
 		return NULL;
@@ -360,12 +367,24 @@ char *repl_metrics_text(struct repl *r)
 				      counters[i].name, counters[i].name,
 				      (unsigned long long)atomic_load(c));
 	}
+	uint64_t renews = atomic_load(&r->m.lease_renews);
+	n += (size_t)snprintf(buf + n, cap - n,
+			      "# TYPE strata_repl_lease_renew_seconds_avg gauge\n"
+			      "strata_repl_lease_renew_seconds_avg %.6f\n"
+			      "# TYPE strata_repl_lease_renew_seconds_max gauge\n"
+			      "strata_repl_lease_renew_seconds_max %.6f\n",
+			      renews ? (double)atomic_load(&r->m.lease_renew_us_sum) / renews / 1e6 : 0.0,
+			      (double)atomic_load(&r->m.lease_renew_us_max) / 1e6);
+	pthread_mutex_lock(&r->mu);
+	n += (size_t)snprintf(buf + n, cap - n, "# TYPE strata_repl_epoch gauge\n");
+	for (int s = 0; s < r->layout.nshards && n < cap - 256; s++)
+		n += (size_t)snprintf(buf + n, cap - n, "strata_repl_epoch{shard=\"%d\"} %llu\n", s,
+				      (unsigned long long)r->shards[s].version);
 	/* per replicated shard: lag in sequences, lag in seconds (time since the moment up to
 	 * which the copy is complete; absent until the first heartbeat), resync progress */
 	static const char *const gauges[] = {"strata_repl_lag_seq", "strata_replication_lag_seconds",
 					     "strata_repl_resync_bytes_done"};
 	int64_t now = st_now_us();
-	pthread_mutex_lock(&r->mu);
 	for (size_t g = 0; g < sizeof(gauges) / sizeof(gauges[0]); g++) {
 		n += (size_t)snprintf(buf + n, cap - n, "# TYPE %s gauge\n", gauges[g]);
 		for (int s = 0; s < r->layout.nshards && n < cap - 256; s++) {

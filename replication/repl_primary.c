@@ -14,12 +14,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/st_fault.h"
 #include "common/st_log.h"
 #include "common/st_time.h"
 
 #define HEARTBEAT_US 100000
 #define HEARTBEAT_MIN_US 20000 /* under load: how tight a replica's completeness time is */
 #define HELLO_TIMEOUT_US 5000000
+
+static atomic_int_fast64_t stall_until_us; /* fault repl.send.stall */
 
 /* Reads ACK frames of a streaming replica (its own thread: the sender may be blocked). */
 struct ack_reader {
@@ -40,12 +43,21 @@ static void *ack_main(void *arg)
 			break;
 		struct repl_rbuf rb = {f.payload, f.len, 0, 0};
 		uint64_t next = f.type == REPL_ACK ? repl_r_u64(&rb) : 0;
+		uint64_t epoch = repl_r_u64(&rb);
 		repl_frame_release(&f);
-		if (rb.bad || next == 0) {
+		if (rb.bad || rb.off != rb.n || next == 0) {
 			atomic_fetch_add(&r->m.proto_errors, 1);
 			break;
 		}
 		pthread_mutex_lock(&r->mu);
+		if (epoch > r->shards[p->shard].version) {
+			/* invariant 8: the replica follows a newer epoch: this stream is fenced */
+			pthread_mutex_unlock(&r->mu);
+			st_warn("replication: shard %d: replica %s acknowledges under epoch %llu, newer "
+				"than this node's: its acks no longer count", p->shard, p->node,
+				(unsigned long long)epoch);
+			break;
+		}
 		if (next > p->sent_next) {
 			/* a replica acknowledging what it was never sent is lying or broken */
 			pthread_mutex_unlock(&r->mu);
@@ -109,6 +121,14 @@ static int batch_cb(void *arg, uint64_t seq, const void *data, size_t len)
 		if (rc)
 			return rc;
 	}
+	if (ST_FAULT("repl.send.stall")) {
+		/* every stream of this node stops sending for 3 s: writes commit here and
+		 * wait for acknowledgements that cannot come (tests/integ/repl_etcd_fence.sh) */
+		st_warn("replication: fault repl.send.stall: streams stall for 3 s");
+		atomic_store(&stall_until_us, repl_now_us() + 3000000);
+	}
+	while (repl_now_us() < atomic_load(&stall_until_us) && !atomic_load(&r->stopping))
+		usleep(10000);
 	const uint8_t *b = data;
 	uint32_t count = (uint32_t)b[8] | (uint32_t)b[9] << 8 | (uint32_t)b[10] << 16 |
 			 (uint32_t)b[11] << 24;
@@ -137,9 +157,14 @@ static int batch_cb(void *arg, uint64_t seq, const void *data, size_t len)
  * heartbeat is complete up to that time. */
 static int send_heartbeat(struct stream *st, uint64_t latest)
 {
+	struct repl *r = st->p->r;
+	pthread_mutex_lock(&r->mu);
+	uint64_t epoch = r->shards[st->p->shard].version;
+	pthread_mutex_unlock(&r->mu);
 	struct repl_wbuf w = {0};
 	repl_w_u64(&w, latest);
 	repl_w_u64(&w, (uint64_t)st->pass_clock_us);
+	repl_w_u64(&w, epoch);
 	int rc = w.bad ? ST_ENOMEM : repl_send(st->p->fd, REPL_HEARTBEAT, w.p, w.n, st->err);
 	repl_wbuf_release(&w);
 	st->last_send_us = st->last_hb_us = repl_now_us();

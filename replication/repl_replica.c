@@ -26,12 +26,19 @@ void repl_replica_kick(struct repl_shard *sh)
 		shutdown(sh->fd, SHUT_RDWR);
 }
 
-static int send_ack(int fd, uint64_t next, struct st_error *err)
+/* ACK: next u64, the epoch this replica follows u64 (invariant 8). */
+static int send_ack(struct repl_shard *sh, int fd, uint64_t next, struct st_error *err)
 {
-	uint8_t b[8];
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(next >> (8 * i));
-	return repl_send(fd, REPL_ACK, b, 8, err);
+	pthread_mutex_lock(&sh->r->mu);
+	uint64_t epoch = sh->version;
+	pthread_mutex_unlock(&sh->r->mu);
+	struct repl_wbuf w = {0};
+	repl_w_u64(&w, next);
+	repl_w_u64(&w, epoch);
+	int rc = w.bad ? st_error_set(err, ST_ENOMEM, "out of memory")
+		       : repl_send(fd, REPL_ACK, w.p, w.n, err);
+	repl_wbuf_release(&w);
+	return rc;
 }
 
 static int send_hello(struct repl *r, struct repl_shard *sh, int fd, const struct kv_repl_pos *pos,
@@ -107,7 +114,7 @@ static int on_batch(struct repl *r, struct repl_shard *sh, int fd, struct kv_rep
 			usleep(1500000); /* widens the window a status reader must not see as caught up */
 		return st_error_set(err, ST_ECANCELED, "resync after an ingestion");
 	}
-	return send_ack(fd, np.next_seq, err);
+	return send_ack(sh, fd, np.next_seq, err);
 }
 
 static int on_heartbeat(struct repl *r, struct repl_shard *sh, const struct repl_frame *f,
@@ -116,9 +123,18 @@ static int on_heartbeat(struct repl *r, struct repl_shard *sh, const struct repl
 	struct repl_rbuf rb = {f->payload, f->len, 0, 0};
 	uint64_t latest = repl_r_u64(&rb);
 	int64_t clock = (int64_t)repl_r_u64(&rb);
+	uint64_t epoch = repl_r_u64(&rb);
 	if (rb.bad || rb.off != rb.n)
 		return st_error_set(err, ST_EPROTO, "malformed HEARTBEAT frame");
 	pthread_mutex_lock(&r->mu);
+	if (epoch < sh->version) {
+		/* invariant 8: a primary of an older epoch is fenced: stop following it */
+		uint64_t mine = sh->version;
+		pthread_mutex_unlock(&r->mu);
+		return st_error_set(err, ST_EBUSY, "primary %s streams under epoch %llu, older than "
+				    "%llu: fenced", r->layout.nodes[sh->primary].name,
+				    (unsigned long long)epoch, (unsigned long long)mine);
+	}
 	sh->primary_latest = latest;
 	sh->primary_clock_us = clock;
 	/* the stream is ordered: every batch sent before this heartbeat is applied */
@@ -167,7 +183,7 @@ static int session(struct repl *r, struct repl_shard *sh, int fd, struct st_erro
 				pthread_mutex_lock(&r->mu);
 				sh->want_resync = 0;
 				pthread_mutex_unlock(&r->mu);
-				rc = send_ack(fd, pos.next_seq, err);
+				rc = send_ack(sh, fd, pos.next_seq, err);
 			}
 			break;
 		case REPL_ERROR: {
@@ -203,11 +219,19 @@ static int should_replicate(struct repl *r, struct repl_shard *sh)
 	return p;
 }
 
-static void backoff_sleep(struct repl *r, int64_t us)
+/* Sleeps up to us, and less when the shard's primary changes meanwhile (an election: the new
+ * primary needs its replicas at once, for semi-sync writes). */
+static void backoff_sleep(struct repl *r, struct repl_shard *sh, int primary, int64_t us)
 {
 	int64_t end = repl_now_us() + us;
-	while (!atomic_load(&r->stopping) && repl_now_us() < end)
+	while (!atomic_load(&r->stopping) && repl_now_us() < end) {
+		pthread_mutex_lock(&r->mu);
+		int moved = sh->primary != primary;
+		pthread_mutex_unlock(&r->mu);
+		if (moved)
+			return;
 		usleep(10000);
+	}
 }
 
 static void *replica_main(void *arg)
@@ -249,7 +273,7 @@ static void *replica_main(void *arg)
 			st_info("replication: shard %d: %s (retry in %lld ms)", sh->shard, err.msg,
 				(long long)(backoff / 1000));
 		atomic_fetch_add(&r->m.reconnects, 1);
-		backoff_sleep(r, backoff);
+		backoff_sleep(r, sh, primary, backoff);
 		backoff = backoff * 2 > BACKOFF_MAX_US ? BACKOFF_MAX_US : backoff * 2;
 	}
 	return NULL;

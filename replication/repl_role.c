@@ -7,7 +7,13 @@
  *   TAILING     a replica applying the primary's WAL batches
  *   PRIMARY     this node takes the shard's writes and streams them to replicas
  *   FENCED      a former primary that learnt of a newer layout version naming another
- *               primary: it refuses writes until it follows the new primary
+ *               primary, or (etcd) whose lease and leader key are gone, or that does not
+ *               hold the leader key yet: it refuses writes until it follows the new primary
+ *               or wins an election
+ *
+ * Leadership comes from the coordinator (repl_coord.h): operator commands with a static
+ * layout, elections on etcd leases with --cluster etcd://. The layout's version of a shard is
+ * its epoch there: every election bumps it.
  *
  * Transitions (function behind each):
  *   NONE       -> CONNECTING | PRIMARY        repl_role_reassign (a layout change)
@@ -18,13 +24,20 @@
  *   RESYNCING  -> TAILING                     repl_resync_recv (copy installed)
  *   RESYNCING  -> CONNECTING                  replica_main (interrupted: the staged copy is
  *                                             dropped, the old copy stays)
- *   CONNECTING|TAILING|RESYNCING -> PRIMARY   repl_role_reassign (promote)
+ *   CONNECTING|TAILING|RESYNCING -> PRIMARY   repl_role_reassign (promote; etcd: the
+ *                                             election won, never from RESYNCING)
  *   PRIMARY    -> FENCED                      repl_role_reassign (newer version, other primary)
- *   FENCED     -> CONNECTING                  repl_role_reassign (follows the new primary)
+ *   PRIMARY    -> FENCED                      repl_role_lease_lost (etcd: the lease expired in
+ *                                             etcd; also at start, before the election)
+ *   FENCED     -> PRIMARY                     repl_role_reassign (etcd: a fenced former
+ *                                             primary wins the election with its own copy)
+ *   FENCED     -> CONNECTING                  repl_role_reassign (follows the new primary;
+ *                                             etcd: its divergent tail is reported and the
+ *                                             copy resynced)
  *   any replica state -> NONE                 repl_role_reassign (removed from the shard)
  *
  * Invariants (repl_assert_state):
- *   1. state PRIMARY <=> sh->primary == self.
+ *   1. state PRIMARY => sh->primary == self, and sh->primary == self => PRIMARY or FENCED.
  *   2. A shard in any state but PRIMARY refuses client writes (srv hook repl_check).
  *   3. A replica's applied position is written in the same RocksDB batch as the data it
  *      covers (kv_shard_apply_at), so after a crash it never claims more than it has.
@@ -33,6 +46,11 @@
  *   5. A connection to a primary (fd >= 0) belongs to the shard's replica thread, which is
  *      running; after a role change it closes it as soon as it notices (kick).
  *   6. version never decreases.
+ *   7. A write is acknowledged only by a PRIMARY whose lease deadline (lease_until_us) is
+ *      ahead at the moment of acknowledging (hook_check before, hook_committed after the
+ *      semi-sync wait); without leases (static layout) the deadline is infinite.
+ *   8. etcd: a shard's version is the epoch of the leader key that named its primary; a
+ *      peer with a newer epoch in HELLO or ACK, or an older one in a HEARTBEAT, is refused.
  */
 #include "replication/repl_int.h"
 
@@ -100,7 +118,12 @@ void repl_assert_state(struct repl *r)
 		/* 5 */
 		ST_ASSERT(sh->fd < 0 || sh->thread_started);
 		ST_ASSERT(sh->resync_done <= sh->resync_total || sh->state != REPL_S_RESYNCING);
+		/* 6 */
+		ST_ASSERT(sh->version >= 1);
 	}
+	/* 7 */
+	ST_ASSERT(r->coord == NULL || r->coord->ops->leased ||
+		  atomic_load(&r->lease_until_us) == INT64_MAX);
 }
 
 enum repl_state repl_role_initial(const struct repl *r, int shard)
@@ -144,6 +167,34 @@ void repl_role_reassign(struct repl *r, struct repl_shard *sh, int primary, uint
 	} else {
 		repl_set_state(r, sh, REPL_S_NONE);
 	}
+}
+
+void repl_role_lease_lost(struct repl *r, struct repl_shard *sh)
+{
+	if (sh->state == REPL_S_PRIMARY)
+		repl_set_state(r, sh, REPL_S_FENCED);
+}
+
+int repl_role_position(struct repl *r, int shard, char *replid, uint64_t *next, int *eligible,
+		       struct st_error *err)
+{
+	struct repl_shard *sh = &r->shards[shard];
+	pthread_mutex_lock(&r->mu);
+	enum repl_state st = sh->state;
+	*eligible = !sh->want_resync && (st == REPL_S_CONNECTING || st == REPL_S_TAILING ||
+					 st == REPL_S_FENCED || st == REPL_S_PRIMARY);
+	pthread_mutex_unlock(&r->mu);
+	if (st == REPL_S_PRIMARY || st == REPL_S_FENCED) {
+		*next = kv_shard_latest_seq(r->db, shard) + 1;
+		return repl_shard_replid(r, shard, replid, err);
+	}
+	struct kv_repl_pos pos;
+	int rc = kv_shard_repl_pos(r->db, shard, &pos, err);
+	if (!rc) {
+		snprintf(replid, KV_REPLID_MAX, "%s", pos.replid);
+		*next = pos.next_seq;
+	}
+	return rc;
 }
 
 /* ---- data_dir/cluster-state.json: {"shards":[{"shard":S,"primary":NAME,"version":V},...]},

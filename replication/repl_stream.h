@@ -16,15 +16,15 @@
 #define REPL_HDR 12
 #define REPL_TRAILER 8
 #define REPL_FRAME_MAX (64u << 20) /* payload bytes */
-#define REPL_PROTO_VERSION 1
+#define REPL_PROTO_VERSION 2
 
 enum repl_type {
 	REPL_HELLO = 1,      /* R->P: version, shard, layout version, node, replid, next_seq,
 			      * flags (REPL_HELLO_RESYNC) */
 	REPL_REGISTRY = 2,   /* P->R: registry JSON */
 	REPL_BATCH = 3,      /* P->R: seq u64, write batch bytes */
-	REPL_HEARTBEAT = 4,  /* P->R: latest seq u64, primary wall clock us i64 */
-	REPL_ACK = 5,        /* R->P: next_seq u64 (everything before it is applied) */
+	REPL_HEARTBEAT = 4,  /* P->R: latest seq u64, primary wall clock us i64, epoch u64 */
+	REPL_ACK = 5,        /* R->P: next_seq u64 (everything before it is applied), epoch u64 */
 	REPL_RESYNC = 6,     /* P->R: replid, next_seq u64, ingest clock i64, nfiles u32,
 			      * total bytes u64 */
 	REPL_FILE = 7,       /* P->R: name, size u64 */

@@ -265,7 +265,8 @@ static void srv_usage(FILE *out)
 		"               [--handshake-timeout DUR] [--frame-timeout DUR]\n"
 		"               [--shards N] [--cache SIZE] [--row-cache SIZE] [--inline-reads 0|1]\n"
 		"               [--resp HOST:PORT|off] [--resp-writes 0|1] [--ready-file F] [-v]\n"
-		"               [--cluster FILE --node NAME] [--min-sync-replicas K]\n"
+		"               [--cluster FILE|etcd://HOST:PORT/PREFIX --node NAME] [--lease-ttl DUR]\n"
+		"               [--min-sync-replicas K]\n"
 		"               [--sync-timeout DUR] [--sync-degrade] [--max-replication-lag SEQS]\n"
 		"               [--repl-send-timeout DUR] [--wal-ttl DUR] [--replica-max-lag DUR]\n"
 		"               (docs/replication.md)\n"
@@ -312,6 +313,7 @@ int srv_config_parse(struct srv_config *c, int argc, char **argv, struct st_erro
 		{"repl-send-timeout", required_argument, 0, 0},
 		{"wal-ttl", required_argument, 0, 0},
 		{"replica-max-lag", required_argument, 0, 0},
+		{"lease-ttl", required_argument, 0, 0},
 		{"verbose", no_argument, 0, 'v'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},

@@ -1,4 +1,4 @@
-/* stratad's replication wiring: --cluster loads the static layout, the store is opened with
+/* stratad's replication wiring: --cluster loads the layout (a file, or etcd://), the store is opened with
  * the layout's shard count and the WAL kept for --wal-ttl, then replication/ runs on its own
  * listener and threads. Without --cluster nothing here runs: a single embedded node. */
 #include "server/srv.h"
@@ -18,7 +18,7 @@ int srv_repl_prepare(struct srv_config *c, struct kv_options *ko, struct st_erro
 	if (!c->repl.node[0])
 		return st_error_set(err, ST_EINVAL, "--cluster needs --node NAME");
 	struct repl_layout l;
-	int rc = repl_layout_load(c->repl.cluster_file, &l, err);
+	int rc = repl_cluster_load(&c->repl, &l, err);
 	if (rc)
 		return rc;
 	ko->nshards = l.nshards;
@@ -31,7 +31,7 @@ int srv_repl_start(struct srv_config *c, struct kv_db *db, struct st_error *err)
 	if (!c->repl.cluster_file[0])
 		return 0;
 	struct repl_layout l;
-	int rc = repl_layout_load(c->repl.cluster_file, &l, err);
+	int rc = repl_cluster_load(&c->repl, &l, err);
 	if (rc)
 		return rc;
 	rc = repl_start(db, c->data_dir, &c->repl, &l, &srv_repl, err);

@@ -1,5 +1,6 @@
 /* Value encoding, validation, parsing and formatting. */
 #include "store/kv_value.h"
+#include "common/st_base64.h"
 #include "common/st_num.h"
 
 #include <ctype.h>
@@ -215,41 +216,14 @@ static int hexval(int c)
 	return (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
 }
 
-/* Decodes standard base64 (RFC 4648, '=' padding optional) into a new buffer. */
+/* Decodes standard base64 into a new buffer (common/st_base64.c). */
 static int parse_base64(const char *s, size_t len, struct kv_value *out)
 {
-	static const char abc[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	while (len && s[len - 1] == '=')
-		len--;
-	if (len % 4 == 1)
-		return ST_EINVAL;
-	unsigned char *b = malloc(len * 3 / 4 + 1);
-	if (!b)
-		return ST_ENOMEM;
-	uint32_t acc = 0;
-	size_t n = 0;
-	for (size_t i = 0; i < len; i++) {
-		const char *p = s[i] ? strchr(abc, s[i]) : NULL;
-		if (!p) {
-			free(b);
-			return ST_EINVAL;
-		}
-		acc = acc << 6 | (uint32_t)(p - abc);
-		if (i % 4 == 3) {
-			b[n++] = (unsigned char)(acc >> 16);
-			b[n++] = (unsigned char)(acc >> 8);
-			b[n++] = (unsigned char)acc;
-			acc = 0;
-		}
-	}
-	if (len % 4 == 2)
-		b[n++] = (unsigned char)(acc >> 4);
-	else if (len % 4 == 3) {
-		b[n++] = (unsigned char)(acc >> 10);
-		b[n++] = (unsigned char)(acc >> 2);
-	}
-	b[n] = 0;
+	unsigned char *b;
+	size_t n;
+	int rc = st_base64_decode(s, len, &b, &n);
+	if (rc)
+		return rc;
 	out->ptr = b;
 	out->len = (uint32_t)n;
 	return 0;

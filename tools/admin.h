@@ -26,6 +26,9 @@ int admin_stats(int argc, char **argv);
 int admin_dump(int argc, char **argv);
 /* Replicated cluster operations (tools/admin_cluster.c). */
 int admin_cluster(int argc, char **argv);
+/* The layout edits in etcd (tools/admin_cluster_etcd.c): init|add-node|remove-node|
+ * move-slots with argv the positional arguments. Returns -1 when `cmd` is none of them. */
+int admin_cluster_etcd(const char *cmd, const char *url, int argc, char **argv);
 
 /* Where a command acts: a live mount (through its control channel) or, offline, a backing
  * directory directly. */

@@ -1,5 +1,6 @@
 /* strata-admin cluster status|promote|resync|verify: operator commands for a replicated
- * cluster, sent to each node's replication listener (the nodes come from the layout file). */
+ * cluster, sent to each node's replication listener (the nodes come from the layout file or
+ * etcd); the etcd layout edits are in admin_cluster_etcd.c. */
 #include "tools/admin.h"
 
 #include <stdio.h>
@@ -414,15 +415,27 @@ static const struct {
 int admin_cluster(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "strata-admin: cluster status|promote|resync|verify (see --help)\n");
+		fprintf(stderr, "strata-admin: cluster status|promote|resync|verify|init|add-node|"
+			"remove-node|move-slots (see --help)\n");
 		return 2;
 	}
 	struct cl_args a;
 	if (cl_parse(argc - 1, argv + 1, &a))
 		return 2;
+	int erc = admin_cluster_etcd(argv[1], a.cluster, a.npos, (char **)a.pos);
+	if (erc >= 0)
+		return erc;
+	if (!strcmp(argv[1], "promote") && !strncmp(a.cluster, "etcd://", 7)) {
+		fprintf(stderr, "strata-admin: with etcd, primaries are elected automatically (a "
+			"primary that stops renewing its lease is replaced): no manual promote\n");
+		return 2;
+	}
+	struct repl_options ro;
+	repl_options_init(&ro);
+	snprintf(ro.cluster_file, sizeof(ro.cluster_file), "%s", a.cluster);
 	struct repl_layout l;
 	struct st_error err = {0};
-	if (repl_layout_load(a.cluster, &l, &err)) {
+	if (repl_cluster_load(&ro, &l, &err)) {
 		fprintf(stderr, "strata-admin: %s\n", err.msg);
 		return 2;
 	}

@@ -47,7 +47,12 @@ static const struct admin_cmd cmds[] = {
 	  "  strata-admin cluster status  --cluster FILE [--json]   (roles, sequences, lag, resyncs)\n"
 	  "  strata-admin cluster promote --cluster FILE [--graceful] [--timeout DUR] [--json] NODE SHARD\n"
 	  "  strata-admin cluster resync  --cluster FILE NODE SHARD\n"
-	  "  strata-admin cluster verify  --cluster FILE --shard S [--json]  (primary vs replicas)\n" },
+	  "  strata-admin cluster verify  --cluster FILE --shard S [--json]  (primary vs replicas)\n"
+	  "  (FILE may be etcd://HOST:PORT/PREFIX; the layout edits below need it)\n"
+	  "  strata-admin cluster init        --cluster etcd://... LAYOUT.ini\n"
+	  "  strata-admin cluster add-node    --cluster etcd://... NAME HOST:PORT REPL_HOST:PORT\n"
+	  "  strata-admin cluster remove-node --cluster etcd://... NAME\n"
+	  "  strata-admin cluster move-slots  --cluster etcd://... SHARD NODE[,NODE...]\n" },
 };
 
 /* Prints the usage of `strata-admin cmd sub` alone: its "  strata-admin CMD SUB" line and

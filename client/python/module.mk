@@ -22,10 +22,12 @@ $(PY_CORE_LIB): $(PY_CORE_OBJ)
 $(PY_CORE_FLAGS): $(PY_CORE_LIB)
 	echo '$(LDFLAGS) $(PKG_LIBS) -lpthread -lm -lstdc++' > $@
 
+# --force: setuptools decides staleness from the extension's own sources only, so a changed
+# archive would otherwise leave a stale (or unresolvable) _core behind.
 $(PY_SO): $(PY_CORE_LIB) $(PY_CORE_FLAGS) client/python/setup.py \
           $(wildcard client/python/src/*.[ch] client/python/strata/*.py)
 	cd client/python && STRATA_LIB_DIR=$(abspath $(LIB)) STRATA_CFLAGS='$(SAN) $(STRICT)' \
-	  $(PY) setup.py -q $(if $(PY_INPLACE),build_ext --inplace --build-temp $(abspath $(B))/python-build,build --build-lib $(abspath $(PY_DIR)) \
+	  $(PY) setup.py -q $(if $(PY_INPLACE),build_ext --force --inplace --build-temp $(abspath $(B))/python-build,build --force --build-lib $(abspath $(PY_DIR)) \
 	  --build-base $(abspath $(B))/python-build) >/dev/null
 	touch $@
 

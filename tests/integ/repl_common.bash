@@ -41,7 +41,7 @@ make_cluster() {
 start() {
   local n=$1; shift
   rm -f "$T/$n.ready"
-  "$SD" --data-dir "$T/$n" --listen "${ADDR[$n]}" --admin off --cluster "$T/cluster.ini" \
+  "$SD" --data-dir "$T/$n" --listen "${ADDR[$n]}" --admin off --cluster "${CLUSTER:-$T/cluster.ini}" \
     --node "$n" --ready-file "$T/$n.ready" "$@" >>"$T/$n.log" 2>&1 &
   PID[$n]=$!
   for _ in $(seq 300); do [ -s "$T/$n.ready" ] && return 0; sleep 0.05; done
