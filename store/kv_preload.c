@@ -1086,8 +1086,17 @@ static void run_job(struct kv_db *db, uint64_t id)
 	struct st_error err = {0};
 	struct kv_job_info info;
 	int64_t ingest;
-	if (job_load(db, id, &info, &ingest, &err))
+	/* The job is claimed (loaded, checked, made active) under the lock kv_job_cancel holds:
+	 * a cancel that landed while the job was still queued is seen here, and a later cancel
+	 * finds it active and leaves the record to this runner. */
+	pthread_mutex_lock(&js->lock);
+	if (job_load(db, id, &info, &ingest, &err) ||
+	    (info.state != KV_JOB_QUEUED && info.state != KV_JOB_RUNNING)) {
+		pthread_mutex_unlock(&js->lock);
 		return;
+	}
+	if (ST_FAULT("preload.claim.slow"))
+		usleep(300000); /* a cancel arriving now must wait for the claim, then win */
 	info.state = KV_JOB_RUNNING;
 	info.started_us = st_now_us();
 	info.attempts++;
@@ -1096,7 +1105,6 @@ static void run_job(struct kv_db *db, uint64_t id)
 	info.error[0] = '\0';
 	if (!ingest)
 		ingest = kv_next_ingest(db); /* fixed from the first attempt on */
-	pthread_mutex_lock(&js->lock);
 	js->active_id = id;
 	js->cancel_active = 0;
 	js->live = info;

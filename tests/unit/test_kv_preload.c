@@ -426,6 +426,28 @@ static void test_cancel(void **state)
 	assert_int_equal(kv_job_cancel(db, 999, NULL), ST_ENOTFOUND);
 }
 
+/* A cancel that arrives while the runner is taking the queued job (fault
+ * preload.claim.slow holds the runner between reading the job and making it active) still
+ * cancels it: the job never runs to the end and nothing of the file is visible. */
+static void test_cancel_while_claimed(void **state)
+{
+	struct kv_db *db = *state;
+	kv_close(db);
+	setenv("STRATA_FAULTS", "preload.claim.slow", 1);
+	st_fault_reset();
+	*state = db = open_db(1, 0);
+	big_file("big.csv", 200000);
+	uint64_t id = submit(db, "big.csv", 0, 0);
+	usleep(100000); /* the runner is inside the claim */
+	assert_int_equal(kv_job_cancel(db, id, NULL), 0);
+	usleep(400000); /* past the claim: a runner that ignored the cancel is running now */
+	struct kv_job_info j = wait_end(db, id);
+	unsetenv("STRATA_FAULTS");
+	st_fault_reset();
+	assert_int_equal(j.state, KV_JOB_CANCELLED);
+	assert_int_equal(get_age(db, "u1", ST_TS_MAX), -1);
+}
+
 struct reader {
 	struct kv_db *db;
 	atomic_int stop;
@@ -503,6 +525,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_spill_and_duplicates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ingest_failure_rolls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancel_while_claimed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_during_job, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
