@@ -269,11 +269,11 @@ int srv_op_join_close(struct srv_ctx *x);
 /* Results as protobuf in ctx storage, pointing into `res` (which must outlive the packing). */
 int srv_results_out(struct srv_ctx *x, const struct kv_result *res, size_t n,
 		    Strata__Results **out);
-/* The frame (length prefix included) of a Response with id and Results r[0..n), byte for
- * byte what protobuf-c packs from srv_results_out's messages (srv_wire.c). */
-size_t srv_wire_results_len(uint64_t id, const struct kv_result *r, size_t n);
-void srv_wire_results_write(uint8_t *out, size_t len, uint64_t id, const struct kv_result *r,
-			    size_t n);
+/* The frame (length prefix included, malloc'd into *frame, caller frees) of a Response with
+ * id and Results r[0..n), byte for byte what protobuf-c packs from srv_results_out's
+ * messages (srv_wire.c). Returns 0 or ST_ENOMEM. */
+int srv_wire_results_frame(uint64_t id, const struct kv_result *r, size_t n, uint8_t **frame,
+			   size_t *len);
 /* Releases n kv_results and frees the array (a srv_ctx_defer callback). */
 void srv_results_release(void *res, size_t n);
 /* ST_EINVAL unless at least one feature is requested. */
