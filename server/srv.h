@@ -430,6 +430,9 @@ void srv_conn_submit(struct srv_conn *c, struct srv_req *r, unsigned flags);
 /* Answers on the network thread with a reply already encoded (frame, malloc'd, taken over),
  * in order after every earlier request of the connection. */
 void srv_conn_answer(struct srv_conn *c, int op, uint8_t *frame, size_t len, int failed);
+/* Prefetches the row-cache entries of the latest single-entity gets among reqs (when two or
+ * more), before they are submitted (kv_prefetch_latest). */
+void srv_prefetch_gets(struct srv_conn *c, struct srv_req *const *reqs, size_t n);
 /* Token comparison in time independent of where the first difference is. */
 int srv_token_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 /* Marks a connection as having sent a valid request: no longer a candidate for eviction. */

@@ -478,8 +478,7 @@ void srv_conn_parsed(struct srv_conn *c, size_t consumed, int partial)
  * the CPU cache instead of each waiting for memory in turn. */
 #define SRV_DECODE_BATCH 32
 
-/* Prefetches the row-cache entries of the cacheable gets among reqs (two or more of them). */
-static void srv_prefetch_gets(struct srv_conn *c, struct srv_req *const *reqs, size_t n)
+void srv_prefetch_gets(struct srv_conn *c, struct srv_req *const *reqs, size_t n)
 {
 	struct srv_server *s = c->net->srv;
 	const char *tables[SRV_DECODE_BATCH], *ents[SRV_DECODE_BATCH];
