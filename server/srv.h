@@ -269,11 +269,11 @@ int srv_op_join_close(struct srv_ctx *x);
 /* Results as protobuf in ctx storage, pointing into `res` (which must outlive the packing). */
 int srv_results_out(struct srv_ctx *x, const struct kv_result *res, size_t n,
 		    Strata__Results **out);
-/* The frame (length prefix included) of a Response with id and Results r[0..n), byte for
- * byte what protobuf-c packs from srv_results_out's messages (srv_wire.c). */
-size_t srv_wire_results_len(uint64_t id, const struct kv_result *r, size_t n);
-void srv_wire_results_write(uint8_t *out, size_t len, uint64_t id, const struct kv_result *r,
-			    size_t n);
+/* The frame (length prefix included, malloc'd into *frame, caller frees) of a Response with
+ * id and Results r[0..n), byte for byte what protobuf-c packs from srv_results_out's
+ * messages (srv_wire.c). Returns 0 or ST_ENOMEM. */
+int srv_wire_results_frame(uint64_t id, const struct kv_result *r, size_t n, uint8_t **frame,
+			   size_t *len);
 /* Releases n kv_results and frees the array (a srv_ctx_defer callback). */
 void srv_results_release(void *res, size_t n);
 /* ST_EINVAL unless at least one feature is requested. */
@@ -430,6 +430,9 @@ void srv_conn_submit(struct srv_conn *c, struct srv_req *r, unsigned flags);
 /* Answers on the network thread with a reply already encoded (frame, malloc'd, taken over),
  * in order after every earlier request of the connection. */
 void srv_conn_answer(struct srv_conn *c, int op, uint8_t *frame, size_t len, int failed);
+/* Prefetches the row-cache entries of the latest single-entity gets among reqs (when two or
+ * more), before they are submitted (kv_prefetch_latest). */
+void srv_prefetch_gets(struct srv_conn *c, struct srv_req *const *reqs, size_t n);
 /* Token comparison in time independent of where the first difference is. */
 int srv_token_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 /* Marks a connection as having sent a valid request: no longer a candidate for eviction. */

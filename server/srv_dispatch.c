@@ -129,14 +129,7 @@ static int srv_pack_ctx(const struct srv_ctx *x, uint8_t **frame, size_t *len)
 {
 	if (!x->kres)
 		return srv_pack(&x->resp, frame, len);
-	size_t n = srv_wire_results_len(x->resp.id, x->kres, x->nkres);
-	uint8_t *f = malloc(n);
-	if (!f)
-		return ST_ENOMEM;
-	srv_wire_results_write(f, n, x->resp.id, x->kres, x->nkres);
-	*frame = f;
-	*len = n;
-	return 0;
+	return srv_wire_results_frame(x->resp.id, x->kres, x->nkres, frame, len);
 }
 
 static int srv_pack(const Strata__Response *resp, uint8_t **frame, size_t *len)

@@ -28,11 +28,19 @@
 #define SRV_RESP_UNAUTH_BULK 16384
 #define SRV_RESP_MAX_INLINE 65536
 
+/* Row-cache reads parsed from one received buffer wait here, unsubmitted, so that their
+ * entries are prefetched together (srv_prefetch_gets); any other reply first submits them,
+ * so replies keep command order. Empty outside srv_resp_process. */
+#define SRV_RESP_BATCH 32
+
 struct srv_resp_conn {
 	struct srv_resp_parser p;
 	int resp3;  /* HELLO 3 was accepted */
 	char *name; /* CLIENT SETNAME (owned) */
+	struct srv_req *pend[SRV_RESP_BATCH];
+	int npend;
 };
+
 
 /* One command being handled on the network thread. */
 struct srv_resp_build {
@@ -817,9 +825,23 @@ void srv_resp_pack(struct srv_ctx *x, int rc)
 
 /* ---- the network side ---- */
 
+/* Submits the pending reads, their row-cache entries prefetched first. */
+static void srv_resp_flush(struct srv_conn *c)
+{
+	struct srv_resp_conn *rc = c->resp;
+	int n = rc->npend;
+	if (!n)
+		return;
+	rc->npend = 0;
+	srv_prefetch_gets(c, rc->pend, (size_t)n);
+	for (int i = 0; i < n; i++)
+		srv_conn_submit(c, rc->pend[i], rc->pend[i]->rcmd->opflags);
+}
+
 /* Queues a reply made on the network thread (in order with the store commands before it). */
 static void srv_resp_reply(struct srv_conn *c, int slot, struct srv_buf *o, int failed)
 {
+	srv_resp_flush(c);
 	srv_conn_answer(c, slot, o->p, o->len, failed);
 }
 
@@ -893,7 +915,14 @@ static void srv_resp_command(struct srv_conn *c, const uint8_t *base,
 	r->op = slot;
 	r->rcmd = cmd;
 	r->resp3 = (uint8_t)c->resp->resp3;
-	srv_conn_submit(c, r, cmd->opflags);
+	if (!(cmd->opflags & SRV_OPF_CACHED)) {
+		srv_resp_flush(c);
+		srv_conn_submit(c, r, cmd->opflags);
+		return;
+	}
+	c->resp->pend[c->resp->npend++] = r;
+	if (c->resp->npend == SRV_RESP_BATCH)
+		srv_resp_flush(c);
 }
 
 void srv_resp_process(struct srv_conn *c)
@@ -908,7 +937,12 @@ void srv_resp_process(struct srv_conn *c)
 		srv_resp_parser_reset(p);
 	size_t off = 0;
 	int partial = 0;
-	while (srv_conn_can_parse(c)) {
+	for (;;) {
+		/* pending reads count against the in-flight limit once submitted */
+		if (c->inflight + (uint32_t)c->resp->npend >= (uint32_t)s->cfg.max_inflight)
+			srv_resp_flush(c);
+		if (!srv_conn_can_parse(c))
+			break;
 		struct srv_resp_limits lim = {
 			.max_args = c->authed ? SRV_MAX_RESULTS + 16 : SRV_RESP_UNAUTH_ARGS,
 			.max_bulk = c->authed ? s->cfg.max_frame : SRV_RESP_UNAUTH_BULK,
@@ -938,6 +972,7 @@ void srv_resp_process(struct srv_conn *c)
 		off += used;
 		srv_resp_parser_reset(p);
 	}
+	srv_resp_flush(c);
 	srv_conn_parsed(c, off, partial);
 }
 

@@ -5,6 +5,7 @@
  * a fifth of the network thread's time on pipelined row-cache hits (docs/server.md). */
 #include "server/srv.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "fixed64/float copied as stored");
@@ -112,24 +113,23 @@ static uint8_t *w_value(uint8_t *p, const struct kv_value *v)
 }
 
 /* Result: found = 1, ts = 2, ingest_us = 3 (sint64), value = 4, status = 5 (as
- * srv_results_out fills them). */
-static size_t w_result_size(const struct kv_result *r)
+ * srv_results_out fills them); vs: the value's size when found. */
+static size_t w_result_size(const struct kv_result *r, size_t vs)
 {
 	size_t n = 0;
 	if (r->found)
 		n += 2;
 	if (r->found || r->ts || r->ingest_us)
 		n += 2 + w_vlen(w_zz(r->ts)) + w_vlen(w_zz(r->ingest_us));
-	if (r->found) {
-		size_t vs = w_value_size(&r->value);
+	if (r->found)
 		n += 1 + w_vlen(vs) + vs;
-	}
 	if (r->status != KV_ABSENT)
 		n += 1 + w_vlen((uint32_t)r->status);
 	return n;
 }
 
-static uint8_t *w_result(uint8_t *p, const struct kv_result *r)
+/* Writes a Result whose value (if found) encodes in vs bytes. */
+static uint8_t *w_result(uint8_t *p, const struct kv_result *r, size_t vs)
 {
 	if (r->found) {
 		*p++ = 0x08;
@@ -143,7 +143,7 @@ static uint8_t *w_result(uint8_t *p, const struct kv_result *r)
 	}
 	if (r->found) {
 		*p++ = 0x22;
-		p = w_varint(p, w_value_size(&r->value));
+		p = w_varint(p, vs);
 		p = w_value(p, &r->value);
 	}
 	if (r->status != KV_ABSENT) {
@@ -153,35 +153,32 @@ static uint8_t *w_result(uint8_t *p, const struct kv_result *r)
 	return p;
 }
 
-/* Response: id = 1, results = 12; Results: results = 1 (repeated). */
-static size_t w_results_size(const struct kv_result *r, size_t n)
+/* Response: id = 1, results = 12; Results: results = 1 (repeated). Each result and value is
+ * sized once (sizes kept in `sz`, two per result), then written. */
+#define W_SIZES_INLINE 128
+
+int srv_wire_results_frame(uint64_t id, const struct kv_result *r, size_t n, uint8_t **frame,
+			   size_t *len)
 {
-	size_t b = 0;
+	uint32_t sz_in[2 * W_SIZES_INLINE], *sz = sz_in;
+	if (n > W_SIZES_INLINE && !(sz = malloc(2 * n * sizeof(*sz))))
+		return ST_ENOMEM;
+	size_t rb = 0;
 	for (size_t i = 0; i < n; i++) {
-		size_t rs = w_result_size(&r[i]);
-		b += 1 + w_vlen(rs) + rs;
+		size_t vs = r[i].found ? w_value_size(&r[i].value) : 0;
+		size_t rs = w_result_size(&r[i], vs);
+		sz[2 * i] = (uint32_t)rs;
+		sz[2 * i + 1] = (uint32_t)vs;
+		rb += 1 + w_vlen(rs) + rs;
 	}
-	return b;
-}
-
-size_t srv_wire_results_len(uint64_t id, const struct kv_result *r, size_t n)
-{
-	size_t rb = w_results_size(r, n);
-	return 4 + 1 + w_vlen(id) + 1 + w_vlen(rb) + rb;
-}
-
-void srv_wire_results_write(uint8_t *out, size_t len, uint64_t id, const struct kv_result *r,
-			    size_t n)
-{
-	/* The Results length follows from the frame's: payload = 2 + vlen(id) + vlen(rb) + rb
-	 * (one pass over the results fewer than sizing them again). */
-	size_t fixed = len - 4 - 2 - w_vlen(id), rb = 0;
-	for (size_t k = 1; k <= 10; k++)
-		if (fixed >= k && w_vlen(fixed - k) == k) {
-			rb = fixed - k;
-			break;
-		}
-	srv_put_be32(out, (uint32_t)(len - 4));
+	size_t total = 4 + 1 + w_vlen(id) + 1 + w_vlen(rb) + rb;
+	uint8_t *out = malloc(total);
+	if (!out) {
+		if (sz != sz_in)
+			free(sz);
+		return ST_ENOMEM;
+	}
+	srv_put_be32(out, (uint32_t)(total - 4));
 	uint8_t *p = out + 4;
 	*p++ = 0x08;
 	p = w_varint(p, id);
@@ -189,8 +186,13 @@ void srv_wire_results_write(uint8_t *out, size_t len, uint64_t id, const struct 
 	p = w_varint(p, rb);
 	for (size_t i = 0; i < n; i++) {
 		*p++ = 0x0a;
-		p = w_varint(p, w_result_size(&r[i]));
-		p = w_result(p, &r[i]);
+		p = w_varint(p, sz[2 * i]);
+		p = w_result(p, &r[i], sz[2 * i + 1]);
 	}
-	ST_ASSERT((size_t)(p - out) == len);
+	ST_ASSERT((size_t)(p - out) == total);
+	if (sz != sz_in)
+		free(sz);
+	*frame = out;
+	*len = total;
+	return 0;
 }

@@ -1,5 +1,13 @@
-/* Row cache (see kv_cache.h): 256 stripes, each a chained hash table with an LRU list, a
- * byte budget and a version counter, behind one mutex. */
+/* Row cache (see kv_cache.h): 256 stripes, each a chained hash table with a CLOCK list, a
+ * byte budget and a version counter, behind one mutex.
+ *
+ * The hit path is a pointer chase into a table far larger than the CPU caches, so it is kept
+ * to as few cache lines as possible (docs/server.md, "The serving hot path"): at most one
+ * entry per bucket on average (power-of-two buckets, a mask instead of a division); a hit
+ * sets a reference bit instead of moving the entry to the front of a list (which touched
+ * both neighbours, two more misses), and eviction gives referenced entries a second chance
+ * (CLOCK); each entry has an offset table, so a feature's record is found without walking
+ * the ones before it. */
 #include "store/kv_cache.h"
 #include "store/kv_int.h"
 #include "store/kv_value.h"
@@ -16,12 +24,14 @@
 
 struct rc_entry {
 	struct rc_entry *hnext;           /* bucket chain */
-	struct rc_entry *lprev, *lnext;   /* LRU list, most recent first */
+	struct rc_entry *lprev, *lnext;   /* CLOCK list, newest first */
 	uint64_t hash, gen;
 	uint32_t table_id, nrow, size;    /* size: bytes charged to the budget */
 	uint16_t elen;
-	char data[];                      /* entity, then per feature (HDR bytes): found u8,
-					     ts i64, ingest i64, len u32; encoded value */
+	uint8_t ref;                      /* hit since it was last passed over by eviction */
+	char data[];                      /* entity; nrow u32 offsets (from data) of the
+					     records; per feature (HDR bytes): found u8, ts i64,
+					     ingest i64, len u32; encoded value */
 };
 
 struct rc_stripe {
@@ -52,7 +62,7 @@ int kv_rcache_create(size_t bytes, struct kv_rcache **out)
 	for (int i = 0; i < NSTRIPES; i++) {
 		struct rc_stripe *s = &c->stripes[i];
 		pthread_mutex_init(&s->lock, NULL);
-		s->nbuckets = 64;
+		s->nbuckets = 64; /* a power of two */
 		s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
 		if (!s->buckets) {
 			kv_rcache_free(c);
@@ -89,11 +99,16 @@ static struct rc_stripe *stripe_of(struct kv_rcache *c, uint64_t h)
 	return &c->stripes[(h >> 56) % NSTRIPES];
 }
 
+static size_t bucket_of(const struct rc_stripe *s, uint64_t h)
+{
+	return h & (s->nbuckets - 1);
+}
+
 /* Finds the entry; returns the link pointing at it (for unlinking) or NULL. */
 static struct rc_entry **find(struct rc_stripe *s, uint64_t h, uint32_t table_id,
 			      const char *entity, size_t elen)
 {
-	struct rc_entry **pp = &s->buckets[h % s->nbuckets];
+	struct rc_entry **pp = &s->buckets[bucket_of(s, h)];
 	for (; *pp; pp = &(*pp)->hnext) {
 		struct rc_entry *e = *pp;
 		if (e->hash == h && e->table_id == table_id && e->elen == elen &&
@@ -137,16 +152,36 @@ static void remove_entry(struct rc_stripe *s, struct rc_entry **pp)
 	free(e);
 }
 
-/* Walks row slots: returns a pointer to slot i's record. */
+/* Slot i's record, through the offset table. */
 static const char *slot(const struct rc_entry *e, uint32_t i)
 {
-	const char *p = e->data + e->elen;
-	for (uint32_t k = 0; k < i; k++) {
-		uint32_t len;
-		memcpy(&len, p + 17, 4);
-		p += HDR + len;
-	}
-	return p;
+	uint32_t off;
+	memcpy(&off, e->data + e->elen + (size_t)i * 4, 4);
+	return e->data + off;
+}
+
+uintptr_t kv_rcache_locate(struct kv_rcache *c, uint32_t table_id, const char *entity,
+			   size_t elen)
+{
+	if (!c)
+		return 0;
+	uint64_t h = rc_hash(table_id, entity, elen);
+	struct rc_stripe *s = stripe_of(c, h);
+	pthread_mutex_lock(&s->lock);
+	uintptr_t e = (uintptr_t)s->buckets[bucket_of(s, h)];
+	pthread_mutex_unlock(&s->lock);
+	return e;
+}
+
+void kv_rcache_prefetch(uintptr_t where)
+{
+	/* No lock here: a locked instruction after a prefetch waits for it, which made the
+	 * prefetches of a batch as serial as the misses they were meant to overlap. A prefetch
+	 * of memory freed meanwhile is harmless (it never faults). */
+	if (!where)
+		return;
+	for (int i = 0; i < 6; i++) /* the header and entity, the offsets, the first records */
+		__builtin_prefetch((const void *)(where + 64 * (uintptr_t)i));
 }
 
 int kv_rcache_lookup(struct kv_rcache *c, uint32_t table_id, const char *entity, size_t elen,
@@ -193,8 +228,7 @@ int kv_rcache_lookup(struct kv_rcache *c, uint32_t table_id, const char *entity,
 			r->found = 1;
 		}
 		if (hit) {
-			lru_unlink(s, e);
-			lru_push_front(s, e);
+			e->ref = 1;
 			s->hits++;
 		}
 	}
@@ -217,8 +251,8 @@ static void grow(struct rc_stripe *s)
 	for (size_t i = 0; i < s->nbuckets; i++)
 		for (struct rc_entry *e = s->buckets[i], *n; e; e = n) {
 			n = e->hnext;
-			e->hnext = b[e->hash % nb];
-			b[e->hash % nb] = e;
+			e->hnext = b[e->hash & (nb - 1)];
+			b[e->hash & (nb - 1)] = e;
 		}
 	free(s->buckets);
 	s->buckets = b;
@@ -230,7 +264,7 @@ void kv_rcache_insert(struct kv_rcache *c, const struct kv_rc_ticket *t, uint32_
 {
 	if (!c || elen > UINT16_MAX)
 		return;
-	size_t size = offsetof(struct rc_entry, data) + elen;
+	size_t size = offsetof(struct rc_entry, data) + elen + nrow * 4;
 	for (size_t i = 0; i < nrow; i++)
 		size += HDR + (row[i].found ? kv_value_encoded_len(&row[i].value) : 0);
 	if (size > c->stripe_budget / 4)
@@ -246,9 +280,12 @@ void kv_rcache_insert(struct kv_rcache *c, const struct kv_rc_ticket *t, uint32_
 	e->size = (uint32_t)size;
 	e->elen = (uint16_t)elen;
 	memcpy(e->data, entity, elen);
-	char *p = e->data + elen;
+	char *offs = e->data + elen;
+	char *p = offs + nrow * 4;
 	for (size_t i = 0; i < nrow; i++) {
 		uint32_t len = row[i].found ? (uint32_t)kv_value_encoded_len(&row[i].value) : 0;
+		uint32_t off = (uint32_t)(p - e->data);
+		memcpy(offs + i * 4, &off, 4);
 		p[0] = (char)row[i].found;
 		memcpy(p + 1, &row[i].ts, 8);
 		memcpy(p + 9, &row[i].ingest_us, 8);
@@ -268,15 +305,21 @@ void kv_rcache_insert(struct kv_rcache *c, const struct kv_rc_ticket *t, uint32_
 	struct rc_entry **pp = find(s, t->hash, table_id, entity, elen);
 	if (pp)
 		remove_entry(s, pp);
-	if (s->nentries >= 2 * s->nbuckets)
+	if (s->nentries >= s->nbuckets)
 		grow(s);
-	e->hnext = s->buckets[e->hash % s->nbuckets];
-	s->buckets[e->hash % s->nbuckets] = e;
+	e->hnext = s->buckets[bucket_of(s, e->hash)];
+	s->buckets[bucket_of(s, e->hash)] = e;
 	lru_push_front(s, e);
 	s->nentries++;
 	s->bytes += size;
 	while (s->bytes > c->stripe_budget && s->lru_tail && s->lru_tail != e) {
 		struct rc_entry *v = s->lru_tail;
+		if (v->ref) { /* read since it was last passed over: a second chance */
+			v->ref = 0;
+			lru_unlink(s, v);
+			lru_push_front(s, v);
+			continue;
+		}
 		remove_entry(s, find(s, v->hash, v->table_id, v->data, v->elen));
 	}
 	pthread_mutex_unlock(&s->lock);

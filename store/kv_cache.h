@@ -35,6 +35,14 @@ int kv_rcache_lookup(struct kv_rcache *c, uint32_t table_id, const char *entity,
 		     const uint32_t *idx, const int64_t *ttls, size_t n, int64_t horizon,
 		     int64_t now, struct kv_result *out, struct kv_rc_ticket *t);
 
+/* Prefetching a batch of lookups: kv_rcache_locate gives where the entry of (table_id, entity)
+ * would start (the head of its bucket, 0 = none) and kv_rcache_prefetch starts loading it
+ * into the CPU caches; locate every entry of the batch first, then prefetch them all. The
+ * address is only a hint: it may be freed by the time it is prefetched. */
+uintptr_t kv_rcache_locate(struct kv_rcache *c, uint32_t table_id, const char *entity,
+			   size_t elen);
+void kv_rcache_prefetch(uintptr_t where);
+
 /* Inserts the row (the latest result of each of the table's nrow features, in table order,
  * read without freshness: ttl is applied at every hit) unless the ticket is stale. */
 void kv_rcache_insert(struct kv_rcache *c, const struct kv_rc_ticket *t, uint32_t table_id,

@@ -18,6 +18,9 @@ struct kv_shard {
 	/* Held for reading by every user of `db`, for writing by kv_shard_install while it
 	 * swaps in a resynced copy. */
 	pthread_rwlock_t swap;
+	/* Writes through db->wo, counted after each: the batch sync thread syncs only shards
+	 * whose count moved since its last sync (an idle store makes no fdatasync). */
+	atomic_uint_fast64_t writes;
 };
 
 /* Retention of a table id, read by the compaction filter (by id, no name lookup). `table`

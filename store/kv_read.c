@@ -89,6 +89,17 @@ static int plan_alloc(struct read_plan *p, size_t nfeatures)
 	return 0;
 }
 
+/* A feature by name, trying first the position after the previous one: serving clients ask
+ * for a table's features in table order, so a request of n features costs n string compares
+ * instead of about n*n/2 (the compares were 5-6% of a cached get). */
+static const struct kv_feature_def *feature_near(const struct kv_table *t, const char *name,
+						 uint32_t hint)
+{
+	if (hint < t->nfeatures && !strcmp(t->features[hint].name, name))
+		return &t->features[hint];
+	return kv_table_feature(t, name);
+}
+
 static int resolve(struct kv_db *db, const char *table, const char *const *features,
 		   size_t nfeatures, int64_t as_of, int64_t known_at, struct read_plan *p,
 		   struct st_error *err)
@@ -112,7 +123,8 @@ static int resolve(struct kv_db *db, const char *table, const char *const *featu
 		goto out;
 	}
 	for (size_t i = 0; i < nfeatures; i++) {
-		const struct kv_feature_def *f = kv_table_feature(t, features[i]);
+		const struct kv_feature_def *f =
+			feature_near(t, features[i], i ? p->idx[i - 1] + 1 : 0);
 		if (!f) {
 			rc = st_error_set(err, ST_ENOTFOUND, "table '%s' has no feature '%s'", table,
 					  features[i]);
@@ -228,13 +240,25 @@ static int read_cached(struct kv_db *db, const struct read_plan *p, const char *
 		       struct st_error *err)
 {
 	size_t nf = p->nf, nmiss = 0;
-	size_t *miss = malloc(ne * sizeof(*miss));
-	struct kv_rc_ticket *tk = malloc(ne * sizeof(*tk));
+	/* a get of a few entities allocates nothing here */
+	size_t miss_in[16];
+	struct kv_rc_ticket tk_in[16];
+	size_t *miss = ne <= 16 ? miss_in : malloc(ne * sizeof(*miss));
+	struct kv_rc_ticket *tk = ne <= 16 ? tk_in : malloc(ne * sizeof(*tk));
 	struct kv_result *rows = NULL;
 	int rc = 0;
 	if (!miss || !tk) {
 		rc = st_error_set(err, ST_ENOMEM, "out of memory");
 		goto out;
+	}
+	for (size_t e0 = 0; ne > 1 && e0 < ne; e0 += 64) { /* a multi-get: all lookups at once */
+		uintptr_t where[64];
+		size_t k = ne - e0 < 64 ? ne - e0 : 64;
+		for (size_t e = 0; e < k; e++)
+			where[e] = kv_rcache_locate(db->rcache, p->table_id, entities[e0 + e],
+						    lens[e0 + e]);
+		for (size_t e = 0; e < k; e++)
+			kv_rcache_prefetch(where[e]);
 	}
 	for (size_t e = 0; e < ne; e++)
 		if (!kv_rcache_lookup(db->rcache, p->table_id, entities[e], lens[e], p->idx, p->ttls,
@@ -267,9 +291,33 @@ out:
 	if (rc)
 		kv_result_release(out, ne * nf);
 	free(rows);
-	free(miss);
-	free(tk);
+	if (miss != miss_in)
+		free(miss);
+	if (tk != tk_in)
+		free(tk);
 	return rc;
+}
+
+void kv_prefetch_latest(struct kv_db *db, const char *const *tables, const char *const *entities,
+			const size_t *entity_lens, size_t n)
+{
+	if (!db->rcache || !n)
+		return;
+	const char *last = NULL;
+	const struct kv_table *t = NULL;
+	uintptr_t where[64];
+	size_t k = 0;
+	pthread_rwlock_rdlock(&db->reg_lock);
+	for (size_t i = 0; i < n && k < 64; i++) {
+		if (!last || strcmp(last, tables[i]))
+			t = kv_reg_find(db, tables[i]);
+		last = tables[i];
+		if (t && entity_lens[i] && entity_lens[i] <= KV_ENTITY_MAX)
+			where[k++] = kv_rcache_locate(db->rcache, t->id, entities[i], entity_lens[i]);
+	}
+	pthread_rwlock_unlock(&db->reg_lock);
+	for (size_t i = 0; i < k; i++)
+		kv_rcache_prefetch(where[i]);
 }
 
 int kv_multiget(struct kv_db *db, const char *table, const char *const *entities,

@@ -153,7 +153,12 @@ static void test_wal_sync_batch(void **state)
 	struct kv_db *db = *state = open_db(KV_SYNC_BATCH);
 	struct st_error err;
 	assert_int_equal(put(db, 0, &err), 0);
+	usleep(50000); /* synced by now */
+	/* An idle store makes no sync: the armed fault is not reached without a write. */
 	faults("wal.sync@1"); /* the background sync thread's next sync fails */
+	usleep(100000);
+	assert_int_equal(kv_health(db, NULL), 0);
+	assert_int_equal(put(db, 1, &err), 0);
 	for (int i = 0; i < 200 && !kv_health(db, NULL); i++)
 		usleep(10000);
 	assert_int_equal(kv_health(db, NULL), ST_EIO);

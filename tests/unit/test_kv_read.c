@@ -691,6 +691,64 @@ static void test_row_cache(void **state)
 	assert_int_equal(get_x(db, "t", "u2", LATEST, LATEST), 7); /* ttl now 0: visible again */
 }
 
+/* The hit path's shortcuts: a multi-get of many entities (its lookups prefetched in chunks)
+ * through a cache far smaller than the data (CLOCK eviction), features asked in any order
+ * (the resolution's position hint), and kv_prefetch_latest with bad input. Every answer is
+ * checked against what was written. */
+static void test_row_cache_many(void **state)
+{
+	kv_close(*state);
+	struct kv_db *db = *state = open_cached(dir, 256 << 10); /* about 2000 of the rows */
+	struct st_error err;
+	mk_table(db, "t", 0, 0);
+	enum { N = 3000 };
+	static char names[N][16];
+	const char *ents[N];
+	size_t lens[N];
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "e%d", i);
+		ents[i] = names[i];
+		lens[i] = strlen(names[i]);
+		struct kv_cell c[2] = {{ents[i], lens[i], "x", now_us - 10, {.type = KV_I64, .i64 = i}},
+				       {ents[i], lens[i], "s", now_us - 10,
+					{.type = KV_STR, .ptr = names[i], .len = (uint32_t)lens[i]}}};
+		if (kv_put(db, "t", c, 2, &err))
+			fail_msg("put: %s", err.msg);
+	}
+	const char *orders[][3] = {{"x", "s", NULL}, {"s", "x", NULL}, {"s", "s", "x"}};
+	static struct kv_result r[N * 3];
+	for (int round = 0; round < 6; round++) {
+		const char **f = orders[round % 3];
+		size_t nf = f[2] ? 3 : 2;
+		/* unknown table, empty and over-long entities, a table that is not there: ignored */
+		const char *tabs[4] = {"t", "nope", "t", "t"};
+		const char *pe[4] = {ents[1], ents[2], "", names[3]};
+		size_t pl[4] = {lens[1], lens[2], 0, KV_ENTITY_MAX + 1};
+		kv_prefetch_latest(db, tabs, pe, pl, 4);
+		assert_int_equal(kv_multiget(db, "t", ents, lens, N, f, nf, NULL, r, &err), 0);
+		for (int i = 0; i < N; i++)
+			for (size_t k = 0; k < nf; k++) {
+				const struct kv_result *x = &r[(size_t)i * nf + k];
+				assert_true(x->found);
+				if (f[k][0] == 'x')
+					assert_int_equal(x->value.i64, i);
+				else
+					assert_memory_equal(x->value.ptr, names[i], lens[i]);
+			}
+		kv_result_release(r, N * nf);
+	}
+	uint64_t hits, misses, bytes;
+	kv_row_cache_stats(db, &hits, &misses, &bytes);
+	if (!(hits > N && misses > N && bytes <= (256 << 10) + 256 * 256))
+		fail_msg("hits %llu misses %llu bytes %llu", (unsigned long long)hits,
+			 (unsigned long long)misses, (unsigned long long)bytes);
+	const char *bad = "nope";
+	assert_int_equal(kv_multiget(db, "t", ents, lens, 2, &bad, 1, NULL, r, &err), ST_ENOTFOUND);
+	assert_int_equal(kv_multiget(db, "t", ents, lens, 2, (const char *[]){"x", "nope"}, 2, NULL,
+				     r, &err),
+			 ST_ENOTFOUND);
+}
+
 /* Readers must never see a value older than one whose put had returned before the read
  * began, whatever the interleaving with the cache's fills and invalidations. */
 struct race {
@@ -766,6 +824,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_orders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_row_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_row_cache_races, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_row_cache_many, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

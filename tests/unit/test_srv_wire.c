@@ -101,9 +101,9 @@ static void test_same_bytes(void **state)
 		uint8_t *packed = malloc(pn + 1);
 		strata__response__pack(&resp, packed);
 
-		size_t wn = srv_wire_results_len(id, res, n);
-		uint8_t *wire = malloc(wn);
-		srv_wire_results_write(wire, wn, id, res, n);
+		size_t wn;
+		uint8_t *wire;
+		assert_int_equal(srv_wire_results_frame(id, res, n, &wire, &wn), 0);
 		if (wn != pn + 4 || memcmp(wire + 4, packed, pn))
 			fail_msg("round %d (%zu results): %zu bytes vs protobuf-c's %zu", round, n,
 				 wn - 4, pn);
@@ -114,8 +114,56 @@ static void test_same_bytes(void **state)
 	}
 }
 
+/* Bytes of the Results field's elements in a frame (after id and the Results header). */
+static const uint8_t *results_body(const uint8_t *f, size_t len, size_t *n)
+{
+	const uint8_t *p = f + 5; /* length prefix, id tag */
+	while (*p++ & 0x80)
+		;
+	p++; /* Results tag */
+	while (*p++ & 0x80)
+		;
+	*n = len - (size_t)(p - f);
+	return p;
+}
+
+/* More results than the encoder sizes on its stack: a repeated field is the concatenation of
+ * its elements, so the body must be the single-result frames' bodies end to end. */
+static void test_many_results(void **state)
+{
+	(void)state;
+	enum { N = 1000 };
+	static struct kv_result res[N];
+	static uint8_t expect[N * 64];
+	size_t elen = 0;
+	for (size_t i = 0; i < N; i++) {
+		res[i].found = i % 7 != 0;
+		res[i].status = res[i].found ? KV_PRESENT : KV_ABSENT;
+		res[i].ts = (int64_t)i * 1000003;
+		res[i].ingest_us = -(int64_t)i;
+		res[i].value.type = KV_I64;
+		res[i].value.i64 = (int64_t)(i * i) - 5000;
+		uint8_t *one;
+		size_t olen, blen;
+		assert_int_equal(srv_wire_results_frame(7, &res[i], 1, &one, &olen), 0);
+		const uint8_t *b = results_body(one, olen, &blen);
+		memcpy(expect + elen, b, blen);
+		elen += blen;
+		free(one);
+	}
+	uint8_t *all;
+	size_t alen, blen;
+	assert_int_equal(srv_wire_results_frame(123456789, res, N, &all, &alen), 0);
+	assert_int_equal(srv_get_be32(all), alen - 4);
+	const uint8_t *b = results_body(all, alen, &blen);
+	assert_int_equal(blen, elen);
+	assert_memory_equal(b, expect, elen);
+	free(all);
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_same_bytes)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_same_bytes),
+					   cmocka_unit_test(test_many_results)};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
