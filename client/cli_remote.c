@@ -213,7 +213,8 @@ static int rm_get(void *ctx, const char *table, const char *entity, size_t entit
 	struct strata_result *r = calloc(nfeatures + 1, sizeof(*r));
 	if (!r)
 		return st_error_set(err, ST_ENOMEM, "out of memory");
-	struct strata_read_opts so = {o ? o->as_of : ST_TS_MAX, o ? o->known_at : ST_TS_MAX};
+	struct strata_read_opts so = {.as_of = o ? o->as_of : ST_TS_MAX,
+				      .known_at = o ? o->known_at : ST_TS_MAX};
 	struct strata_error se = {0};
 	int rc = strata_get(ctx, table, entity, entity_len, features, nfeatures, &so, r, &se);
 	if (!rc)

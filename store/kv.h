@@ -27,13 +27,15 @@
 #include <stdint.h>
 
 #include "common/st_err.h"
+#include "common/st_slot.h"
 #include "common/st_time.h"
 
 #define KV_NAME_MAX 64         /* table, feature and column names, including the NUL */
 #define KV_ENTITY_MAX 1024     /* entity key bytes */
 #define KV_VALUE_MAX (4 << 20) /* encoded value bytes */
 #define KV_DIM_MAX 65536       /* f32[N] embedding dimension */
-#define KV_SLOTS 4096          /* entity hash slots; slot -> shard is slot % nshards */
+#define KV_SLOTS ST_SLOTS      /* entity hash slots; slot -> shard is slot % nshards
+				* (common/st_slot.h) */
 
 enum kv_type {
 	KV_NONE = 0, /* no value (result not found) */
