@@ -443,6 +443,18 @@ int cli_remote_open(const char *addr, const char *token, struct cli_backend *out
 	return cli_remote_open_opts(addr, &o, out, err);
 }
 
+static void rm_read_pref(void *ctx, int replica_ok, uint32_t max_lag_ms)
+{
+	strata_set_replica_reads(ctx, replica_ok, max_lag_ms);
+}
+
+static int rm_cluster(void *ctx, char **json, struct st_error *err)
+{
+	struct strata_error se = {0};
+	int rc = strata_cluster_layout(ctx, json, &se);
+	return rc ? rm_err(&se, rc, err) : 0;
+}
+
 int cli_remote_open_opts(const char *addr, const struct strata_connect_opts *o,
 			 struct cli_backend *out, struct st_error *err)
 {
@@ -475,5 +487,7 @@ int cli_remote_open_opts(const char *addr, const struct strata_connect_opts *o,
 	out->job_list = rm_job_list;
 	out->job_cancel = rm_job_cancel;
 	out->jobs_run_pending = NULL;
+	out->read_pref = rm_read_pref;
+	out->cluster = rm_cluster;
 	return 0;
 }
