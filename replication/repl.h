@@ -67,11 +67,15 @@ struct repl_options {
 	int64_t wal_ttl_us;       /* WAL kept for replicas (passed to the store) */
 	int64_t replica_max_lag_us; /* a replica refuses (redirects) reads when it is not known
 				     * to be complete up to now - this (0 = serve whatever it has) */
+	int64_t wal_pin_max_us;   /* a primary keeps a shard's WAL (beyond wal_ttl) while a
+				   * replica is behind or was connected less than this ago
+				   * (0 = no pin: wal_ttl alone) */
+	uint64_t wal_pin_mb;      /* ... as long as the shard's WAL stays under this many MiB */
 };
 void repl_options_init(struct repl_options *o);
 /* Applies one option by its long name ("cluster", "node", "min-sync-replicas",
  * "sync-timeout", "sync-degrade", "max-replication-lag", "repl-send-timeout", "wal-ttl",
- * "replica-max-lag").
+ * "replica-max-lag", "wal-pin-max", "wal-pin-mb").
  * Returns 0, ST_ENOTFOUND for a name that is not a replication option, or ST_EINVAL. */
 int repl_option_set(struct repl_options *o, const char *name, const char *val,
 		    struct st_error *err);

@@ -385,6 +385,13 @@ void kv_wal_tail_close(struct kv_wal_tail *t); /* NULL allowed */
 /* Applies a write batch (as produced by kv_shard_updates_since) to `shard`. */
 int kv_shard_apply(struct kv_db *db, int shard, const void *data, size_t len,
 		   struct st_error *err);
+/* WAL retention for replicas beyond wal_ttl_seconds: while a shard is pinned RocksDB deletes
+ * none of its obsolete files (WAL files, and compacted-away SST files too: the 7.8 C API can
+ * only stop every deletion of a db), so a replica that is behind or briefly gone can still
+ * resume from its position. on = 1 pins, 0 releases (then RocksDB purges what wal_ttl lets
+ * it); idempotent. *wal_bytes (may be NULL) gets the bytes of the shard's WAL files, live
+ * and archived, so the caller can cap the pin. A resync install of the shard drops its pin. */
+int kv_wal_pin(struct kv_db *db, int shard, int on, uint64_t *wal_bytes, struct st_error *err);
 /* Writes a consistent RocksDB checkpoint of every shard and the meta db under `dir`. */
 int kv_checkpoint(struct kv_db *db, const char *dir, struct st_error *err);
 

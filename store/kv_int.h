@@ -18,6 +18,7 @@ struct kv_shard {
 	/* Held for reading by every user of `db`, for writing by kv_shard_install while it
 	 * swaps in a resynced copy. */
 	pthread_rwlock_t swap;
+	int wal_pinned; /* kv_wal_pin: one DisableFileDeletions outstanding (wal_pin_mu) */
 };
 
 /* Retention of a table id, read by the compaction filter (by id, no name lookup). `table`
