@@ -310,7 +310,9 @@ int strata_history(strata *c, const char *table, const char *entity, size_t enti
  * Queue operations (arguments are copied at once), then strata_batch_exec sends them all
  * pipelined and waits for every answer. Each queued operation has its own status; exec
  * fails only on a transport error (then every unanswered operation has that error too). A
- * batch can be cleared and reused. */
+ * batch can be cleared and reused. Over a cluster each operation goes through the routed
+ * path (split across nodes, retried as the synchronous calls are), one after the other, and
+ * exec returns 0: every operation carries its own status. */
 typedef struct strata_batch strata_batch;
 strata_batch *strata_batch_new(strata *c); /* NULL on out of memory */
 /* Each add returns the operation's index in the batch (>= 0) or a negative code. */

@@ -134,10 +134,10 @@ static int64_t sc_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The call's deadline: its io timeout (30 s of retries when it has none). */
+/* The call's deadline: its io timeout (10 s of retries when it has none). */
 static int64_t sc_deadline(const strata *c)
 {
-	return sc_now_ms() + (c->o.io_timeout_ms > 0 ? c->o.io_timeout_ms : 30000);
+	return sc_now_ms() + (c->o.io_timeout_ms > 0 ? c->o.io_timeout_ms : 10000);
 }
 
 static strata *sc_pool_get(strata *c, const char *addr, struct strata_error *err)
