@@ -23,6 +23,7 @@ int cli_cmd_put(struct cli *c, int argc, char **argv);
 int cli_cmd_delete(struct cli *c, int argc, char **argv);
 int cli_cmd_get(struct cli *c, int argc, char **argv);
 int cli_cmd_history(struct cli *c, int argc, char **argv);
+int cli_cmd_cluster(struct cli *c, int argc, char **argv);
 int cli_cmd_join(struct cli *c, int argc, char **argv);
 int cli_cmd_preload(struct cli *c, int argc, char **argv);
 int cli_cmd_jobs(struct cli *c, int argc, char **argv);

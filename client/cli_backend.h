@@ -52,6 +52,10 @@ struct cli_backend {
 	int (*job_get)(void *ctx, uint64_t id, struct kv_job_info *out, struct st_error *err);
 	int (*job_list)(void *ctx, struct kv_job_info **out, size_t *n, struct st_error *err);
 	int (*job_cancel)(void *ctx, uint64_t id, struct st_error *err);
+	/* Remote only (NULL embedded): reads may go to replicas, bounded by max_lag_ms (0 =
+	 * none); the layout a cluster client routes with, as JSON (*json: free()). */
+	void (*read_pref)(void *ctx, int replica_ok, uint32_t max_lag_ms);
+	int (*cluster)(void *ctx, char **json, struct st_error *err);
 	/* Embedded only (NULL remotely, where stratad runs jobs itself). */
 	int (*jobs_run_pending)(void *ctx, struct st_error *err);
 };

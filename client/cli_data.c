@@ -124,6 +124,8 @@ struct read_args {
 	int64_t as_of, known_at, from, to;
 	long long limit;
 	int json, with_status;
+	int replica_ok;      /* get: --replica-ok */
+	long long max_lag_ms; /* get: --max-lag-ms (-1 = not given) */
 };
 
 static int parse_read_args(const struct cli *c, int argc, char **argv, struct read_args *a)
@@ -131,6 +133,7 @@ static int parse_read_args(const struct cli *c, int argc, char **argv, struct re
 	a->pos = calloc((size_t)argc, sizeof(*a->pos));
 	a->as_of = a->known_at = a->to = ST_TS_MAX;
 	a->from = ST_TS_MIN;
+	a->max_lag_ms = -1;
 	for (int i = 1; i < argc; i++) {
 		const char *v;
 		int r, rc = 0;
@@ -147,7 +150,14 @@ static int parse_read_args(const struct cli *c, int argc, char **argv, struct re
 			a->limit = strtoll(v, &end, 10);
 			if (*end || a->limit < 0)
 				rc = cli_usage("bad --limit '%s'", v);
-		} else if (!r && !strcmp(argv[i], "--json"))
+		} else if (!r && (r = cli_opt(argc, argv, &i, "--max-lag-ms", &v)) > 0) {
+			char *end;
+			a->max_lag_ms = strtoll(v, &end, 10);
+			if (*end || !*v || a->max_lag_ms < 0 || a->max_lag_ms > UINT32_MAX)
+				rc = cli_usage("bad --max-lag-ms '%s' (milliseconds, 0 or more)", v);
+		} else if (!r && !strcmp(argv[i], "--replica-ok"))
+			a->replica_ok = 1;
+		else if (!r && !strcmp(argv[i], "--json"))
 			a->json = 1;
 		else if (!r && !strcmp(argv[i], "--with-status"))
 			a->with_status = 1;
@@ -190,9 +200,19 @@ int cli_cmd_get(struct cli *c, int argc, char **argv)
 		goto out;
 	if (a.npos < 2) {
 		rc = cli_usage("usage: get TABLE ENTITY [FEATURE...] [--as-of TS] [--known-at TS] "
-			       "[--json [--with-status]]");
+			       "[--replica-ok [--max-lag-ms N]] [--json [--with-status]]");
 		goto out;
 	}
+	if (a.max_lag_ms >= 0 && !a.replica_ok) {
+		rc = cli_usage("--max-lag-ms bounds replica reads: it needs --replica-ok");
+		goto out;
+	}
+	if (a.replica_ok && !c->be.read_pref) {
+		rc = cli_usage("--replica-ok reads from a cluster's replicas: it needs --addr");
+		goto out;
+	}
+	if (a.replica_ok)
+		c->be.read_pref(c->be.ctx, 1, a.max_lag_ms > 0 ? (uint32_t)a.max_lag_ms : 0);
 	if (a.npos > 2) {
 		feats = a.pos + 2;
 		nf = (size_t)(a.npos - 2);
@@ -263,6 +283,10 @@ int cli_cmd_history(struct cli *c, int argc, char **argv)
 		rc = cli_usage("usage: history TABLE ENTITY FEATURE [--from TS] [--to TS] [--limit N]");
 		goto out;
 	}
+	if (a.replica_ok || a.max_lag_ms >= 0) {
+		rc = cli_usage("history reads the primary: --replica-ok and --max-lag-ms are for get");
+		goto out;
+	}
 	struct kv_version *v;
 	size_t n;
 	if (c->be.history(c->be.ctx, a.pos[0], a.pos[1], strlen(a.pos[1]), a.pos[2], a.from, a.to,
@@ -297,4 +321,20 @@ int cli_cmd_history(struct cli *c, int argc, char **argv)
 out:
 	free(a.pos);
 	return rc;
+}
+
+int cli_cmd_cluster(struct cli *c, int argc, char **argv)
+{
+	(void)argv;
+	if (argc != 1)
+		return cli_usage("usage: cluster    (the layout the client routes with, as JSON)");
+	if (!c->be.cluster)
+		return cli_usage("cluster asks a server for its layout: it needs --addr");
+	struct st_error err = {0};
+	char *json;
+	if (c->be.cluster(c->be.ctx, &json, &err))
+		return cli_fail(&err);
+	puts(json);
+	free(json);
+	return 0;
 }

@@ -215,7 +215,8 @@ static int rm_get(void *ctx, const char *table, const char *const *entities,
 	struct strata_result *r = calloc(n + 1, sizeof(*r));
 	if (!r)
 		return st_error_set(err, ST_ENOMEM, "out of memory");
-	struct strata_read_opts so = {o ? o->as_of : ST_TS_MAX, o ? o->known_at : ST_TS_MAX};
+	struct strata_read_opts so = {.as_of = o ? o->as_of : ST_TS_MAX,
+				      .known_at = o ? o->known_at : ST_TS_MAX};
 	struct strata_error se = {0};
 	int rc = strata_multiget(ctx, table, entities, entity_lens, nentities, features, nfeatures,
 				 &so, r, &se);
@@ -445,6 +446,18 @@ int cli_remote_open(const char *addr, const char *token, struct cli_backend *out
 	return cli_remote_open_opts(addr, &o, out, err);
 }
 
+static void rm_read_pref(void *ctx, int replica_ok, uint32_t max_lag_ms)
+{
+	strata_set_replica_reads(ctx, replica_ok, max_lag_ms);
+}
+
+static int rm_cluster(void *ctx, char **json, struct st_error *err)
+{
+	struct strata_error se = {0};
+	int rc = strata_cluster_layout(ctx, json, &se);
+	return rc ? rm_err(&se, rc, err) : 0;
+}
+
 int cli_remote_open_opts(const char *addr, const struct strata_connect_opts *o,
 			 struct cli_backend *out, struct st_error *err)
 {
@@ -477,5 +490,7 @@ int cli_remote_open_opts(const char *addr, const struct strata_connect_opts *o,
 	out->job_list = rm_job_list;
 	out->job_cancel = rm_job_cancel;
 	out->jobs_run_pending = NULL;
+	out->read_pref = rm_read_pref;
+	out->cluster = rm_cluster;
 	return 0;
 }

@@ -54,6 +54,11 @@ enum strata_code {
 	STRATA_EAUTH,           /* authentication required or wrong token */
 	STRATA_ECLOSED,         /* the server closed the connection */
 	STRATA_ERANGE,          /* a time before the table's retention horizon */
+	STRATA_ESTALE,          /* a replica is further behind than the read's max_lag_ms
+				 * allows (the cluster client then asks the primary) */
+	STRATA_EUNAVAILABLE,    /* cluster: no node of the shard could be reached within the
+				 * call's timeout, or a write's connection broke after it was
+				 * sent (its outcome is unknown: it may or may not be applied) */
 };
 
 struct strata_error {
@@ -143,6 +148,15 @@ struct strata_cell {
 struct strata_read_opts {
 	int64_t as_of;    /* STRATA_TS_MAX = latest */
 	int64_t known_at; /* STRATA_TS_MAX = everything ingested so far */
+	/* Cluster reads (get, multi-get): 1 = a replica of the entity's shard may answer
+	 * (round-robin over the shard's replicas), 0 = the handle's default
+	 * (strata_set_replica_reads; the primary unless set). */
+	int replica_ok;
+	/* Bounded staleness, with replica_ok: the answering copy must hold every write
+	 * acknowledged before now - max_lag_ms; a replica further behind refuses with
+	 * STRATA_ESTALE and the client asks the primary instead. 0 = the handle's default
+	 * (no bound unless set). */
+	uint32_t max_lag_ms;
 };
 
 enum strata_status {
@@ -212,21 +226,42 @@ struct strata_connect_opts {
 	size_t token_len;       /* 0 = strlen(token) */
 	int reconnect;          /* retry idempotent reads once on a fresh connection; default 1 */
 	uint32_t max_frame;     /* largest response accepted; default 1 GiB */
+	int replica_reads;      /* cluster: reads may go to replicas (strata_set_replica_reads) */
+	uint32_t max_lag_ms;    /* cluster: their staleness bound; 0 = none */
 };
 void strata_connect_opts_init(struct strata_connect_opts *o);
 
 typedef struct strata strata;
 
 /* Connects to "HOST:PORT" ("[v6]:PORT" too) and authenticates when a token is given.
- * A comma-separated list names seed nodes of a replicated cluster: the first that answers
- * is used, and a request for a shard another node owns follows the server's EMOVED redirect
- * (at most 3 hops; docs/replication.md). `o` may be NULL for defaults. On success *out is a
- * handle to free with strata_close. */
+ * A comma-separated list names seed nodes of a replicated cluster. The client asks the
+ * first seed that answers for the layout (a CLUSTER request) and, when the server runs a
+ * cluster, routes every entity to its shard's primary (or a replica for reads when asked):
+ * one lazily opened connection per node, multi-gets, puts and joins split per node, sent
+ * to all nodes before any answer is awaited, results merged back in input order. On an
+ * EMOVED answer, a broken connection or a node that cannot be reached it refetches the
+ * layout from any reachable node and retries reads (and writes that were not sent) until
+ * the call's io_timeout_ms; a write whose connection broke after it was sent fails with
+ * STRATA_EUNAVAILABLE (outcome unknown). Table, job and admin requests go to the node the
+ * handle is connected to and follow its EMOVED redirect (at most 3 hops). A single server
+ * (no --cluster) is used exactly as before. See docs/replication.md, "Clients". `o` may be
+ * NULL for defaults. On success *out is a handle to free with strata_close. */
 int strata_connect(const char *addr, const struct strata_connect_opts *o, strata **out,
 		   struct strata_error *err);
 /* Closes the connection and frees the handle with its open joins. NULL is allowed. Batches
  * made from it must be freed first. */
 void strata_close(strata *c);
+
+/* Default read preference of the handle for get and multi-get (read options may override
+ * it per call): replica_ok lets a replica answer, max_lag_ms bounds its staleness (0 = no
+ * bound). Without a cluster the single node always answers. */
+void strata_set_replica_reads(strata *c, int replica_ok, uint32_t max_lag_ms);
+
+/* The layout a cluster client routes with, as JSON (*json: free()):
+ * {"clustered":bool,"version":V,"nshards":N,"slots":S,"nodes":[{"name","addr"}...],
+ *  "shards":[{"shard","primary","replicas":[names],"version","epoch"?}...]}.
+ * Fetched fresh from the nodes (the highest version any reachable node reports). */
+int strata_cluster_layout(strata *c, char **json, struct strata_error *err);
 
 /* Round trip without touching the store. */
 int strata_ping(strata *c, struct strata_error *err);
@@ -275,7 +310,9 @@ int strata_history(strata *c, const char *table, const char *entity, size_t enti
  * Queue operations (arguments are copied at once), then strata_batch_exec sends them all
  * pipelined and waits for every answer. Each queued operation has its own status; exec
  * fails only on a transport error (then every unanswered operation has that error too). A
- * batch can be cleared and reused. */
+ * batch can be cleared and reused. Over a cluster each operation goes through the routed
+ * path (split across nodes, retried as the synchronous calls are), one after the other, and
+ * exec returns 0: every operation carries its own status. */
 typedef struct strata_batch strata_batch;
 strata_batch *strata_batch_new(strata *c); /* NULL on out of memory */
 /* Each add returns the operation's index in the batch (>= 0) or a negative code. */

@@ -48,7 +48,9 @@ static const char help_put[] =
 static const char help_delete[] =
 	"  delete TABLE ENTITY [FEATURE...] [--ts TS]       (default ts: now)\n";
 static const char help_get[] =
-	"  get TABLE ENTITY [FEATURE...] [--as-of TS] [--known-at TS] [--json [--with-status]]\n";
+	"  get TABLE ENTITY [FEATURE...] [--as-of TS] [--known-at TS] [--json [--with-status]]\n"
+	"               [--replica-ok [--max-lag-ms N]]   cluster: a replica may answer, if it\n"
+	"               holds every write older than N ms (else the primary answers)\n";
 static const char help_history[] =
 	"  history TABLE ENTITY FEATURE [--from TS] [--to TS] [--limit N] [--known-at TS] [--json]\n";
 static const char help_join[] =
@@ -58,6 +60,8 @@ static const char help_join[] =
 static const char help_preload[] =
 	"  preload TABLE FILE|- [--format csv|tsv|jsonl] [--skip-bad-rows] [--ts-column ts]\n"
 	"                     [--wait] [--json]     (FILE - reads stdin and waits)\n";
+static const char help_cluster[] =
+	"  cluster                the layout a replicated cluster routes with (JSON; --addr)\n";
 static const char help_jobs[] =
 	"  jobs [ID [--wait]] [--json] | jobs cancel ID | jobs resume    (resume: embedded mode)\n";
 
@@ -77,6 +81,7 @@ static const struct cli_command {
 	{"join", cli_cmd_join, help_join, NULL},
 	{"preload", cli_cmd_preload, help_preload, "jobs:"},
 	{"jobs", cli_cmd_jobs, help_jobs, NULL},
+	{"cluster", cli_cmd_cluster, help_cluster, "cluster:"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

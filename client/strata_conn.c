@@ -19,7 +19,8 @@
 #include "common/st_err.h"
 
 _Static_assert((int)STRATA_EINVAL == (int)ST_EINVAL && (int)STRATA_ECLOSED == (int)ST_ECLOSED &&
-		       (int)STRATA_ERANGE == (int)ST_ERANGE,
+		       (int)STRATA_ERANGE == (int)ST_ERANGE &&
+		       (int)STRATA_EUNAVAILABLE == (int)ST_EUNAVAIL,
 	       "libstrata codes must equal the server's");
 
 const char *strata_strerror(int code)
@@ -155,15 +156,25 @@ int sc_ensure(strata *c, struct strata_error *err)
 }
 
 static int sc_connect_one(const char *addr, const struct strata_connect_opts *o, strata **out,
-			  struct strata_error *err);
+			  struct strata_error *err)
+{
+	strata *c;
+	int rc = sc_handle_new(addr, o, &c, err);
+	if (rc)
+		return rc;
+	if ((rc = sc_ensure(c, err))) {
+		strata_close(c);
+		return rc;
+	}
+	*out = c;
+	return 0;
+}
 
-/* "HOST:PORT[,HOST:PORT...]": seed nodes of a cluster, tried in order; the first that
- * answers serves (requests for shards it does not own are redirected, see sc_redirect). */
+/* "HOST:PORT[,HOST:PORT...]": seed nodes, tried in order; the first that answers tells the
+ * layout (sc_routed, at the first data operation) when the server runs a cluster. */
 int strata_connect(const char *addr, const struct strata_connect_opts *o, strata **out,
 		   struct strata_error *err)
 {
-	if (!strchr(addr, ','))
-		return sc_connect_one(addr, o, out, err);
 	char seeds[1024];
 	if (strlen(addr) >= sizeof(seeds))
 		return sc_error(err, STRATA_EINVAL, "seed list too long");
@@ -174,11 +185,13 @@ int strata_connect(const char *addr, const struct strata_connect_opts *o, strata
 		if (rc == 0 || rc == STRATA_EAUTH || rc == STRATA_EINVAL)
 			return rc;
 	}
+	if (rc == STRATA_EINVAL)
+		sc_error(err, rc, "no address given");
 	return rc;
 }
 
-static int sc_connect_one(const char *addr, const struct strata_connect_opts *o, strata **out,
-			  struct strata_error *err)
+int sc_handle_new(const char *addr, const struct strata_connect_opts *o, strata **out,
+		  struct strata_error *err)
 {
 	strata *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -229,9 +242,6 @@ static int sc_connect_one(const char *addr, const struct strata_connect_opts *o,
 		c->o.token = c->token;
 		c->o.token_len = tl;
 	}
-	rc = sc_ensure(c, err);
-	if (rc)
-		goto fail;
 	*out = c;
 	return 0;
 fail:
@@ -239,10 +249,17 @@ fail:
 	return rc;
 }
 
+void strata_set_replica_reads(strata *c, int replica_ok, uint32_t max_lag_ms)
+{
+	c->o.replica_reads = replica_ok;
+	c->o.max_lag_ms = max_lag_ms;
+}
+
 void strata_close(strata *c)
 {
 	if (!c)
 		return;
+	sc_cluster_free(c);
 	sc_disconnect(c);
 	free(c->rbuf);
 	free(c->wbuf);
@@ -487,9 +504,14 @@ static void sc_store_one(void *arg, size_t idx, Strata__Response *resp)
  * "EMOVED shard S primary NAME HOST:PORT layout V" (or "EMOVED registry primary NAME
  * HOST:PORT: ..."): the request was not executed. Points the handle at HOST:PORT and returns
  * 1, or 0 if the error is not a redirect (or names an unusable address). */
+int sc_is_moved(int code, const char *msg)
+{
+	return code == STRATA_EBUSY && msg && !strncmp(msg, "EMOVED ", 7);
+}
+
 static int sc_redirect(strata *c, int code, const char *msg)
 {
-	if (code != STRATA_EBUSY || strncmp(msg, "EMOVED ", 7))
+	if (!sc_is_moved(code, msg))
 		return 0;
 	const char *p = strstr(msg, " primary ");
 	if (!p || !(p = strchr(p + 9, ' ')))

@@ -17,7 +17,11 @@ struct sc_parked {
 /* Called with each awaited response (ownership passes to the callback). */
 typedef void (*sc_deliver_fn)(void *arg, size_t idx, Strata__Response *resp);
 
+struct sc_cluster; /* strata_route.c */
+
 struct strata {
+	struct sc_cluster *cl; /* the layout and node connections; NULL = one server */
+	int cl_known;          /* the server was asked whether it runs a cluster */
 	char addr[300];
 	char host[256];
 	int port;
@@ -67,6 +71,77 @@ int sc_call(strata *c, Strata__Request *req, Strata__Response **resp, int idempo
 /* The error carried by a response (0 if none). */
 int sc_resp_error(const Strata__Response *r, struct strata_error *err);
 int sc_is_transport_error(int code);
+
+/* Allocates a handle for "HOST:PORT" with options o (NULL = defaults) without connecting. */
+int sc_handle_new(const char *addr, const struct strata_connect_opts *o, strata **out,
+		  struct strata_error *err);
+int sc_is_moved(int code, const char *msg);
+
+/* ---- cluster routing (strata_route.c) ---- */
+
+#define SC_MAX_NODES 16
+
+/* A layout as a client holds it (from ClusterLayout). */
+struct sc_lnode {
+	char name[64];
+	char addr[300];
+};
+struct sc_lshard {
+	int primary;
+	int nreplicas;
+	int replicas[SC_MAX_NODES];
+	uint64_t version;
+	int has_epoch;
+	uint64_t epoch;
+};
+struct sc_layout {
+	uint64_t version;
+	int clustered;
+	int nshards, nnodes;
+	struct sc_lnode nodes[SC_MAX_NODES];
+	struct sc_lshard *shards; /* owned */
+};
+/* Checks and converts a CLUSTER answer: EPROTO for a layout that cannot be routed with
+ * (no shards, a slot count or rule this client does not know, node indexes out of range, a
+ * clustered node without an address). */
+int sc_layout_from_pb(const Strata__ClusterLayout *pb, struct sc_layout *out,
+		      struct strata_error *err);
+void sc_layout_release(struct sc_layout *l);
+/* The shard of an entity (the store's rule, common/st_slot.h). */
+int sc_layout_shard_of(const struct sc_layout *l, const void *entity, size_t len);
+/* Stable grouping of n items by key in [0, nkeys) (key < 0: left out): order[] lists the
+ * items of key 0, then key 1..., each group in input order; group k is
+ * order[start[k] .. start[k + 1]). start has nkeys + 1 entries. */
+void sc_group(const int *key, size_t n, int nkeys, size_t *order, size_t *start);
+
+/* After a connect: asks the server for its layout and, when it runs a cluster, makes c a
+ * routing handle. An old server that does not know CLUSTER is a single node. */
+int sc_cluster_init(strata *c, struct strata_error *err);
+void sc_cluster_free(strata *c);
+/* 1 when operations on c are routed over a cluster. The first call asks the server (one
+ * round trip in the handle's life); if that fails the handle stays with the server it is
+ * connected to, following its EMOVED redirects. */
+static inline int sc_routed(strata *c)
+{
+	if (__builtin_expect(!c->cl_known, 0)) {
+		struct strata_error e;
+		c->cl_known = 1;
+		sc_cluster_init(c, &e);
+	}
+	return c->cl != NULL;
+}
+/* Routed operations (c->cl set): the GetReq/PutReq as built for one server, split per node. */
+int sc_route_get(strata *c, const Strata__GetReq *g, int replica_ok, struct strata_result *out,
+		 struct strata_error *err);
+int sc_route_put(strata *c, const Strata__PutReq *p, struct strata_error *err);
+/* A request about one entity (delete, history) sent to its shard's primary; *resp as sc_call. */
+int sc_route_one(strata *c, Strata__Request *req, const ProtobufCBinaryData *entity,
+		 int idempotent, Strata__Response **resp, struct strata_error *err);
+/* Streaming joins over a cluster: nodes[SC_MAX_NODES] gets the connection of every node that
+ * is primary of a shard (NULL for the others) and *shard_node (malloc'ed, *nshards entries)
+ * the node of each shard: a snapshot of the layout. */
+int sc_route_join_targets(strata *c, strata **nodes, int **shard_node, int *nshards,
+			  struct strata_error *err);
 
 /* Conversions. to_pb borrows the value's memory; from_pb allocates (result owns it). */
 void sc_value_to_pb(const struct strata_value *v, Strata__Value *pb);

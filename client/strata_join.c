@@ -1,9 +1,13 @@
 /* libstrata streaming versioned sample join: rows go out in chunks (one JoinPush request
- * each, several in flight), results come back per chunk and are handed out in push order. */
+ * each, several in flight), results come back per chunk and are handed out in push order.
+ * Over a cluster, one such join runs per node and every row goes to its shard's node; a
+ * ring of row -> node keeps the push order when the answers are merged. */
 #include "client/strata_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/st_slot.h"
 
 #define SJ_WINDOW 4 /* chunks sent and not yet answered */
 #define SJ_CHUNK_DEFAULT 8192
@@ -33,7 +37,77 @@ struct strata_join {
 	size_t cur_rows, cur_pos;
 	size_t pending;
 	int dead; /* error code that poisons the join */
+	/* cluster: one join per node that is primary of a shard, and the node of every row not
+	 * yet returned (a ring), so rows come back in push order across nodes */
+	int clustered;
+	strata_join *sub[SC_MAX_NODES];
+	int *shard_node, nshards;
+	uint8_t *ring;
+	size_t rhead, rn, rcap;
 };
+
+static int sj_open_one(strata *c, const char *table, const char *const *features,
+		       size_t nfeatures, int64_t known_at, size_t chunk_rows, int flags,
+		       strata_join **out, struct strata_error *err);
+
+/* Cluster join: one join per node that owns shards (the layout as it is at open; a layout
+ * change during the join fails it with the node's EMOVED: open a new one). */
+static int sj_open_cluster(strata_join *j, const char *table, const char *const *features,
+			   int64_t known_at, int flags, struct strata_error *err)
+{
+	strata *nodes[SC_MAX_NODES];
+	j->clustered = 1;
+	int rc = sc_route_join_targets(j->c, nodes, &j->shard_node, &j->nshards, err);
+	for (int n = 0; n < SC_MAX_NODES && !rc; n++)
+		if (nodes[n] && (rc = sc_ensure(nodes[n], err)) == 0)
+			rc = sj_open_one(nodes[n], table, features, j->nf, known_at, j->chunk_rows,
+					 flags, &j->sub[n], err);
+	return rc;
+}
+
+static int sj_push_cluster(strata_join *j, const char *entity, size_t entity_len, int64_t ts,
+			   struct strata_error *err)
+{
+	if (j->dead)
+		return sc_error(err, j->dead, "join failed earlier (%s)", strata_strerror(j->dead));
+	if (j->rn == j->rcap) {
+		size_t cap = j->rcap ? j->rcap * 2 : 4096;
+		uint8_t *q = malloc(cap);
+		if (!q)
+			return sc_error(err, STRATA_ENOMEM, "out of memory");
+		for (size_t k = 0; k < j->rn; k++)
+			q[k] = j->ring[(j->rhead + k) % j->rcap];
+		free(j->ring);
+		j->ring = q;
+		j->rhead = 0;
+		j->rcap = cap;
+	}
+	int n = j->shard_node[st_shard_of_slot(st_slot_of(entity, entity_len), j->nshards)];
+	int rc = strata_join_push(j->sub[n], entity, entity_len, ts, err);
+	if (rc < 0)
+		return j->dead = rc;
+	j->ring[(j->rhead + j->rn++) % j->rcap] = (uint8_t)n;
+	j->pending++;
+	return rc;
+}
+
+static int sj_next_cluster(strata_join *j, const struct strata_result **row,
+			   struct strata_error *err)
+{
+	if (j->dead)
+		return sc_error(err, j->dead, "join failed earlier (%s)", strata_strerror(j->dead));
+	if (j->rn == 0)
+		return 0;
+	int rc = strata_join_next(j->sub[j->ring[j->rhead]], row, err);
+	if (rc == 0)
+		rc = sc_error(err, STRATA_EPROTO, "join: a node returned fewer rows than pushed");
+	if (rc < 0)
+		return j->dead = rc;
+	j->rhead = (j->rhead + 1) % j->rcap;
+	j->rn--;
+	j->pending--;
+	return 1;
+}
 
 int strata_join_open(strata *c, const char *table, const char *const *features,
 		     size_t nfeatures, int64_t known_at, size_t chunk_rows, strata_join **out,
@@ -45,6 +119,30 @@ int strata_join_open(strata *c, const char *table, const char *const *features,
 int strata_join_open2(strata *c, const char *table, const char *const *features,
 		      size_t nfeatures, int64_t known_at, size_t chunk_rows, int flags,
 		      strata_join **out, struct strata_error *err)
+{
+	if (!sc_routed(c))
+		return sj_open_one(c, table, features, nfeatures, known_at, chunk_rows, flags, out,
+				   err);
+	if (nfeatures == 0)
+		return sc_error(err, STRATA_EINVAL, "join: no features");
+	strata_join *j = calloc(1, sizeof(*j));
+	if (!j)
+		return sc_error(err, STRATA_ENOMEM, "out of memory");
+	j->c = c;
+	j->nf = nfeatures;
+	j->chunk_rows = chunk_rows ? chunk_rows : SJ_CHUNK_DEFAULT;
+	int rc = sj_open_cluster(j, table, features, known_at, flags, err);
+	if (rc) {
+		strata_join_close(j);
+		return rc;
+	}
+	*out = j;
+	return 0;
+}
+
+static int sj_open_one(strata *c, const char *table, const char *const *features,
+		       size_t nfeatures, int64_t known_at, size_t chunk_rows, int flags,
+		       strata_join **out, struct strata_error *err)
 {
 	if (nfeatures == 0)
 		return sc_error(err, STRATA_EINVAL, "join: no features");
@@ -181,6 +279,8 @@ static int sj_send_chunk(strata_join *j, struct strata_error *err)
 int strata_join_push(strata_join *j, const char *entity, size_t entity_len, int64_t ts,
 		     struct strata_error *err)
 {
+	if (j->clustered)
+		return sj_push_cluster(j, entity, entity_len, ts, err);
 	int rc = sj_alive(j, err);
 	if (rc)
 		return rc;
@@ -208,6 +308,15 @@ int strata_join_push(strata_join *j, const char *entity, size_t entity_len, int6
 
 int strata_join_flush(strata_join *j, struct strata_error *err)
 {
+	if (j->clustered) {
+		if (j->dead)
+			return sc_error(err, j->dead, "join failed earlier (%s)",
+					strata_strerror(j->dead));
+		for (int n = 0; n < SC_MAX_NODES; n++)
+			if (j->sub[n] && (j->dead = strata_join_flush(j->sub[n], err)))
+				return j->dead;
+		return 0;
+	}
 	return j->nrows ? sj_send_chunk(j, err) : sj_alive(j, err);
 }
 
@@ -224,6 +333,8 @@ static void sj_cur_release(strata_join *j)
 int strata_join_next(strata_join *j, const struct strata_result **row,
 		     struct strata_error *err)
 {
+	if (j->clustered)
+		return sj_next_cluster(j, row, err);
 	for (;;) {
 		if (j->cur && j->cur_pos < j->cur_rows) {
 			*row = &j->cur[j->cur_pos++ * j->nf];
@@ -287,6 +398,10 @@ void strata_join_close(strata_join *j)
 {
 	if (!j)
 		return;
+	for (int n = 0; n < SC_MAX_NODES; n++)
+		strata_join_close(j->sub[n]);
+	free(j->shard_node);
+	free(j->ring);
 	sj_cur_release(j);
 	/* Collect answers still in flight so they are not parked forever, then close. */
 	struct strata_error e;

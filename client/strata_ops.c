@@ -297,6 +297,22 @@ static int sc_get_build(struct sc_get_msg *g, const char *table, const char *con
 	return 0;
 }
 
+/* The read preference of a get: the options' own, else the handle's default. */
+static int sc_replica_ok(const strata *c, const struct strata_read_opts *o)
+{
+	return (o && o->replica_ok) || c->o.replica_reads;
+}
+
+static void sc_get_bound(const strata *c, const struct strata_read_opts *o,
+			 struct sc_get_msg *g)
+{
+	uint32_t lag = o && o->max_lag_ms ? o->max_lag_ms : c->o.max_lag_ms;
+	if (lag && sc_replica_ok(c, o)) {
+		g->m.has_max_lag_ms = 1;
+		g->m.max_lag_ms = lag;
+	}
+}
+
 static int sc_results_take(Strata__Response *r, size_t want, struct strata_result *out,
 			   struct strata_error *err)
 {
@@ -320,8 +336,12 @@ int strata_put(strata *c, const char *table, const struct strata_cell *cells, si
 		sc_put_free(&p);
 		return sc_error(err, rc, "out of memory");
 	}
-	SC_REQ(req, STRATA__REQUEST__OP_PUT, put, &p.m);
-	rc = sc_simple(c, &req, 0, err);
+	if (sc_routed(c)) {
+		rc = sc_route_put(c, &p.m, err);
+	} else {
+		SC_REQ(req, STRATA__REQUEST__OP_PUT, put, &p.m);
+		rc = sc_simple(c, &req, 0, err);
+	}
 	sc_put_free(&p);
 	return rc;
 }
@@ -338,6 +358,13 @@ int strata_delete(strata *c, const char *table, const char *entity, size_t entit
 	m.features = (char **)features;
 	m.ts = ts;
 	SC_REQ(req, STRATA__REQUEST__OP_DEL, del, &m);
+	if (sc_routed(c)) {
+		Strata__Response *r;
+		int rc = sc_route_one(c, &req, &m.entity, 0, &r, err);
+		if (r)
+			strata__response__free_unpacked(r, NULL);
+		return rc;
+	}
 	return sc_simple(c, &req, 0, err);
 }
 
@@ -351,6 +378,12 @@ int strata_multiget(strata *c, const char *table, const char *const *entities,
 	if (rc) {
 		free(g.ents);
 		return sc_error(err, rc, "out of memory");
+	}
+	sc_get_bound(c, o, &g);
+	if (sc_routed(c)) {
+		rc = sc_route_get(c, &g.m, sc_replica_ok(c, o), out, err);
+		free(g.ents);
+		return rc;
 	}
 	SC_REQ(req, STRATA__REQUEST__OP_GET, get, &g.m);
 	Strata__Response *r;
@@ -390,7 +423,8 @@ int strata_history(strata *c, const char *table, const char *entity, size_t enti
 	m.known_at = known_at;
 	SC_REQ(req, STRATA__REQUEST__OP_HISTORY, history, &m);
 	Strata__Response *r;
-	int rc = sc_call(c, &req, &r, 1, err);
+	int rc = sc_routed(c) ? sc_route_one(c, &req, &m.entity, 1, &r, err)
+		       : sc_call(c, &req, &r, 1, err);
 	if (rc)
 		return rc;
 	size_t nv = r->result_case == STRATA__RESPONSE__RESULT_VERSIONS ? r->versions->n_versions
@@ -545,6 +579,7 @@ struct sc_item {
 	size_t nresults;   /* expected results (get/multiget), 0 otherwise */
 	int code;
 	int done;
+	int replica_ok;    /* get/multiget: a replica may answer (cluster) */
 	char *msg;         /* error message, owned */
 	struct strata_result *results; /* owned */
 };
@@ -604,8 +639,11 @@ int strata_batch_multiget(strata_batch *b, const char *table, const char *const 
 	struct sc_get_msg g;
 	int rc = sc_get_build(&g, table, entities, entity_lens, nentities, features, nfeatures, o);
 	if (!rc) {
+		sc_get_bound(b->c, o, &g);
 		SC_REQ(req, STRATA__REQUEST__OP_GET, get, &g.m);
 		rc = sc_batch_add(b, &req, nentities * nfeatures);
+		if (rc >= 0)
+			b->items[rc].replica_ok = sc_replica_ok(b->c, o);
 	}
 	free(g.ents);
 	return rc;
@@ -667,6 +705,40 @@ static void sc_batch_deliver(void *arg, size_t idx, Strata__Response *r)
 	strata__response__free_unpacked(r, NULL);
 }
 
+/* Over a cluster every operation goes through the routed path (each split per node and sent
+ * to all its nodes at once), one operation after the other. */
+static void sc_batch_exec_routed(strata_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct sc_item *it = &b->items[i];
+		struct strata_error e = {0};
+		Strata__Request *req = strata__request__unpack(NULL, it->len, b->bodies + it->off);
+		Strata__Response *r = NULL;
+		if (!req)
+			it->code = sc_error(&e, STRATA_ENOMEM, "out of memory");
+		else if (req->op_case == STRATA__REQUEST__OP_GET) {
+			if (!(it->results = calloc(it->nresults + 1, sizeof(*it->results))))
+				it->code = sc_error(&e, STRATA_ENOMEM, "out of memory");
+			else if ((it->code = sc_route_get(b->c, req->get, it->replica_ok,
+							  it->results, &e))) {
+				free(it->results);
+				it->results = NULL;
+			}
+		} else if (req->op_case == STRATA__REQUEST__OP_PUT) {
+			it->code = sc_route_put(b->c, req->put, &e);
+		} else {
+			it->code = sc_route_one(b->c, req, &req->del->entity, 0, &r, &e);
+		}
+		if (r)
+			strata__response__free_unpacked(r, NULL);
+		if (req)
+			strata__request__free_unpacked(req, NULL);
+		it->done = 1;
+		if (it->code)
+			it->msg = strdup(e.msg);
+	}
+}
+
 int strata_batch_exec(strata_batch *b, struct strata_error *err)
 {
 	strata *c = b->c;
@@ -682,6 +754,10 @@ int strata_batch_exec(strata_batch *b, struct strata_error *err)
 		it->msg = NULL;
 		it->done = 0;
 		it->code = 0;
+	}
+	if (sc_routed(c)) {
+		sc_batch_exec_routed(b);
+		return 0;
 	}
 	int rc = sc_ensure(c, err);
 	if (rc)

@@ -8,7 +8,7 @@
 static const char *const st_names[ST_ERR_LAST - ST_ERR_FIRST] = {
 	"invalid argument", "not found", "already exists", "type mismatch", "I/O error",
 	"corruption", "cancelled", "out of memory", "limit exceeded", "busy",
-	"protocol error", "authentication failed", "closed", "out of range",
+	"protocol error", "authentication failed", "closed", "out of range", "replica too stale", "unavailable",
 };
 
 const char *st_strerror(int code)

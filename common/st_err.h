@@ -23,6 +23,8 @@ enum st_code {
 	ST_EAUTH,                 /* authentication failed */
 	ST_ECLOSED,               /* connection or handle closed */
 	ST_ERANGE,                /* time outside what is kept (before a retention horizon) */
+	ST_ESTALE,                /* a replica is further behind than the read allows */
+	ST_EUNAVAIL,              /* no node could be reached; a write's outcome is unknown */
 	ST_ERR_LAST
 };
 

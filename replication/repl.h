@@ -76,13 +76,17 @@ struct repl_options {
 	int64_t replica_max_lag_us; /* a replica refuses (redirects) reads when it is not known
 				     * to be complete up to now - this (0 = serve whatever it has) */
 	int64_t lease_ttl_s;      /* etcd mode: the node lease's TTL (default 2 s) */
+	int64_t wal_pin_max_us;   /* a primary keeps a shard's WAL (beyond wal_ttl) while a
+				   * replica is behind or was connected less than this ago
+				   * (0 = no pin: wal_ttl alone) */
+	uint64_t wal_pin_mb;      /* ... as long as the shard's WAL stays under this many MiB */
 };
 void repl_options_init(struct repl_options *o);
 /* The layout named by o->cluster_file: the file, or the one stored in etcd. */
 int repl_cluster_load(const struct repl_options *o, struct repl_layout *out, struct st_error *err);
 /* Applies one option by its long name ("cluster", "node", "min-sync-replicas",
  * "sync-timeout", "sync-degrade", "max-replication-lag", "repl-send-timeout", "wal-ttl",
- * "replica-max-lag", "lease-ttl").
+ * "replica-max-lag", "lease-ttl", "wal-pin-max", "wal-pin-mb").
  * Returns 0, ST_ENOTFOUND for a name that is not a replication option, or ST_EINVAL. */
 int repl_option_set(struct repl_options *o, const char *name, const char *val,
 		    struct st_error *err);
@@ -101,6 +105,35 @@ int repl_port(const struct repl *r);
 char *repl_metrics_text(struct repl *r);
 /* The node's status as JSON text (malloc'ed; caller frees): what `cluster status` shows. */
 char *repl_status_json(struct repl *r);
+
+/* ---- what clients route with (repl_describe.c; the CLUSTER request) ---- */
+struct repl_desc_shard {
+	int primary;                  /* node index */
+	int nreplicas;
+	int replicas[REPL_MAX_NODES]; /* node indexes */
+	uint64_t version;             /* layout version of this shard's assignment */
+	int has_epoch;                /* coordinated failover: the shard's epoch is known */
+	uint64_t epoch;
+	const char *state;            /* this node's state for the shard (static string) */
+	int64_t lag_ms;               /* this node's lag behind the primary; -1 = unknown/none */
+};
+/* The layout as one node sees it now (promotions included). `shards` is owned: release
+ * with repl_desc_release. version = the highest of the file's and the shards' versions. */
+struct repl_desc {
+	uint64_t version;
+	int nshards;
+	int nnodes;
+	int self;
+	struct repl_node nodes[REPL_MAX_NODES];
+	struct repl_desc_shard *shards;
+};
+int repl_describe(struct repl *r, struct repl_desc *out, struct st_error *err);
+void repl_desc_release(struct repl_desc *d);
+/* Bounded-staleness reads: 0 if this node may answer a read of `shard` that must reflect
+ * every write acknowledged before now - max_lag_us (always on the shard's primary);
+ * ST_ESTALE with the copy's age otherwise. Shards this node does not hold pass: the read
+ * itself redirects them (EMOVED). */
+int repl_read_fresh(struct repl *r, int shard, int64_t max_lag_us, struct st_error *err);
 
 /* Admin round trip: sends a JSON request to a node's replication listener and returns the
  * JSON reply text (malloc'ed) or an error (the node's own message for a refused request). */

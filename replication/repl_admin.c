@@ -45,7 +45,7 @@ static int digest_cb(void *arg, const char *entity, size_t elen, const struct kv
 	case KV_I64LIST: XXH3_64bits_update(&st, val->ptr, (size_t)val->len * 8); break;
 	default: break;
 	}
-	uint32_t slot = (uint32_t)(XXH3_64bits(entity, elen) % KV_SLOTS);
+	uint32_t slot = st_slot_of(entity, elen);
 	d->sum[slot] += XXH3_64bits_digest(&st);
 	d->count[slot]++;
 	return 0;

@@ -48,6 +48,11 @@ struct repl_shard {
 	int64_t heard_us;          /* (mu) our clock when a frame last arrived */
 	uint64_t resync_done, resync_total; /* (mu) bytes of the running resync */
 	uint64_t resyncs;          /* (mu) completed resyncs */
+	/* primary side, WAL retention (repl_walpin.c) */
+	int64_t wal_seen_us[REPL_MAX_NODES]; /* (mu) replica node last connected (0 = not yet
+					      * looked at) */
+	int64_t wal_want_us;       /* (mu) a replica last needed the WAL kept */
+	int wal_pinned;            /* (mu) the store's pin is on */
 	char last_error[512];      /* (mu) */
 };
 
@@ -122,6 +127,11 @@ int repl_listener_start(struct repl *r, struct st_error *err);
 void repl_listener_stop(struct repl *r);
 /* Serves an admin request on its own connection (repl_admin.c). */
 void repl_admin_serve(struct repl *r, int fd, const struct repl_frame *f);
+
+/* repl_walpin.c: pins each primary shard's WAL while a replica of it is behind or was
+ * connected less than --wal-pin-max ago, up to --wal-pin-mb of WAL; called every 200 ms by
+ * the listener thread. */
+void repl_wal_retain(struct repl *r);
 
 /* repl_replica.c */
 int repl_replica_start(struct repl *r, struct repl_shard *sh, struct st_error *err);

@@ -237,6 +237,8 @@ void repl_options_init(struct repl_options *o)
 	o->send_timeout_us = 10 * 1000000LL;
 	o->wal_ttl_us = 3600 * 1000000LL;
 	o->lease_ttl_s = 2;
+	o->wal_pin_max_us = 3600 * 1000000LL;
+	o->wal_pin_mb = 1024;
 }
 
 int repl_option_set(struct repl_options *o, const char *name, const char *val,
@@ -266,6 +268,10 @@ int repl_option_set(struct repl_options *o, const char *name, const char *val,
 		      (o->lease_ttl_s = us / 1000000, 0);
 	else if (!strcmp(name, "wal-ttl"))
 		bad = st_dur_parse(val, &us) || us < 1000000 || (o->wal_ttl_us = us, 0);
+	else if (!strcmp(name, "wal-pin-max"))
+		bad = st_dur_parse(val, &us) || us < 0 || (o->wal_pin_max_us = us, 0);
+	else if (!strcmp(name, "wal-pin-mb"))
+		bad = parse_u64(val, 1, UINT64_MAX >> 21, &n) || (o->wal_pin_mb = n, 0);
 	else
 		return ST_ENOTFOUND;
 	if (bad)

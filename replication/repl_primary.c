@@ -425,6 +425,7 @@ static void *accept_main(void *arg)
 		pthread_mutex_lock(&r->mu);
 		reap_peers(r, 0);
 		pthread_mutex_unlock(&r->mu);
+		repl_wal_retain(r);
 	}
 	return NULL;
 }

@@ -67,6 +67,10 @@ int srv_repl_start(struct srv_config *c, struct kv_db *db, struct st_error *err)
 void srv_repl_stop(void);
 /* Replication metrics text to append to /metrics (malloc'ed), or NULL. */
 char *srv_repl_metrics(void);
+/* Bounded-staleness check of a get (GetReq.max_lag_ms) over its entities' shards: 0, or
+ * ST_ESTALE when this node's copy is too far behind. Always 0 without --cluster. */
+int srv_repl_read_fresh(struct kv_db *db, const ProtobufCBinaryData *entities, size_t n,
+			int64_t max_lag_us, struct st_error *err);
 
 /* ---- metrics (srv_metrics.c) ---- */
 
@@ -257,6 +261,7 @@ int srv_op_put(struct srv_ctx *x);
 int srv_op_delete(struct srv_ctx *x);
 int srv_op_get(struct srv_ctx *x);
 int srv_op_history(struct srv_ctx *x);
+int srv_op_cluster(struct srv_ctx *x); /* srv_repl.c */
 int srv_op_preload_submit(struct srv_ctx *x);
 int srv_op_job_get(struct srv_ctx *x);
 int srv_op_job_list(struct srv_ctx *x);

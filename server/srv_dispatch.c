@@ -30,6 +30,7 @@ const struct srv_op srv_ops[] = {
 	[STRATA__REQUEST__OP_JOB_GET] = {"job_get", srv_op_job_get, 0},
 	[STRATA__REQUEST__OP_JOB_LIST] = {"job_list", srv_op_job_list, 0},
 	[STRATA__REQUEST__OP_JOB_CANCEL] = {"job_cancel", srv_op_job_cancel, 0},
+	[STRATA__REQUEST__OP_CLUSTER] = {"cluster", srv_op_cluster, 0},
 	[STRATA__REQUEST__OP_ADMIN] = {"admin", srv_op_admin, 0},
 };
 const int srv_nops = (int)(sizeof(srv_ops) / sizeof(srv_ops[0]));

@@ -469,6 +469,10 @@ int srv_op_get(struct srv_ctx *x)
 		return st_error_set(&x->err, ST_ELIMIT,
 				    "%zu entities x %zu features exceeds %d results per request",
 				    g->n_entities, g->n_features, SRV_MAX_RESULTS);
+	if (g->max_lag_ms &&
+	    (rc = srv_repl_read_fresh(x->s->db, g->entities, g->n_entities,
+				      (int64_t)g->max_lag_ms * 1000, &x->err)))
+		return rc;
 	size_t nres = g->n_entities * g->n_features;
 	struct kv_result *res = srv_ctx_alloc(x, nres, sizeof(*res));
 	if (!res)

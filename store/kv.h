@@ -27,13 +27,15 @@
 #include <stdint.h>
 
 #include "common/st_err.h"
+#include "common/st_slot.h"
 #include "common/st_time.h"
 
 #define KV_NAME_MAX 64         /* table, feature and column names, including the NUL */
 #define KV_ENTITY_MAX 1024     /* entity key bytes */
 #define KV_VALUE_MAX (4 << 20) /* encoded value bytes */
 #define KV_DIM_MAX 65536       /* f32[N] embedding dimension */
-#define KV_SLOTS 4096          /* entity hash slots; slot -> shard is slot % nshards */
+#define KV_SLOTS ST_SLOTS      /* entity hash slots; slot -> shard is slot % nshards
+				* (common/st_slot.h) */
 
 enum kv_type {
 	KV_NONE = 0, /* no value (result not found) */
@@ -391,6 +393,13 @@ void kv_wal_tail_close(struct kv_wal_tail *t); /* NULL allowed */
 /* Applies a write batch (as produced by kv_shard_updates_since) to `shard`. */
 int kv_shard_apply(struct kv_db *db, int shard, const void *data, size_t len,
 		   struct st_error *err);
+/* WAL retention for replicas beyond wal_ttl_seconds: while a shard is pinned RocksDB deletes
+ * none of its obsolete files (WAL files, and compacted-away SST files too: the 7.8 C API can
+ * only stop every deletion of a db), so a replica that is behind or briefly gone can still
+ * resume from its position. on = 1 pins, 0 releases (then RocksDB purges what wal_ttl lets
+ * it); idempotent. *wal_bytes (may be NULL) gets the bytes of the shard's WAL files, live
+ * and archived, so the caller can cap the pin. A resync install of the shard drops its pin. */
+int kv_wal_pin(struct kv_db *db, int shard, int on, uint64_t *wal_bytes, struct st_error *err);
 /* Writes a consistent RocksDB checkpoint of every shard and the meta db under `dir`. */
 int kv_checkpoint(struct kv_db *db, const char *dir, struct st_error *err);
 

@@ -63,8 +63,7 @@ int kv_nshards(const struct kv_db *db)
 
 int kv_shard_of(const struct kv_db *db, const char *entity, size_t entity_len)
 {
-	uint32_t slot = (uint32_t)(XXH3_64bits(entity, entity_len) % KV_SLOTS);
-	return (int)(slot % (uint32_t)db->nshards);
+	return st_shard_of_slot(st_slot_of(entity, entity_len), db->nshards);
 }
 
 int kv_meta_get(struct kv_db *db, const char *key, char **out, size_t *len,

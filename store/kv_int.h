@@ -21,6 +21,7 @@ struct kv_shard {
 	/* Writes through db->wo, counted after each: the batch sync thread syncs only shards
 	 * whose count moved since its last sync (an idle store makes no fdatasync). */
 	atomic_uint_fast64_t writes;
+	int wal_pinned; /* kv_wal_pin: one DisableFileDeletions outstanding (wal_pin_mu) */
 };
 
 /* Retention of a table id, read by the compaction filter (by id, no name lookup). `table`

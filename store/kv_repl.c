@@ -4,6 +4,7 @@
 #include "store/kv_int.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -600,9 +601,65 @@ int kv_shard_install(struct kv_db *db, int shard, const char *dir, const struct 
 		kv_fail(db, ST_EIO, "open after resync", rerr);
 		st_assert_fail("shard reopen after resync", __FILE__, __LINE__, rerr);
 	}
+	sh->wal_pinned = 0; /* a new RocksDB instance: nothing disabled on it */
 	pthread_rwlock_unlock(&sh->swap);
 	kv_rcache_bump(db->rcache);
 	return rc;
+}
+
+/* ---- WAL pinning ---- */
+
+static pthread_mutex_t wal_pin_mu = PTHREAD_MUTEX_INITIALIZER; /* kv_shard.wal_pinned */
+
+static uint64_t wal_dir_bytes(const char *dir)
+{
+	uint64_t n = 0;
+	DIR *d = opendir(dir);
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		size_t l = strlen(e->d_name);
+		struct stat st;
+		char path[4400];
+		if (l < 5 || strcmp(e->d_name + l - 4, ".log"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (!stat(path, &st))
+			n += (uint64_t)st.st_size;
+	}
+	closedir(d);
+	return n;
+}
+
+int kv_wal_pin(struct kv_db *db, int shard, int on, uint64_t *wal_bytes, struct st_error *err)
+{
+	int rc = check_shard(db, shard, err);
+	if (rc)
+		return rc;
+	struct kv_shard *sh = &db->shards[shard];
+	char *rerr = NULL;
+	/* read side of swap: an open WAL tail holds it too, and the pin must not wait for it */
+	pthread_rwlock_rdlock(&sh->swap);
+	pthread_mutex_lock(&wal_pin_mu);
+	if (on && !sh->wal_pinned)
+		rocksdb_disable_file_deletions(sh->db, &rerr);
+	else if (!on && sh->wal_pinned)
+		rocksdb_enable_file_deletions(sh->db, 0, &rerr); /* only ours: not forced */
+	if (!rerr)
+		sh->wal_pinned = on;
+	pthread_mutex_unlock(&wal_pin_mu);
+	pthread_rwlock_unlock(&sh->swap);
+	if (rerr)
+		return kv_rocks_err(err, rerr, on ? "pin WAL" : "unpin WAL");
+	if (wal_bytes) {
+		char dir[4200];
+		snprintf(dir, sizeof(dir), "%s/shard-%03d", db->dir, shard);
+		*wal_bytes = wal_dir_bytes(dir);
+		strncat(dir, "/archive", sizeof(dir) - strlen(dir) - 1);
+		*wal_bytes += wal_dir_bytes(dir);
+	}
+	return 0;
 }
 
 /* ---- hooks ---- */

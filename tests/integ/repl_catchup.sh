@@ -14,7 +14,7 @@ start b
 $S --addr "${ADDR[a]}" table create t --feature x:i64 --feature s:str >/dev/null || fail "create"
 $S --addr "${ADDR[a]}" put t e1 x=1 s=one --ts 2026-01-01T00:00:01Z >/dev/null || fail "put"
 wait_caught_up b
-[ "$($S --addr "${ADDR[b]}" get t e1 x)" = "$($S --addr "${ADDR[a]}" get t e1 x)" ] ||
+[ "$($S --addr "${ADDR[b]}" get t e1 x --replica-ok)" = "$($S --addr "${ADDR[a]}" get t e1 x)" ] ||
   fail "replica read differs"
 grep -c "resync installed" "$T/b.log" | grep -qx 4 || fail "first join: expected 4 resyncs"
 
@@ -53,11 +53,11 @@ if command -v promtool >/dev/null; then
   grep -v "no help text" "$T/promtool.txt" | grep -q . && fail "promtool check metrics: $(cat "$T/promtool.txt")"
 fi
 $S --addr "${ADDR[b]}" table show t --json | grep -q '"y"' || fail "alter did not reach b"
-[ "$($S --addr "${ADDR[b]}" get t e2 --json)" = "$($S --addr "${ADDR[a]}" get t e2 --json)" ] ||
+[ "$($S --addr "${ADDR[b]}" get t e2 --json --replica-ok)" = "$($S --addr "${ADDR[a]}" get t e2 --json)" ] ||
   fail "e2 differs"
 # known-at answers are identical (ingest times come with the batches)
 KA=$($S --addr "${ADDR[a]}" get t e1 x --json --with-status | tr -d ' ')
-[ "$KA" = "$($S --addr "${ADDR[b]}" get t e1 x --json --with-status | tr -d ' ')" ] || fail "ingest time differs"
+[ "$KA" = "$($S --addr "${ADDR[b]}" get t e1 x --json --with-status --replica-ok | tr -d ' ')" ] || fail "ingest time differs"
 
 # drop reaches the replica
 $S --addr "${ADDR[a]}" table create gone --feature x:i64 >/dev/null || fail "create gone"
@@ -82,12 +82,12 @@ grep -h '"table":"t"' "$T"/v*.json | grep -q '"slot"' || fail "the difference na
 stop b
 start b --replica-max-lag 300ms
 wait_caught_up b
-[ "$($S --addr "${ADDR[b]}" get t e3 x | cut -f2)" = 3 ] || fail "bounded read on a fresh replica"
+[ "$($S --addr "${ADDR[b]}" get t e3 x --replica-ok | cut -f2)" = 3 ] || fail "bounded read on a fresh replica"
 kill9 a
 sleep 0.8
-out=$($S --addr "${ADDR[b]}" get t e3 x 2>&1) && fail "stale replica answered: $out"
+out=$($S --addr "${ADDR[b]}" get t e3 x --replica-ok 2>&1) && fail "stale replica answered: $out"
 echo "$out" | grep -q "${ADDR[a]}" || fail "the refused read does not point at the primary: $out"
 stop b
 start b
-[ "$($S --addr "${ADDR[b]}" get t e3 x | cut -f2)" = 3 ] || fail "unbounded replica read"
+[ "$($S --addr "${ADDR[b]}" get t e3 x --replica-ok | cut -f2)" = 3 ] || fail "unbounded replica read"
 echo "ok: catch-up after 100k writes verified equal, restart resumed, registry replicated, planted difference found, bounded staleness"

@@ -232,7 +232,7 @@ static void test_unknown_table_and_type(void **state)
 	struct strata_error e = {0};
 	struct strata_result res;
 	const char *fi[] = {"i"};
-	struct strata_read_opts o = {5, STRATA_TS_MAX};
+	struct strata_read_opts o = {.as_of = 5, .known_at = STRATA_TS_MAX};
 	assert_int_equal(strata_get(c, "bt", "k", 1, fi, 1, &o, &res, &e), 0);
 	assert_true(res.found && res.ts == 1);
 	strata_close(c);

@@ -138,7 +138,7 @@ static void test_put_get(void **state)
 	strata_result_release(r, 7);
 
 	/* as-of */
-	struct strata_read_opts asof = {T0 + DAY / 2, STRATA_TS_MAX};
+	struct strata_read_opts asof = {.as_of = T0 + DAY / 2, .known_at = STRATA_TS_MAX};
 	ok(strata_get(c, "t_pg", "e1", 2, feats, 1, &asof, r, &e), &e);
 	assert_true(r[0].found && r[0].value.i64 == 42);
 	asof.as_of = T0 - 1;
@@ -152,7 +152,7 @@ static void test_put_get(void **state)
 	ok(strata_put(c, "t_pg", &over, 1, &e), &e);
 	ok(strata_get(c, "t_pg", "e1", 2, &feats[1], 1, NULL, r, &e), &e);
 	assert_true(r[0].value.f64 == 9.0);
-	struct strata_read_opts known = {STRATA_TS_MAX, first_ingest};
+	struct strata_read_opts known = {.as_of = STRATA_TS_MAX, .known_at = first_ingest};
 	ok(strata_get(c, "t_pg", "e1", 2, &feats[1], 1, &known, r, &e), &e);
 	assert_true(r[0].found && r[0].value.f64 == 2.25);
 
@@ -218,7 +218,7 @@ static void test_history_delete(void **state)
 	struct strata_result r;
 	ok(strata_get(c, "t_hist", "h", 1, fi, 1, NULL, &r, &e), &e);
 	assert_false(r.found);
-	struct strata_read_opts o = {T0 + 2 * DAY, STRATA_TS_MAX};
+	struct strata_read_opts o = {.as_of = T0 + 2 * DAY, .known_at = STRATA_TS_MAX};
 	ok(strata_get(c, "t_hist", "h", 1, fi, 1, &o, &r, &e), &e);
 	assert_true(r.found && r.value.i64 == 2);
 	strata_close(c);
