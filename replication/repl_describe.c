@@ -32,6 +32,9 @@ int repl_describe(struct repl *r, struct repl_desc *out, struct st_error *err)
 			if (m->replicas[i] != sh->primary)
 				d->replicas[d->nreplicas++] = m->replicas[i];
 		d->version = sh->version;
+		/* with coordinated failover (etcd leases) the shard's version is its epoch */
+		d->has_epoch = r->coord && r->coord->ops->leased;
+		d->epoch = sh->version;
 		d->state = repl_state_name(sh->state);
 		d->lag_ms = sh->state != REPL_S_PRIMARY && sh->state != REPL_S_NONE && sh->complete_us
 				    ? (now - sh->complete_us) / 1000
