@@ -380,14 +380,30 @@ int strata_multiget(strata *c, const char *table, const char *const *entities,
 		return sc_error(err, rc, "out of memory");
 	}
 	sc_get_bound(c, o, &g);
+	SC_REQ(req, STRATA__REQUEST__OP_GET, get, &g.m);
+	Strata__Response *r;
+	/* One entity on a handle that has not needed the layout yet (a CLI command, a fresh
+	 * connection per read): ask the connected node first, which answers or redirects
+	 * (EMOVED), at one round trip. Only when that cannot answer (transport error, no
+	 * primary reachable) does the handle learn the layout and route, with its retries. */
+	int direct = !c->cl_known && nentities == 1 && !sc_replica_ok(c, o);
+	if (direct) {
+		struct strata_error e1;
+		rc = sc_call(c, &req, &r, 1, &e1);
+		if (!rc || !(sc_is_transport_error(rc) || rc == STRATA_EUNAVAILABLE ||
+			     rc == STRATA_EBUSY)) {
+			if (rc)
+				*err = e1;
+			goto out;
+		}
+	}
 	if (sc_routed(c)) {
 		rc = sc_route_get(c, &g.m, sc_replica_ok(c, o), out, err);
 		free(g.ents);
 		return rc;
 	}
-	SC_REQ(req, STRATA__REQUEST__OP_GET, get, &g.m);
-	Strata__Response *r;
 	rc = sc_call(c, &req, &r, 1, err);
+out:
 	free(g.ents);
 	if (rc)
 		return rc;

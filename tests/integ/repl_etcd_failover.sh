@@ -42,5 +42,13 @@ for round in 1 2 3 4 5; do
 done
 # everything acknowledged in every round is on the last primary
 check_acked "$(leader 0)" "$T"/acked.*
+# a client learns the elected primary and its epoch from any node (CLUSTER)
+L=$(leader 0); E=$(epoch 0)
+out=$($S --addr "${ADDR[a]},${ADDR[b]},${ADDR[c]}" cluster) || fail "strata cluster: $out"
+echo "$out" | /usr/bin/python3 -c '
+import json, sys
+s = json.load(sys.stdin)["shards"][0]
+assert s["primary"] == sys.argv[1] and s.get("epoch") == int(sys.argv[2]), s' "$L" "$E" ||
+  fail "CLUSTER does not show leader $L at epoch $E: $out"
 grep -q "won the election" "$T/b.log" "$T/c.log" "$T/a.log" || fail "no election logged"
 echo "ok: 5 automatic failovers under semi-sync load, no acknowledged write lost"
