@@ -102,8 +102,10 @@ expect "read after failure" '{"x":1}' "$("$S" --addr "$ADDR" get w e1 --json)"
 code=$(curl -s -o "$T/health" -w '%{http_code}' "http://$ADMIN/health")
 expect "health code" 503 "$code"
 grep -q "storage failed" "$T/health" || fail "health body: $(cat "$T/health")"
-curl -s "http://$ADMIN/status" | grep -q '"storage": *"failed"' || fail "status"
-curl -s "http://$ADMIN/metrics" | grep -q '^strata_storage_failed 1' || fail "metric"
+# (captured first: with pipefail, grep -q leaving early would fail curl with SIGPIPE)
+curl -s "http://$ADMIN/status" > "$T/status" && grep -q '"storage": *"failed"' "$T/status" || fail "status"
+curl -s "http://$ADMIN/metrics" > "$T/metrics" && grep -q '^strata_storage_failed 1' "$T/metrics" ||
+  fail "metric: $(grep storage "$T/metrics")"
 kill -9 $PID; wait $PID 2>/dev/null; PID=
 FAULTS= start_server
 for i in $(seq 1 "$acked"); do
