@@ -126,14 +126,35 @@ static int sc_connect_socket(strata *c, struct strata_error *err)
 	return 0;
 }
 
+/* An idle connection the server has closed meanwhile (a restart, its handshake timeout for
+ * a connection that sent nothing yet): a readable socket with nothing to read. Checked only
+ * after a second of idleness, and only with nothing in flight, so it costs nothing on a busy
+ * handle and can never drop an answer. */
+static int sc_peer_gone(strata *c)
+{
+	if (c->wlen || c->parked || c->rlen || sc_now_ms() - c->idle_since_ms < 1000)
+		return 0;
+	struct pollfd p = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	if (p.revents & (POLLRDHUP | POLLHUP | POLLERR))
+		return 1;
+	char b;
+	ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR);
+}
+
 int sc_ensure(strata *c, struct strata_error *err)
 {
+	if (c->fd >= 0 && sc_peer_gone(c))
+		sc_disconnect(c); /* nothing was sent on it: safe to reconnect for any request */
 	if (c->fd >= 0)
 		return 0;
 	int rc = sc_connect_socket(c, err);
 	if (rc)
 		return rc;
 	c->epoch++;
+	c->idle_since_ms = sc_now_ms();
 	if (!c->token)
 		return 0;
 	Strata__Request req = STRATA__REQUEST__INIT;
@@ -491,6 +512,8 @@ int sc_wait(strata *c, uint64_t base, size_t n, size_t want, sc_deliver_fn cb, v
 	c->wcb = NULL;
 	if (rc)
 		sc_disconnect(c);
+	else
+		c->idle_since_ms = sc_now_ms();
 	return rc;
 }
 

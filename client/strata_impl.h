@@ -28,6 +28,7 @@ struct strata {
 	struct strata_connect_opts o;
 	char *token; /* owned copy */
 	int fd;      /* -1: not connected (reconnects on the next call) */
+	int64_t idle_since_ms; /* last time a wait ended with nothing outstanding */
 	uint64_t epoch; /* bumped on every (re)connect: older joins are dead */
 	uint64_t next_id;
 	uint8_t *rbuf;

@@ -308,3 +308,26 @@ def test_get_many_is_one_request_per_batch(tmp_path, tname):
     finally:
         p.terminate()
         p.wait(10)
+
+
+def test_idle_connection_closed_by_server(tmp_path, tname):
+    """A connection that sat idle past the server's handshake timeout (closed by the server
+    before its first request) is reopened for the next call, even a non-idempotent one."""
+    ready = tmp_path / "ready"
+    p = subprocess.Popen([os.path.join(BIN, "stratad"), "--data-dir", str(tmp_path / "d"),
+                          "--listen", "127.0.0.1:0", "--admin", "off", "--handshake-timeout",
+                          "1s", "--ready-file", str(ready)], stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(400):
+            if ready.exists() and ready.stat().st_size:
+                break
+            time.sleep(0.025)
+        with strata.connect(ready.read_text().split()[0]) as c:
+            time.sleep(2.5)  # the server closes the silent connection after 1 s
+            c.create_table(tname, {"x": "i64"})
+            c.put(tname, "e", {"x": 1})
+            time.sleep(2.5)  # idle after requests: kept by the server, reused
+            assert c.get(tname, "e", ["x"]).to_dict() == {"x": [1]}
+    finally:
+        p.terminate()
+        p.wait(10)
