@@ -17,7 +17,10 @@ BIN = os.path.join(ROOT, os.environ.get("STRATA_BIN", "bin"))
 
 
 class Server:
-    def __init__(self, token=None):
+    """A stratad on a free loopback port in a temp dir; `extra` stratad options come last
+    (a repeated option overrides the default one)."""
+
+    def __init__(self, token=None, extra=()):
         self.dir = tempfile.mkdtemp(prefix="strata-py-srv.")
         ready = os.path.join(self.dir, "ready")
         args = [os.path.join(BIN, "stratad"), "--data-dir", os.path.join(self.dir, "data"),
@@ -26,6 +29,7 @@ class Server:
             with open(os.path.join(self.dir, "token"), "w") as f:
                 f.write(token + "\n")
             args += ["--auth-token-file", os.path.join(self.dir, "token")]
+        args += list(extra)
         self.log = open(os.path.join(self.dir, "stratad.log"), "w")
         self.proc = subprocess.Popen(args, stderr=self.log)
         for _ in range(400):

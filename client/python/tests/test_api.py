@@ -2,7 +2,6 @@
 import datetime as dt
 import gzip
 import os
-import subprocess
 import threading
 import time
 
@@ -11,7 +10,7 @@ import pandas as pd
 import pytest
 
 import strata
-from conftest import BIN
+from conftest import Server
 
 T0 = pd.Timestamp("2026-01-01T00:00:00Z")
 FEATS = {"age": "i64", "ctr": "f64", "x": "f32", "name": "str", "raw": "bytes",
@@ -274,7 +273,7 @@ def test_get_many_entities(client, tname):
     assert many["x"][ents.index("e1498")] == 749 and many["x"][ents.index("e1")] is None
 
 
-def test_get_many_is_one_request_per_batch(tmp_path, tname):
+def test_get_many_is_one_request_per_batch(tname):
     """Through stratad, a get of 1000 entities is 2 multi-get requests, not 1000 gets."""
     import socket
     import urllib.request
@@ -282,16 +281,9 @@ def test_get_many_is_one_request_per_batch(tmp_path, tname):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    ready = tmp_path / "ready"
-    p = subprocess.Popen([os.path.join(BIN, "stratad"), "--data-dir", str(tmp_path / "d"),
-                          "--listen", "127.0.0.1:0", "--admin", f"127.0.0.1:{port}",
-                          "--ready-file", str(ready)], stderr=subprocess.DEVNULL)
+    srv = Server(extra=["--admin", f"127.0.0.1:{port}"])
     try:
-        for _ in range(400):
-            if ready.exists() and ready.stat().st_size:
-                break
-            time.sleep(0.025)
-        with strata.connect(ready.read_text().split()[0]) as c:
+        with strata.connect(srv.addr) as c:
             c.create_table(tname, {"x": "i64"})
             c.put(tname, "e1", {"x": 1})
 
@@ -306,28 +298,19 @@ def test_get_many_is_one_request_per_batch(tmp_path, tname):
             assert r["x"][1] == 1 and r["x"][0] is None
             assert count("multiget") + count("get") - before == 2
     finally:
-        p.terminate()
-        p.wait(10)
+        srv.stop()
 
 
-def test_idle_connection_closed_by_server(tmp_path, tname):
+def test_idle_connection_closed_by_server(tname):
     """A connection that sat idle past the server's handshake timeout (closed by the server
     before its first request) is reopened for the next call, even a non-idempotent one."""
-    ready = tmp_path / "ready"
-    p = subprocess.Popen([os.path.join(BIN, "stratad"), "--data-dir", str(tmp_path / "d"),
-                          "--listen", "127.0.0.1:0", "--admin", "off", "--handshake-timeout",
-                          "1s", "--ready-file", str(ready)], stderr=subprocess.DEVNULL)
+    srv = Server(extra=["--handshake-timeout", "1s"])
     try:
-        for _ in range(400):
-            if ready.exists() and ready.stat().st_size:
-                break
-            time.sleep(0.025)
-        with strata.connect(ready.read_text().split()[0]) as c:
+        with strata.connect(srv.addr) as c:
             time.sleep(2.5)  # the server closes the silent connection after 1 s
             c.create_table(tname, {"x": "i64"})
             c.put(tname, "e", {"x": 1})
             time.sleep(2.5)  # idle after requests: kept by the server, reused
             assert c.get(tname, "e", ["x"]).to_dict() == {"x": [1]}
     finally:
-        p.terminate()
-        p.wait(10)
+        srv.stop()
