@@ -32,7 +32,7 @@ out=$("$A" stats --addr "$ADDR") || fail "stats --addr"
 has "stats server" "server:     $ADDR" "$out"
 has "stats tables" "tables:     1" "$out"
 "$A" stats --addr "$ADDR" --json > st.json || fail "stats --json"
-python3 -c 'import json; s=json.load(open("st.json")); assert s["tables"]==["users"] and s["shards"]>=1 and "sst_bytes" in s and "latest_sequences" in s, s' \
+/usr/bin/python3 -c 'import json; s=json.load(open("st.json")); assert s["tables"]==["users"] and s["shards"]>=1 and "sst_bytes" in s and "latest_sequences" in s, s' \
   || fail "stats --json fields: $(cat st.json)"
 out=$("$A" verify --addr "$ADDR" 2>&1) || fail "verify --addr: $out"
 has "verify table" "table users                          50 entities        101 versions        1 tombstones  ok" "$out"

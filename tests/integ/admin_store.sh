@@ -39,7 +39,7 @@ done
 
 $A compact --data-dir d >/dev/null
 $A stats --data-dir d --json > st.json
-python3 -c 'import json,sys; s=json.load(open("st.json")); assert s["shards"]==4 and s["tables"]==["t"], s'
+/usr/bin/python3 -c 'import json,sys; s=json.load(open("st.json")); assert s["shards"]==4 and s["tables"]==["t"], s'
 if $A stats --data-dir nowhere 2>/dev/null; then fail "stats on a missing dir succeeded"; fi
 if $A dump --data-dir d nosuch 2>err.txt; then fail "dump of a missing table succeeded"; fi
 grep -q "no such table" err.txt || fail "dump error: $(cat err.txt)"

@@ -26,7 +26,7 @@ expect_fail() { # expect_fail "description" "stderr substring" cmd...
 }
 export HOME="$T/home"; mkdir -p "$HOME"
 unset STRATA_ADDR STRATA_CONFIG
-DEAD=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+DEAD=127.0.0.1:$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 # ---- the default target: a server, never a silent ./data ----
 mkdir cwd && cd cwd
@@ -134,7 +134,7 @@ printf 'user_id,ts,age\np6,1762000000,6\n' > secs.csv
 expect_fail "preload ts guard" "integer timestamp 1762000000 in ms is 1970-01-21" $S $D preload u secs.csv --wait
 $S $D preload u secs.csv --wait --ts-unit s >/dev/null 2>&1 || fail "preload --ts-unit s"
 $S $D preload u secs.csv --json --wait > pj.txt 2>pj.err && fail "preload --json of a bad file succeeded"
-python3 - pj.txt <<'PY' || fail "preload --json fields: $(cat pj.txt)"
+/usr/bin/python3 - pj.txt <<'PY' || fail "preload --json fields: $(cat pj.txt)"
 import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 last = lines[-1]
@@ -145,7 +145,7 @@ for k in ("id", "state", "rows", "cells", "bad_rows", "bytes_done", "bytes_total
 assert last["ingested"] == "none" and "integer timestamp" in last["error"], last
 PY
 $S $D jobs --json > jj.txt || fail "jobs --json"
-python3 -c 'import json,sys; j=json.load(open("jj.txt")); assert len(j)>=5 and all("bytes_per_s" in x and "ingested" in x for x in j), j' \
+/usr/bin/python3 -c 'import json,sys; j=json.load(open("jj.txt")); assert len(j)>=5 and all("bytes_per_s" in x and "ingested" in x for x in j), j' \
   || fail "jobs --json fields"
 has "jobs detail sizes" " B of " "$($S $D jobs 1)"
 

@@ -11,9 +11,9 @@ mkdir "$D"
 for i in 1 2 3; do echo "$i" >"$D/f$i"; done
 listing() { ls -1a "$1" | tr '\n' ' '; }
 ls "$D" >/dev/null
-n0=$("$ADMIN" fs status --mount "$M" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"]["readdirplus"])')
+n0=$("$ADMIN" fs status --mount "$M" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"]["readdirplus"])')
 for _ in 1 2 3 4 5; do ls "$D" >/dev/null; done
-n1=$("$ADMIN" fs status --mount "$M" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"]["readdirplus"])')
+n1=$("$ADMIN" fs status --mount "$M" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"]["readdirplus"])')
 [ "$n1" = "$n0" ] || fail "repeated listings of an unchanged directory reached the daemon ($n0 -> $n1)"
 
 note "changes through the mount show in the next listing"

@@ -64,7 +64,7 @@ grep -qv '^w[1-4]-[0-9]*$' "$D/shared" && fail "shared has garbage lines"
 cat "$T"/part0 "$T"/part1 "$T"/part2 "$T"/part3 | cmp - "$D/big" || fail "parallel dd regions differ"
 for n in 1 2; do [ -e "$D/churn/k$n" ] && fail "k$n survived its final rm"; done
 [ "$(ls "$D/churn" | grep -c '^c')" = 0 ] || fail "renamed files left behind"
-n_trash=$("$ADMIN" trash list --mount "$M" --json | python3 -c '
+n_trash=$("$ADMIN" trash list --mount "$M" --json | /usr/bin/python3 -c '
 import json,sys; print(sum(1 for e in json.load(sys.stdin)["entries"] if e["path"].startswith("/work/churn/")))')
 # each churner, per 3 rounds: 2 renames over an existing k + 1 rm = 3 trash entries
 [ "$n_trash" = 600 ] || fail "expected 600 churn entries in the trash, found $n_trash"

@@ -46,7 +46,7 @@ grep -q seventeen "$T/mount.out" || fail "workload did not run: $(head "$T/mount
 
 note "the deleted deep objects are listed with their original paths (over 3,000 bytes)"
 "$ADMIN" trash list --mount "$M" --flat --json >"$T/list.json" || fail "trash list"
-python3 - "$T/list.json" <<'EOF' || fail "trash list: $(head -c 600 "$T/list.json")"
+/usr/bin/python3 - "$T/list.json" <<'EOF' || fail "trash list: $(head -c 600 "$T/list.json")"
 import json, sys
 e = json.load(open(sys.argv[1]))["entries"]
 paths = [x["path"] for x in e]
@@ -66,7 +66,7 @@ note "restore of the whole tree by path recreates every level and the deepest fi
 note "restore by id (a file at 3,400 bytes) brings it back to its original place"
 rm "$M/$(deep x 17)/file17"
 "$ADMIN" trash list --mount "$M" --flat --json >"$T/list2.json" || fail "trash list"
-id=$(python3 -c "import json,sys; print([x['id'] for x in json.load(open(sys.argv[1]))['entries'] if x['path'].endswith('/file17')][-1])" "$T/list2.json")
+id=$(/usr/bin/python3 -c "import json,sys; print([x['id'] for x in json.load(open(sys.argv[1]))['entries'] if x['path'].endswith('/file17')][-1])" "$T/list2.json")
 "$ADMIN" trash restore --mount "$M" "$id" >/dev/null || fail "restore of $id"
 [ "$(cat "$M/$(deep x 17)/file17")" = seventeen ] || fail "file17 not back in place"
 cd /

@@ -14,7 +14,7 @@ note "random file operations, journaled mount vs plain dir"
 fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 300ms --journal-bypass 64K
 for seed in 1 2 3; do
 	rm -rf "${M:?}"/* "${N:?}"/*
-	python3 "$MODEL" "$M" "$N" --ops 3000 --seed "$seed" || fail "model seed $seed"
+	/usr/bin/python3 "$MODEL" "$M" "$N" --ops 3000 --seed "$seed" || fail "model seed $seed"
 done
 fs_umount
 note "after unmount the backing dir holds everything"
@@ -65,7 +65,7 @@ done
 
 note "full journal: a writer faster than writeback is slowed, nothing lost"
 fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --journal-bypass 0
-python3 - "$M/big" "$T/bigref" "$J" <<'PY' || fail "writes into a full journal"
+/usr/bin/python3 - "$M/big" "$T/bigref" "$J" <<'PY' || fail "writes into a full journal"
 import os, random, sys
 rnd = random.Random(5)
 fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT, 0o644)

@@ -24,7 +24,7 @@ crash_round() {
 		sleep 0.1
 	done
 	mountpoint -q "$M" || fail "round $seed: stratafs did not come up"
-	python3 "$CRASH" write "$M/r$seed" "$T/state$seed" --seed "$seed" &
+	/usr/bin/python3 "$CRASH" write "$M/r$seed" "$T/state$seed" --seed "$seed" &
 	local wpid=$!
 	for _ in $(seq 1 200); do
 		[ -e "$T/state$seed" ] && break
@@ -35,10 +35,10 @@ crash_round() {
 	fs_kill9
 	wait "$wpid"
 	fs_mount --journal-dir "$J" --journal-size 16M
-	python3 "$CRASH" check "$M/r$seed" "$T/state$seed" || fail "round $seed: acknowledged data lost"
+	/usr/bin/python3 "$CRASH" check "$M/r$seed" "$T/state$seed" || fail "round $seed: acknowledged data lost"
 	fs_umount
 	# after a clean unmount everything is on the capacity tier
-	python3 "$CRASH" check "$B/r$seed" "$T/state$seed" || fail "round $seed: backing incomplete"
+	/usr/bin/python3 "$CRASH" check "$B/r$seed" "$T/state$seed" || fail "round $seed: backing incomplete"
 }
 
 for seed in $(seq 1 20); do
@@ -62,10 +62,10 @@ done
 # strata-admin journal replay without mounting
 mkdir -p "$B/off"
 fs_mount --journal-dir "$J" --journal-size 256M --max-dirty-age 1h --journal-bypass 0
-python3 "$CRASH" write "$M/off" "$T/state-off" --seed 7 --ops 100
+/usr/bin/python3 "$CRASH" write "$M/off" "$T/state-off" --seed 7 --ops 100
 fs_kill9
 "$ADMIN" journal inspect "$J" --json >"$T/inspect.json" || fail "journal inspect failed"
-python3 - "$T/inspect.json" <<'PY' || fail "inspect shows no dirty data"
+/usr/bin/python3 - "$T/inspect.json" <<'PY' || fail "inspect shows no dirty data"
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert j["dirty_bytes"] > 0 and j["files"] and j["records"] > 0, j
@@ -76,6 +76,6 @@ mkdir -p "$T/other/.strata" && echo 0123456789abcdef0123456789abcdef >"$T/other/
 "$ADMIN" journal replay "$J" "$T/other" 2>"$T/err" && fail "replay into a foreign backing dir"
 grep -q "belongs to another backing dir" "$T/err" || { cat "$T/err"; fail "no clear error"; }
 "$ADMIN" journal replay "$J" "$B" || fail "offline replay failed"
-python3 "$CRASH" check "$B/off" "$T/state-off" || fail "offline replay lost acknowledged data"
+/usr/bin/python3 "$CRASH" check "$B/off" "$T/state-off" || fail "offline replay lost acknowledged data"
 note "offline replay applied the journal; a foreign backing dir is refused"
 echo PASS

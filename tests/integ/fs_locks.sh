@@ -32,7 +32,7 @@ echo data >"$M/f"
 
 # lockpy HOLDER_PATH OTHER_PATH KIND: holder takes an exclusive lock through one path, a
 # second process tries through the other; prints what the second one saw.
-python3 -u - "$M/f" "$M2/f" "$B/f" <<'EOF' >"$T/locks.out" 2>&1 || fail "lock checks: $(cat "$T/locks.out")"
+/usr/bin/python3 -u - "$M/f" "$M2/f" "$B/f" <<'EOF' >"$T/locks.out" 2>&1 || fail "lock checks: $(cat "$T/locks.out")"
 import errno, fcntl, os, signal, struct, sys, time
 m1, m2, native = sys.argv[1:4]
 

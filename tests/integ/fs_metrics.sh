@@ -24,7 +24,7 @@ expect() {
 		exit 1 }' || fail "$1 = $v, expected $2 $3"
 }
 metrics_addr() {
-	"$ADMIN" fs status --mount "$M" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["metrics"])'
+	"$ADMIN" fs status --mount "$M" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["metrics"])'
 }
 
 note "bad --metrics values are refused with the option named"
@@ -50,7 +50,7 @@ expect 'stratafs_fuse_request_duration_seconds_count{op="create"}' '>=' 50
 expect 'stratafs_fuse_request_duration_seconds_bucket{op="create",le="+Inf"}' '>=' 50
 expect 'stratafs_fuse_request_duration_seconds_sum{op="create"}' '>' 0
 expect 'stratafs_fuse_requests_total{op="mkdir"}' '>=' 1
-expect stratafs_passthrough == "$("$ADMIN" fs status --mount "$M" --json | python3 -c 'import json,sys; print(int(json.load(sys.stdin)["passthrough"]))')"
+expect stratafs_passthrough == "$("$ADMIN" fs status --mount "$M" --json | /usr/bin/python3 -c 'import json,sys; print(int(json.load(sys.stdin)["passthrough"]))')"
 expect stratafs_journal_enabled == 0
 ls "$M/nonexistent" 2>/dev/null
 scrape
@@ -131,7 +131,7 @@ note "daemonised without --log-file: syslog"
 if [ -e /dev/log ]; then
 	echo "note: /dev/log belongs to a running syslog; not checked here"
 else
-	python3 - "$T/syslog.out" <<'EOF' &
+	/usr/bin/python3 - "$T/syslog.out" <<'EOF' &
 import socket, sys, os
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind("/dev/log")

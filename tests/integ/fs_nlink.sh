@@ -23,7 +23,7 @@ workload() {
 	mv s t
 	stat -c '%h %n' t t2
 	# fstat of open files after unlink: the last name (0) and one of two (1)
-	python3 - <<'EOF'
+	/usr/bin/python3 - <<'EOF'
 import os
 fd = os.open("u", os.O_CREAT | os.O_RDWR, 0o644)
 os.unlink("u")

@@ -5,14 +5,14 @@
 # filesystem (random operations compared with a plain directory); --no-passthrough and
 # --writeback-cache go back to requests.
 . "$(dirname "$0")/fs_common.bash"
-command -v python3 >/dev/null || { echo "skip: python3 not installed"; exit 77; }
+command -v /usr/bin/python3 >/dev/null || { echo "skip: /usr/bin/python3 not installed"; exit 77; }
 MODEL="$ROOT/tests/integ/fs_fileops_model.py"
 NAT="$T/native"
 mkdir -p "$NAT"
 
 status() { "$ADMIN" fs status --mount "$M" --json; }
 field() { # field JSON KEY: a top-level value or a request count
-	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); k=sys.argv[2]
+	/usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); k=sys.argv[2]
 print(json.dumps(d.get(k, d["requests"].get(k))))' "$1" "$2"
 }
 
@@ -45,8 +45,8 @@ t=$(find "$M/.trash" -name big -type f | head -1)
 cmp <(cat "$T/src"; echo tail) "$t" || fail "trash copy differs"
 
 note "random operations: mount and a plain directory agree"
-python3 "$MODEL" "$M/model" "$NAT/model" --ops "${FS_MODEL_OPS:-4000}" || fail "model mismatch"
-python3 "$MODEL" "$M/model2" "$NAT/model2" --ops 1500 --seed 7 || fail "model mismatch (seed 7)"
+/usr/bin/python3 "$MODEL" "$M/model" "$NAT/model" --ops "${FS_MODEL_OPS:-4000}" || fail "model mismatch"
+/usr/bin/python3 "$MODEL" "$M/model2" "$NAT/model2" --ops 1500 --seed 7 || fail "model mismatch (seed 7)"
 
 note "a write by another user clears setuid, as natively"
 for d in "$M" "$NAT"; do
@@ -69,13 +69,13 @@ dd if="$T/src" of="$M/big2" bs=1M status=none
 cmp "$T/src" "$M/big2" || fail "read back differs without passthrough"
 s=$(status)
 [ "$(field "$s" write)" -gt 0 ] || fail "no WRITE requests without passthrough: $s"
-python3 "$MODEL" "$M/model3" "$NAT/model3" --ops 1500 || fail "model mismatch without passthrough"
+/usr/bin/python3 "$MODEL" "$M/model3" "$NAT/model3" --ops 1500 || fail "model mismatch without passthrough"
 fs_umount
 
 note "--writeback-cache turns passthrough off"
 fs_mount --writeback-cache
 [ "$(field "$(status)" passthrough)" = false ] || fail "passthrough with the writeback cache"
 cmp "$T/src" "$M/big2" || fail "read with the writeback cache"
-python3 "$MODEL" "$M/model4" "$NAT/model4" --ops 1500 || fail "model mismatch with the writeback cache"
+/usr/bin/python3 "$MODEL" "$M/model4" "$NAT/model4" --ops 1500 || fail "model mismatch with the writeback cache"
 fs_umount
 echo "PASS"

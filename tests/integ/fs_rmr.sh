@@ -31,7 +31,7 @@ echo "rmr returned in ${dt} ms: $(cat "$T/rmr.out")"
 [ -e "$M/big" ] && fail "big still visible after rmr"
 mkdir "$M/big" && echo new >"$M/big/new" || fail "the name is not free at once"
 "$ADMIN" rmr status --mount "$M" --json >"$T/st.json" || fail "rmr status"
-python3 - "$T/st.json" <<'PY' || fail "status JSON: $(cat "$T/st.json")"
+/usr/bin/python3 - "$T/st.json" <<'PY' || fail "status JSON: $(cat "$T/st.json")"
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["ok"] and len(s["jobs"]) == 1, s
@@ -54,7 +54,7 @@ fs_umount
 fs_mount --rmr-rate 20000
 "$ADMIN" rmr "$M/big2" >/dev/null || fail "rmr big2"
 for _ in $(seq 1 100); do
-	done_files=$("$ADMIN" rmr status --mount "$M" --json | python3 -c '
+	done_files=$("$ADMIN" rmr status --mount "$M" --json | /usr/bin/python3 -c '
 import json,sys; j=json.load(sys.stdin)["jobs"]; print(j[0]["files_done"] if j else -1)')
 	[ "$done_files" -gt 2000 ] 2>/dev/null && break
 	sleep 0.2
@@ -74,7 +74,7 @@ note "--via-trash: one trash entry, restorable"
 mkdir -p "$M/t1/a/b"; echo one >"$M/t1/a/b/f"; echo two >"$M/t1/g"
 "$ADMIN" rmr --via-trash "$M/t1" >/dev/null || fail "rmr --via-trash"
 [ -e "$M/t1" ] && fail "t1 still visible"
-[ "$("$ADMIN" trash list --mount "$M" --json | python3 -c '
+[ "$("$ADMIN" trash list --mount "$M" --json | /usr/bin/python3 -c '
 import json,sys; print(sum(1 for e in json.load(sys.stdin)["entries"] if e["path"]=="/t1" and e["type"]=="d"))')" = 1 ] || fail "t1 is not one trash entry"
 "$ADMIN" trash restore --mount "$M" /t1 >/dev/null || fail "restore t1"
 [ "$(cat "$M/t1/a/b/f")$(cat "$M/t1/g")" = onetwo ] || fail "t1 content after restore"

@@ -94,7 +94,7 @@ mv --no-clobber "$M/ra" "$M/rb" 2>/dev/null
 if mv --help | grep -q -- --exchange; then
 	mv --exchange "$M/ra" "$M/rb" && [ "$(cat "$M/ra")" = B ] || fail "RENAME_EXCHANGE"
 else
-	python3 -c "
+	/usr/bin/python3 -c "
 import ctypes,os,sys
 libc=ctypes.CDLL(None,use_errno=True)
 r=libc.renameat2(-100,b'$M/ra',-100,b'$M/rb',2)
@@ -112,7 +112,7 @@ touch -h -d "2001-02-03 04:05:06" "$M/sl" && [ "$(stat -c %Y "$M/sl")" = "$(date
 setfattr -n user.k -v v "$M/fa2" && [ "$(getfattr --only-values -n user.k "$M/fa2" 2>/dev/null)" = v ] || fail setxattr
 setfattr -x user.k "$M/fa2" && ! getfattr -n user.k "$M/fa2" 2>/dev/null || fail removexattr
 mkfifo "$M/fifo" && [ -p "$M/fifo" ] || fail mknod
-sync -f "$M" && python3 -c "import os;fd=os.open('$M/fa',os.O_RDWR);os.fsync(fd);os.fdatasync(fd)" || fail fsync
+sync -f "$M" && /usr/bin/python3 -c "import os;fd=os.open('$M/fa',os.O_RDWR);os.fsync(fd);os.fdatasync(fd)" || fail fsync
 
 note "caller credentials with allow_other: files created by nobody are nobody's"
 fs_umount

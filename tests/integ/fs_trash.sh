@@ -49,7 +49,7 @@ grep -q " /proj  (+[0-9]* inside)$" "$T/list.fold" || fail "proj is not one fold
 grep -q "/proj/" "$T/list.fold" && fail "entries of the rm -rf'd tree listed on their own: $(cat "$T/list.fold")"
 nflat=$("$ADMIN" trash list --mount "$M" --user root --flat | grep -c " /proj")
 grep -q "^1 entry ($nflat deleted objects; --flat lists each)" "$T/list.fold" || fail "fold summary: $(tail -1 "$T/list.fold")"
-"$ADMIN" trash list --mount "$M" --user root --json | python3 -c '
+"$ADMIN" trash list --mount "$M" --user root --json | /usr/bin/python3 -c '
 import json, sys
 r = json.load(sys.stdin)
 e = r["entries"]
@@ -80,7 +80,7 @@ stat "$M/proj" 2>/dev/null && fail "proj exists before restore"   # caches a neg
 [ -d "$M/proj" ] || fail "restored tree not visible at once (stale negative dentry?)"
 snapshot "$M/proj" >"$T/after"
 diff -u "$T/before" "$T/after" || fail "restored tree differs from the original"
-[ "$("$ADMIN" trash list --mount "$M" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["entries"]))')" = 0 ] || fail "entries left in the trash after restoring the tree"
+[ "$("$ADMIN" trash list --mount "$M" --json | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["entries"]))')" = 0 ] || fail "entries left in the trash after restoring the tree"
 
 note "a file overwritten by rename goes to the trash too"
 echo v1 >"$M/proj/conf"; echo v2 >"$M/proj/conf.new"
@@ -101,7 +101,7 @@ note "restore recreates missing parents with their recorded metadata"
 mkdir -p "$M/r1/r2"; chmod 751 "$M/r1/r2"; echo leaf >"$M/r1/r2/leaf"
 touch -d "2017-01-01" "$M/r1/r2"
 rm -rf "$M/r1"
-ID=$("$ADMIN" trash list --mount "$M" --flat --json | python3 -c '
+ID=$("$ADMIN" trash list --mount "$M" --flat --json | /usr/bin/python3 -c '
 import json,sys
 print([e["id"] for e in json.load(sys.stdin)["entries"] if e["path"]=="/r1/r2/leaf"][0])')
 "$ADMIN" trash restore --mount "$M" "$ID" >/dev/null || fail "restore by id"
@@ -127,7 +127,7 @@ grep -q "/shared/nb.txt" "$T/nblist" || fail "nobody's entry missing from its li
 grep -q "/shared/root.txt\|/proj" "$T/nblist" && fail "nobody's list shows root's entries"
 as_nobody "$ADMIN" trash list --mount "$M" --user root 2>/dev/null && fail "nobody listed root's trash"
 as_nobody "$ADMIN" trash restore --mount "$M" /shared/root.txt 2>/dev/null && fail "nobody restored root's file"
-RID=$("$ADMIN" trash list --mount "$M" --json | python3 -c '
+RID=$("$ADMIN" trash list --mount "$M" --json | /usr/bin/python3 -c '
 import json,sys
 print([e["id"] for e in json.load(sys.stdin)["entries"] if e["path"]=="/shared/root.txt"][0])')
 as_nobody "$ADMIN" trash restore --mount "$M" "$RID" 2>/dev/null && fail "nobody restored root's entry by id"

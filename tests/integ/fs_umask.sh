@@ -19,7 +19,7 @@ workload() {
 		touch f
 		mkdir dir
 		mkfifo fifo
-		python3 - <<'EOF'
+		/usr/bin/python3 - <<'EOF'
 import os
 os.close(os.open("o620", os.O_CREAT | os.O_WRONLY, 0o620))
 os.close(os.open("o4777", os.O_CREAT | os.O_WRONLY, 0o4777))

@@ -31,7 +31,7 @@ read -r _ VERSION _ COMMIT <<<"$("$ROOT/$BIN/stratad" --version | tr -d '()')"
 curl -sf "http://$ADMIN/metrics" > "$T/metrics" || fail "no /metrics at $ADMIN"
 has "build info" "strata_build_info{version=\"$VERSION\",commit=\"$COMMIT\"} 1" "$(cat "$T/metrics")"
 status=$(curl -sf "http://$ADMIN/status") || fail "no /status"
-python3 - "$VERSION" "$COMMIT" "$status" <<'PY' || fail "/status version: $status"
+/usr/bin/python3 - "$VERSION" "$COMMIT" "$status" <<'PY' || fail "/status version: $status"
 import json, sys
 s = json.loads(sys.argv[3])
 assert s["version"] == sys.argv[1] and s["commit"] == sys.argv[2] and s["protocol"] == "1", s
@@ -49,7 +49,7 @@ grep -q '^BACKING=.*' "$ROOT/ops/examples/stratafs.env" || fail "stratafs.env ha
 # here, so a typo still fails.
 OTHER="up strata_replication_lag_seconds stratafs_trash_bytes stratafs_journal_bytes
 stratafs_journal_capacity_bytes node_filesystem_avail_bytes node_filesystem_size_bytes"
-python3 - "$ROOT/ops/prometheus/strata-alerts.yml" "$ROOT/ops/grafana/strata-dashboard.json" \
+/usr/bin/python3 - "$ROOT/ops/prometheus/strata-alerts.yml" "$ROOT/ops/grafana/strata-dashboard.json" \
   "$T/metrics" "$OTHER" <<'PY' || fail "rules/dashboard metric check"
 import json, re, sys, yaml
 rules = yaml.safe_load(open(sys.argv[1]))
