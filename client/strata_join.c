@@ -116,13 +116,10 @@ int strata_join_open(strata *c, const char *table, const char *const *features,
 	return strata_join_open2(c, table, features, nfeatures, known_at, chunk_rows, 0, out, err);
 }
 
-int strata_join_open2(strata *c, const char *table, const char *const *features,
-		      size_t nfeatures, int64_t known_at, size_t chunk_rows, int flags,
-		      strata_join **out, struct strata_error *err)
+/* A join handle of either kind, without its server side yet. */
+static int sj_new(strata *c, size_t nfeatures, size_t chunk_rows, strata_join **out,
+		  struct strata_error *err)
 {
-	if (!sc_routed(c))
-		return sj_open_one(c, table, features, nfeatures, known_at, chunk_rows, flags, out,
-				   err);
 	if (nfeatures == 0)
 		return sc_error(err, STRATA_EINVAL, "join: no features");
 	strata_join *j = calloc(1, sizeof(*j));
@@ -131,7 +128,22 @@ int strata_join_open2(strata *c, const char *table, const char *const *features,
 	j->c = c;
 	j->nf = nfeatures;
 	j->chunk_rows = chunk_rows ? chunk_rows : SJ_CHUNK_DEFAULT;
-	int rc = sj_open_cluster(j, table, features, known_at, flags, err);
+	*out = j;
+	return 0;
+}
+
+int strata_join_open2(strata *c, const char *table, const char *const *features,
+		      size_t nfeatures, int64_t known_at, size_t chunk_rows, int flags,
+		      strata_join **out, struct strata_error *err)
+{
+	if (!sc_routed(c))
+		return sj_open_one(c, table, features, nfeatures, known_at, chunk_rows, flags, out,
+				   err);
+	strata_join *j;
+	int rc = sj_new(c, nfeatures, chunk_rows, &j, err);
+	if (rc)
+		return rc;
+	rc = sj_open_cluster(j, table, features, known_at, flags, err);
 	if (rc) {
 		strata_join_close(j);
 		return rc;
@@ -144,14 +156,10 @@ static int sj_open_one(strata *c, const char *table, const char *const *features
 		       size_t nfeatures, int64_t known_at, size_t chunk_rows, int flags,
 		       strata_join **out, struct strata_error *err)
 {
-	if (nfeatures == 0)
-		return sc_error(err, STRATA_EINVAL, "join: no features");
-	strata_join *j = calloc(1, sizeof(*j));
-	if (!j)
-		return sc_error(err, STRATA_ENOMEM, "out of memory");
-	j->c = c;
-	j->nf = nfeatures;
-	j->chunk_rows = chunk_rows ? chunk_rows : SJ_CHUNK_DEFAULT;
+	strata_join *j;
+	int rc = sj_new(c, nfeatures, chunk_rows, &j, err);
+	if (rc)
+		return rc;
 	j->eoff = malloc(j->chunk_rows * sizeof(*j->eoff));
 	j->elen = malloc(j->chunk_rows * sizeof(*j->elen));
 	j->ts = malloc(j->chunk_rows * sizeof(*j->ts));
@@ -175,7 +183,7 @@ static int sj_open_one(strata *c, const char *table, const char *const *features
 	req.op_case = STRATA__REQUEST__OP_JOIN_OPEN;
 	req.join_open = &m;
 	Strata__Response *r;
-	int rc = sc_call(c, &req, &r, 0, err);
+	rc = sc_call(c, &req, &r, 0, err);
 	if (rc) {
 		strata_join_close(j);
 		return rc;
