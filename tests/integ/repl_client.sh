@@ -11,17 +11,7 @@ source tests/integ/repl_common.bash
 D="$PWD/$BIN/tests/test_client_route"
 drv() { ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1 "$D" "$@"; }
 
-NODES=(a b c)
-{ echo "[cluster]"; echo "version = 1"; echo "shards = 4"
-  for n in a b c; do
-    ADDR[$n]=127.0.0.1:$(free_port)
-    echo "[node $n]"; echo "addr = ${ADDR[$n]}"; echo "repl = 127.0.0.1:$(free_port)"
-  done
-  echo "[shard 0]"; echo "primary = a"; echo "replicas = b c"
-  echo "[shard 1]"; echo "primary = b"; echo "replicas = a c"
-  echo "[shard 2]"; echo "primary = c"; echo "replicas = a b"
-  echo "[shard 3]"; echo "primary = a"; echo "replicas = b c"
-} > "$T/cluster.ini"
+make_split_cluster "a b c a" a b c
 for n in a b c; do start $n; done
 # the single-node reference: no --cluster
 REF=127.0.0.1:$(free_port)

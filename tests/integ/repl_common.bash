@@ -37,6 +37,24 @@ make_cluster() {
   } > "$T/cluster.ini"
 }
 
+# make_split_cluster "P0 P1 ..." NODE... : writes $T/cluster.ini with one shard per listed
+# primary (shard i's primary is the i-th name) and every other node its replica.
+make_split_cluster() {
+  local prims=($1); shift
+  NODES=("$@")
+  { echo "[cluster]"; echo "version = 1"; echo "shards = ${#prims[@]}"
+    for n in "${NODES[@]}"; do
+      ADDR[$n]=127.0.0.1:$(free_port)
+      echo "[node $n]"; echo "addr = ${ADDR[$n]}"; echo "repl = 127.0.0.1:$(free_port)"
+    done
+    for i in "${!prims[@]}"; do
+      local reps=()
+      for n in "${NODES[@]}"; do [ "$n" = "${prims[$i]}" ] || reps+=("$n"); done
+      echo "[shard $i]"; echo "primary = ${prims[$i]}"; echo "replicas = ${reps[*]}"
+    done
+  } > "$T/cluster.ini"
+}
+
 # start NODE [extra stratad flags...]: starts and waits until it serves.
 start() {
   local n=$1; shift

@@ -8,17 +8,7 @@
 set -uo pipefail
 source tests/integ/repl_common.bash
 
-NODES=(a b c)
-{ echo "[cluster]"; echo "version = 1"; echo "shards = 4"
-  for n in a b c; do
-    ADDR[$n]=127.0.0.1:$(free_port)
-    echo "[node $n]"; echo "addr = ${ADDR[$n]}"; echo "repl = 127.0.0.1:$(free_port)"
-  done
-  echo "[shard 0]"; echo "primary = a"; echo "replicas = b c"
-  echo "[shard 1]"; echo "primary = b"; echo "replicas = a c"
-  echo "[shard 2]"; echo "primary = a"; echo "replicas = b c"
-  echo "[shard 3]"; echo "primary = b"; echo "replicas = a c"
-} > "$T/cluster.ini"
+make_split_cluster "a b a b" a b c
 for n in a b c; do start $n; done
 DEAD=127.0.0.1:$(free_port)
 C="$DEAD,${ADDR[c]}"
