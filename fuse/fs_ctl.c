@@ -97,12 +97,13 @@ static json_t *do_info(int full)
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		json_object_set_new(req, ops[i].name,
 				    json_integer((json_int_t)fs_chan_count(ops[i].op)));
-	json_t *r = json_pack("{s:b,s:s,s:s,s:i,s:b,s:b,s:b,s:f,s:o,s:s,s:b}", "ok", 1, "backing",
+	json_t *r = json_pack("{s:b,s:s,s:s,s:i,s:b,s:b,s:b,s:f,s:o,s:s,s:b,s:b}", "ok", 1, "backing",
 			      fs_g->backing, "mount", fs_g->mnt, "pid", (int)getpid(),
 			      "passthrough", fs_chan_passthrough(), "kernel_passthrough",
 			      fs_chan_passthrough_offered(), "writeback_cache", fs_g->writeback,
 			      "attr_timeout", fs_g->attr_timeout, "requests", req, "metrics",
-			      fs_g->metrics_addr, "killpriv_v2", fs_chan_killpriv_v2());
+			      fs_g->metrics_addr, "killpriv_v2", fs_chan_killpriv_v2(), "xattrs",
+			      !fs_g->no_xattr);
 	if (r && fs_g->jn)
 		json_object_set_new(r, "journal", journal_info(fs_g->jn));
 	return r;

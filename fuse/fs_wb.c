@@ -388,6 +388,15 @@ out:
 	return rc;
 }
 
+int fs_jn_dirty(struct fs_jn *jn, dev_t dev, ino_t ino)
+{
+	pthread_mutex_lock(&jn->lock);
+	struct fs_xfile *f = fs_xfile_get(&jn->idx, dev, ino, 0);
+	int d = f && fs_xfile_dirty(f);
+	pthread_mutex_unlock(&jn->lock);
+	return d;
+}
+
 void fs_jn_stat(struct fs_jn *jn, struct stat *st)
 {
 	if (!S_ISREG(st->st_mode))

@@ -112,6 +112,8 @@ ssize_t fs_jn_write(struct fs_jn *jn, dev_t dev, ino_t ino, int fd, const void *
  * has none (the caller reads the backing file itself). */
 ssize_t fs_jn_read(struct fs_jn *jn, dev_t dev, ino_t ino, int fd, void *buf, size_t len,
 		   off_t off);
+/* 1 when the file (dev, ino) has data in the journal not yet written back. */
+int fs_jn_dirty(struct fs_jn *jn, dev_t dev, ino_t ino);
 /* Size and mtime as they are with the journaled data. */
 void fs_jn_stat(struct fs_jn *jn, struct stat *st);
 /* fsync: returns once everything appended so far is durable on the journal device (and

@@ -137,6 +137,47 @@ cmp "$T/reuseref" "$M/reuse" || fail "reused segments: data differs after replay
 fs_umount
 cmp "$T/reuseref" "$B/reuse" || fail "reused segments: backing differs"
 
+note "passthrough with a journal: files without journaled data are read by the kernel"
+reqs() { "$ADMIN" fs status --mount "$M" --json | /usr/bin/python3 -c 'import json,sys
+d=json.load(sys.stdin); print(d["requests"]["'"$1"'"] if "'"$1"'" in d["requests"] else json.dumps(d["'"$1"'"]))'; }
+fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --journal-bypass 0
+if [ "$(reqs kernel_passthrough)" = true ]; then
+	[ "$(reqs passthrough)" = true ] || fail "passthrough off with a journal"
+	head -c 1000000 /dev/urandom >"$T/pt"
+	cp "$T/pt" "$M/pt"
+	echo 3 >/proc/sys/vm/drop_caches
+	r0=$(reqs read)
+	cmp "$T/pt" "$M/pt" || fail "read of a dirty file"
+	[ "$(reqs read)" -gt "$r0" ] || fail "a file with journaled data was read without the daemon"
+	truncate -s 1000000 "$M/pt" # writes the file back
+	cmp "$T/pt" "$B/pt" || fail "not written back"
+	echo 3 >/proc/sys/vm/drop_caches
+	r0=$(reqs read)
+	cmp "$T/pt" "$M/pt" || fail "passthrough read of a clean file"
+	[ "$(reqs read)" = "$r0" ] || fail "a clean file was read through the daemon"
+	# a writer while a passthrough reader is open gets passthrough too (the kernel cannot
+	# mix the modes): its data is on the backing file at once, and seen through the reader
+	exec 5<"$M/pt"
+	w0=$(reqs write)
+	printf 'XYZ' | dd of="$M/pt" bs=1 seek=10 conv=notrunc,fsync status=none ||
+		fail "write while a passthrough reader is open"
+	[ "$(reqs write)" = "$w0" ] || fail "that write went through the daemon"
+	[ "$(dd if="$B/pt" bs=1 skip=10 count=3 status=none)" = XYZ ] || fail "not on the backing file"
+	[ "$(dd bs=1 skip=10 count=3 status=none <&5)" = XYZ ] || fail "not seen by the reader"
+	exec 5<&-
+	printf 'XYZ' | dd of="$T/pt" bs=1 seek=10 conv=notrunc status=none
+	# the next writer goes through the journal again, and sees the passthrough write
+	printf 'Q' | dd of="$M/pt" bs=1 seek=0 conv=notrunc status=none
+	printf 'Q' | dd of="$T/pt" bs=1 seek=0 conv=notrunc status=none
+	[ "$(reqs write)" -gt "$w0" ] || fail "a write after the passthrough period skipped the journal"
+	cmp "$T/pt" "$M/pt" || fail "content after mixing passthrough and journal"
+	fs_umount
+	cmp "$T/pt" "$B/pt" || fail "backing after mixing passthrough and journal"
+else
+	note "(kernel without FUSE passthrough: skipped)"
+	fs_umount
+fi
+
 note "--close-to-open: on the backing dir when close returns"
 fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --close-to-open --journal-bypass 0
 head -c 100000 /dev/urandom >"$T/cto"
