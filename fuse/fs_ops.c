@@ -988,22 +988,24 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-/* Write through the journal: the request's data copied to memory and appended. */
+/* Write through the journal: appended from the request's buffer (requests are read into
+ * memory, fs_chan.c), or from a copy when libfuse hands over something else. */
 static void journal_write(fuse_req_t req, struct fs_inode *in, struct fuse_bufvec *in_buf,
 			  off_t off, int fd)
 {
-	size_t size = fuse_buf_size(in_buf);
-	char *buf = malloc(size ? size : 1);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
+	const struct fuse_buf *b0 = &in_buf->buf[in_buf->idx];
+	char *copy = NULL;
+	const char *data = (const char *)b0->mem + in_buf->off;
+	ssize_t n = (ssize_t)(b0->size - in_buf->off);
+	if (in_buf->count - in_buf->idx != 1 || (b0->flags & FUSE_BUF_IS_FD)) {
+		size_t size = fuse_buf_size(in_buf);
+		struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
+		data = mem.buf[0].mem = copy = malloc(size ? size : 1);
+		n = copy ? fuse_buf_copy(&mem, in_buf, 0) : -ENOMEM;
 	}
-	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
-	mem.buf[0].mem = buf;
-	ssize_t n = fuse_buf_copy(&mem, in_buf, 0);
 	if (n >= 0)
-		n = fs_jn_write(fs_g->jn, in->dev, in->ino, fd, buf, (size_t)n, off);
-	free(buf);
+		n = fs_jn_write(fs_g->jn, in->dev, in->ino, fd, data, (size_t)n, off);
+	free(copy);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
