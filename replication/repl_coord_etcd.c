@@ -14,8 +14,8 @@
  *
  * Every TICK the coordinator thread renews the lease when due (every TTL/4), publishes its
  * positions when they changed, reads shards/ and per shard:
- *   - leader key of another node with a newer epoch: follow it (a former primary reports the
- *     divergent tail it will drop, then resyncs);
+ *   - leader key of another node with a newer epoch: follow it (a former primary undoes its
+ *     divergent tail when it joins the new primary's stream: repl_replica.c, REWIND);
  *   - no leader key for SETTLE: if this node's copy is the most caught-up eligible one of the
  *     shard's history (repl_elect_best over the published positions), take the key in one
  *     transaction that also bumps the epoch key, compared by revision: one node wins a race;
@@ -265,34 +265,6 @@ static void publish(struct coord_etcd *c)
 
 /* ---- following and elections ---- */
 
-/* A copy of the history the new primary came from, beyond the promotion point, holds writes
- * the new primary never had: they go with the resync. Logged and counted. */
-static void report_divergence(struct coord_etcd *c, int s, const json_t *ep, const char *leader)
-{
-	struct repl *r = c->r;
-	const char *hist = jstr(ep, "from_replid");
-	uint64_t from = ju64(ep, "from_next"), mine_next = 0;
-	char copy[KV_REPLID_MAX] = "";
-	struct kv_repl_pos pos = {{0}, 0};
-	struct st_error err;
-	if (!*hist || repl_shard_replid(r, s, copy, &err) || kv_shard_repl_pos(r->db, s, &pos, &err))
-		return;
-	if (!strcmp(copy, hist))
-		mine_next = kv_shard_latest_seq(r->db, s) + 1;
-	else if (!strcmp(pos.replid, hist))
-		mine_next = pos.next_seq;
-	if (mine_next <= from)
-		return;
-	uint64_t n = mine_next - from;
-	atomic_fetch_add(&r->m.divergent_discarded, n);
-	atomic_fetch_add(&r->m.divergent_discards, 1);
-	st_warn("replication: shard %d: rejoining as a replica of %s (epoch %llu): discarding %llu "
-		"divergent sequences %llu..%llu that the new primary never had (never acknowledged "
-		"in semi-sync mode); the copy is resynced", s, leader,
-		(unsigned long long)ju64(ep, "epoch"), (unsigned long long)n,
-		(unsigned long long)from, (unsigned long long)(mine_next - 1));
-}
-
 static void follow(struct coord_etcd *c, int s, int n, uint64_t epoch, const json_t *ep)
 {
 	struct repl *r = c->r;
@@ -302,7 +274,6 @@ static void follow(struct coord_etcd *c, int s, int n, uint64_t epoch, const jso
 	pthread_mutex_unlock(&r->mu);
 	if (!change)
 		return;
-	report_divergence(c, s, ep, r->layout.nodes[n].name);
 	pthread_mutex_lock(&r->mu);
 	repl_role_reassign(r, sh, n, epoch);
 	repl_assert_state(r);

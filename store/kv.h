@@ -447,10 +447,13 @@ struct kv_repl_fork {
 };
 /* Marks the copy as now writing its own history, in one batch: the position becomes (own
  * replication id, 0), so that it never again claims to follow what it followed, and, when
- * the old position named a history, the fork record (to_next = the sequence of this batch,
- * which holds reserved keys only). The caller guarantees that nothing else writes to the
- * shard meanwhile (no client writes, no applied batches). *out (may be NULL) gets the record. */
-int kv_shard_fork_mark(struct kv_db *db, int shard, struct kv_repl_fork *out,
+ * `follows` (the copy's content is exactly its position: a replica until now) and the
+ * position names a history, the fork record (to_next = the sequence of this batch, which
+ * holds reserved keys only). Without `follows` nothing is written if the position already
+ * names the copy itself. The caller guarantees that nothing else writes to the shard
+ * meanwhile (no client writes, no applied batches). *out (may be NULL) gets the record
+ * (from_replid "" = none). */
+int kv_shard_fork_mark(struct kv_db *db, int shard, int follows, struct kv_repl_fork *out,
 		       struct st_error *err);
 /* The fork record of this copy: 0, or ST_ENOTFOUND when there is none or it is stale (the
  * copy's replication id changed since: a resync or a rewind). */

@@ -68,7 +68,7 @@ static uint64_t batch_seq(rocksdb_writebatch_t *wb)
 	return seq;
 }
 
-int kv_shard_fork_mark(struct kv_db *db, int shard, struct kv_repl_fork *out,
+int kv_shard_fork_mark(struct kv_db *db, int shard, int follows, struct kv_repl_fork *out,
 		       struct st_error *err)
 {
 	struct kv_repl_pos old, own = {{0}, 0};
@@ -81,8 +81,13 @@ int kv_shard_fork_mark(struct kv_db *db, int shard, struct kv_repl_fork *out,
 		return rc;
 	struct kv_repl_fork f = {.from_next = old.next_seq};
 	memcpy(f.replid, own.replid, sizeof(f.replid));
+	if (out)
+		*out = f;
+	int self = !strcmp(old.replid, own.replid);
+	if (!follows && self)
+		return 0; /* already marked */
 	/* a copy that already writes its own history (pos names itself) forks from nothing */
-	if (strcmp(old.replid, own.replid) && old.next_seq)
+	if (follows && !self && old.next_seq)
 		memcpy(f.from_replid, old.replid, sizeof(f.from_replid));
 	char pbuf[8 + KV_REPLID_MAX], fbuf[18 + 2 * KV_REPLID_MAX];
 	size_t pl, fl;

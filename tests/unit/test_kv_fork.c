@@ -249,7 +249,7 @@ static void test_fork_rewind_model(void **state)
 	/* B is promoted: it records the fork and writes its own history */
 	struct kv_repl_fork f[NSHARDS];
 	for (int s = 0; s < NSHARDS; s++) {
-		assert_int_equal(kv_shard_fork_mark(b, s, &f[s], &err), 0);
+		assert_int_equal(kv_shard_fork_mark(b, s, 1, &f[s], &err), 0);
 		assert_string_equal(f[s].from_replid, hist[s]);
 		assert_int_equal(f[s].from_next, p[s]);
 		struct kv_repl_fork g;
@@ -317,7 +317,12 @@ static void test_fork_without_history(void **state)
 	create_table(a);
 	random_writes(a, 20, "x");
 	struct kv_repl_fork f;
-	assert_int_equal(kv_shard_fork_mark(a, 0, &f, &err), 0);
+	assert_int_equal(kv_shard_fork_mark(a, 0, 1, &f, &err), 0);
+	assert_string_equal(f.from_replid, "");
+	uint64_t latest = kv_shard_latest_seq(a, 0);
+	assert_int_equal(kv_shard_fork_mark(a, 0, 0, &f, &err), 0); /* marked already: no write */
+	assert_int_equal(kv_shard_latest_seq(a, 0), latest);
+	assert_int_equal(kv_shard_fork_mark(a, 0, 1, &f, &err), 0); /* names itself: no record */
 	assert_string_equal(f.from_replid, "");
 	assert_int_equal(kv_shard_fork_get(a, 0, &f, &err), ST_ENOTFOUND);
 	char *before = content(a);

@@ -15,6 +15,7 @@
 #include "replication/repl.h"
 #include "replication/repl_coord.h"
 #include "replication/repl_etcd.h"
+#include "replication/repl_int.h"
 
 static json_t *js(const char *s)
 {
@@ -240,6 +241,56 @@ static void test_base64(void **state)
 	assert_int_equal(st_base64_decode("ab*d", 4, &d, &n), ST_EINVAL);
 }
 
+/* How a replica joins a primary R that forked from history H at P (its sequences before 100
+ * hold H before P = 50). */
+static void test_join_plan(void **state)
+{
+	struct kv_repl_fork fork = {"R", "H", 50, 100};
+	struct repl_join j;
+	struct kv_repl_pos none = {"", 0};
+#define POS(id, n) (&(struct kv_repl_pos){id, n})
+	/* a replica of R itself: stream from its position */
+	repl_join_plan("R", &fork, POS("R", 120), POS("X", 7), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_STREAM);
+	assert_int_equal(j.next, 120);
+	/* ... unless it asks for a resync */
+	repl_join_plan("R", &fork, POS("R", 120), POS("X", 7), 1, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	/* H's former primary with a divergent tail from 50 to 79: undo from 50, join at 100 */
+	repl_join_plan("R", &fork, POS("H", 0), POS("H", 80), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_REWIND);
+	assert_int_equal(j.undo_from, 50);
+	assert_int_equal(j.next, 100);
+	/* ... with nothing beyond the fork: the same join, nothing undone */
+	repl_join_plan("R", &fork, &none, POS("H", 50), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_REWIND);
+	assert_int_equal(j.undo_from, 50);
+	/* ... behind the fork (cannot happen for the copy R followed, but never a rewind) */
+	repl_join_plan("R", &fork, &none, POS("H", 49), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	/* a replica of H exactly at the fork: join at 100 with nothing to undo */
+	repl_join_plan("R", &fork, POS("H", 50), POS("Y", 999), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_REWIND);
+	assert_int_equal(j.undo_from, 0);
+	assert_int_equal(j.next, 100);
+	/* a replica of H behind or beyond the fork: its sequences do not map onto R's */
+	repl_join_plan("R", &fork, POS("H", 49), POS("Y", 999), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	repl_join_plan("R", &fork, POS("H", 51), POS("Y", 999), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	/* another history, no fork record, an empty one, a brand-new replica */
+	repl_join_plan("R", &fork, POS("Z", 50), POS("Z2", 50), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	repl_join_plan("R", NULL, POS("H", 50), POS("H", 80), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	struct kv_repl_fork empty = {"R", "", 0, 0};
+	repl_join_plan("R", &empty, &none, POS("", 1), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	repl_join_plan("R", &fork, &none, POS("N", 1), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+#undef POS
+}
+
 static void test_url(void **state)
 {
 	struct repl_etcd *e;
@@ -274,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_layout_json),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_url),
+		cmocka_unit_test(test_join_plan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

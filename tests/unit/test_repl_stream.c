@@ -247,6 +247,8 @@ static void hello(int fd, uint32_t ver, uint32_t shard, const char *replid, uint
 	repl_w_str(&w, replid);
 	repl_w_u64(&w, next);
 	repl_w_u32(&w, 0);
+	repl_w_str(&w, "copy-of-b");
+	repl_w_u64(&w, 1);
 	struct st_error err;
 	assert_int_equal(repl_send(fd, REPL_HELLO, w.p, w.n, &err), 0);
 	repl_wbuf_release(&w);
