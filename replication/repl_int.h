@@ -71,7 +71,9 @@ struct repl_metrics {
 		lease_renews, lease_renew_failures, lease_renew_us_sum, lease_renew_us_max,
 		failovers, fenced_writes_refused, divergent_discarded, divergent_discards,
 		/* rejoin after a fork (repl_replica.c) */
-		rejoin_truncations, rejoin_resyncs;
+		rejoin_truncations, rejoin_resyncs,
+		/* etcd watch and live layout changes (repl_coord_etcd.c) */
+		etcd_watch_events, layout_changes;
 };
 
 struct repl {
@@ -138,6 +140,12 @@ struct repl_join {
 void repl_join_plan(const char *mine, const struct kv_repl_fork *fork,
 		    const struct kv_repl_pos *pos, const struct kv_repl_pos *own, int resync,
 		    struct repl_join *out);
+/* A new layout for a running node (etcd: strata-admin cluster add-node / move-slots): nodes
+ * it does not know are appended (a node removed from the layout stays known, in no shard);
+ * each shard's members become the new layout's, around the shard's current primary; this
+ * node starts replicating a shard it gained and stops one it lost. The shard count must not
+ * change. Returns the number of shards whose members changed, or ST_EINVAL (mu not held). */
+int repl_layout_apply(struct repl *r, const struct repl_layout *nl, struct st_error *err);
 /* A primary whose lease is gone (etcd mode): PRIMARY -> FENCED, it keeps its copy and may
  * win the next election (mu held). */
 void repl_role_lease_lost(struct repl *r, struct repl_shard *sh);

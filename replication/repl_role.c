@@ -231,8 +231,94 @@ void repl_role_reassign(struct repl *r, struct repl_shard *sh, int primary, uint
 		if (r->lfd >= 0 && repl_replica_start(r, sh, &err))
 			st_errlog("replication: shard %d: %s", sh->shard, err.msg);
 	} else {
+		atomic_store(&sh->apply_closed, 1);
 		repl_set_state(r, sh, REPL_S_NONE);
+		repl_replica_kick(sh); /* its thread ends the stream and exits */
 	}
+}
+
+/* Node index of `name` in r's layout, appending it (from nl's node j) when unknown. */
+static int node_index(struct repl *r, const struct repl_layout *nl, int j)
+{
+	int n = repl_layout_find(&r->layout, nl->nodes[j].name);
+	if (n >= 0 || r->layout.nnodes == REPL_MAX_NODES)
+		return n;
+	r->layout.nodes[r->layout.nnodes] = nl->nodes[j];
+	st_info("replication: node %s (%s) joined the layout", nl->nodes[j].name,
+		nl->nodes[j].addr);
+	return r->layout.nnodes++;
+}
+
+/* Shard s's members in nl, as r's node indexes, into m (primary: r's current one). */
+static int shard_members(struct repl *r, const struct repl_layout *nl, int s,
+			 struct repl_shard_map *m)
+{
+	const struct repl_shard_map *x = &nl->shards[s];
+	int cur = r->shards[s].primary, holds = 0;
+	*m = r->layout.shards[s];
+	m->nreplicas = 0;
+	for (int i = -1; i < x->nreplicas; i++) {
+		int n = node_index(r, nl, i < 0 ? x->primary : x->replicas[i]);
+		if (n < 0)
+			return -1;
+		if (n == cur)
+			holds = 1;
+		else
+			m->replicas[m->nreplicas++] = n;
+	}
+	return holds ? 0 : -1;
+}
+
+static int same_members(const struct repl_shard_map *a, const struct repl_shard_map *b)
+{
+	if (a->nreplicas != b->nreplicas)
+		return 0;
+	for (int i = 0; i < a->nreplicas; i++) {
+		int found = 0;
+		for (int j = 0; j < b->nreplicas; j++)
+			found |= a->replicas[i] == b->replicas[j];
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+int repl_layout_apply(struct repl *r, const struct repl_layout *nl, struct st_error *err)
+{
+	if (nl->nshards != r->layout.nshards)
+		return st_error_set(err, ST_EINVAL, "the new layout has %d shards, this node %d: "
+				    "not applied", nl->nshards, r->layout.nshards);
+	int changed = 0;
+	pthread_mutex_lock(&r->mu);
+	for (int j = 0; j < nl->nnodes; j++)
+		node_index(r, nl, j);
+	for (int s = 0; s < nl->nshards; s++) {
+		struct repl_shard *sh = &r->shards[s];
+		struct repl_shard_map m;
+		if (shard_members(r, nl, s, &m)) {
+			/* the shard's primary is not among the new members (move-slots refuses
+			 * that; an election may have moved it meanwhile): the next edit fixes it */
+			st_warn("replication: shard %d: the new layout does not include its primary "
+				"%s: members kept", s, r->layout.nodes[sh->primary].name);
+			continue;
+		}
+		if (same_members(&m, &r->layout.shards[s]))
+			continue;
+		changed++;
+		r->layout.shards[s].nreplicas = m.nreplicas;
+		memcpy(r->layout.shards[s].replicas, m.replicas, sizeof(m.replicas));
+		int member = sh->primary == r->self || repl_layout_is_replica(&r->layout, s, r->self);
+		if (member != (sh->state != REPL_S_NONE)) {
+			st_info("replication: shard %d: %s by a layout change", s,
+				member ? "gained" : "moved away");
+			repl_role_reassign(r, sh, sh->primary, sh->version);
+		}
+	}
+	if (nl->version > r->layout.version)
+		r->layout.version = nl->version;
+	repl_assert_state(r);
+	pthread_mutex_unlock(&r->mu);
+	return changed;
 }
 
 void repl_role_lease_lost(struct repl *r, struct repl_shard *sh)
