@@ -127,6 +127,8 @@ void repl_assert_state(struct repl *r)
 		ST_ASSERT(sh->resync_done <= sh->resync_total || sh->state != REPL_S_RESYNCING);
 		/* 6 */
 		ST_ASSERT(sh->version >= 1);
+		/* 9: a primary's copy takes no applied batch */
+		ST_ASSERT(sh->state != REPL_S_PRIMARY || atomic_load(&sh->apply_closed));
 	}
 	/* 7 */
 	ST_ASSERT(r->coord == NULL || r->coord->ops->leased ||
