@@ -244,8 +244,9 @@ static void test_fork_rewind_model(void **state)
 		stream(a, b, s, 1, hist[s]);
 		p[s] = kv_shard_latest_seq(a, s) + 1;
 	}
-	char *at_fork = content(a);
-	assert_same("the replica at the fork", at_fork, content(b));
+	char *at_fork = content(a), *replica = content(b);
+	assert_same("the replica at the fork", at_fork, replica);
+	free(replica);
 	/* B is promoted: it records the fork and writes its own history */
 	struct kv_repl_fork f[NSHARDS];
 	for (int s = 0; s < NSHARDS; s++) {
