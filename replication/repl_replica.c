@@ -221,10 +221,14 @@ static int on_rewind(struct repl *r, struct repl_shard *sh, const struct repl_fr
 		pthread_mutex_lock(&r->mu);
 		sh->want_resync = 1;
 		pthread_mutex_unlock(&r->mu);
-		st_warn("replication: shard %d: rejoining %s: discarding %llu divergent sequences "
-			"%llu..%llu by a full resync: cannot truncate in place: %s", sh->shard,
-			primary, (unsigned long long)n, (unsigned long long)undo_from,
-			(unsigned long long)(end - 1), why.msg);
+		if (n)
+			st_warn("replication: shard %d: rejoining %s: discarding %llu divergent "
+				"sequences %llu..%llu by a full resync: cannot truncate in place: %s",
+				sh->shard, primary, (unsigned long long)n,
+				(unsigned long long)undo_from, (unsigned long long)(end - 1), why.msg);
+		else
+			st_warn("replication: shard %d: cannot join %s at its fork point (%s): full "
+				"resync", sh->shard, primary, why.msg);
 		return st_error_set(err, ST_ECANCELED, "resync after a failed rewind");
 	}
 	atomic_fetch_add(&r->m.rejoin_truncations, 1);
