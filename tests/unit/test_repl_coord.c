@@ -291,6 +291,54 @@ static void test_join_plan(void **state)
 #undef POS
 }
 
+static void add_key(void *arg, const char *key)
+{
+	char *buf = arg;
+	strcat(buf, key);
+	strcat(buf, ";");
+}
+
+/* Watch messages as the v3 gateway streams them (one per line), and hostile ones. */
+static void test_decode_watch(void **state)
+{
+	static const struct {
+		const char *js;
+		int rc, created, canceled;
+		const char *keys;
+	} cases[] = {
+		{"{\"result\":{\"header\":{\"revision\":\"1\"},\"created\":true}}", 0, 1, 0, ""},
+		/* /strata/t/layout put, /strata/t/shards/0/leader deleted */
+		{"{\"result\":{\"header\":{\"revision\":\"3\"},\"events\":[{\"kv\":{\"key\":"
+		 "\"L3N0cmF0YS90L2xheW91dA==\",\"value\":\"eA==\"}},{\"type\":\"DELETE\",\"kv\":"
+		 "{\"key\":\"L3N0cmF0YS90L3NoYXJkcy8wL2xlYWRlcg==\"}}]}}", 0, 0, 0,
+		 "/strata/t/layout;/strata/t/shards/0/leader;"},
+		{"{\"result\":{\"canceled\":true,\"cancel_reason\":\"compacted\"}}", 0, 0, 1, ""},
+		{"{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: no leader\"}}", ST_ECLOSED,
+		 0, 0, ""},
+		{"{\"nothing\":1}", ST_EPROTO, 0, 0, ""},
+		{"{\"result\":{\"events\":{}}}", ST_EPROTO, 0, 0, ""},
+		{"{\"result\":{\"events\":[{\"kv\":{}}]}}", ST_EPROTO, 0, 0, ""},
+		{"{\"result\":{\"events\":[{\"kv\":{\"key\":\"***\"}}]}}", ST_EPROTO, 0, 0, ""},
+		{"{\"result\":{\"events\":[{\"kv\":{\"key\":7}}]}}", ST_EPROTO, 0, 0, ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *o = json_loads(cases[i].js, 0, NULL);
+		assert_non_null(o);
+		char keys[256] = "";
+		int created = -1, canceled = -1;
+		struct st_error err = {0};
+		int rc = repl_etcd_decode_watch(o, &created, &canceled, add_key, keys, &err);
+		if (rc != cases[i].rc)
+			fail_msg("case %zu: rc %d (%s), want %d", i, rc, err.msg, cases[i].rc);
+		if (!rc) {
+			assert_int_equal(created, cases[i].created);
+			assert_int_equal(canceled, cases[i].canceled);
+			assert_string_equal(keys, cases[i].keys);
+		}
+		json_decref(o);
+	}
+}
+
 static void test_url(void **state)
 {
 	struct repl_etcd *e;
@@ -326,6 +374,7 @@ int main(void)
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_url),
 		cmocka_unit_test(test_join_plan),
+		cmocka_unit_test(test_decode_watch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
