@@ -294,11 +294,13 @@ int repl_etcd_decode_watch(const json_t *msg, int *created, int *canceled,
 	size_t i;
 	const json_t *ev;
 	json_array_foreach(evs, i, ev) {
-		char *key;
+		char *key = NULL;
 		size_t n;
 		const json_t *k = json_object_get(json_object_get(ev, "kv"), "key");
-		if (!k || decode_b64(k, &key, &n))
+		if (!k || decode_b64(k, &key, &n)) {
+			free(key); /* "" for a key that is not a string */
 			return st_error_set(err, ST_EPROTO, "etcd watch: malformed event %zu", i);
+		}
 		if (strlen(key) == n)
 			cb(arg, key);
 		free(key);
