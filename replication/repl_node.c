@@ -219,14 +219,18 @@ int repl_start(struct kv_db *db, const char *data_dir, const struct repl_options
 
 	int rc = repl_coord_open(o, &r->coord, err);
 	atomic_store(&r->lease_until_us, r->coord && r->coord->ops->leased ? 0 : INT64_MAX);
-	/* invariant 9 for the layout's primaries (nothing writes before the hooks are set) */
-	for (int s = 0; s < layout->nshards && !rc; s++)
-		if (shards[s].state == REPL_S_PRIMARY)
-			rc = kv_shard_fork_mark(db, s, 0, NULL, err);
 	if (!rc)
 		rc = repl_listener_start(r, err);
 	if (!rc)
 		rc = r->coord->ops->start(r->coord, r, err);
+	/* invariant 9 for the primaries a static start left (the layout file's, unless a
+	 * persisted promotion moved them; etcd's primaries are all elected, and marked then):
+	 * before the hooks are set, so before any write */
+	pthread_mutex_lock(&r->mu);
+	for (int s = 0; s < layout->nshards && !rc && !r->coord->ops->leased; s++)
+		if (shards[s].state == REPL_S_PRIMARY)
+			rc = kv_shard_fork_mark(db, s, 0, NULL, err);
+	pthread_mutex_unlock(&r->mu);
 	if (rc) {
 		repl_stop(r);
 		return rc;

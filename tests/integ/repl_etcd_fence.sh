@@ -82,6 +82,17 @@ else
 fi
 "$ADM" cluster verify --cluster "$CLUSTER" --shard 0 >"$T/verify.out" 2>&1 ||
   { cat "$T/verify.out"; fail "verify after the rejoin"; }
+# a, the layout's first primary, now a replica, restarts and resumes from its position
+if [ "$NOWAL" != 1 ]; then
+  $S --addr "${ADDR[$np]}" put t after-rejoin x=1 >/dev/null || fail "put"
+  stop a
+  $S --addr "${ADDR[$np]}" put t while-a-down x=2 >/dev/null || fail "put"
+  start a "${SYNC[@]}"
+  wait_caught_up a 600
+  [ "$(metric a strata_repl_resyncs_done_total)" -eq 0 ] || fail "a resynced after a restart"
+  [ "$($S --addr "${ADDR[a]}" get t while-a-down x --replica-ok | cut -f2)" = 2 ] ||
+    fail "a restarted as a replica lacks a write"
+fi
 echo "$line"
 echo "ok: a stopped past its lease refused $refused writes, was fenced, rejoined under $np" \
      "discarding $discarded unacknowledged sequences ($how); every acknowledged write kept"
