@@ -115,6 +115,11 @@ for rep in $(seq "$REPEAT"); do
   pair net2-c4-p1 1 get strata "$SADDR" --threads 4
   pair net2-c4-p16 16 get strata "$SADDR" --threads 4
 done
+# The same with a 100 us scheduler slice for the network threads (docs/server.md, third round).
+stop_stratad; start_stratad uring --threads 2 --net-slice-us 100; warm "$SADDR"
+for rep in $(seq "$REPEAT"); do
+  pair net2-c4-p1-slice 1 get strata "$SADDR" --threads 4
+done
 stop_stratad
 
 python3 - "$RES" "$OUT" <<'PY'
@@ -143,6 +148,7 @@ rows_out = [
     ("resp-p16", "RESP port, pipeline 16", ""),
     ("net2-c4-p1", "2 net thr, 4 client thr, P1", ""),
     ("net2-c4-p16", "2 net thr, 4 client thr, P16", ""),
+    ("net2-c4-p1-slice", "  the same P1, --net-slice-us 100", ""),
     ("mget50", "multi-get 50x10", "Redis: 50 pipelined HMGET"),
     ("resp-mget50", "RESP, 50 pipelined HMGET", ""),
     ("ping", "ping (no store)", "Redis: PING"),
