@@ -278,10 +278,9 @@ static int rm_join_open(void *ctx, const char *table, const char *const *feature
 		free(cj);
 		return st_error_set(err, ST_ENOMEM, "out of memory");
 	}
-	/* Wire chunks smaller than the CLI's chunk keep frames small and pipelined. */
-	size_t wire = cj->chunk_rows < 8192 ? cj->chunk_rows : 8192;
+	/* libstrata splits the chunk into wire pushes; the server sweeps it in one pass */
 	struct strata_error se = {0};
-	int rc = strata_join_open2(ctx, table, features, nfeatures, known_at, wire,
+	int rc = strata_join_open2(ctx, table, features, nfeatures, known_at, cj->chunk_rows,
 				   skip_before_horizon ? STRATA_JOIN_SKIP_BEFORE_HORIZON : 0, &cj->j,
 				   &se);
 	if (rc) {

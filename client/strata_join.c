@@ -1,7 +1,15 @@
 /* libstrata streaming versioned sample join: rows go out in chunks (one JoinPush request
- * each, several in flight), results come back per chunk and are handed out in push order.
- * Over a cluster, one such join runs per node and every row goes to its shard's node; a
- * ring of row -> node keeps the push order when the answers are merged. */
+ * each), results come back and are handed out in push order. Over a cluster, one such join
+ * runs per node and every row goes to its shard's node; a ring of row -> node keeps the push
+ * order when the answers are merged.
+ *
+ * With a server that offers deferred sessions (Response.join_deferred), the rows of a whole
+ * collection (chunk_rows, up to SJ_COLLECTION_MAX) are uploaded one push at a time and swept
+ * by the server in one ordered pass; their results are then fetched by row range, several
+ * fetches in flight. An older server answers each push with its own rows (direct mode:
+ * pipelined chunks of up to SJ_CHUNK_DEFAULT rows). Deferred state, client side: `coll` rows uploaded and not
+ * swept; after a sweep, rows [0, swept) of it of which [0, fetched) are asked for; the next
+ * upload waits until every fetch of the previous collection was answered. */
 #include "client/strata_impl.h"
 
 #include <stdlib.h>
@@ -11,6 +19,10 @@
 
 #define SJ_WINDOW 4 /* chunks sent and not yet answered */
 #define SJ_CHUNK_DEFAULT 8192
+#define SJ_COLLECTION_MAX 1000000 /* the server's largest chunk_rows */
+#define SJ_UPLOAD_ROWS 65536      /* rows of one deferred upload push ... */
+#define SJ_UPLOAD_BYTES (4u << 20) /* ... or this many entity bytes */
+#define SJ_FETCH_RESULTS 131072   /* results (rows x features) of one fetch */
 
 struct sj_chunk {
 	uint64_t id;
@@ -22,6 +34,9 @@ struct strata_join {
 	strata *c;
 	uint64_t epoch, join_id;
 	size_t nf, chunk_rows;
+	/* deferred session (see above); wire_rows: rows of one push */
+	int deferred;
+	size_t wire_rows, coll, swept, fetched;
 	/* the chunk being filled */
 	size_t nrows;
 	size_t *eoff, *elen;
@@ -160,13 +175,8 @@ static int sj_open_one(strata *c, const char *table, const char *const *features
 	int rc = sj_new(c, nfeatures, chunk_rows, &j, err);
 	if (rc)
 		return rc;
-	j->eoff = malloc(j->chunk_rows * sizeof(*j->eoff));
-	j->elen = malloc(j->chunk_rows * sizeof(*j->elen));
-	j->ts = malloc(j->chunk_rows * sizeof(*j->ts));
-	if (!j->eoff || !j->elen || !j->ts) {
-		strata_join_close(j);
-		return sc_error(err, STRATA_ENOMEM, "out of memory");
-	}
+	if (j->chunk_rows > SJ_COLLECTION_MAX)
+		j->chunk_rows = SJ_COLLECTION_MAX;
 	Strata__JoinOpenReq m = STRATA__JOIN_OPEN_REQ__INIT;
 	m.table = (char *)table;
 	m.n_features = nfeatures;
@@ -175,6 +185,7 @@ static int sj_open_one(strata *c, const char *table, const char *const *features
 	m.known_at = known_at;
 	m.has_chunk_rows = 1;
 	m.chunk_rows = (uint32_t)j->chunk_rows;
+	m.has_deferred = m.deferred = 1;
 	if (flags & STRATA_JOIN_SKIP_BEFORE_HORIZON) {
 		m.has_before_horizon = 1;
 		m.before_horizon = 1;
@@ -190,7 +201,18 @@ static int sj_open_one(strata *c, const char *table, const char *const *features
 	}
 	j->join_id = r->join_id;
 	j->epoch = c->epoch;
+	j->deferred = r->has_join_deferred && r->join_deferred;
 	strata__response__free_unpacked(r, NULL);
+	/* rows of one push: an upload (deferred), or a chunk answered directly */
+	size_t wire = j->deferred ? SJ_UPLOAD_ROWS : SJ_CHUNK_DEFAULT;
+	j->wire_rows = j->chunk_rows < wire ? j->chunk_rows : wire;
+	j->eoff = malloc(j->wire_rows * sizeof(*j->eoff));
+	j->elen = malloc(j->wire_rows * sizeof(*j->elen));
+	j->ts = malloc(j->wire_rows * sizeof(*j->ts));
+	if (!j->eoff || !j->elen || !j->ts) {
+		strata_join_close(j);
+		return sc_error(err, STRATA_ENOMEM, "out of memory");
+	}
 	*out = j;
 	return 0;
 }
@@ -228,11 +250,9 @@ static int sj_receive_one(strata_join *j, struct strata_error *err)
 	return 0;
 }
 
-static int sj_send_chunk(strata_join *j, struct strata_error *err)
+/* Appends a sent request to the queue of answers to read in order. */
+static int sj_enqueue(strata_join *j, uint64_t id, size_t rows, struct strata_error *err)
 {
-	int rc = sj_alive(j, err);
-	if (rc)
-		return rc;
 	if (j->qn == j->qcap) {
 		size_t cap = j->qcap ? j->qcap * 2 : 8;
 		struct sj_chunk *q = malloc(cap * sizeof(*q));
@@ -245,42 +265,138 @@ static int sj_send_chunk(strata_join *j, struct strata_error *err)
 		j->qhead = 0;
 		j->qcap = cap;
 	}
-	ProtobufCBinaryData *ents = malloc((j->nrows + 1) * sizeof(*ents));
+	struct sj_chunk *ch = &j->q[(j->qhead + j->qn) % j->qcap];
+	ch->id = id;
+	ch->rows = rows;
+	ch->resp = NULL;
+	j->qn++;
+	j->unanswered++;
+	return 0;
+}
+
+/* Queues a JoinPush: of the buffered rows (emptying the buffer), or a fetch (fetch_rows > 0,
+ * no rows); `sweep` for a deferred upload. */
+static int sj_queue_push(strata_join *j, int sweep, uint64_t fetch_row, size_t fetch_rows,
+			 uint64_t *id, struct strata_error *err)
+{
+	size_t rows = fetch_rows ? 0 : j->nrows;
+	ProtobufCBinaryData *ents = malloc((rows + 1) * sizeof(*ents));
 	if (!ents)
 		return j->dead = sc_error(err, STRATA_ENOMEM, "out of memory");
-	for (size_t i = 0; i < j->nrows; i++) {
+	for (size_t i = 0; i < rows; i++) {
 		ents[i].data = j->ebuf + j->eoff[i];
 		ents[i].len = j->elen[i];
 	}
 	Strata__JoinPushReq m = STRATA__JOIN_PUSH_REQ__INIT;
 	m.join_id = j->join_id;
-	m.n_entities = j->nrows;
+	m.n_entities = rows;
 	m.entities = ents;
-	m.n_ts = j->nrows;
+	m.n_ts = rows;
 	m.ts = j->ts;
+	m.has_sweep = m.sweep = sweep;
+	if (fetch_rows) {
+		m.has_fetch_row = m.has_fetch_rows = 1;
+		m.fetch_row = fetch_row;
+		m.fetch_rows = (uint32_t)fetch_rows;
+	}
 	Strata__Request req = STRATA__REQUEST__INIT;
 	req.op_case = STRATA__REQUEST__OP_JOIN_PUSH;
 	req.join_push = &m;
-	req.id = sc_reserve_ids(j->c, 1);
-	rc = sc_queue(j->c, &req, err);
+	req.id = *id = sc_reserve_ids(j->c, 1);
+	int rc = sc_queue(j->c, &req, err);
 	free(ents);
 	if (rc)
 		return j->dead = rc;
-	struct sj_chunk *ch = &j->q[(j->qhead + j->qn) % j->qcap];
-	ch->id = req.id;
-	ch->rows = j->nrows;
-	ch->resp = NULL;
-	j->qn++;
-	j->unanswered++;
-	j->nrows = 0;
-	j->elen_total = 0;
-	/* Push the bytes out now and keep at most SJ_WINDOW chunks unanswered. */
+	if (rows) {
+		j->nrows = 0;
+		j->elen_total = 0;
+	}
+	return 0;
+}
+
+/* Sends the queued bytes and keeps at most `window` requests unanswered. */
+static int sj_flush_window(strata_join *j, size_t window, struct strata_error *err)
+{
 	size_t got = 0;
-	if ((rc = sc_wait(j->c, 0, 0, 0, NULL, NULL, &got, err)))
+	int rc = sc_wait(j->c, 0, 0, 0, NULL, NULL, &got, err);
+	if (rc)
 		return j->dead = rc;
-	while (j->unanswered > SJ_WINDOW)
+	while (j->unanswered > window)
 		if ((rc = sj_receive_one(j, err)))
 			return rc;
+	return 0;
+}
+
+/* Direct mode: the buffered rows are a chunk, answered with their results. */
+static int sj_send_chunk(strata_join *j, struct strata_error *err)
+{
+	uint64_t id;
+	size_t rows = j->nrows;
+	int rc = sj_alive(j, err);
+	if (!rc)
+		rc = sj_queue_push(j, 0, 0, 0, &id, err);
+	if (!rc)
+		rc = sj_enqueue(j, id, rows, err);
+	return rc ? rc : sj_flush_window(j, SJ_WINDOW, err);
+}
+
+/* Deferred: asks for the next range of swept rows. */
+static int sj_fetch_one(strata_join *j, struct strata_error *err)
+{
+	size_t per = SJ_FETCH_RESULTS / j->nf ? SJ_FETCH_RESULTS / j->nf : 1;
+	size_t n = j->swept - j->fetched < per ? j->swept - j->fetched : per;
+	uint64_t id;
+	int rc = sj_alive(j, err);
+	if (!rc)
+		rc = sj_queue_push(j, 0, j->fetched, n, &id, err);
+	if (!rc)
+		rc = sj_enqueue(j, id, n, err);
+	if (rc)
+		return rc;
+	j->fetched += n;
+	if (j->fetched == j->swept)
+		j->swept = j->fetched = 0;
+	return sj_flush_window(j, SJ_WINDOW, err);
+}
+
+/* Deferred: uploads the buffered rows into the server's collection, one push at a time
+ * (their order is the rows' order), sweeping it when it is full or `sweep` is asked. The
+ * previous collection's fetches are all sent and answered first (the server refuses an
+ * upload before). */
+static int sj_upload(strata_join *j, int sweep, struct strata_error *err)
+{
+	int rc = sj_alive(j, err);
+	while (!rc && j->fetched < j->swept)
+		rc = sj_fetch_one(j, err);
+	while (!rc && j->unanswered)
+		rc = sj_receive_one(j, err);
+	/* a failed fetch fails the join now, not as a refused upload */
+	for (size_t k = 0; !rc && k < j->qn; k++)
+		if ((rc = sc_resp_error(j->q[(j->qhead + k) % j->qcap].resp, err)))
+			j->dead = rc;
+	if (rc)
+		return rc;
+	size_t rows = j->nrows;
+	sweep = sweep || j->coll + rows == j->chunk_rows;
+	if (!rows && !(sweep && j->coll))
+		return 0;
+	uint64_t id;
+	Strata__Response *r = NULL;
+	size_t got = 0;
+	if ((rc = sj_queue_push(j, sweep, 0, 0, &id, err)) ||
+	    (rc = sc_wait(j->c, id, 1, 1, sj_store, &r, &got, err)))
+		return j->dead = rc;
+	rc = sc_resp_error(r, err);
+	if (!rc && r->result_case == STRATA__RESPONSE__RESULT_RESULTS && r->results->n_results)
+		rc = sc_error(err, STRATA_EPROTO, "join upload answered with results");
+	strata__response__free_unpacked(r, NULL);
+	if (rc)
+		return j->dead = rc;
+	j->coll += rows;
+	if (sweep) {
+		j->swept = j->coll;
+		j->fetched = j->coll = 0;
+	}
 	return 0;
 }
 
@@ -309,7 +425,14 @@ int strata_join_push(strata_join *j, const char *entity, size_t entity_len, int6
 	j->elen_total += entity_len;
 	j->nrows++;
 	j->pending++;
-	if (j->nrows == j->chunk_rows && (rc = sj_send_chunk(j, err)))
+	if (j->deferred) {
+		if ((j->nrows == j->wire_rows || j->elen_total >= SJ_UPLOAD_BYTES ||
+		     j->coll + j->nrows == j->chunk_rows) &&
+		    (rc = sj_upload(j, 0, err)))
+			return rc;
+		return j->qn || j->swept > j->fetched ? 1 : 0;
+	}
+	if (j->nrows == j->wire_rows && (rc = sj_send_chunk(j, err)))
 		return rc;
 	return (j->qn && j->q[j->qhead].resp) || j->qn >= SJ_WINDOW ? 1 : 0;
 }
@@ -325,7 +448,21 @@ int strata_join_flush(strata_join *j, struct strata_error *err)
 				return j->dead;
 		return 0;
 	}
+	if (j->deferred)
+		return j->nrows || j->coll ? sj_upload(j, 1, err) : sj_alive(j, err);
 	return j->nrows ? sj_send_chunk(j, err) : sj_alive(j, err);
+}
+
+/* Deferred: makes answers of the oldest rows arrive (sweeping what is collected when nothing
+ * else is left) and keeps SJ_WINDOW fetches in flight. */
+static int sj_deferred_more(strata_join *j, struct strata_error *err)
+{
+	int rc = 0;
+	if (!j->qn && j->swept == j->fetched && (j->nrows || j->coll))
+		rc = sj_upload(j, 1, err);
+	while (!rc && j->swept > j->fetched && j->unanswered < SJ_WINDOW)
+		rc = sj_fetch_one(j, err);
+	return rc;
 }
 
 static void sj_cur_release(strata_join *j)
@@ -352,7 +489,13 @@ int strata_join_next(strata_join *j, const struct strata_result **row,
 		sj_cur_release(j);
 		if (j->dead)
 			return sj_alive(j, err);
-		if (j->qn == 0) {
+		if (j->deferred) {
+			int rc = sj_deferred_more(j, err);
+			if (rc)
+				return rc;
+			if (j->qn == 0)
+				return 0;
+		} else if (j->qn == 0) {
 			if (j->nrows == 0)
 				return 0;
 			int rc = sj_send_chunk(j, err);

@@ -232,7 +232,8 @@ static void test_join_1m(void **state)
 			int64_t ts = T0 - DAY + (int64_t)((x >> 20) % (uint64_t)((NVER + 1) * DAY));
 			int n = snprintf(ent, sizeof(ent), "e%d", k);
 			rc = strata_join_push(j, ent, (size_t)n, ts, &e);
-			assert_true(rc >= 0);
+			if (rc < 0)
+				fail_msg("push of row %zu: %s", pushed, e.msg);
 			pushed++;
 			if (rc == 0 && pushed < ROWS)
 				continue;

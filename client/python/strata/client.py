@@ -365,7 +365,7 @@ class Client:
 
     def join(self, table, samples, features=None, entity_column=None, ts_column="ts",
              known_at=None, with_event_ts=False, embeddings="column", ts_unit=None,
-             full_names=False, chunk_rows=1 << 20, before_horizon="error"):
+             full_names=False, chunk_rows=1_000_000, before_horizon="error"):
         """Point-in-time join: for every sample row (entity, ts), each feature as of that
         row's own ts. Returns the samples' columns plus one typed column per feature, rows in
         input order. `features`: names of `table`'s features (None: all), or "table:feature"
