@@ -48,8 +48,8 @@ struct strata_join {
 	size_t qhead, qn, qcap;
 	size_t unanswered;
 	/* the answered chunk being read */
-	struct strata_result *cur;
-	size_t cur_rows, cur_pos;
+	struct strata_result *cur; /* cur_cap results allocated */
+	size_t cur_rows, cur_pos, cur_cap;
 	size_t pending;
 	int dead; /* error code that poisons the join */
 	/* cluster: one join per node that is primary of a shard, and the node of every row not
@@ -465,14 +465,132 @@ static int sj_deferred_more(strata_join *j, struct strata_error *err)
 	return rc;
 }
 
+/* Empties the answered chunk; its array is kept for the next one. */
 static void sj_cur_release(strata_join *j)
 {
-	if (j->cur) {
+	if (j->cur)
 		strata_result_release(j->cur, j->cur_rows * j->nf);
-		free(j->cur);
-	}
-	j->cur = NULL;
 	j->cur_rows = j->cur_pos = 0;
+}
+
+/* ---- compact answers of deferred fetches (Response.join_rows; layout in strata.proto) ---- */
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "join_rows is little-endian");
+
+struct sj_reader {
+	const uint8_t *p, *end;
+};
+
+static int sj_take(struct sj_reader *rd, void *dst, size_t n)
+{
+	if ((size_t)(rd->end - rd->p) < n)
+		return STRATA_EPROTO;
+	memcpy(dst, rd->p, n);
+	rd->p += n;
+	return 0;
+}
+
+/* A found value: u8 type, then its payload. */
+static int sj_value_decode(struct sj_reader *rd, struct strata_value *v)
+{
+	uint8_t type;
+	uint32_t len;
+	if (sj_take(rd, &type, 1))
+		return STRATA_EPROTO;
+	v->type = (enum strata_type)type;
+	size_t esz = 0, extra = 0;
+	switch (type) {
+	case STRATA_I64:
+		return sj_take(rd, &v->i64, 8);
+	case STRATA_F64:
+		return sj_take(rd, &v->f64, 8);
+	case STRATA_F32:
+		return sj_take(rd, &v->f32, 4);
+	case STRATA_STR:
+	case STRATA_BYTES:
+		esz = 1;
+		extra = 1; /* NUL terminator, as sc_value_from_pb gives strings */
+		break;
+	case STRATA_F32VEC:
+		esz = sizeof(float);
+		break;
+	case STRATA_I64LIST:
+		esz = sizeof(int64_t);
+		break;
+	default:
+		return STRATA_EPROTO;
+	}
+	if (sj_take(rd, &len, 4) || (size_t)(rd->end - rd->p) / esz < len)
+		return STRATA_EPROTO;
+	size_t bytes = (size_t)len * esz;
+	uint8_t *p = malloc(bytes + extra + (bytes + extra == 0));
+	if (!p)
+		return STRATA_ENOMEM;
+	memcpy(p, rd->p, bytes);
+	if (extra)
+		p[bytes] = 0;
+	rd->p += bytes;
+	v->len = len;
+	v->ptr = p;
+	return 0;
+}
+
+/* One result, with the rules of sc_results_from_pb: times only for present, stale and
+ * skipped values. */
+static int sj_result_decode(struct sj_reader *rd, struct strata_result *out)
+{
+	uint8_t head;
+	int64_t t[2] = {0, 0};
+	memset(out, 0, sizeof(*out));
+	if (sj_take(rd, &head, 1) || ((head & 8) && sj_take(rd, t, 16)))
+		return STRATA_EPROTO;
+	if (!(head & 4)) {
+		if ((head & 3) >= STRATA_STALE) {
+			out->status = (enum strata_status)(head & 3);
+			out->ts = t[0];
+			out->ingest_us = t[1];
+		}
+		return 0;
+	}
+	out->found = 1;
+	out->status = STRATA_PRESENT;
+	out->ts = t[0];
+	out->ingest_us = t[1];
+	return sj_value_decode(rd, &out->value);
+}
+
+/* Makes the answer of a chunk or fetch of `rows` rows the current chunk. */
+static int sj_cur_fill(strata_join *j, const Strata__Response *r, size_t rows,
+		       struct strata_error *err)
+{
+	size_t n = rows * j->nf;
+	int compact = r->result_case == STRATA__RESPONSE__RESULT_JOIN_ROWS;
+	if (!compact && (r->result_case != STRATA__RESPONSE__RESULT_RESULTS ||
+			 r->results->n_results != n))
+		return sc_error(err, STRATA_EPROTO, "join chunk answered with wrong row count");
+	if (n > j->cur_cap) {
+		struct strata_result *c = realloc(j->cur, n * sizeof(*c));
+		if (!c)
+			return sc_error(err, STRATA_ENOMEM, "out of memory");
+		j->cur = c;
+		j->cur_cap = n;
+	}
+	if (!compact)
+		return sc_results_from_pb(r->results->results, n, j->cur, err);
+	struct sj_reader rd = {r->join_rows.data, r->join_rows.data + r->join_rows.len};
+	for (size_t i = 0; i < n; i++) {
+		int rc = sj_result_decode(&rd, &j->cur[i]);
+		if (rc) {
+			strata_result_release(j->cur, i + 1);
+			return sc_error(err, rc, "%s", rc == STRATA_ENOMEM ? "out of memory"
+									  : "malformed join_rows answer");
+		}
+	}
+	if (rd.p != rd.end) {
+		strata_result_release(j->cur, n);
+		return sc_error(err, STRATA_EPROTO, "join_rows answer longer than its rows");
+	}
+	return 0;
 }
 
 int strata_join_next(strata_join *j, const struct strata_result **row,
@@ -514,19 +632,8 @@ int strata_join_next(strata_join *j, const struct strata_result **row,
 		j->qhead = (j->qhead + 1) % j->qcap;
 		j->qn--;
 		int rc = sc_resp_error(r, err);
-		if (!rc && (r->result_case != STRATA__RESPONSE__RESULT_RESULTS ||
-			    r->results->n_results != rows * j->nf))
-			rc = sc_error(err, STRATA_EPROTO, "join chunk answered with wrong row count");
-		if (!rc) {
-			j->cur = calloc(rows * j->nf + 1, sizeof(*j->cur));
-			if (!j->cur)
-				rc = sc_error(err, STRATA_ENOMEM, "out of memory");
-			else if ((rc = sc_results_from_pb(r->results->results, rows * j->nf, j->cur,
-							  err))) {
-				free(j->cur);
-				j->cur = NULL;
-			}
-		}
+		if (!rc)
+			rc = sj_cur_fill(j, r, rows, err);
 		strata__response__free_unpacked(r, NULL);
 		if (rc)
 			return j->dead = rc;
@@ -554,6 +661,7 @@ void strata_join_close(strata_join *j)
 	free(j->shard_node);
 	free(j->ring);
 	sj_cur_release(j);
+	free(j->cur);
 	/* Collect answers still in flight so they are not parked forever, then close. */
 	struct strata_error e;
 	while (j->join_id && !j->dead && j->unanswered && j->c->fd >= 0 && j->c->epoch == j->epoch)

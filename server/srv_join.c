@@ -120,11 +120,11 @@ static int srv_result_copy(const struct kv_result *in, struct kv_result *out)
 	return 0;
 }
 
-/* Copies the results of swept rows [from, to) to out[*nout...]. */
-static int srv_join_copy(struct srv_join *j, size_t from, size_t to, struct kv_result *out,
-			 size_t *nout, struct st_error *err)
+/* Copies the results of swept rows [0, rows) to out[*nout...]. */
+static int srv_join_copy(struct srv_join *j, size_t rows, struct kv_result *out, size_t *nout,
+			 struct st_error *err)
 {
-	for (size_t i = from; i < to; i++) {
+	for (size_t i = 0; i < rows; i++) {
 		const struct kv_result *r = kv_join_result(j->j, i);
 		for (size_t f = 0; f < j->nfeatures; f++) {
 			if (srv_result_copy(&r[f], &out[*nout]))
@@ -135,12 +135,99 @@ static int srv_join_copy(struct srv_join *j, size_t from, size_t to, struct kv_r
 	return 0;
 }
 
+/* ---- compact fetch answers (Response.join_rows, layout in proto/strata.proto) ---- */
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "join_rows is little-endian");
+
+static void srv_free_buf(void *p, size_t n)
+{
+	(void)n;
+	free(p);
+}
+
+enum { SRV_ROW_FOUND = 1 << 2, SRV_ROW_TIMES = 1 << 3 };
+
+/* Element size of a variable-length value (0: a scalar). */
+static size_t srv_value_elem(enum kv_type t)
+{
+	return t == KV_STR || t == KV_BYTES ? 1
+	       : t == KV_F32VEC	       ? sizeof(float)
+	       : t == KV_I64LIST	       ? sizeof(int64_t)
+					       : 0;
+}
+
+static size_t srv_row_size(const struct kv_result *r)
+{
+	size_t n = 1;
+	if (r->found || r->ts || r->ingest_us)
+		n += 16;
+	if (r->found) {
+		size_t e = srv_value_elem(r->value.type);
+		n += 1 + (e ? 4 + (size_t)r->value.len * e : r->value.type == KV_F32 ? 4 : 8);
+	}
+	return n;
+}
+
+static uint8_t *srv_row_put(uint8_t *p, const struct kv_result *r)
+{
+	int times = r->found || r->ts || r->ingest_us;
+	*p++ = (uint8_t)((r->status & 3) | (r->found ? SRV_ROW_FOUND : 0) |
+			 (times ? SRV_ROW_TIMES : 0));
+	if (times) {
+		memcpy(p, &r->ts, 8);
+		memcpy(p + 8, &r->ingest_us, 8);
+		p += 16;
+	}
+	if (!r->found)
+		return p;
+	*p++ = (uint8_t)r->value.type;
+	size_t e = srv_value_elem(r->value.type);
+	if (e) {
+		uint32_t len = r->value.len;
+		memcpy(p, &len, 4);
+		if (len)
+			memcpy(p + 4, r->value.ptr, (size_t)len * e);
+		return p + 4 + (size_t)len * e;
+	}
+	if (r->value.type == KV_F32) {
+		memcpy(p, &r->value.f32, 4);
+		return p + 4;
+	}
+	memcpy(p, &r->value.i64, 8); /* i64 or f64: the same 8 bytes of the union */
+	return p + 8;
+}
+
+/* Encodes the results of swept rows [from, to) into the response (storage freed with it). */
+static int srv_join_encode(struct srv_ctx *x, struct srv_join *j, size_t from, size_t to)
+{
+	size_t n = 0, nf = j->nfeatures;
+	for (size_t r = from; r < to; r++) {
+		const struct kv_result *res = kv_join_result(j->j, r);
+		for (size_t f = 0; f < nf; f++)
+			n += srv_row_size(&res[f]);
+	}
+	uint8_t *buf = malloc(n ? n : 1), *p = buf;
+	if (!buf)
+		return srv_ctx_nomem(x);
+	srv_ctx_defer(x, srv_free_buf, buf, n);
+	for (size_t r = from; r < to; r++) {
+		const struct kv_result *res = kv_join_result(j->j, r);
+		for (size_t f = 0; f < nf; f++)
+			p = srv_row_put(p, &res[f]);
+	}
+	ST_ASSERT((size_t)(p - buf) == n);
+	x->resp.result_case = STRATA__RESPONSE__RESULT_JOIN_ROWS;
+	x->resp.join_rows.data = buf;
+	x->resp.join_rows.len = n;
+	return 0;
+}
+
 static int srv_join_collect(struct srv_join *j, struct kv_result *out, size_t *nout,
 			    struct st_error *err)
 {
 	int rc = kv_join_run(j->j, err);
 	if (!rc)
-		rc = srv_join_copy(j, 0, kv_join_rows(j->j), out, nout, err);
+		rc = srv_join_copy(j, kv_join_rows(j->j), out, nout, err);
 	kv_join_reset(j->j);
 	return rc;
 }
@@ -219,10 +306,11 @@ static int srv_join_push_rows(struct srv_join *j, const Strata__JoinPushReq *jp,
 }
 
 /* Deferred session: an upload appends its rows (and sweeps the collection when it is full or
- * asked to); a fetch copies the results of a range of swept rows into res. Under `mu`. */
-static int srv_join_deferred_locked(struct srv_join *j, const Strata__JoinPushReq *jp,
-				    struct kv_result *res, size_t *nres, struct st_error *err)
+ * asked to); a fetch answers the results of a range of swept rows. Under `mu`. */
+static int srv_join_deferred_locked(struct srv_ctx *x, struct srv_join *j,
+				    const Strata__JoinPushReq *jp)
 {
+	struct st_error *err = &x->err;
 	srv_join_assert_state(j);
 	if (jp->has_fetch_rows) {
 		uint64_t from = jp->fetch_row, n = jp->fetch_rows;
@@ -232,7 +320,7 @@ static int srv_join_deferred_locked(struct srv_join *j, const Strata__JoinPushRe
 			return st_error_set(err, ST_EINVAL,
 					    "join fetch of rows %llu+%llu: %zu rows are swept",
 					    (unsigned long long)from, (unsigned long long)n, j->swept);
-		int rc = srv_join_copy(j, (size_t)from, (size_t)(from + n), res, nres, err);
+		int rc = srv_join_encode(x, j, (size_t)from, (size_t)(from + n));
 		if (rc)
 			return rc;
 		j->handed += (size_t)n;
@@ -272,6 +360,22 @@ static int srv_join_deferred_locked(struct srv_join *j, const Strata__JoinPushRe
 	return 0;
 }
 
+/* A deferred session's push: answered with no result (upload) or join_rows (fetch). */
+static int srv_join_push_deferred(struct srv_ctx *x, struct srv_join *j)
+{
+	const Strata__JoinPushReq *jp = x->m->join_push;
+	if (jp->n_entities != jp->n_ts)
+		return st_error_set(&x->err, ST_EINVAL, "%zu entities but %zu timestamps",
+				    jp->n_entities, jp->n_ts);
+	if ((size_t)jp->fetch_rows * j->nfeatures > SRV_MAX_RESULTS)
+		return st_error_set(&x->err, ST_ELIMIT, "fetch of %u rows exceeds %zu rows",
+				    jp->fetch_rows, SRV_MAX_RESULTS / j->nfeatures);
+	pthread_mutex_lock(&j->mu);
+	int rc = srv_join_deferred_locked(x, j, jp);
+	pthread_mutex_unlock(&j->mu);
+	return rc;
+}
+
 int srv_op_join_push(struct srv_ctx *x)
 {
 	const Strata__JoinPushReq *jp = x->m->join_push;
@@ -279,29 +383,27 @@ int srv_op_join_push(struct srv_ctx *x)
 	if (!j)
 		return st_error_set(&x->err, ST_ENOTFOUND, "no open join %llu on this connection",
 				    (unsigned long long)jp->join_id);
+	if (j->deferred) {
+		int rc = srv_join_push_deferred(x, j);
+		srv_join_put(x->s, j);
+		return rc;
+	}
 	int rc = 0;
 	struct kv_result *res = NULL;
 	size_t nres = 0;
-	/* rows answered: a deferred session answers fetches only */
-	size_t rows = j->deferred ? jp->fetch_rows : jp->n_entities;
 	if (jp->n_entities != jp->n_ts)
 		rc = st_error_set(&x->err, ST_EINVAL, "%zu entities but %zu timestamps",
 				  jp->n_entities, jp->n_ts);
-	else if (rows * j->nfeatures > SRV_MAX_RESULTS)
-		rc = st_error_set(&x->err, ST_ELIMIT, "push of %zu rows exceeds %zu rows", rows,
-				  SRV_MAX_RESULTS / j->nfeatures);
-	else if (!(res = calloc(rows * j->nfeatures + 1, sizeof(*res))))
+	else if (jp->n_entities * j->nfeatures > SRV_MAX_RESULTS)
+		rc = st_error_set(&x->err, ST_ELIMIT, "push of %zu rows exceeds %zu rows",
+				  jp->n_entities, SRV_MAX_RESULTS / j->nfeatures);
+	else if (!(res = calloc(jp->n_entities * j->nfeatures + 1, sizeof(*res))))
 		rc = srv_ctx_nomem(x);
-	if (!rc && j->deferred) {
-		pthread_mutex_lock(&j->mu);
-		rc = srv_join_deferred_locked(j, jp, res, &nres, &x->err);
-		pthread_mutex_unlock(&j->mu);
-	} else if (!rc) {
+	if (!rc) {
 		rc = srv_join_push_rows(j, jp, res, &nres, &x->err);
-	}
-	/* The copies collected so far are released whether the push succeeded or not. */
-	if (res)
+		/* The copies collected so far are released whether the push succeeded or not. */
 		srv_ctx_defer(x, srv_results_release, res, nres);
+	}
 	srv_join_put(x->s, j);
 	if (rc)
 		return rc;
