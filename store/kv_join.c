@@ -12,7 +12,8 @@
 #include <unistd.h>
 
 struct join_row {
-	uint64_t k0, k1; /* entity length and first 14 bytes, in key order, for a fast compare */
+	uint64_t k0, k1; /* entity length and first 14 bytes, in key order: equal words and a
+			  * length up to 14 mean equal entities */
 	uint32_t idx;    /* input position in the chunk */
 };
 
@@ -146,6 +147,8 @@ int kv_join_push(struct kv_join *j, const char *entity, size_t entity_len, int64
 	return j->n == j->chunk;
 }
 
+#define SORTKEY_BYTES 14 /* entity bytes in join_row's k0/k1 */
+
 /* qsort has no context argument: the chunk being sorted is kept here, per thread. */
 static _Thread_local const struct kv_join *sort_join;
 
@@ -157,10 +160,12 @@ static int row_cmp(const void *pa, const void *pb)
 	if (a->k1 != b->k1)
 		return a->k1 < b->k1 ? -1 : 1;
 	const struct kv_join *j = sort_join;
-	uint32_t la = j->elen[a->idx], lb = j->elen[b->idx];
-	if (la != lb)
-		return la < lb ? -1 : 1;
-	int c = memcmp(j->arena + j->eoff[a->idx], j->arena + j->eoff[b->idx], la);
+	/* equal words: equal lengths (the first two bytes), and equal entities up to 14 bytes */
+	uint32_t la = j->elen[a->idx];
+	int c = la > SORTKEY_BYTES ? memcmp(j->arena + j->eoff[a->idx] + SORTKEY_BYTES,
+					    j->arena + j->eoff[b->idx] + SORTKEY_BYTES,
+					    la - SORTKEY_BYTES)
+				   : 0;
 	if (c)
 		return c;
 	int64_t ta = j->ts[a->idx], tb = j->ts[b->idx];
@@ -172,7 +177,7 @@ static int row_cmp(const void *pa, const void *pb)
 static void make_sortkey(struct join_row *r, const char *e, uint32_t len)
 {
 	unsigned char b[16] = {(unsigned char)(len >> 8), (unsigned char)len};
-	memcpy(b + 2, e, len < 14 ? len : 14);
+	memcpy(b + 2, e, len < SORTKEY_BYTES ? len : SORTKEY_BYTES);
 	r->k0 = r->k1 = 0;
 	for (int i = 0; i < 8; i++) {
 		r->k0 = (r->k0 << 8) | b[i];
@@ -180,10 +185,14 @@ static void make_sortkey(struct join_row *r, const char *e, uint32_t len)
 	}
 }
 
-static int same_entity(const struct kv_join *j, uint32_t a, uint32_t b)
+static int same_entity(const struct kv_join *j, const struct join_row *a,
+		       const struct join_row *b)
 {
-	return j->elen[a] == j->elen[b] &&
-	       !memcmp(j->arena + j->eoff[a], j->arena + j->eoff[b], j->elen[a]);
+	uint32_t len = j->elen[a->idx];
+	return a->k0 == b->k0 && a->k1 == b->k1 &&
+	       (len <= SORTKEY_BYTES || !memcmp(j->arena + j->eoff[a->idx] + SORTKEY_BYTES,
+						j->arena + j->eoff[b->idx] + SORTKEY_BYTES,
+						len - SORTKEY_BYTES));
 }
 
 struct join_pool {
@@ -213,7 +222,7 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 	for (size_t g = 0; g < n && !rc;) {
 		/* rows[g..end) share one entity, ts descending */
 		size_t end = g + 1;
-		while (end < n && same_entity(j, rows[g].idx, rows[end].idx))
+		while (end < n && same_entity(j, &rows[g], &rows[end]))
 			end++;
 		uint32_t i0 = rows[g].idx;
 		/* rows before the horizon (policy skip) come last: ts descending */
