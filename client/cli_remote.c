@@ -36,7 +36,7 @@ static void rm_value_in(const struct kv_value *v, struct strata_value *out)
 
 /* Moves a libstrata result into a kv result (the value buffer changes owner; both sides
  * free it with free()). */
-static void rm_result_out(struct strata_result *in, struct kv_result *out)
+void cli_remote_result_out(struct strata_result *in, struct kv_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->found = in->found;
@@ -222,7 +222,7 @@ static int rm_get(void *ctx, const char *table, const char *const *entities,
 				 &so, r, &se);
 	if (!rc)
 		for (size_t i = 0; i < n; i++)
-			rm_result_out(&r[i], &out[i]);
+			cli_remote_result_out(&r[i], &out[i]);
 	free(r);
 	return rc ? rm_err(&se, rc, err) : 0;
 }
@@ -247,7 +247,7 @@ static int rm_history(void *ctx, const char *table, const char *entity, size_t e
 	}
 	for (size_t i = 0; i < nv; i++) {
 		kv[i].tombstone = v[i].tombstone;
-		rm_result_out(&v[i].r, &kv[i].r);
+		cli_remote_result_out(&v[i].r, &kv[i].r);
 	}
 	free(v);
 	*out = kv;
@@ -316,7 +316,7 @@ static int rm_join_run(struct cli_join *cj, struct st_error *err)
 		if (rc < 0)
 			return se.msg[0] ? rm_err(&se, rc, err) : rc;
 		for (size_t f = 0; f < cj->nf; f++)
-			rm_result_out((struct strata_result *)&row[f], &cj->res[i * cj->nf + f]);
+			cli_remote_result_out((struct strata_result *)&row[f], &cj->res[i * cj->nf + f]);
 	}
 	return 0;
 }
