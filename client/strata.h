@@ -341,8 +341,9 @@ void strata_batch_free(strata_batch *b);
 
 /* ---- streaming versioned sample join ----
  * Each pushed row (entity, ts) gets every feature as of its own ts. The server sweeps the rows
- * in chunks of `chunk_rows` (0 = 8192, at most 1000000), each in one ordered pass: a bigger
- * chunk means fewer seeks (1M rows of 100k entities: 10x fewer than in 8192-row chunks).
+ * in chunks of `chunk_rows` (0 = 8192; at most 1000000 and 10M rows x features), each in one
+ * ordered pass: a bigger chunk means fewer seeks (1M rows of 100k entities: 10x fewer than in
+ * 8192-row chunks).
  * Rows travel in pushes of up to 65536 rows and results come back in push order through
  * strata_join_next, several requests in flight. Memory on both sides is bounded by the chunk
  * size as long as the caller drains results when push returns 1. Typical loop:

@@ -19,7 +19,8 @@
 
 #define SJ_WINDOW 4 /* chunks sent and not yet answered */
 #define SJ_CHUNK_DEFAULT 8192
-#define SJ_COLLECTION_MAX 1000000 /* the server's largest chunk_rows */
+#define SJ_COLLECTION_MAX 1000000 /* the server's largest chunk_rows ... */
+#define SJ_COLLECTION_RESULTS 10000000 /* ... and at most this many rows x features */
 #define SJ_UPLOAD_ROWS 65536      /* rows of one deferred upload push ... */
 #define SJ_UPLOAD_BYTES (4u << 20) /* ... or this many entity bytes */
 #define SJ_FETCH_RESULTS 131072   /* results (rows x features) of one fetch */
@@ -177,6 +178,9 @@ static int sj_open_one(strata *c, const char *table, const char *const *features
 		return rc;
 	if (j->chunk_rows > SJ_COLLECTION_MAX)
 		j->chunk_rows = SJ_COLLECTION_MAX;
+	if (j->chunk_rows > SJ_COLLECTION_RESULTS / nfeatures)
+		j->chunk_rows = SJ_COLLECTION_RESULTS / nfeatures ? SJ_COLLECTION_RESULTS / nfeatures
+								  : 1;
 	Strata__JoinOpenReq m = STRATA__JOIN_OPEN_REQ__INIT;
 	m.table = (char *)table;
 	m.n_features = nfeatures;

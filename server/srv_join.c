@@ -19,6 +19,7 @@
 
 #define SRV_JOIN_CHUNK_DEFAULT 65536
 #define SRV_JOIN_CHUNK_MAX 1000000
+#define SRV_JOIN_RESULTS_MAX 16000000 /* chunk_rows x features: 56 bytes each while swept */
 #define SRV_JOINS_PER_CONN 16
 
 /* An open streaming join. `mu` serialises pipelined pushes (a kv_join is single-threaded). */
@@ -245,6 +246,10 @@ int srv_op_join_open(struct srv_ctx *x)
 	if (chunk > SRV_JOIN_CHUNK_MAX)
 		return st_error_set(&x->err, ST_ELIMIT, "chunk_rows %zu exceeds %d", chunk,
 				    SRV_JOIN_CHUNK_MAX);
+	if (chunk * jo->n_features > SRV_JOIN_RESULTS_MAX)
+		return st_error_set(&x->err, ST_ELIMIT,
+				    "chunk_rows %zu x %zu features exceeds %d results", chunk,
+				    jo->n_features, SRV_JOIN_RESULTS_MAX);
 	uint64_t conn_id = x->req->conn->id; /* immutable after creation: safe to read */
 	int open = 0;
 	pthread_mutex_lock(&s->joins_mu);
