@@ -277,6 +277,24 @@ static void test_join_sessions(void **state)
 	assert_false(granted);
 	assert_int_equal(raw_push(fd, d, 3, 0, 0, 0, &len), 0);
 	assert_int_equal(len, 6);
+	/* a chunk whose results would take too much memory */
+	char *many[17];
+	for (int i = 0; i < 17; i++)
+		many[i] = "i";
+	Strata__JoinOpenReq jo = STRATA__JOIN_OPEN_REQ__INIT;
+	jo.table = "bt";
+	jo.n_features = 17;
+	jo.features = many;
+	jo.has_chunk_rows = 1;
+	jo.chunk_rows = 1000000;
+	Strata__Request req = STRATA__REQUEST__INIT;
+	req.id = 91;
+	req.op_case = STRATA__REQUEST__OP_JOIN_OPEN;
+	req.join_open = &jo;
+	Strata__Response *r = raw_on(fd, &req);
+	assert_int_equal(r->code, STRATA_ELIMIT);
+	assert_non_null(strstr(r->error, "results"));
+	strata__response__free_unpacked(r, NULL);
 	close(fd);
 	others_served(h);
 }
