@@ -88,30 +88,26 @@ void srv_joins_drop_conn(struct srv_server *s, uint64_t conn_id)
 	}
 }
 
+/* Element size of a variable-length value (0: a scalar). */
+static size_t srv_value_elem(enum kv_type t)
+{
+	return t == KV_STR || t == KV_BYTES ? 1
+	       : t == KV_F32VEC	       ? sizeof(float)
+	       : t == KV_I64LIST	       ? sizeof(int64_t)
+					       : 0;
+}
+
 /* Deep copy of a result (a join's results die at kv_join_reset). */
 static int srv_result_copy(const struct kv_result *in, struct kv_result *out)
 {
 	*out = *in;
-	if (!in->found) {
+	size_t esz = in->found ? srv_value_elem(in->value.type) : 0;
+	if (!in->found)
 		memset(&out->value, 0, sizeof(out->value));
-		return 0;
-	}
-	size_t esz = 0;
-	switch (in->value.type) {
-	case KV_STR:
-	case KV_BYTES:
-		esz = 1;
-		break;
-	case KV_F32VEC:
-		esz = sizeof(float);
-		break;
-	case KV_I64LIST:
-		esz = sizeof(int64_t);
-		break;
-	default:
+	else if (!esz)
 		out->value.ptr = NULL;
+	if (!esz)
 		return 0;
-	}
 	size_t n = (size_t)in->value.len * esz;
 	out->value.ptr = malloc(n ? n : 1);
 	if (!out->value.ptr)
@@ -147,15 +143,6 @@ static void srv_free_buf(void *p, size_t n)
 }
 
 enum { SRV_ROW_FOUND = 1 << 2, SRV_ROW_TIMES = 1 << 3 };
-
-/* Element size of a variable-length value (0: a scalar). */
-static size_t srv_value_elem(enum kv_type t)
-{
-	return t == KV_STR || t == KV_BYTES ? 1
-	       : t == KV_F32VEC	       ? sizeof(float)
-	       : t == KV_I64LIST	       ? sizeof(int64_t)
-					       : 0;
-}
 
 static size_t srv_row_size(const struct kv_result *r)
 {

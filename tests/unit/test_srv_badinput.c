@@ -162,20 +162,6 @@ static void test_unknown_op(void **state)
 	others_served(h);
 }
 
-static Strata__Response *raw_call(struct srvh *h, Strata__Request *req)
-{
-	int fd = srvh_raw(h);
-	uint8_t *f;
-	size_t n = srvh_frame(req, &f);
-	srvh_write_all(fd, f, n);
-	free(f);
-	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
-	close(fd);
-	assert_non_null(r);
-	assert_int_equal(r->id, req->id);
-	return r;
-}
-
 /* One request on an open raw connection (joins live per connection). */
 static Strata__Response *raw_on(int fd, Strata__Request *req)
 {
@@ -186,6 +172,15 @@ static Strata__Response *raw_on(int fd, Strata__Request *req)
 	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
 	assert_non_null(r);
 	assert_int_equal(r->id, req->id);
+	return r;
+}
+
+/* One request on a connection of its own. */
+static Strata__Response *raw_call(struct srvh *h, Strata__Request *req)
+{
+	int fd = srvh_raw(h);
+	Strata__Response *r = raw_on(fd, req);
+	close(fd);
 	return r;
 }
 
@@ -223,21 +218,27 @@ static int raw_push(int fd, uint64_t join_id, size_t rows, int sweep, uint64_t f
 	return code;
 }
 
-static uint64_t raw_join_open(int fd, int deferred, int *granted)
+static Strata__Response *raw_join_open_req(int fd, char **feats, size_t nf, uint32_t chunk,
+					   int deferred)
 {
-	char *feats[] = {"i", "s"};
 	Strata__JoinOpenReq jo = STRATA__JOIN_OPEN_REQ__INIT;
 	jo.table = "bt";
-	jo.n_features = 2;
+	jo.n_features = nf;
 	jo.features = feats;
 	jo.has_chunk_rows = 1;
-	jo.chunk_rows = 4;
+	jo.chunk_rows = chunk;
 	jo.has_deferred = jo.deferred = deferred;
 	Strata__Request req = STRATA__REQUEST__INIT;
 	req.id = 90;
 	req.op_case = STRATA__REQUEST__OP_JOIN_OPEN;
 	req.join_open = &jo;
-	Strata__Response *r = raw_on(fd, &req);
+	return raw_on(fd, &req);
+}
+
+static uint64_t raw_join_open(int fd, int deferred, int *granted)
+{
+	char *feats[] = {"i", "s"};
+	Strata__Response *r = raw_join_open_req(fd, feats, 2, 4, deferred);
 	assert_false(r->has_code && r->code);
 	uint64_t id = r->join_id;
 	*granted = r->has_join_deferred && r->join_deferred;
@@ -281,17 +282,7 @@ static void test_join_sessions(void **state)
 	char *many[17];
 	for (int i = 0; i < 17; i++)
 		many[i] = "i";
-	Strata__JoinOpenReq jo = STRATA__JOIN_OPEN_REQ__INIT;
-	jo.table = "bt";
-	jo.n_features = 17;
-	jo.features = many;
-	jo.has_chunk_rows = 1;
-	jo.chunk_rows = 1000000;
-	Strata__Request req = STRATA__REQUEST__INIT;
-	req.id = 91;
-	req.op_case = STRATA__REQUEST__OP_JOIN_OPEN;
-	req.join_open = &jo;
-	Strata__Response *r = raw_on(fd, &req);
+	Strata__Response *r = raw_join_open_req(fd, many, 17, 1000000, 1);
 	assert_int_equal(r->code, STRATA_ELIMIT);
 	assert_non_null(strstr(r->error, "results"));
 	strata__response__free_unpacked(r, NULL);
