@@ -14,6 +14,7 @@
 struct join_row {
 	uint64_t k0, k1; /* entity length and first 14 bytes, in key order: equal words and a
 			  * length up to 14 mean equal entities */
+	int64_t ts;      /* the row's ts: sorting and sweeping read no other array */
 	uint32_t idx;    /* input position in the chunk */
 };
 
@@ -159,17 +160,16 @@ static int row_cmp(const void *pa, const void *pb)
 		return a->k0 < b->k0 ? -1 : 1;
 	if (a->k1 != b->k1)
 		return a->k1 < b->k1 ? -1 : 1;
-	const struct kv_join *j = sort_join;
 	/* equal words: equal lengths (the first two bytes), and equal entities up to 14 bytes */
-	uint32_t la = j->elen[a->idx];
-	int c = la > SORTKEY_BYTES ? memcmp(j->arena + j->eoff[a->idx] + SORTKEY_BYTES,
-					    j->arena + j->eoff[b->idx] + SORTKEY_BYTES,
-					    la - SORTKEY_BYTES)
-				   : 0;
-	if (c)
-		return c;
-	int64_t ta = j->ts[a->idx], tb = j->ts[b->idx];
-	return ta > tb ? -1 : ta < tb ? 1 : (a->idx < b->idx ? -1 : 1);
+	uint32_t la = (uint32_t)(a->k0 >> 48);
+	if (la > SORTKEY_BYTES) {
+		const struct kv_join *j = sort_join;
+		int c = memcmp(j->arena + j->eoff[a->idx] + SORTKEY_BYTES,
+			       j->arena + j->eoff[b->idx] + SORTKEY_BYTES, la - SORTKEY_BYTES);
+		if (c)
+			return c;
+	}
+	return a->ts > b->ts ? -1 : a->ts < b->ts ? 1 : (a->idx < b->idx ? -1 : 1);
 }
 
 /* The start of the entity's key bytes (length u16 then the entity) as two big-endian words,
@@ -188,7 +188,7 @@ static void make_sortkey(struct join_row *r, const char *e, uint32_t len)
 static int same_entity(const struct kv_join *j, const struct join_row *a,
 		       const struct join_row *b)
 {
-	uint32_t len = j->elen[a->idx];
+	uint32_t len = (uint32_t)(a->k0 >> 48);
 	return a->k0 == b->k0 && a->k1 == b->k1 &&
 	       (len <= SORTKEY_BYTES || !memcmp(j->arena + j->eoff[a->idx] + SORTKEY_BYTES,
 						j->arena + j->eoff[b->idx] + SORTKEY_BYTES,
@@ -227,7 +227,7 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 		uint32_t i0 = rows[g].idx;
 		/* rows before the horizon (policy skip) come last: ts descending */
 		size_t live = end;
-		while (live > g && j->ts[rows[live - 1].idx] < j->rules.horizon)
+		while (live > g && rows[live - 1].ts < j->rules.horizon)
 			live--;
 		for (size_t r = live; r < end; r++)
 			for (size_t f = 0; f < j->nf; f++) {
@@ -237,10 +237,10 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 			}
 		for (size_t f = 0; f < j->nf && !rc && live > g; f++) {
 			kv_scan_seek(&sc, j->table_id, j->arena + j->eoff[i0], j->elen[i0], j->fids[f],
-				     j->ttls[f], j->ts[i0]);
+				     j->ttls[f], rows[g].ts);
 			for (size_t r = g; r < live && !rc; r++) {
 				uint32_t idx = rows[r].idx;
-				rc = kv_scan_asof(&sc, j->ts[idx], &j->res[(size_t)idx * j->nf + f]);
+				rc = kv_scan_asof(&sc, rows[r].ts, &j->res[(size_t)idx * j->nf + f]);
 			}
 		}
 		if (rc)
@@ -337,6 +337,7 @@ int kv_join_run(struct kv_join *j, struct st_error *err)
 		const char *e = j->arena + j->eoff[i];
 		struct join_row *r = &p.rows[p.start[s] + fill[s]++];
 		r->idx = (uint32_t)i;
+		r->ts = j->ts[i];
 		make_sortkey(r, e, j->elen[i]);
 	}
 	free(fill);
