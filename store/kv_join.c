@@ -205,13 +205,71 @@ struct join_pool {
 
 /* Sorts the rows of one shard by (entity, ts descending) and sweeps them with one
  * total-order iterator. Each row's results are written at its input position only. */
+/* The three sort words of a row: k0, k1, then ts descending as an unsigned word. */
+static uint64_t row_word(const struct join_row *r, int w)
+{
+	return w == 0 ? r->k0 : w == 1 ? r->k1 : ~((uint64_t)r->ts ^ 0x8000000000000000ull);
+}
+
+/* Sorts rows as row_cmp orders them: an LSD radix sort on (k0, k1, ts descending), one
+ * counting pass per byte that is not the same in every row (entities and times of a join
+ * share most bytes), stable so that full ties keep input order (the rows arrive in idx
+ * order); then runs of entities longer than the inline key that share it are sorted by
+ * row_cmp. tmp: n rows of scratch. Instead of qsort's 20 comparisons per row through a
+ * function pointer. count: 24 x 256 zeroed counters. */
+static void sort_rows(const struct kv_join *j, struct join_row *rows, struct join_row *tmp,
+		      size_t n, size_t (*count)[256])
+{
+	for (size_t i = 0; i < n; i++)
+		for (int w = 0; w < 3; w++) {
+			uint64_t v = row_word(&rows[i], w);
+			for (int b = 0; b < 8; b++)
+				count[w * 8 + b][(v >> (8 * b)) & 0xff]++;
+		}
+	struct join_row *src = rows, *dst = tmp;
+	for (int p = 0; p < 24; p++) { /* least significant byte first: ts, then k1, k0 */
+		int w = 2 - p / 8, b = p % 8;
+		size_t *c = count[w * 8 + b], pos = 0;
+		if (c[(row_word(&src[0], w) >> (8 * b)) & 0xff] == n)
+			continue; /* every row has this byte */
+		for (int k = 0; k < 256; k++) {
+			size_t m = c[k];
+			c[k] = pos;
+			pos += m;
+		}
+		for (size_t i = 0; i < n; i++)
+			dst[c[(row_word(&src[i], w) >> (8 * b)) & 0xff]++] = src[i];
+		struct join_row *t = src;
+		src = dst;
+		dst = t;
+	}
+	if (src != rows)
+		memcpy(rows, src, n * sizeof(*rows));
+	sort_join = j;
+	for (size_t g = 0; g < n;) {
+		size_t end = g + 1;
+		while (end < n && rows[end].k0 == rows[g].k0 && rows[end].k1 == rows[g].k1)
+			end++;
+		if (end - g > 1 && (rows[g].k0 >> 48) > SORTKEY_BYTES)
+			qsort(rows + g, end - g, sizeof(*rows), row_cmp);
+		g = end;
+	}
+	sort_join = NULL;
+}
+
 static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_t n)
 {
 	if (!n)
 		return 0;
-	sort_join = j;
-	qsort(rows, n, sizeof(*rows), row_cmp);
-	sort_join = NULL;
+	struct join_row *tmp = malloc(n * sizeof(*tmp));
+	size_t(*count)[256] = calloc(24, sizeof(*count));
+	if (tmp && count)
+		sort_rows(j, rows, tmp, n, count);
+	free(tmp);
+	free(count);
+	if (!tmp || !count)
+		return st_error_set(&j->errs[shard], ST_ENOMEM, "join: out of memory to sort %zu rows",
+				    n);
 	int rc = kv_repl_check(j->db, shard, 0, &j->errs[shard]);
 	if (rc)
 		return rc;
