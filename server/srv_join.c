@@ -19,7 +19,7 @@
 
 #define SRV_JOIN_CHUNK_DEFAULT 65536
 #define SRV_JOIN_CHUNK_MAX 1000000
-#define SRV_JOIN_RESULTS_MAX 16000000 /* chunk_rows x features: 56 bytes each while swept */
+#define SRV_JOIN_RESULTS_MAX 16000000 /* chunk_rows x features: 48 bytes each while swept */
 #define SRV_JOINS_PER_CONN 16
 
 /* An open streaming join. `mu` serialises pipelined pushes (a kv_join is single-threaded). */

@@ -570,7 +570,7 @@ struct py_join_args {
 
 /* Through stratad with numeric outputs only: the rows stream through libstrata's join and
  * each answered row is written straight into the numpy buffers, in input order: no chunk of
- * converted results (rows x features x 56 bytes) and no second pass over it. GIL released. */
+ * converted results (rows x features x 48 bytes) and no second pass over it. GIL released. */
 static int py_join_fill_row(struct py_join_args *a, size_t row, const struct strata_result *r,
 			    struct st_error *err)
 {
