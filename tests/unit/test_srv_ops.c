@@ -290,13 +290,6 @@ static struct rj_event rj_ev[RJ_ENT][RJ_VER];
 static int rj_nev[RJ_ENT];
 
 static uint64_t rj_rng = 0x2545f4914f6cdd1dull;
-static uint64_t rj_next(void)
-{
-	rj_rng ^= rj_rng << 13;
-	rj_rng ^= rj_rng >> 7;
-	rj_rng ^= rj_rng << 17;
-	return rj_rng;
-}
 
 /* The expected i64 of entity e at ts (-1: none). */
 static int64_t rj_expect(int e, int64_t ts)
@@ -342,17 +335,17 @@ static void test_join_random_chunks(void **state)
 	memset(rj_nev, 0, sizeof(rj_nev)); /* run once per io backend, each on a fresh server */
 	char ent[48], sv[32];
 	for (int k = 0; k < RJ_ENT - 4; k++) { /* the last 4 entities are never written */
-		int n = (int)(rj_next() % RJ_VER);
+		int n = (int)(srvh_xorshift(&rj_rng) % RJ_VER);
 		int len = rj_name(ent, sizeof(ent), k);
 		for (int v = 0; v < n; v++) {
 			struct rj_event *ev = &rj_ev[k][rj_nev[k]];
-			ev->ts = T0 + (int64_t)(rj_next() % 1000) * 1000;
+			ev->ts = T0 + (int64_t)(srvh_xorshift(&rj_rng) % 1000) * 1000;
 			int dup = 0;
 			for (int w = 0; w < rj_nev[k]; w++)
 				dup |= rj_ev[k][w].ts == ev->ts;
 			if (dup)
 				continue;
-			ev->del = v && rj_next() % 4 == 0;
+			ev->del = v && srvh_xorshift(&rj_rng) % 4 == 0;
 			ev->i = k * 100 + v;
 			if (ev->del) {
 				ok(strata_delete(c, "t_rjoin", ent, (size_t)len, NULL, 0, ev->ts, &e), &e);
@@ -383,20 +376,20 @@ static void test_join_random_chunks(void **state)
 		const struct strata_result *row;
 		int rc;
 		for (size_t i = 0; i < rows; i++) {
-			re[i] = (int)(rj_next() % RJ_ENT);
-			rt[i] = T0 + ((int64_t)(rj_next() % 1100) - 50) * 1000;
+			re[i] = (int)(srvh_xorshift(&rj_rng) % RJ_ENT);
+			rt[i] = T0 + ((int64_t)(srvh_xorshift(&rj_rng) % 1100) - 50) * 1000;
 			int len = rj_name(ent, sizeof(ent), re[i]);
 			rc = strata_join_push(j, ent, (size_t)len, rt[i], &e);
 			if (rc < 0)
 				fail_msg("push %zu: %s", i, e.msg);
 			/* sometimes drain some (not all) of what is ready */
-			for (int d = (int)(rj_next() % 3); rc == 1 && d > 0 && out < i; d--) {
+			for (int d = (int)(srvh_xorshift(&rj_rng) % 3); rc == 1 && d > 0 && out < i; d--) {
 				if ((rc = strata_join_next(j, &row, &e)) != 1)
 					fail_msg("next: %d %s", rc, e.msg);
 				rj_check(row, re[out], rt[out], out);
 				out++;
 			}
-			if (rj_next() % 500 == 0)
+			if (srvh_xorshift(&rj_rng) % 500 == 0)
 				ok(strata_join_flush(j, &e), &e); /* a partial chunk swept alone */
 		}
 		while ((rc = strata_join_next(j, &row, &e)) == 1) {
