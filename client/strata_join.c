@@ -36,8 +36,9 @@ struct strata_join {
 	uint64_t epoch, join_id;
 	size_t nf, chunk_rows;
 	/* deferred session (see above); wire_rows: rows of one push */
-	int deferred;
+	int deferred, need_drain; /* need_drain: a sweep was sent, its fetches not all answered */
 	size_t wire_rows, coll, swept, fetched;
+	size_t qrows; /* rows the queued requests answer (fetches, direct chunks) */
 	/* the chunk being filled */
 	size_t nrows;
 	size_t *eoff, *elen;
@@ -274,6 +275,7 @@ static int sj_enqueue(strata_join *j, uint64_t id, size_t rows, struct strata_er
 	ch->rows = rows;
 	ch->resp = NULL;
 	j->qn++;
+	j->qrows += rows;
 	j->unanswered++;
 	return 0;
 }
@@ -283,6 +285,7 @@ static int sj_enqueue(strata_join *j, uint64_t id, size_t rows, struct strata_er
 static int sj_queue_push(strata_join *j, int sweep, uint64_t fetch_row, size_t fetch_rows,
 			 uint64_t *id, struct strata_error *err)
 {
+	uint64_t first_row = j->coll; /* deferred uploads: where their rows go */
 	size_t rows = fetch_rows ? 0 : j->nrows;
 	ProtobufCBinaryData *ents = malloc((rows + 1) * sizeof(*ents));
 	if (!ents)
@@ -298,6 +301,10 @@ static int sj_queue_push(strata_join *j, int sweep, uint64_t fetch_row, size_t f
 	m.n_ts = rows;
 	m.ts = j->ts;
 	m.has_sweep = m.sweep = sweep;
+	if (j->deferred && !fetch_rows) {
+		m.has_first_row = 1;
+		m.first_row = first_row;
+	}
 	if (fetch_rows) {
 		m.has_fetch_row = m.has_fetch_rows = 1;
 		m.fetch_row = fetch_row;
@@ -351,6 +358,9 @@ static int sj_fetch_one(strata_join *j, struct strata_error *err)
 	size_t n = j->swept - j->fetched < per ? j->swept - j->fetched : per;
 	uint64_t id;
 	int rc = sj_alive(j, err);
+	/* the chunk is swept when its last upload is answered: wait for them all first */
+	while (!rc && j->fetched == 0 && j->unanswered)
+		rc = sj_receive_one(j, err);
 	if (!rc)
 		rc = sj_queue_push(j, 0, j->fetched, n, &id, err);
 	if (!rc)
@@ -370,38 +380,34 @@ static int sj_fetch_one(strata_join *j, struct strata_error *err)
 static int sj_upload(strata_join *j, int sweep, struct strata_error *err)
 {
 	int rc = sj_alive(j, err);
-	while (!rc && j->fetched < j->swept)
-		rc = sj_fetch_one(j, err);
-	while (!rc && j->unanswered)
-		rc = sj_receive_one(j, err);
-	/* a failed fetch fails the join now, not as a refused upload */
-	for (size_t k = 0; !rc && k < j->qn; k++)
-		if ((rc = sc_resp_error(j->q[(j->qhead + k) % j->qcap].resp, err)))
-			j->dead = rc;
-	if (rc)
-		return rc;
+	if (j->need_drain) {
+		while (!rc && j->fetched < j->swept)
+			rc = sj_fetch_one(j, err);
+		while (!rc && j->unanswered)
+			rc = sj_receive_one(j, err);
+		/* a failed fetch fails the join now, not as a refused upload */
+		for (size_t k = 0; !rc && k < j->qn; k++)
+			if ((rc = sc_resp_error(j->q[(j->qhead + k) % j->qcap].resp, err)))
+				j->dead = rc;
+		if (rc)
+			return rc;
+		j->need_drain = 0;
+	}
 	size_t rows = j->nrows;
 	sweep = sweep || j->coll + rows == j->chunk_rows;
 	if (!rows && !(sweep && j->coll))
 		return 0;
+	/* each upload names where its rows go: several may be in flight */
 	uint64_t id;
-	Strata__Response *r = NULL;
-	size_t got = 0;
-	if ((rc = sj_queue_push(j, sweep, 0, 0, &id, err)) ||
-	    (rc = sc_wait(j->c, id, 1, 1, sj_store, &r, &got, err)))
-		return j->dead = rc;
-	rc = sc_resp_error(r, err);
-	if (!rc && r->result_case == STRATA__RESPONSE__RESULT_RESULTS && r->results->n_results)
-		rc = sc_error(err, STRATA_EPROTO, "join upload answered with results");
-	strata__response__free_unpacked(r, NULL);
-	if (rc)
-		return j->dead = rc;
+	if ((rc = sj_queue_push(j, sweep, 0, 0, &id, err)) || (rc = sj_enqueue(j, id, 0, err)))
+		return rc;
 	j->coll += rows;
 	if (sweep) {
 		j->swept = j->coll;
 		j->fetched = j->coll = 0;
+		j->need_drain = 1;
 	}
-	return 0;
+	return sj_flush_window(j, SJ_WINDOW, err);
 }
 
 int strata_join_push(strata_join *j, const char *entity, size_t entity_len, int64_t ts,
@@ -434,7 +440,7 @@ int strata_join_push(strata_join *j, const char *entity, size_t entity_len, int6
 		     j->coll + j->nrows == j->chunk_rows) &&
 		    (rc = sj_upload(j, 0, err)))
 			return rc;
-		return j->qn || j->swept > j->fetched ? 1 : 0;
+		return j->qrows || j->swept > j->fetched ? 1 : 0;
 	}
 	if (j->nrows == j->wire_rows && (rc = sj_send_chunk(j, err)))
 		return rc;
@@ -462,7 +468,7 @@ int strata_join_flush(strata_join *j, struct strata_error *err)
 static int sj_deferred_more(strata_join *j, struct strata_error *err)
 {
 	int rc = 0;
-	if (!j->qn && j->swept == j->fetched && (j->nrows || j->coll))
+	if (!j->qrows && j->swept == j->fetched && (j->nrows || j->coll))
 		rc = sj_upload(j, 1, err);
 	while (!rc && j->swept > j->fetched && j->unanswered < SJ_WINDOW)
 		rc = sj_fetch_one(j, err);
@@ -568,6 +574,8 @@ static int sj_cur_fill(strata_join *j, const Strata__Response *r, size_t rows,
 		       struct strata_error *err)
 {
 	size_t n = rows * j->nf;
+	if (j->deferred && !rows)
+		return 0; /* an upload's answer */
 	int compact = r->result_case == STRATA__RESPONSE__RESULT_JOIN_ROWS;
 	if (!compact && (r->result_case != STRATA__RESPONSE__RESULT_RESULTS ||
 			 r->results->n_results != n))
@@ -632,6 +640,7 @@ int strata_join_next(strata_join *j, const struct strata_result **row,
 		}
 		Strata__Response *r = ch->resp;
 		size_t rows = ch->rows;
+		j->qrows -= rows;
 		ch->resp = NULL;
 		j->qhead = (j->qhead + 1) % j->qcap;
 		j->qn--;

@@ -31,6 +31,10 @@ struct srv_join {
 	size_t nfeatures, chunk;
 	int deferred;
 	size_t swept, handed; /* deferred: rows of the swept collection, rows fetched of them */
+	/* deferred, collecting: rows received, the row count a sweep push named (0: none yet),
+	 * and which positions are set (uploads may arrive out of order) */
+	size_t received, expect;
+	uint8_t *filled;
 	int refs; /* under srv_server.joins_mu: 1 for the list, 1 per running push */
 };
 
@@ -38,7 +42,8 @@ static void srv_join_assert_state(const struct srv_join *j)
 {
 	ST_ASSERT(j->deferred || !j->swept);
 	ST_ASSERT(!j->swept || (j->handed < j->swept && kv_join_rows(j->j) == j->swept));
-	ST_ASSERT(j->swept || kv_join_rows(j->j) < j->chunk);
+	ST_ASSERT(kv_join_rows(j->j) <= j->chunk && j->received <= kv_join_rows(j->j));
+	ST_ASSERT(!j->swept || !j->received);
 }
 
 static struct srv_join *srv_join_find(struct srv_server *s, uint64_t id, uint64_t conn_id)
@@ -62,6 +67,7 @@ static void srv_join_put(struct srv_server *s, struct srv_join *j)
 		return;
 	kv_join_free(j->j);
 	pthread_mutex_destroy(&j->mu);
+	free(j->filled);
 	free(j);
 }
 
@@ -263,6 +269,12 @@ int srv_op_join_open(struct srv_ctx *x)
 	j->nfeatures = jo->n_features;
 	j->chunk = chunk;
 	j->deferred = jo->has_deferred && jo->deferred;
+	if (j->deferred && !(j->filled = calloc(chunk, 1))) {
+		kv_join_free(j->j);
+		pthread_mutex_destroy(&j->mu);
+		free(j);
+		return srv_ctx_nomem(x);
+	}
 	j->conn_id = conn_id;
 	pthread_mutex_lock(&s->joins_mu);
 	j->id = ++s->next_join_id;
@@ -326,30 +338,46 @@ static int srv_join_deferred_locked(struct srv_ctx *x, struct srv_join *j,
 		return st_error_set(err, ST_EBUSY,
 				    "join: %zu swept rows are not fetched yet (fetch them first)",
 				    j->swept - j->handed);
-	size_t have = kv_join_rows(j->j);
-	if (jp->n_entities > j->chunk - have)
+	uint64_t at = jp->has_first_row ? jp->first_row : j->received;
+	size_t n = jp->n_entities;
+	if (at > j->chunk || n > j->chunk - at)
 		return st_error_set(err, ST_ELIMIT,
-				    "join push of %zu rows overflows the collection (%zu of %zu)",
-				    jp->n_entities, have, j->chunk);
-	int full = 0;
-	for (size_t i = 0; i < jp->n_entities; i++) {
-		full = kv_join_push(j->j, (const char *)jp->entities[i].data, jp->entities[i].len,
-				    jp->ts[i], err);
-		if (full < 0) {
-			kv_join_reset(j->j);
-			return st_error_prefix(err, "row %zu", i);
-		}
+				    "join push of rows %llu+%zu overflows the collection of %zu",
+				    (unsigned long long)at, n, j->chunk);
+	size_t first = (size_t)at;
+	for (size_t i = 0; i < n; i++)
+		if (j->filled[first + i])
+			return st_error_set(err, ST_EINVAL, "join row %zu pushed twice", first + i);
+	int rc = 0;
+	for (size_t i = 0; i < n && !rc; i++)
+		if ((rc = kv_join_push_at(j->j, first + i, (const char *)jp->entities[i].data,
+					  jp->entities[i].len, jp->ts[i], err)))
+			st_error_prefix(err, "row %zu", i);
+	if (!rc) {
+		memset(j->filled + first, 1, n);
+		j->received += n;
+		if (jp->sweep && j->expect && j->expect != first + n)
+			rc = st_error_set(err, ST_EINVAL, "join: two sweeps (%zu and %zu rows)",
+					  j->expect, first + n);
+		else if (jp->sweep)
+			j->expect = first + n;
+		else if (j->received == j->chunk)
+			j->expect = j->chunk;
 	}
-	if (!(full || jp->sweep) || !kv_join_rows(j->j))
+	if (!rc && (!j->expect || j->received < j->expect))
 		return 0;
-	int rc = kv_join_run(j->j, err);
-	if (rc) {
+	if (!rc && kv_join_rows(j->j) != j->expect)
+		rc = st_error_set(err, ST_EINVAL, "join: rows pushed past the sweep's %zu",
+				  j->expect);
+	if (!rc && j->expect)
+		rc = kv_join_run(j->j, err);
+	/* swept, or failed: the collection starts over either way */
+	memset(j->filled, 0, kv_join_rows(j->j));
+	j->swept = rc ? 0 : kv_join_rows(j->j);
+	j->handed = j->received = j->expect = 0;
+	if (rc)
 		kv_join_reset(j->j);
-		return rc;
-	}
-	j->swept = kv_join_rows(j->j);
-	j->handed = 0;
-	return 0;
+	return rc;
 }
 
 /* A deferred session's push: answered with no result (upload) or join_rows (fetch). */

@@ -287,6 +287,11 @@ uint64_t kv_join_skipped(const struct kv_join *j);
 /* Returns 0, 1 (chunk now full), or an error. The entity bytes are copied. */
 int kv_join_push(struct kv_join *j, const char *entity, size_t entity_len, int64_t ts,
 		 struct st_error *err);
+/* Sets row `pos` (< chunk_rows) instead of appending (rows arriving out of order): the chunk
+ * is rows [0, highest pos + 1), and the caller must have set every one of them before
+ * kv_join_run. Returns 0 or an error. */
+int kv_join_push_at(struct kv_join *j, size_t pos, const char *entity, size_t entity_len,
+		    int64_t ts, struct st_error *err);
 int kv_join_run(struct kv_join *j, struct st_error *err);
 size_t kv_join_rows(const struct kv_join *j);
 /* Results of row i of the current chunk: nfeatures entries, owned by the join (valid until

@@ -116,15 +116,15 @@ static int row_before_horizon(const struct kv_join *j, int64_t ts, size_t row,
 			    row, st_ts_format(ts, a), j->table, st_ts_format(j->rules.horizon, h));
 }
 
-int kv_join_push(struct kv_join *j, const char *entity, size_t entity_len, int64_t ts,
-		 struct st_error *err)
+int kv_join_push_at(struct kv_join *j, size_t pos, const char *entity, size_t entity_len,
+		    int64_t ts, struct st_error *err)
 {
 	ST_ASSERT(!j->ran);
-	if (j->n >= j->chunk)
+	if (pos >= j->chunk)
 		return st_error_set(err, ST_ELIMIT, "join chunk is full: run it first");
 	/* the horizon of the last run (or the open): the run checks again with the current one */
 	if (ts < j->rules.horizon && j->policy == KV_JOIN_ERROR_BEFORE_HORIZON)
-		return row_before_horizon(j, ts, j->n, err);
+		return row_before_horizon(j, ts, pos, err);
 	if (entity_len == 0 || entity_len > KV_ENTITY_MAX)
 		return st_error_set(err, ST_EINVAL, "entity key must be 1..%d bytes", KV_ENTITY_MAX);
 	if (j->arena_len + entity_len > j->arena_cap) {
@@ -140,12 +140,20 @@ int kv_join_push(struct kv_join *j, const char *entity, size_t entity_len, int64
 		j->arena_cap = nc;
 	}
 	memcpy(j->arena + j->arena_len, entity, entity_len);
-	j->eoff[j->n] = (uint32_t)j->arena_len;
-	j->elen[j->n] = (uint32_t)entity_len;
-	j->ts[j->n] = ts;
+	j->eoff[pos] = (uint32_t)j->arena_len;
+	j->elen[pos] = (uint32_t)entity_len;
+	j->ts[pos] = ts;
 	j->arena_len += entity_len;
-	j->n++;
-	return j->n == j->chunk;
+	if (pos >= j->n)
+		j->n = pos + 1;
+	return 0;
+}
+
+int kv_join_push(struct kv_join *j, const char *entity, size_t entity_len, int64_t ts,
+		 struct st_error *err)
+{
+	int rc = kv_join_push_at(j, j->n, entity, entity_len, ts, err);
+	return rc ? rc : j->n == j->chunk;
 }
 
 #define SORTKEY_BYTES 14 /* entity bytes in join_row's k0/k1 */

@@ -184,8 +184,9 @@ static Strata__Response *raw_call(struct srvh *h, Strata__Request *req)
 	return r;
 }
 
-static int raw_push(int fd, uint64_t join_id, size_t rows, int sweep, uint64_t from,
-		    uint32_t fetch, size_t *rows_len)
+/* A join push: `rows` rows (k, x, k, ...) placed at `first` (-1: appended), or a fetch. */
+static int raw_push_at(int fd, uint64_t join_id, int64_t first, size_t rows, int sweep,
+		       uint64_t from, uint32_t fetch, size_t *rows_len)
 {
 	static uint64_t id = 100;
 	ProtobufCBinaryData ents[8];
@@ -200,6 +201,10 @@ static int raw_push(int fd, uint64_t join_id, size_t rows, int sweep, uint64_t f
 	jp.entities = ents;
 	jp.ts = ts;
 	jp.has_sweep = jp.sweep = sweep;
+	if (first >= 0) {
+		jp.has_first_row = 1;
+		jp.first_row = (uint64_t)first;
+	}
 	if (fetch) {
 		jp.has_fetch_row = jp.has_fetch_rows = 1;
 		jp.fetch_row = from;
@@ -233,6 +238,12 @@ static Strata__Response *raw_join_open_req(int fd, char **feats, size_t nf, uint
 	req.op_case = STRATA__REQUEST__OP_JOIN_OPEN;
 	req.join_open = &jo;
 	return raw_on(fd, &req);
+}
+
+static int raw_push(int fd, uint64_t join_id, size_t rows, int sweep, uint64_t from,
+		    uint32_t fetch, size_t *rows_len)
+{
+	return raw_push_at(fd, join_id, -1, rows, sweep, from, fetch, rows_len);
 }
 
 static uint64_t raw_join_open(int fd, int deferred, int *granted)
@@ -273,6 +284,19 @@ static void test_join_sessions(void **state)
 	assert_int_equal(raw_push(fd, j, 1, 1, 0, 0, &len), 0);
 	assert_int_equal(raw_push(fd, j, 0, 0, 0, 1, &len), 0);
 	assert_int_equal(len, k_row);
+	/* uploads placed by position, out of order: row 1 (k) with the sweep, then row 0 (k);
+	 * the chunk is swept when both are in */
+	assert_int_equal(raw_push_at(fd, j, 1, 1, 1, 0, 0, &len), 0);
+	assert_int_equal(raw_push(fd, j, 0, 0, 0, 1, &len), STRATA_EINVAL); /* not swept yet */
+	assert_int_equal(raw_push_at(fd, j, 1, 1, 0, 0, 0, &len), STRATA_EINVAL); /* twice */
+	assert_int_equal(raw_push_at(fd, j, 3, 2, 0, 0, 0, &len), STRATA_ELIMIT); /* past 4 */
+	assert_int_equal(raw_push_at(fd, j, 0, 1, 0, 0, 0, &len), 0);
+	assert_int_equal(raw_push(fd, j, 0, 0, 0, 2, &len), 0);
+	assert_int_equal(len, 2 * k_row);
+	/* a row past the sweep's end fails the chunk */
+	assert_int_equal(raw_push_at(fd, j, 2, 1, 0, 0, 0, &len), 0);
+	assert_int_equal(raw_push_at(fd, j, 0, 1, 1, 0, 0, &len), STRATA_EINVAL);
+	assert_int_equal(raw_push(fd, j, 0, 0, 0, 1, &len), STRATA_EINVAL); /* nothing swept */
 	/* direct session: each push answered with its rows' results */
 	uint64_t d = raw_join_open(fd, 0, &granted);
 	assert_false(granted);
