@@ -97,7 +97,8 @@ def bench_join(clients, rng):
         assert np.array_equal(chk["f0"].to_numpy(), got["f0"].to_numpy(), equal_nan=True)
         assert (chk["i3"].astype("Int64").fillna(-1) == got["i3"].fillna(-1)).all()
         rows.append((f"strata join ({name})", ts, tp / ts))
-    print(f"\njoin: {SAMPLES:,} samples x {len(FEATS)} features, {len(feats):,} feature rows")
+    print(f"\njoin: {SAMPLES:,} samples x {len(FEATS)} features, {len(feats):,} feature rows "
+          f"(load average {os.getloadavg()[0]:.1f}: the peers share the machine)")
     print(f"{'':28s} {'seconds':>8s} {'rows/s':>12s} {'vs pandas':>10s}")
     for name, secs, ratio in rows:
         r = f"{ratio:.2f}x" if ratio else "-"
@@ -135,7 +136,8 @@ def bench_get(srv_client, emb_client, tmp, rng):
         for name, c in (("stratad", srv_client), ("embedded", emb_client)):
             ts, _ = best(lambda: [c.get("bench_join", e, names).to_dict() for e in ids])
             res.append((f"strata get ({name})", ts))
-        print(f"\nget: 1 entity x {len(names)} features, one Python thread, {GETS:,} calls")
+        print(f"\nget: 1 entity x {len(names)} features, one Python thread, {GETS:,} calls "
+              f"(load average {os.getloadavg()[0]:.1f})")
         print(f"{'':28s} {'us/call':>8s} {'vs redis-py':>12s}")
         base = res[0][1] if redis is not None else None
         for name, secs in res:

@@ -72,5 +72,9 @@ int cli_remote_open(const char *addr, const char *token, struct cli_backend *out
 struct strata_connect_opts;
 int cli_remote_open_opts(const char *addr, const struct strata_connect_opts *o,
 			 struct cli_backend *out, struct st_error *err);
+/* A libstrata result as the store's (the value's storage moves to out), for embedders that
+ * read a remote backend's libstrata handle (its ctx) directly. */
+struct strata_result;
+void cli_remote_result_out(struct strata_result *in, struct kv_result *out);
 
 #endif

@@ -36,7 +36,7 @@ static void rm_value_in(const struct kv_value *v, struct strata_value *out)
 
 /* Moves a libstrata result into a kv result (the value buffer changes owner; both sides
  * free it with free()). */
-static void rm_result_out(struct strata_result *in, struct kv_result *out)
+void cli_remote_result_out(struct strata_result *in, struct kv_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->found = in->found;
@@ -222,7 +222,7 @@ static int rm_get(void *ctx, const char *table, const char *const *entities,
 				 &so, r, &se);
 	if (!rc)
 		for (size_t i = 0; i < n; i++)
-			rm_result_out(&r[i], &out[i]);
+			cli_remote_result_out(&r[i], &out[i]);
 	free(r);
 	return rc ? rm_err(&se, rc, err) : 0;
 }
@@ -247,7 +247,7 @@ static int rm_history(void *ctx, const char *table, const char *entity, size_t e
 	}
 	for (size_t i = 0; i < nv; i++) {
 		kv[i].tombstone = v[i].tombstone;
-		rm_result_out(&v[i].r, &kv[i].r);
+		cli_remote_result_out(&v[i].r, &kv[i].r);
 	}
 	free(v);
 	*out = kv;
@@ -278,10 +278,9 @@ static int rm_join_open(void *ctx, const char *table, const char *const *feature
 		free(cj);
 		return st_error_set(err, ST_ENOMEM, "out of memory");
 	}
-	/* Wire chunks smaller than the CLI's chunk keep frames small and pipelined. */
-	size_t wire = cj->chunk_rows < 8192 ? cj->chunk_rows : 8192;
+	/* libstrata splits the chunk into wire pushes; the server sweeps it in one pass */
 	struct strata_error se = {0};
-	int rc = strata_join_open2(ctx, table, features, nfeatures, known_at, wire,
+	int rc = strata_join_open2(ctx, table, features, nfeatures, known_at, cj->chunk_rows,
 				   skip_before_horizon ? STRATA_JOIN_SKIP_BEFORE_HORIZON : 0, &cj->j,
 				   &se);
 	if (rc) {
@@ -317,7 +316,7 @@ static int rm_join_run(struct cli_join *cj, struct st_error *err)
 		if (rc < 0)
 			return se.msg[0] ? rm_err(&se, rc, err) : rc;
 		for (size_t f = 0; f < cj->nf; f++)
-			rm_result_out((struct strata_result *)&row[f], &cj->res[i * cj->nf + f]);
+			cli_remote_result_out((struct strata_result *)&row[f], &cj->res[i * cj->nf + f]);
 	}
 	return 0;
 }

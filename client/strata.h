@@ -340,10 +340,13 @@ void strata_batch_clear(strata_batch *b);
 void strata_batch_free(strata_batch *b);
 
 /* ---- streaming versioned sample join ----
- * Each pushed row (entity, ts) gets every feature as of its own ts. Rows are sent in chunks
- * of `chunk_rows` (0 = 8192) with up to four chunks in flight; results come back in push
- * order through strata_join_next. Memory on both sides is bounded by the chunk size as long
- * as the caller drains results when push returns 1. Typical loop:
+ * Each pushed row (entity, ts) gets every feature as of its own ts. The server sweeps the rows
+ * in chunks of `chunk_rows` (0 = 8192; at most 1000000 and 10M rows x features), each in one
+ * ordered pass: a bigger chunk means fewer seeks (1M rows of 100k entities: 10x fewer than in
+ * 8192-row chunks).
+ * Rows travel in pushes of up to 65536 rows and results come back in push order through
+ * strata_join_next, several requests in flight. Memory on both sides is bounded by the chunk
+ * size as long as the caller drains results when push returns 1. Typical loop:
  *     for each row: if (strata_join_push(j, ...) == 1) while (strata_join_next(j, &r) == 1) ...
  *     while (strata_join_next(j, &r) == 1) ...   // the rest, including the partial chunk */
 typedef struct strata_join strata_join;
@@ -361,7 +364,7 @@ int strata_join_open2(strata *c, const char *table, const char *const *features,
  * ready to be read with strata_join_next, or an error. */
 int strata_join_push(strata_join *j, const char *entity, size_t entity_len, int64_t ts,
 		     struct strata_error *err);
-/* Sends the partial chunk now (more rows may follow). */
+/* Sends the partial chunk now, to be swept on its own (more rows may follow). */
 int strata_join_flush(strata_join *j, struct strata_error *err);
 /* Next result row in push order: returns 1 and sets *row to nfeatures results (owned by the
  * join, valid until the next call on it), 0 when every pushed row has been returned (a

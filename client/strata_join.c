@@ -1,7 +1,15 @@
 /* libstrata streaming versioned sample join: rows go out in chunks (one JoinPush request
- * each, several in flight), results come back per chunk and are handed out in push order.
- * Over a cluster, one such join runs per node and every row goes to its shard's node; a
- * ring of row -> node keeps the push order when the answers are merged. */
+ * each), results come back and are handed out in push order. Over a cluster, one such join
+ * runs per node and every row goes to its shard's node; a ring of row -> node keeps the push
+ * order when the answers are merged.
+ *
+ * With a server that offers deferred sessions (Response.join_deferred), the rows of a whole
+ * collection (chunk_rows, up to SJ_COLLECTION_MAX) are uploaded one push at a time and swept
+ * by the server in one ordered pass; their results are then fetched by row range, several
+ * fetches in flight. An older server answers each push with its own rows (direct mode:
+ * pipelined chunks of up to SJ_CHUNK_DEFAULT rows). Deferred state, client side: `coll` rows uploaded and not
+ * swept; after a sweep, rows [0, swept) of it of which [0, fetched) are asked for; the next
+ * upload waits until every fetch of the previous collection was answered. */
 #include "client/strata_impl.h"
 
 #include <stdlib.h>
@@ -11,6 +19,11 @@
 
 #define SJ_WINDOW 4 /* chunks sent and not yet answered */
 #define SJ_CHUNK_DEFAULT 8192
+#define SJ_COLLECTION_MAX 1000000 /* the server's largest chunk_rows ... */
+#define SJ_COLLECTION_RESULTS 10000000 /* ... and at most this many rows x features */
+#define SJ_UPLOAD_ROWS 65536      /* rows of one deferred upload push ... */
+#define SJ_UPLOAD_BYTES (4u << 20) /* ... or this many entity bytes */
+#define SJ_FETCH_RESULTS 131072   /* results (rows x features) of one fetch */
 
 struct sj_chunk {
 	uint64_t id;
@@ -22,6 +35,10 @@ struct strata_join {
 	strata *c;
 	uint64_t epoch, join_id;
 	size_t nf, chunk_rows;
+	/* deferred session (see above); wire_rows: rows of one push */
+	int deferred, need_drain; /* need_drain: a sweep was sent, its fetches not all answered */
+	size_t wire_rows, coll, swept, fetched;
+	size_t qrows; /* rows the queued requests answer (fetches, direct chunks) */
 	/* the chunk being filled */
 	size_t nrows;
 	size_t *eoff, *elen;
@@ -33,8 +50,8 @@ struct strata_join {
 	size_t qhead, qn, qcap;
 	size_t unanswered;
 	/* the answered chunk being read */
-	struct strata_result *cur;
-	size_t cur_rows, cur_pos;
+	struct strata_result *cur; /* cur_cap results allocated */
+	size_t cur_rows, cur_pos, cur_cap;
 	size_t pending;
 	int dead; /* error code that poisons the join */
 	/* cluster: one join per node that is primary of a shard, and the node of every row not
@@ -160,13 +177,11 @@ static int sj_open_one(strata *c, const char *table, const char *const *features
 	int rc = sj_new(c, nfeatures, chunk_rows, &j, err);
 	if (rc)
 		return rc;
-	j->eoff = malloc(j->chunk_rows * sizeof(*j->eoff));
-	j->elen = malloc(j->chunk_rows * sizeof(*j->elen));
-	j->ts = malloc(j->chunk_rows * sizeof(*j->ts));
-	if (!j->eoff || !j->elen || !j->ts) {
-		strata_join_close(j);
-		return sc_error(err, STRATA_ENOMEM, "out of memory");
-	}
+	if (j->chunk_rows > SJ_COLLECTION_MAX)
+		j->chunk_rows = SJ_COLLECTION_MAX;
+	if (j->chunk_rows > SJ_COLLECTION_RESULTS / nfeatures)
+		j->chunk_rows = SJ_COLLECTION_RESULTS / nfeatures ? SJ_COLLECTION_RESULTS / nfeatures
+								  : 1;
 	Strata__JoinOpenReq m = STRATA__JOIN_OPEN_REQ__INIT;
 	m.table = (char *)table;
 	m.n_features = nfeatures;
@@ -175,6 +190,7 @@ static int sj_open_one(strata *c, const char *table, const char *const *features
 	m.known_at = known_at;
 	m.has_chunk_rows = 1;
 	m.chunk_rows = (uint32_t)j->chunk_rows;
+	m.has_deferred = m.deferred = 1;
 	if (flags & STRATA_JOIN_SKIP_BEFORE_HORIZON) {
 		m.has_before_horizon = 1;
 		m.before_horizon = 1;
@@ -190,7 +206,18 @@ static int sj_open_one(strata *c, const char *table, const char *const *features
 	}
 	j->join_id = r->join_id;
 	j->epoch = c->epoch;
+	j->deferred = r->has_join_deferred && r->join_deferred;
 	strata__response__free_unpacked(r, NULL);
+	/* rows of one push: an upload (deferred), or a chunk answered directly */
+	size_t wire = j->deferred ? SJ_UPLOAD_ROWS : SJ_CHUNK_DEFAULT;
+	j->wire_rows = j->chunk_rows < wire ? j->chunk_rows : wire;
+	j->eoff = malloc(j->wire_rows * sizeof(*j->eoff));
+	j->elen = malloc(j->wire_rows * sizeof(*j->elen));
+	j->ts = malloc(j->wire_rows * sizeof(*j->ts));
+	if (!j->eoff || !j->elen || !j->ts) {
+		strata_join_close(j);
+		return sc_error(err, STRATA_ENOMEM, "out of memory");
+	}
 	*out = j;
 	return 0;
 }
@@ -228,11 +255,9 @@ static int sj_receive_one(strata_join *j, struct strata_error *err)
 	return 0;
 }
 
-static int sj_send_chunk(strata_join *j, struct strata_error *err)
+/* Appends a sent request to the queue of answers to read in order. */
+static int sj_enqueue(strata_join *j, uint64_t id, size_t rows, struct strata_error *err)
 {
-	int rc = sj_alive(j, err);
-	if (rc)
-		return rc;
 	if (j->qn == j->qcap) {
 		size_t cap = j->qcap ? j->qcap * 2 : 8;
 		struct sj_chunk *q = malloc(cap * sizeof(*q));
@@ -245,43 +270,144 @@ static int sj_send_chunk(strata_join *j, struct strata_error *err)
 		j->qhead = 0;
 		j->qcap = cap;
 	}
-	ProtobufCBinaryData *ents = malloc((j->nrows + 1) * sizeof(*ents));
+	struct sj_chunk *ch = &j->q[(j->qhead + j->qn) % j->qcap];
+	ch->id = id;
+	ch->rows = rows;
+	ch->resp = NULL;
+	j->qn++;
+	j->qrows += rows;
+	j->unanswered++;
+	return 0;
+}
+
+/* Queues a JoinPush: of the buffered rows (emptying the buffer), or a fetch (fetch_rows > 0,
+ * no rows); `sweep` for a deferred upload. */
+static int sj_queue_push(strata_join *j, int sweep, uint64_t fetch_row, size_t fetch_rows,
+			 uint64_t *id, struct strata_error *err)
+{
+	uint64_t first_row = j->coll; /* deferred uploads: where their rows go */
+	size_t rows = fetch_rows ? 0 : j->nrows;
+	ProtobufCBinaryData *ents = malloc((rows + 1) * sizeof(*ents));
 	if (!ents)
 		return j->dead = sc_error(err, STRATA_ENOMEM, "out of memory");
-	for (size_t i = 0; i < j->nrows; i++) {
+	for (size_t i = 0; i < rows; i++) {
 		ents[i].data = j->ebuf + j->eoff[i];
 		ents[i].len = j->elen[i];
 	}
 	Strata__JoinPushReq m = STRATA__JOIN_PUSH_REQ__INIT;
 	m.join_id = j->join_id;
-	m.n_entities = j->nrows;
+	m.n_entities = rows;
 	m.entities = ents;
-	m.n_ts = j->nrows;
+	m.n_ts = rows;
 	m.ts = j->ts;
+	m.has_sweep = m.sweep = sweep;
+	if (j->deferred && !fetch_rows) {
+		m.has_first_row = 1;
+		m.first_row = first_row;
+	}
+	if (fetch_rows) {
+		m.has_fetch_row = m.has_fetch_rows = 1;
+		m.fetch_row = fetch_row;
+		m.fetch_rows = (uint32_t)fetch_rows;
+	}
 	Strata__Request req = STRATA__REQUEST__INIT;
 	req.op_case = STRATA__REQUEST__OP_JOIN_PUSH;
 	req.join_push = &m;
-	req.id = sc_reserve_ids(j->c, 1);
-	rc = sc_queue(j->c, &req, err);
+	req.id = *id = sc_reserve_ids(j->c, 1);
+	int rc = sc_queue(j->c, &req, err);
 	free(ents);
 	if (rc)
 		return j->dead = rc;
-	struct sj_chunk *ch = &j->q[(j->qhead + j->qn) % j->qcap];
-	ch->id = req.id;
-	ch->rows = j->nrows;
-	ch->resp = NULL;
-	j->qn++;
-	j->unanswered++;
-	j->nrows = 0;
-	j->elen_total = 0;
-	/* Push the bytes out now and keep at most SJ_WINDOW chunks unanswered. */
+	if (rows) {
+		j->nrows = 0;
+		j->elen_total = 0;
+	}
+	return 0;
+}
+
+/* Sends the queued bytes and keeps at most `window` requests unanswered. */
+static int sj_flush_window(strata_join *j, size_t window, struct strata_error *err)
+{
 	size_t got = 0;
-	if ((rc = sc_wait(j->c, 0, 0, 0, NULL, NULL, &got, err)))
+	int rc = sc_wait(j->c, 0, 0, 0, NULL, NULL, &got, err);
+	if (rc)
 		return j->dead = rc;
-	while (j->unanswered > SJ_WINDOW)
+	while (j->unanswered > window)
 		if ((rc = sj_receive_one(j, err)))
 			return rc;
 	return 0;
+}
+
+/* Direct mode: the buffered rows are a chunk, answered with their results. */
+static int sj_send_chunk(strata_join *j, struct strata_error *err)
+{
+	uint64_t id;
+	size_t rows = j->nrows;
+	int rc = sj_alive(j, err);
+	if (!rc)
+		rc = sj_queue_push(j, 0, 0, 0, &id, err);
+	if (!rc)
+		rc = sj_enqueue(j, id, rows, err);
+	return rc ? rc : sj_flush_window(j, SJ_WINDOW, err);
+}
+
+/* Deferred: asks for the next range of swept rows. */
+static int sj_fetch_one(strata_join *j, struct strata_error *err)
+{
+	size_t per = SJ_FETCH_RESULTS / j->nf ? SJ_FETCH_RESULTS / j->nf : 1;
+	size_t n = j->swept - j->fetched < per ? j->swept - j->fetched : per;
+	uint64_t id;
+	int rc = sj_alive(j, err);
+	/* the chunk is swept when its last upload is answered: wait for them all first */
+	while (!rc && j->fetched == 0 && j->unanswered)
+		rc = sj_receive_one(j, err);
+	if (!rc)
+		rc = sj_queue_push(j, 0, j->fetched, n, &id, err);
+	if (!rc)
+		rc = sj_enqueue(j, id, n, err);
+	if (rc)
+		return rc;
+	j->fetched += n;
+	if (j->fetched == j->swept)
+		j->swept = j->fetched = 0;
+	return sj_flush_window(j, SJ_WINDOW, err);
+}
+
+/* Deferred: uploads the buffered rows into the server's collection, one push at a time
+ * (their order is the rows' order), sweeping it when it is full or `sweep` is asked. The
+ * previous collection's fetches are all sent and answered first (the server refuses an
+ * upload before). */
+static int sj_upload(strata_join *j, int sweep, struct strata_error *err)
+{
+	int rc = sj_alive(j, err);
+	if (j->need_drain) {
+		while (!rc && j->fetched < j->swept)
+			rc = sj_fetch_one(j, err);
+		while (!rc && j->unanswered)
+			rc = sj_receive_one(j, err);
+		/* a failed fetch fails the join now, not as a refused upload */
+		for (size_t k = 0; !rc && k < j->qn; k++)
+			if ((rc = sc_resp_error(j->q[(j->qhead + k) % j->qcap].resp, err)))
+				j->dead = rc;
+		if (rc)
+			return rc;
+		j->need_drain = 0;
+	}
+	size_t rows = j->nrows;
+	sweep = sweep || j->coll + rows == j->chunk_rows;
+	if (!rows && !(sweep && j->coll))
+		return 0;
+	/* each upload names where its rows go: several may be in flight */
+	uint64_t id;
+	if ((rc = sj_queue_push(j, sweep, 0, 0, &id, err)) || (rc = sj_enqueue(j, id, 0, err)))
+		return rc;
+	j->coll += rows;
+	if (sweep) {
+		j->swept = j->coll;
+		j->fetched = j->coll = 0;
+		j->need_drain = 1;
+	}
+	return sj_flush_window(j, SJ_WINDOW, err);
 }
 
 int strata_join_push(strata_join *j, const char *entity, size_t entity_len, int64_t ts,
@@ -309,7 +435,14 @@ int strata_join_push(strata_join *j, const char *entity, size_t entity_len, int6
 	j->elen_total += entity_len;
 	j->nrows++;
 	j->pending++;
-	if (j->nrows == j->chunk_rows && (rc = sj_send_chunk(j, err)))
+	if (j->deferred) {
+		if ((j->nrows == j->wire_rows || j->elen_total >= SJ_UPLOAD_BYTES ||
+		     j->coll + j->nrows == j->chunk_rows) &&
+		    (rc = sj_upload(j, 0, err)))
+			return rc;
+		return j->qrows || j->swept > j->fetched ? 1 : 0;
+	}
+	if (j->nrows == j->wire_rows && (rc = sj_send_chunk(j, err)))
 		return rc;
 	return (j->qn && j->q[j->qhead].resp) || j->qn >= SJ_WINDOW ? 1 : 0;
 }
@@ -325,17 +458,151 @@ int strata_join_flush(strata_join *j, struct strata_error *err)
 				return j->dead;
 		return 0;
 	}
+	if (j->deferred)
+		return j->nrows || j->coll ? sj_upload(j, 1, err) : sj_alive(j, err);
 	return j->nrows ? sj_send_chunk(j, err) : sj_alive(j, err);
 }
 
+/* Deferred: makes answers of the oldest rows arrive (sweeping what is collected when nothing
+ * else is left) and keeps SJ_WINDOW fetches in flight. */
+static int sj_deferred_more(strata_join *j, struct strata_error *err)
+{
+	int rc = 0;
+	if (!j->qrows && j->swept == j->fetched && (j->nrows || j->coll))
+		rc = sj_upload(j, 1, err);
+	while (!rc && j->swept > j->fetched && j->unanswered < SJ_WINDOW)
+		rc = sj_fetch_one(j, err);
+	return rc;
+}
+
+/* Empties the answered chunk; its array is kept for the next one. */
 static void sj_cur_release(strata_join *j)
 {
-	if (j->cur) {
+	if (j->cur)
 		strata_result_release(j->cur, j->cur_rows * j->nf);
-		free(j->cur);
-	}
-	j->cur = NULL;
 	j->cur_rows = j->cur_pos = 0;
+}
+
+/* ---- compact answers of deferred fetches (Response.join_rows; layout in strata.proto) ---- */
+
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "join_rows is little-endian");
+
+struct sj_reader {
+	const uint8_t *p, *end;
+};
+
+static int sj_take(struct sj_reader *rd, void *dst, size_t n)
+{
+	if ((size_t)(rd->end - rd->p) < n)
+		return STRATA_EPROTO;
+	memcpy(dst, rd->p, n);
+	rd->p += n;
+	return 0;
+}
+
+/* A found value: u8 type, then its payload. */
+static int sj_value_decode(struct sj_reader *rd, struct strata_value *v)
+{
+	uint8_t type;
+	uint32_t len;
+	if (sj_take(rd, &type, 1))
+		return STRATA_EPROTO;
+	v->type = (enum strata_type)type;
+	size_t esz = 0, extra = 0;
+	switch (type) {
+	case STRATA_I64:
+		return sj_take(rd, &v->i64, 8);
+	case STRATA_F64:
+		return sj_take(rd, &v->f64, 8);
+	case STRATA_F32:
+		return sj_take(rd, &v->f32, 4);
+	case STRATA_STR:
+	case STRATA_BYTES:
+		esz = 1;
+		extra = 1; /* NUL terminator, as sc_value_from_pb gives strings */
+		break;
+	case STRATA_F32VEC:
+		esz = sizeof(float);
+		break;
+	case STRATA_I64LIST:
+		esz = sizeof(int64_t);
+		break;
+	default:
+		return STRATA_EPROTO;
+	}
+	if (sj_take(rd, &len, 4) || (size_t)(rd->end - rd->p) / esz < len)
+		return STRATA_EPROTO;
+	size_t bytes = (size_t)len * esz;
+	uint8_t *p = malloc(bytes + extra + (bytes + extra == 0));
+	if (!p)
+		return STRATA_ENOMEM;
+	memcpy(p, rd->p, bytes);
+	if (extra)
+		p[bytes] = 0;
+	rd->p += bytes;
+	v->len = len;
+	v->ptr = p;
+	return 0;
+}
+
+/* One result, with the rules of sc_results_from_pb: times only for present, stale and
+ * skipped values. */
+static int sj_result_decode(struct sj_reader *rd, struct strata_result *out)
+{
+	uint8_t head;
+	int64_t t[2] = {0, 0};
+	memset(out, 0, sizeof(*out));
+	if (sj_take(rd, &head, 1) || ((head & 8) && sj_take(rd, t, 16)))
+		return STRATA_EPROTO;
+	if (!(head & 4)) {
+		if ((head & 3) >= STRATA_STALE) {
+			out->status = (enum strata_status)(head & 3);
+			out->ts = t[0];
+			out->ingest_us = t[1];
+		}
+		return 0;
+	}
+	out->found = 1;
+	out->status = STRATA_PRESENT;
+	out->ts = t[0];
+	out->ingest_us = t[1];
+	return sj_value_decode(rd, &out->value);
+}
+
+/* Makes the answer of a chunk or fetch of `rows` rows the current chunk. */
+static int sj_cur_fill(strata_join *j, const Strata__Response *r, size_t rows,
+		       struct strata_error *err)
+{
+	size_t n = rows * j->nf;
+	if (j->deferred && !rows)
+		return 0; /* an upload's answer */
+	int compact = r->result_case == STRATA__RESPONSE__RESULT_JOIN_ROWS;
+	if (!compact && (r->result_case != STRATA__RESPONSE__RESULT_RESULTS ||
+			 r->results->n_results != n))
+		return sc_error(err, STRATA_EPROTO, "join chunk answered with wrong row count");
+	if (n > j->cur_cap) {
+		struct strata_result *c = realloc(j->cur, n * sizeof(*c));
+		if (!c)
+			return sc_error(err, STRATA_ENOMEM, "out of memory");
+		j->cur = c;
+		j->cur_cap = n;
+	}
+	if (!compact)
+		return sc_results_from_pb(r->results->results, n, j->cur, err);
+	struct sj_reader rd = {r->join_rows.data, r->join_rows.data + r->join_rows.len};
+	for (size_t i = 0; i < n; i++) {
+		int rc = sj_result_decode(&rd, &j->cur[i]);
+		if (rc) {
+			strata_result_release(j->cur, i + 1);
+			return sc_error(err, rc, "%s", rc == STRATA_ENOMEM ? "out of memory"
+									  : "malformed join_rows answer");
+		}
+	}
+	if (rd.p != rd.end) {
+		strata_result_release(j->cur, n);
+		return sc_error(err, STRATA_EPROTO, "join_rows answer longer than its rows");
+	}
+	return 0;
 }
 
 int strata_join_next(strata_join *j, const struct strata_result **row,
@@ -352,7 +619,13 @@ int strata_join_next(strata_join *j, const struct strata_result **row,
 		sj_cur_release(j);
 		if (j->dead)
 			return sj_alive(j, err);
-		if (j->qn == 0) {
+		if (j->deferred) {
+			int rc = sj_deferred_more(j, err);
+			if (rc)
+				return rc;
+			if (j->qn == 0)
+				return 0;
+		} else if (j->qn == 0) {
 			if (j->nrows == 0)
 				return 0;
 			int rc = sj_send_chunk(j, err);
@@ -367,23 +640,13 @@ int strata_join_next(strata_join *j, const struct strata_result **row,
 		}
 		Strata__Response *r = ch->resp;
 		size_t rows = ch->rows;
+		j->qrows -= rows;
 		ch->resp = NULL;
 		j->qhead = (j->qhead + 1) % j->qcap;
 		j->qn--;
 		int rc = sc_resp_error(r, err);
-		if (!rc && (r->result_case != STRATA__RESPONSE__RESULT_RESULTS ||
-			    r->results->n_results != rows * j->nf))
-			rc = sc_error(err, STRATA_EPROTO, "join chunk answered with wrong row count");
-		if (!rc) {
-			j->cur = calloc(rows * j->nf + 1, sizeof(*j->cur));
-			if (!j->cur)
-				rc = sc_error(err, STRATA_ENOMEM, "out of memory");
-			else if ((rc = sc_results_from_pb(r->results->results, rows * j->nf, j->cur,
-							  err))) {
-				free(j->cur);
-				j->cur = NULL;
-			}
-		}
+		if (!rc)
+			rc = sj_cur_fill(j, r, rows, err);
 		strata__response__free_unpacked(r, NULL);
 		if (rc)
 			return j->dead = rc;
@@ -411,6 +674,7 @@ void strata_join_close(strata_join *j)
 	free(j->shard_node);
 	free(j->ring);
 	sj_cur_release(j);
+	free(j->cur);
 	/* Collect answers still in flight so they are not parked forever, then close. */
 	struct strata_error e;
 	while (j->join_id && !j->dead && j->unanswered && j->c->fd >= 0 && j->c->epoch == j->epoch)

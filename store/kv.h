@@ -212,13 +212,14 @@ const char *kv_status_name(enum kv_status s); /* "present", "absent", "stale", .
 
 /* A read result. `value` is owned by the result: release with kv_result_release.
  * found == (status == KV_PRESENT). */
-struct kv_result {
-	int found;
+struct kv_result { /* 48 bytes: a 1M-row join of 10 features keeps 10M of them */
 	int64_t ts;        /* event time of the value */
 	int64_t ingest_us; /* when it was written */
 	struct kv_value value;
+	int found;
 	enum kv_status status;
 };
+_Static_assert(sizeof(struct kv_result) == 48, "kv_result: no padding");
 void kv_result_release(struct kv_result *r, size_t n);
 
 /* Reads `nfeatures` features of one entity into out[0..nfeatures). A read whose as-of or
@@ -286,6 +287,11 @@ uint64_t kv_join_skipped(const struct kv_join *j);
 /* Returns 0, 1 (chunk now full), or an error. The entity bytes are copied. */
 int kv_join_push(struct kv_join *j, const char *entity, size_t entity_len, int64_t ts,
 		 struct st_error *err);
+/* Sets row `pos` (< chunk_rows) instead of appending (rows arriving out of order): the chunk
+ * is rows [0, highest pos + 1), and the caller must have set every one of them before
+ * kv_join_run. Returns 0 or an error. */
+int kv_join_push_at(struct kv_join *j, size_t pos, const char *entity, size_t entity_len,
+		    int64_t ts, struct st_error *err);
 int kv_join_run(struct kv_join *j, struct st_error *err);
 size_t kv_join_rows(const struct kv_join *j);
 /* Results of row i of the current chunk: nfeatures entries, owned by the join (valid until

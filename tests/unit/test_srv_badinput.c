@@ -162,18 +162,156 @@ static void test_unknown_op(void **state)
 	others_served(h);
 }
 
-static Strata__Response *raw_call(struct srvh *h, Strata__Request *req)
+/* One request on an open raw connection (joins live per connection). */
+static Strata__Response *raw_on(int fd, Strata__Request *req)
 {
-	int fd = srvh_raw(h);
 	uint8_t *f;
 	size_t n = srvh_frame(req, &f);
 	srvh_write_all(fd, f, n);
 	free(f);
 	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
-	close(fd);
 	assert_non_null(r);
 	assert_int_equal(r->id, req->id);
 	return r;
+}
+
+/* One request on a connection of its own. */
+static Strata__Response *raw_call(struct srvh *h, Strata__Request *req)
+{
+	int fd = srvh_raw(h);
+	Strata__Response *r = raw_on(fd, req);
+	close(fd);
+	return r;
+}
+
+/* A join push: `rows` rows (k, x, k, ...) placed at `first` (-1: appended), or a fetch. */
+static int raw_push_at(int fd, uint64_t join_id, int64_t first, size_t rows, int sweep,
+		       uint64_t from, uint32_t fetch, size_t *rows_len)
+{
+	static uint64_t id = 100;
+	ProtobufCBinaryData ents[8];
+	int64_t ts[8];
+	for (size_t i = 0; i < rows; i++) {
+		ents[i] = (ProtobufCBinaryData){1, (uint8_t *)(i % 2 ? "x" : "k")};
+		ts[i] = 5;
+	}
+	Strata__JoinPushReq jp = STRATA__JOIN_PUSH_REQ__INIT;
+	jp.join_id = join_id;
+	jp.n_entities = jp.n_ts = rows;
+	jp.entities = ents;
+	jp.ts = ts;
+	jp.has_sweep = jp.sweep = sweep;
+	if (first >= 0) {
+		jp.has_first_row = 1;
+		jp.first_row = (uint64_t)first;
+	}
+	if (fetch) {
+		jp.has_fetch_row = jp.has_fetch_rows = 1;
+		jp.fetch_row = from;
+		jp.fetch_rows = fetch;
+	}
+	Strata__Request req = STRATA__REQUEST__INIT;
+	req.id = ++id;
+	req.op_case = STRATA__REQUEST__OP_JOIN_PUSH;
+	req.join_push = &jp;
+	Strata__Response *r = raw_on(fd, &req);
+	int code = r->has_code ? r->code : 0;
+	*rows_len = r->result_case == STRATA__RESPONSE__RESULT_JOIN_ROWS ? r->join_rows.len
+		    : r->result_case == STRATA__RESPONSE__RESULT_RESULTS ? r->results->n_results
+									    : 0;
+	strata__response__free_unpacked(r, NULL);
+	return code;
+}
+
+static Strata__Response *raw_join_open_req(int fd, char **feats, size_t nf, uint32_t chunk,
+					   int deferred)
+{
+	Strata__JoinOpenReq jo = STRATA__JOIN_OPEN_REQ__INIT;
+	jo.table = "bt";
+	jo.n_features = nf;
+	jo.features = feats;
+	jo.has_chunk_rows = 1;
+	jo.chunk_rows = chunk;
+	jo.has_deferred = jo.deferred = deferred;
+	Strata__Request req = STRATA__REQUEST__INIT;
+	req.id = 90;
+	req.op_case = STRATA__REQUEST__OP_JOIN_OPEN;
+	req.join_open = &jo;
+	return raw_on(fd, &req);
+}
+
+static int raw_push(int fd, uint64_t join_id, size_t rows, int sweep, uint64_t from,
+		    uint32_t fetch, size_t *rows_len)
+{
+	return raw_push_at(fd, join_id, -1, rows, sweep, from, fetch, rows_len);
+}
+
+static uint64_t raw_join_open(int fd, int deferred, int *granted)
+{
+	char *feats[] = {"i", "s"};
+	Strata__Response *r = raw_join_open_req(fd, feats, 2, 4, deferred);
+	assert_false(r->has_code && r->code);
+	uint64_t id = r->join_id;
+	*granted = r->has_join_deferred && r->join_deferred;
+	strata__response__free_unpacked(r, NULL);
+	return id;
+}
+
+/* Deferred join sessions refuse pushes out of their protocol with a clear code and go on; a
+ * session opened without `deferred` (an older client) answers every push directly. */
+static void test_join_sessions(void **state)
+{
+	struct srvh *h = *state;
+	int fd = srvh_raw(h), granted;
+	size_t len;
+	uint64_t j = raw_join_open(fd, 1, &granted);
+	assert_true(granted);
+	assert_int_equal(raw_push(fd, j, 0, 0, 0, 1, &len), STRATA_EINVAL); /* nothing swept */
+	assert_int_equal(raw_push(fd, j, 5, 0, 0, 0, &len), STRATA_ELIMIT); /* > chunk_rows */
+	assert_int_equal(raw_push(fd, j, 2, 0, 0, 0, &len), 0);             /* k, x collected */
+	assert_int_equal(len, 0);
+	assert_int_equal(raw_push(fd, j, 1, 1, 0, 0, &len), 0); /* k, then sweep: 3 rows */
+	assert_int_equal(raw_push(fd, j, 1, 0, 0, 0, &len), STRATA_EBUSY);
+	assert_int_equal(raw_push(fd, j, 1, 0, 0, 1, &len), STRATA_EINVAL); /* rows and fetch */
+	assert_int_equal(raw_push(fd, j, 0, 0, 2, 2, &len), STRATA_EINVAL); /* past the end */
+	/* row 1 (x, unknown): two head bytes; row 2 (k): i64 and the 3000-byte str */
+	size_t k_row = (1 + 16 + 1 + 8) + (1 + 16 + 1 + 4 + 3000);
+	assert_int_equal(raw_push(fd, j, 0, 0, 1, 2, &len), 0);
+	assert_int_equal(len, 2 + k_row);
+	assert_int_equal(raw_push(fd, j, 0, 0, 0, 1, &len), 0);
+	assert_int_equal(len, k_row);
+	/* every row fetched: the session collects again */
+	assert_int_equal(raw_push(fd, j, 1, 1, 0, 0, &len), 0);
+	assert_int_equal(raw_push(fd, j, 0, 0, 0, 1, &len), 0);
+	assert_int_equal(len, k_row);
+	/* uploads placed by position, out of order: row 1 (k) with the sweep, then row 0 (k);
+	 * the chunk is swept when both are in */
+	assert_int_equal(raw_push_at(fd, j, 1, 1, 1, 0, 0, &len), 0);
+	assert_int_equal(raw_push(fd, j, 0, 0, 0, 1, &len), STRATA_EINVAL); /* not swept yet */
+	assert_int_equal(raw_push_at(fd, j, 1, 1, 0, 0, 0, &len), STRATA_EINVAL); /* twice */
+	assert_int_equal(raw_push_at(fd, j, 3, 2, 0, 0, 0, &len), STRATA_ELIMIT); /* past 4 */
+	assert_int_equal(raw_push_at(fd, j, 0, 1, 0, 0, 0, &len), 0);
+	assert_int_equal(raw_push(fd, j, 0, 0, 0, 2, &len), 0);
+	assert_int_equal(len, 2 * k_row);
+	/* a row past the sweep's end fails the chunk */
+	assert_int_equal(raw_push_at(fd, j, 2, 1, 0, 0, 0, &len), 0);
+	assert_int_equal(raw_push_at(fd, j, 0, 1, 1, 0, 0, &len), STRATA_EINVAL);
+	assert_int_equal(raw_push(fd, j, 0, 0, 0, 1, &len), STRATA_EINVAL); /* nothing swept */
+	/* direct session: each push answered with its rows' results */
+	uint64_t d = raw_join_open(fd, 0, &granted);
+	assert_false(granted);
+	assert_int_equal(raw_push(fd, d, 3, 0, 0, 0, &len), 0);
+	assert_int_equal(len, 6);
+	/* a chunk whose results would take too much memory */
+	char *many[17];
+	for (int i = 0; i < 17; i++)
+		many[i] = "i";
+	Strata__Response *r = raw_join_open_req(fd, many, 17, 1000000, 1);
+	assert_int_equal(r->code, STRATA_ELIMIT);
+	assert_non_null(strstr(r->error, "results"));
+	strata__response__free_unpacked(r, NULL);
+	close(fd);
+	others_served(h);
 }
 
 static void test_unknown_table_and_type(void **state)
@@ -432,6 +570,7 @@ int main(void)
 		cmocka_unit_test(test_never_reads),       cmocka_unit_test(test_sends_nothing),
 		cmocka_unit_test(test_max_conns),         cmocka_unit_test(test_max_conns_evicts_silent),
 		cmocka_unit_test(test_handshake_and_frame_timeouts),
+		cmocka_unit_test(test_join_sessions),
 	};
 	int failed = 0;
 	for (size_t i = 0; i < 2; i++) {

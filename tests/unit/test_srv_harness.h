@@ -49,6 +49,15 @@ static inline void srvh_rm_rf(const char *d)
 	nftw(d, srvh_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* xorshift64: the tests' seeded random numbers. */
+static inline uint64_t srvh_xorshift(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
 static inline int64_t srvh_ms(void)
 {
 	struct timespec ts;

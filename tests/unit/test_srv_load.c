@@ -199,13 +199,6 @@ static void test_1000_conns(void **state)
 }
 
 static uint64_t rng = 88172645463325252ull;
-static uint64_t xorshift(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
 
 static void test_join_1m(void **state)
 {
@@ -227,12 +220,13 @@ static void test_join_1m(void **state)
 	while (checked < ROWS) {
 		int rc = 0;
 		if (pushed < ROWS) {
-			uint64_t x = xorshift();
+			uint64_t x = srvh_xorshift(&rng);
 			int k = (int)(x % (NENT + NENT / 10)); /* ~9% unknown entities */
 			int64_t ts = T0 - DAY + (int64_t)((x >> 20) % (uint64_t)((NVER + 1) * DAY));
 			int n = snprintf(ent, sizeof(ent), "e%d", k);
 			rc = strata_join_push(j, ent, (size_t)n, ts, &e);
-			assert_true(rc >= 0);
+			if (rc < 0)
+				fail_msg("push of row %zu: %s", pushed, e.msg);
 			pushed++;
 			if (rc == 0 && pushed < ROWS)
 				continue;
@@ -242,7 +236,7 @@ static void test_join_1m(void **state)
 		while ((pushed == ROWS || strata_join_pending(j) > 50000) &&
 		       (rc = strata_join_next(j, &row, &e)) == 1) {
 			rng = chk;
-			uint64_t x = xorshift();
+			uint64_t x = srvh_xorshift(&rng);
 			chk = rng;
 			int k = (int)(x % (NENT + NENT / 10));
 			int64_t ts = T0 - DAY + (int64_t)((x >> 20) % (uint64_t)((NVER + 1) * DAY));

@@ -277,6 +277,136 @@ static void test_join(void **state)
 	strata_close(c);
 }
 
+/* A join whose rows span many server chunks (each swept in one pass) and many wire pushes,
+ * entities repeated across chunks in random order, results drained at random points:
+ * every row equals a brute-force as-of over what was written (values and tombstones). */
+enum { RJ_ENT = 40, RJ_VER = 6, RJ_ROWS = 5000 };
+struct rj_event {
+	int64_t ts;
+	int del; /* a tombstone of every feature */
+	int64_t i;
+};
+static struct rj_event rj_ev[RJ_ENT][RJ_VER];
+static int rj_nev[RJ_ENT];
+
+static uint64_t rj_rng = 0x2545f4914f6cdd1dull;
+
+/* The expected i64 of entity e at ts (-1: none). */
+static int64_t rj_expect(int e, int64_t ts)
+{
+	const struct rj_event *best = NULL;
+	for (int k = 0; k < rj_nev[e]; k++)
+		if (rj_ev[e][k].ts <= ts && (!best || rj_ev[e][k].ts > best->ts))
+			best = &rj_ev[e][k];
+	return best && !best->del ? best->i : -1;
+}
+
+/* Entity names: half share their first 14 bytes (the join's inline sort key) and differ
+ * only after them. */
+static int rj_name(char *buf, size_t cap, int k)
+{
+	return snprintf(buf, cap, k % 2 ? "e%d" : "entity-with-a-shared-prefix-%d", k);
+}
+
+static void rj_check(const struct strata_result *row, int e, int64_t ts, size_t n)
+{
+	int64_t want = e < RJ_ENT ? rj_expect(e, ts) : -1;
+	if (want < 0) {
+		if (row[0].found || row[1].found || row[2].found)
+			fail_msg("row %zu: e%d at %lld should be empty", n, e, (long long)ts);
+		return;
+	}
+	if (!row[0].found || row[0].value.i64 != want)
+		fail_msg("row %zu: e%d at %lld: i %lld, want %lld", n, e, (long long)ts,
+			 (long long)row[0].value.i64, (long long)want);
+	char buf[32];
+	snprintf(buf, sizeof(buf), "s%lld", (long long)want);
+	assert_true(row[1].found && row[1].value.len == strlen(buf) &&
+		    !strcmp(row[1].value.ptr, buf));
+	assert_true(row[2].found && row[2].value.len == 3 &&
+		    ((float *)row[2].value.ptr)[2] == (float)want);
+}
+
+static void test_join_random_chunks(void **state)
+{
+	strata *c = srvh_client(*state, NULL);
+	struct strata_error e = {0};
+	mk_table(c, "t_rjoin");
+	memset(rj_nev, 0, sizeof(rj_nev)); /* run once per io backend, each on a fresh server */
+	char ent[48], sv[32];
+	for (int k = 0; k < RJ_ENT - 4; k++) { /* the last 4 entities are never written */
+		int n = (int)(srvh_xorshift(&rj_rng) % RJ_VER);
+		int len = rj_name(ent, sizeof(ent), k);
+		for (int v = 0; v < n; v++) {
+			struct rj_event *ev = &rj_ev[k][rj_nev[k]];
+			ev->ts = T0 + (int64_t)(srvh_xorshift(&rj_rng) % 1000) * 1000;
+			int dup = 0;
+			for (int w = 0; w < rj_nev[k]; w++)
+				dup |= rj_ev[k][w].ts == ev->ts;
+			if (dup)
+				continue;
+			ev->del = v && srvh_xorshift(&rj_rng) % 4 == 0;
+			ev->i = k * 100 + v;
+			if (ev->del) {
+				ok(strata_delete(c, "t_rjoin", ent, (size_t)len, NULL, 0, ev->ts, &e), &e);
+			} else {
+				float vec[3] = {0, 0, (float)ev->i};
+				snprintf(sv, sizeof(sv), "s%lld", (long long)ev->i);
+				struct strata_cell cl[3] = {
+					{ent, (size_t)len, "i", ev->ts, {.type = STRATA_I64, .i64 = ev->i}},
+					{ent, (size_t)len, "s", ev->ts,
+					 {.type = STRATA_STR, .len = (uint32_t)strlen(sv), .ptr = sv}},
+					{ent, (size_t)len, "v", ev->ts,
+					 {.type = STRATA_F32VEC, .len = 3, .ptr = vec}},
+				};
+				ok(strata_put(c, "t_rjoin", cl, 3, &e), &e);
+			}
+			rj_nev[k]++;
+		}
+	}
+	const char *fi[] = {"i", "s", "v"};
+	size_t chunks[] = {1, 7, 700, 65536 + 1000};
+	for (size_t ci = 0; ci < sizeof(chunks) / sizeof(chunks[0]); ci++) {
+		strata_join *j;
+		ok(strata_join_open(c, "t_rjoin", fi, 3, STRATA_TS_MAX, chunks[ci], &j, &e), &e);
+		size_t rows = chunks[ci] > 1000 ? 70000 : chunks[ci] == 1 ? 300 : RJ_ROWS;
+		int *re = malloc(rows * sizeof(*re));
+		int64_t *rt = malloc(rows * sizeof(*rt));
+		size_t out = 0;
+		const struct strata_result *row;
+		int rc;
+		for (size_t i = 0; i < rows; i++) {
+			re[i] = (int)(srvh_xorshift(&rj_rng) % RJ_ENT);
+			rt[i] = T0 + ((int64_t)(srvh_xorshift(&rj_rng) % 1100) - 50) * 1000;
+			int len = rj_name(ent, sizeof(ent), re[i]);
+			rc = strata_join_push(j, ent, (size_t)len, rt[i], &e);
+			if (rc < 0)
+				fail_msg("push %zu: %s", i, e.msg);
+			/* sometimes drain some (not all) of what is ready */
+			for (int d = (int)(srvh_xorshift(&rj_rng) % 3); rc == 1 && d > 0 && out < i; d--) {
+				if ((rc = strata_join_next(j, &row, &e)) != 1)
+					fail_msg("next: %d %s", rc, e.msg);
+				rj_check(row, re[out], rt[out], out);
+				out++;
+			}
+			if (srvh_xorshift(&rj_rng) % 500 == 0)
+				ok(strata_join_flush(j, &e), &e); /* a partial chunk swept alone */
+		}
+		while ((rc = strata_join_next(j, &row, &e)) == 1) {
+			rj_check(row, re[out], rt[out], out);
+			out++;
+		}
+		if (rc)
+			fail_msg("next: %s", e.msg);
+		assert_int_equal(out, rows);
+		assert_int_equal(strata_join_pending(j), 0);
+		strata_join_close(j);
+		free(re);
+		free(rt);
+	}
+	strata_close(c);
+}
+
 static void test_batch(void **state)
 {
 	strata *c = srvh_client(*state, NULL);
@@ -408,6 +538,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tables),   cmocka_unit_test(test_put_get),
 		cmocka_unit_test(test_history_delete), cmocka_unit_test(test_join),
+		cmocka_unit_test(test_join_random_chunks),
 		cmocka_unit_test(test_batch),    cmocka_unit_test(test_preload),
 		cmocka_unit_test(test_status_admin),
 	};

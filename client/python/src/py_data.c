@@ -5,6 +5,7 @@
  *   v float32[n][dim] (+ mask), l int64 list (flat values + n+1 offsets, + mask),
  *   s list of str/None, b list of bytes/None. */
 #include "client/python/src/py_core.h"
+#include "client/strata.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -567,12 +568,73 @@ struct py_join_args {
 	int skip_before_horizon; /* rows before the table's retention horizon: empty, not ERANGE */
 };
 
+/* Through stratad with numeric outputs only: the rows stream through libstrata's join and
+ * each answered row is written straight into the numpy buffers, in input order: no chunk of
+ * converted results (rows x features x 48 bytes) and no second pass over it. GIL released. */
+static int py_join_fill_row(struct py_join_args *a, size_t row, const struct strata_result *r,
+			    struct st_error *err)
+{
+	int rc = 0;
+	for (size_t k = 0; k < a->nf; k++) {
+		struct kv_result kr;
+		cli_remote_result_out((struct strata_result *)&r[k], &kr);
+		if (!rc && py_out_fill(&a->outs[k], row, &kr))
+			rc = st_error_set(err, ST_EPROTO, "feature '%s': value of an unexpected type",
+					  a->f[k]);
+		kv_value_release(&kr.value);
+	}
+	return rc;
+}
+
+static int py_join_stream(strata *c, struct py_join_args *a, struct st_error *err)
+{
+	struct strata_error se = {0};
+	strata_join *j = NULL;
+	int rc = strata_join_open2(c, a->table, a->f, a->nf, a->known_at, a->chunk,
+				   a->skip_before_horizon ? STRATA_JOIN_SKIP_BEFORE_HORIZON : 0, &j,
+				   &se);
+	const int64_t *ts = a->ts.buf;
+	size_t out = 0;
+	const struct strata_result *row;
+	for (size_t r = 0; !rc && r <= a->e.n; r++) {
+		/* after the last row, or when a swept chunk is ready: read what was pushed */
+		int ready = r == a->e.n ||
+			    (rc = strata_join_push(j, a->e.ptr[r], a->e.len[r], ts[r], &se)) == 1;
+		while (!rc && ready && (rc = strata_join_next(j, &row, &se)) == 1)
+			rc = out < a->e.n ? py_join_fill_row(a, out++, row, err)
+					  : st_error_set(err, ST_EPROTO, "join: more rows than pushed");
+		if (rc > 0)
+			rc = 0;
+	}
+	if (rc < 0 && !err->code)
+		st_error_set(err, rc, "%s", se.msg[0] ? se.msg : st_strerror(rc));
+	if (!rc && out != a->e.n)
+		rc = st_error_set(err, ST_EPROTO, "join returned %zu rows for %zu", out, a->e.n);
+	if (j)
+		strata_join_close(j);
+	return rc;
+}
+
 static int py_join_run(struct py_client *cl, struct py_join_args *a)
 {
 	struct cli_backend be;
 	struct cli_join *j = NULL;
 	struct st_error err = {0};
-	int rc;
+	int rc, stream = !cl->embedded;
+	for (size_t k = 0; k < a->nf; k++)
+		if (a->outs[k].list)
+			stream = 0; /* object outputs are made with the GIL, chunk by chunk */
+	if (stream) {
+		Py_BEGIN_ALLOW_THREADS
+		rc = py_backend_take(cl, &be, &err);
+		if (!rc) {
+			/* the remote backend's ctx is its libstrata handle (cli_remote.c) */
+			rc = py_join_stream(be.ctx, a, &err);
+			py_backend_put(cl, &be);
+		}
+		Py_END_ALLOW_THREADS
+		return rc ? (py_raise(&err), -1) : 0;
+	}
 	Py_BEGIN_ALLOW_THREADS
 	rc = py_backend_take(cl, &be, &err);
 	if (!rc && (rc = be.join_open(be.ctx, a->table, a->f, a->nf, a->known_at, a->chunk,

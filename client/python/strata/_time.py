@@ -143,7 +143,7 @@ def column_to_us(col, ts_unit=None, what="ts", allow_any=False):
         raise InvalidArgument(f"{what}: missing timestamp at row {row}")
     dt = s.dtype
     if isinstance(dt, pd.DatetimeTZDtype):
-        v = s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+        v = s.values  # tz-aware data is held as UTC datetime64[ns]: no conversion pass
         return np.ascontiguousarray(v.astype("datetime64[us]").view(np.int64))
     if np.issubdtype(dt, np.datetime64):
         return np.ascontiguousarray(s.to_numpy().astype("datetime64[us]").view(np.int64))

@@ -116,6 +116,13 @@ def test_join_random_against_reference(client, tname):
     assert df["x"].dtype == np.float32 and str(df["name"].dtype) == "string"
     assert df["age"].isna().any() and df["age"].notna().any()
     _check(df, samples, ref, FEATS)
+    # many small chunks (through stratad: many swept collections, entities repeated across
+    # them in random order): the same answers
+    small = client.join(tname, samples, list(FEATS), with_event_ts=True, chunk_rows=97)
+    pd.testing.assert_frame_equal(small, df)
+    # the result does not alias the samples' columns
+    small.loc[0, "label"] = -1.0
+    assert samples.loc[0, "label"] != -1.0
     # the same with the embeddings wide: one float32 column per dimension
     wide = client.join(tname, samples, ["emb"], embeddings="wide")
     m = wide[[f"emb_{i}" for i in range(4)]].to_numpy()
