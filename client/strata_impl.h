@@ -171,6 +171,9 @@ int sc_route_one(strata *c, Strata__Request *req, const ProtobufCBinaryData *ent
 /* Streaming joins over a cluster: nodes[SC_MAX_NODES] gets the connection of every node that
  * is primary of a shard (NULL for the others) and *shard_node (malloc'ed, *nshards entries)
  * the node of each shard: a snapshot of the layout. */
+/* Refetches the layout (after an EMOVED or a node that failed); STRATA_EUNAVAILABLE when no
+ * node answers within the handle's io timeout. */
+int sc_route_refresh(strata *c, struct strata_error *err);
 int sc_route_join_targets(strata *c, strata **nodes, int **shard_node, int *nshards,
 			  struct strata_error *err);
 

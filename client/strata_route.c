@@ -857,6 +857,11 @@ void sc_route_batch(strata *c, struct sc_batch_op *b, size_t n)
 
 /* ---- joins ---- */
 
+int sc_route_refresh(strata *c, struct strata_error *err)
+{
+	return sc_refetch(c, sc_deadline(c), err);
+}
+
 int sc_route_join_targets(strata *c, strata **nodes, int **shard_node, int *nshards,
 			  struct strata_error *err)
 {
