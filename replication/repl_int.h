@@ -144,9 +144,10 @@ void repl_replica_join_all(struct repl *r);
  * checkpoint's sequence before the end of the resync is sent (the replica acks it at once). */
 int repl_resync_send(struct repl *r, struct repl_peer *p, const char *replid,
 		     uint64_t *next_seq, struct st_error *err);
-/* Replica: receives the files announced by the RESYNC frame f, installs them. */
-int repl_resync_recv(struct repl *r, struct repl_shard *sh, int fd, const struct repl_frame *f,
-		     struct kv_repl_pos *pos, struct st_error *err);
+/* Replica: receives the files announced by the RESYNC frame f (from the session's reader),
+ * installs them. */
+int repl_resync_recv(struct repl *r, struct repl_shard *sh, struct repl_reader *rd,
+		     const struct repl_frame *f, struct kv_repl_pos *pos, struct st_error *err);
 
 /* The shard's replication id on this node (generated once per copy of the shard). */
 int repl_shard_replid(struct repl *r, int shard, char *out, struct st_error *err);

@@ -233,8 +233,8 @@ static int close_file(struct recv_file *rf, const struct repl_frame *f, struct s
 	return rc;
 }
 
-int repl_resync_recv(struct repl *r, struct repl_shard *sh, int fd, const struct repl_frame *f,
-		     struct kv_repl_pos *pos, struct st_error *err)
+int repl_resync_recv(struct repl *r, struct repl_shard *sh, struct repl_reader *rd,
+		     const struct repl_frame *f, struct kv_repl_pos *pos, struct st_error *err)
 {
 	struct repl_rbuf rb = {f->payload, f->len, 0, 0};
 	memset(pos, 0, sizeof(*pos));
@@ -263,7 +263,7 @@ int repl_resync_recv(struct repl *r, struct repl_shard *sh, int fd, const struct
 	int rc = 0, finished = 0;
 	while (!rc && !finished) {
 		struct repl_frame g;
-		if ((rc = repl_recv(fd, REPL_FRAME_MAX, &g, err)))
+		if ((rc = repl_reader_next(rd, REPL_FRAME_MAX, &g, err)))
 			break;
 		switch (g.type) {
 		case REPL_FILE:
