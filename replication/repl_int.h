@@ -34,7 +34,7 @@ struct repl_shard {
 	uint64_t version;          /* (mu) layout version of this assignment */
 	uint64_t commit_seq;       /* (mu) last sequence a local client write reached */
 	pthread_cond_t commit_cond; /* (mu) a local write committed: wakes this shard's streams */
-	pthread_cond_t ack_cond;    /* (mu) a replica acked: wakes this shard's semi-sync writers */
+	struct repl_sync_waiter *sync_waiters; /* (mu) this shard's semi-sync writers */
 	/* replica side */
 	pthread_t thread;
 	int thread_started;        /* (mu) */
@@ -138,6 +138,11 @@ int repl_replica_start(struct repl *r, struct repl_shard *sh, struct st_error *e
 /* Breaks the shard's connection so its thread reconsiders its role (mu held). */
 void repl_replica_kick(struct repl_shard *sh);
 void repl_replica_join_all(struct repl *r);
+
+/* repl_node.c: a replica of `shard` acked (mu held): wakes exactly the semi-sync writers
+ * whose own sequence now has its K acks (not every waiter: 50 writers woken per ack would
+ * all fight for mu to find that most must sleep again). */
+void repl_sync_acked(struct repl *r, int shard);
 
 /* repl_resync.c */
 /* Primary: checkpoint `shard` and stream it on fd; the peer's sent_next is set to the

@@ -66,7 +66,7 @@ static void *ack_main(void *arg)
 		}
 		if (next > p->acked_next)
 			p->acked_next = next;
-		pthread_cond_broadcast(&r->shards[p->shard].ack_cond);
+		repl_sync_acked(r, p->shard);
 		pthread_mutex_unlock(&r->mu);
 	}
 	atomic_store(&a->dead, 1);
