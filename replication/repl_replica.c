@@ -314,6 +314,7 @@ static void *replica_main(void *arg)
 		int fd = repl_connect(addr, 2000000, &err);
 		if (fd >= 0) {
 			repl_set_timeouts(fd, r->o.send_timeout_us, RECV_TIMEOUT_US);
+			int64_t connected_us = repl_now_us();
 			pthread_mutex_lock(&r->mu);
 			sh->fd = fd;
 			int moved = sh->primary != primary;
@@ -324,8 +325,15 @@ static void *replica_main(void *arg)
 			close(fd);
 			if (sh->state == REPL_S_TAILING || sh->state == REPL_S_RESYNCING)
 				repl_set_state(r, sh, REPL_S_CONNECTING);
+			/* a session that streamed starts the backoff over; a kick for a requested
+			 * resync reconnects at once (the backoff of failed connects at start-up
+			 * must not delay it by seconds) */
+			int streamed = sh->heard_us >= connected_us;
+			int kicked = streamed && sh->want_resync;
+			if (streamed)
+				backoff = BACKOFF_MIN_US;
 			pthread_mutex_unlock(&r->mu);
-			if (rc == ST_ECANCELED) {
+			if (rc == ST_ECANCELED || (kicked && !atomic_load(&r->stopping))) {
 				backoff = BACKOFF_MIN_US; /* a deliberate reconnect (resync) */
 				continue;
 			}
