@@ -36,10 +36,12 @@ static void *ack_main(void *arg)
 	struct ack_reader *a = arg;
 	struct repl_peer *p = a->p;
 	struct repl *r = p->r;
+	struct repl_reader rd; /* a burst of acks costs one read */
+	repl_reader_init(&rd, p->fd);
 	for (;;) {
 		struct repl_frame f;
 		struct st_error err = {0};
-		if (repl_recv(p->fd, 64, &f, &err))
+		if (repl_reader_next(&rd, 64, &f, &err))
 			break;
 		struct repl_rbuf rb = {f.payload, f.len, 0, 0};
 		uint64_t next = f.type == REPL_ACK ? repl_r_u64(&rb) : 0;
@@ -69,6 +71,7 @@ static void *ack_main(void *arg)
 		repl_sync_acked(r, p->shard);
 		pthread_mutex_unlock(&r->mu);
 	}
+	repl_reader_release(&rd);
 	atomic_store(&a->dead, 1);
 	shutdown(p->fd, SHUT_RDWR);
 	pthread_mutex_lock(&r->mu);
