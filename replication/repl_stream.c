@@ -249,21 +249,23 @@ int repl_reader_ready(const struct repl_reader *rd, uint8_t *type)
 	return 1;
 }
 
-int repl_reader_next(struct repl_reader *rd, uint32_t max, struct repl_frame *f,
-		     struct st_error *err)
+/* Reads until a whole frame is buffered at rd->off (its header checked); 0 or an error. */
+static int reader_fill(struct repl_reader *rd, uint32_t max, struct st_error *err)
 {
 	for (;;) {
-		size_t used, n = rd->len - rd->off;
-		int rc = repl_frame_parse(rd->buf + rd->off, n, max, f, &used, err);
-		if (rc == 0) {
-			rd->off += used;
-			return 0;
+		size_t n = rd->len - rd->off;
+		const uint8_t *h = rd->buf + rd->off;
+		if (n >= 4 && memcmp(h, REPL_MAGIC, 4))
+			return check_header(h, max, err);
+		if (n >= REPL_HDR) {
+			int rc = check_header(h, max, err);
+			if (rc)
+				return rc;
+			if (n >= REPL_HDR + (size_t)get_u32(h + 8) + REPL_TRAILER)
+				return 0;
 		}
-		if (rc < 0)
-			return rc;
-		/* more bytes needed: room for at least the whole frame (its header is checked) */
-		size_t want = n >= REPL_HDR ? REPL_HDR + (size_t)get_u32(rd->buf + rd->off + 8) +
-						      REPL_TRAILER
+		/* more bytes needed: room for at least the whole frame */
+		size_t want = n >= REPL_HDR ? REPL_HDR + (size_t)get_u32(h + 8) + REPL_TRAILER
 					    : REPL_HDR;
 		if (rd->off) {
 			memmove(rd->buf, rd->buf + rd->off, n);
@@ -290,6 +292,36 @@ int repl_reader_next(struct repl_reader *rd, uint32_t max, struct repl_frame *f,
 		}
 		rd->len += (size_t)r;
 	}
+}
+
+int repl_reader_next(struct repl_reader *rd, uint32_t max, struct repl_frame *f,
+		     struct st_error *err)
+{
+	size_t used;
+	int rc = reader_fill(rd, max, err);
+	if (!rc)
+		rc = repl_frame_parse(rd->buf + rd->off, rd->len - rd->off, max, f, &used, err);
+	if (!rc)
+		rd->off += used;
+	return rc;
+}
+
+int repl_reader_view(struct repl_reader *rd, uint32_t max, struct repl_frame *f,
+		     struct st_error *err)
+{
+	int rc = reader_fill(rd, max, err);
+	if (rc)
+		return rc;
+	const uint8_t *h = rd->buf + rd->off;
+	uint32_t len = get_u32(h + 8);
+	if (get_u64(h + REPL_HDR + len) != frame_sum(h[4], len, h + REPL_HDR))
+		return st_error_set(err, ST_EPROTO, "replication stream: checksum mismatch in a "
+				    "frame of type %u", h[4]);
+	f->type = h[4];
+	f->len = len;
+	f->payload = (uint8_t *)h + REPL_HDR;
+	rd->off += REPL_HDR + (size_t)len + REPL_TRAILER;
+	return 0;
 }
 
 void repl_send_error(int fd, int code, const char *msg)

@@ -77,6 +77,10 @@ void repl_reader_release(struct repl_reader *rd);
 /* The next frame, as repl_recv (blocking, the socket's timeout). */
 int repl_reader_next(struct repl_reader *rd, uint32_t max, struct repl_frame *f,
 		     struct st_error *err);
+/* As repl_reader_next without a copy: f->payload points into the reader's buffer (not
+ * NUL-terminated) and stays valid until the next call on rd; do not release it. */
+int repl_reader_view(struct repl_reader *rd, uint32_t max, struct repl_frame *f,
+		     struct st_error *err);
 /* 1 and its type when a whole frame is buffered (not yet checked), else 0. */
 int repl_reader_ready(const struct repl_reader *rd, uint8_t *type);
 /* Sends an ERROR frame (best effort). */
