@@ -60,6 +60,8 @@ struct strata_join {
 	char **features;
 	int64_t known_at;
 	int flags;
+	int64_t rr_deadline; /* rerouting since a failure: give up at this time (0: not) */
+	int rr_backoff;      /* ms before the next reroute */
 };
 
 struct sj_row {
@@ -119,9 +121,22 @@ static int sj_reroutable(int rc, const struct strata_error *e)
 static int sj_reroute(strata_join *j, struct strata_error *err)
 {
 	int64_t timeout = j->c->o.io_timeout_ms > 0 ? j->c->o.io_timeout_ms : 10000;
-	int64_t deadline = sj_now_ms() + timeout;
-	int backoff = 10, rc;
+	int rc;
+	/* the deadline and backoff run from the first failure until a row gets through, so a
+	 * node that keeps failing after each successful reroute cannot keep the join busy */
+	if (!j->rr_deadline) {
+		j->rr_deadline = sj_now_ms() + timeout;
+		j->rr_backoff = 0;
+	}
 	for (;;) {
+		int64_t left = j->rr_deadline - sj_now_ms();
+		if (left <= 0)
+			return j->dead = sc_error(err, STRATA_EUNAVAILABLE, "join: no layout served it "
+						  "within %lld ms (last: %s)", (long long)timeout,
+						  err->msg);
+		if (j->rr_backoff)
+			usleep((useconds_t)(j->rr_backoff < left ? j->rr_backoff : left) * 1000);
+		j->rr_backoff = j->rr_backoff ? (j->rr_backoff < 400 ? j->rr_backoff * 2 : 500) : 10;
 		for (int n = 0; n < SC_MAX_NODES; n++) {
 			strata_join_close(j->sub[n]);
 			j->sub[n] = NULL;
@@ -134,11 +149,8 @@ static int sj_reroute(strata_join *j, struct strata_error *err)
 				rc = 0;
 		if (!rc)
 			return 0;
-		int64_t left = deadline - sj_now_ms();
-		if (!sj_reroutable(rc, err) || left <= 0)
+		if (!sj_reroutable(rc, err))
 			return j->dead = rc;
-		usleep((useconds_t)(backoff < left ? backoff : left) * 1000);
-		backoff = backoff < 400 ? backoff * 2 : 500;
 	}
 }
 
@@ -182,7 +194,9 @@ static int sj_push_cluster(strata_join *j, const char *entity, size_t entity_len
 	j->rb_used += entity_len;
 	j->pending++;
 	int rc = sj_push_row(j, r, err);
-	if (rc < 0 && sj_reroutable(rc, err))
+	if (rc >= 0)
+		j->rr_deadline = 0; /* the nodes take rows again */
+	else if (sj_reroutable(rc, err))
 		rc = sj_reroute(j, err);
 	if (rc < 0)
 		return j->dead = rc;
@@ -205,6 +219,7 @@ static int sj_next_cluster(strata_join *j, const struct strata_result **row,
 		rc = sc_error(err, STRATA_EPROTO, "join: a node returned fewer rows than pushed");
 	if (rc < 0)
 		return j->dead = rc;
+	j->rr_deadline = 0;
 	j->rhead = (j->rhead + 1) % j->rcap;
 	j->rn--;
 	j->pending--;
