@@ -115,6 +115,11 @@ for rep in $(seq "$REPEAT"); do
   pair net2-c4-p1 1 get strata "$SADDR" --threads 4
   pair net2-c4-p16 16 get strata "$SADDR" --threads 4
 done
+# The same with a 100 us scheduler slice for the network threads (docs/server.md, third round).
+stop_stratad; start_stratad uring --threads 2 --net-slice-us 100; warm "$SADDR"
+for rep in $(seq "$REPEAT"); do
+  pair net2-c4-p1-slice 1 get strata "$SADDR" --threads 4
+done
 stop_stratad
 
 python3 - "$RES" "$OUT" <<'PY'
@@ -129,9 +134,11 @@ def summary(name):
     ratios = [s["ops_per_s"] / r["ops_per_s"] for r, s in zip(rs, ss)]
     p99 = [s["p99_us"] / max(r["p99_us"], 1) for r, s in zip(rs, ss)]
     med = lambda v: statistics.median(v)
+    # fairness: the least served connection's operations over the most served one's
+    fair = lambda v: med([x.get("conn_ops_min", 0) / max(x.get("conn_ops_max", 1), 1) for x in v])
     return (med([s["ops_per_s"] for s in ss]), med([r["ops_per_s"] for r in rs]), med(ratios),
             min(ratios), max(ratios), med([s["p99_us"] for s in ss]),
-            med([r["p99_us"] for r in rs]), med(p99))
+            med([r["p99_us"] for r in rs]), med(p99), fair(ss), fair(rs))
 rows_out = [
     ("uring-p1", "uring, pipeline 1", "get 1x10, 50 conns"),
     ("uring-p16", "uring, pipeline 16", ""),
@@ -141,20 +148,21 @@ rows_out = [
     ("resp-p16", "RESP port, pipeline 16", ""),
     ("net2-c4-p1", "2 net thr, 4 client thr, P1", ""),
     ("net2-c4-p16", "2 net thr, 4 client thr, P16", ""),
+    ("net2-c4-p1-slice", "  the same P1, --net-slice-us 100", ""),
     ("mget50", "multi-get 50x10", "Redis: 50 pipelined HMGET"),
     ("resp-mget50", "RESP, 50 pipelined HMGET", ""),
     ("ping", "ping (no store)", "Redis: PING"),
 ]
 print()
-print("%-30s %10s %10s %7s %13s %8s %8s %6s" % ("", "strata/s", "redis/s", "ratio",
-      "ratio range", "p99 us", "redis", "p99 x"))
+print("%-30s %10s %10s %7s %13s %8s %8s %6s %11s" % ("", "strata/s", "redis/s", "ratio",
+      "ratio range", "p99 us", "redis", "p99 x", "fair s/r"))
 dat = open(sys.argv[2] + "/server-bench.dat", "w")
 for key, name, note in rows_out:
     if key not in runs:
         continue
-    s, r, ratio, lo, hi, sp, rp, px = summary(key)
-    print("%-30s %10.0f %10.0f %6.2fx %5.2f-%5.2fx %8d %8d %5.2fx  %s" % (name, s, r, ratio, lo,
-          hi, sp, rp, px, note))
+    s, r, ratio, lo, hi, sp, rp, px, fs, fr = summary(key)
+    print("%-30s %10.0f %10.0f %6.2fx %5.2f-%5.2fx %8d %8d %5.2fx %5.2f/%4.2f  %s" % (name, s, r,
+          ratio, lo, hi, sp, rp, px, fs, fr, note))
     dat.write('"%s" %f %f\n' % (key, s, r))
 u1, e1 = summary("uring-p1"), summary("epoll-p1")
 u16, e16 = summary("uring-p16"), summary("epoll-p16")
@@ -163,6 +171,7 @@ u16, e16 = summary("uring-p16"), summary("epoll-p16")
 print("epoll / io_uring (each over its Redis pair): pipeline 1 %.2fx, pipeline 16 %.2fx"
       % (e1[2] / u1[2], e16[2] / u16[2]))
 print("targets: uring P1 >= 1.10x Redis with p99 <= 1.20x; P16 >= 1.00x; epoll >= 0.90x of uring")
+print("fair s/r: per-connection operations, fewest over most, stratad / Redis (1.00 = even)")
 PY
 if command -v gnuplot >/dev/null; then
   gnuplot <<GP

@@ -145,6 +145,7 @@ struct conn {
 	uint8_t *in;
 	size_t ilen, icap;
 	int outstanding;   /* requests (for redis: commands) not yet answered */
+	long ops;          /* operations measured on this connection (fairness report) */
 	int ops_left_in_batch;
 	uint16_t *opq;     /* redis: commands per queued op (mget K, put batch B), in order */
 	int opq_n, opq_pos;
@@ -355,6 +356,7 @@ static void record(struct worker *w, struct conn *c, int failed)
 	int64_t us = (now_ns() - c->t_sent) / 1000;
 	w->hist[us < HIST_US ? us : HIST_US]++;
 	w->ops++;
+	c->ops++;
 	if (failed)
 		w->errors++;
 }
@@ -761,6 +763,16 @@ int main(int argc, char **argv)
 		if (ws[t].err[0])
 			err = ws[t].err;
 	}
+	/* Fairness: the fewest and most operations one connection completed. A server that
+	 * serves some connections ahead of others shows a wide spread (and a p99 far above p50)
+	 * even when its throughput is high. */
+	long cmin = -1, cmax = 0;
+	for (int t = 0; t < cfg.threads; t++)
+		for (int i = 0; i < ws[t].n; i++) {
+			long n = ws[t].cs[i].ops;
+			cmin = cmin < 0 || n < cmin ? n : cmin;
+			cmax = n > cmax ? n : cmax;
+		}
 	double pct[3] = {0.50, 0.99, 0.999};
 	long lat[3] = {0};
 	for (int p = 0; p < 3; p++) {
@@ -781,15 +793,15 @@ int main(int argc, char **argv)
 		printf("{\"label\":\"%s\",\"target\":\"%s\",\"op\":\"%s\",\"conns\":%d,\"pipeline\":%d,"
 		       "\"features\":%d,\"entities\":%ld,\"keys\":\"%s\",\"ops\":%ld,\"seconds\":%.3f,"
 		       "\"ops_per_s\":%.1f,\"p50_us\":%ld,\"p99_us\":%ld,\"p999_us\":%ld,"
-		       "\"errors\":%ld}\n",
+		       "\"errors\":%ld,\"conn_ops_min\":%ld,\"conn_ops_max\":%ld}\n",
 		       cfg.label, cfg.resp ? "resp" : cfg.target == T_REDIS ? "redis" : "strata", opname[cfg.op], cfg.conns,
 		       cfg.pipeline, cfg.features, cfg.entities, cfg.zipf ? "zipf" : "uniform", ops,
-		       secs, rate, lat[0], lat[1], lat[2], errors);
+		       secs, rate, lat[0], lat[1], lat[2], errors, cmin, cmax);
 	else
 		printf("%s%s%s op=%s conns=%d pipeline=%d features=%d: %.0f ops/s  p50 %ld us  p99 %ld "
-		       "us  p999 %ld us  errors %ld%s%s\n",
+		       "us  p999 %ld us  per-conn ops %ld-%ld  errors %ld%s%s\n",
 		       cfg.label, cfg.label[0] ? " " : "", cfg.resp ? "resp" : cfg.target == T_REDIS ? "redis" : "strata",
 		       opname[cfg.op], cfg.conns, cfg.pipeline, cfg.features, rate, lat[0], lat[1],
-		       lat[2], errors, errors ? ": " : "", errors ? err : "");
+		       lat[2], cmin, cmax, errors, errors ? ": " : "", errors ? err : "");
 	return errors && ops && errors == ops ? 1 : 0;
 }

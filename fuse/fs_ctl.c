@@ -58,7 +58,8 @@ static json_t *journal_info(struct fs_jn *jn)
 	struct fs_jn_stats j;
 	fs_jn_stats(jn, &j);
 	const struct fs_jreplay *rp = &fs_g->jrep;
-	return json_pack("{s:I,s:I,s:I,s:I,s:i,s:i,s:f,s:f,s:I,s:I,s:I,s:I,s:{s:I,s:I,s:I,s:I,s:b}}",
+	return json_pack("{s:I,s:I,s:I,s:I,s:i,s:i,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:I,"
+			 "s:{s:I,s:I,s:I,s:I,s:b}}",
 			 "capacity_bytes", (json_int_t)j.capacity_bytes, "used_bytes",
 			 (json_int_t)j.used_bytes, "dirty_bytes", (json_int_t)j.dirty_bytes,
 			 "segment_bytes", (json_int_t)j.seg_size, "segments_used", (int)j.segs_used,
@@ -66,7 +67,8 @@ static json_t *journal_info(struct fs_jn *jn)
 			 j.oldest_dirty_age_s, "writeback_bytes_per_s", j.wb_rate_bps,
 			 "writeback_bytes", (json_int_t)j.wb_bytes, "writeback_records",
 			 (json_int_t)j.wb_records, "writeback_failures", (json_int_t)j.wb_fails,
-			 "full_waits", (json_int_t)j.waits, "replay", "records",
+			 "full_waits", (json_int_t)j.waits, "syncs", (json_int_t)j.syncs, "fsyncs",
+			 (json_int_t)j.fsyncs, "replay", "records",
 			 (json_int_t)rp->scan.records, "applied", (json_int_t)rp->applied, "bytes",
 			 (json_int_t)rp->bytes, "files", (json_int_t)rp->files, "damaged",
 			 rp->scan.damaged != 0);
@@ -95,12 +97,13 @@ static json_t *do_info(int full)
 	for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
 		json_object_set_new(req, ops[i].name,
 				    json_integer((json_int_t)fs_chan_count(ops[i].op)));
-	json_t *r = json_pack("{s:b,s:s,s:s,s:i,s:b,s:b,s:b,s:f,s:o,s:s,s:b}", "ok", 1, "backing",
+	json_t *r = json_pack("{s:b,s:s,s:s,s:i,s:b,s:b,s:b,s:f,s:o,s:s,s:b,s:b}", "ok", 1, "backing",
 			      fs_g->backing, "mount", fs_g->mnt, "pid", (int)getpid(),
 			      "passthrough", fs_chan_passthrough(), "kernel_passthrough",
 			      fs_chan_passthrough_offered(), "writeback_cache", fs_g->writeback,
 			      "attr_timeout", fs_g->attr_timeout, "requests", req, "metrics",
-			      fs_g->metrics_addr, "killpriv_v2", fs_chan_killpriv_v2());
+			      fs_g->metrics_addr, "killpriv_v2", fs_chan_killpriv_v2(), "xattrs",
+			      !fs_g->no_xattr);
 	if (r && fs_g->jn)
 		json_object_set_new(r, "journal", journal_info(fs_g->jn));
 	return r;

@@ -38,6 +38,10 @@ struct fs_inode {
 			      * attributes always consult the trash link count */
 	int bk_id;           /* passthrough backing id while bk_opens > 0 (fs_state.pt_lock) */
 	unsigned bk_opens;   /* open files of this inode using bk_id (fs_state.pt_lock) */
+	unsigned io_cached;  /* with a journal: open files of it going through the daemon
+			      * (fs_state.pt_lock); never both this and bk_opens > 0 */
+	int pt_wrote;        /* with a journal: opened for writing with passthrough since its
+			      * last daemon open (pt_lock): that open drops the page cache */
 	struct fs_inode *next; /* hash chain, protected by fs_itable.lock */
 };
 
@@ -63,6 +67,7 @@ struct fs_state {
 	ino_t trash_ino;
 	double attr_timeout;
 	int writeback;
+	int no_xattr;             /* the backing filesystem has no extended attributes */
 	int passthrough;          /* asked for in INIT (see fs_chan.h); fs_chan says if granted */
 	pthread_mutex_t pt_lock;  /* fs_inode.bk_id/bk_opens */
 	int debug;

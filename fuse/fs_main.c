@@ -18,6 +18,7 @@
 #include <sys/vfs.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 struct fs_state *fs_g;
@@ -58,8 +59,8 @@ static void *expiry_main(void *arg)
 	return NULL;
 }
 
-/* --journal-dir: replays what a crash left, reports it, and routes writes through the
- * daemon (passthrough would let writes bypass the journal). */
+/* --journal-dir: replays what a crash left and reports it. Writes go through the daemon:
+ * passthrough is decided per open (fs_ops.c pt_attach). */
 static int journal_open(struct fs_state *s, struct fs_jn *jn, const struct fs_config *cfg)
 {
 	struct st_error err = { 0 };
@@ -85,7 +86,6 @@ static int journal_open(struct fs_state *s, struct fs_jn *jn, const struct fs_co
 			(unsigned long long)rep.scan.damaged_pos, rep.scan.damage);
 	s->jrep = rep;
 	s->jn = jn;
-	s->passthrough = 0;
 	return 0;
 }
 
@@ -261,6 +261,12 @@ int main(int argc, char **argv)
 	 * flushed, which close-to-open on a network filesystem needs) and not with the
 	 * writeback cache (the kernel refuses the pair). */
 	s->passthrough = s->passthrough && !network && !s->writeback;
+	/* A backing filesystem without extended attributes (NFSv3, ramfs, ...): xattr requests
+	 * are answered ENOSYS, which the kernel remembers for the mount (it then fails them
+	 * with EOPNOTSUPP itself, as the backing does), so the security.capability question
+	 * before writes and chown costs no round trip. */
+	s->no_xattr = fgetxattr(s->bfd, "security.capability", NULL, 0) < 0 && errno == EOPNOTSUPP &&
+		      fgetxattr(s->bfd, "user.strata.probe", NULL, 0) < 0 && errno == EOPNOTSUPP;
 	static struct fs_jn jn;
 	if (cfg.journal_dir && journal_open(s, &jn, &cfg) != 0)
 		return 1;

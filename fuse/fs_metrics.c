@@ -166,6 +166,8 @@ static void journal_text(struct evbuffer *b, struct fs_state *s)
 		j.wb_fails);
 	counter(b, "stratafs_journal_full_waits_total", "appends that waited for a free segment",
 		j.waits);
+	counter(b, "stratafs_journal_syncs_total", "fdatasyncs of the journal device", j.syncs);
+	counter(b, "stratafs_journal_fsyncs_total", "fsyncs of journaled files served", j.fsyncs);
 	gauge(b, "stratafs_journal_replay_records", "records found by the replay at mount",
 	      (double)s->jrep.scan.records);
 	gauge(b, "stratafs_journal_replay_applied_records", "records applied by the replay at mount",

@@ -748,19 +748,44 @@ static int writes(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT));
 }
 
-/* fi->fh of a regular file is its backing fd; FH_PT marks a file opened with passthrough.
+/* fi->fh of a regular file is its backing fd; FH_PT marks a file opened with passthrough,
+ * FH_JC one that goes through the daemon because of the journal (counted in io_cached).
  * (int)fi->fh keeps giving the fd: the conversion keeps the low 32 bits. */
 #define FH_PT (1ull << 40)
+#define FH_JC (1ull << 41)
+
+/* With a journal, writes must reach the daemon, so passthrough is chosen per open (the
+ * kernel puts an inode either in passthrough mode or in cached mode, and refuses an open
+ * of the other kind while one is open):
+ * - an inode with passthrough opens gets passthrough for every new open, writers included
+ *   (their writes go to the capacity tier directly, like bypassed ones; fsync syncs it);
+ * - otherwise a read-only open gets passthrough when no open goes through the daemon and
+ *   the file has no journaled data (a passthrough read would miss it);
+ * - everything else goes through the daemon (journal writes, overlay reads).
+ * Returns 1 when this open must go through the daemon (io_cached counted); pt_lock held. */
+static int jn_cached(struct fs_inode *in, int flags)
+{
+	if (!fs_g->jn || in->bk_opens > 0)
+		return 0;
+	if (!writes(flags) && in->io_cached == 0 && !fs_jn_dirty(fs_g->jn, in->dev, in->ino))
+		return 0;
+	in->io_cached++;
+	return 1;
+}
 
 /* Passthrough for an open of in (a regular file) on fd: the inode's backing file is
  * registered with the kernel on its first open and shared by all its open files (the
  * kernel wants one backing file per inode). Returns the backing id, 0 when passthrough is
- * off, or -errno. */
-static int pt_attach(struct fs_inode *in, int fd)
+ * off, -1 for a journal open through the daemon (FH_JC), or -errno. */
+static int pt_attach(struct fs_inode *in, int fd, int flags)
 {
 	if (!fs_chan_passthrough() || in->type != S_IFREG)
 		return 0;
 	pthread_mutex_lock(&fs_g->pt_lock);
+	if (jn_cached(in, flags)) {
+		pthread_mutex_unlock(&fs_g->pt_lock);
+		return -1;
+	}
 	if (in->bk_opens == 0) {
 		/* The kernel keeps the registered file until the inode's last release, so it
 		 * gets an open file of its own: flock and OFD locks live on the open file and
@@ -781,19 +806,27 @@ static int pt_attach(struct fs_inode *in, int fd)
 		in->bk_id = id;
 	}
 	in->bk_opens++;
+	if (fs_g->jn && writes(flags))
+		in->pt_wrote = 1;
 	int id = in->bk_id;
 	pthread_mutex_unlock(&fs_g->pt_lock);
 	return id;
 }
 
-/* Drops one open file's use of the inode's backing file (after the kernel released it). */
-static void pt_detach(struct fs_inode *in)
+/* Drops one open file's use of the inode's backing file (after the kernel released it),
+ * or of the daemon (FH_JC). */
+static void pt_detach(struct fs_inode *in, uint64_t fh)
 {
 	pthread_mutex_lock(&fs_g->pt_lock);
-	ST_ASSERT(in->bk_opens > 0);
-	if (--in->bk_opens == 0) {
-		fs_chan_backing_close(in->bk_id);
-		in->bk_id = 0;
+	if (fh & FH_JC) {
+		ST_ASSERT(in->io_cached > 0);
+		in->io_cached--;
+	} else {
+		ST_ASSERT(in->bk_opens > 0);
+		if (--in->bk_opens == 0) {
+			fs_chan_backing_close(in->bk_id);
+			in->bk_id = 0;
+		}
 	}
 	pthread_mutex_unlock(&fs_g->pt_lock);
 }
@@ -801,14 +834,22 @@ static void pt_detach(struct fs_inode *in)
 /* Sets fi for an open of in on fd (passthrough when on). 0 or -errno (fd left open). */
 static int open_reply_prepare(struct fs_inode *in, int fd, struct fuse_file_info *fi)
 {
-	int id = pt_attach(in, fd);
-	if (id < 0)
+	int id = pt_attach(in, fd, fi->flags);
+	if (id < -1)
 		return id;
-	fi->fh = (uint64_t)fd | (id ? FH_PT : 0);
+	fi->fh = (uint64_t)fd | (id > 0 ? FH_PT : 0) | (id < 0 ? FH_JC : 0);
 	/* the page cache is the backing file's with passthrough (the kernel refuses
-	 * FOPEN_KEEP_CACHE there) */
-	fi->keep_cache = !id && in->view == FS_VIEW_LIVE;
-	fs_chan_reply_backing(id);
+	 * FOPEN_KEEP_CACHE there); after passthrough writes the kernel's own page cache of
+	 * the inode may be stale */
+	fi->keep_cache = id <= 0 && in->view == FS_VIEW_LIVE;
+	if (id < 0) {
+		pthread_mutex_lock(&fs_g->pt_lock);
+		if (in->pt_wrote)
+			fi->keep_cache = 0;
+		in->pt_wrote = 0;
+		pthread_mutex_unlock(&fs_g->pt_lock);
+	}
+	fs_chan_reply_backing(id > 0 ? id : 0);
 	return 0;
 }
 
@@ -819,8 +860,8 @@ static void open_reply_done(struct fs_inode *in, struct fuse_file_info *fi, int 
 	fs_chan_reply_backing(0);
 	if (rc == 0)
 		return;
-	if (fi->fh & FH_PT)
-		pt_detach(in);
+	if (fi->fh & (FH_PT | FH_JC))
+		pt_detach(in, fi->fh);
 	close((int)fi->fh);
 }
 
@@ -947,22 +988,24 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-/* Write through the journal: the request's data copied to memory and appended. */
+/* Write through the journal: appended from the request's buffer (requests are read into
+ * memory, fs_chan.c), or from a copy when libfuse hands over something else. */
 static void journal_write(fuse_req_t req, struct fs_inode *in, struct fuse_bufvec *in_buf,
 			  off_t off, int fd)
 {
-	size_t size = fuse_buf_size(in_buf);
-	char *buf = malloc(size ? size : 1);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
+	const struct fuse_buf *b0 = &in_buf->buf[in_buf->idx];
+	char *copy = NULL;
+	const char *data = (const char *)b0->mem + in_buf->off;
+	ssize_t n = (ssize_t)(b0->size - in_buf->off);
+	if (in_buf->count - in_buf->idx != 1 || (b0->flags & FUSE_BUF_IS_FD)) {
+		size_t size = fuse_buf_size(in_buf);
+		struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
+		data = mem.buf[0].mem = copy = malloc(size ? size : 1);
+		n = copy ? fuse_buf_copy(&mem, in_buf, 0) : -ENOMEM;
 	}
-	struct fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
-	mem.buf[0].mem = buf;
-	ssize_t n = fuse_buf_copy(&mem, in_buf, 0);
 	if (n >= 0)
-		n = fs_jn_write(fs_g->jn, in->dev, in->ino, fd, buf, (size_t)n, off);
-	free(buf);
+		n = fs_jn_write(fs_g->jn, in->dev, in->ino, fd, data, (size_t)n, off);
+	free(copy);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -1011,8 +1054,8 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	if (fi->fh & FH_PT)
-		pt_detach(fs_ino(ino));
+	if (fi->fh & (FH_PT | FH_JC))
+		pt_detach(fs_ino(ino), fi->fh);
 	close((int)fi->fh);
 	fuse_reply_err(req, 0);
 }
@@ -1020,7 +1063,7 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct fs_inode *in = fs_ino(ino);
-	if (fs_g->jn) { /* durable once on the journal */
+	if (fs_g->jn && !(fi->fh & FH_PT)) { /* durable once on the journal */
 		fuse_reply_err(req, -fs_jn_fsync(fs_g->jn, in->dev, in->ino, (int)fi->fh));
 		return;
 	}
@@ -1327,9 +1370,22 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- extended attributes (none on symlinks, like most local filesystems) ----------- */
 
+/* ENOSYS when the backing has no xattrs at all (fs_state.no_xattr): the kernel stops
+ * sending the request and answers EOPNOTSUPP, as the backing filesystem would. The list
+ * is still asked (an empty list, not an error, natively). */
+static int no_xattr(fuse_req_t req)
+{
+	if (!fs_g->no_xattr)
+		return 0;
+	fuse_reply_err(req, ENOSYS);
+	return 1;
+}
+
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
+	if (no_xattr(req))
+		return;
 	struct fs_inode *in = fs_ino(ino);
 	if (in->view == FS_VIEW_TRASH) {
 		fuse_reply_err(req, EROFS);
@@ -1349,6 +1405,8 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
+	if (no_xattr(req))
+		return;
 	struct fs_inode *in = fs_ino(ino);
 	if (in->type == S_IFLNK || !strcmp(name, FS_TLINKS_XATTR)) {
 		fuse_reply_err(req, ENODATA);
@@ -1431,6 +1489,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
+	if (no_xattr(req))
+		return;
 	struct fs_inode *in = fs_ino(ino);
 	if (in->view == FS_VIEW_TRASH) {
 		fuse_reply_err(req, EROFS);

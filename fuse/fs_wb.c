@@ -6,6 +6,7 @@
 #include "common/st_log.h"
 #include "common/st_time.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,17 +29,73 @@ void fs_jn_assert_state(struct fs_jn *jn)
 
 /* ---- segments -------------------------------------------------------------------------- */
 
+/* An fdatasync of the journal device (counted: fs status shows syncs per fsync). */
+static int jsync(struct fs_jn *jn, int fd)
+{
+	jn->syncs++;
+	return fdatasync(fd);
+}
+
+static void spare_name(uint64_t no, char *out, size_t n)
+{
+	snprintf(out, n, "spare-%016llx.jnl", (unsigned long long)no);
+}
+
+/* A segment file is preallocated (PostgreSQL's WAL does the same): appends that land on
+ * allocated blocks below the file's size are overwrites, and an fdatasync of an overwrite
+ * is one data write and a cache flush, where an append also commits the size and the new
+ * extent through the ext4/xfs journal (two more writes and a flush). So the file is
+ * zero-filled and synced FS_JN_ZCHUNK ahead of the write position, one metadata commit
+ * per chunk instead of one per fsync, and reclaimed files are reused (spares). A reused
+ * file still holds old records: every append writes an all-zero record header after its
+ * record (the scanner stops there), and old records that survive a crash past that point
+ * carry lower sequence numbers, which the scanner treats as the end of valid data. */
+static int seg_zero_to(struct fs_jn *jn, struct fs_jseg *sg, uint64_t end)
+{
+	static const unsigned char zeros[1u << 16];
+	if (end <= jn->zeroed)
+		return 0;
+	uint64_t to = jn->zeroed + FS_JN_ZCHUNK > end ? jn->zeroed + FS_JN_ZCHUNK : end;
+	if (to > jn->seg_size)
+		to = jn->seg_size;
+	for (uint64_t at = jn->zeroed; at < to;) {
+		size_t n = to - at < sizeof(zeros) ? (size_t)(to - at) : sizeof(zeros);
+		ssize_t w = pwrite(sg->fd, zeros, n, (off_t)at);
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		at += (uint64_t)w;
+	}
+	if (jsync(jn, sg->fd) != 0)
+		return -errno;
+	jn->zeroed = to;
+	return 0;
+}
+
+/* The next segment: a spare renamed, or a new file. Its header and an all-zero record
+ * header after it are durable before any record goes in. */
 static int seg_new(struct fs_jn *jn)
 {
-	char name[40];
-	unsigned char hdr[FS_JSEG_HDR];
+	char name[40], old[40];
+	unsigned char hdr[FS_JSEG_HDR + FS_JREC_HDR] = { 0 };
 	uint64_t no = jn->next_segno;
 	fs_jseg_name(no, name, sizeof(name));
 	fs_jseg_header(no, jn->uuid, hdr);
-	int fd = openat(jn->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = -1;
+	if (jn->nspare) {
+		spare_name(jn->spare[--jn->nspare], old, sizeof(old));
+		if (renameat(jn->dirfd, old, jn->dirfd, name) == 0)
+			fd = openat(jn->dirfd, name, O_RDWR | O_CLOEXEC);
+		else
+			unlinkat(jn->dirfd, old, 0);
+	}
+	struct stat st = { 0 };
+	if (fd < 0)
+		fd = openat(jn->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
-	if (pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) || fsync(jn->dirfd) != 0) {
+	errno = 0;
+	if (fstat(fd, &st) != 0 || pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr) ||
+	    jsync(jn, fd) != 0 || fsync(jn->dirfd) != 0) {
 		int e = errno ? errno : EIO;
 		close(fd);
 		unlinkat(jn->dirfd, name, 0);
@@ -47,6 +104,9 @@ static int seg_new(struct fs_jn *jn)
 	jn->next_segno++;
 	jn->segs[jn->nlive++] = (struct fs_jseg){ .no = no, .fd = fd };
 	jn->wpos = FS_JSEG_HDR;
+	jn->zeroed = (uint64_t)st.st_size > sizeof(hdr) ? (uint64_t)st.st_size : sizeof(hdr);
+	if (jn->zeroed > jn->seg_size)
+		jn->zeroed = jn->seg_size;
 	return 0;
 }
 
@@ -63,15 +123,19 @@ static int seg_fd(struct fs_jn *jn, uint64_t no)
 	return -1;
 }
 
-/* Deletes the oldest segments whose records are all checkpointed (never the written one). */
+/* Deletes the oldest segments whose records are all checkpointed (never the written one),
+ * keeping up to FS_JN_SPARES of their files for reuse. */
 static void seg_reclaim(struct fs_jn *jn)
 {
 	unsigned k = 0;
 	while (k + 1 < jn->nlive && jn->segs[k].last_seq <= jn->ckpt) {
-		char name[40];
+		char name[40], sp[40];
 		fs_jseg_name(jn->segs[k].no, name, sizeof(name));
 		close(jn->segs[k].fd);
-		if (unlinkat(jn->dirfd, name, 0) != 0)
+		spare_name(jn->segs[k].no, sp, sizeof(sp));
+		if (jn->nspare < FS_JN_SPARES && renameat(jn->dirfd, name, jn->dirfd, sp) == 0)
+			jn->spare[jn->nspare++] = jn->segs[k].no;
+		else if (unlinkat(jn->dirfd, name, 0) != 0)
 			st_warn("journal: cannot delete %s: %s", name, strerror(errno));
 		k++;
 	}
@@ -82,13 +146,31 @@ static void seg_reclaim(struct fs_jn *jn)
 	}
 }
 
+/* Spare files left by an earlier mount (their old records could carry sequence numbers
+ * this mount reuses after a crash: never reused across mounts). */
+static void spares_drop(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "spare-", 6))
+			unlinkat(dirfd, e->d_name, 0);
+	closedir(d);
+}
+
 /* Room for need bytes plus a commit record in the written segment: seals it (durable)
  * and opens the next, waiting for writeback while the journal is full (backpressure). */
 static int make_room(struct fs_jn *jn, size_t need, size_t reserve)
 {
 	if (jn->wpos + need + reserve <= jn->seg_size)
 		return 0;
-	if (fdatasync(cur_seg(jn)->fd) != 0)
+	if (jsync(jn, cur_seg(jn)->fd) != 0)
 		return -errno;
 	while (jn->nlive >= jn->nseg) {
 		jn->waits++;
@@ -103,8 +185,11 @@ static int make_room(struct fs_jn *jn, size_t need, size_t reserve)
 /* Appends one record (lock held); returns its seq or 0 with *e set. */
 static uint64_t append(struct fs_jn *jn, struct fs_jrec *r, const void *data, int *e)
 {
+	static const unsigned char end[FS_JREC_HDR];
 	size_t need = FS_JREC_HDR + r->len;
-	if ((*e = make_room(jn, need, r->type == FS_JREC_DATA ? FS_JREC_HDR : 0)) != 0)
+	/* room for the record, the all-zero header after it and, after data, a commit */
+	if ((*e = make_room(jn, need, FS_JREC_HDR * (r->type == FS_JREC_DATA ? 2 : 1))) != 0 ||
+	    (*e = seg_zero_to(jn, cur_seg(jn), jn->wpos + need + FS_JREC_HDR)) != 0)
 		return 0;
 	if (r->type == FS_JREC_DATA && ST_FAULT("journal.append")) {
 		*e = -EIO;
@@ -113,9 +198,10 @@ static uint64_t append(struct fs_jn *jn, struct fs_jrec *r, const void *data, in
 	r->seq = jn->next_seq;
 	unsigned char hdr[FS_JREC_HDR];
 	fs_jrec_encode(r, data, hdr);
-	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)data, r->len } };
-	ssize_t n = pwritev(cur_seg(jn)->fd, iov, r->len ? 2 : 1, (off_t)jn->wpos);
-	if (n != (ssize_t)need) {
+	struct iovec iov[3] = { { hdr, sizeof(hdr) }, { (void *)data, r->len },
+				{ (void *)end, sizeof(end) } };
+	ssize_t n = pwritev(cur_seg(jn)->fd, iov, 3, (off_t)jn->wpos);
+	if (n != (ssize_t)(need + sizeof(end))) {
 		*e = n < 0 ? -errno : -EIO;
 		return 0;
 	}
@@ -150,6 +236,7 @@ static int commit_upto(struct fs_jn *jn, uint64_t target)
 		if (e == 0 && fdatasync(fd) != 0)
 			e = -errno;
 		pthread_mutex_lock(&jn->lock);
+		jn->syncs++;
 		jn->syncing = 0;
 		if (e && jn->ckpt >= cover)
 			e = 0; /* all on the capacity tier meanwhile (its segment may be gone) */
@@ -301,6 +388,15 @@ out:
 	return rc;
 }
 
+int fs_jn_dirty(struct fs_jn *jn, dev_t dev, ino_t ino)
+{
+	pthread_mutex_lock(&jn->lock);
+	struct fs_xfile *f = fs_xfile_get(&jn->idx, dev, ino, 0);
+	int d = f && fs_xfile_dirty(f);
+	pthread_mutex_unlock(&jn->lock);
+	return d;
+}
+
 void fs_jn_stat(struct fs_jn *jn, struct stat *st)
 {
 	if (!S_ISREG(st->st_mode))
@@ -322,6 +418,7 @@ void fs_jn_stat(struct fs_jn *jn, struct stat *st)
 int fs_jn_fsync(struct fs_jn *jn, dev_t dev, ino_t ino, int fd)
 {
 	pthread_mutex_lock(&jn->lock);
+	jn->fsyncs++;
 	uint64_t target = jn->last_data_seq;
 	struct fs_xfile *f = fs_xfile_get(&jn->idx, dev, ino, 0);
 	int byp = f && fs_xfile_bypassed(f);
@@ -571,6 +668,8 @@ int fs_jn_open(struct fs_jn *jn, const char *dir, int bfd, uint64_t size, int64_
 	}
 	if (rc == 0)
 		rc = fs_jreplay(jn->dirfd, bfd, rep, err);
+	if (rc == 0)
+		spares_drop(jn->dirfd);
 	if (rc) {
 		close(jn->dirfd);
 		return rc;
@@ -614,6 +713,8 @@ void fs_jn_stats(struct fs_jn *jn, struct fs_jn_stats *o)
 	o->next_seq = jn->next_seq;
 	o->committed = jn->committed;
 	o->ckpt = jn->ckpt;
+	o->syncs = jn->syncs;
+	o->fsyncs = jn->fsyncs;
 	/* writeback rate: the rounds that ended in the last FS_JN_RATE_WINDOW_US */
 	int64_t window = now - jn->started_us < FS_JN_RATE_WINDOW_US ? now - jn->started_us
 								    : FS_JN_RATE_WINDOW_US;
@@ -652,6 +753,7 @@ void fs_jn_close(struct fs_jn *jn)
 		if (clean)
 			unlinkat(jn->dirfd, name, 0);
 	}
+	spares_drop(jn->dirfd);
 	if (clean) {
 		struct st_error err = { 0 };
 		if (fs_jckpt_write(jn->dirfd, jn->next_seq - 1, &err) != 0)

@@ -43,6 +43,8 @@ struct fs_jn_round {
 };
 #define FS_JN_RATE_ROUNDS 64
 #define FS_JN_RATE_WINDOW_US 10000000 /* the rate is over the last 10 s */
+#define FS_JN_SPARES 2                /* reclaimed segment files kept for reuse */
+#define FS_JN_ZCHUNK (4u << 20)       /* a segment is zero-filled this far ahead of appends */
 
 struct fs_jn {
 	int dirfd, bfd;
@@ -60,6 +62,13 @@ struct fs_jn {
 	struct fs_jseg *segs;         /* live segments, oldest first; the last is written */
 	unsigned nlive;
 	uint64_t next_segno, wpos;
+	uint64_t zeroed;              /* bytes of the written segment's file that are allocated
+				       * and durable (zeros or records): appends below it are
+				       * overwrites, whose fdatasync needs no metadata commit */
+	uint64_t spare[FS_JN_SPARES]; /* reclaimed segment files kept for reuse (old numbers,
+				       * named spare-N.jnl); nlive + nspare <= nseg */
+	unsigned nspare;
+	uint64_t syncs, fsyncs;       /* fdatasyncs of the journal; fsyncs served */
 	struct fs_xindex idx;
 	pthread_t worker;
 	int running, stop;
@@ -82,6 +91,7 @@ struct fs_jn_stats {
 	double wb_rate_bps;           /* written back per second over the last 10 s */
 	uint64_t wb_bytes, wb_records, wb_fails, waits;
 	uint64_t next_seq, committed, ckpt;
+	uint64_t syncs, fsyncs;       /* fdatasyncs of the journal device; fsyncs served */
 };
 
 /* Opens (creating when empty) the journal in dir for the backing dir bfd; replays what a
@@ -102,6 +112,8 @@ ssize_t fs_jn_write(struct fs_jn *jn, dev_t dev, ino_t ino, int fd, const void *
  * has none (the caller reads the backing file itself). */
 ssize_t fs_jn_read(struct fs_jn *jn, dev_t dev, ino_t ino, int fd, void *buf, size_t len,
 		   off_t off);
+/* 1 when the file (dev, ino) has data in the journal not yet written back. */
+int fs_jn_dirty(struct fs_jn *jn, dev_t dev, ino_t ino);
 /* Size and mtime as they are with the journaled data. */
 void fs_jn_stat(struct fs_jn *jn, struct stat *st);
 /* fsync: returns once everything appended so far is durable on the journal device (and

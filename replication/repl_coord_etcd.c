@@ -14,8 +14,8 @@
  *
  * Every TICK the coordinator thread renews the lease when due (every TTL/4), publishes its
  * positions when they changed, reads shards/ and per shard:
- *   - leader key of another node with a newer epoch: follow it (a former primary reports the
- *     divergent tail it will drop, then resyncs);
+ *   - leader key of another node with a newer epoch: follow it (a former primary undoes its
+ *     divergent tail when it joins the new primary's stream: repl_replica.c, REWIND);
  *   - no leader key for SETTLE: if this node's copy is the most caught-up eligible one of the
  *     shard's history (repl_elect_best over the published positions), take the key in one
  *     transaction that also bumps the epoch key, compared by revision: one node wins a race;
@@ -24,12 +24,14 @@
  * is before etcd can expire it: see docs/replication.md, "Automatic failover". */
 #include "replication/repl_coord.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/st_fault.h"
@@ -39,6 +41,10 @@
 
 #define TICK_US 100000
 #define SETTLE_US 150000 /* a leader key absent this long starts an election */
+/* With the watch up, shards/ and the layout are read when it reports a change, and at least
+ * this often (a safety net); without it, shards/ every tick as before. */
+#define SAFETY_POLL_US 2000000
+#define WATCH_IDLE_US 30000000 /* a watch that hears nothing this long is re-created */
 
 struct coord_etcd {
 	struct repl_coord c;
@@ -54,6 +60,14 @@ struct coord_etcd {
 	int renew_failing;
 	char *report;         /* last published nodes/NAME value */
 	int64_t *absent_since; /* per shard: when the leader key was first seen missing */
+	int64_t layout_rev;    /* mod revision of the layout key applied */
+	int64_t next_poll_us;  /* the safety net's next read */
+	/* the watch thread (watch_main) and what it reported, under wmu; wcond wakes the loop */
+	pthread_t wthread;
+	int wthread_started;
+	pthread_mutex_t wmu;
+	pthread_cond_t wcond;
+	int watching, dirty_shards, dirty_layout;
 	struct race {          /* per shard, fault repl.elect.race: a late stale transaction */
 		int64_t ep_rev, at_us;
 		json_t *ep;
@@ -148,6 +162,7 @@ static int etcd_load(struct repl_coord *rc, struct repl_layout *out, struct st_e
 		return st_error_set(err, ST_ENOTFOUND, "no layout at %s in etcd (strata-admin cluster "
 				    "init --cluster %s --layout FILE)", k, c->url);
 	rc2 = repl_layout_from_json(kvs.kv[0].value, out, err);
+	c->layout_rev = kvs.kv[0].mod_rev;
 	repl_etcd_kvs_release(&kvs);
 	return rc2;
 }
@@ -265,34 +280,6 @@ static void publish(struct coord_etcd *c)
 
 /* ---- following and elections ---- */
 
-/* A copy of the history the new primary came from, beyond the promotion point, holds writes
- * the new primary never had: they go with the resync. Logged and counted. */
-static void report_divergence(struct coord_etcd *c, int s, const json_t *ep, const char *leader)
-{
-	struct repl *r = c->r;
-	const char *hist = jstr(ep, "from_replid");
-	uint64_t from = ju64(ep, "from_next"), mine_next = 0;
-	char copy[KV_REPLID_MAX] = "";
-	struct kv_repl_pos pos = {{0}, 0};
-	struct st_error err;
-	if (!*hist || repl_shard_replid(r, s, copy, &err) || kv_shard_repl_pos(r->db, s, &pos, &err))
-		return;
-	if (!strcmp(copy, hist))
-		mine_next = kv_shard_latest_seq(r->db, s) + 1;
-	else if (!strcmp(pos.replid, hist))
-		mine_next = pos.next_seq;
-	if (mine_next <= from)
-		return;
-	uint64_t n = mine_next - from;
-	atomic_fetch_add(&r->m.divergent_discarded, n);
-	atomic_fetch_add(&r->m.divergent_discards, 1);
-	st_warn("replication: shard %d: rejoining as a replica of %s (epoch %llu): discarding %llu "
-		"divergent sequences %llu..%llu that the new primary never had (never acknowledged "
-		"in semi-sync mode); the copy is resynced", s, leader,
-		(unsigned long long)ju64(ep, "epoch"), (unsigned long long)n,
-		(unsigned long long)from, (unsigned long long)(mine_next - 1));
-}
-
 static void follow(struct coord_etcd *c, int s, int n, uint64_t epoch, const json_t *ep)
 {
 	struct repl *r = c->r;
@@ -302,7 +289,6 @@ static void follow(struct coord_etcd *c, int s, int n, uint64_t epoch, const jso
 	pthread_mutex_unlock(&r->mu);
 	if (!change)
 		return;
-	report_divergence(c, s, ep, r->layout.nodes[n].name);
 	pthread_mutex_lock(&r->mu);
 	repl_role_reassign(r, sh, n, epoch);
 	repl_assert_state(r);
@@ -490,11 +476,65 @@ static void shard_tick(struct coord_etcd *c, int s, const struct repl_etcd_kvs *
 	json_decref(ep);
 }
 
+/* The layout key, applied to the running node when its revision changed. */
+static void layout_tick(struct coord_etcd *c, const char *how)
+{
+	char k[512];
+	key(c, k, sizeof(k), "layout");
+	struct repl_etcd_kvs kvs;
+	struct st_error err = {0};
+	if (repl_etcd_range(c->e, k, 0, &kvs, &err))
+		return;
+	if (kvs.n && kvs.kv[0].mod_rev != c->layout_rev) {
+		struct repl_layout nl;
+		uint64_t was = c->r->layout.version;
+		int rc = repl_layout_from_json(kvs.kv[0].value, &nl, &err);
+		if (!rc) {
+			rc = repl_layout_apply(c->r, &nl, &err);
+			repl_layout_release(&nl);
+		}
+		if (rc < 0) {
+			st_warn("replication: the layout in etcd (revision %lld) is not applied: %s",
+				(long long)kvs.kv[0].mod_rev, err.msg);
+		} else if (rc > 0 || c->r->layout.version != was) {
+			atomic_fetch_add(&c->r->m.layout_changes, 1);
+			st_info("replication: layout version %llu applied (from the %s; %d shards "
+				"changed members)", (unsigned long long)c->r->layout.version, how, rc);
+		}
+		c->layout_rev = kvs.kv[0].mod_rev;
+	}
+	repl_etcd_kvs_release(&kvs);
+}
+
+/* What to read this tick: what the watch reported, everything when the safety net is due,
+ * shards/ every tick without a watch or while an election is pending (its timing). */
+static void due(struct coord_etcd *c, int *shards, int *layout, int *watched)
+{
+	int64_t now = repl_now_us();
+	pthread_mutex_lock(&c->wmu);
+	*shards = c->dirty_shards || !c->watching;
+	*layout = *watched = c->dirty_layout;
+	c->dirty_shards = c->dirty_layout = 0;
+	pthread_mutex_unlock(&c->wmu);
+	if (now >= c->next_poll_us) {
+		*shards = *layout = 1;
+		c->next_poll_us = now + SAFETY_POLL_US;
+	}
+	for (int s = 0; s < c->r->layout.nshards; s++)
+		*shards |= c->absent_since[s] != 0 || c->race[s].ep != NULL;
+}
+
 static void tick(struct coord_etcd *c)
 {
 	renew(c);
 	race_run(c);
 	publish(c);
+	int shards, layout, watched;
+	due(c, &shards, &layout, &watched);
+	if (layout)
+		layout_tick(c, watched ? "watch" : "safety poll");
+	if (!shards)
+		return;
 	char k[512];
 	key(c, k, sizeof(k), "shards/");
 	struct repl_etcd_kvs kvs;
@@ -512,10 +552,94 @@ static void *coord_main(void *arg)
 	while (!atomic_load(&c->stop)) {
 		int64_t t0 = repl_now_us();
 		tick(c);
-		int64_t left = TICK_US - (repl_now_us() - t0);
-		if (left > 0)
-			usleep((useconds_t)left);
+		/* until the next tick, or sooner when the watch reports a change */
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		int64_t wake = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000 + TICK_US -
+			       (repl_now_us() - t0);
+		ts = (struct timespec){wake / 1000000, (wake % 1000000) * 1000};
+		pthread_mutex_lock(&c->wmu);
+		while (!c->dirty_shards && !c->dirty_layout && !atomic_load(&c->stop))
+			if (pthread_cond_timedwait(&c->wcond, &c->wmu, &ts) == ETIMEDOUT)
+				break;
+		pthread_mutex_unlock(&c->wmu);
 	}
+	return NULL;
+}
+
+/* ---- the watch (its own thread and connection): wakes the loop on every change ---- */
+
+static int watch_stop(void *arg)
+{
+	struct coord_etcd *c = arg;
+	return atomic_load(&c->stop);
+}
+
+static void watch_key(void *arg, const char *k)
+{
+	struct coord_etcd *c = arg;
+	char lk[512], sk[512];
+	key(c, lk, sizeof(lk), "layout");
+	key(c, sk, sizeof(sk), "shards/");
+	atomic_fetch_add(&c->r->m.etcd_watch_events, 1);
+	if (!strcmp(k, lk))
+		c->dirty_layout = 1;
+	else if (!strncmp(k, sk, strlen(sk)))
+		c->dirty_shards = 1;
+}
+
+static int watch_msg(void *arg, const json_t *msg)
+{
+	struct coord_etcd *c = arg;
+	int created, canceled;
+	struct st_error err;
+	pthread_mutex_lock(&c->wmu);
+	int rc = repl_etcd_decode_watch(msg, &created, &canceled, watch_key, c, &err);
+	if (!rc && created) {
+		/* whatever changed before the watch existed is read once now */
+		c->watching = 1;
+		c->dirty_shards = c->dirty_layout = 1;
+	}
+	if (!rc && canceled)
+		rc = ST_ECLOSED;
+	pthread_cond_broadcast(&c->wcond);
+	pthread_mutex_unlock(&c->wmu);
+	return rc;
+}
+
+static void *watch_main(void *arg)
+{
+	struct coord_etcd *c = arg;
+	struct repl_etcd *e = NULL;
+	struct st_error err = {0};
+	int64_t backoff = 100000;
+	int failures = 0;
+	char prefix[512];
+	if (repl_etcd_open(c->url, WATCH_IDLE_US, &e, &err)) {
+		st_errlog("replication: etcd watch: %s (polling instead)", err.msg);
+		return NULL;
+	}
+	snprintf(prefix, sizeof(prefix), "%s/", repl_etcd_prefix(e));
+	while (!atomic_load(&c->stop)) {
+		int rc = repl_etcd_watch(e, prefix, watch_msg, watch_stop, c, &err);
+		pthread_mutex_lock(&c->wmu);
+		int was = c->watching;
+		c->watching = 0; /* the loop polls shards/ every tick until the watch is back */
+		pthread_mutex_unlock(&c->wmu);
+		if (!rc || atomic_load(&c->stop))
+			break;
+		if (was) {
+			failures = 0;
+			backoff = 100000;
+		}
+		if (!failures++)
+			st_info("replication: etcd watch: %s (polling until it is back)", err.msg);
+		for (int64_t end = repl_now_us() + backoff;
+		     repl_now_us() < end && !atomic_load(&c->stop);)
+			usleep(20000);
+		backoff = backoff * 2 > 2000000 ? 2000000 : backoff * 2;
+	}
+	repl_etcd_close(e);
 	return NULL;
 }
 
@@ -546,6 +670,9 @@ static int etcd_start(struct repl_coord *rc, struct repl *r, struct st_error *er
 	if (pthread_create(&c->thread, NULL, coord_main, c))
 		return st_error_set(err, ST_ENOMEM, "cannot start the coordinator thread");
 	c->thread_started = 1;
+	if (pthread_create(&c->wthread, NULL, watch_main, c))
+		return st_error_set(err, ST_ENOMEM, "cannot start the etcd watch thread");
+	c->wthread_started = 1;
 	return 0;
 }
 
@@ -553,9 +680,15 @@ static void etcd_stop(struct repl_coord *rc)
 {
 	struct coord_etcd *c = (struct coord_etcd *)rc;
 	atomic_store(&c->stop, 1);
+	pthread_mutex_lock(&c->wmu);
+	pthread_cond_broadcast(&c->wcond);
+	pthread_mutex_unlock(&c->wmu);
 	if (c->thread_started)
 		pthread_join(c->thread, NULL);
 	c->thread_started = 0;
+	if (c->wthread_started)
+		pthread_join(c->wthread, NULL);
+	c->wthread_started = 0;
 	if (c->r)
 		atomic_store(&c->r->lease_until_us, 0);
 	struct st_error err;
@@ -573,6 +706,8 @@ static void etcd_free(struct repl_coord *rc)
 	for (int s = 0; c->race && s < c->r->layout.nshards; s++)
 		json_decref(c->race[s].ep);
 	free(c->race);
+	pthread_mutex_destroy(&c->wmu);
+	pthread_cond_destroy(&c->wcond);
 	free(c);
 }
 
@@ -592,6 +727,12 @@ int repl_coord_etcd_open(const char *url, const struct repl_options *o, struct r
 	if (!c)
 		return st_error_set(err, ST_ENOMEM, "out of memory");
 	c->c.ops = &etcd_ops;
+	pthread_mutex_init(&c->wmu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->wcond, &ca);
+	pthread_condattr_destroy(&ca);
 	snprintf(c->url, sizeof(c->url), "%s", url);
 	c->o = *o;
 	struct repl_etcd *probe;

@@ -272,6 +272,42 @@ int repl_etcd_decode_keepalive(const json_t *resp, int64_t *ttl, struct st_error
 	return 0;
 }
 
+int repl_etcd_decode_watch(const json_t *msg, int *created, int *canceled,
+			   void (*cb)(void *arg, const char *key), void *arg,
+			   struct st_error *err)
+{
+	*created = *canceled = 0;
+	const json_t *e = json_object_get(msg, "error");
+	if (e) {
+		const json_t *m = json_object_get(e, "message");
+		return st_error_set(err, ST_ECLOSED, "etcd watch: %s",
+				    json_is_string(m) ? json_string_value(m) : "error");
+	}
+	const json_t *r = json_object_get(msg, "result");
+	if (!json_is_object(r))
+		return st_error_set(err, ST_EPROTO, "etcd watch message without a result");
+	*created = json_is_true(json_object_get(r, "created"));
+	*canceled = json_is_true(json_object_get(r, "canceled"));
+	const json_t *evs = json_object_get(r, "events");
+	if (evs && !json_is_array(evs))
+		return st_error_set(err, ST_EPROTO, "etcd watch: events is not an array");
+	size_t i;
+	const json_t *ev;
+	json_array_foreach(evs, i, ev) {
+		char *key = NULL;
+		size_t n;
+		const json_t *k = json_object_get(json_object_get(ev, "kv"), "key");
+		if (!k || decode_b64(k, &key, &n)) {
+			free(key); /* "" for a key that is not a string */
+			return st_error_set(err, ST_EPROTO, "etcd watch: malformed event %zu", i);
+		}
+		if (strlen(key) == n)
+			cb(arg, key);
+		free(key);
+	}
+	return 0;
+}
+
 /* ---- requests ---- */
 
 static json_t *b64(const char *s)
@@ -381,4 +417,126 @@ int repl_etcd_txn(struct repl_etcd *e, json_t *compare, json_t *success, int *ok
 	*ok = json_is_true(json_object_get(resp, "succeeded"));
 	json_decref(resp);
 	return 0;
+}
+
+/* ---- watch: a streamed response read chunk by chunk ---- */
+
+struct watch {
+	struct event_base *base;
+	struct evbuffer *lines;
+	repl_etcd_watch_cb on_msg;
+	int (*stop)(void *arg);
+	void *arg;
+	struct evhttp_request *req; /* NULL once evhttp has freed it */
+	int done, rc;
+	struct st_error *err;
+};
+
+static void watch_end(struct watch *w, int rc)
+{
+	if (!w->done) {
+		w->done = 1;
+		w->rc = rc;
+	}
+	event_base_loopbreak(w->base);
+}
+
+static void on_watch_chunk(struct evhttp_request *req, void *arg)
+{
+	struct watch *w = arg;
+	evbuffer_add_buffer(w->lines, evhttp_request_get_input_buffer(req));
+	char *line;
+	size_t n;
+	while (!w->done && (line = evbuffer_readln(w->lines, &n, EVBUFFER_EOL_LF))) {
+		json_error_t je;
+		json_t *o = n ? json_loadb(line, n, 0, &je) : NULL;
+		free(line);
+		if (!n)
+			continue;
+		int rc = o ? w->on_msg(w->arg, o)
+			   : st_error_set(w->err, ST_EPROTO, "etcd watch: not JSON: %s", je.text);
+		json_decref(o);
+		if (rc)
+			watch_end(w, rc);
+	}
+}
+
+static void on_watch_done(struct evhttp_request *req, void *arg)
+{
+	struct watch *w = arg;
+	w->req = NULL; /* evhttp frees it after this callback */
+	if (!w->done)
+		st_error_set(w->err, ST_ECLOSED, "etcd watch ended (HTTP %d)",
+			     req ? evhttp_request_get_response_code(req) : 0);
+	watch_end(w, ST_ECLOSED);
+}
+
+static void on_watch_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct watch *w = arg;
+	if (w->stop(w->arg))
+		watch_end(w, 0);
+}
+
+int repl_etcd_watch(struct repl_etcd *e, const char *prefix, repl_etcd_watch_cb on_msg,
+		    int (*stop)(void *arg), void *arg, struct st_error *err)
+{
+	size_t n = strlen(prefix);
+	char *end = strdup(prefix);
+	if (!end || !n) {
+		free(end);
+		return st_error_set(err, ST_EINVAL, "empty watch prefix");
+	}
+	end[n - 1]++;
+	json_t *body = json_pack("{s:{s:o,s:o}}", "create_request", "key", b64(prefix),
+				 "range_end", b64(end));
+	free(end);
+	char *js = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	struct evhttp_connection *conn =
+		js ? evhttp_connection_base_new(e->base, NULL, e->host, (unsigned short)e->port) : NULL;
+	struct watch w = {.base = e->base, .lines = evbuffer_new(), .on_msg = on_msg,
+			  .stop = stop, .arg = arg, .err = err};
+	struct event *tick = event_new(e->base, -1, EV_PERSIST, on_watch_timer, &w);
+	w.req = conn ? evhttp_request_new(on_watch_done, &w) : NULL;
+	int rc = 0;
+	if (!w.lines || !tick || !w.req) {
+		rc = st_error_set(err, ST_ENOMEM, "out of memory");
+		if (w.req)
+			evhttp_request_free(w.req);
+		goto out;
+	}
+	struct timeval tv = {e->timeout_us / 1000000, e->timeout_us % 1000000},
+		       every = {0, 100000};
+	evhttp_connection_set_timeout_tv(conn, &tv);
+	evhttp_connection_set_retries(conn, 0);
+	evhttp_request_set_chunked_cb(w.req, on_watch_chunk);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(w.req);
+	char hostport[300];
+	snprintf(hostport, sizeof(hostport), "%s:%d", e->host, e->port);
+	evhttp_add_header(h, "Host", hostport);
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evbuffer_add(evhttp_request_get_output_buffer(w.req), js, strlen(js));
+	event_add(tick, &every);
+	if (evhttp_make_request(conn, w.req, EVHTTP_REQ_POST, "/v3/watch")) {
+		w.req = NULL; /* freed by evhttp on failure */
+		rc = st_error_set(err, ST_ECLOSED, "etcd %s:%d: cannot send the watch", e->host,
+				  e->port);
+		goto out;
+	}
+	while (!w.done)
+		if (event_base_dispatch(e->base) < 0)
+			break;
+	rc = w.done ? w.rc : st_error_set(err, ST_ECLOSED, "etcd watch: event loop failed");
+	if (w.req)
+		evhttp_cancel_request(w.req);
+out:
+	if (tick)
+		event_free(tick);
+	if (w.lines)
+		evbuffer_free(w.lines);
+	if (conn)
+		evhttp_connection_free(conn);
+	free(js);
+	return rc;
 }

@@ -50,6 +50,14 @@ int repl_etcd_decode_kvs(const json_t *resp, struct repl_etcd_kvs *out, struct s
  * the lease no longer exists (TTL absent). */
 int repl_etcd_decode_keepalive(const json_t *resp, int64_t *ttl, struct st_error *err);
 
+/* One message of a watch stream ({"result":{"header":{"revision"},"created","canceled",
+ * "events":[{"type","kv":{"key",...}}]}} or {"error":...}): *created / *canceled as etcd says,
+ * and cb(arg, key) for every event's key (decoded). ST_EPROTO for anything else, ST_ECLOSED
+ * for an error message. */
+int repl_etcd_decode_watch(const json_t *msg, int *created, int *canceled,
+			   void (*cb)(void *arg, const char *key), void *arg,
+			   struct st_error *err);
+
 /* ---- requests ---- */
 /* Range of `key` (prefix != 0: every key starting with it). */
 int repl_etcd_range(struct repl_etcd *e, const char *key, int prefix, struct repl_etcd_kvs *out,
@@ -59,6 +67,15 @@ int repl_etcd_put(struct repl_etcd *e, const char *key, const char *value, int64
 int repl_etcd_grant(struct repl_etcd *e, int64_t ttl_s, int64_t *id, struct st_error *err);
 int repl_etcd_keepalive(struct repl_etcd *e, int64_t id, int64_t *ttl, struct st_error *err);
 int repl_etcd_revoke(struct repl_etcd *e, int64_t id, struct st_error *err);
+
+/* Watches every key starting with `prefix` (POST /v3/watch: one streamed response, one JSON
+ * message per line) in the calling thread: each message goes to on_msg (a non-zero return
+ * ends the watch with that code). Every 100 ms stop(arg) is asked whether to end (then 0).
+ * Otherwise returns when the stream breaks: ST_ECLOSED (etcd gone, or nothing received for
+ * the handle's timeout), ST_EPROTO (a line that is not JSON). Uses its own connection. */
+typedef int (*repl_etcd_watch_cb)(void *arg, const json_t *msg);
+int repl_etcd_watch(struct repl_etcd *e, const char *prefix, repl_etcd_watch_cb on_msg,
+		    int (*stop)(void *arg), void *arg, struct st_error *err);
 
 /* Transaction pieces. A compare: target "CREATE" | "MOD" compares that revision of `key`
  * for equality with rev (CREATE 0 = the key does not exist). */

@@ -36,6 +36,12 @@ struct repl_shard {
 	pthread_cond_t commit_cond; /* (mu) a local write committed: wakes this shard's streams */
 	struct repl_sync_waiter *sync_waiters; /* (mu) this shard's semi-sync writers */
 	/* replica side */
+	/* Held around every change of the copy's content by the replica thread (an applied
+	 * batch, a resync install, a rewind); apply_closed (set under mu when the shard becomes
+	 * primary, cleared when it follows again) is checked under it: once a promotion has
+	 * taken apply_mu after setting it, no applied batch lands after the fork point. */
+	pthread_mutex_t apply_mu;
+	atomic_int apply_closed;
 	pthread_t thread;
 	int thread_started;        /* (mu) */
 	int fd;                    /* (mu) connection to the primary, -1 when none */
@@ -63,7 +69,11 @@ struct repl_metrics {
 		writes_refused, stale_reads_refused,
 		/* coordination (etcd mode) */
 		lease_renews, lease_renew_failures, lease_renew_us_sum, lease_renew_us_max,
-		failovers, fenced_writes_refused, divergent_discarded, divergent_discards;
+		failovers, fenced_writes_refused, divergent_discarded, divergent_discards,
+		/* rejoin after a fork (repl_replica.c) */
+		rejoin_truncations, rejoin_resyncs,
+		/* etcd watch and live layout changes (repl_coord_etcd.c) */
+		etcd_watch_events, layout_changes;
 };
 
 struct repl {
@@ -112,6 +122,30 @@ void repl_role_reassign(struct repl *r, struct repl_shard *sh, int primary, uint
 /* Persists the shard assignments that differ from the layout file (data_dir/cluster-state.json)
  * and loads them at start. */
 int repl_role_save(struct repl *r, struct st_error *err);
+/* Runs f(r, sh, arg) with the copy's content gate (apply_mu) held, unless the shard stopped
+ * replicating (apply_closed): then ST_ECANCELED. mu must not be held. */
+int repl_role_apply(struct repl_shard *sh, int (*f)(struct repl *r, struct repl_shard *sh,
+						    void *arg), void *arg, struct st_error *err);
+/* How a replica joins this primary's history, from its HELLO (repl_join_plan; pure). */
+enum repl_join_kind { REPL_JOIN_STREAM, REPL_JOIN_REWIND, REPL_JOIN_RESYNC };
+struct repl_join {
+	enum repl_join_kind kind;
+	uint64_t next;       /* STREAM, REWIND: the sequence of this primary to stream from */
+	uint64_t undo_from;  /* REWIND: the replica's own sequences from here on are undone
+			      * (0 = none) */
+};
+/* mine: this primary's replication id; fork: its fork record (NULL = none); pos: the
+ * replica's position (the history it follows); own: the replica's copy id and its latest + 1
+ * (the history it wrote, if it was a primary); resync: the replica asked for one. */
+void repl_join_plan(const char *mine, const struct kv_repl_fork *fork,
+		    const struct kv_repl_pos *pos, const struct kv_repl_pos *own, int resync,
+		    struct repl_join *out);
+/* A new layout for a running node (etcd: strata-admin cluster add-node / move-slots): nodes
+ * it does not know are appended (a node removed from the layout stays known, in no shard);
+ * each shard's members become the new layout's, around the shard's current primary; this
+ * node starts replicating a shard it gained and stops one it lost. The shard count must not
+ * change. Returns the number of shards whose members changed, or ST_EINVAL (mu not held). */
+int repl_layout_apply(struct repl *r, const struct repl_layout *nl, struct st_error *err);
 /* A primary whose lease is gone (etcd mode): PRIMARY -> FENCED, it keeps its copy and may
  * win the next election (mu held). */
 void repl_role_lease_lost(struct repl *r, struct repl_shard *sh);

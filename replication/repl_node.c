@@ -243,13 +243,24 @@ int repl_start(struct kv_db *db, const char *data_dir, const struct repl_options
 		sh->state = repl_role_initial(r, s);
 		sh->commit_seq = kv_shard_latest_seq(db, s);
 		pthread_cond_init(&sh->commit_cond, NULL);
+		pthread_mutex_init(&sh->apply_mu, NULL);
+		atomic_store(&sh->apply_closed, sh->state == REPL_S_PRIMARY);
 	}
+
 	int rc = repl_coord_open(o, &r->coord, err);
 	atomic_store(&r->lease_until_us, r->coord && r->coord->ops->leased ? 0 : INT64_MAX);
 	if (!rc)
 		rc = repl_listener_start(r, err);
 	if (!rc)
 		rc = r->coord->ops->start(r->coord, r, err);
+	/* invariant 9 for the primaries a static start left (the layout file's, unless a
+	 * persisted promotion moved them; etcd's primaries are all elected, and marked then):
+	 * before the hooks are set, so before any write */
+	pthread_mutex_lock(&r->mu);
+	for (int s = 0; s < layout->nshards && !rc && !r->coord->ops->leased; s++)
+		if (shards[s].state == REPL_S_PRIMARY)
+			rc = kv_shard_fork_mark(db, s, 0, NULL, err);
+	pthread_mutex_unlock(&r->mu);
 	if (rc) {
 		repl_stop(r);
 		return rc;
@@ -295,6 +306,7 @@ void repl_stop(struct repl *r)
 	pthread_cond_destroy(&r->cond);
 	for (int s = 0; s < r->layout.nshards; s++) {
 		pthread_cond_destroy(&r->shards[s].commit_cond);
+		pthread_mutex_destroy(&r->shards[s].apply_mu);
 	}
 	repl_coord_free(r->coord);
 	free(r->layout.shards);
@@ -384,7 +396,8 @@ char *repl_metrics_text(struct repl *r)
 		C(send_timeouts), C(lag_disconnects), C(sync_waits), C(sync_timeouts),
 		C(sync_degraded), C(proto_errors), C(writes_refused), C(stale_reads_refused),
 		C(lease_renews), C(lease_renew_failures), C(failovers), C(fenced_writes_refused),
-		C(divergent_discarded), C(divergent_discards),
+		C(divergent_discarded), C(divergent_discards), C(rejoin_truncations),
+		C(rejoin_resyncs), C(etcd_watch_events), C(layout_changes),
 #undef C
 	};
 	size_t cap = 16384 + (size_t)r->layout.nshards * 320, n = 0; /* 4 gauges per shard */

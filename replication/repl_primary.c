@@ -295,6 +295,42 @@ static int stream_loop(struct stream *st, const char *replid, struct ack_reader 
 	return rc;
 }
 
+static void join_plan(struct repl *r, int shard, const char *mine, const char *theirs,
+		      uint64_t next, const struct kv_repl_pos *own, uint32_t flags,
+		      struct repl_join *out)
+{
+	struct kv_repl_pos pos = {{0}, next};
+	snprintf(pos.replid, sizeof(pos.replid), "%s", theirs);
+	struct kv_repl_fork fork;
+	struct st_error err;
+	int have_fork = kv_shard_fork_get(r->db, shard, &fork, &err) == 0;
+	repl_join_plan(mine, have_fork ? &fork : NULL, &pos, own, flags & REPL_HELLO_RESYNC, out);
+}
+
+/* The replica holds the history this primary forked from: it undoes what it has beyond the
+ * fork point (if anything) and reconnects at the fork. */
+static void send_rewind(struct repl_peer *p, int shard, const char *node, const char *mine,
+			const struct repl_join *j)
+{
+	struct kv_repl_fork fork;
+	struct st_error err = {0};
+	if (kv_shard_fork_get(p->r->db, shard, &fork, &err))
+		return;
+	struct repl_wbuf w = {0};
+	repl_w_str(&w, mine);
+	repl_w_u64(&w, j->next);
+	repl_w_u64(&w, j->undo_from);
+	repl_w_str(&w, fork.from_replid);
+	repl_w_u64(&w, fork.from_next);
+	st_info("replication: shard %d: replica %s holds history %s at or beyond the fork point "
+		"%llu: it rejoins at %llu%s", shard, node, fork.from_replid,
+		(unsigned long long)fork.from_next, (unsigned long long)j->next,
+		j->undo_from ? " after truncating its divergent tail" : "");
+	if (!w.bad)
+		repl_send(p->fd, REPL_REWIND, w.p, w.n, &err);
+	repl_wbuf_release(&w);
+}
+
 /* Serves one replica: HELLO checks, then resync or WAL from its position. */
 static void serve_replica(struct repl_peer *p, const struct repl_frame *f)
 {
@@ -308,6 +344,9 @@ static void serve_replica(struct repl_peer *p, const struct repl_frame *f)
 	repl_r_str(&rb, theirs, sizeof(theirs));
 	uint64_t next = repl_r_u64(&rb);
 	uint32_t flags = repl_r_u32(&rb);
+	struct kv_repl_pos own;
+	repl_r_str(&rb, own.replid, sizeof(own.replid));
+	own.next_seq = repl_r_u64(&rb);
 	int rc = 0;
 	if (rb.bad || rb.off != rb.n)
 		rc = st_error_set(&err, ST_EPROTO, "malformed HELLO");
@@ -342,19 +381,26 @@ static void serve_replica(struct repl_peer *p, const struct repl_frame *f)
 		repl_send_error(p->fd, rc, err.msg);
 		return;
 	}
+	struct repl_join join;
+	join_plan(r, (int)shard, mine, theirs, next, &own, flags, &join);
+	if (join.kind == REPL_JOIN_REWIND) {
+		send_rewind(p, (int)shard, node, mine, &join);
+		return;
+	}
 	pthread_mutex_lock(&r->mu);
 	p->shard = (int)shard;
 	snprintf(p->node, sizeof(p->node), "%s", node);
-	p->acked_next = p->sent_next = strcmp(theirs, mine) ? 0 : next;
+	p->acked_next = p->sent_next = join.kind == REPL_JOIN_STREAM ? next : 0;
 	pthread_mutex_unlock(&r->mu);
 	st_info("replication: shard %u: replica %s connected at %llu%s", shard, node,
-		(unsigned long long)next, strcmp(theirs, mine) ? " (new replication id: resync)" : "");
+		(unsigned long long)next,
+		join.kind == REPL_JOIN_RESYNC ? " (new replication id: resync)" : "");
 	repl_set_timeouts(p->fd, r->o.send_timeout_us, 0);
 	struct stream st = {.p = p, .next = next, .err = &err};
 	struct ack_reader ack = {.p = p};
 	if ((rc = send_registry(&st)))
 		goto out;
-	if (strcmp(theirs, mine) || (flags & REPL_HELLO_RESYNC))
+	if (join.kind == REPL_JOIN_RESYNC)
 		rc = do_resync(&st, mine);
 	if (rc)
 		goto out;

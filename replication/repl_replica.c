@@ -55,7 +55,17 @@ static int send_hello(struct repl *r, struct repl_shard *sh, int fd, const struc
 	repl_w_str(&w, pos->replid);
 	repl_w_u64(&w, pos->next_seq ? pos->next_seq : 1);
 	repl_w_u32(&w, resync ? REPL_HELLO_RESYNC : 0);
-	int rc = w.bad ? st_error_set(err, ST_ENOMEM, "out of memory")
+	/* the history this copy wrote itself, if it was a primary: a primary that forked from
+	 * it may have it undo its divergent tail instead of resyncing (REWIND) */
+	char own[KV_REPLID_MAX];
+	int rc = repl_shard_replid(r, sh->shard, own, err);
+	if (rc) {
+		repl_wbuf_release(&w);
+		return rc;
+	}
+	repl_w_str(&w, own);
+	repl_w_u64(&w, kv_shard_latest_seq(r->db, sh->shard) + 1);
+	rc = w.bad ? st_error_set(err, ST_ENOMEM, "out of memory")
 		       : repl_send(fd, REPL_HELLO, w.p, w.n, err);
 	repl_wbuf_release(&w);
 	return rc;
@@ -69,6 +79,19 @@ static void tailing(struct repl *r, struct repl_shard *sh)
 		repl_set_state(r, sh, REPL_S_TAILING);
 	sh->heard_us = repl_now_us();
 	pthread_mutex_unlock(&r->mu);
+}
+
+struct apply_arg {
+	const void *data;
+	size_t len;
+	const struct kv_repl_pos *pos;
+	struct st_error *err;
+};
+
+static int apply_batch(struct repl *r, struct repl_shard *sh, void *arg)
+{
+	struct apply_arg *a = arg;
+	return kv_shard_apply_at(r->db, sh->shard, a->data, a->len, a->pos, a->err);
 }
 
 #define MERGE_MAX_BYTES (4u << 20)
@@ -155,8 +178,10 @@ static int on_batch(struct repl *r, struct repl_shard *sh, struct repl_reader *r
 			n = m.n;
 		}
 	}
-	if (!rc)
-		rc = kv_shard_apply_at(r->db, sh->shard, data, n, &np, err);
+	if (!rc) {
+		struct apply_arg a = {data, n, &np, err};
+		rc = repl_role_apply(sh, apply_batch, &a, err);
+	}
 	repl_wbuf_release(&m);
 	if (rc < 0)
 		return rc;
@@ -209,6 +234,88 @@ static int on_heartbeat(struct repl *r, struct repl_shard *sh, const struct repl
 	return 0;
 }
 
+/* ---- REWIND: joining the primary's history at its fork point ---- */
+
+struct rewind_arg {
+	uint64_t undo_from;
+	const struct kv_repl_pos *to;
+	struct kv_rewind_report rep;
+	struct st_error *err;
+};
+
+static int do_rewind(struct repl *r, struct repl_shard *sh, void *arg)
+{
+	struct rewind_arg *a = arg;
+	if (ST_FAULT("repl.rewind.nowal"))
+		return st_error_set(a->err, ST_ENOTFOUND, "fault repl.rewind.nowal: the WAL does not "
+				    "reach sequence %llu", (unsigned long long)a->undo_from);
+	return kv_shard_rewind(r->db, sh->shard, a->undo_from, a->to, &a->rep, a->err);
+}
+
+/* The primary forked from a history this copy holds: undo this copy's own writes after the
+ * fork point (if it wrote that history as its primary), take the fork as its position, and
+ * reconnect to stream from there. When the tail cannot be undone (the WAL no longer reaches
+ * the fork point, or it holds an ingestion), the next connection asks for a full resync,
+ * which discards the same tail. Either way the discarded range is logged and counted. */
+static int on_rewind(struct repl *r, struct repl_shard *sh, const struct repl_frame *f,
+		     struct st_error *err)
+{
+	struct repl_rbuf rb = {f->payload, f->len, 0, 0};
+	struct kv_repl_pos to;
+	char from[KV_REPLID_MAX];
+	repl_r_str(&rb, to.replid, sizeof(to.replid));
+	to.next_seq = repl_r_u64(&rb);
+	uint64_t undo_from = repl_r_u64(&rb);
+	repl_r_str(&rb, from, sizeof(from));
+	uint64_t from_next = repl_r_u64(&rb);
+	if (rb.bad || rb.off != rb.n || !to.replid[0] || !to.next_seq)
+		return st_error_set(err, ST_EPROTO, "malformed REWIND frame");
+	uint64_t end = kv_shard_latest_seq(r->db, sh->shard) + 1;
+	struct st_error why = {0};
+	struct rewind_arg a = {undo_from, &to, {0}, &why};
+	int rc = repl_role_apply(sh, do_rewind, &a, &why);
+	if (rc == ST_ECANCELED)
+		return st_error_set(err, rc, "%s", why.msg);
+	const char *primary = r->layout.nodes[sh->primary].name;
+	uint64_t n = undo_from && end > undo_from ? end - undo_from : 0;
+	if (n) {
+		atomic_fetch_add(&r->m.divergent_discarded, n);
+		atomic_fetch_add(&r->m.divergent_discards, 1);
+	}
+	if (rc) {
+		atomic_fetch_add(&r->m.rejoin_resyncs, 1);
+		pthread_mutex_lock(&r->mu);
+		sh->want_resync = 1;
+		pthread_mutex_unlock(&r->mu);
+		if (n)
+			st_warn("replication: shard %d: rejoining %s: discarding %llu divergent "
+				"sequences %llu..%llu by a full resync: cannot truncate in place: %s",
+				sh->shard, primary, (unsigned long long)n,
+				(unsigned long long)undo_from, (unsigned long long)(end - 1), why.msg);
+		else
+			st_warn("replication: shard %d: cannot join %s at its fork point (%s): full "
+				"resync", sh->shard, primary, why.msg);
+		return st_error_set(err, ST_ECANCELED, "resync after a failed rewind");
+	}
+	atomic_fetch_add(&r->m.rejoin_truncations, 1);
+	pthread_mutex_lock(&r->mu);
+	sh->applied_next = to.next_seq;
+	pthread_mutex_unlock(&r->mu);
+	if (n)
+		st_warn("replication: shard %d: rejoining %s: truncated in place %llu divergent "
+			"sequences %llu..%llu (%llu write batches, %llu cell versions) that the new "
+			"primary never had (never acknowledged in semi-sync mode); continuing from "
+			"its sequence %llu", sh->shard, primary, (unsigned long long)n,
+			(unsigned long long)undo_from, (unsigned long long)(end - 1),
+			(unsigned long long)a.rep.batches, (unsigned long long)a.rep.keys,
+			(unsigned long long)to.next_seq);
+	else
+		st_info("replication: shard %d: joined %s at its fork point (history %s at %llu): "
+			"nothing to discard, continuing from its sequence %llu", sh->shard, primary,
+			from, (unsigned long long)from_next, (unsigned long long)to.next_seq);
+	return st_error_set(err, ST_ECANCELED, "reconnect after a rewind");
+}
+
 /* One connection's life: HELLO, then frames until an error. */
 static int session(struct repl *r, struct repl_shard *sh, int fd, struct st_error *err)
 {
@@ -243,6 +350,9 @@ static int session(struct repl *r, struct repl_shard *sh, int fd, struct st_erro
 		case REPL_HEARTBEAT:
 			tailing(r, sh);
 			rc = on_heartbeat(r, sh, &f, err);
+			break;
+		case REPL_REWIND:
+			rc = on_rewind(r, sh, &f, err);
 			break;
 		case REPL_RESYNC:
 			rc = repl_resync_recv(r, sh, &rd, &f, &pos, err);

@@ -233,6 +233,18 @@ static int close_file(struct recv_file *rf, const struct repl_frame *f, struct s
 	return rc;
 }
 
+struct install_arg {
+	const char *stage;
+	const struct kv_repl_pos *pos;
+	struct st_error *err;
+};
+
+static int install(struct repl *r, struct repl_shard *sh, void *arg)
+{
+	struct install_arg *a = arg;
+	return kv_shard_install(r->db, sh->shard, a->stage, a->pos, a->err);
+}
+
 int repl_resync_recv(struct repl *r, struct repl_shard *sh, struct repl_reader *rd,
 		     const struct repl_frame *f, struct kv_repl_pos *pos, struct st_error *err)
 {
@@ -302,8 +314,9 @@ int repl_resync_recv(struct repl *r, struct repl_shard *sh, struct repl_reader *
 	if (rf.fd >= 0)
 		close(rf.fd);
 	XXH3_freeState(rf.h);
-	if (!rc)
-		rc = kv_shard_install(r->db, sh->shard, stage, pos, err);
+	struct install_arg ia = {stage, pos, err};
+	if (!rc) /* invariant 9: not after a promotion of this copy */
+		rc = repl_role_apply(sh, install, &ia, err);
 	if (rc) {
 		rm_rf(stage);
 		return rc;

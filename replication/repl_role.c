@@ -32,8 +32,8 @@
  *   FENCED     -> PRIMARY                     repl_role_reassign (etcd: a fenced former
  *                                             primary wins the election with its own copy)
  *   FENCED     -> CONNECTING                  repl_role_reassign (follows the new primary;
- *                                             etcd: its divergent tail is reported and the
- *                                             copy resynced)
+ *                                             its divergent tail is undone in place at the
+ *                                             join (REWIND), or the copy is resynced)
  *   any replica state -> NONE                 repl_role_reassign (removed from the shard)
  *
  * Invariants (repl_assert_state):
@@ -51,6 +51,13 @@
  *      semi-sync wait); without leases (static layout) the deadline is infinite.
  *   8. etcd: a shard's version is the epoch of the leader key that named its primary; a
  *      peer with a newer epoch in HELLO or ACK, or an older one in a HEARTBEAT, is refused.
+ *   9. A copy's stored position names another history only while the copy's content is
+ *      exactly that history's prefix: every move to PRIMARY marks the position with the
+ *      copy's own id (kv_shard_fork_mark) before the first write is allowed, and no applied
+ *      batch, resync install or rewind lands after that mark (apply_mu + apply_closed).
+ *  10. A fork record (from a replica state to PRIMARY) says: this copy's sequences before
+ *      to_next hold exactly history from_replid before from_next. A replica joins by a
+ *      rewind only through such a record (repl_join_plan).
  */
 #include "replication/repl_int.h"
 
@@ -120,6 +127,8 @@ void repl_assert_state(struct repl *r)
 		ST_ASSERT(sh->resync_done <= sh->resync_total || sh->state != REPL_S_RESYNCING);
 		/* 6 */
 		ST_ASSERT(sh->version >= 1);
+		/* 9: a primary's copy takes no applied batch */
+		ST_ASSERT(sh->state != REPL_S_PRIMARY || atomic_load(&sh->apply_closed));
 	}
 	/* 7 */
 	ST_ASSERT(r->coord == NULL || r->coord->ops->leased ||
@@ -132,6 +141,60 @@ enum repl_state repl_role_initial(const struct repl *r, int shard)
 	if (m->primary == r->self)
 		return REPL_S_PRIMARY;
 	return repl_layout_is_replica(&r->layout, shard, r->self) ? REPL_S_CONNECTING : REPL_S_NONE;
+}
+
+/* Invariant 9: the copy stops taking batches (an apply in flight finishes first), then its
+ * position is marked as its own history, with the fork record when it was a replica. mu
+ * held: the replica thread never takes mu while it holds apply_mu. */
+static void role_fork(struct repl *r, struct repl_shard *sh, int follows)
+{
+	atomic_store(&sh->apply_closed, 1);
+	pthread_mutex_lock(&sh->apply_mu);
+	struct kv_repl_fork f;
+	struct st_error err;
+	int rc = kv_shard_fork_mark(r->db, sh->shard, follows, &f, &err);
+	pthread_mutex_unlock(&sh->apply_mu);
+	if (rc)
+		st_errlog("replication: shard %d: cannot record the promotion point (replicas of "
+			  "the old history will resync): %s", sh->shard, err.msg);
+	else if (f.from_replid[0])
+		st_info("replication: shard %d: promoted at the fork: history %s before %llu is "
+			"this copy (%s) before %llu", sh->shard, f.from_replid,
+			(unsigned long long)f.from_next, f.replid, (unsigned long long)f.to_next);
+}
+
+int repl_role_apply(struct repl_shard *sh, int (*f)(struct repl *r, struct repl_shard *sh,
+						    void *arg), void *arg, struct st_error *err)
+{
+	pthread_mutex_lock(&sh->apply_mu);
+	int rc = atomic_load(&sh->apply_closed)
+			 ? st_error_set(err, ST_ECANCELED, "shard %d is no longer replicated here",
+					sh->shard)
+			 : f(sh->r, sh, arg);
+	pthread_mutex_unlock(&sh->apply_mu);
+	return rc;
+}
+
+void repl_join_plan(const char *mine, const struct kv_repl_fork *fork,
+		    const struct kv_repl_pos *pos, const struct kv_repl_pos *own, int resync,
+		    struct repl_join *out)
+{
+	*out = (struct repl_join){REPL_JOIN_RESYNC, 0, 0};
+	if (resync)
+		return;
+	if (pos->replid[0] && !strcmp(pos->replid, mine)) {
+		*out = (struct repl_join){REPL_JOIN_STREAM, pos->next_seq, 0};
+		return;
+	}
+	if (!fork || !fork->from_replid[0])
+		return;
+	/* the copy that wrote the history this primary forked from (its former primary):
+	 * whatever it wrote from the fork point on never reached this primary */
+	if (!strcmp(own->replid, fork->from_replid) && own->next_seq >= fork->from_next)
+		*out = (struct repl_join){REPL_JOIN_REWIND, fork->to_next, fork->from_next};
+	/* a replica of that history standing exactly at the fork point */
+	else if (!strcmp(pos->replid, fork->from_replid) && pos->next_seq == fork->from_next)
+		*out = (struct repl_join){REPL_JOIN_REWIND, fork->to_next, 0};
 }
 
 void repl_role_reassign(struct repl *r, struct repl_shard *sh, int primary, uint64_t version)
@@ -152,10 +215,15 @@ void repl_role_reassign(struct repl *r, struct repl_shard *sh, int primary, uint
 		m->version = version;
 	}
 	if (primary == r->self) {
+		if (sh->state != REPL_S_PRIMARY)
+			role_fork(r, sh, sh->state == REPL_S_CONNECTING ||
+						 sh->state == REPL_S_TAILING ||
+						 sh->state == REPL_S_RESYNCING);
 		repl_set_state(r, sh, REPL_S_PRIMARY);
 		repl_replica_kick(sh);
 		return;
 	}
+	atomic_store(&sh->apply_closed, 0);
 	if (was_primary)
 		repl_set_state(r, sh, REPL_S_FENCED);
 	if (repl_layout_is_replica(&r->layout, sh->shard, r->self)) {
@@ -165,8 +233,94 @@ void repl_role_reassign(struct repl *r, struct repl_shard *sh, int primary, uint
 		if (r->lfd >= 0 && repl_replica_start(r, sh, &err))
 			st_errlog("replication: shard %d: %s", sh->shard, err.msg);
 	} else {
+		atomic_store(&sh->apply_closed, 1);
 		repl_set_state(r, sh, REPL_S_NONE);
+		repl_replica_kick(sh); /* its thread ends the stream and exits */
 	}
+}
+
+/* Node index of `name` in r's layout, appending it (from nl's node j) when unknown. */
+static int node_index(struct repl *r, const struct repl_layout *nl, int j)
+{
+	int n = repl_layout_find(&r->layout, nl->nodes[j].name);
+	if (n >= 0 || r->layout.nnodes == REPL_MAX_NODES)
+		return n;
+	r->layout.nodes[r->layout.nnodes] = nl->nodes[j];
+	st_info("replication: node %s (%s) joined the layout", nl->nodes[j].name,
+		nl->nodes[j].addr);
+	return r->layout.nnodes++;
+}
+
+/* Shard s's members in nl, as r's node indexes, into m (primary: r's current one). */
+static int shard_members(struct repl *r, const struct repl_layout *nl, int s,
+			 struct repl_shard_map *m)
+{
+	const struct repl_shard_map *x = &nl->shards[s];
+	int cur = r->shards[s].primary, holds = 0;
+	*m = r->layout.shards[s];
+	m->nreplicas = 0;
+	for (int i = -1; i < x->nreplicas; i++) {
+		int n = node_index(r, nl, i < 0 ? x->primary : x->replicas[i]);
+		if (n < 0)
+			return -1;
+		if (n == cur)
+			holds = 1;
+		else
+			m->replicas[m->nreplicas++] = n;
+	}
+	return holds ? 0 : -1;
+}
+
+static int same_members(const struct repl_shard_map *a, const struct repl_shard_map *b)
+{
+	if (a->nreplicas != b->nreplicas)
+		return 0;
+	for (int i = 0; i < a->nreplicas; i++) {
+		int found = 0;
+		for (int j = 0; j < b->nreplicas; j++)
+			found |= a->replicas[i] == b->replicas[j];
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+int repl_layout_apply(struct repl *r, const struct repl_layout *nl, struct st_error *err)
+{
+	if (nl->nshards != r->layout.nshards)
+		return st_error_set(err, ST_EINVAL, "the new layout has %d shards, this node %d: "
+				    "not applied", nl->nshards, r->layout.nshards);
+	int changed = 0;
+	pthread_mutex_lock(&r->mu);
+	for (int j = 0; j < nl->nnodes; j++)
+		node_index(r, nl, j);
+	for (int s = 0; s < nl->nshards; s++) {
+		struct repl_shard *sh = &r->shards[s];
+		struct repl_shard_map m;
+		if (shard_members(r, nl, s, &m)) {
+			/* the shard's primary is not among the new members (move-slots refuses
+			 * that; an election may have moved it meanwhile): the next edit fixes it */
+			st_warn("replication: shard %d: the new layout does not include its primary "
+				"%s: members kept", s, r->layout.nodes[sh->primary].name);
+			continue;
+		}
+		if (same_members(&m, &r->layout.shards[s]))
+			continue;
+		changed++;
+		r->layout.shards[s].nreplicas = m.nreplicas;
+		memcpy(r->layout.shards[s].replicas, m.replicas, sizeof(m.replicas));
+		int member = sh->primary == r->self || repl_layout_is_replica(&r->layout, s, r->self);
+		if (member != (sh->state != REPL_S_NONE)) {
+			st_info("replication: shard %d: %s by a layout change", s,
+				member ? "gained" : "moved away");
+			repl_role_reassign(r, sh, sh->primary, sh->version);
+		}
+	}
+	if (nl->version > r->layout.version)
+		r->layout.version = nl->version;
+	repl_assert_state(r);
+	pthread_mutex_unlock(&r->mu);
+	return changed;
 }
 
 void repl_role_lease_lost(struct repl *r, struct repl_shard *sh)
@@ -190,11 +344,17 @@ int repl_role_position(struct repl *r, int shard, char *replid, uint64_t *next, 
 	}
 	struct kv_repl_pos pos;
 	int rc = kv_shard_repl_pos(r->db, shard, &pos, err);
-	if (!rc) {
+	if (!rc)
+		rc = repl_shard_replid(r, shard, replid, err);
+	if (rc)
+		return rc;
+	if (strcmp(pos.replid, replid)) {
 		snprintf(replid, KV_REPLID_MAX, "%s", pos.replid);
 		*next = pos.next_seq;
+	} else { /* a former primary not yet rejoined: its copy is its own history */
+		*next = kv_shard_latest_seq(r->db, shard) + 1;
 	}
-	return rc;
+	return 0;
 }
 
 /* ---- data_dir/cluster-state.json: {"shards":[{"shard":S,"primary":NAME,"version":V},...]},

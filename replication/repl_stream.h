@@ -16,11 +16,11 @@
 #define REPL_HDR 12
 #define REPL_TRAILER 8
 #define REPL_FRAME_MAX (64u << 20) /* payload bytes */
-#define REPL_PROTO_VERSION 2
+#define REPL_PROTO_VERSION 3
 
 enum repl_type {
 	REPL_HELLO = 1,      /* R->P: version, shard, layout version, node, replid, next_seq,
-			      * flags (REPL_HELLO_RESYNC) */
+			      * flags (REPL_HELLO_RESYNC), own replid, own latest + 1 */
 	REPL_REGISTRY = 2,   /* P->R: registry JSON */
 	REPL_BATCH = 3,      /* P->R: seq u64, write batch bytes */
 	REPL_HEARTBEAT = 4,  /* P->R: latest seq u64, primary wall clock us i64, epoch u64 */
@@ -34,7 +34,9 @@ enum repl_type {
 	REPL_ERROR = 11,     /* either: code i32, message */
 	REPL_ADMIN = 12,     /* admin->node: JSON request {"cmd": ...} */
 	REPL_ADMIN_REPLY = 13, /* node->admin: JSON reply */
-	REPL_TYPE_MAX = 13,
+	REPL_REWIND = 14,    /* P->R: replid, next_seq u64, undo_from u64 (0 = nothing), the
+			      * fork: from_replid, from_next u64 (then the primary closes) */
+	REPL_TYPE_MAX = 14,
 };
 #define REPL_HELLO_RESYNC 1u /* the replica asks for a full resync */
 

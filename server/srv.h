@@ -44,6 +44,7 @@ struct srv_config {
 	size_t cache_bytes;
 	size_t row_cache_bytes; /* latest-value row cache; 0 = off */
 	int inline_reads;        /* run get/multi-get on the network thread */
+	int net_slice_us;        /* scheduler time slice of the network threads; 0 = kernel's */
 	char resp[256];          /* HOST:PORT of the Redis-protocol port; "" = off */
 	int resp_writes;         /* HSET on the RESP port */
 	int verbose;

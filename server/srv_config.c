@@ -183,6 +183,9 @@ static int srv_config_set(struct srv_config *c, const char *key, const char *v,
 		bad = st_dur_parse(v, &us) || (c->drain_timeout_us = us, 0);
 	else if (!strcmp(k, "inline-reads"))
 		bad = srv_parse_int(v, 0, 1, &n) || (c->inline_reads = (int)n, 0);
+	else if (!strcmp(k, "net-slice-us"))
+		bad = srv_parse_int(v, 0, 100000, &n) || (n > 0 && n < 100) ||
+		      (c->net_slice_us = (int)n, 0);
 	else if (!strcmp(k, "io")) {
 		if (!strcmp(v, "auto"))
 			c->io = SRV_IO_AUTO;
@@ -264,6 +267,7 @@ static void srv_usage(FILE *out)
 		"               [--idle-timeout DUR] [--stall-timeout DUR] [--drain-timeout DUR]\n"
 		"               [--handshake-timeout DUR] [--frame-timeout DUR]\n"
 		"               [--shards N] [--cache SIZE] [--row-cache SIZE] [--inline-reads 0|1]\n"
+		"               [--net-slice-us 0|100..100000]\n"
 		"               [--resp HOST:PORT|off] [--resp-writes 0|1] [--ready-file F] [-v]\n"
 		"               [--cluster FILE|etcd://HOST:PORT/PREFIX --node NAME] [--lease-ttl DUR]\n"
 		"               [--min-sync-replicas K]\n"
@@ -304,6 +308,7 @@ int srv_config_parse(struct srv_config *c, int argc, char **argv, struct st_erro
 		{"cache", required_argument, 0, 0},
 		{"row-cache", required_argument, 0, 0},
 		{"inline-reads", required_argument, 0, 0},
+		{"net-slice-us", required_argument, 0, 0},
 		{"ready-file", required_argument, 0, 'r'},
 		{"cluster", required_argument, 0, 0},
 		{"node", required_argument, 0, 0},

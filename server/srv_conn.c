@@ -125,17 +125,23 @@ static int srv_net_make_room(struct srv_net *n)
 	 * longest, and is unlikely to be a client that has just connected. */
 	struct srv_server *s = n->srv;
 	struct srv_net *best = n;
-	int most = atomic_load(&n->ncand) - atomic_load(&n->evict_req);
+	int most = atomic_load(&n->ncand) - atomic_load(&n->evict_req), ncand = 0;
 	for (int i = 0; i < s->nnets; i++) {
 		struct srv_net *t = s->nets[i];
 		int spare = atomic_load(&t->ncand) - atomic_load(&t->evict_req);
+		ncand += atomic_load(&t->ncand);
 		if (t != n && spare > most) {
 			best = t;
 			most = spare;
 		}
 	}
-	if (most <= 0)
+	if (ncand <= 0)
 		return -1; /* every connection has made a request: refuse, as Redis does */
+	/* Every unproven connection is already to be evicted (their owners have not run yet: a
+	 * burst of accepts can outpace them): those evictions make the room. Refusing here
+	 * turned away well-behaved newcomers under the connection storm. */
+	if (most <= 0)
+		return 0;
 	/* Evicted at the owner's next srv_net_flush, after the socket events of the current
 	 * loop iteration: a client whose first request is already in this batch (with io_uring
 	 * the bytes have left the socket, so FIONREAD no longer shows them) is not taken for

@@ -1,6 +1,16 @@
-/* The io_uring network backend: one ring per network thread with multishot accept, multishot
- * recv into a provided-buffer ring (mmap'd by hand: liburing 2.3 lacks setup_buf_ring), one
- * send in flight per connection, and all SQEs of a loop iteration submitted at once.
+/* The io_uring network backend: one ring per network thread, multishot recv into a
+ * provided-buffer ring (mmap'd by hand: liburing 2.3 lacks setup_buf_ring), one send in flight
+ * per connection, and all SQEs of a loop iteration submitted at once.
+ *
+ * Accepting: a multishot poll on each listening socket, and on its completion a burst of
+ * accept4() calls on this thread, as the epoll backend does. Not io_uring's multishot accept:
+ * the kernel arms it as an exclusive waiter, so every new connection woke the same ring (the
+ * other thread never accepted), and it accepted only while that thread ran its deferred task
+ * work, i.e. once per loop iteration of up to 2048 completions. Under a connection storm
+ * (test_srv_storm) the listen queue then stayed full for 100-500 ms at a time with the server
+ * mostly idle, and a well-behaved client got a few dozen reads a second against epoll's
+ * hundreds. A poll wakes every ring, and a burst drains up to UR_ACCEPT_BURST connections at
+ * once; a burst that stops at the cap is continued at the next iteration without waiting.
  *
  * Ownership: each connection counts the ring operations that reference it (`ops`: recv,
  * send, cancel); its memory is freed only when ops == 0, its socket is closed and no request
@@ -11,6 +21,7 @@
 #include <liburing.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -24,6 +35,7 @@
 #define UR_BGID 1
 #define UR_NBUFS 1024 /* power of two */
 #define UR_BUFSZ 16384
+#define UR_ACCEPT_BURST 256
 
 enum ur_op { UR_ACCEPT = 1, UR_RECV, UR_SEND, UR_EVENTFD, UR_CANCEL, UR_IGNORE };
 
@@ -44,15 +56,17 @@ struct ur_net {
 	size_t br_bytes;
 	uint8_t *bufs;
 	uint64_t efd_val;
-	/* One multishot accept per listening socket (shared with the other threads' rings);
-	 * its address is the accept's user_data. */
+	/* One multishot poll per listening socket (shared with the other threads' rings); its
+	 * address is the poll's user_data. */
 	struct ur_accept {
 		_Alignas(8) enum srv_proto proto;
 		int fd; /* -1: protocol off */
 		int armed;
-		int64_t retry_us; /* after an accept error (EMFILE...): re-arm no sooner */
+		int more;         /* the last burst stopped at its cap: continue without waiting */
+		int64_t retry_us; /* after an accept error (EMFILE...): accept no sooner */
 	} acc[SRV_NPROTO];
 	struct ur_conn *dirty; /* conns with output to start sending */
+	uint8_t first[UR_BUFSZ]; /* a new connection's first bytes (ur_adopt) */
 };
 
 static inline uint64_t ur_ud(void *p, enum ur_op op)
@@ -74,7 +88,7 @@ static struct io_uring_sqe *ur_sqe(struct ur_net *u)
 static void ur_arm_accept(struct ur_net *u, struct ur_accept *a)
 {
 	struct io_uring_sqe *sqe = ur_sqe(u);
-	io_uring_prep_multishot_accept(sqe, a->fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_prep_poll_multishot(sqe, a->fd, POLLIN);
 	io_uring_sqe_set_data64(sqe, ur_ud(a, UR_ACCEPT));
 	a->armed = 1;
 }
@@ -209,8 +223,68 @@ static int ur_adopt(struct srv_net *n, int fd, enum srv_proto proto)
 		return ST_ENOMEM;
 	srv_conn_init(&k->c, n, fd, proto);
 	k->want_read = 1;
-	ur_arm_recv(n->be_state, k);
+	/* A new client's first request is usually in the socket already (it was sent right after
+	 * the connect): read it now rather than a loop iteration later, when the recv armed below
+	 * completes. A client that connects per request (a CLI, a serverless function) waits
+	 * one loop iteration less, which under a connection storm is most of its wait. */
+	struct ur_net *u = n->be_state;
+	k->c.busy++;
+	ssize_t r = recv(fd, u->first, sizeof(u->first), MSG_DONTWAIT);
+	if (r > 0)
+		srv_conn_input(&k->c, u->first, (size_t)r);
+	else if (r == 0)
+		srv_conn_eof(&k->c, 0);
+	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		srv_conn_eof(&k->c, -errno);
+	if (k->want_read && !k->shut && !k->recv_armed)
+		ur_arm_recv(u, k);
+	k->c.busy--;
+	ur_conn_settle(k);
 	return 0;
+}
+
+/* Accepts what the listening socket holds, up to UR_ACCEPT_BURST connections. The socket is
+ * non-blocking and shared: another thread may have taken them (EAGAIN). The accepted sockets
+ * stay blocking, as io_uring's recv and send expect. */
+static void ur_accept_burst(struct srv_net *n, struct ur_accept *a)
+{
+	a->more = 0;
+	if (st_mono_us() < a->retry_us) {
+		a->more = 1; /* paused after an error: resumed by the loop */
+		return;
+	}
+	for (int i = 0; i < UR_ACCEPT_BURST; i++) {
+		int fd = accept4(a->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				/* Out of descriptors or memory: retrying at once would spin. */
+				st_warn("accept: %s; retrying in 100 ms", strerror(errno));
+				a->retry_us = st_mono_us() + 100000;
+				a->more = 1;
+			}
+			return;
+		}
+		srv_net_accepted(n, fd, a->proto);
+	}
+	a->more = 1;
+}
+
+/* Continues the bursts that stopped at their cap (or after an error, once its pause is over).
+ * Returns 1 when a listening socket may still hold connections. */
+static int ur_accept_more(struct srv_net *n, struct ur_net *u)
+{
+	int more = 0;
+	if (!n->accepting || atomic_load(&n->srv->stopping))
+		return 0;
+	for (int i = 0; i < SRV_NPROTO; i++) {
+		struct ur_accept *a = &u->acc[i];
+		if (a->fd >= 0 && a->more)
+			ur_accept_burst(n, a);
+		more |= a->fd >= 0 && a->more && st_mono_us() >= a->retry_us;
+	}
+	return more;
 }
 
 static void ur_on_accept(struct srv_net *n, struct ur_accept *a, struct io_uring_cqe *cqe)
@@ -219,13 +293,14 @@ static void ur_on_accept(struct srv_net *n, struct ur_accept *a, struct io_uring
 		a->armed = 0;
 	if (cqe->res < 0) {
 		if (cqe->res != -ECANCELED) {
-			/* Out of descriptors or memory: retrying at once would spin; wait a bit. */
-			st_warn("accept: %s; retrying in 100 ms", strerror(-cqe->res));
+			st_warn("poll on a listening socket: %s; retrying in 100 ms",
+				strerror(-cqe->res));
 			a->retry_us = st_mono_us() + 100000;
 		}
 		return;
 	}
-	srv_net_accepted(n, cqe->res, a->proto);
+	if (n->accepting)
+		ur_accept_burst(n, a);
 }
 
 static void ur_on_recv(struct ur_net *u, struct ur_conn *k, struct io_uring_cqe *cqe)
@@ -411,6 +486,8 @@ static void ur_run(struct srv_net *n)
 	}
 	ur_arm_eventfd(n, u);
 	for (;;) {
+		/* Before the flushes: answers to first requests read at adoption leave with them. */
+		int more = ur_accept_more(n, u);
 		srv_net_flush(n);
 		ur_flush_dirty(u);
 		int stopping = atomic_load(&n->srv->stopping);
@@ -433,8 +510,9 @@ static void ur_run(struct srv_net *n)
 		for (int i = 0; i < SRV_NPROTO && !stopping && n->accepting; i++)
 			if (u->acc[i].fd >= 0 && !u->acc[i].armed && now >= u->acc[i].retry_us)
 				ur_arm_accept(u, &u->acc[i]);
+		/* Connections left in a listening socket: no waiting for completions. */
 		struct __kernel_timespec ts = {.tv_sec = 0,
-					       .tv_nsec = stopping ? 20000000 : 250000000};
+					       .tv_nsec = more ? 0 : stopping ? 20000000 : 250000000};
 		struct io_uring_cqe *cqe;
 		int rc = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
 		if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {

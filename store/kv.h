@@ -432,6 +432,49 @@ int kv_shard_apply_at(struct kv_db *db, int shard, const void *data, size_t len,
  * `shard` outside the WAL. Called by preload after an ingestion. */
 int kv_shard_mark_ingest(struct kv_db *db, int shard, struct st_error *err);
 
+/* ---- forks: a replica promoted to primary, and the old primary's divergent tail
+ * (kv_fork.c; see docs/replication.md, "Rejoin") ----
+ * When a copy that followed history `from_replid` up to (not including) `from_next` starts
+ * writing its own history (its replication id `replid`), its sequences before `to_next`
+ * hold exactly what the followed history held before `from_next`: a copy of that history
+ * standing at from_next can continue as a replica of this one at to_next, and the copy that
+ * wrote that history (its former primary) can, after undoing its sequences from from_next
+ * on, too. */
+struct kv_repl_fork {
+	char replid[KV_REPLID_MAX];      /* the copy's own id when recorded (stale once changed) */
+	char from_replid[KV_REPLID_MAX]; /* "" = not a fork (the copy did not follow anything) */
+	uint64_t from_next, to_next;
+};
+/* Marks the copy as now writing its own history, in one batch: the position becomes (own
+ * replication id, 0), so that it never again claims to follow what it followed, and, when
+ * `follows` (the copy's content is exactly its position: a replica until now) and the
+ * position names a history, the fork record (to_next = the sequence of this batch, which
+ * holds reserved keys only). Without `follows` nothing is written if the position already
+ * names the copy itself. The caller guarantees that nothing else writes to the shard
+ * meanwhile (no client writes, no applied batches). *out (may be NULL) gets the record
+ * (from_replid "" = none). */
+int kv_shard_fork_mark(struct kv_db *db, int shard, int follows, struct kv_repl_fork *out,
+		       struct st_error *err);
+/* The fork record of this copy: 0, or ST_ENOTFOUND when there is none or it is stale (the
+ * copy's replication id changed since: a resync or a rewind). */
+int kv_shard_fork_get(struct kv_db *db, int shard, struct kv_repl_fork *out,
+		      struct st_error *err);
+/* What kv_shard_rewind discarded: its own write batches from sequence `first` through
+ * `last` (seqs = last - first + 1 sequences), `keys` cell versions deleted. */
+struct kv_rewind_report {
+	uint64_t batches, seqs, first, last, keys;
+};
+/* Undoes this copy's sequences from `from` on (0 = none) and sets the position `pos` and a
+ * new replication id, all in one batch. Cell keys carry their ingest time, so every write
+ * created keys that did not exist before it: the inverse of a put is a delete of that
+ * version (the versions before it are different keys, untouched). Reads the batches back
+ * from the shard's own WAL: ST_ENOTFOUND when the WAL no longer reaches `from` (the caller
+ * resyncs instead), ST_EINVAL when the tail holds what a delete cannot undo (an ingestion
+ * marker: files outside the WAL; a delete or range delete: the value before it is gone).
+ * Nothing is written on error. */
+int kv_shard_rewind(struct kv_db *db, int shard, uint64_t from, const struct kv_repl_pos *pos,
+		    struct kv_rewind_report *rep, struct st_error *err);
+
 /* A RocksDB checkpoint of one shard in `dir` (which must not exist); *next_seq is the first
  * sequence not certainly contained in it (replaying from there is idempotent). */
 int kv_shard_checkpoint(struct kv_db *db, int shard, const char *dir, uint64_t *next_seq,

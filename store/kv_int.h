@@ -191,6 +191,28 @@ int kv_shard_write(struct kv_db *db, int shard, rocksdb_writebatch_t *wb, struct
  * error rather than at the end of the range, else 0. */
 int kv_iter_check(rocksdb_iterator_t *it, const char *what, struct st_error *err);
 
+/* ---- replication internals (kv_repl.c, kv_fork.c) ----
+ * Reserved keys of a shard: table id 0xffffffff, empty entity, shorter than any cell key, so
+ * no table prefix, scan or compaction rule ever matches them. */
+extern const char kv_pos_key[], kv_ingest_key[], kv_replid_key[], kv_fork_key[];
+#define KV_POS_KEY_LEN 9
+#define KV_INGEST_KEY_LEN 12
+#define KV_REPLID_KEY_LEN 12
+#define KV_FORK_KEY_LEN 10
+/* A replication position as stored under kv_pos_key (buf: 8 + KV_REPLID_MAX bytes). */
+void kv_pos_encode(const struct kv_repl_pos *p, char *buf, size_t *len);
+/* A fresh random replication id (24 hex digits) into out (KV_REPLID_MAX bytes). */
+void kv_new_replid(char *out);
+/* The records of a RocksDB write batch (its wire format: seq u64le, count u32le, records),
+ * one cb(arg, tag, key) each; only what the store writes is accepted (puts, deletes, range
+ * deletes in the default column family, log data). Returns 0 with *seq and *count, -1 for a
+ * malformed batch, or cb's non-zero return. */
+enum { KV_REC_DELETE = 0x0, KV_REC_PUT = 0x1, KV_REC_SINGLE_DELETE = 0x7,
+       KV_REC_RANGE_DELETE = 0xF };
+typedef int (*kv_rec_cb)(void *arg, int tag, const char *key, size_t klen);
+int kv_batch_records(const void *data, size_t len, kv_rec_cb cb, void *arg, uint64_t *seq,
+		     uint32_t *count);
+
 /* Sets err from a RocksDB error string (and frees it); returns ST_EIO. */
 int kv_rocks_err(struct st_error *err, char *rerr, const char *what);
 

@@ -221,14 +221,16 @@ int kv_checkpoint(struct kv_db *db, const char *dir, struct st_error *err)
 /* ---- reserved keys: table id 0xffffffff, empty entity, shorter than any cell key, so no
  * table prefix, scan or compaction rule ever matches them ---- */
 
-static const char pos_key[] = "\xff\xff\xff\xff\x00\x00pos";
-static const char ingest_key[] = "\xff\xff\xff\xff\x00\x00ingest";
-static const char replid_key[] = "\xff\xff\xff\xff\x00\x00replid";
-#define REPLID_KEY_LEN (sizeof(replid_key) - 1)
-#define POS_KEY_LEN (sizeof(pos_key) - 1)
-#define INGEST_KEY_LEN (sizeof(ingest_key) - 1)
+const char kv_pos_key[] = "\xff\xff\xff\xff\x00\x00pos";
+const char kv_ingest_key[] = "\xff\xff\xff\xff\x00\x00ingest";
+const char kv_replid_key[] = "\xff\xff\xff\xff\x00\x00replid";
+const char kv_fork_key[] = "\xff\xff\xff\xff\x00\x00" "fork";
+_Static_assert(sizeof(kv_pos_key) - 1 == KV_POS_KEY_LEN, "pos key");
+_Static_assert(sizeof(kv_ingest_key) - 1 == KV_INGEST_KEY_LEN, "ingest key");
+_Static_assert(sizeof(kv_replid_key) - 1 == KV_REPLID_KEY_LEN, "replid key");
+_Static_assert(sizeof(kv_fork_key) - 1 == KV_FORK_KEY_LEN, "fork key");
 
-static void pos_encode(const struct kv_repl_pos *p, char *buf, size_t *len)
+void kv_pos_encode(const struct kv_repl_pos *p, char *buf, size_t *len)
 {
 	size_t n = strnlen(p->replid, KV_REPLID_MAX - 1);
 	kv_put_be64(buf, p->next_seq);
@@ -244,7 +246,7 @@ int kv_shard_repl_pos(struct kv_db *db, int shard, struct kv_repl_pos *out, stru
 	memset(out, 0, sizeof(*out));
 	char *rerr = NULL;
 	size_t vl;
-	char *v = rocksdb_get(kv_shard_pin(db, shard), db->ro, pos_key, POS_KEY_LEN, &vl, &rerr);
+	char *v = rocksdb_get(kv_shard_pin(db, shard), db->ro, kv_pos_key, KV_POS_KEY_LEN, &vl, &rerr);
 	kv_shard_unpin(db, shard);
 	if (rerr)
 		return kv_rocks_err(err, rerr, "replication position");
@@ -260,7 +262,7 @@ int kv_shard_repl_pos(struct kv_db *db, int shard, struct kv_repl_pos *out, stru
 	return 0;
 }
 
-static void new_replid(char *out)
+void kv_new_replid(char *out)
 {
 	unsigned char r[12];
 	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
@@ -281,13 +283,13 @@ int kv_shard_replid(struct kv_db *db, int shard, char *out, struct st_error *err
 	size_t vl;
 	pthread_mutex_lock(&db->meta_lock); /* one creator */
 	rocksdb_t *rdb = kv_shard_pin(db, shard);
-	char *v = rocksdb_get(rdb, db->ro, replid_key, REPLID_KEY_LEN, &vl, &rerr);
+	char *v = rocksdb_get(rdb, db->ro, kv_replid_key, KV_REPLID_KEY_LEN, &vl, &rerr);
 	if (!rerr && v && vl > 0 && vl < KV_REPLID_MAX) {
 		memcpy(out, v, vl);
 		out[vl] = 0;
 	} else if (!rerr) {
-		new_replid(out);
-		rocksdb_put(rdb, db->wo_sync, replid_key, REPLID_KEY_LEN, out, strlen(out), &rerr);
+		kv_new_replid(out);
+		rocksdb_put(rdb, db->wo_sync, kv_replid_key, KV_REPLID_KEY_LEN, out, strlen(out), &rerr);
 	}
 	free(v);
 	kv_shard_unpin(db, shard);
@@ -328,26 +330,34 @@ static int get_slice(const unsigned char **p, const unsigned char *end, const ch
 struct batch_seen {
 	struct kv_db *db;
 	int64_t max_ingest;
-	int ingested, ranged;
+	int ingested, ranged, replid;
 };
 
-static void batch_key(struct batch_seen *b, const char *k, size_t kl)
+static int batch_key(void *arg, int tag, const char *k, size_t kl)
 {
+	struct batch_seen *b = arg;
 	struct kv_key key;
-	if (kl == INGEST_KEY_LEN && !memcmp(k, ingest_key, kl)) {
+	if (tag == KV_REC_RANGE_DELETE)
+		b->ranged = 1;
+	if (kl == KV_INGEST_KEY_LEN && !memcmp(k, kv_ingest_key, kl)) {
 		b->ingested = 1;
-		return;
+		return 0;
+	}
+	if (kl == KV_REPLID_KEY_LEN && !memcmp(k, kv_replid_key, kl)) {
+		b->replid = 1;
+		return 0;
 	}
 	if (kv_key_decode(k, kl, &key))
-		return;
+		return 0;
 	if (key.ingest > b->max_ingest)
 		b->max_ingest = key.ingest;
 	if (b->db)
 		kv_rcache_invalidate(b->db->rcache, key.table_id, key.entity, key.entity_len);
+	return 0;
 }
 
-static int kv_batch_walk(const void *data, size_t len, uint64_t *seq, uint32_t *count,
-		  struct batch_seen *b)
+int kv_batch_records(const void *data, size_t len, kv_rec_cb cb, void *arg, uint64_t *seq,
+		     uint32_t *count)
 {
 	const unsigned char *p = data, *end = p + len;
 	if (len < 12)
@@ -364,19 +374,15 @@ static int kv_batch_walk(const void *data, size_t len, uint64_t *seq, uint32_t *
 		const char *k, *v;
 		size_t kl, vl;
 		switch (tag) {
-		case 0x1: /* value */
+		case KV_REC_PUT:
+		case KV_REC_RANGE_DELETE:
 			if (get_slice(&p, end, &k, &kl) || get_slice(&p, end, &v, &vl))
 				return -1;
 			break;
-		case 0x0: /* deletion */
-		case 0x7: /* single deletion */
+		case KV_REC_DELETE:
+		case KV_REC_SINGLE_DELETE:
 			if (get_slice(&p, end, &k, &kl))
 				return -1;
-			break;
-		case 0xF: /* range deletion */
-			if (get_slice(&p, end, &k, &kl) || get_slice(&p, end, &v, &vl))
-				return -1;
-			b->ranged = 1;
 			break;
 		case 0x3: /* log data: not a record */
 			if (get_slice(&p, end, &k, &kl))
@@ -386,13 +392,21 @@ static int kv_batch_walk(const void *data, size_t len, uint64_t *seq, uint32_t *
 			return -1;
 		}
 		found++;
-		batch_key(b, k, kl);
+		int rc = cb ? cb(arg, (int)tag, k, kl) : 0;
+		if (rc)
+			return rc;
 	}
 	if (found != cnt)
 		return -1;
 	*seq = sq;
 	*count = cnt;
 	return 0;
+}
+
+static int kv_batch_walk(const void *data, size_t len, uint64_t *seq, uint32_t *count,
+			 struct batch_seen *b)
+{
+	return kv_batch_records(data, len, batch_key, b, seq, count);
 }
 
 int kv_shard_apply_at(struct kv_db *db, int shard, const void *data, size_t len,
@@ -406,14 +420,19 @@ int kv_shard_apply_at(struct kv_db *db, int shard, const void *data, size_t len,
 	uint32_t count;
 	if (kv_batch_walk(data, len, &seq, &count, &seen))
 		return st_error_set(err, ST_EPROTO, "malformed write batch of %zu bytes", len);
+	char own[KV_REPLID_MAX];
+	if (seen.replid && (rc = kv_shard_replid(db, shard, own, err)))
+		return rc;
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create_from(data, len);
 	if (!wb)
 		return st_error_set(err, ST_ENOMEM, "out of memory");
+	if (seen.replid) /* the primary's copy id (when it was created): this copy keeps its own */
+		rocksdb_writebatch_put(wb, kv_replid_key, KV_REPLID_KEY_LEN, own, strlen(own));
 	if (pos) {
 		char buf[8 + KV_REPLID_MAX];
 		size_t bl;
-		pos_encode(pos, buf, &bl);
-		rocksdb_writebatch_put(wb, pos_key, POS_KEY_LEN, buf, bl);
+		kv_pos_encode(pos, buf, &bl);
+		rocksdb_writebatch_put(wb, kv_pos_key, KV_POS_KEY_LEN, buf, bl);
 	}
 	rc = kv_shard_write(db, shard, wb, err);
 	rocksdb_writebatch_destroy(wb);
@@ -434,7 +453,7 @@ int kv_shard_mark_ingest(struct kv_db *db, int shard, struct st_error *err)
 	char v[8];
 	kv_put_be64(v, (uint64_t)kv_now(db));
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-	rocksdb_writebatch_put(wb, ingest_key, INGEST_KEY_LEN, v, sizeof(v));
+	rocksdb_writebatch_put(wb, kv_ingest_key, KV_INGEST_KEY_LEN, v, sizeof(v));
 	int rc = kv_shard_write(db, shard, wb, err);
 	rocksdb_writebatch_destroy(wb);
 	return rc;
@@ -550,12 +569,12 @@ static int stage_finish(struct kv_db *db, int shard, const char *stage, const ch
 		return kv_rocks_err(err, rerr, "open the resynced copy");
 	char buf[8 + KV_REPLID_MAX];
 	size_t bl;
-	pos_encode(pos, buf, &bl);
+	kv_pos_encode(pos, buf, &bl);
 	char id[KV_REPLID_MAX];
-	new_replid(id);
+	kv_new_replid(id);
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-	rocksdb_writebatch_put(wb, pos_key, POS_KEY_LEN, buf, bl);
-	rocksdb_writebatch_put(wb, replid_key, REPLID_KEY_LEN, id, strlen(id));
+	rocksdb_writebatch_put(wb, kv_pos_key, KV_POS_KEY_LEN, buf, bl);
+	rocksdb_writebatch_put(wb, kv_replid_key, KV_REPLID_KEY_LEN, id, strlen(id));
 	rocksdb_write(st, db->wo_sync, wb, &rerr);
 	rocksdb_writebatch_destroy(wb);
 	rocksdb_close(st);

@@ -195,7 +195,7 @@ static const struct {
 } edits[] = {
 	{"add-node", 3, "NAME HOST:PORT REPL_HOST:PORT", edit_add_node},
 	{"remove-node", 1, "NAME", edit_remove_node},
-	{"move-slots", 2, "SHARD NODE[,NODE...] (nodes apply it when they restart)",
+	{"move-slots", 2, "SHARD NODE[,NODE...]",
 	 edit_move_slots},
 };
 

@@ -21,6 +21,7 @@ struct jfile {
 };
 struct jseg {
 	uint64_t no, records, bytes;
+	uint64_t end;     /* offset after its last intact record */
 };
 struct inspect {
 	uint64_t ckpt;
@@ -52,7 +53,6 @@ static struct jfile *file_of(struct inspect *in, const struct fs_jrec *r)
 static int inspect_cb(void *arg, uint64_t seg, uint64_t pos, const struct fs_jrec *r,
 		      const unsigned char *data)
 {
-	(void)pos;
 	(void)data;
 	struct inspect *in = arg;
 	if (!in->ns || in->s[in->ns - 1].no != seg) {
@@ -63,6 +63,7 @@ static int inspect_cb(void *arg, uint64_t seg, uint64_t pos, const struct fs_jre
 		in->s[in->ns++] = (struct jseg){ .no = seg };
 	}
 	in->s[in->ns - 1].records++;
+	in->s[in->ns - 1].end = pos + FS_JREC_HDR + r->len;
 	if (r->type != FS_JREC_DATA)
 		return 0;
 	in->s[in->ns - 1].bytes += r->len;
@@ -117,9 +118,11 @@ static int print_inspect(const struct fs_jmeta *m, const struct fs_jscan *sc,
 	}
 	json_t *segs = json_array(), *files = json_array();
 	for (size_t i = 0; i < in->ns; i++)
-		json_array_append_new(segs, json_pack("{s:I,s:I,s:I}", "segment", (json_int_t)in->s[i].no,
-					 "records", (json_int_t)in->s[i].records,
-					 "bytes", (json_int_t)in->s[i].bytes));
+		json_array_append_new(segs, json_pack("{s:I,s:I,s:I,s:I}", "segment",
+						      (json_int_t)in->s[i].no, "records",
+						      (json_int_t)in->s[i].records, "bytes",
+						      (json_int_t)in->s[i].bytes, "end",
+						      (json_int_t)in->s[i].end));
 	for (size_t i = 0; i < in->nf; i++) {
 		hex(in->f[i].h, in->f[i].hlen, hx);
 		json_array_append_new(files, json_pack("{s:i,s:s,s:I,s:I}", "handle_type",

@@ -24,6 +24,15 @@ static void read_payload(const struct repl_frame *f)
 		repl_r_str(&r, s, 40);
 		repl_r_u64(&r);
 		repl_r_u32(&r);
+		repl_r_str(&r, s, 40);
+		repl_r_u64(&r);
+		break;
+	case REPL_REWIND:
+		repl_r_str(&r, s, 40);
+		repl_r_u64(&r);
+		repl_r_u64(&r);
+		repl_r_str(&r, s, 40);
+		repl_r_u64(&r);
 		break;
 	case REPL_BATCH:
 		repl_r_u64(&r);

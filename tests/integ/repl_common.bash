@@ -72,7 +72,7 @@ kill9() { kill -9 "${PID[$1]}" 2>/dev/null; wait "${PID[$1]}" 2>/dev/null; unset
 # caught_up NODE: every shard NODE replicates is tailing and has applied everything its
 # primary had when asked (the primary's next sequence, from the primary's own status).
 caught_up() {
-  "$ADM" cluster status --cluster "$T/cluster.ini" --json 2>/dev/null | /usr/bin/python3 -c '
+  "$ADM" cluster status --cluster "${STATUS_CLUSTER:-$T/cluster.ini}" --json 2>/dev/null | /usr/bin/python3 -c '
 import json, sys
 node = sys.argv[1]
 sts = {st["node"]: st for st in json.load(sys.stdin) if "error" not in st}
@@ -87,7 +87,7 @@ sys.exit(0)' "$1"
 
 wait_caught_up() {
   for _ in $(seq ${2:-600}); do caught_up "$1" && return 0; sleep 0.1; done
-  "$ADM" cluster status --cluster "$T/cluster.ini"
+  "$ADM" cluster status --cluster "${STATUS_CLUSTER:-$T/cluster.ini}"
   fail "node $1 did not catch up"
 }
 

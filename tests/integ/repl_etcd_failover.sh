@@ -3,7 +3,9 @@
 # the seed list; kill -9 of the primary at a random moment; etcd elects the most caught-up
 # replica without any operator; every acknowledged write is on the new primary; the killed
 # node comes back as a replica. Five rounds with random timings; the time from the kill to
-# the first acknowledged write after it is printed (bench/bench-failover.sh measures it).
+# the first acknowledged write after it is printed (bench/bench-failover.sh measures it). The
+# killed node rejoins in place (its divergent tail truncated, or nothing to discard), never
+# by a full resync.
 # Rerun by hand: BIN=bin bash tests/integ/repl_etcd_failover.sh
 set -uo pipefail
 source tests/integ/repl_etcd_common.bash
@@ -37,8 +39,14 @@ for round in 1 2 3 4 5; do
   echo "round $round: $p killed, $np elected (epoch $(epoch 0)), first write after" \
        "$(( (first - tk) / 1000000 )) ms"
   check_acked "$np" "$T"/acked.r${round}w*
+  rejoins=$(grep -c "rejoining $np: truncated in place\|joined $np at its fork point" "$T/$p.log")
   start "$p" "${SYNC[@]}"
   wait_caught_up "$p" 600
+  # the killed node held the history $np forked from: it rejoined in place, not by a resync
+  [ "$(grep -c "rejoining $np: truncated in place\|joined $np at its fork point" "$T/$p.log")" \
+    -gt "$rejoins" ] || fail "round $round: $p did not rejoin $np in place"
+  grep "rejoining $np: truncated in place\|joined $np at its fork point" "$T/$p.log" | tail -1 |
+    grep -o "truncated in place [0-9]* divergent sequences [0-9.]*\|at its fork point"
 done
 # everything acknowledged in every round is on the last primary
 check_acked "$(leader 0)" "$T"/acked.*

@@ -15,6 +15,7 @@
 #include "replication/repl.h"
 #include "replication/repl_coord.h"
 #include "replication/repl_etcd.h"
+#include "replication/repl_int.h"
 
 static json_t *js(const char *s)
 {
@@ -240,6 +241,104 @@ static void test_base64(void **state)
 	assert_int_equal(st_base64_decode("ab*d", 4, &d, &n), ST_EINVAL);
 }
 
+/* How a replica joins a primary R that forked from history H at P (its sequences before 100
+ * hold H before P = 50). */
+static void test_join_plan(void **state)
+{
+	struct kv_repl_fork fork = {"R", "H", 50, 100};
+	struct repl_join j;
+	struct kv_repl_pos none = {"", 0};
+#define POS(id, n) (&(struct kv_repl_pos){id, n})
+	/* a replica of R itself: stream from its position */
+	repl_join_plan("R", &fork, POS("R", 120), POS("X", 7), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_STREAM);
+	assert_int_equal(j.next, 120);
+	/* ... unless it asks for a resync */
+	repl_join_plan("R", &fork, POS("R", 120), POS("X", 7), 1, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	/* H's former primary with a divergent tail from 50 to 79: undo from 50, join at 100 */
+	repl_join_plan("R", &fork, POS("H", 0), POS("H", 80), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_REWIND);
+	assert_int_equal(j.undo_from, 50);
+	assert_int_equal(j.next, 100);
+	/* ... with nothing beyond the fork: the same join, nothing undone */
+	repl_join_plan("R", &fork, &none, POS("H", 50), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_REWIND);
+	assert_int_equal(j.undo_from, 50);
+	/* ... behind the fork (cannot happen for the copy R followed, but never a rewind) */
+	repl_join_plan("R", &fork, &none, POS("H", 49), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	/* a replica of H exactly at the fork: join at 100 with nothing to undo */
+	repl_join_plan("R", &fork, POS("H", 50), POS("Y", 999), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_REWIND);
+	assert_int_equal(j.undo_from, 0);
+	assert_int_equal(j.next, 100);
+	/* a replica of H behind or beyond the fork: its sequences do not map onto R's */
+	repl_join_plan("R", &fork, POS("H", 49), POS("Y", 999), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	repl_join_plan("R", &fork, POS("H", 51), POS("Y", 999), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	/* another history, no fork record, an empty one, a brand-new replica */
+	repl_join_plan("R", &fork, POS("Z", 50), POS("Z2", 50), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	repl_join_plan("R", NULL, POS("H", 50), POS("H", 80), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	struct kv_repl_fork empty = {"R", "", 0, 0};
+	repl_join_plan("R", &empty, &none, POS("", 1), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	repl_join_plan("R", &fork, &none, POS("N", 1), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+#undef POS
+}
+
+static void add_key(void *arg, const char *key)
+{
+	char *buf = arg;
+	strcat(buf, key);
+	strcat(buf, ";");
+}
+
+/* Watch messages as the v3 gateway streams them (one per line), and hostile ones. */
+static void test_decode_watch(void **state)
+{
+	static const struct {
+		const char *js;
+		int rc, created, canceled;
+		const char *keys;
+	} cases[] = {
+		{"{\"result\":{\"header\":{\"revision\":\"1\"},\"created\":true}}", 0, 1, 0, ""},
+		/* /strata/t/layout put, /strata/t/shards/0/leader deleted */
+		{"{\"result\":{\"header\":{\"revision\":\"3\"},\"events\":[{\"kv\":{\"key\":"
+		 "\"L3N0cmF0YS90L2xheW91dA==\",\"value\":\"eA==\"}},{\"type\":\"DELETE\",\"kv\":"
+		 "{\"key\":\"L3N0cmF0YS90L3NoYXJkcy8wL2xlYWRlcg==\"}}]}}", 0, 0, 0,
+		 "/strata/t/layout;/strata/t/shards/0/leader;"},
+		{"{\"result\":{\"canceled\":true,\"cancel_reason\":\"compacted\"}}", 0, 0, 1, ""},
+		{"{\"error\":{\"grpc_code\":14,\"message\":\"etcdserver: no leader\"}}", ST_ECLOSED,
+		 0, 0, ""},
+		{"{\"nothing\":1}", ST_EPROTO, 0, 0, ""},
+		{"{\"result\":{\"events\":{}}}", ST_EPROTO, 0, 0, ""},
+		{"{\"result\":{\"events\":[{\"kv\":{}}]}}", ST_EPROTO, 0, 0, ""},
+		{"{\"result\":{\"events\":[{\"kv\":{\"key\":\"***\"}}]}}", ST_EPROTO, 0, 0, ""},
+		{"{\"result\":{\"events\":[{\"kv\":{\"key\":7}}]}}", ST_EPROTO, 0, 0, ""},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *o = json_loads(cases[i].js, 0, NULL);
+		assert_non_null(o);
+		char keys[256] = "";
+		int created = -1, canceled = -1;
+		struct st_error err = {0};
+		int rc = repl_etcd_decode_watch(o, &created, &canceled, add_key, keys, &err);
+		if (rc != cases[i].rc)
+			fail_msg("case %zu: rc %d (%s), want %d", i, rc, err.msg, cases[i].rc);
+		if (!rc) {
+			assert_int_equal(created, cases[i].created);
+			assert_int_equal(canceled, cases[i].canceled);
+			assert_string_equal(keys, cases[i].keys);
+		}
+		json_decref(o);
+	}
+}
+
 static void test_url(void **state)
 {
 	struct repl_etcd *e;
@@ -274,6 +373,8 @@ int main(void)
 		cmocka_unit_test(test_layout_json),
 		cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_url),
+		cmocka_unit_test(test_join_plan),
+		cmocka_unit_test(test_decode_watch),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,9 @@
  * truncated frame is refused; the layout parser refuses bad files with a clear error; a live
  * primary answers hostile input (random bytes, truncated frames, a wrong protocol, a replica
  * claiming a future sequence, an ack for what was never sent) with an error and keeps
- * serving; a well-behaved replica gets the registry, a resync and then write batches. */
+ * serving; a well-behaved replica gets the registry, a resync and then write batches; a
+ * replica facing a (fake) primary's REWIND frames: a malformed one is a protocol error, a
+ * valid one moves its position and copy id, one it cannot carry out turns into a resync. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include <cmocka.h>
 #include <ftw.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -321,6 +324,8 @@ static void hello(int fd, uint32_t ver, uint32_t shard, const char *replid, uint
 	repl_w_str(&w, replid);
 	repl_w_u64(&w, next);
 	repl_w_u32(&w, 0);
+	repl_w_str(&w, "copy-of-b");
+	repl_w_u64(&w, 1);
 	struct st_error err;
 	assert_int_equal(repl_send(fd, REPL_HELLO, w.p, w.n, &err), 0);
 	repl_wbuf_release(&w);
@@ -473,6 +478,137 @@ static void test_admin_requests(void **state)
 	assert_true(refused > 0 && refused < 64); /* shard 0 still takes writes */
 }
 
+/* ---- a live replica facing a fake primary ---- */
+
+struct hello_msg {
+	uint32_t flags;
+	char replid[KV_REPLID_MAX], own[KV_REPLID_MAX];
+	uint64_t next, own_next;
+};
+
+/* Accepts the replica's next connection on lfd and reads its HELLO (an admin request, which
+ * a static node sends its peers at start, is closed unanswered). */
+static int accept_hello(int lfd, struct hello_msg *h)
+{
+	struct repl_frame f;
+	int fd;
+	for (;;) {
+		struct pollfd pf = {lfd, POLLIN, 0};
+		assert_int_equal(poll(&pf, 1, 5000), 1);
+		fd = accept(lfd, NULL, NULL);
+		assert_true(fd >= 0);
+		repl_set_timeouts(fd, 5000000, 5000000);
+		struct st_error err;
+		assert_int_equal(repl_recv(fd, 1 << 20, &f, &err), 0);
+		if (f.type == REPL_HELLO)
+			break;
+		assert_int_equal(f.type, REPL_ADMIN);
+		repl_frame_release(&f);
+		close(fd);
+	}
+	struct repl_rbuf rb = {f.payload, f.len, 0, 0};
+	char node[64];
+	assert_int_equal(repl_r_u32(&rb), REPL_PROTO_VERSION);
+	assert_int_equal(repl_r_u32(&rb), 0);
+	repl_r_u64(&rb);
+	repl_r_str(&rb, node, sizeof(node));
+	repl_r_str(&rb, h->replid, sizeof(h->replid));
+	h->next = repl_r_u64(&rb);
+	h->flags = repl_r_u32(&rb);
+	repl_r_str(&rb, h->own, sizeof(h->own));
+	h->own_next = repl_r_u64(&rb);
+	assert_false(rb.bad);
+	assert_int_equal(rb.off, rb.n);
+	assert_string_equal(node, "b");
+	repl_frame_release(&f);
+	return fd;
+}
+
+static void send_rewind(int fd, const char *replid, uint64_t next, uint64_t undo_from)
+{
+	struct repl_wbuf w = {0};
+	repl_w_str(&w, replid);
+	repl_w_u64(&w, next);
+	repl_w_u64(&w, undo_from);
+	repl_w_str(&w, "old-history");
+	repl_w_u64(&w, 1);
+	struct st_error err;
+	assert_int_equal(repl_send(fd, REPL_REWIND, w.p, w.n, &err), 0);
+	repl_wbuf_release(&w);
+}
+
+static void test_replica_rewind_frames(void **state)
+{
+	char rdir[300], text[512];
+	snprintf(rdir, sizeof(rdir), "%s-replica", dir);
+	rm_rf(rdir);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	socklen_t sl = sizeof(sa);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	getsockname(lfd, (struct sockaddr *)&sa, &sl);
+	snprintf(text, sizeof(text), "[cluster]\nshards = 1\n[node a]\naddr = 127.0.0.1:1\n"
+		 "repl = 127.0.0.1:%d\n[node b]\naddr = 127.0.0.1:3\nrepl = 127.0.0.1:%d\n"
+		 "[shard *]\nprimary = a\nreplicas = b\n", ntohs(sa.sin_port), free_port());
+	struct repl_layout l;
+	struct st_error err;
+	if (repl_layout_load(write_file("live.ini", text), &l, &err))
+		fail_msg("%s", err.msg);
+	struct kv_options o;
+	kv_options_init(&o);
+	o.nshards = 1;
+	o.sync = KV_SYNC_NONE;
+	struct kv_db *db;
+	struct repl *r;
+	if (kv_open(rdir, &o, &db, &err))
+		fail_msg("%s", err.msg);
+	struct repl_options ro;
+	repl_options_init(&ro);
+	strcpy(ro.node, "b");
+	if (repl_start(db, rdir, &ro, &l, &r, &err))
+		fail_msg("%s", err.msg);
+	repl_layout_release(&l);
+	struct hello_msg h, h2;
+	int fd = accept_hello(lfd, &h);
+	assert_true(h.own[0] != 0);
+	assert_int_equal(h.own_next, kv_shard_latest_seq(db, 0) + 1);
+	assert_int_equal(h.flags, 0);
+	/* malformed: a protocol error, the replica reconnects and says the same */
+	assert_int_equal(repl_send(fd, REPL_REWIND, "x", 1, &err), 0);
+	close(fd);
+	fd = accept_hello(lfd, &h2);
+	assert_string_equal(h2.replid, h.replid);
+	assert_string_equal(h2.own, h.own);
+	/* valid, nothing to undo: it takes the fork as its position, with a new copy id */
+	send_rewind(fd, "new-history", 5, 0);
+	close(fd);
+	fd = accept_hello(lfd, &h2);
+	assert_string_equal(h2.replid, "new-history");
+	assert_int_equal(h2.next, 5);
+	assert_string_not_equal(h2.own, h.own);
+	assert_int_equal(h2.flags, 0);
+	/* one it cannot carry out (undo from beyond its latest): the next HELLO asks for a resync,
+	 * and nothing changed */
+	send_rewind(fd, "other", 9, h2.own_next + 100);
+	close(fd);
+	fd = accept_hello(lfd, &h);
+	assert_int_equal(h.flags, REPL_HELLO_RESYNC);
+	assert_string_equal(h.replid, "new-history");
+	assert_int_equal(h.next, 5);
+	assert_string_equal(h.own, h2.own);
+	char *m = repl_metrics_text(r);
+	assert_non_null(strstr(m, "strata_repl_rejoin_truncations_total 1\n"));
+	assert_non_null(strstr(m, "strata_repl_rejoin_resyncs_total 1\n"));
+	assert_non_null(strstr(m, "strata_repl_proto_errors_total 1\n"));
+	free(m);
+	close(fd);
+	repl_stop(r);
+	kv_close(db);
+	close(lfd);
+	rm_rf(rdir);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/strata-repl-%d", getpid());
@@ -482,6 +618,7 @@ int main(void)
 		cmocka_unit_test(test_payload_reader_bounds),
 		cmocka_unit_test(test_reader_writer),
 		cmocka_unit_test(test_layout),
+		cmocka_unit_test(test_replica_rewind_frames),
 	};
 	/* one live primary for the rest, in order (the last one fences shard 1) */
 	const struct CMUnitTest live[] = {

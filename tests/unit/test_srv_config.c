@@ -75,6 +75,11 @@ static void test_bad_values(void **state)
 	assert_int_equal(parse(&c, &e, 3, a4), ST_EINVAL);
 	char *a5[] = {"stratad", "extra", NULL};
 	assert_int_equal(parse(&c, &e, 2, a5), ST_EINVAL);
+	char *a7[] = {"stratad", "--net-slice-us", "50", NULL}; /* under the kernel's 0.1 ms */
+	assert_int_equal(parse(&c, &e, 3, a7), ST_EINVAL);
+	char *a8[] = {"stratad", "--net-slice-us", "250", NULL};
+	assert_int_equal(parse(&c, &e, 3, a8), 0);
+	assert_int_equal(c.net_slice_us, 250);
 	char *a6[] = {"stratad", "--auth-token-file", "/nonexistent/tok", NULL};
 	assert_true(parse(&c, &e, 3, a6) < 0);
 	assert_non_null(strstr(e.msg, "token file"));
