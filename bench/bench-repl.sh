@@ -45,11 +45,11 @@ mktable() { "$BIN/strata-bench" --addr "$1" --load --entities 1 --features 2 --t
 
 # 1. throughput
 rm -rf "$T/single"; start a "$T/single"; mktable "${ADDR[a]}"
-R0=$(put_rate "${ADDR[a]}" 50); stop_all
+R0=$(put_rate "${ADDR[a]}" 50); L0=$(put_rate "${ADDR[a]}" 1); stop_all
 cluster; mktable "${ADDR[a]}"; sleep 0.5
 R1=$(put_rate "${ADDR[a]}" 50); stop_all
 cluster --min-sync-replicas 1 --sync-timeout 5s; mktable "${ADDR[a]}"; sleep 0.5
-R2=$(put_rate "${ADDR[a]}" 50)
+R2=$(put_rate "${ADDR[a]}" 50); L2=$(put_rate "${ADDR[a]}" 1)
 
 # 2. lag at about half the async peak: writers throttled by a probe-paced load
 stop_all; cluster; mktable "${ADDR[a]}"; sleep 0.5
@@ -90,11 +90,14 @@ start b "$T/d-b" --cluster "$T/cluster.ini" --node b
 for _ in $(seq 12000); do [ "$(grep -c 'resync installed' "$T/b.log")" -ge 4 ] && break; sleep 0.01; done
 [ "$(grep -c 'resync installed' "$T/b.log")" -ge 4 ] || { echo "bench-repl: resync did not finish"; tail "$T/b.log"; exit 1; }
 # the first join included flushing the primary's memtable; time a second resync of every
-# shard, which moves the same checkpoint files
+# shard, which moves the same checkpoint files (the four requests at once: a node's resync,
+# not four operator command start-ups one after the other)
 sleep 1
 t0=$(date +%s%N)
-for s in 0 1 2 3; do "$BIN/strata-admin" cluster resync --cluster "$T/cluster.ini" b $s >/dev/null; done
-for _ in $(seq 12000); do [ "$(grep -c 'resync installed' "$T/b.log")" -ge 8 ] && break; sleep 0.01; done
+RQ=()
+for s in 0 1 2 3; do "$BIN/strata-admin" cluster resync --cluster "$T/cluster.ini" b $s >/dev/null & RQ+=($!); done
+wait "${RQ[@]}"
+for _ in $(seq 24000); do [ "$(grep -c 'resync installed' "$T/b.log")" -ge 8 ] && break; sleep 0.005; done
 t1=$(date +%s%N)
 [ "$(grep -c 'resync installed' "$T/b.log")" -ge 8 ] || { echo "bench-repl: resync did not finish"; tail "$T/b.log"; exit 1; }
 SH=("$T"/d-b/shard-000 "$T"/d-b/shard-001 "$T"/d-b/shard-002 "$T"/d-b/shard-003)
@@ -104,14 +107,18 @@ RS=$(/usr/bin/python3 -c "print('%.1f' % ($BYTES / 1e6 / (($t1 - $t0) / 1e9)))")
 CP=$(/usr/bin/python3 -c "print('%.1f' % ($BYTES / 1e6 / (($t3 - $t2) / 1e9)))")
 
 read -r P50 P99 N <<< "$LAG"
-/usr/bin/python3 - "$R0" "$R1" "$R2" "$P50" "$P99" "$N" "$BGRATE" "$RS" "$CP" "$BYTES" <<'PY'
+/usr/bin/python3 - "$R0" "$R1" "$R2" "$P50" "$P99" "$N" "$BGRATE" "$RS" "$CP" "$BYTES" "$L0" "$L2" <<'PY'
 import sys
 r0, r1, r2 = map(float, sys.argv[1:4]); p50, p99 = map(float, sys.argv[4:6])
 n, bg, rs, cp, b = int(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8]), float(sys.argv[9]), int(sys.argv[10])
+l0, l2 = float(sys.argv[11]), float(sys.argv[12])
 print("| measurement | value | peer (same run) | ratio | target |")
 print("|---|---|---|---|---|")
 print("| put ops/s, 50 writers, async, 2 replicas | %.0f | unreplicated %.0f | %.2fx | - |" % (r1, r0, r1 / r0))
 print("| put ops/s, 50 writers, semi-sync K=1, 2 replicas | %.0f | unreplicated %.0f | %.2fx | >= 0.7x |" % (r2, r0, r2 / r0))
+print("| put latency, 1 writer, semi-sync K=1 (ms) | %.2f | unreplicated %.2f | %.2fx | - |" % (1000 / l2, 1000 / l0, l0 / l2))
+print("| mean put latency at 50 writers (ms), semi-sync K=1 | %.2f | unreplicated %.2f | %.2fx | - |" % (50000 / r2, 50000 / r0, r0 / r2))
 print("| replication lag p50 / p99 (ms), %d probes, load %.0f ops/s (%.0f%% of async peak) | %.2f / %.2f | - | - | p99 <= 10 ms |" % (n, bg, 100 * bg / r1, p50, p99))
 print("| resync MB/s (%.0f MB checkpoint) | %.1f | cp -r %.1f | %.2fx | >= 0.8x |" % (b / 1e6, rs, cp, rs / cp))
 PY
+echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"

@@ -310,9 +310,10 @@ int strata_history(strata *c, const char *table, const char *entity, size_t enti
  * Queue operations (arguments are copied at once), then strata_batch_exec sends them all
  * pipelined and waits for every answer. Each queued operation has its own status; exec
  * fails only on a transport error (then every unanswered operation has that error too). A
- * batch can be cleared and reused. Over a cluster each operation goes through the routed
- * path (split across nodes, retried as the synchronous calls are), one after the other, and
- * exec returns 0: every operation carries its own status. */
+ * batch can be cleared and reused. Over a cluster every operation is split across nodes and
+ * all parts of all operations are sent before any answer is awaited (retried as the
+ * synchronous calls are); exec returns 0: every operation carries its own status, and a node
+ * that fails fails only the operations that needed it. */
 typedef struct strata_batch strata_batch;
 strata_batch *strata_batch_new(strata *c); /* NULL on out of memory */
 /* Each add returns the operation's index in the batch (>= 0) or a negative code. */
@@ -346,7 +347,9 @@ void strata_batch_free(strata_batch *b);
  * 8192-row chunks).
  * Rows travel in pushes of up to 65536 rows and results come back in push order through
  * strata_join_next, several requests in flight. Memory on both sides is bounded by the chunk
- * size as long as the caller drains results when push returns 1. Typical loop:
+ * size as long as the caller drains results when push returns 1. Over a cluster a join
+ * survives a layout change (EMOVED, a dead primary): the rows not yet returned are asked
+ * again on the new layout, within the handle's io timeout. Typical loop:
  *     for each row: if (strata_join_push(j, ...) == 1) while (strata_join_next(j, &r) == 1) ...
  *     while (strata_join_next(j, &r) == 1) ...   // the rest, including the partial chunk */
 typedef struct strata_join strata_join;

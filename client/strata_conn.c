@@ -411,110 +411,158 @@ static int sc_parse(strata *c, size_t *got, struct strata_error *err)
 	return rc;
 }
 
-int sc_wait(strata *c, uint64_t base, size_t n, size_t want, sc_deliver_fn cb, void *arg,
-	    size_t *got, struct strata_error *err)
+/* A waiter's connection starts its wait: responses in [base, base + n) go to cb, parked
+ * answers in that range are delivered first. */
+static void sc_wait_begin(struct sc_waiter *w)
 {
-	c->wbase = base;
-	c->wn = n;
-	c->wcb = cb;
-	c->warg = arg;
-	int rc = 0;
-	/* Parked answers first. */
-	for (struct sc_parked **pp = &c->parked; *pp && *got < want;) {
+	strata *c = w->h;
+	c->wbase = w->base;
+	c->wn = w->n;
+	c->wcb = w->cb;
+	c->warg = w->arg;
+	w->rc = 0;
+	w->ended = 0;
+	for (struct sc_parked **pp = &c->parked; *pp && w->got < w->want;) {
 		struct sc_parked *p = *pp;
-		if (p->id >= base && p->id - base < n) {
+		if (p->id >= w->base && p->id - w->base < w->n) {
 			*pp = p->next;
-			(*got)++;
-			cb(arg, (size_t)(p->id - base), p->resp);
+			w->got++;
+			w->cb(w->arg, (size_t)(p->id - w->base), p->resp);
 			free(p);
 		} else {
 			pp = &p->next;
 		}
 	}
-	int64_t deadline = c->o.io_timeout_ms > 0 ? sc_now_ms() + c->o.io_timeout_ms : 0;
-	while (*got < want || c->woff < c->wlen) {
-		if (c->fd < 0) {
-			rc = sc_error(err, STRATA_ECLOSED, "not connected to %s", c->addr);
-			break;
+	w->deadline = c->o.io_timeout_ms > 0 ? sc_now_ms() + c->o.io_timeout_ms : 0;
+}
+
+static int sc_wait_active(const struct sc_waiter *w)
+{
+	return !w->rc && !w->ended && (w->got < w->want || w->h->woff < w->h->wlen);
+}
+
+/* One poll() result for a waiter's connection: sends what is queued, reads and routes what
+ * arrived. Sets w->rc on a failure, w->ended when the peer closed. */
+static void sc_wait_io(struct sc_waiter *w, short revents)
+{
+	strata *c = w->h;
+	struct strata_error *err = &w->err;
+	if (revents & POLLOUT) {
+		ssize_t n = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			w->rc = sc_error(err, -errno, "send to %s: %s", c->addr, strerror(errno));
+			return;
 		}
-		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
-		if (c->woff < c->wlen)
-			pfd.events |= POLLOUT;
-		int timeout = -1;
-		if (deadline) {
-			int64_t left = deadline - sc_now_ms();
-			if (left <= 0) {
-				rc = sc_error(err, -ETIMEDOUT,
-					      "no answer from %s within %d ms", c->addr,
-					      c->o.io_timeout_ms);
-				break;
-			}
-			timeout = (int)left;
-		}
-		int pn = poll(&pfd, 1, timeout);
-		if (pn < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = sc_error(err, -errno, "poll: %s", strerror(errno));
-			break;
-		}
-		if (pn == 0)
-			continue;
-		if (pfd.revents & POLLOUT) {
-			ssize_t w = send(c->fd, c->wbuf + c->woff, c->wlen - c->woff,
-					 MSG_NOSIGNAL | MSG_DONTWAIT);
-			if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				rc = sc_error(err, -errno, "send to %s: %s", c->addr, strerror(errno));
-				break;
-			}
-			if (w > 0) {
-				c->woff += (size_t)w;
-				if (c->woff == c->wlen)
-					c->woff = c->wlen = 0;
-				if (deadline)
-					deadline = sc_now_ms() + c->o.io_timeout_ms;
-			}
-		}
-		if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-			if (c->rcap - c->rlen < 65536) {
-				size_t cap = c->rcap ? c->rcap * 2 : 131072;
-				uint8_t *p = realloc(c->rbuf, cap);
-				if (!p) {
-					rc = sc_error(err, STRATA_ENOMEM, "out of memory");
-					break;
-				}
-				c->rbuf = p;
-				c->rcap = cap;
-			}
-			ssize_t r = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
-			if (r < 0 && (errno == EAGAIN || errno == EINTR))
-				continue;
-			if (r < 0) {
-				rc = sc_error(err, -errno, "recv from %s: %s", c->addr, strerror(errno));
-				break;
-			}
-			if (r == 0) {
-				/* Answers already received are still delivered. */
-				rc = sc_parse(c, got, err);
-				if (!rc && *got < want)
-					rc = sc_error(err, STRATA_ECLOSED, "%s closed the connection",
-						      c->addr);
-				break;
-			}
-			c->rlen += (size_t)r;
-			if (deadline)
-				deadline = sc_now_ms() + c->o.io_timeout_ms;
-			if ((rc = sc_parse(c, got, err)))
-				break;
+		if (n > 0) {
+			c->woff += (size_t)n;
+			if (c->woff == c->wlen)
+				c->woff = c->wlen = 0;
+			if (w->deadline)
+				w->deadline = sc_now_ms() + c->o.io_timeout_ms;
 		}
 	}
+	if (!(revents & (POLLIN | POLLHUP | POLLERR)))
+		return;
+	if (c->rcap - c->rlen < 65536) {
+		size_t cap = c->rcap ? c->rcap * 2 : 131072;
+		uint8_t *p = realloc(c->rbuf, cap);
+		if (!p) {
+			w->rc = sc_error(err, STRATA_ENOMEM, "out of memory");
+			return;
+		}
+		c->rbuf = p;
+		c->rcap = cap;
+	}
+	ssize_t r = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, MSG_DONTWAIT);
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r < 0) {
+		w->rc = sc_error(err, -errno, "recv from %s: %s", c->addr, strerror(errno));
+		return;
+	}
+	if (r == 0) {
+		/* Answers already received are still delivered. */
+		w->ended = 1;
+		w->rc = sc_parse(c, &w->got, err);
+		if (!w->rc && w->got < w->want)
+			w->rc = sc_error(err, STRATA_ECLOSED, "%s closed the connection", c->addr);
+		return;
+	}
+	c->rlen += (size_t)r;
+	if (w->deadline)
+		w->deadline = sc_now_ms() + c->o.io_timeout_ms;
+	w->rc = sc_parse(c, &w->got, err);
+}
+
+static void sc_wait_end(struct sc_waiter *w)
+{
+	strata *c = w->h;
 	c->wn = 0;
 	c->wcb = NULL;
-	if (rc)
+	if (w->rc)
 		sc_disconnect(c);
 	else
 		c->idle_since_ms = sc_now_ms();
-	return rc;
+}
+
+void sc_wait_many(struct sc_waiter *w, size_t nw)
+{
+	struct pollfd pfd[SC_WAIT_MAX];
+	size_t map[SC_WAIT_MAX];
+	for (size_t i = 0; i < nw; i++)
+		sc_wait_begin(&w[i]);
+	for (;;) {
+		size_t np = 0;
+		int64_t now = sc_now_ms(), first = 0;
+		for (size_t i = 0; i < nw; i++) {
+			if (!sc_wait_active(&w[i]))
+				continue;
+			strata *c = w[i].h;
+			if (c->fd < 0) {
+				w[i].rc = sc_error(&w[i].err, STRATA_ECLOSED, "not connected to %s",
+						   c->addr);
+				continue;
+			}
+			if (w[i].deadline && w[i].deadline <= now) {
+				w[i].rc = sc_error(&w[i].err, -ETIMEDOUT, "no answer from %s within %d ms",
+						   c->addr, c->o.io_timeout_ms);
+				continue;
+			}
+			if (w[i].deadline && (!first || w[i].deadline < first))
+				first = w[i].deadline;
+			pfd[np] = (struct pollfd){.fd = c->fd, .events = POLLIN};
+			if (c->woff < c->wlen)
+				pfd[np].events |= POLLOUT;
+			map[np++] = i;
+		}
+		if (np == 0)
+			break;
+		int pn = poll(pfd, (nfds_t)np, first ? (int)(first - now) : -1);
+		if (pn < 0 && errno != EINTR) {
+			for (size_t k = 0; k < np; k++)
+				w[map[k]].rc = sc_error(&w[map[k]].err, -errno, "poll: %s",
+							strerror(errno));
+			break;
+		}
+		for (size_t k = 0; pn > 0 && k < np; k++)
+			if (pfd[k].revents)
+				sc_wait_io(&w[map[k]], pfd[k].revents);
+	}
+	for (size_t i = 0; i < nw; i++)
+		sc_wait_end(&w[i]);
+}
+
+int sc_wait(strata *c, uint64_t base, size_t n, size_t want, sc_deliver_fn cb, void *arg,
+	    size_t *got, struct strata_error *err)
+{
+	struct sc_waiter w = {.h = c, .base = base, .n = n, .want = want, .got = *got,
+			      .cb = cb, .arg = arg};
+	sc_wait_many(&w, 1);
+	*got = w.got;
+	if (w.rc && err)
+		*err = w.err;
+	return w.rc;
 }
 
 static void sc_store_one(void *arg, size_t idx, Strata__Response *resp)

@@ -64,6 +64,23 @@ int sc_queue_body(strata *c, const uint8_t *body, size_t len, uint64_t id,
  * delivered to cb. A transport failure disconnects and is returned. */
 int sc_wait(strata *c, uint64_t base, size_t n, size_t want, sc_deliver_fn cb, void *arg,
 	    size_t *got, struct strata_error *err);
+/* One connection's part of a wait over several (sc_wait_many): its handle, the ids it
+ * awaits and where they go; rc/err are its outcome. */
+#define SC_WAIT_MAX 64
+struct sc_waiter {
+	strata *h;
+	uint64_t base;
+	size_t n, want, got;
+	sc_deliver_fn cb;
+	void *arg;
+	int rc, ended;
+	int64_t deadline; /* each connection's own io timeout, renewed by progress */
+	struct strata_error err;
+};
+/* sc_wait over up to SC_WAIT_MAX distinct connections at once, with one poll(): every
+ * connection sends and reads as soon as it can, so the slowest one sets the time, not the
+ * sum. A connection that fails is disconnected and ends with its own rc; the others go on. */
+void sc_wait_many(struct sc_waiter *w, size_t nw);
 /* One synchronous request: *resp is the answer with code 0 (free with
  * strata__response__free_unpacked) or an error is returned. `idempotent` allows one retry
  * on a fresh connection after a transport failure. */
@@ -81,6 +98,7 @@ int sc_is_moved(int code, const char *msg);
 /* ---- cluster routing (strata_route.c) ---- */
 
 #define SC_MAX_NODES 16
+_Static_assert(SC_MAX_NODES <= SC_WAIT_MAX, "a fan-out waits on every node at once");
 
 /* A layout as a client holds it (from ClusterLayout). */
 struct sc_lnode {
@@ -135,12 +153,27 @@ static inline int sc_routed(strata *c)
 int sc_route_get(strata *c, const Strata__GetReq *g, int replica_ok, struct strata_result *out,
 		 struct strata_error *err);
 int sc_route_put(strata *c, const Strata__PutReq *p, struct strata_error *err);
+/* A batch over a cluster: every operation (GET, PUT or DEL as built for one server) is
+ * split per node and all parts of all operations are sent before any answer is awaited.
+ * out: a GET's caller-owned n_entities x n_features results (released again on failure).
+ * Each operation ends with its own rc/err: a node failing fails only what it held. */
+struct sc_batch_op {
+	Strata__Request *req;
+	int replica_ok;
+	struct strata_result *out;
+	int rc;
+	struct strata_error err;
+};
+void sc_route_batch(strata *c, struct sc_batch_op *b, size_t n);
 /* A request about one entity (delete, history) sent to its shard's primary; *resp as sc_call. */
 int sc_route_one(strata *c, Strata__Request *req, const ProtobufCBinaryData *entity,
 		 int idempotent, Strata__Response **resp, struct strata_error *err);
 /* Streaming joins over a cluster: nodes[SC_MAX_NODES] gets the connection of every node that
  * is primary of a shard (NULL for the others) and *shard_node (malloc'ed, *nshards entries)
  * the node of each shard: a snapshot of the layout. */
+/* Refetches the layout (after an EMOVED or a node that failed); STRATA_EUNAVAILABLE when no
+ * node answers within the handle's io timeout. */
+int sc_route_refresh(strata *c, struct strata_error *err);
 int sc_route_join_targets(strata *c, strata **nodes, int **shard_node, int *nshards,
 			  struct strata_error *err);
 

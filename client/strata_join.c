@@ -1,19 +1,26 @@
 /* libstrata streaming versioned sample join: rows go out in chunks (one JoinPush request
  * each), results come back and are handed out in push order. Over a cluster, one such join
- * runs per node and every row goes to its shard's node; a ring of row -> node keeps the push
- * order when the answers are merged.
+ * runs per node and every row goes to its shard's node; a ring of the rows not yet returned
+ * (entity, ts, node) keeps the push order when the answers are merged. When a node answers
+ * EMOVED or its connection fails (a layout change, a dead primary), the layout is refetched,
+ * the per-node joins are opened again on the new layout and every row of the ring is pushed
+ * again in order: rows already returned stay returned, the others come back in push order as
+ * if nothing had happened (joins are reads, so a row is simply asked again).
  *
  * With a server that offers deferred sessions (Response.join_deferred), the rows of a whole
  * collection (chunk_rows, up to SJ_COLLECTION_MAX) are uploaded one push at a time and swept
  * by the server in one ordered pass; their results are then fetched by row range, several
  * fetches in flight. An older server answers each push with its own rows (direct mode:
- * pipelined chunks of up to SJ_CHUNK_DEFAULT rows). Deferred state, client side: `coll` rows uploaded and not
- * swept; after a sweep, rows [0, swept) of it of which [0, fetched) are asked for; the next
- * upload waits until every fetch of the previous collection was answered. */
+ * pipelined chunks of up to SJ_CHUNK_DEFAULT rows). Deferred state, client side: `coll` rows
+ * uploaded and not swept; after a sweep, rows [0, swept) of it of which [0, fetched) are
+ * asked for; the next upload waits until every fetch of the previous collection was
+ * answered. */
 #include "client/strata_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/st_slot.h"
 
@@ -54,32 +61,114 @@ struct strata_join {
 	size_t cur_rows, cur_pos, cur_cap;
 	size_t pending;
 	int dead; /* error code that poisons the join */
-	/* cluster: one join per node that is primary of a shard, and the node of every row not
-	 * yet returned (a ring), so rows come back in push order across nodes */
+	/* cluster: one join per node that is primary of a shard, and every row not yet
+	 * returned (a ring), so rows come back in push order across nodes and can be pushed
+	 * again after a layout change; the entities' bytes are a FIFO in rbytes (row offsets
+	 * count from the start of the stream, rbytes[0] is offset rb_base) */
 	int clustered;
 	strata_join *sub[SC_MAX_NODES];
 	int *shard_node, nshards;
-	uint8_t *ring;
+	struct sj_row *ring;
 	size_t rhead, rn, rcap;
+	uint8_t *rbytes;
+	size_t rb_base, rb_used, rb_cap;
+	/* what a reopen needs */
+	char *table;
+	char **features;
+	int64_t known_at;
+	int flags;
+	int64_t rr_deadline; /* rerouting since a failure: give up at this time (0: not) */
+	int rr_backoff;      /* ms before the next reroute */
+};
+
+struct sj_row {
+	size_t off;
+	uint32_t len;
+	uint8_t node;
+	int64_t ts;
 };
 
 static int sj_open_one(strata *c, const char *table, const char *const *features,
 		       size_t nfeatures, int64_t known_at, size_t chunk_rows, int flags,
 		       strata_join **out, struct strata_error *err);
 
-/* Cluster join: one join per node that owns shards (the layout as it is at open; a layout
- * change during the join fails it with the node's EMOVED: open a new one). */
-static int sj_open_cluster(strata_join *j, const char *table, const char *const *features,
-			   int64_t known_at, int flags, struct strata_error *err)
+static int64_t sj_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Cluster join: one join per node that is primary of a shard in the layout as it is now. */
+static int sj_open_cluster(strata_join *j, struct strata_error *err)
 {
 	strata *nodes[SC_MAX_NODES];
-	j->clustered = 1;
+	free(j->shard_node);
+	j->shard_node = NULL;
 	int rc = sc_route_join_targets(j->c, nodes, &j->shard_node, &j->nshards, err);
 	for (int n = 0; n < SC_MAX_NODES && !rc; n++)
 		if (nodes[n] && (rc = sc_ensure(nodes[n], err)) == 0)
-			rc = sj_open_one(nodes[n], table, features, j->nf, known_at, j->chunk_rows,
-					 flags, &j->sub[n], err);
+			rc = sj_open_one(nodes[n], j->table, (const char *const *)j->features, j->nf,
+					 j->known_at, j->chunk_rows, j->flags, &j->sub[n], err);
 	return rc;
+}
+
+static struct sj_row *sj_row_at(strata_join *j, size_t k)
+{
+	return &j->ring[(j->rhead + k) % j->rcap];
+}
+
+static int sj_push_row(strata_join *j, struct sj_row *r, struct strata_error *err)
+{
+	const char *e = (const char *)j->rbytes + (r->off - j->rb_base);
+	r->node = (uint8_t)j->shard_node[st_shard_of_slot(st_slot_of(e, r->len), j->nshards)];
+	return strata_join_push(j->sub[r->node], e, r->len, r->ts, err);
+}
+
+/* A failure the layout may explain: the node moved the shard, or cannot be reached. */
+static int sj_reroutable(int rc, const struct strata_error *e)
+{
+	return sc_is_moved(rc, e->msg) || sc_is_transport_error(rc) ||
+	       rc == STRATA_EUNAVAILABLE;
+}
+
+/* Refetches the layout, opens the per-node joins again and pushes every row not yet
+ * returned in push order; retried with backoff until the handle's io timeout (10 s without
+ * one). Any other failure, or none in time, kills the join. */
+static int sj_reroute(strata_join *j, struct strata_error *err)
+{
+	int64_t timeout = j->c->o.io_timeout_ms > 0 ? j->c->o.io_timeout_ms : 10000;
+	int rc;
+	/* the deadline and backoff run from the first failure until a row gets through, so a
+	 * node that keeps failing after each successful reroute cannot keep the join busy */
+	if (!j->rr_deadline) {
+		j->rr_deadline = sj_now_ms() + timeout;
+		j->rr_backoff = 0;
+	}
+	for (;;) {
+		int64_t left = j->rr_deadline - sj_now_ms();
+		if (left <= 0)
+			return j->dead = sc_error(err, STRATA_EUNAVAILABLE, "join: no layout served it "
+						  "within %lld ms (last: %s)", (long long)timeout,
+						  err->msg);
+		if (j->rr_backoff)
+			usleep((useconds_t)(j->rr_backoff < left ? j->rr_backoff : left) * 1000);
+		j->rr_backoff = j->rr_backoff ? (j->rr_backoff < 400 ? j->rr_backoff * 2 : 500) : 10;
+		for (int n = 0; n < SC_MAX_NODES; n++) {
+			strata_join_close(j->sub[n]);
+			j->sub[n] = NULL;
+		}
+		rc = sc_route_refresh(j->c, err);
+		if (!rc)
+			rc = sj_open_cluster(j, err);
+		for (size_t k = 0; !rc && k < j->rn; k++)
+			if ((rc = sj_push_row(j, sj_row_at(j, k), err)) > 0)
+				rc = 0;
+		if (!rc)
+			return 0;
+		if (!sj_reroutable(rc, err))
+			return j->dead = rc;
+	}
 }
 
 static int sj_push_cluster(strata_join *j, const char *entity, size_t entity_len, int64_t ts,
@@ -89,22 +178,45 @@ static int sj_push_cluster(strata_join *j, const char *entity, size_t entity_len
 		return sc_error(err, j->dead, "join failed earlier (%s)", strata_strerror(j->dead));
 	if (j->rn == j->rcap) {
 		size_t cap = j->rcap ? j->rcap * 2 : 4096;
-		uint8_t *q = malloc(cap);
+		struct sj_row *q = malloc(cap * sizeof(*q));
 		if (!q)
 			return sc_error(err, STRATA_ENOMEM, "out of memory");
 		for (size_t k = 0; k < j->rn; k++)
-			q[k] = j->ring[(j->rhead + k) % j->rcap];
+			q[k] = *sj_row_at(j, k);
 		free(j->ring);
 		j->ring = q;
 		j->rhead = 0;
 		j->rcap = cap;
 	}
-	int n = j->shard_node[st_shard_of_slot(st_slot_of(entity, entity_len), j->nshards)];
-	int rc = strata_join_push(j->sub[n], entity, entity_len, ts, err);
+	/* the bytes of rows already returned go when they are half of the buffer */
+	size_t live = j->rn ? sj_row_at(j, 0)->off - j->rb_base : j->rb_used;
+	if (live && live >= j->rb_used / 2) {
+		memmove(j->rbytes, j->rbytes + live, j->rb_used - live);
+		j->rb_used -= live;
+		j->rb_base += live;
+	}
+	if (j->rb_cap - j->rb_used < entity_len) {
+		size_t cap = j->rb_cap ? j->rb_cap : 65536;
+		while (cap - j->rb_used < entity_len)
+			cap *= 2;
+		uint8_t *p = realloc(j->rbytes, cap);
+		if (!p)
+			return sc_error(err, STRATA_ENOMEM, "out of memory");
+		j->rbytes = p;
+		j->rb_cap = cap;
+	}
+	memcpy(j->rbytes + j->rb_used, entity, entity_len);
+	struct sj_row *r = &j->ring[(j->rhead + j->rn++) % j->rcap];
+	*r = (struct sj_row){j->rb_base + j->rb_used, (uint32_t)entity_len, 0, ts};
+	j->rb_used += entity_len;
+	j->pending++;
+	int rc = sj_push_row(j, r, err);
+	if (rc >= 0)
+		j->rr_deadline = 0; /* the nodes take rows again */
+	else if (sj_reroutable(rc, err))
+		rc = sj_reroute(j, err);
 	if (rc < 0)
 		return j->dead = rc;
-	j->ring[(j->rhead + j->rn++) % j->rcap] = (uint8_t)n;
-	j->pending++;
 	return rc;
 }
 
@@ -115,15 +227,52 @@ static int sj_next_cluster(strata_join *j, const struct strata_result **row,
 		return sc_error(err, j->dead, "join failed earlier (%s)", strata_strerror(j->dead));
 	if (j->rn == 0)
 		return 0;
-	int rc = strata_join_next(j->sub[j->ring[j->rhead]], row, err);
+	int rc;
+	while ((rc = strata_join_next(j->sub[sj_row_at(j, 0)->node], row, err)) < 0 &&
+	       sj_reroutable(rc, err))
+		if ((rc = sj_reroute(j, err)))
+			return rc;
 	if (rc == 0)
 		rc = sc_error(err, STRATA_EPROTO, "join: a node returned fewer rows than pushed");
 	if (rc < 0)
 		return j->dead = rc;
+	j->rr_deadline = 0;
 	j->rhead = (j->rhead + 1) % j->rcap;
 	j->rn--;
 	j->pending--;
 	return 1;
+}
+
+static int sj_flush_cluster(strata_join *j, struct strata_error *err)
+{
+	if (j->dead)
+		return sc_error(err, j->dead, "join failed earlier (%s)", strata_strerror(j->dead));
+	for (int n = 0; n < SC_MAX_NODES; n++) {
+		int rc = j->sub[n] ? strata_join_flush(j->sub[n], err) : 0;
+		if (rc && sj_reroutable(rc, err)) {
+			if ((rc = sj_reroute(j, err)))
+				return rc;
+			n = -1; /* the new joins from the start */
+		} else if (rc) {
+			return j->dead = rc;
+		}
+	}
+	return 0;
+}
+
+/* Keeps what a reopen of the cluster join needs. */
+static int sj_keep_args(strata_join *j, const char *table, const char *const *features,
+			int64_t known_at, int flags)
+{
+	j->clustered = 1;
+	j->known_at = known_at;
+	j->flags = flags;
+	if (!(j->table = strdup(table)) || !(j->features = calloc(j->nf, sizeof(char *))))
+		return STRATA_ENOMEM;
+	for (size_t f = 0; f < j->nf; f++)
+		if (!(j->features[f] = strdup(features[f])))
+			return STRATA_ENOMEM;
+	return 0;
 }
 
 int strata_join_open(strata *c, const char *table, const char *const *features,
@@ -160,7 +309,11 @@ int strata_join_open2(strata *c, const char *table, const char *const *features,
 	int rc = sj_new(c, nfeatures, chunk_rows, &j, err);
 	if (rc)
 		return rc;
-	rc = sj_open_cluster(j, table, features, known_at, flags, err);
+	rc = sj_keep_args(j, table, features, known_at, flags);
+	if (rc)
+		sc_error(err, rc, "out of memory");
+	else
+		rc = sj_open_cluster(j, err);
 	if (rc) {
 		strata_join_close(j);
 		return rc;
@@ -449,15 +602,8 @@ int strata_join_push(strata_join *j, const char *entity, size_t entity_len, int6
 
 int strata_join_flush(strata_join *j, struct strata_error *err)
 {
-	if (j->clustered) {
-		if (j->dead)
-			return sc_error(err, j->dead, "join failed earlier (%s)",
-					strata_strerror(j->dead));
-		for (int n = 0; n < SC_MAX_NODES; n++)
-			if (j->sub[n] && (j->dead = strata_join_flush(j->sub[n], err)))
-				return j->dead;
-		return 0;
-	}
+	if (j->clustered)
+		return sj_flush_cluster(j, err);
 	if (j->deferred)
 		return j->nrows || j->coll ? sj_upload(j, 1, err) : sj_alive(j, err);
 	return j->nrows ? sj_send_chunk(j, err) : sj_alive(j, err);
@@ -673,6 +819,11 @@ void strata_join_close(strata_join *j)
 		strata_join_close(j->sub[n]);
 	free(j->shard_node);
 	free(j->ring);
+	free(j->rbytes);
+	free(j->table);
+	for (size_t f = 0; j->features && f < j->nf; f++)
+		free(j->features[f]);
+	free(j->features);
 	sj_cur_release(j);
 	free(j->cur);
 	/* Collect answers still in flight so they are not parked forever, then close. */

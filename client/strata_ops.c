@@ -721,38 +721,53 @@ static void sc_batch_deliver(void *arg, size_t idx, Strata__Response *r)
 	strata__response__free_unpacked(r, NULL);
 }
 
-/* Over a cluster every operation goes through the routed path (each split per node and sent
- * to all its nodes at once), one operation after the other. */
+/* Over a cluster the whole batch goes through the routed path at once: every operation
+ * split per node, every node's parts sent before any answer is awaited. */
 static void sc_batch_exec_routed(strata_batch *b)
 {
+	struct sc_batch_op *ops = calloc(b->n + 1, sizeof(*ops));
 	for (size_t i = 0; i < b->n; i++) {
 		struct sc_item *it = &b->items[i];
 		struct strata_error e = {0};
-		Strata__Request *req = strata__request__unpack(NULL, it->len, b->bodies + it->off);
-		Strata__Response *r = NULL;
-		if (!req)
+		if (!ops || !(ops[i].req = strata__request__unpack(NULL, it->len,
+								     b->bodies + it->off)) ||
+		    !(it->results = calloc(it->nresults + 1, sizeof(*it->results))))
 			it->code = sc_error(&e, STRATA_ENOMEM, "out of memory");
-		else if (req->op_case == STRATA__REQUEST__OP_GET) {
-			if (!(it->results = calloc(it->nresults + 1, sizeof(*it->results))))
-				it->code = sc_error(&e, STRATA_ENOMEM, "out of memory");
-			else if ((it->code = sc_route_get(b->c, req->get, it->replica_ok,
-							  it->results, &e))) {
-				free(it->results);
-				it->results = NULL;
-			}
-		} else if (req->op_case == STRATA__REQUEST__OP_PUT) {
-			it->code = sc_route_put(b->c, req->put, &e);
-		} else {
-			it->code = sc_route_one(b->c, req, &req->del->entity, 0, &r, &e);
-		}
-		if (r)
-			strata__response__free_unpacked(r, NULL);
-		if (req)
-			strata__request__free_unpacked(req, NULL);
-		it->done = 1;
-		if (it->code)
+		if (it->code) {
+			it->done = 1;
 			it->msg = strdup(e.msg);
+		}
 	}
+	if (ops) {
+		for (size_t i = 0; i < b->n; i++) {
+			ops[i].replica_ok = b->items[i].replica_ok;
+			ops[i].out = b->items[i].results;
+		}
+		/* an operation that could not even be prepared is left out */
+		size_t k = 0;
+		for (size_t i = 0; i < b->n; i++)
+			if (!b->items[i].done)
+				ops[k++] = ops[i];
+		sc_route_batch(b->c, ops, k);
+		for (size_t i = 0, j = 0; i < b->n; i++) {
+			struct sc_item *it = &b->items[i];
+			if (it->done)
+				continue;
+			struct sc_batch_op *o = &ops[j++];
+			it->done = 1;
+			if ((it->code = o->rc))
+				it->msg = strdup(o->err.msg);
+			strata__request__free_unpacked(o->req, NULL);
+		}
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct sc_item *it = &b->items[i];
+		if (it->results && (it->code || !it->nresults)) {
+			free(it->results);
+			it->results = NULL;
+		}
+	}
+	free(ops);
 }
 
 int strata_batch_exec(strata_batch *b, struct strata_error *err)

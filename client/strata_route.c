@@ -346,11 +346,15 @@ struct sc_route_op {
 	int (*take)(void *arg, const size_t *idx, size_t k, Strata__Response **r,
 		    struct strata_error *err);
 	void *arg;
+	/* the outcome (set by sc_route_many) */
+	int rc;
+	struct strata_error err;
 };
 
+/* One operation's items for one node in one round. */
 struct sc_part {
 	int node;
-	strata *h;
+	size_t op;
 	size_t *idx, k;
 	Strata__Request req;
 	void *scratch;
@@ -359,10 +363,25 @@ struct sc_part {
 	struct strata_error err;
 };
 
-static void sc_store_resp(void *arg, size_t idx, Strata__Response *resp)
+/* The routing state of one operation across rounds. */
+struct sc_op_state {
+	uint8_t *done;
+	int *key, *shard;
+	size_t *order;
+	int force_primary, finished;
+	int retry; /* this round: some items wait for a layout refetch */
+};
+
+/* The parts a node's connection answers in one round, in request id order. */
+struct sc_node_wait {
+	struct sc_part **parts;
+	size_t n;
+};
+
+static void sc_part_deliver(void *arg, size_t idx, Strata__Response *resp)
 {
-	(void)idx;
-	*(Strata__Response **)arg = resp;
+	struct sc_node_wait *nw = arg;
+	nw->parts[idx]->resp = resp;
 }
 
 /* An idle connection the node closed (a restart) is dropped before a request is sent on
@@ -377,142 +396,227 @@ static void sc_drop_if_closed(strata *h)
 		sc_disconnect(h);
 }
 
-/* Sends every part, then collects every answer (all nodes work at once). */
-static void sc_fanout(strata *c, struct sc_part *p, size_t np, int64_t deadline)
+/* Queues every part for node n on its connection; the parts not queued get their error. */
+static int sc_queue_node(strata *c, int n, struct sc_part **pp, size_t k, int64_t deadline,
+			 struct sc_waiter *w)
 {
-	for (size_t i = 0; i < np; i++) {
-		size_t got = 0;
-		if (!(p[i].h = sc_node(c, p[i].node, deadline, &p[i].err))) {
-			p[i].rc = p[i].err.code;
-			continue;
-		}
-		sc_drop_if_closed(p[i].h);
-		if ((p[i].rc = sc_ensure(p[i].h, &p[i].err)))
-			continue;
-		p[i].req.id = sc_reserve_ids(p[i].h, 1);
-		if ((p[i].rc = sc_queue(p[i].h, &p[i].req, &p[i].err)))
-			continue;
-		p[i].sent = 1;
-		p[i].rc = sc_wait(p[i].h, 0, 0, 0, NULL, NULL, &got, &p[i].err); /* flush */
+	struct strata_error e = {0};
+	strata *h = sc_node(c, n, deadline, &e);
+	int rc = h ? 0 : e.code;
+	if (h) {
+		sc_drop_if_closed(h);
+		rc = sc_ensure(h, &e);
 	}
-	for (size_t i = 0; i < np; i++) {
-		if (p[i].rc)
-			continue;
-		size_t got = 0;
-		p[i].rc = sc_wait(p[i].h, p[i].req.id, 1, 1, sc_store_resp, &p[i].resp, &got,
-				  &p[i].err);
-		if (!p[i].rc)
-			p[i].rc = sc_resp_error(p[i].resp, &p[i].err);
+	uint64_t base = rc ? 0 : sc_reserve_ids(h, k);
+	size_t q = 0;
+	for (; !rc && q < k; q++) {
+		pp[q]->req.id = base + q;
+		if ((rc = sc_queue(h, &pp[q]->req, &e)))
+			break;
+		pp[q]->sent = 1;
 	}
+	for (size_t i = q; i < k; i++) {
+		pp[i]->rc = rc;
+		pp[i]->err = e;
+	}
+	if (!q)
+		return 0;
+	*w = (struct sc_waiter){.h = h, .base = base, .n = q, .want = q, .cb = sc_part_deliver};
+	return 1;
 }
 
-static int sc_route_run(strata *c, const struct sc_route_op *op, struct strata_error *err)
+/* Sends every part to its node, then collects all answers at once (one poll() over the
+ * node connections): the nodes work in parallel and a slow or failing node delays or fails
+ * only its own parts. */
+static void sc_fanout(strata *c, struct sc_part *p, size_t np, int64_t deadline)
+{
+	struct sc_part **byn = malloc((np + 1) * sizeof(*byn));
+	struct sc_node_wait nwait[SC_MAX_NODES];
+	struct sc_waiter w[SC_MAX_NODES];
+	size_t nw = 0, off = 0;
+	if (!byn) {
+		for (size_t i = 0; i < np; i++)
+			p[i].rc = sc_error(&p[i].err, STRATA_ENOMEM, "out of memory");
+		return;
+	}
+	for (int n = 0; n < c->cl->l.nnodes; n++) {
+		size_t k = 0;
+		for (size_t i = 0; i < np; i++)
+			if (p[i].node == n)
+				byn[off + k++] = &p[i];
+		if (!k)
+			continue;
+		if (sc_queue_node(c, n, byn + off, k, deadline, &w[nw])) {
+			nwait[nw] = (struct sc_node_wait){byn + off, w[nw].n};
+			w[nw].arg = &nwait[nw];
+			nw++;
+		}
+		off += k;
+	}
+	sc_wait_many(w, nw);
+	for (size_t i = 0; i < nw; i++)
+		for (size_t k = 0; k < nwait[i].n; k++) {
+			struct sc_part *q = nwait[i].parts[k];
+			if (q->resp)
+				q->rc = sc_resp_error(q->resp, &q->err);
+			else if ((q->rc = w[i].rc ? w[i].rc : STRATA_EPROTO))
+				q->err = w[i].err;
+		}
+	free(byn);
+}
+
+static void sc_op_state_free(struct sc_op_state *st)
+{
+	free(st->done);
+	free(st->key);
+	free(st->shard);
+	free(st->order);
+}
+
+/* Builds op's parts for this round into parts[*np...]; 0 or an error for the op. */
+static int sc_op_parts(strata *c, struct sc_route_op *op, size_t opi, struct sc_op_state *st,
+		       unsigned rr, struct sc_part *parts, size_t *np)
+{
+	const struct sc_layout *l = &c->cl->l;
+	size_t start[SC_MAX_NODES + 1];
+	for (size_t i = 0; i < op->n; i++) {
+		if (st->done[i]) {
+			st->key[i] = -1;
+			continue;
+		}
+		const ProtobufCBinaryData *e = op->entity(op->arg, i);
+		const struct sc_lshard *ls =
+			&l->shards[st->shard[i] = sc_layout_shard_of(l, e->data, e->len)];
+		st->key[i] = op->read && op->replica_ok && !st->force_primary && ls->nreplicas
+				     ? ls->replicas[(rr + (unsigned)st->shard[i]) %
+						    (unsigned)ls->nreplicas]
+				     : ls->primary;
+	}
+	sc_group(st->key, op->n, l->nnodes, st->order, start);
+	for (int n = 0; n < l->nnodes; n++) {
+		if (start[n + 1] == start[n])
+			continue;
+		struct sc_part *p = &parts[(*np)++];
+		memset(p, 0, sizeof(*p));
+		p->node = n;
+		p->op = opi;
+		p->idx = st->order + start[n];
+		p->k = start[n + 1] - start[n];
+		p->to_replica = l->shards[st->shard[p->idx[0]]].primary != n;
+		strata__request__init(&p->req);
+		if (op->build(op->arg, p->idx, p->k, &p->req, &p->scratch)) {
+			(*np)--;
+			return sc_error(&op->err, STRATA_ENOMEM, "out of memory");
+		}
+	}
+	return 0;
+}
+
+/* Takes one answered (or failed) part: its items are done, or it decides whether the op
+ * retries (*retry), asks the primary instead of a replica, or fails. */
+static void sc_part_settle(strata *c, struct sc_route_op *op, struct sc_op_state *st,
+			   struct sc_part *p, struct strata_error *last)
+{
+	int rc;
+	if (!p->rc && (rc = op->take(op->arg, p->idx, p->k, &p->resp, &p->err)))
+		p->rc = rc;
+	if (!p->rc) {
+		for (size_t j = 0; j < p->k; j++)
+			st->done[p->idx[j]] = 1;
+	} else if (p->to_replica && (p->rc == STRATA_ESTALE || sc_is_moved(p->rc, p->err.msg))) {
+		st->force_primary = 1; /* the replica is too far behind: ask the primary */
+	} else if (sc_is_moved(p->rc, p->err.msg) ||
+		   (sc_is_transport_error(p->rc) && (!p->sent || op->idempotent))) {
+		st->retry = 1;
+		*last = p->err;
+	} else if (sc_is_transport_error(p->rc)) {
+		if (!op->rc)
+			op->rc = sc_error(&op->err, STRATA_EUNAVAILABLE, "the connection to %s broke "
+					  "after the write was sent: it may or may not be applied "
+					  "(%s)", c->cl->l.nodes[p->node].addr, p->err.msg);
+	} else if (!op->rc) {
+		op->rc = sc_error(&op->err, p->rc, "%s", p->err.msg);
+	}
+	if (p->resp)
+		strata__response__free_unpacked(p->resp, NULL);
+	free(p->scratch);
+}
+
+/* Runs every operation at once: each round sends the unanswered items of every unfinished
+ * operation, grouped per node, and collects all answers; operations that need it (EMOVED,
+ * a broken connection before a write was sent or under a read) retry after a layout
+ * refetch, with backoff, until the shared deadline. Each operation ends with its own rc. */
+static void sc_route_many(strata *c, struct sc_route_op *ops, size_t nops)
 {
 	struct sc_cluster *cl = c->cl;
 	int64_t deadline = sc_deadline(c);
-	int force_primary = 0, backoff = 10, rc = 0;
-	uint8_t *done = calloc(op->n + 1, 1);
-	int *key = malloc((op->n + 1) * sizeof(*key));
-	int *shard = malloc((op->n + 1) * sizeof(*shard));
-	size_t *order = malloc((op->n + 1) * sizeof(*order));
-	struct sc_part *parts = calloc(SC_MAX_NODES, sizeof(*parts));
+	int backoff = 10;
+	struct sc_op_state *st = calloc(nops + 1, sizeof(*st));
+	struct sc_part *parts = calloc(nops * SC_MAX_NODES + 1, sizeof(*parts));
 	struct strata_error last = {0};
-	if (!done || !key || !shard || !order || !parts) {
-		rc = sc_error(err, STRATA_ENOMEM, "out of memory");
-		goto out;
+	for (size_t o = 0; o < nops; o++) {
+		size_t n = ops[o].n + 1;
+		ops[o].rc = 0;
+		memset(&ops[o].err, 0, sizeof(ops[o].err));
+		if (!st || !parts || !(st[o].done = calloc(n, 1)) ||
+		    !(st[o].key = malloc(n * sizeof(int))) ||
+		    !(st[o].shard = malloc(n * sizeof(int))) ||
+		    !(st[o].order = malloc(n * sizeof(size_t))))
+			ops[o].rc = sc_error(&ops[o].err, STRATA_ENOMEM, "out of memory");
 	}
-	for (;;) {
-		const struct sc_layout *l = &cl->l;
-		size_t start[SC_MAX_NODES + 1];
+	while (st && parts) {
 		unsigned rr = cl->rr++;
-		for (size_t i = 0; i < op->n; i++) {
-			if (done[i]) {
-				key[i] = -1;
-				continue;
-			}
-			const ProtobufCBinaryData *e = op->entity(op->arg, i);
-			const struct sc_lshard *ls = &l->shards[shard[i] = sc_layout_shard_of(
-									l, e->data, e->len)];
-			key[i] = op->read && op->replica_ok && !force_primary && ls->nreplicas
-					 ? ls->replicas[(rr + (unsigned)shard[i]) % (unsigned)ls->nreplicas]
-					 : ls->primary;
-		}
-		sc_group(key, op->n, l->nnodes, order, start);
 		size_t np = 0;
-		for (int n = 0; n < l->nnodes; n++) {
-			if (start[n + 1] == start[n])
-				continue;
-			struct sc_part *p = &parts[np++];
-			memset(p, 0, sizeof(*p));
-			p->node = n;
-			p->idx = order + start[n];
-			p->k = start[n + 1] - start[n];
-			p->to_replica = l->shards[shard[p->idx[0]]].primary != n;
-			strata__request__init(&p->req);
-			if ((rc = op->build(op->arg, p->idx, p->k, &p->req, &p->scratch))) {
-				sc_error(err, rc, "out of memory");
-				for (size_t k = 0; k < np; k++)
-					free(parts[k].scratch);
-				goto out;
-			}
+		for (size_t o = 0; o < nops; o++) {
+			st[o].retry = 0;
+			if (!ops[o].rc && !st[o].finished)
+				ops[o].rc = sc_op_parts(c, &ops[o], o, &st[o], rr, parts, &np);
 		}
 		sc_fanout(c, parts, np, deadline);
-		int retry = 0, stale = 0, fatal = 0;
-		for (size_t k = 0; k < np; k++) {
-			struct sc_part *p = &parts[k];
-			if (!p->rc && (rc = op->take(op->arg, p->idx, p->k, &p->resp, &p->err)))
-				p->rc = rc;
-			if (!p->rc) {
-				for (size_t j = 0; j < p->k; j++)
-					done[p->idx[j]] = 1;
-			} else if (p->to_replica && (p->rc == STRATA_ESTALE ||
-						      sc_is_moved(p->rc, p->err.msg))) {
-				stale = 1; /* the replica is too far behind: ask the primary */
-			} else if (sc_is_moved(p->rc, p->err.msg) ||
-				   (sc_is_transport_error(p->rc) && (!p->sent || op->idempotent))) {
-				retry = 1;
-				last = p->err;
-			} else if (sc_is_transport_error(p->rc)) {
-				if (!fatal)
-					sc_error(err, STRATA_EUNAVAILABLE, "the connection to %s broke "
-						 "after the write was sent: it may or may not be "
-						 "applied (%s)", l->nodes[p->node].addr, p->err.msg);
-				fatal = STRATA_EUNAVAILABLE;
-			} else if (!fatal) {
-				fatal = sc_error(err, p->rc, "%s", p->err.msg);
-			}
-			if (p->resp)
-				strata__response__free_unpacked(p->resp, NULL);
-			free(p->scratch);
+		for (size_t k = 0; k < np; k++)
+			sc_part_settle(c, &ops[parts[k].op], &st[parts[k].op], &parts[k], &last);
+		size_t open = 0;
+		int wait = 0;
+		for (size_t o = 0; o < nops; o++) {
+			if (ops[o].rc || st[o].finished)
+				continue;
+			size_t left = 0;
+			for (size_t i = 0; i < ops[o].n; i++)
+				left += !st[o].done[i];
+			st[o].finished = !left;
+			open += !!left;
+			wait |= left && st[o].retry;
 		}
-		if (fatal) {
-			rc = fatal;
-			goto out;
-		}
-		if (!retry && !stale)
+		if (!open)
 			break;
-		if (stale)
-			force_primary = 1;
-		if (!retry)
-			continue;
+		if (!wait)
+			continue; /* only replicas refused: to the primaries at once */
 		int64_t left = deadline - sc_now_ms();
 		if (left <= 0) {
-			rc = sc_error(err, STRATA_EUNAVAILABLE, "no answer within the call's timeout "
-				      "after refetching the layout (last: %s)", last.msg);
-			goto out;
+			for (size_t o = 0; o < nops; o++)
+				if (!ops[o].rc && !st[o].finished)
+					ops[o].rc = sc_error(&ops[o].err, STRATA_EUNAVAILABLE,
+							     "no answer within the call's timeout after "
+							     "refetching the layout (last: %s)", last.msg);
+			break;
 		}
 		usleep((useconds_t)(backoff < left ? backoff : left) * 1000);
 		backoff = backoff < 400 ? backoff * 2 : 500;
 		struct strata_error fe;
 		sc_refetch(c, deadline, &fe); /* an unreachable cluster: retried until the deadline */
 	}
-out:
-	free(done);
-	free(key);
-	free(shard);
-	free(order);
+	for (size_t o = 0; st && o < nops; o++)
+		sc_op_state_free(&st[o]);
+	free(st);
 	free(parts);
-	return rc;
+}
+
+static int sc_route_run(strata *c, struct sc_route_op *op, struct strata_error *err)
+{
+	sc_route_many(c, op, 1);
+	if (op->rc && err)
+		*err = op->err;
+	return op->rc;
 }
 
 /* ---- get ---- */
@@ -574,14 +678,19 @@ static int sc_get_take(void *arg, const size_t *idx, size_t k, Strata__Response 
 	return 0;
 }
 
+static struct sc_route_op sc_get_op(struct sc_get_route *a, int replica_ok)
+{
+	return (struct sc_route_op){a->g->n_entities, 1, 1, replica_ok, sc_get_entity,
+				    sc_get_part, sc_get_take, a, 0, {0}};
+}
+
 int sc_route_get(strata *c, const Strata__GetReq *g, int replica_ok, struct strata_result *out,
 		 struct strata_error *err)
 {
 	size_t total = g->n_entities * g->n_features;
 	memset(out, 0, total * sizeof(*out));
 	struct sc_get_route a = {g, g->has_max_lag_ms ? g->max_lag_ms : 0, out};
-	struct sc_route_op op = {g->n_entities, 1, 1, replica_ok, sc_get_entity, sc_get_part,
-				 sc_get_take, &a};
+	struct sc_route_op op = sc_get_op(&a, replica_ok);
 	int rc = sc_route_run(c, &op, err);
 	if (rc)
 		strata_result_release(out, total);
@@ -624,6 +733,12 @@ static int sc_take_none(void *arg, const size_t *idx, size_t k, Strata__Response
 	return 0;
 }
 
+static struct sc_route_op sc_put_op(const Strata__PutReq *p)
+{
+	return (struct sc_route_op){p->n_cells, 0, 0, 0, sc_put_entity, sc_put_part,
+				    sc_take_none, (void *)p, 0, {0}};
+}
+
 int sc_route_put(strata *c, const Strata__PutReq *p, struct strata_error *err)
 {
 	if (p->n_cells == 0) {
@@ -636,8 +751,7 @@ int sc_route_put(strata *c, const Strata__PutReq *p, struct strata_error *err)
 			strata__response__free_unpacked(r, NULL);
 		return rc;
 	}
-	struct sc_route_op op = {p->n_cells, 0, 0, 0, sc_put_entity, sc_put_part, sc_take_none,
-				 (void *)p};
+	struct sc_route_op op = sc_put_op(p);
 	return sc_route_run(c, &op, err);
 }
 
@@ -678,13 +792,75 @@ int sc_route_one(strata *c, Strata__Request *req, const ProtobufCBinaryData *ent
 {
 	struct sc_one a = {req, entity, NULL};
 	struct sc_route_op op = {1, 0, idempotent, 0, sc_one_entity, sc_one_part, sc_one_take,
-				 &a};
+				 &a, 0, {0}};
 	int rc = sc_route_run(c, &op, err);
 	*resp = a.resp;
 	return rc;
 }
 
+/* ---- a batch: every operation at once ---- */
+
+void sc_route_batch(strata *c, struct sc_batch_op *b, size_t n)
+{
+	struct sc_route_op *ops = calloc(n + 1, sizeof(*ops));
+	struct sc_get_route *gets = calloc(n + 1, sizeof(*gets));
+	struct sc_one *ones = calloc(n + 1, sizeof(*ones));
+	size_t *at = calloc(n + 1, sizeof(*at)); /* route op -> batch op */
+	size_t nops = 0;
+	for (size_t i = 0; i < n; i++) {
+		Strata__Request *q = b[i].req;
+		b[i].rc = 0;
+		if (!ops || !gets || !ones || !at) {
+			b[i].rc = sc_error(&b[i].err, STRATA_ENOMEM, "out of memory");
+			continue;
+		}
+		if (q->op_case == STRATA__REQUEST__OP_GET) {
+			memset(b[i].out, 0, q->get->n_entities * q->get->n_features *
+						    sizeof(*b[i].out));
+			gets[i] = (struct sc_get_route){q->get,
+							q->get->has_max_lag_ms ? q->get->max_lag_ms : 0,
+							b[i].out};
+			ops[nops] = sc_get_op(&gets[i], b[i].replica_ok);
+		} else if (q->op_case == STRATA__REQUEST__OP_PUT && q->put->n_cells) {
+			ops[nops] = sc_put_op(q->put);
+		} else if (q->op_case == STRATA__REQUEST__OP_PUT) {
+			b[i].rc = sc_route_put(c, q->put, &b[i].err); /* no cells: the server's check */
+			continue;
+		} else if (q->op_case == STRATA__REQUEST__OP_DEL) {
+			ones[i] = (struct sc_one){q, &q->del->entity, NULL};
+			ops[nops] = (struct sc_route_op){1, 0, 0, 0, sc_one_entity, sc_one_part,
+							 sc_one_take, &ones[i], 0, {0}};
+		} else {
+			b[i].rc = sc_error(&b[i].err, STRATA_EINVAL, "operation %d cannot be batched "
+					   "over a cluster", (int)q->op_case);
+			continue;
+		}
+		at[nops++] = i;
+	}
+	if (nops)
+		sc_route_many(c, ops, nops);
+	for (size_t k = 0; k < nops; k++) {
+		struct sc_batch_op *o = &b[at[k]];
+		if ((o->rc = ops[k].rc))
+			o->err = ops[k].err;
+		if (o->rc && o->req->op_case == STRATA__REQUEST__OP_GET)
+			strata_result_release(o->out, o->req->get->n_entities *
+							      o->req->get->n_features);
+		if (ones[at[k]].resp)
+			strata__response__free_unpacked(ones[at[k]].resp, NULL);
+	}
+	free(ops);
+	free(gets);
+	free(ones);
+	free(at);
+}
+
 /* ---- joins ---- */
+
+int sc_route_refresh(strata *c, struct strata_error *err)
+{
+	return sc_refetch(c, sc_deadline(c), err);
+}
 
 int sc_route_join_targets(strata *c, strata **nodes, int **shard_node, int *nshards,
 			  struct strata_error *err)

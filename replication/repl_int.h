@@ -34,7 +34,7 @@ struct repl_shard {
 	uint64_t version;          /* (mu) layout version of this assignment */
 	uint64_t commit_seq;       /* (mu) last sequence a local client write reached */
 	pthread_cond_t commit_cond; /* (mu) a local write committed: wakes this shard's streams */
-	pthread_cond_t ack_cond;    /* (mu) a replica acked: wakes this shard's semi-sync writers */
+	struct repl_sync_waiter *sync_waiters; /* (mu) this shard's semi-sync writers */
 	/* replica side */
 	/* Held around every change of the copy's content by the replica thread (an applied
 	 * batch, a resync install, a rewind); apply_closed (set under mu when the shard becomes
@@ -173,14 +173,20 @@ int repl_replica_start(struct repl *r, struct repl_shard *sh, struct st_error *e
 void repl_replica_kick(struct repl_shard *sh);
 void repl_replica_join_all(struct repl *r);
 
+/* repl_node.c: a replica of `shard` acked (mu held): wakes exactly the semi-sync writers
+ * whose own sequence now has its K acks (not every waiter: 50 writers woken per ack would
+ * all fight for mu to find that most must sleep again). */
+void repl_sync_acked(struct repl *r, int shard);
+
 /* repl_resync.c */
 /* Primary: checkpoint `shard` and stream it on fd; the peer's sent_next is set to the
  * checkpoint's sequence before the end of the resync is sent (the replica acks it at once). */
 int repl_resync_send(struct repl *r, struct repl_peer *p, const char *replid,
 		     uint64_t *next_seq, struct st_error *err);
-/* Replica: receives the files announced by the RESYNC frame f, installs them. */
-int repl_resync_recv(struct repl *r, struct repl_shard *sh, int fd, const struct repl_frame *f,
-		     struct kv_repl_pos *pos, struct st_error *err);
+/* Replica: receives the files announced by the RESYNC frame f (from the session's reader),
+ * installs them. */
+int repl_resync_recv(struct repl *r, struct repl_shard *sh, struct repl_reader *rd,
+		     const struct repl_frame *f, struct kv_repl_pos *pos, struct st_error *err);
 
 /* The shard's replication id on this node (generated once per copy of the shard). */
 int repl_shard_replid(struct repl *r, int shard, char *out, struct st_error *err);

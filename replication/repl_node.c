@@ -102,6 +102,42 @@ static int still_leader(struct repl *r, int shard, int primary, uint64_t seq,
 			    (unsigned long long)seq);
 }
 
+/* A semi-sync writer waiting for the acks of its own sequence (on its stack, in the shard's
+ * list under mu). */
+struct repl_sync_waiter {
+	struct repl_sync_waiter *next;
+	uint64_t seq;
+	pthread_cond_t cv;
+};
+
+void repl_sync_acked(struct repl *r, int shard)
+{
+	for (struct repl_sync_waiter *w = r->shards[shard].sync_waiters; w; w = w->next)
+		if (acked_count(r, shard, w->seq) >= r->o.min_sync_replicas)
+			pthread_cond_signal(&w->cv);
+}
+
+/* Waits until K replicas applied seq or the deadline passes (mu held); the count. */
+static int sync_wait(struct repl *r, struct repl_shard *sh, uint64_t seq, int k,
+		     const struct timespec *ts)
+{
+	struct repl_sync_waiter w = {.next = sh->sync_waiters, .seq = seq};
+	pthread_cond_init(&w.cv, NULL);
+	sh->sync_waiters = &w;
+	int have;
+	while ((have = acked_count(r, sh->shard, seq)) < k && !atomic_load(&r->stopping))
+		if (pthread_cond_timedwait(&w.cv, &r->mu, ts) == ETIMEDOUT) {
+			have = acked_count(r, sh->shard, seq);
+			break;
+		}
+	struct repl_sync_waiter **pp = &sh->sync_waiters;
+	while (*pp != &w)
+		pp = &(*pp)->next;
+	*pp = w.next;
+	pthread_cond_destroy(&w.cv);
+	return have;
+}
+
 static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *err)
 {
 	struct repl *r = arg;
@@ -119,12 +155,7 @@ static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *e
 	atomic_fetch_add(&r->m.sync_waits, 1);
 	int64_t deadline = st_now_us() + r->o.sync_timeout_us;
 	struct timespec ts = {deadline / 1000000, (deadline % 1000000) * 1000};
-	int have;
-	while ((have = acked_count(r, shard, seq)) < k && !atomic_load(&r->stopping))
-		if (pthread_cond_timedwait(&sh->ack_cond, &r->mu, &ts) == ETIMEDOUT) {
-			have = acked_count(r, shard, seq);
-			break;
-		}
+	int have = sync_wait(r, sh, seq, k, &ts);
 	int primary = sh->state == REPL_S_PRIMARY;
 	pthread_mutex_unlock(&r->mu);
 	if (have >= k || (!primary && r->coord->ops->leased) || !lease_valid(r))
@@ -212,7 +243,6 @@ int repl_start(struct kv_db *db, const char *data_dir, const struct repl_options
 		sh->state = repl_role_initial(r, s);
 		sh->commit_seq = kv_shard_latest_seq(db, s);
 		pthread_cond_init(&sh->commit_cond, NULL);
-		pthread_cond_init(&sh->ack_cond, NULL);
 		pthread_mutex_init(&sh->apply_mu, NULL);
 		atomic_store(&sh->apply_closed, sh->state == REPL_S_PRIMARY);
 	}
@@ -264,7 +294,8 @@ void repl_stop(struct repl *r)
 	pthread_cond_broadcast(&r->cond);
 	for (int s = 0; s < r->layout.nshards; s++) {
 		pthread_cond_broadcast(&r->shards[s].commit_cond);
-		pthread_cond_broadcast(&r->shards[s].ack_cond);
+		for (struct repl_sync_waiter *w = r->shards[s].sync_waiters; w; w = w->next)
+			pthread_cond_signal(&w->cv);
 	}
 	pthread_mutex_unlock(&r->mu);
 	repl_replica_join_all(r);
@@ -275,7 +306,6 @@ void repl_stop(struct repl *r)
 	pthread_cond_destroy(&r->cond);
 	for (int s = 0; s < r->layout.nshards; s++) {
 		pthread_cond_destroy(&r->shards[s].commit_cond);
-		pthread_cond_destroy(&r->shards[s].ack_cond);
 		pthread_mutex_destroy(&r->shards[s].apply_mu);
 	}
 	repl_coord_free(r->coord);

@@ -36,10 +36,12 @@ static void *ack_main(void *arg)
 	struct ack_reader *a = arg;
 	struct repl_peer *p = a->p;
 	struct repl *r = p->r;
+	struct repl_reader rd; /* a burst of acks costs one read */
+	repl_reader_init(&rd, p->fd);
 	for (;;) {
 		struct repl_frame f;
 		struct st_error err = {0};
-		if (repl_recv(p->fd, 64, &f, &err))
+		if (repl_reader_next(&rd, 64, &f, &err))
 			break;
 		struct repl_rbuf rb = {f.payload, f.len, 0, 0};
 		uint64_t next = f.type == REPL_ACK ? repl_r_u64(&rb) : 0;
@@ -66,9 +68,10 @@ static void *ack_main(void *arg)
 		}
 		if (next > p->acked_next)
 			p->acked_next = next;
-		pthread_cond_broadcast(&r->shards[p->shard].ack_cond);
+		repl_sync_acked(r, p->shard);
 		pthread_mutex_unlock(&r->mu);
 	}
+	repl_reader_release(&rd);
 	atomic_store(&a->dead, 1);
 	shutdown(p->fd, SHUT_RDWR);
 	pthread_mutex_lock(&r->mu);
@@ -85,8 +88,17 @@ struct stream {
 	int64_t last_hb_us;
 	int64_t pass_clock_us; /* primary wall clock when the current pass over the WAL began */
 	struct kv_wal_tail *tail; /* open at `next` while streaming */
+	struct repl_wbuf out;     /* frames queued during a pass over the WAL, sent together */
 	struct st_error *err;
 };
+
+#define OUT_FLUSH_BYTES (256u << 10)
+
+/* Sends the queued frames (every other send goes after them: the stream stays ordered). */
+static int flush_out(struct stream *st)
+{
+	return repl_send_wbuf(st->p->fd, &st->out, st->err);
+}
 
 static int send_registry(struct stream *st)
 {
@@ -96,7 +108,8 @@ static int send_registry(struct stream *st)
 	int rc = kv_registry_export(r->db, &js, &v, st->err);
 	if (rc)
 		return rc;
-	rc = repl_send(st->p->fd, REPL_REGISTRY, js, strlen(js), st->err);
+	if (!(rc = flush_out(st)))
+		rc = repl_send(st->p->fd, REPL_REGISTRY, js, strlen(js), st->err);
 	free(js);
 	if (!rc)
 		st->reg_version = v;
@@ -135,13 +148,19 @@ static int batch_cb(void *arg, uint64_t seq, const void *data, size_t len)
 	struct repl_wbuf w = {0};
 	repl_w_u64(&w, seq);
 	repl_w_bytes(&w, data, len);
-	/* before the send: the replica may apply and ack it before repl_send returns */
+	/* before the send: the replica may apply and ack it before the send returns */
 	pthread_mutex_lock(&r->mu);
 	st->p->sent_next = seq + count;
 	pthread_mutex_unlock(&r->mu);
-	int rc = w.bad ? st_error_set(st->err, ST_ENOMEM, "out of memory")
-		       : repl_send(st->p->fd, REPL_BATCH, w.p, w.n, st->err);
+	int rc = 0;
+	if (w.bad)
+		rc = st_error_set(st->err, ST_ENOMEM, "out of memory");
+	else
+		repl_w_frame(&st->out, REPL_BATCH, w.p, w.n);
 	repl_wbuf_release(&w);
+	/* queued: sent at the end of the pass (stream_loop), or now when the queue is large */
+	if (!rc && st->out.n >= OUT_FLUSH_BYTES)
+		rc = flush_out(st);
 	if (rc)
 		return send_error_count(r, rc, st->err);
 	atomic_fetch_add(&r->m.batches_sent, 1);
@@ -165,7 +184,9 @@ static int send_heartbeat(struct stream *st, uint64_t latest)
 	repl_w_u64(&w, latest);
 	repl_w_u64(&w, (uint64_t)st->pass_clock_us);
 	repl_w_u64(&w, epoch);
-	int rc = w.bad ? ST_ENOMEM : repl_send(st->p->fd, REPL_HEARTBEAT, w.p, w.n, st->err);
+	int rc = w.bad ? ST_ENOMEM : flush_out(st);
+	if (!rc)
+		rc = repl_send(st->p->fd, REPL_HEARTBEAT, w.p, w.n, st->err);
 	repl_wbuf_release(&w);
 	st->last_send_us = st->last_hb_us = repl_now_us();
 	return send_error_count(st->p->r, rc, st->err);
@@ -186,7 +207,9 @@ static int do_resync(struct stream *st, const char *replid)
 	uint64_t next;
 	kv_wal_tail_close(st->tail);
 	st->tail = NULL;
-	int rc = repl_resync_send(r, st->p, replid, &next, st->err);
+	int rc = flush_out(st);
+	if (!rc)
+		rc = repl_resync_send(r, st->p, replid, &next, st->err);
 	if (rc)
 		return send_error_count(r, rc, st->err);
 	st->next = next;
@@ -235,6 +258,12 @@ static int stream_loop(struct stream *st, const char *replid, struct ack_reader 
 		if (!st->tail && (rc = kv_wal_tail_open(r->db, p->shard, st->next, &st->tail, st->err)))
 			break;
 		rc = kv_wal_tail_read(st->tail, batch_cb, st, st->err);
+		if (rc != ST_ENOTFOUND) {
+			/* what the pass queued goes out now (the batches sent before the WAL was
+			 * found short go before the resync, flushed there) */
+			int frc = flush_out(st);
+			rc = rc ? rc : send_error_count(r, frc, st->err);
+		}
 		if (rc == ST_ENOTFOUND) {
 			st_info("replication: shard %d: WAL does not reach %llu for %s: resync",
 				p->shard, (unsigned long long)st->next, p->node);
@@ -384,6 +413,7 @@ static void serve_replica(struct repl_peer *p, const struct repl_frame *f)
 	shutdown(p->fd, SHUT_RDWR);
 	pthread_join(ack.thread, NULL);
 out:
+	repl_wbuf_release(&st.out);
 	if (rc && rc != ST_ECANCELED) {
 		st_info("replication: shard %d: replica %s disconnected: %s", p->shard, node, err.msg);
 		repl_send_error(p->fd, rc, err.msg);

@@ -94,29 +94,95 @@ static int apply_batch(struct repl *r, struct repl_shard *sh, void *arg)
 	return kv_shard_apply_at(r->db, sh->shard, a->data, a->len, a->pos, a->err);
 }
 
-static int on_batch(struct repl *r, struct repl_shard *sh, int fd, struct kv_repl_pos *pos,
-		    const struct repl_frame *f, struct st_error *err)
+#define MERGE_MAX_BYTES (4u << 20)
+#define MERGE_MAX_BATCHES 4096
+
+/* A BATCH frame's sequence and write batch (its first 12 bytes: sequence u64le, count
+ * u32le), checked against the position it must continue. */
+static int batch_parse(const struct repl_frame *f, uint64_t next, uint64_t *seq,
+		       const uint8_t **data, size_t *n, uint32_t *count, struct st_error *err)
 {
 	struct repl_rbuf rb = {f->payload, f->len, 0, 0};
-	uint64_t seq = repl_r_u64(&rb);
-	size_t n;
-	const uint8_t *data = repl_r_rest(&rb, &n);
-	if (rb.bad || n < 12)
+	*seq = repl_r_u64(&rb);
+	*data = repl_r_rest(&rb, n);
+	if (rb.bad || *n < 12)
 		return st_error_set(err, ST_EPROTO, "malformed BATCH frame");
-	uint32_t count = (uint32_t)data[8] | (uint32_t)data[9] << 8 | (uint32_t)data[10] << 16 |
-			 (uint32_t)data[11] << 24;
+	const uint8_t *d = *data;
+	*count = (uint32_t)d[8] | (uint32_t)d[9] << 8 | (uint32_t)d[10] << 16 |
+		 (uint32_t)d[11] << 24;
 	uint64_t bseq = 0;
 	for (int i = 7; i >= 0; i--)
-		bseq = (bseq << 8) | data[i];
+		bseq = (bseq << 8) | d[i];
 	/* the batch must be the one that continues our position exactly */
-	if (seq != bseq || seq > pos->next_seq || seq + count <= pos->next_seq || count == 0)
+	if (*seq != bseq || *seq > next || *seq + *count <= next || *count == 0)
 		return st_error_set(err, ST_EPROTO, "batch at sequence %llu (+%u) does not continue "
-				    "position %llu", (unsigned long long)seq, count,
-				    (unsigned long long)pos->next_seq);
+				    "position %llu", (unsigned long long)*seq, *count,
+				    (unsigned long long)next);
+	return 0;
+}
+
+/* Appends the BATCH frames already received behind the first (each continuing the one
+ * before exactly) to the merged batch m: one RocksDB write and one ack for a burst. */
+static int batch_merge_more(struct repl_reader *rd, struct repl_wbuf *m, uint64_t *next,
+			    struct st_error *err)
+{
+	uint8_t type;
+	int rc = 0;
+	for (int k = 1; !rc && k < MERGE_MAX_BATCHES && m->n < MERGE_MAX_BYTES &&
+			repl_reader_ready(rd, &type) && type == REPL_BATCH;
+	     k++) {
+		struct repl_frame g;
+		uint64_t seq;
+		const uint8_t *data;
+		size_t n;
+		uint32_t count;
+		if ((rc = repl_reader_next(rd, REPL_FRAME_MAX, &g, err)))
+			break;
+		rc = batch_parse(&g, *next, &seq, &data, &n, &count, err);
+		if (!rc && seq != *next)
+			rc = st_error_set(err, ST_EPROTO, "batch at sequence %llu overlaps %llu",
+					  (unsigned long long)seq, (unsigned long long)*next);
+		if (!rc) {
+			repl_w_bytes(m, data + 12, n - 12);
+			*next = seq + count;
+		}
+		repl_frame_release(&g);
+	}
+	return rc;
+}
+
+static int on_batch(struct repl *r, struct repl_shard *sh, struct repl_reader *rd,
+		    struct kv_repl_pos *pos, const struct repl_frame *f, struct st_error *err)
+{
+	uint64_t seq;
+	const uint8_t *data;
+	size_t n;
+	uint32_t count;
+	int rc = batch_parse(f, pos->next_seq, &seq, &data, &n, &count, err);
+	if (rc)
+		return rc;
 	struct kv_repl_pos np = *pos;
 	np.next_seq = seq + count;
-	struct apply_arg a = {data, n, &np, err};
-	int rc = repl_role_apply(sh, apply_batch, &a, err);
+	struct repl_wbuf m = {0};
+	if (seq == pos->next_seq) {
+		/* the batches right behind it are merged into one write with the position */
+		repl_w_bytes(&m, data, n);
+		rc = batch_merge_more(rd, &m, &np.next_seq, err);
+		if (!rc && m.bad)
+			rc = st_error_set(err, ST_ENOMEM, "out of memory");
+		if (!rc) {
+			uint32_t total = (uint32_t)(np.next_seq - seq);
+			for (int i = 0; i < 4; i++)
+				m.p[8 + i] = (uint8_t)(total >> (8 * i));
+			data = m.p;
+			n = m.n;
+		}
+	}
+	if (!rc) {
+		struct apply_arg a = {data, n, &np, err};
+		rc = repl_role_apply(sh, apply_batch, &a, err);
+	}
+	repl_wbuf_release(&m);
 	if (rc < 0)
 		return rc;
 	*pos = np;
@@ -138,7 +204,7 @@ static int on_batch(struct repl *r, struct repl_shard *sh, int fd, struct kv_rep
 			usleep(1500000); /* widens the window a status reader must not see as caught up */
 		return st_error_set(err, ST_ECANCELED, "resync after an ingestion");
 	}
-	return send_ack(sh, fd, np.next_seq, err);
+	return send_ack(sh, rd->fd, np.next_seq, err);
 }
 
 static int on_heartbeat(struct repl *r, struct repl_shard *sh, const struct repl_frame *f,
@@ -263,9 +329,11 @@ static int session(struct repl *r, struct repl_shard *sh, int fd, struct st_erro
 	pthread_mutex_unlock(&r->mu);
 	if ((rc = send_hello(r, sh, fd, &pos, resync, err)))
 		return rc;
+	struct repl_reader rd;
+	repl_reader_init(&rd, fd);
 	while (!rc && !atomic_load(&r->stopping)) {
 		struct repl_frame f;
-		if ((rc = repl_recv(fd, REPL_FRAME_MAX, &f, err)))
+		if ((rc = repl_reader_next(&rd, REPL_FRAME_MAX, &f, err)))
 			break;
 		pthread_mutex_lock(&r->mu);
 		sh->heard_us = repl_now_us();
@@ -277,7 +345,7 @@ static int session(struct repl *r, struct repl_shard *sh, int fd, struct st_erro
 			break;
 		case REPL_BATCH:
 			tailing(r, sh);
-			rc = on_batch(r, sh, fd, &pos, &f, err);
+			rc = on_batch(r, sh, &rd, &pos, &f, err);
 			break;
 		case REPL_HEARTBEAT:
 			tailing(r, sh);
@@ -287,7 +355,7 @@ static int session(struct repl *r, struct repl_shard *sh, int fd, struct st_erro
 			rc = on_rewind(r, sh, &f, err);
 			break;
 		case REPL_RESYNC:
-			rc = repl_resync_recv(r, sh, fd, &f, &pos, err);
+			rc = repl_resync_recv(r, sh, &rd, &f, &pos, err);
 			if (!rc) {
 				pthread_mutex_lock(&r->mu);
 				sh->want_resync = 0;
@@ -310,6 +378,7 @@ static int session(struct repl *r, struct repl_shard *sh, int fd, struct st_erro
 		}
 		repl_frame_release(&f);
 	}
+	repl_reader_release(&rd);
 	return rc;
 }
 
@@ -355,6 +424,7 @@ static void *replica_main(void *arg)
 		int fd = repl_connect(addr, 2000000, &err);
 		if (fd >= 0) {
 			repl_set_timeouts(fd, r->o.send_timeout_us, RECV_TIMEOUT_US);
+			int64_t connected_us = repl_now_us();
 			pthread_mutex_lock(&r->mu);
 			sh->fd = fd;
 			int moved = sh->primary != primary;
@@ -365,8 +435,15 @@ static void *replica_main(void *arg)
 			close(fd);
 			if (sh->state == REPL_S_TAILING || sh->state == REPL_S_RESYNCING)
 				repl_set_state(r, sh, REPL_S_CONNECTING);
+			/* a session that streamed starts the backoff over; a kick for a requested
+			 * resync reconnects at once (the backoff of failed connects at start-up
+			 * must not delay it by seconds) */
+			int streamed = sh->heard_us >= connected_us;
+			int kicked = streamed && sh->want_resync;
+			if (streamed)
+				backoff = BACKOFF_MIN_US;
 			pthread_mutex_unlock(&r->mu);
-			if (rc == ST_ECANCELED) {
+			if (rc == ST_ECANCELED || (kicked && !atomic_load(&r->stopping))) {
 				backoff = BACKOFF_MIN_US; /* a deliberate reconnect (resync) */
 				continue;
 			}

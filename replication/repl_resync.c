@@ -245,8 +245,8 @@ static int install(struct repl *r, struct repl_shard *sh, void *arg)
 	return kv_shard_install(r->db, sh->shard, a->stage, a->pos, a->err);
 }
 
-int repl_resync_recv(struct repl *r, struct repl_shard *sh, int fd, const struct repl_frame *f,
-		     struct kv_repl_pos *pos, struct st_error *err)
+int repl_resync_recv(struct repl *r, struct repl_shard *sh, struct repl_reader *rd,
+		     const struct repl_frame *f, struct kv_repl_pos *pos, struct st_error *err)
 {
 	struct repl_rbuf rb = {f->payload, f->len, 0, 0};
 	memset(pos, 0, sizeof(*pos));
@@ -275,7 +275,8 @@ int repl_resync_recv(struct repl *r, struct repl_shard *sh, int fd, const struct
 	int rc = 0, finished = 0;
 	while (!rc && !finished) {
 		struct repl_frame g;
-		if ((rc = repl_recv(fd, REPL_FRAME_MAX, &g, err)))
+		/* in place: the file data is written from the reader's buffer, no copy */
+		if ((rc = repl_reader_view(rd, REPL_FRAME_MAX, &g, err)))
 			break;
 		switch (g.type) {
 		case REPL_FILE:
@@ -298,14 +299,17 @@ int repl_resync_recv(struct repl *r, struct repl_shard *sh, int fd, const struct
 						  (unsigned long long)bytes, (unsigned long long)total);
 			finished = 1;
 			break;
-		case REPL_ERROR:
-			rc = st_error_set(err, ST_ECLOSED, "primary: %s",
-					  g.len > 8 ? (char *)g.payload + 8 : "error");
+		case REPL_ERROR: {
+			struct repl_rbuf eb = {g.payload, g.len, 0, 0};
+			char msg[400];
+			repl_r_u32(&eb);
+			repl_r_str(&eb, msg, sizeof(msg));
+			rc = st_error_set(err, ST_ECLOSED, "primary: %s", msg[0] ? msg : "error");
 			break;
+		}
 		default:
 			rc = st_error_set(err, ST_EPROTO, "unexpected frame %u during resync", g.type);
 		}
-		repl_frame_release(&g);
 	}
 	if (rf.fd >= 0)
 		close(rf.fd);

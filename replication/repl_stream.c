@@ -124,34 +124,63 @@ static int io_error(struct st_error *err, const char *what)
 	return st_error_set(err, ST_ECLOSED, "replication %s: %s", what, strerror(errno));
 }
 
-int repl_send(int fd, uint8_t type, const void *payload, size_t len, struct st_error *err)
+/* Sends every byte of iov[0..n) (modified). */
+static int send_iov(int fd, struct iovec *iov, int n, struct st_error *err)
 {
-	if (len > REPL_FRAME_MAX)
-		return st_error_set(err, ST_ELIMIT, "frame of %zu bytes is too large", len);
 	if (ST_FAULT("repl.send"))
 		return st_error_set(err, ST_ECLOSED, "injected fault repl.send");
-	uint8_t hdr[REPL_HDR], tr[REPL_TRAILER];
-	repl_frame_wrap(type, payload, (uint32_t)len, hdr, tr);
-	struct iovec iov[3] = {{hdr, sizeof(hdr)}, {(void *)payload, len}, {tr, sizeof(tr)}};
 	int i = 0;
-	while (i < 3) {
+	while (i < n) {
 		/* MSG_NOSIGNAL: a peer that went away is an error here, not a SIGPIPE that
 		 * kills a process (strata-admin, tests) which did not ignore the signal */
-		struct msghdr mh = {.msg_iov = iov + i, .msg_iovlen = (size_t)(3 - i)};
+		struct msghdr mh = {.msg_iov = iov + i, .msg_iovlen = (size_t)(n - i)};
 		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			return io_error(err, "send");
 		}
-		while (i < 3 && (size_t)w >= iov[i].iov_len)
+		while (i < n && (size_t)w >= iov[i].iov_len)
 			w -= (ssize_t)iov[i++].iov_len;
-		if (i < 3) {
+		if (i < n) {
 			iov[i].iov_base = (uint8_t *)iov[i].iov_base + w;
 			iov[i].iov_len -= (size_t)w;
 		}
 	}
 	return 0;
+}
+
+int repl_send(int fd, uint8_t type, const void *payload, size_t len, struct st_error *err)
+{
+	if (len > REPL_FRAME_MAX)
+		return st_error_set(err, ST_ELIMIT, "frame of %zu bytes is too large", len);
+	uint8_t hdr[REPL_HDR], tr[REPL_TRAILER];
+	repl_frame_wrap(type, payload, (uint32_t)len, hdr, tr);
+	struct iovec iov[3] = {{hdr, sizeof(hdr)}, {(void *)payload, len}, {tr, sizeof(tr)}};
+	return send_iov(fd, iov, 3, err);
+}
+
+void repl_w_frame(struct repl_wbuf *w, uint8_t type, const void *payload, size_t len)
+{
+	uint8_t hdr[REPL_HDR], tr[REPL_TRAILER];
+	if (len > REPL_FRAME_MAX) {
+		w->bad = 1;
+		return;
+	}
+	repl_frame_wrap(type, payload, (uint32_t)len, hdr, tr);
+	repl_w_bytes(w, hdr, sizeof(hdr));
+	repl_w_bytes(w, payload, len);
+	repl_w_bytes(w, tr, sizeof(tr));
+}
+
+int repl_send_wbuf(int fd, struct repl_wbuf *w, struct st_error *err)
+{
+	if (w->bad)
+		return st_error_set(err, ST_ENOMEM, "out of memory for queued frames");
+	struct iovec iov = {w->p, w->n};
+	int rc = w->n ? send_iov(fd, &iov, 1, err) : 0;
+	w->n = 0;
+	return rc;
 }
 
 static int read_full(int fd, void *buf, size_t n, struct st_error *err)
@@ -194,6 +223,104 @@ int repl_recv(int fd, uint32_t max, struct repl_frame *f, struct st_error *err)
 	f->type = hdr[4];
 	f->len = len;
 	f->payload = payload;
+	return 0;
+}
+
+void repl_reader_init(struct repl_reader *rd, int fd)
+{
+	memset(rd, 0, sizeof(*rd));
+	rd->fd = fd;
+}
+
+void repl_reader_release(struct repl_reader *rd)
+{
+	free(rd->buf);
+	rd->buf = NULL;
+	rd->off = rd->len = rd->cap = 0;
+}
+
+int repl_reader_ready(const struct repl_reader *rd, uint8_t *type)
+{
+	size_t n = rd->len - rd->off;
+	const uint8_t *h = rd->buf + rd->off;
+	if (n < REPL_HDR || n < REPL_HDR + (size_t)get_u32(h + 8) + REPL_TRAILER)
+		return 0;
+	*type = h[4];
+	return 1;
+}
+
+/* Reads until a whole frame is buffered at rd->off (its header checked); 0 or an error. */
+static int reader_fill(struct repl_reader *rd, uint32_t max, struct st_error *err)
+{
+	for (;;) {
+		size_t n = rd->len - rd->off;
+		const uint8_t *h = rd->buf + rd->off;
+		if (n >= 4 && memcmp(h, REPL_MAGIC, 4))
+			return check_header(h, max, err);
+		if (n >= REPL_HDR) {
+			int rc = check_header(h, max, err);
+			if (rc)
+				return rc;
+			if (n >= REPL_HDR + (size_t)get_u32(h + 8) + REPL_TRAILER)
+				return 0;
+		}
+		/* more bytes needed: room for at least the whole frame */
+		size_t want = n >= REPL_HDR ? REPL_HDR + (size_t)get_u32(h + 8) + REPL_TRAILER
+					    : REPL_HDR;
+		if (rd->off) {
+			memmove(rd->buf, rd->buf + rd->off, n);
+			rd->off = 0;
+			rd->len = n;
+		}
+		if (want < REPL_READ_CHUNK)
+			want = REPL_READ_CHUNK;
+		if (rd->cap < want) {
+			uint8_t *p = realloc(rd->buf, want);
+			if (!p)
+				return st_error_set(err, ST_ENOMEM, "out of memory for a %zu byte frame",
+						    want);
+			rd->buf = p;
+			rd->cap = want;
+		}
+		ssize_t r = read(rd->fd, rd->buf + rd->len, rd->cap - rd->len);
+		if (r == 0)
+			return st_error_set(err, ST_ECLOSED, "replication peer closed the connection");
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return io_error(err, "receive");
+		}
+		rd->len += (size_t)r;
+	}
+}
+
+int repl_reader_next(struct repl_reader *rd, uint32_t max, struct repl_frame *f,
+		     struct st_error *err)
+{
+	size_t used;
+	int rc = reader_fill(rd, max, err);
+	if (!rc)
+		rc = repl_frame_parse(rd->buf + rd->off, rd->len - rd->off, max, f, &used, err);
+	if (!rc)
+		rd->off += used;
+	return rc;
+}
+
+int repl_reader_view(struct repl_reader *rd, uint32_t max, struct repl_frame *f,
+		     struct st_error *err)
+{
+	int rc = reader_fill(rd, max, err);
+	if (rc)
+		return rc;
+	const uint8_t *h = rd->buf + rd->off;
+	uint32_t len = get_u32(h + 8);
+	if (get_u64(h + REPL_HDR + len) != frame_sum(h[4], len, h + REPL_HDR))
+		return st_error_set(err, ST_EPROTO, "replication stream: checksum mismatch in a "
+				    "frame of type %u", h[4]);
+	f->type = h[4];
+	f->len = len;
+	f->payload = (uint8_t *)h + REPL_HDR;
+	rd->off += REPL_HDR + (size_t)len + REPL_TRAILER;
 	return 0;
 }
 

@@ -60,6 +60,31 @@ void repl_frame_wrap(uint8_t type, const void *payload, uint32_t len, uint8_t *h
  * a timeout is ST_ECLOSED with "timed out" in the message. */
 int repl_send(int fd, uint8_t type, const void *payload, size_t len, struct st_error *err);
 int repl_recv(int fd, uint32_t max, struct repl_frame *f, struct st_error *err);
+/* Queued sending: frames appended to a buffer go out with one send (a burst of batches
+ * costs one syscall); repl_send_wbuf empties the buffer whether or not it succeeded. */
+struct repl_wbuf;
+void repl_w_frame(struct repl_wbuf *w, uint8_t type, const void *payload, size_t len);
+int repl_send_wbuf(int fd, struct repl_wbuf *w, struct st_error *err);
+/* Buffered receiving: one read() takes whatever has arrived and frames are parsed from the
+ * buffer, so a burst of frames costs one syscall, and repl_reader_ready says, without
+ * blocking, whether a whole frame is already there (a replica merges the batches it has). */
+#define REPL_READ_CHUNK (256u << 10)
+struct repl_reader {
+	int fd;
+	uint8_t *buf;
+	size_t off, len, cap;
+};
+void repl_reader_init(struct repl_reader *rd, int fd);
+void repl_reader_release(struct repl_reader *rd);
+/* The next frame, as repl_recv (blocking, the socket's timeout). */
+int repl_reader_next(struct repl_reader *rd, uint32_t max, struct repl_frame *f,
+		     struct st_error *err);
+/* As repl_reader_next without a copy: f->payload points into the reader's buffer (not
+ * NUL-terminated) and stays valid until the next call on rd; do not release it. */
+int repl_reader_view(struct repl_reader *rd, uint32_t max, struct repl_frame *f,
+		     struct st_error *err);
+/* 1 and its type when a whole frame is buffered (not yet checked), else 0. */
+int repl_reader_ready(const struct repl_reader *rd, uint8_t *type);
 /* Sends an ERROR frame (best effort). */
 void repl_send_error(int fd, int code, const char *msg);
 

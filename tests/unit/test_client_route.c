@@ -16,7 +16,17 @@
  *        "ok VALUE" or the error
  *   --shard-of NSHARDS ENTITY   prints the entity's shard
  *   --soak SEEDS SECONDS   one long-lived client writes and reads back counters until the
- *        time is up (a layout change happens meanwhile); any failure exits 1 */
+ *        time is up (a layout change happens meanwhile); any failure exits 1
+ *   --model SEEDS SEED   random puts, deletes, multi-gets and pipelined batches (several
+ *        multi-gets, puts and deletes in one batch) against a reference map of the latest
+ *        value of every (entity, feature)
+ *   --join-load SEEDS   writes entities j0..j399 (x = 7 * i) for --join-soak
+ *   --join-soak SEEDS SECONDS   one streaming join kept busy (pushes, reads) until the time
+ *        is up while the layout changes under it; every row checked
+ *   --partial SEEDS DOWN_SHARD NSHARDS TIMEOUT_MS   one batch while the primary of DOWN_SHARD
+ *        is dead: operations that avoid the shard succeed, the one that needs it fails
+ *        with STRATA_EUNAVAILABLE, all of them within one timeout (they wait at once);
+ *        prints "partial ok" */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -481,6 +491,374 @@ static int soak_mode(const char *seeds, int seconds)
 	return 0;
 }
 
+/* ---- the model test ---- */
+
+enum { MNE = 300, MNF = 2 };
+static const char *const mfeats[MNF] = {"x", "s"};
+
+struct mcell {
+	int set;       /* 0: never written or deleted last */
+	int64_t ts, x;
+	char s[16];
+};
+
+struct mrun {
+	strata *c;
+	char ents[MNE][16];
+	struct mcell m[MNE][MNF];
+	int64_t ts;
+	char sbuf[256][16];
+	struct strata_cell cells[256];
+};
+
+/* Adds n random cells over entities chosen by pick (< MNE, or -1 = any) to r->cells. */
+static size_t m_cells(struct mrun *r, size_t n, const uint8_t *allowed)
+{
+	for (size_t k = 0; k < n; k++) {
+		int ei;
+		do
+			ei = rand() % MNE;
+		while (allowed && !allowed[ei]);
+		int f = rand() % MNF;
+		struct strata_cell *c = &r->cells[k];
+		*c = (struct strata_cell){r->ents[ei], strlen(r->ents[ei]), mfeats[f], ++r->ts, {0}};
+		if (f == 0) {
+			c->value = (struct strata_value){.type = STRATA_I64, .i64 = rand()};
+		} else {
+			int len = snprintf(r->sbuf[k], sizeof(r->sbuf[k]), "v%d", rand() % 100000);
+			c->value = (struct strata_value){.type = STRATA_STR, .len = (uint32_t)len,
+							 .ptr = r->sbuf[k]};
+		}
+	}
+	return n;
+}
+
+static int m_index(const struct mrun *r, const char *e)
+{
+	return atoi(e + 1);
+}
+
+static void m_apply(struct mrun *r, size_t n)
+{
+	for (size_t k = 0; k < n; k++) {
+		const struct strata_cell *c = &r->cells[k];
+		struct mcell *m = &r->m[m_index(r, c->entity)][c->feature[0] == 's'];
+		m->set = 1;
+		m->ts = c->ts;
+		if (c->value.type == STRATA_I64)
+			m->x = c->value.i64;
+		else
+			snprintf(m->s, sizeof(m->s), "%.*s", (int)c->value.len, (const char *)c->value.ptr);
+	}
+}
+
+static int m_check(const struct mrun *r, const char *const *q, size_t n,
+		   const struct strata_result *res, const char *what)
+{
+	for (size_t i = 0; i < n; i++)
+		for (int f = 0; f < MNF; f++) {
+			const struct strata_result *x = &res[i * MNF + f];
+			int ei = q[i][0] == 'm' ? m_index(r, q[i]) : -1;
+			const struct mcell *m = ei >= 0 ? &r->m[ei][f] : NULL;
+			int ok = m && m->set ? x->found && x->ts == m->ts &&
+						       (f == 0 ? x->value.i64 == m->x
+							       : x->value.len == strlen(m->s) &&
+									 !memcmp(x->value.ptr, m->s,
+										 x->value.len))
+					     : !x->found;
+			if (!ok) {
+				fprintf(stderr, "%s: item %zu (%s) feature %s: found %d ts %lld, model "
+					"set %d ts %lld\n", what, i, q[i], mfeats[f], x->found,
+					(long long)x->ts, m ? m->set : 0, m ? (long long)m->ts : 0LL);
+				return 1;
+			}
+		}
+	return 0;
+}
+
+/* n random entity names (some unknown, repeats allowed) chosen among allowed (NULL: all). */
+static void m_query(struct mrun *r, const char **q, size_t *ql, size_t n, char (*extra)[16],
+		    const uint8_t *allowed)
+{
+	for (size_t i = 0; i < n; i++) {
+		int ei = -1;
+		if (rand() % 12) {
+			do
+				ei = rand() % MNE;
+			while (allowed && !allowed[ei]);
+		}
+		if (ei < 0) {
+			snprintf(extra[i], sizeof(extra[i]), "none%d", rand());
+			q[i] = extra[i];
+		} else {
+			q[i] = r->ents[ei];
+		}
+		ql[i] = strlen(q[i]);
+	}
+}
+
+static void m_table(strata *c)
+{
+	struct strata_feature_def f[MNF] = {{"x", STRATA_I64, 0, 0, 0}, {"s", STRATA_STR, 0, 0, 0}};
+	struct strata_table t = {.name = "mt", .nfeatures = MNF, .features = f};
+	struct strata_error e = {0};
+	if (strata_table_create(c, &t, &e))
+		die("create", &e);
+	/* the registry reaches every primary asynchronously: wait until a put spanning all
+	 * shards is accepted */
+	struct strata_cell cl[64];
+	char en[64][16];
+	for (int i = 0; i < 64; i++) {
+		snprintf(en[i], sizeof(en[i]), "warm%d", i);
+		cl[i] = (struct strata_cell){en[i], strlen(en[i]), "x", 1, {.type = STRATA_I64}};
+	}
+	int rc;
+	for (int tries = 0; (rc = strata_put(c, "mt", cl, 64, &e)) == STRATA_ENOTFOUND &&
+			    tries < 200; tries++)
+		usleep(50000);
+	if (rc)
+		die("warm-up put", &e);
+}
+
+static int model_mode(const char *seeds, unsigned seed)
+{
+	static struct mrun r;
+	struct strata_error e = {0};
+	r.c = conn(seeds, 10000);
+	r.ts = 1767225600000000LL;
+	srand(seed);
+	for (int i = 0; i < MNE; i++)
+		snprintf(r.ents[i], sizeof(r.ents[i]), "m%d", i);
+	m_table(r.c);
+	static const char *q[8][160];
+	static size_t ql[8][160];
+	static char extra[8][160][16];
+	static struct strata_result res[160 * MNF];
+	size_t mgets = 0, bops = 0;
+	for (int round = 0; round < 40; round++) {
+		/* a put spanning shards, now and then a delete */
+		size_t n = m_cells(&r, 1 + (size_t)(rand() % 200), NULL);
+		if (strata_put(r.c, "mt", r.cells, n, &e))
+			die("put", &e);
+		m_apply(&r, n);
+		if (rand() % 3 == 0) {
+			int ei = rand() % MNE;
+			int64_t ts = ++r.ts;
+			if (strata_delete(r.c, "mt", r.ents[ei], strlen(r.ents[ei]), NULL, 0, ts, &e))
+				die("delete", &e);
+			for (int f = 0; f < MNF; f++)
+				r.m[ei][f].set = 0;
+		}
+		/* multi-gets in random order, repeats and unknown entities included */
+		for (int g = 0; g < 3; g++) {
+			size_t k = 1 + (size_t)(rand() % 160);
+			m_query(&r, q[0], ql[0], k, extra[0], NULL);
+			if (strata_multiget(r.c, "mt", q[0], ql[0], k, mfeats, MNF, NULL, res, &e))
+				die("multiget", &e);
+			if (m_check(&r, q[0], k, res, "multiget"))
+				return 1;
+			strata_result_release(res, k * MNF);
+			mgets += k;
+		}
+		/* a pipelined batch: multi-gets over one half of the entities, puts and a delete
+		 * over the other (so the outcome does not depend on the order the nodes run them) */
+		uint8_t readable[MNE], writable[MNE];
+		for (int i = 0; i < MNE; i++)
+			writable[i] = !(readable[i] = rand() % 2);
+		strata_batch *b = strata_batch_new(r.c);
+		size_t nget = 1 + (size_t)(rand() % 8), kk[8], np = 0;
+		int del = -1;
+		for (size_t g = 0; g < nget; g++) {
+			kk[g] = 1 + (size_t)(rand() % 160);
+			m_query(&r, q[g], ql[g], kk[g], extra[g], readable);
+			if (strata_batch_multiget(b, "mt", q[g], ql[g], kk[g], mfeats, MNF, NULL) < 0)
+				die("batch multiget", NULL);
+			if (g == 0) { /* puts and a delete in the middle of the reads */
+				np = m_cells(&r, 1 + (size_t)(rand() % 120), writable);
+				if (strata_batch_put(b, "mt", r.cells, np) < 0)
+					die("batch put", NULL);
+				do
+					del = rand() % MNE;
+				while (!writable[del]);
+				if (strata_batch_delete(b, "mt", r.ents[del], strlen(r.ents[del]), NULL,
+							0, ++r.ts) < 0)
+					die("batch delete", NULL);
+			}
+		}
+		if (strata_batch_exec(b, &e))
+			die("batch exec", &e);
+		for (size_t i = 0; i < strata_batch_count(b); i++)
+			if (strata_batch_status(b, i, &e))
+				die("batch operation", &e);
+		for (size_t g = 0, op = 0; g < nget; g++, op += g == 1 ? 3 : 1) {
+			size_t nr;
+			const struct strata_result *x = strata_batch_results(b, op, &nr);
+			if (nr != kk[g] * MNF)
+				return fprintf(stderr, "batch get %zu: %zu results\n", g, nr), 1;
+			if (m_check(&r, q[g], kk[g], x, "batch multiget"))
+				return 1;
+		}
+		m_apply(&r, np);
+		/* the delete's tombstone is newer than every cell the batch wrote */
+		for (int f = 0; f < MNF; f++)
+			r.m[del][f].set = 0;
+		bops += strata_batch_count(b);
+		strata_batch_free(b);
+	}
+	/* every entity once, in a random order, against the final model */
+	size_t k = 0;
+	for (int i = 0; i < 160; i++)
+		q[0][k] = r.ents[rand() % MNE], ql[0][k] = strlen(q[0][k]), k++;
+	if (strata_multiget(r.c, "mt", q[0], ql[0], k, mfeats, MNF, NULL, res, &e))
+		die("final multiget", &e);
+	if (m_check(&r, q[0], k, res, "final multiget"))
+		return 1;
+	strata_result_release(res, k * MNF);
+	printf("model: %zu multi-get entities and %zu batch operations equal the reference map\n",
+	       mgets, bops);
+	strata_close(r.c);
+	return 0;
+}
+
+/* ---- a join across layout changes ---- */
+
+enum { JNE = 400 };
+
+static int join_load_mode(const char *seeds)
+{
+	strata *c = conn(seeds, 10000);
+	struct strata_error e = {0};
+	struct strata_feature_def f[] = {{"x", STRATA_I64, 0, 0, 0}};
+	struct strata_table t = {.name = "jt", .nfeatures = 1, .features = f};
+	if (strata_table_create(c, &t, &e))
+		die("create", &e);
+	static char en[JNE][16];
+	static struct strata_cell cl[JNE];
+	for (int i = 0; i < JNE; i++) {
+		snprintf(en[i], sizeof(en[i]), "j%d", i);
+		cl[i] = (struct strata_cell){en[i], strlen(en[i]), "x", 1767225600000000LL,
+					     {.type = STRATA_I64, .i64 = 7 * i}};
+	}
+	int rc;
+	for (int tries = 0; (rc = strata_put(c, "jt", cl, JNE, &e)) == STRATA_ENOTFOUND &&
+			    tries < 200; tries++)
+		usleep(50000);
+	if (rc)
+		die("put", &e);
+	strata_close(c);
+	return 0;
+}
+
+static int join_soak_mode(const char *seeds, int seconds)
+{
+	strata *c = conn(seeds, 20000);
+	struct strata_error e = {0};
+	const char *f[] = {"x"};
+	strata_join *j;
+	if (strata_join_open(c, "jt", f, 1, STRATA_TS_MAX, 16, &j, &e))
+		die("join open", &e);
+	/* the expected x of each pushed row not yet read: -1 = an unknown entity */
+	size_t cap = 1 << 16, head = 0, n = 0, rows = 0;
+	int *want = malloc(cap * sizeof(*want));
+	int64_t end = srvh_ms() + seconds * 1000LL;
+	char buf[32];
+	srand(4242);
+	while (srvh_ms() < end || n) {
+		int push = srvh_ms() < end ? 1 + rand() % 100 : 0;
+		for (int k = 0; k < push && n < cap; k++) {
+			int i = rand() % (JNE + 20);
+			int len = i < JNE ? snprintf(buf, sizeof(buf), "j%d", i)
+					  : snprintf(buf, sizeof(buf), "nope%d", i);
+			if (strata_join_push(j, buf, (size_t)len, 1767225600000000LL + 1000, &e) < 0)
+				die("join push", &e);
+			want[(head + n++) % cap] = i < JNE ? 7 * i : -1;
+		}
+		int pull = push ? rand() % 100 : (int)n;
+		const struct strata_result *row;
+		for (int k = 0; k < pull && n; k++) {
+			int rc = strata_join_next(j, &row, &e);
+			if (rc != 1)
+				die("join next", rc < 0 ? &e : NULL);
+			int w = want[head];
+			if (w < 0 ? row->found : !row->found || row->value.i64 != w) {
+				fprintf(stderr, "join row %zu: found %d value %lld, expected %d\n", rows,
+					row->found, (long long)row->value.i64, w);
+				return 1;
+			}
+			head = (head + 1) % cap;
+			n--;
+			rows++;
+		}
+	}
+	const struct strata_result *row;
+	if (strata_join_next(j, &row, &e) != 0)
+		die("join: rows beyond those pushed", &e);
+	strata_join_close(j);
+	free(want);
+	printf("join: %zu rows in push order across the layout changes\n", rows);
+	strata_close(c);
+	return 0;
+}
+
+/* One batch while the primary of shard `down` is dead. */
+static int partial_mode(const char *seeds, int down, int nshards, int timeout_ms)
+{
+	strata *c = conn(seeds, timeout_ms);
+	struct strata_error e = {0};
+	struct sc_layout l = {.nshards = nshards};
+	static char in[64][16], out[64][16];
+	const char *qi[64], *qo[64];
+	size_t li[64], lo[64], ni = 0, no = 0;
+	for (int i = 0; i < JNE && (ni < 64 || no < 64); i++) {
+		char en[16];
+		int len = snprintf(en, sizeof(en), "j%d", i);
+		if (sc_layout_shard_of(&l, en, (size_t)len) == down && ni < 64)
+			strcpy(in[ni], en), qi[ni] = in[ni], li[ni] = (size_t)len, ni++;
+		else if (sc_layout_shard_of(&l, en, (size_t)len) != down && no < 64)
+			strcpy(out[no], en), qo[no] = out[no], lo[no] = (size_t)len, no++;
+	}
+	const char *f[] = {"x"};
+	const char *mix[2] = {qo[0], qi[0]};
+	size_t lmix[2] = {lo[0], li[0]};
+	struct strata_cell cl = {qo[1], lo[1], "x", 1767225600000000LL, {.type = STRATA_I64,
+									 .i64 = 7 * atoi(qo[1] + 1)}};
+	strata_batch *b = strata_batch_new(c);
+	strata_batch_multiget(b, "jt", qo, lo, no, f, 1, NULL);  /* other shards only */
+	strata_batch_multiget(b, "jt", mix, lmix, 2, f, 1, NULL); /* needs the dead node */
+	strata_batch_put(b, "jt", &cl, 1);                         /* other shards only */
+	/* two more that need it: all wait at once, so the batch ends within one timeout */
+	strata_batch_multiget(b, "jt", qi, li, ni, f, 1, NULL);
+	strata_batch_get(b, "jt", qi[1], li[1], f, 1, NULL);
+	int64_t t0 = srvh_ms();
+	int rc = strata_batch_exec(b, &e);
+	int64_t took = srvh_ms() - t0;
+	if (rc)
+		die("batch exec", &e);
+	if (strata_batch_status(b, 0, &e))
+		die("the multi-get avoiding the dead node", &e);
+	size_t nr;
+	const struct strata_result *x = strata_batch_results(b, 0, &nr);
+	for (size_t i = 0; i < no; i++)
+		if (!x[i].found || x[i].value.i64 != 7 * atoi(qo[i] + 1))
+			return fprintf(stderr, "partial: %s wrong\n", qo[i]), 1;
+	if (strata_batch_status(b, 2, &e))
+		die("the put avoiding the dead node", &e);
+	rc = strata_batch_status(b, 1, &e);
+	if (rc != STRATA_EUNAVAILABLE)
+		return fprintf(stderr, "the multi-get needing the dead node: %d %s\n", rc, e.msg), 1;
+	if (strata_batch_results(b, 1, &nr) || nr)
+		return fprintf(stderr, "a failed multi-get kept results\n"), 1;
+	for (size_t i = 3; i < 5; i++)
+		if (strata_batch_status(b, i, NULL) != STRATA_EUNAVAILABLE)
+			return fprintf(stderr, "operation %zu did not fail\n", i), 1;
+	if (took > timeout_ms + 1000)
+		return fprintf(stderr, "the batch took %lld ms\n", (long long)took), 1;
+	printf("partial ok: %s\n", e.msg);
+	strata_batch_free(b);
+	strata_close(c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 5 && !strcmp(argv[1], "--check"))
@@ -496,6 +874,14 @@ int main(int argc, char **argv)
 	}
 	if (argc == 4 && !strcmp(argv[1], "--soak"))
 		return soak_mode(argv[2], atoi(argv[3]));
+	if (argc == 4 && !strcmp(argv[1], "--model"))
+		return model_mode(argv[2], (unsigned)atoi(argv[3]));
+	if (argc == 3 && !strcmp(argv[1], "--join-load"))
+		return join_load_mode(argv[2]);
+	if (argc == 4 && !strcmp(argv[1], "--join-soak"))
+		return join_soak_mode(argv[2], atoi(argv[3]));
+	if (argc == 6 && !strcmp(argv[1], "--partial"))
+		return partial_mode(argv[2], atoi(argv[3]), atoi(argv[4]), atoi(argv[5]));
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_layout_parse),
 		cmocka_unit_test(test_shard_rule),

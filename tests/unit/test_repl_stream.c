@@ -118,6 +118,80 @@ static void expect_layout_error(const char *text, const char *needle)
 #define NODES "[node a]\naddr = 127.0.0.1:1\nrepl = 127.0.0.1:2\n" \
 	      "[node b]\naddr = 127.0.0.1:3\nrepl = 127.0.0.1:4\n"
 
+/* The buffered reader and the queued writer: random frames written with one send each
+ * (repl_w_frame + repl_send_wbuf) and fed to the socket in random splits come back equal,
+ * copied (repl_reader_next) or in place (repl_reader_view); repl_reader_ready says yes only
+ * for a whole buffered frame; a flipped byte is EPROTO and a truncated stream ECLOSED. */
+static void test_reader_writer(void **state)
+{
+	(void)state;
+	srand(777);
+	for (int round = 0; round < 60; round++) {
+		int sv[2];
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		enum { NF = 12 };
+		uint8_t pay[NF][3000];
+		uint32_t len[NF];
+		struct repl_wbuf w = {0};
+		for (int i = 0; i < NF; i++) {
+			len[i] = (uint32_t)(rand() % 3000);
+			for (uint32_t k = 0; k < len[i]; k++)
+				pay[i][k] = (uint8_t)rand();
+			repl_w_frame(&w, (uint8_t)(1 + i % REPL_TYPE_MAX), pay[i], len[i]);
+		}
+		int damage = round % 3 == 2, cut = round % 3 == 1;
+		size_t total = w.n;
+		int bad = -1; /* the frame whose payload or checksum gets a flipped bit */
+		if (damage) {
+			size_t off = 0;
+			bad = rand() % NF;
+			for (int k = 0; k < bad; k++)
+				off += REPL_HDR + len[k] + REPL_TRAILER;
+			w.p[off + REPL_HDR + (size_t)rand() % (len[bad] + REPL_TRAILER)] ^= 0x10;
+		}
+		/* small pieces through the socket buffer */
+		size_t end = cut ? total - 1 - (size_t)rand() % 20 : total;
+		for (size_t off = 0; off < end;) {
+			size_t k = 1 + (size_t)rand() % 4000;
+			if (k > end - off)
+				k = end - off;
+			assert_int_equal(write(sv[0], w.p + off, k), (ssize_t)k);
+			off += k;
+		}
+		shutdown(sv[0], SHUT_WR);
+		struct repl_reader rd;
+		repl_reader_init(&rd, sv[1]);
+		int i = 0, rc = 0;
+		for (; i < NF; i++) {
+			struct repl_frame f;
+			struct st_error e = {0};
+			uint8_t type;
+			if (repl_reader_ready(&rd, &type))
+				assert_int_equal(type, 1 + i % REPL_TYPE_MAX);
+			rc = i % 2 ? repl_reader_view(&rd, REPL_FRAME_MAX, &f, &e)
+				   : repl_reader_next(&rd, REPL_FRAME_MAX, &f, &e);
+			if (rc)
+				break;
+			assert_int_equal(f.type, 1 + i % REPL_TYPE_MAX);
+			assert_int_equal(f.len, len[i]);
+			if (len[i])
+				assert_memory_equal(f.payload, pay[i], len[i]);
+			if (!(i % 2))
+				repl_frame_release(&f);
+		}
+		if (damage)
+			assert_true(rc == ST_EPROTO && i == bad);
+		else if (cut)
+			assert_true(rc == ST_ECLOSED && i == NF - 1);
+		else
+			assert_true(rc == 0 && i == NF);
+		repl_reader_release(&rd);
+		repl_wbuf_release(&w);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
 static void test_layout(void **state)
 {
 	struct repl_layout l;
@@ -542,6 +616,7 @@ int main(void)
 		cmocka_unit_test(test_frame_roundtrip_and_damage),
 		cmocka_unit_test(test_frame_random_bytes),
 		cmocka_unit_test(test_payload_reader_bounds),
+		cmocka_unit_test(test_reader_writer),
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_replica_rewind_frames),
 	};
