@@ -183,18 +183,27 @@ int repl_send_wbuf(int fd, struct repl_wbuf *w, struct st_error *err)
 	return rc;
 }
 
+/* One read of up to n bytes (n > 0): how many arrived, or an error (closed, timed out). */
+static ssize_t read_some(int fd, void *buf, size_t n, struct st_error *err)
+{
+	for (;;) {
+		ssize_t r = read(fd, buf, n);
+		if (r > 0)
+			return r;
+		if (r == 0)
+			return st_error_set(err, ST_ECLOSED, "replication peer closed the connection");
+		if (errno != EINTR)
+			return io_error(err, "receive");
+	}
+}
+
 static int read_full(int fd, void *buf, size_t n, struct st_error *err)
 {
 	uint8_t *p = buf;
 	while (n) {
-		ssize_t r = read(fd, p, n);
-		if (r == 0)
-			return st_error_set(err, ST_ECLOSED, "replication peer closed the connection");
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return io_error(err, "receive");
-		}
+		ssize_t r = read_some(fd, p, n, err);
+		if (r < 0)
+			return (int)r;
 		p += r;
 		n -= (size_t)r;
 	}
@@ -282,14 +291,9 @@ static int reader_fill(struct repl_reader *rd, uint32_t max, struct st_error *er
 			rd->buf = p;
 			rd->cap = want;
 		}
-		ssize_t r = read(rd->fd, rd->buf + rd->len, rd->cap - rd->len);
-		if (r == 0)
-			return st_error_set(err, ST_ECLOSED, "replication peer closed the connection");
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return io_error(err, "receive");
-		}
+		ssize_t r = read_some(rd->fd, rd->buf + rd->len, rd->cap - rd->len, err);
+		if (r < 0)
+			return (int)r;
 		rd->len += (size_t)r;
 	}
 }
