@@ -70,12 +70,21 @@ int kv_meta_get(struct kv_db *db, const char *key, char **out, size_t *len,
 		struct st_error *err)
 {
 	char *rerr = NULL;
-	*out = rocksdb_get(db->meta, db->ro, key, strlen(key), len, &rerr);
+	*out = NULL;
+	char *v = rocksdb_get(db->meta, db->ro, key, strlen(key), len, &rerr);
 	if (rerr)
 		return kv_rocks_err(err, rerr, "meta read");
-	if (!*out)
+	if (!v)
 		return st_error_set(err, ST_ENOTFOUND, "no meta key '%s'", key);
-	return 0;
+	/* RocksDB's copy is exactly len bytes, no terminator: callers parse numbers with
+	 * strtoull, which would read on into the heap ("2" followed by a stray '5' read as 25) */
+	*out = malloc(*len + 1);
+	if (*out) {
+		memcpy(*out, v, *len);
+		(*out)[*len] = '\0';
+	}
+	rocksdb_free(v);
+	return *out ? 0 : st_error_set(err, ST_ENOMEM, "out of memory");
 }
 
 int kv_meta_put(struct kv_db *db, const char *key, const char *val, size_t len,

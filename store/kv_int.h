@@ -127,7 +127,8 @@ char *kv_table_to_json(const struct kv_table *t);
 int kv_table_from_json(const char *s, size_t len, struct kv_table **out, struct st_error *err);
 struct kv_table *kv_table_dup(const struct kv_table *t);
 
-/* Meta db get/put of a small value; get returns ST_ENOTFOUND when missing. *out malloc'ed. */
+/* Meta db get/put of a small value; get returns ST_ENOTFOUND when missing. *out is malloc'ed
+ * (caller frees) and NUL-terminated after its len bytes. */
 int kv_meta_get(struct kv_db *db, const char *key, char **out, size_t *len,
 		struct st_error *err);
 int kv_meta_put(struct kv_db *db, const char *key, const char *val, size_t len,
