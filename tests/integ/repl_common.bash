@@ -14,6 +14,7 @@ trap cleanup EXIT
 fail() {
   echo "FAIL: $*"
   for f in "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; }; done
+  echo "FAIL: $*" # again, last: the runner shows only the tail of this output
   echo "rerun: BIN=$BIN bash $0"
   exit 1
 }
