@@ -19,6 +19,9 @@ fail() {
   exit 1
 }
 
+# drv ARGS: the libstrata routing driver (tests/unit/test_client_route), leaks checked under ASan.
+drv() { ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1 "$PWD/$BIN/tests/test_client_route" "$@"; }
+
 # free_port: a TCP port nothing listens on now.
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

@@ -9,8 +9,6 @@
 # Rerun by hand: BIN=bin bash tests/integ/repl_route_batch.sh
 set -uo pipefail
 source tests/integ/repl_common.bash
-D="$PWD/$BIN/tests/test_client_route"
-drv() { ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1 "$D" "$@"; }
 
 make_split_cluster "a b c a" a b c
 for n in a b c; do start $n; done
