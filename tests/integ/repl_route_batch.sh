@@ -14,7 +14,7 @@ make_split_cluster "a b c a" a b c
 for n in a b c; do start $n; done
 SEEDS="${ADDR[a]},${ADDR[b]}"
 
-seed=$RANDOM
+seed=${SEED:-$RANDOM} # SEED= replays a run
 drv --model "$SEEDS" "$seed" > "$T/model.out" 2>&1 || fail "model (seed $seed): $(cat "$T/model.out")"
 cat "$T/model.out"
 
