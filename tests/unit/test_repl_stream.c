@@ -236,33 +236,41 @@ static int free_port(void)
 	return ntohs(sa.sin_port);
 }
 
-static int live_setup(void **state)
+/* Opens a store of nshards in ddir and starts node `node` of a two-node layout (a primary
+ * with its stream at a_repl, b a replica): the set-up of the live tests. */
+static void start_node(const char *ddir, int nshards, const char *a_repl, const char *node,
+		       struct kv_db **db, struct repl **r)
 {
-	snprintf(dir, sizeof(dir), "/tmp/strata-repl-%d", getpid());
-	rm_rf(dir);
-	static struct live lv;
 	char text[512];
-	int port = free_port();
-	snprintf(lv.addr, sizeof(lv.addr), "127.0.0.1:%d", port);
-	snprintf(text, sizeof(text), "[cluster]\nshards = 2\n[node a]\naddr = 127.0.0.1:1\nrepl = %s\n"
-		 "[node b]\naddr = 127.0.0.1:3\nrepl = 127.0.0.1:%d\n[shard *]\nprimary = a\n"
-		 "replicas = b\n", lv.addr, free_port());
+	snprintf(text, sizeof(text), "[cluster]\nshards = %d\n[node a]\naddr = 127.0.0.1:1\n"
+		 "repl = %s\n[node b]\naddr = 127.0.0.1:3\nrepl = 127.0.0.1:%d\n"
+		 "[shard *]\nprimary = a\nreplicas = b\n", nshards, a_repl, free_port());
 	struct repl_layout l;
 	struct st_error err;
 	if (repl_layout_load(write_file("live.ini", text), &l, &err))
 		fail_msg("%s", err.msg);
 	struct kv_options o;
 	kv_options_init(&o);
-	o.nshards = 2;
+	o.nshards = nshards;
 	o.sync = KV_SYNC_NONE;
-	if (kv_open(dir, &o, &lv.db, &err))
+	if (kv_open(ddir, &o, db, &err))
 		fail_msg("%s", err.msg);
 	struct repl_options ro;
 	repl_options_init(&ro);
-	strcpy(ro.node, "a");
-	if (repl_start(lv.db, dir, &ro, &l, &lv.r, &err))
+	snprintf(ro.node, sizeof(ro.node), "%s", node);
+	if (repl_start(*db, ddir, &ro, &l, r, &err))
 		fail_msg("%s", err.msg);
 	repl_layout_release(&l);
+}
+
+static int live_setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/strata-repl-%d", getpid());
+	rm_rf(dir);
+	static struct live lv;
+	snprintf(lv.addr, sizeof(lv.addr), "127.0.0.1:%d", free_port());
+	start_node(dir, 2, lv.addr, "a", &lv.db, &lv.r);
+	struct st_error err;
 	struct kv_feature_def fd[] = {{"x", KV_I64, 0, 0, 0}};
 	struct kv_table t = {.name = "t", .nfeatures = 1, .features = fd};
 	assert_int_equal(kv_table_create(lv.db, &t, &err), 0);
@@ -539,7 +547,7 @@ static void send_rewind(int fd, const char *replid, uint64_t next, uint64_t undo
 
 static void test_replica_rewind_frames(void **state)
 {
-	char rdir[300], text[512];
+	char rdir[300];
 	snprintf(rdir, sizeof(rdir), "%s-replica", dir);
 	rm_rf(rdir);
 	int lfd = socket(AF_INET, SOCK_STREAM, 0);
@@ -548,27 +556,12 @@ static void test_replica_rewind_frames(void **state)
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(lfd, 8), 0);
 	getsockname(lfd, (struct sockaddr *)&sa, &sl);
-	snprintf(text, sizeof(text), "[cluster]\nshards = 1\n[node a]\naddr = 127.0.0.1:1\n"
-		 "repl = 127.0.0.1:%d\n[node b]\naddr = 127.0.0.1:3\nrepl = 127.0.0.1:%d\n"
-		 "[shard *]\nprimary = a\nreplicas = b\n", ntohs(sa.sin_port), free_port());
-	struct repl_layout l;
+	char a_repl[32];
+	snprintf(a_repl, sizeof(a_repl), "127.0.0.1:%d", ntohs(sa.sin_port));
 	struct st_error err;
-	if (repl_layout_load(write_file("live.ini", text), &l, &err))
-		fail_msg("%s", err.msg);
-	struct kv_options o;
-	kv_options_init(&o);
-	o.nshards = 1;
-	o.sync = KV_SYNC_NONE;
 	struct kv_db *db;
 	struct repl *r;
-	if (kv_open(rdir, &o, &db, &err))
-		fail_msg("%s", err.msg);
-	struct repl_options ro;
-	repl_options_init(&ro);
-	strcpy(ro.node, "b");
-	if (repl_start(db, rdir, &ro, &l, &r, &err))
-		fail_msg("%s", err.msg);
-	repl_layout_release(&l);
+	start_node(rdir, 1, a_repl, "b", &db, &r);
 	struct hello_msg h, h2;
 	int fd = accept_hello(lfd, &h);
 	assert_true(h.own[0] != 0);
