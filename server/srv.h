@@ -87,7 +87,7 @@ struct srv_metrics {
 	int nops;
 	atomic_uint_fast64_t conns_total, conns_rejected, bytes_in, bytes_out, frames_bad,
 		auth_failures, conns_dropped_slow, conns_idle_closed, conns_evicted,
-		conns_handshake_timeout, conns_frame_timeout;
+		conns_gone, conns_handshake_timeout, conns_frame_timeout;
 	atomic_int conns, inflight;
 };
 
@@ -402,6 +402,8 @@ struct srv_net {
 	struct srv_conn *cand_head, *cand_tail; /* unproven connections, least recently active first */
 	atomic_int ncand;                        /* length of the candidate list */
 	atomic_int evict_req;                    /* evictions asked by other threads at the limit */
+	atomic_int reap_req;                     /* another thread asks for srv_net_reap_gone */
+	int64_t reap_after_us;                   /* a reap that found nothing: not again before */
 	/* Requests parsed this iteration, not yet submitted: [0] reads, [1] the rest. */
 	struct {
 		struct srv_req *head, *tail;

@@ -170,6 +170,9 @@ static void srv_metrics_text(struct srv_server *s, struct evbuffer *b)
 	srv_metric(b, "strata_evicted_total", "counter",
 		   "Connections without a request yet closed to admit a newcomer at --max-conns.",
 		   (double)atomic_load(&m->conns_evicted));
+	srv_metric(b, "strata_gone_closed_total", "counter",
+		   "Connections closed at --max-conns because their clients had already hung up.",
+		   (double)atomic_load(&m->conns_gone));
 	srv_metric(b, "strata_handshake_timeouts_total", "counter",
 		   "Connections closed for no request (or auth) within --handshake-timeout.",
 		   (double)atomic_load(&m->conns_handshake_timeout));

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/st_fault.h"
 #include "common/st_log.h"
 #include "common/st_time.h"
 
@@ -117,8 +118,54 @@ static void srv_net_serve_evictions(struct srv_net *n)
 	}
 }
 
+/* A reap that found no departed client is not repeated for this long: under a flood of
+ * clients that really are connected, each newcomer must not cost a pass over them all. */
+#define SRV_REAP_PAUSE_US 100000
+
+/* 1 when the client of `c` has certainly gone: its socket holds no unread byte, only the
+ * end of the stream (its FIN) or an error (its RST). Nothing of it is waiting here either:
+ * no request in flight, no unparsed input, no unsent answer. */
+static int srv_conn_gone(struct srv_conn *c)
+{
+	if (c->inflight || c->in.len || c->net->be->out_pending(c))
+		return 0;
+	char b;
+	ssize_t r = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* Closes this net's connections whose clients have gone although their end of stream has
+ * not been processed yet (a loaded server reads its socket events late; with io_uring the
+ * EOF may be waiting in the completion queue, or not be watched at all while reading is
+ * paused). Such a connection counts against --max-conns and, having made a request, is never
+ * evicted: at the limit a flood of clients that send a request and hang up would otherwise
+ * lock newcomers out. Returns how many were closed. */
+static int srv_net_reap_gone(struct srv_net *n)
+{
+	int64_t now = st_mono_us();
+	atomic_store(&n->reap_req, 0);
+	if (now < n->reap_after_us)
+		return 0;
+	int closed = 0;
+	struct srv_conn *next;
+	for (struct srv_conn *c = n->conns; c; c = next) {
+		next = c->next;
+		if (c->state == SRV_CONN_OPEN && c->proven && srv_conn_gone(c)) {
+			srv_conn_close(c, "client gone");
+			closed++;
+		}
+	}
+	if (!closed)
+		n->reap_after_us = now + SRV_REAP_PAUSE_US;
+	if (closed)
+		st_debug("net %d: closed %d connections whose clients had gone", n->idx, closed);
+	atomic_fetch_add(&n->srv->m.conns_gone, (uint_fast64_t)closed);
+	return closed;
+}
+
 /* At the connection limit: makes room by closing an unproven connection, here or (asked
- * through evict_req) on another thread. Returns 0 when the newcomer may be admitted. */
+ * through evict_req) on another thread, or else one whose client has gone (srv_net_reap_gone).
+ * Returns 0 when the newcomer may be admitted. */
 static int srv_net_make_room(struct srv_net *n)
 {
 	/* The thread with the most candidates: its least recently active one is likely idle
@@ -135,8 +182,14 @@ static int srv_net_make_room(struct srv_net *n)
 			most = spare;
 		}
 	}
-	if (ncand <= 0)
-		return -1; /* every connection has made a request: refuse, as Redis does */
+	if (ncand <= 0) {
+		/* Every connection has made a request: refuse, as Redis does, unless some of them
+		 * are clients that have already hung up. The other threads look at theirs too. */
+		for (int i = 0; i < s->nnets; i++)
+			if (s->nets[i] != n && !atomic_exchange(&s->nets[i]->reap_req, 1))
+				srv_net_wake(s->nets[i]);
+		return srv_net_reap_gone(n) > 0 ? 0 : -1;
+	}
 	/* Every unproven connection is already to be evicted (their owners have not run yet: a
 	 * burst of accepts can outpace them): those evictions make the room. Refusing here
 	 * turned away well-behaved newcomers under the connection storm. */
@@ -645,6 +698,13 @@ void srv_conn_eof(struct srv_conn *c, int err)
 		srv_conn_close(c, "read error");
 		return;
 	}
+	/* Fault seam: the end of stream is seen late, as on a server far behind its socket
+	 * events; reading stops as if it were still to come. */
+	if (ST_FAULT("srv.eof.late")) {
+		c->read_paused = 1;
+		c->net->be->set_read(c, 0);
+		return;
+	}
 	c->eof = 1;
 	srv_conn_process(c); /* frames already buffered are still answered */
 	srv_conn_update_read(c);
@@ -785,6 +845,8 @@ static void srv_req_finish(struct srv_req *r)
 void srv_net_flush(struct srv_net *n)
 {
 	srv_net_serve_evictions(n);
+	if (atomic_load(&n->reap_req))
+		srv_net_reap_gone(n);
 	for (;;) {
 		pthread_mutex_lock(&n->done_mu);
 		struct srv_req *r = n->done_head;

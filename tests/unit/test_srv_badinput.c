@@ -522,6 +522,56 @@ static void test_max_conns_evicts_silent(void **state)
 	srvh_stop(&h2);
 }
 
+/* At --max-conns with every connection proven, clients that have already hung up hold no
+ * place: the server has not processed their ends of stream (fault srv.eof.late makes it see
+ * them late, as a server far behind its socket events does), yet a newcomer is admitted and
+ * the departed connections are closed. Without the reap the newcomer got "too many
+ * connections" (test_srv_storm saw it under a connection storm on a slow machine). */
+static void test_max_conns_reaps_gone(void **state)
+{
+	(void)state;
+	struct srvh h2;
+	const char *args[] = {"--max-conns", "2", NULL};
+	setenv("STRATA_FAULTS", "srv.eof.late@1,srv.eof.late@2", 1);
+	srvh_start(&h2, cur_io, args);
+	unsetenv("STRATA_FAULTS");
+	for (int i = 0; i < 2; i++) {
+		int fd = srvh_raw(&h2);
+		uint8_t *f;
+		size_t n = srvh_ping_frame(1, &f);
+		srvh_write_all(fd, f, n);
+		free(f);
+		Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+		assert_non_null(r);
+		assert_int_equal(r->code, 0);
+		strata__response__free_unpacked(r, NULL);
+		close(fd);
+	}
+	usleep(300000);
+	assert_int_equal(metric(&h2, "strata_connections"), 2); /* both still count */
+	strata *c = srvh_client(&h2, NULL);
+	struct strata_error e = {0};
+	if (strata_ping(c, &e))
+		fail_msg("newcomer refused although both clients had gone: %s", e.msg);
+	assert_int_equal(metric(&h2, "strata_gone_closed_total"), 2);
+	assert_int_equal(metric(&h2, "strata_connections"), 1);
+	/* Clients still connected are not taken for gone: with two, a third is refused. */
+	strata *d = srvh_client(&h2, NULL);
+	assert_int_equal(strata_ping(d, &e), 0);
+	int fd = srvh_raw(&h2);
+	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+	assert_non_null(r);
+	assert_int_equal(r->code, STRATA_ELIMIT);
+	strata__response__free_unpacked(r, NULL);
+	close(fd);
+	assert_int_equal(strata_ping(c, &e), 0);
+	assert_int_equal(strata_ping(d, &e), 0);
+	assert_int_equal(metric(&h2, "strata_gone_closed_total"), 2);
+	strata_close(c);
+	strata_close(d);
+	srvh_stop(&h2);
+}
+
 /* A connection that sends nothing (or only part of a frame) is closed after
  * --handshake-timeout; one trickling a frame after its first request, after --frame-timeout. */
 static void test_handshake_and_frame_timeouts(void **state)
@@ -569,6 +619,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_op),        cmocka_unit_test(test_unknown_table_and_type),
 		cmocka_unit_test(test_never_reads),       cmocka_unit_test(test_sends_nothing),
 		cmocka_unit_test(test_max_conns),         cmocka_unit_test(test_max_conns_evicts_silent),
+		cmocka_unit_test(test_max_conns_reaps_gone),
 		cmocka_unit_test(test_handshake_and_frame_timeouts),
 		cmocka_unit_test(test_join_sessions),
 	};
