@@ -162,7 +162,7 @@ struct mcell {
 };
 
 static struct mcell model[NE][2];
-static char ents[NE][8];
+static char ents[NE][16];
 static uint64_t rng;
 
 static uint64_t rnd(void)
