@@ -100,7 +100,11 @@ static void load_group(struct kv_scan *s)
 /* Reads usually move forward a few keys at a time (the next feature of the same entity, the
  * next entity of a sorted join): a few Next() calls are much cheaper than a Seek(). Returns 1
  * if the iterator now sits on the first key >= target. In prefix (entity) mode the iterator
- * is only defined within one entity, so it may only step inside the target's entity. An
+ * is only defined within the entity it was last sought in: a Seek() positions only the
+ * sources (memtables, SST files) whose prefix filter may hold that entity, so a Next() that
+ * leaves the entity lands on a key of a partial view, from which the newest versions of the
+ * next entity (say, in the memtable while older ones are in an SST file) may be missing. So
+ * in that mode it may only step inside the entity of its last real seek (can_step). An
  * invalid iterator is left for load_group to tell end from failure.
  *
  * `behind`: every key before the iterator's position is known to be < target. Since the
@@ -110,6 +114,13 @@ static void load_group(struct kv_scan *s)
  * past the target sits exactly on the first key >= target: no seek is needed. (A join's
  * features are swept in the caller's order, not fid order, and so on: only then it seeks.) */
 #define STEP_BUDGET 12
+
+static int can_step(const struct kv_scan *s, const char *target)
+{
+	size_t elen_end = 6 + kv_get_be16(target + 4); /* table | elen | entity */
+	return s->total_order || (s->seek_it == s->it && s->seek_elen == elen_end &&
+				  !memcmp(s->seek_ent, target, elen_end));
+}
 
 static int step_to(struct kv_scan *s, const char *target, size_t tlen, int behind)
 {
@@ -151,8 +162,12 @@ void kv_scan_seek(struct kv_scan *s, uint32_t table_id, const char *entity, size
 	int64_t from = s->rules->max_versions ? ST_TS_MAX : start;
 	kv_put_be64(key + s->plen, kv_ts_to_u64(from));
 	s->rank = 0;
-	if (!step_to(s, key, s->plen + 8, behind))
+	if (!can_step(s, key) || !step_to(s, key, s->plen + 8, behind)) {
 		rocksdb_iter_seek(s->it, key, s->plen + 8);
+		s->seek_it = s->it;
+		s->seek_elen = 6 + elen;
+		memcpy(s->seek_ent, key, s->seek_elen);
+	}
 	load_group(s);
 }
 

@@ -27,6 +27,12 @@ struct kv_scan {
 	char prefix[KV_KEY_MAX];
 	size_t plen;
 	rocksdb_iterator_t *prefix_it; /* the iterator `prefix` was last sought on (see step_to) */
+	/* Prefix (entity) mode only: the entity (table | elen | entity) that seek_it was last
+	 * positioned in by a real Seek(). Only there is its view of the keys complete, so only
+	 * there may it step instead of seeking (see step_to). */
+	rocksdb_iterator_t *seek_it;
+	char seek_ent[6 + KV_ENTITY_MAX];
+	size_t seek_elen;
 	/* current group */
 	int valid;      /* a group is loaded */
 	int64_t ts;     /* its event time */

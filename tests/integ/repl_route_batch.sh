@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # libstrata's routed batches and joins over 3 nodes with split primaries (shards 0,3 on a, 1
 # on b, 2 on c): random puts, deletes, multi-gets and pipelined batches (every operation's
-# parts sent to every node at once) equal a reference map; one streaming join keeps going,
+# parts sent to every node at once) equal a reference map, with every node's memtables
+# flushed (a backup) every few rounds, as a replica's resync checkpoint does on its primary
+# (reads must then find the newest version across memtable and SST files, the row cache must
+# not keep an older one); one streaming join keeps going,
 # every row checked, across a graceful promote (a -> b for shard 0) and the kill -9 of c
 # followed by a manual promote of b for shard 2 (the join refetches the layout and pushes
 # its unanswered rows again); while c is dead, a batch's operations that avoid c succeed and
@@ -15,7 +18,8 @@ for n in a b c; do start $n; done
 SEEDS="${ADDR[a]},${ADDR[b]}"
 
 seed=${SEED:-$RANDOM} # SEED= replays a run
-drv --model "$SEEDS" "$seed" > "$T/model.out" 2>&1 || fail "model (seed $seed): $(cat "$T/model.out")"
+mkdir -p "$T/bk"
+drv --model "$SEEDS" "$seed" "$T/bk" > "$T/model.out" 2>&1 || fail "model (seed $seed): $(cat "$T/model.out")"
 cat "$T/model.out"
 
 drv --join-load "$SEEDS" > "$T/load.out" 2>&1 || fail "join load: $(cat "$T/load.out")"

@@ -17,9 +17,11 @@
  *   --shard-of NSHARDS ENTITY   prints the entity's shard
  *   --soak SEEDS SECONDS   one long-lived client writes and reads back counters until the
  *        time is up (a layout change happens meanwhile); any failure exits 1
- *   --model SEEDS SEED   random puts, deletes, multi-gets and pipelined batches (several
- *        multi-gets, puts and deletes in one batch) against a reference map of the latest
- *        value of every (entity, feature)
+ *   --model SEEDS SEED [BACKUP_DIR]   random puts, deletes, multi-gets and pipelined batches
+ *        (several multi-gets, puts and deletes in one batch) against a reference map of the
+ *        latest value of every (entity, feature); with BACKUP_DIR (on the nodes' machine) every
+ *        node writes a backup there every few rounds: its checkpoint flushes the memtables,
+ *        as a replica's resync does on its primary, so that reads span memtables and SST files
  *   --join-load SEEDS   writes entities j0..j399 (x = 7 * i) for --join-soak
  *   --join-soak SEEDS SECONDS   one streaming join kept busy (pushes, reads) until the time
  *        is up while the layout changes under it; every row checked
@@ -38,6 +40,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <jansson.h>
 #include <xxhash.h>
 
 #include "client/strata_impl.h"
@@ -597,6 +600,21 @@ static void m_query(struct mrun *r, const char **q, size_t *ql, size_t n, char (
 	}
 }
 
+static int m_key_cmp(const void *a, const void *b)
+{
+	/* a key holds the entity's length before its bytes */
+	const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+	size_t lx = strlen(x), ly = strlen(y);
+	return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x, y);
+}
+
+static void m_key_order(const char **q, size_t *ql, size_t n)
+{
+	qsort(q, n, sizeof(*q), m_key_cmp);
+	for (size_t i = 0; i < n; i++)
+		ql[i] = strlen(q[i]);
+}
+
 static void m_table(strata *c)
 {
 	struct strata_feature_def f[MNF] = {{"x", STRATA_I64, 0, 0, 0}, {"s", STRATA_STR, 0, 0, 0}};
@@ -620,7 +638,33 @@ static void m_table(strata *c)
 		die("warm-up put", &e);
 }
 
-static int model_mode(const char *seeds, unsigned seed)
+/* Every node of the layout writes a backup into dir (a checkpoint: flushes its memtables). */
+static void m_flush_all(strata *c, const char *dir, int round)
+{
+	struct strata_error e = {0};
+	char *js;
+	if (strata_cluster_layout(c, &js, &e))
+		die("layout", &e);
+	json_t *l = json_loads(js, 0, NULL), *n;
+	size_t i;
+	free(js);
+	json_array_foreach(json_object_get(l, "nodes"), i, n) {
+		const char *addr = json_string_value(json_object_get(n, "addr"));
+		char path[512], *rep;
+		snprintf(path, sizeof(path), "%s/r%d-%zu", dir, round, i);
+		strata *h;
+		if (!addr || sc_handle_new(addr, NULL, &h, &e))
+			die("backup: node address", &e);
+		h->cl_known = 1; /* exactly this node */
+		if (strata_admin(h, "backup", path, &rep, &e))
+			die("backup", &e);
+		free(rep);
+		strata_close(h);
+	}
+	json_decref(l);
+}
+
+static int model_mode(const char *seeds, unsigned seed, const char *backup_dir)
 {
 	static struct mrun r;
 	struct strata_error e = {0};
@@ -636,6 +680,8 @@ static int model_mode(const char *seeds, unsigned seed)
 	static struct strata_result res[160 * MNF];
 	size_t mgets = 0, bops = 0;
 	for (int round = 0; round < 40; round++) {
+		if (backup_dir && round % 4 == 2)
+			m_flush_all(r.c, backup_dir, round);
 		/* a put spanning shards, now and then a delete */
 		size_t n = m_cells(&r, 1 + (size_t)(rand() % 200), NULL);
 		if (strata_put(r.c, "mt", r.cells, n, &e))
@@ -649,10 +695,13 @@ static int model_mode(const char *seeds, unsigned seed)
 			for (int f = 0; f < MNF; f++)
 				r.m[ei][f].set = 0;
 		}
-		/* multi-gets in random order, repeats and unknown entities included */
+		/* multi-gets in random order, repeats and unknown entities included; the last in
+		 * the store's key order (each entity a neighbour of the one before) */
 		for (int g = 0; g < 3; g++) {
 			size_t k = 1 + (size_t)(rand() % 160);
 			m_query(&r, q[0], ql[0], k, extra[0], NULL);
+			if (g == 2)
+				m_key_order(q[0], ql[0], k);
 			if (strata_multiget(r.c, "mt", q[0], ql[0], k, mfeats, MNF, NULL, res, &e))
 				die("multiget", &e);
 			if (m_check(&r, q[0], k, res, "multiget"))
@@ -874,8 +923,8 @@ int main(int argc, char **argv)
 	}
 	if (argc == 4 && !strcmp(argv[1], "--soak"))
 		return soak_mode(argv[2], atoi(argv[3]));
-	if (argc == 4 && !strcmp(argv[1], "--model"))
-		return model_mode(argv[2], (unsigned)atoi(argv[3]));
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "--model"))
+		return model_mode(argv[2], (unsigned)atoi(argv[3]), argc == 5 ? argv[4] : NULL);
 	if (argc == 3 && !strcmp(argv[1], "--join-load"))
 		return join_load_mode(argv[2]);
 	if (argc == 4 && !strcmp(argv[1], "--join-soak"))
