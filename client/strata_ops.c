@@ -307,6 +307,10 @@ static void sc_get_bound(const strata *c, const struct strata_read_opts *o,
 			 struct sc_get_msg *g)
 {
 	uint32_t lag = o && o->max_lag_ms ? o->max_lag_ms : c->o.max_lag_ms;
+	/* Not replica-ok: a replica must not answer, even when the read reaches one directly
+	 * (the one-entity get of a handle without the layout, below). */
+	g->m.has_primary_only = !sc_replica_ok(c, o);
+	g->m.primary_only = g->m.has_primary_only;
 	if (lag && sc_replica_ok(c, o)) {
 		g->m.has_max_lag_ms = 1;
 		g->m.max_lag_ms = lag;

@@ -28,8 +28,9 @@ static int lease_refusal(struct repl *r, int shard, struct st_error *err)
 			    "another node is elected); retry", shard);
 }
 
-static int hook_check(void *arg, int shard, int write, struct st_error *err)
+static int hook_check(void *arg, int shard, int access, struct st_error *err)
 {
+	int write = access == KV_ACCESS_WRITE;
 	struct repl *r = arg;
 	struct repl_shard *sh = &r->shards[shard];
 	pthread_mutex_lock(&r->mu);
@@ -43,7 +44,7 @@ static int hook_check(void *arg, int shard, int write, struct st_error *err)
 	if (st == REPL_S_PRIMARY)
 		return lease_refusal(r, shard, err);
 	int64_t bound = r->o.replica_max_lag_us;
-	if (!write && st != REPL_S_NONE && st != REPL_S_FENCED) {
+	if (access == KV_ACCESS_READ && st != REPL_S_NONE && st != REPL_S_FENCED) {
 		int64_t behind = st_now_us() - complete;
 		if (!bound || behind <= bound)
 			return 0;

@@ -459,7 +459,8 @@ int srv_op_delete(struct srv_ctx *x)
 int srv_op_get(struct srv_ctx *x)
 {
 	const Strata__GetReq *g = x->m->get;
-	struct kv_read_opts o = {g->as_of, g->known_at, x->read_flags};
+	struct kv_read_opts o = {g->as_of, g->known_at,
+				 x->read_flags | (g->primary_only ? KV_READ_PRIMARY : 0)};
 	int rc = srv_check_features(g->n_features, &x->err);
 	if (rc)
 		return rc;

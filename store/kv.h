@@ -196,6 +196,8 @@ struct kv_read_opts {
 /* Answer only from the row cache: fail with ST_EBUSY rather than touch RocksDB (a server can
  * then answer hits on its network thread and hand misses to a worker). */
 #define KV_READ_CACHED_ONLY 1u
+/* Only the shard's primary may answer (replication): a replica refuses with its EMOVED. */
+#define KV_READ_PRIMARY 2u
 /* Latest value, everything known so far. */
 extern const struct kv_read_opts kv_read_latest;
 #define KV_READ_LATEST (kv_read_latest)
@@ -508,11 +510,14 @@ int kv_registry_install(struct kv_db *db, const char *json, size_t len, struct s
 uint64_t kv_registry_version(struct kv_db *db);
 
 /* Access checks installed by the replication layer: called before every write with the
- * shards it touches (write = 1) and before point reads (write = 0); a non-zero return
+ * shards it touches (write = KV_ACCESS_WRITE) and before point reads (KV_ACCESS_READ, or
+ * KV_ACCESS_PRIMARY_READ for a read that only the shard's primary may answer, i.e. one that
+ * must see every acknowledged write); a non-zero return
  * (with err set, e.g. "EMOVED ...") refuses the operation. `committed` is called after a
  * write reached a shard with the sequence of its last record, and may wait for replicas;
  * an error from it fails the write (which is then durable locally but not acknowledged).
  * Either may be NULL. Set once before serving. */
+enum { KV_ACCESS_READ = 0, KV_ACCESS_WRITE = 1, KV_ACCESS_PRIMARY_READ = 2 };
 struct kv_repl_hooks {
 	int (*check)(void *arg, int shard, int write, struct st_error *err);
 	int (*committed)(void *arg, int shard, uint64_t last_seq, struct st_error *err);

@@ -95,9 +95,9 @@ static inline void kv_shard_unpin(struct kv_db *db, int s)
 }
 
 /* The replication access check of kv_repl_hooks (0 without hooks). */
-static inline int kv_repl_check(struct kv_db *db, int shard, int write, struct st_error *err)
+static inline int kv_repl_check(struct kv_db *db, int shard, int access, struct st_error *err)
 {
-	return db->hooks.check ? db->hooks.check(db->hooks.arg, shard, write, err) : 0;
+	return db->hooks.check ? db->hooks.check(db->hooks.arg, shard, access, err) : 0;
 }
 /* After a successful client write of wb to shard: reports its last sequence to the hook. */
 int kv_repl_committed(struct kv_db *db, int shard, rocksdb_writebatch_t *wb,

@@ -278,7 +278,7 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 	if (!tmp || !count)
 		return st_error_set(&j->errs[shard], ST_ENOMEM, "join: out of memory to sort %zu rows",
 				    n);
-	int rc = kv_repl_check(j->db, shard, 0, &j->errs[shard]);
+	int rc = kv_repl_check(j->db, shard, KV_ACCESS_READ, &j->errs[shard]);
 	if (rc)
 		return rc;
 	rocksdb_iterator_t *it = rocksdb_create_iterator(kv_shard_pin(j->db, shard), j->db->ro_total);

@@ -335,7 +335,10 @@ int kv_multiget(struct kv_db *db, const char *table, const char *const *entities
 			return rc;
 		/* a node without a usable copy of the shard redirects (row cache hits too) */
 		if (db->hooks.check &&
-		    (rc = kv_repl_check(db, kv_shard_of(db, entities[e], entity_lens[e]), 0, err)))
+		    (rc = kv_repl_check(db, kv_shard_of(db, entities[e], entity_lens[e]),
+					(o->flags & KV_READ_PRIMARY) ? KV_ACCESS_PRIMARY_READ
+								     : KV_ACCESS_READ,
+					err)))
 			return rc;
 	}
 	if ((rc = resolve(db, table, features, nfeatures, o->as_of, o->known_at, &p, err)))
@@ -388,7 +391,7 @@ int kv_history(struct kv_db *db, const char *table, const char *entity, size_t e
 	if (from > to)
 		return 0;
 	int s = kv_shard_of(db, entity, entity_len);
-	if ((rc = kv_repl_check(db, s, 0, err)))
+	if ((rc = kv_repl_check(db, s, KV_ACCESS_READ, err)))
 		return rc;
 	rocksdb_iterator_t *it = rocksdb_create_iterator(kv_shard_pin(db, s), db->ro);
 	struct kv_scan sc;

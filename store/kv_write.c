@@ -51,7 +51,7 @@ static int check_shards(struct kv_db *db, const struct kv_cell *cells, size_t n,
 		int s = kv_shard_of(db, cells[i].entity, cells[i].entity_len);
 		if (s < 256 && (seen[s / 64] >> (s % 64) & 1))
 			continue;
-		int rc = kv_repl_check(db, s, 1, err);
+		int rc = kv_repl_check(db, s, KV_ACCESS_WRITE, err);
 		if (rc)
 			return rc;
 		if (s < 256)
@@ -144,7 +144,7 @@ int kv_delete(struct kv_db *db, const char *table, const char *entity, size_t en
 {
 	int rc = check_entity(entity, entity_len, err);
 	int s = kv_shard_of(db, entity, entity_len);
-	if (rc || (rc = kv_repl_check(db, s, 1, err)))
+	if (rc || (rc = kv_repl_check(db, s, KV_ACCESS_WRITE, err)))
 		return rc;
 	int64_t ingest = kv_next_ingest(db);
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();

@@ -545,6 +545,36 @@ static void send_rewind(int fd, const char *replid, uint64_t next, uint64_t undo
 	repl_wbuf_release(&w);
 }
 
+/* A replica answers plain reads from its copy, but not a read that only the primary may
+ * answer (KV_READ_PRIMARY: libstrata's reads that are not replica-ok, which a client may send
+ * straight to whichever node it connected to): those get the redirect. */
+static void test_replica_refuses_primary_reads(void **state)
+{
+	(void)state;
+	char rdir[300], a_repl[32];
+	snprintf(rdir, sizeof(rdir), "%s-replica-reads", dir);
+	rm_rf(rdir);
+	snprintf(a_repl, sizeof(a_repl), "127.0.0.1:%d", free_port()); /* a primary never up */
+	struct kv_db *db;
+	struct repl *r;
+	start_node(rdir, 1, a_repl, "b", &db, &r);
+	struct st_error err = {0};
+	struct kv_result res;
+	const char *f[] = {"x"};
+	struct kv_read_opts plain = {ST_TS_MAX, ST_TS_MAX, 0};
+	struct kv_read_opts primary = {ST_TS_MAX, ST_TS_MAX, KV_READ_PRIMARY};
+	/* plain: served here (the table is unknown to this empty copy) */
+	int rc = kv_get(db, "t", "e", 1, f, 1, &plain, &res, &err);
+	assert_int_not_equal(rc, 0);
+	assert_int_not_equal(rc, ST_EBUSY);
+	rc = kv_get(db, "t", "e", 1, f, 1, &primary, &res, &err);
+	assert_int_equal(rc, ST_EBUSY);
+	assert_non_null(strstr(err.msg, "EMOVED shard 0 primary a"));
+	repl_stop(r);
+	kv_close(db);
+	rm_rf(rdir);
+}
+
 static void test_replica_rewind_frames(void **state)
 {
 	char rdir[300];
@@ -612,6 +642,7 @@ int main(void)
 		cmocka_unit_test(test_reader_writer),
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_replica_rewind_frames),
+		cmocka_unit_test(test_replica_refuses_primary_reads),
 	};
 	/* one live primary for the rest, in order (the last one fences shard 1) */
 	const struct CMUnitTest live[] = {
