@@ -4,7 +4,8 @@
 # checkpoint and then streams; a kill in the middle of that resync (fault repl.resync.crash,
 # the process exits at once) leaves the old copy usable, and the restarted replica finishes;
 # a preload (SST ingestion, not in the WAL) reaches the replica with identical known-at
-# answers; an operator-requested resync works.
+# answers; an operator-requested resync works, its files (sent by sendfile, some sendfiles
+# cut short by fault repl.sendfile.short) byte-identical to the primary's.
 # Rerun by hand: BIN=bin bash tests/integ/repl_resync.sh
 set -uo pipefail
 source tests/integ/repl_common.bash
@@ -63,11 +64,25 @@ for k in k1 k250 k500; do
   [ -n "$A" ] && [ "$A" = "$B" ] || fail "preloaded $k differs: $A vs $B"
 done
 
-# an operator-requested resync
+# an operator-requested resync, its files sent by sendfile with some sendfiles cut short
+# (fault repl.sendfile.short: the sender continues where the kernel stopped): the replica's
+# SST files are byte-identical to the primary's files of the same name
+stop a
+STRATA_FAULTS=repl.sendfile.short@1,repl.sendfile.short@2,repl.sendfile.short@5 start a --wal-ttl 1s
+wait_caught_up b
 n1=$(grep -c "resync installed" "$T/b.log")
 "$ADM" cluster resync --cluster "$T/cluster.ini" b 1 >/dev/null || fail "cluster resync"
 for _ in $(seq 200); do [ "$(grep -c "resync installed" "$T/b.log")" -gt "$n1" ] && break; sleep 0.05; done
 [ "$(grep -c "resync installed" "$T/b.log")" -gt "$n1" ] || fail "requested resync did not run"
+grep "shard 1: resync installed" "$T/b.log" | tail -1 | grep -q "receiving .* installing" ||
+  fail "the resync's log line lacks its time breakdown"
+same=0
+for f in "$T"/b/shard-001/*.sst; do
+  [ -e "$T/a/shard-001/${f##*/}" ] || continue
+  cmp -s "$f" "$T/a/shard-001/${f##*/}" || fail "resynced ${f##*/} differs from the primary's"
+  same=$((same + 1))
+done
+[ $same -ge 1 ] || fail "no SST file of the resynced shard to compare: $(ls "$T"/a/shard-001 "$T"/b/shard-001)"
 wait_caught_up b
 verify_all 2
 echo "ok: WAL gap -> resync, crash mid-resync kept a usable copy and finished, preload and known-at replicated"
