@@ -175,9 +175,11 @@ struct recv_file {
 	XXH3_state_t *h;
 };
 
+/* A checkpoint file name: no path, no dot file, none of the store's own markers of a staged
+ * copy (STRATA-COMPLETE, STRATA-POS: a primary must not be able to plant them). */
 static int valid_name(const char *s)
 {
-	return s[0] && s[0] != '.' && !strchr(s, '/') && strcmp(s, "STRATA-COMPLETE");
+	return s[0] && s[0] != '.' && !strchr(s, '/') && strncmp(s, "STRATA-", 7);
 }
 
 static int open_file(const char *stage, const struct repl_frame *f, struct recv_file *rf,
