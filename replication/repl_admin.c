@@ -162,6 +162,7 @@ static json_t *do_resync(struct repl *r, json_t *req, struct st_error *err)
 		st_error_set(err, ST_EINVAL, "this node is not a replica of shard %d", shard);
 		return NULL;
 	}
+	st_info("replication: shard %d: resync requested by an operator", shard);
 	return json_pack("{s:b}", "ok", 1);
 }
 

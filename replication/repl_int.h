@@ -173,10 +173,12 @@ int repl_replica_start(struct repl *r, struct repl_shard *sh, struct st_error *e
 void repl_replica_kick(struct repl_shard *sh);
 void repl_replica_join_all(struct repl *r);
 
-/* repl_node.c: a replica of `shard` acked (mu held): wakes exactly the semi-sync writers
+/* repl_node.c: a replica of `shard` acked (mu held): unlinks exactly the semi-sync writers
  * whose own sequence now has its K acks (not every waiter: 50 writers woken per ack would
- * all fight for mu to find that most must sleep again). */
-void repl_sync_acked(struct repl *r, int shard);
+ * all fight for mu to find that most must sleep again) and returns them, for
+ * repl_sync_wake once mu is released. */
+struct repl_sync_waiter *repl_sync_acked(struct repl *r, int shard);
+void repl_sync_wake(struct repl_sync_waiter *w);
 
 /* repl_resync.c */
 /* Primary: checkpoint `shard` and stream it on fd; the peer's sent_next is set to the

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,39 +105,83 @@ static int still_leader(struct repl *r, int shard, int primary, uint64_t seq,
 }
 
 /* A semi-sync writer waiting for the acks of its own sequence (on its stack, in the shard's
- * list under mu). */
+ * list under mu). Whoever unlinks it (an ack that gives its sequence K acks, repl_stop, or
+ * the writer itself at its deadline) records the outcome under mu; an ack or repl_stop then
+ * posts its semaphore after releasing mu, so a woken writer goes on without taking mu again
+ * (with a condition variable signalled under mu, every woken writer first blocked on mu,
+ * held by the ack thread waking the next ones: two context switches per write). */
 struct repl_sync_waiter {
 	struct repl_sync_waiter *next;
 	uint64_t seq;
-	pthread_cond_t cv;
+	int claimed;    /* (mu) unlinked by an ack or repl_stop: a post follows */
+	int have;       /* replicas that applied seq, when unlinked */
+	int primary;    /* the shard was PRIMARY when unlinked */
+	sem_t sem;
 };
 
-void repl_sync_acked(struct repl *r, int shard)
+/* Unlinks *pp (mu held) with its outcome onto the list *ready, to be posted after mu. */
+static void sync_claim(struct repl *r, struct repl_shard *sh, struct repl_sync_waiter **pp,
+		       int have, struct repl_sync_waiter **ready)
 {
-	for (struct repl_sync_waiter *w = r->shards[shard].sync_waiters; w; w = w->next)
-		if (acked_count(r, shard, w->seq) >= r->o.min_sync_replicas)
-			pthread_cond_signal(&w->cv);
+	struct repl_sync_waiter *w = *pp;
+	*pp = w->next;
+	w->claimed = 1;
+	w->have = have;
+	w->primary = sh->state == REPL_S_PRIMARY;
+	w->next = *ready;
+	*ready = w;
 }
 
-/* Waits until K replicas applied seq or the deadline passes (mu held); the count. */
-static int sync_wait(struct repl *r, struct repl_shard *sh, uint64_t seq, int k,
-		     const struct timespec *ts)
+struct repl_sync_waiter *repl_sync_acked(struct repl *r, int shard)
 {
-	struct repl_sync_waiter w = {.next = sh->sync_waiters, .seq = seq};
-	pthread_cond_init(&w.cv, NULL);
-	sh->sync_waiters = &w;
-	int have;
-	while ((have = acked_count(r, sh->shard, seq)) < k && !atomic_load(&r->stopping))
-		if (pthread_cond_timedwait(&w.cv, &r->mu, ts) == ETIMEDOUT) {
-			have = acked_count(r, sh->shard, seq);
-			break;
+	struct repl_shard *sh = &r->shards[shard];
+	struct repl_sync_waiter *ready = NULL;
+	for (struct repl_sync_waiter **pp = &sh->sync_waiters; *pp;) {
+		int have = acked_count(r, shard, (*pp)->seq);
+		if (have >= r->o.min_sync_replicas)
+			sync_claim(r, sh, pp, have, &ready);
+		else
+			pp = &(*pp)->next;
+	}
+	return ready;
+}
+
+void repl_sync_wake(struct repl_sync_waiter *w)
+{
+	while (w) {
+		struct repl_sync_waiter *next = w->next; /* w is gone once posted */
+		sem_post(&w->sem);
+		w = next;
+	}
+}
+
+/* Waits (mu not held) until w was claimed by K acks or repl_stop, or its deadline passed;
+ * the number of replicas that applied its sequence, and *primary. */
+static int sync_wait(struct repl *r, struct repl_shard *sh, struct repl_sync_waiter *w,
+		     const struct timespec *ts, int *primary)
+{
+	int rc;
+	while ((rc = sem_timedwait(&w->sem, ts)) && errno == EINTR)
+		;
+	if (rc) {
+		pthread_mutex_lock(&r->mu);
+		int claimed = w->claimed;
+		if (!claimed) { /* timed out: unlink itself */
+			struct repl_sync_waiter **pp = &sh->sync_waiters;
+			while (*pp != w)
+				pp = &(*pp)->next;
+			*pp = w->next;
+			w->have = acked_count(r, sh->shard, w->seq);
+			w->primary = sh->state == REPL_S_PRIMARY;
 		}
-	struct repl_sync_waiter **pp = &sh->sync_waiters;
-	while (*pp != &w)
-		pp = &(*pp)->next;
-	*pp = w.next;
-	pthread_cond_destroy(&w.cv);
-	return have;
+		pthread_mutex_unlock(&r->mu);
+		if (claimed) /* claimed just before the deadline: its post is on the way */
+			while (sem_wait(&w->sem) && errno == EINTR)
+				;
+	}
+	sem_destroy(&w->sem);
+	*primary = w->primary;
+	return w->have;
 }
 
 static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *err)
@@ -147,18 +192,26 @@ static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *e
 	struct repl_shard *sh = &r->shards[shard];
 	if (seq > sh->commit_seq)
 		sh->commit_seq = seq;
-	pthread_cond_broadcast(&sh->commit_cond);
-	if (k == 0) {
-		int primary = sh->state == REPL_S_PRIMARY;
-		pthread_mutex_unlock(&r->mu);
-		return still_leader(r, shard, primary, seq, err);
-	}
-	atomic_fetch_add(&r->m.sync_waits, 1);
-	int64_t deadline = st_now_us() + r->o.sync_timeout_us;
-	struct timespec ts = {deadline / 1000000, (deadline % 1000000) * 1000};
-	int have = sync_wait(r, sh, seq, k, &ts);
 	int primary = sh->state == REPL_S_PRIMARY;
+	int have = k ? acked_count(r, shard, seq) : 0;
+	struct repl_sync_waiter w = {.seq = seq};
+	int wait = have < k && !atomic_load(&r->stopping);
+	if (wait) {
+		sem_init(&w.sem, 0, 0);
+		w.next = sh->sync_waiters;
+		sh->sync_waiters = &w;
+	}
 	pthread_mutex_unlock(&r->mu);
+	/* the streams wake after mu is free (they take it at once to read commit_seq) */
+	pthread_cond_broadcast(&sh->commit_cond);
+	if (k == 0)
+		return still_leader(r, shard, primary, seq, err);
+	atomic_fetch_add(&r->m.sync_waits, 1);
+	if (wait) {
+		int64_t deadline = st_now_us() + r->o.sync_timeout_us;
+		struct timespec ts = {deadline / 1000000, (deadline % 1000000) * 1000};
+		have = sync_wait(r, sh, &w, &ts, &primary);
+	}
 	if (have >= k || (!primary && r->coord->ops->leased) || !lease_valid(r))
 		/* never degrade past the lease */
 		return still_leader(r, shard, primary, seq, err);
@@ -293,12 +346,16 @@ void repl_stop(struct repl *r)
 	atomic_store(&r->stopping, 1);
 	pthread_mutex_lock(&r->mu);
 	pthread_cond_broadcast(&r->cond);
+	struct repl_sync_waiter *ready = NULL;
 	for (int s = 0; s < r->layout.nshards; s++) {
-		pthread_cond_broadcast(&r->shards[s].commit_cond);
-		for (struct repl_sync_waiter *w = r->shards[s].sync_waiters; w; w = w->next)
-			pthread_cond_signal(&w->cv);
+		struct repl_shard *sh = &r->shards[s];
+		pthread_cond_broadcast(&sh->commit_cond);
+		while (sh->sync_waiters)
+			sync_claim(r, sh, &sh->sync_waiters,
+				   acked_count(r, s, sh->sync_waiters->seq), &ready);
 	}
 	pthread_mutex_unlock(&r->mu);
+	repl_sync_wake(ready);
 	repl_replica_join_all(r);
 	repl_listener_stop(r);
 	kv_set_repl_hooks(r->db, NULL);

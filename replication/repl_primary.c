@@ -68,8 +68,9 @@ static void *ack_main(void *arg)
 		}
 		if (next > p->acked_next)
 			p->acked_next = next;
-		repl_sync_acked(r, p->shard);
+		struct repl_sync_waiter *ready = repl_sync_acked(r, p->shard);
 		pthread_mutex_unlock(&r->mu);
+		repl_sync_wake(ready);
 	}
 	repl_reader_release(&rd);
 	atomic_store(&a->dead, 1);

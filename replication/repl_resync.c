@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -75,42 +76,50 @@ static int list_files(const char *dir, struct ckpt_file **out, size_t *n, uint64
 	return rc;
 }
 
+/* FILE, the file's bytes in DATA frames, FILE_END with its XXH3. The bytes go from the
+ * page cache to the socket by sendfile; the checksums are computed on a read-only mapping
+ * (checkpoint files are immutable: hard links of live SST files, or fresh copies). */
 static int send_file(struct repl *r, int fd, const char *dir, const struct ckpt_file *cf,
-		     uint8_t *buf, struct st_error *err)
+		     struct st_error *err)
 {
 	char path[4700];
 	snprintf(path, sizeof(path), "%s/%s", dir, cf->name);
 	int in = open(path, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return st_error_set(err, ST_EIO, "%s: %s", path, strerror(errno));
+	struct stat st;
+	const uint8_t *map = NULL;
+	int rc = 0;
+	if (fstat(in, &st) || (uint64_t)st.st_size != cf->size)
+		rc = st_error_set(err, ST_EIO, "%s: changed size while a checkpoint (%llu bytes "
+				  "listed)", path, (unsigned long long)cf->size);
+	else if (cf->size && (map = mmap(NULL, cf->size, PROT_READ, MAP_SHARED, in, 0)) == MAP_FAILED)
+		rc = st_error_set(err, ST_EIO, "mmap %s: %s", path, strerror(errno));
+	if (rc) {
+		close(in);
+		return rc;
+	}
 	struct repl_wbuf w = {0};
 	repl_w_str(&w, cf->name);
 	repl_w_u64(&w, cf->size);
-	int rc = w.bad ? ST_ENOMEM : repl_send(fd, REPL_FILE, w.p, w.n, err);
+	rc = w.bad ? ST_ENOMEM : repl_send(fd, REPL_FILE, w.p, w.n, err);
 	repl_wbuf_release(&w);
-	XXH3_state_t *h = XXH3_createState();
-	XXH3_64bits_reset(h);
-	uint64_t left = cf->size;
-	while (!rc && left) {
-		ssize_t got = read(in, buf, left < CHUNK ? left : CHUNK);
-		if (got <= 0) {
-			rc = st_error_set(err, ST_EIO, "%s: %s", path, got ? strerror(errno) : "short");
-			break;
-		}
-		XXH3_64bits_update(h, buf, (size_t)got);
-		rc = repl_send(fd, REPL_DATA, buf, (size_t)got, err);
-		left -= (uint64_t)got;
-		atomic_fetch_add(&r->m.resync_bytes_sent, (uint64_t)got);
+	for (uint64_t off = 0; !rc && off < cf->size;) {
+		size_t n = cf->size - off < CHUNK ? (size_t)(cf->size - off) : CHUNK;
+		rc = repl_send_file_frame(fd, REPL_DATA, in, (off_t)off, map + off, n, err);
+		off += n;
+		atomic_fetch_add(&r->m.resync_bytes_sent, (uint64_t)n);
 	}
-	close(in);
 	if (!rc) {
 		uint8_t sum[8];
-		uint64_t v = XXH3_64bits_digest(h);
+		uint64_t v = XXH3_64bits(map, cf->size);
 		for (int i = 0; i < 8; i++)
 			sum[i] = (uint8_t)(v >> (8 * i));
 		rc = repl_send(fd, REPL_FILE_END, sum, 8, err);
 	}
-	XXH3_freeState(h);
+	if (map)
+		munmap((void *)map, cf->size);
+	close(in);
 	return rc;
 }
 
@@ -126,9 +135,7 @@ int repl_resync_send(struct repl *r, struct repl_peer *p, const char *replid,
 	struct ckpt_file *files = NULL;
 	size_t n = 0;
 	uint64_t total = 0;
-	uint8_t *buf = malloc(CHUNK);
-	int rc = buf ? kv_shard_checkpoint(r->db, shard, dir, next_seq, err)
-		     : st_error_set(err, ST_ENOMEM, "out of memory");
+	int rc = kv_shard_checkpoint(r->db, shard, dir, next_seq, err);
 	if (!rc)
 		rc = list_files(dir, &files, &n, &total, err);
 	if (!rc) {
@@ -145,7 +152,7 @@ int repl_resync_send(struct repl *r, struct repl_peer *p, const char *replid,
 		repl_wbuf_release(&w);
 	}
 	for (size_t i = 0; i < n && !rc; i++)
-		rc = send_file(r, fd, dir, &files[i], buf, err);
+		rc = send_file(r, fd, dir, &files[i], err);
 	if (!rc) {
 		pthread_mutex_lock(&r->mu);
 		p->sent_next = *next_seq;
@@ -155,7 +162,6 @@ int repl_resync_send(struct repl *r, struct repl_peer *p, const char *replid,
 	if (!rc)
 		atomic_fetch_add(&r->m.resyncs_sent, 1);
 	free(files);
-	free(buf);
 	rm_rf(dir);
 	return rc;
 }
@@ -169,9 +175,11 @@ struct recv_file {
 	XXH3_state_t *h;
 };
 
+/* A checkpoint file name: no path, no dot file, none of the store's own markers of a staged
+ * copy (STRATA-COMPLETE, STRATA-POS: a primary must not be able to plant them). */
 static int valid_name(const char *s)
 {
-	return s[0] && s[0] != '.' && !strchr(s, '/') && strcmp(s, "STRATA-COMPLETE");
+	return s[0] && s[0] != '.' && !strchr(s, '/') && strncmp(s, "STRATA-", 7);
 }
 
 static int open_file(const char *stage, const struct repl_frame *f, struct recv_file *rf,
@@ -226,10 +234,34 @@ static int close_file(struct recv_file *rf, const struct repl_frame *f, struct s
 				  (unsigned long long)rf->got, (unsigned long long)rf->size);
 	else if (sum != XXH3_64bits_digest(rf->h))
 		rc = st_error_set(err, ST_ECORRUPT, "resync: %s: checksum mismatch", rf->name);
-	else if (fsync(rf->fd))
-		rc = st_error_set(err, ST_EIO, "resync: fsync %s: %s", rf->name, strerror(errno));
+	/* writeback starts now, without waiting for it: sync_stage waits for every file once,
+	 * after the last one (a synced file per file stalled the stream on every one) */
+	else if (sync_file_range(rf->fd, 0, 0, SYNC_FILE_RANGE_WRITE) && errno != ENOSYS)
+		rc = st_error_set(err, ST_EIO, "resync: write back %s: %s", rf->name, strerror(errno));
 	close(rf->fd);
 	rf->fd = -1;
+	return rc;
+}
+
+/* Makes every staged file durable before the copy can be marked complete: one fsync per
+ * file, after the whole transfer (their writeback was started as each one ended). */
+static int sync_stage(const char *stage, struct st_error *err)
+{
+	DIR *d = opendir(stage);
+	if (!d)
+		return st_error_set(err, ST_EIO, "%s: %s", stage, strerror(errno));
+	int rc = 0;
+	for (struct dirent *e; !rc && (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
+		if (fd < 0 || fsync(fd))
+			rc = st_error_set(err, ST_EIO, "resync: fsync %s/%s: %s", stage, e->d_name,
+					  strerror(errno));
+		if (fd >= 0)
+			close(fd);
+	}
+	closedir(d);
 	return rc;
 }
 
@@ -273,11 +305,17 @@ int repl_resync_recv(struct repl *r, struct repl_shard *sh, struct repl_reader *
 	uint32_t done_files = 0;
 	uint64_t bytes = 0;
 	int rc = 0, finished = 0;
+	/* where the time goes (logged with the install): receiving, writing, syncing, installing */
+	int64_t t_start = repl_now_us(), t_recv = 0, t_write = 0;
 	while (!rc && !finished) {
 		struct repl_frame g;
+		int64_t t = repl_now_us();
 		/* in place: the file data is written from the reader's buffer, no copy */
-		if ((rc = repl_reader_view(rd, REPL_FRAME_MAX, &g, err)))
+		rc = repl_reader_view(rd, REPL_FRAME_MAX, &g, err);
+		t_recv += repl_now_us() - t;
+		if (rc)
 			break;
+		t = repl_now_us();
 		switch (g.type) {
 		case REPL_FILE:
 			rc = rf.fd >= 0 || done_files == nfiles
@@ -310,10 +348,15 @@ int repl_resync_recv(struct repl *r, struct repl_shard *sh, struct repl_reader *
 		default:
 			rc = st_error_set(err, ST_EPROTO, "unexpected frame %u during resync", g.type);
 		}
+		t_write += repl_now_us() - t;
 	}
 	if (rf.fd >= 0)
 		close(rf.fd);
 	XXH3_freeState(rf.h);
+	int64_t t_synced = 0, t_received = repl_now_us();
+	if (!rc)
+		rc = sync_stage(stage, err);
+	t_synced = repl_now_us();
 	struct install_arg ia = {stage, pos, err};
 	if (!rc) /* invariant 9: not after a promotion of this copy */
 		rc = repl_role_apply(sh, install, &ia, err);
@@ -328,7 +371,11 @@ int repl_resync_recv(struct repl *r, struct repl_shard *sh, struct repl_reader *
 	sh->applied_next = pos->next_seq;
 	repl_set_state(r, sh, REPL_S_TAILING);
 	pthread_mutex_unlock(&r->mu);
-	st_info("replication: shard %d: resync installed, streaming from %llu", sh->shard,
-		(unsigned long long)pos->next_seq);
+	int64_t t_end = repl_now_us();
+	st_info("replication: shard %d: resync installed, streaming from %llu (%lld ms: receiving "
+		"%lld, writing %lld, syncing %lld, installing %lld)", sh->shard,
+		(unsigned long long)pos->next_seq, (long long)(t_end - t_start) / 1000,
+		(long long)t_recv / 1000, (long long)t_write / 1000,
+		(long long)(t_synced - t_received) / 1000, (long long)(t_end - t_synced) / 1000);
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/sendfile.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,8 +125,8 @@ static int io_error(struct st_error *err, const char *what)
 	return st_error_set(err, ST_ECLOSED, "replication %s: %s", what, strerror(errno));
 }
 
-/* Sends every byte of iov[0..n) (modified). */
-static int send_iov(int fd, struct iovec *iov, int n, struct st_error *err)
+/* Sends every byte of iov[0..n) (modified); flags are added to MSG_NOSIGNAL. */
+static int send_iov_flags(int fd, struct iovec *iov, int n, int flags, struct st_error *err)
 {
 	if (ST_FAULT("repl.send"))
 		return st_error_set(err, ST_ECLOSED, "injected fault repl.send");
@@ -134,7 +135,7 @@ static int send_iov(int fd, struct iovec *iov, int n, struct st_error *err)
 		/* MSG_NOSIGNAL: a peer that went away is an error here, not a SIGPIPE that
 		 * kills a process (strata-admin, tests) which did not ignore the signal */
 		struct msghdr mh = {.msg_iov = iov + i, .msg_iovlen = (size_t)(n - i)};
-		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+		ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL | flags);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -148,6 +149,39 @@ static int send_iov(int fd, struct iovec *iov, int n, struct st_error *err)
 		}
 	}
 	return 0;
+}
+
+static int send_iov(int fd, struct iovec *iov, int n, struct st_error *err)
+{
+	return send_iov_flags(fd, iov, n, 0, err);
+}
+
+int repl_send_file_frame(int fd, uint8_t type, int in_fd, off_t off, const void *map,
+			 size_t len, struct st_error *err)
+{
+	if (len > REPL_FRAME_MAX)
+		return st_error_set(err, ST_ELIMIT, "frame of %zu bytes is too large", len);
+	uint8_t hdr[REPL_HDR], tr[REPL_TRAILER];
+	repl_frame_wrap(type, map, (uint32_t)len, hdr, tr);
+	/* MSG_MORE: the header goes out with the file's bytes, not in a packet of its own */
+	struct iovec h = {hdr, sizeof(hdr)};
+	int rc = send_iov_flags(fd, &h, 1, MSG_MORE, err);
+	while (!rc && len) {
+		size_t want = len;
+		if (ST_FAULT("repl.sendfile.short"))
+			want = len / 3 + 1; /* as a sendfile interrupted part way: the loop goes on */
+		ssize_t w = sendfile(fd, in_fd, &off, want);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			rc = io_error(err, "sendfile");
+		else if (w == 0) /* the file shrank under us: never send fewer bytes than framed */
+			rc = st_error_set(err, ST_EIO, "sendfile: the file ends %zu bytes early", len);
+		else
+			len -= (size_t)w;
+	}
+	struct iovec t = {tr, sizeof(tr)};
+	return rc ? rc : send_iov(fd, &t, 1, err);
 }
 
 int repl_send(int fd, uint8_t type, const void *payload, size_t len, struct st_error *err)

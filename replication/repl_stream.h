@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/st_err.h"
 
@@ -59,6 +60,12 @@ void repl_frame_wrap(uint8_t type, const void *payload, uint32_t len, uint8_t *h
 /* Blocking socket I/O. Send/receive timeouts come from the socket (SO_SNDTIMEO/RCVTIMEO):
  * a timeout is ST_ECLOSED with "timed out" in the message. */
 int repl_send(int fd, uint8_t type, const void *payload, size_t len, struct st_error *err);
+/* As repl_send, for a payload that is bytes [off, off + len) of the file in_fd: they go
+ * from the page cache to the socket with sendfile (no copy through user space; short
+ * sendfiles continue where they stopped); `map` is the same bytes mapped, for the frame's
+ * checksum. */
+int repl_send_file_frame(int fd, uint8_t type, int in_fd, off_t off, const void *map,
+			 size_t len, struct st_error *err);
 int repl_recv(int fd, uint32_t max, struct repl_frame *f, struct st_error *err);
 /* Queued sending: frames appended to a buffer go out with one send (a burst of batches
  * costs one syscall); repl_send_wbuf empties the buffer whether or not it succeeded. */

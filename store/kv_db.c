@@ -536,7 +536,8 @@ int kv_open(const char *dir, const struct kv_options *opts, struct kv_db **out,
 		rocksdb_options_set_compaction_filter_factory(sh->opts, sh->cff);
 		rocksdb_options_enable_statistics(sh->opts);
 		snprintf(path, sizeof(path), "%s/shard-%03d", dir, s);
-		if ((rc = open_rocks(path, sh->opts, &sh->db, err)))
+		if ((rc = open_rocks(path, sh->opts, &sh->db, err)) ||
+		    (rc = kv_shard_install_finish(db, s, err)))
 			goto fail;
 	}
 	if (opts->sync == KV_SYNC_BATCH) {

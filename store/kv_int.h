@@ -108,6 +108,9 @@ int kv_reg_writable(struct kv_db *db, struct st_error *err);
 int kv_reg_bump(struct kv_db *db, struct st_error *err);
 /* Finishes or undoes a resync swap interrupted by a crash (at open, before the shard opens). */
 int kv_shard_swap_recover(const char *dir, int shard, struct st_error *err);
+/* Writes the position file of a swapped-in resynced copy into the open shard and removes
+ * it (kv_shard_install, and kv_open after a crash in between); 0 when there is none. */
+int kv_shard_install_finish(struct kv_db *db, int shard, struct st_error *err);
 
 int64_t kv_now(const struct kv_db *db);
 /* A new ingest time: max(now, last + 1). */

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/st_fault.h"
+
 static int check_shard(const struct kv_db *db, int shard, struct st_error *err)
 {
 	if (shard < 0 || shard >= db->nshards)
@@ -520,8 +522,9 @@ static int sync_dir(const char *path)
 	return rc;
 }
 
-/* live -> live.old, stage -> live, then live.old removed. Each step is a rename, so after a
- * crash kv_shard_swap_recover finds one of: both, only old (+ a complete stage), only live. */
+/* live -> live.old, stage -> live (the caller removes live.old, outside any lock). Each step
+ * is a rename, so after a crash kv_shard_swap_recover finds one of: both, only old (+ a
+ * complete stage), only live (+ perhaps old). */
 static int swap_dirs(const char *data_dir, const char *live, const char *old, const char *stage,
 		     struct st_error *err)
 {
@@ -532,7 +535,6 @@ static int swap_dirs(const char *data_dir, const char *live, const char *old, co
 	if (rename(stage, live))
 		return st_error_set(err, ST_EIO, "rename %s: %m", stage);
 	sync_dir(data_dir);
-	rm_rf(old);
 	return 0;
 }
 
@@ -549,8 +551,11 @@ int kv_shard_swap_recover(const char *dir, int s, struct st_error *err)
 {
 	char live[4200], old[4200], stage[4200], done[4200];
 	shard_paths(dir, s, live, old, stage, done, sizeof(live));
-	if (exists(done))
-		return swap_dirs(dir, live, old, stage, err);
+	if (exists(done)) {
+		int rc = swap_dirs(dir, live, old, stage, err);
+		rm_rf(old);
+		return rc;
+	}
 	if (!exists(live) && exists(old) && rename(old, live))
 		return st_error_set(err, ST_EIO, "rename %s: %m", old);
 	if (rm_rf(old) || rm_rf(stage))
@@ -559,27 +564,70 @@ int kv_shard_swap_recover(const char *dir, int s, struct st_error *err)
 	return 0;
 }
 
-/* Writes the position into the staged copy and marks it complete. */
-static int stage_finish(struct kv_db *db, int shard, const char *stage, const char *done,
-			const struct kv_repl_pos *pos, struct st_error *err)
+/* The position a resynced copy starts from and its new copy id travel as a file in the
+ * staged copy (STRATA-POS: "NEXT FOLLOWED-ID OWN-ID\n"), so the stage is never opened with
+ * RocksDB: an install opens the shard once. kv_shard_install_finish writes them into the
+ * shard as soon as it is open (at kv_open too, after a crash in between), then removes the
+ * file; until then nothing reads the shard (the swap lock, or kv_open not yet returned). */
+#define POS_FILE "STRATA-POS"
+
+static int write_pos_file(const char *stage, const struct kv_repl_pos *pos, struct st_error *err)
 {
-	char *rerr = NULL;
-	rocksdb_t *st = rocksdb_open(db->shards[shard].opts, stage, &rerr);
-	if (rerr)
-		return kv_rocks_err(err, rerr, "open the resynced copy");
+	char path[4300], id[KV_REPLID_MAX], buf[32 + 2 * KV_REPLID_MAX];
+	snprintf(path, sizeof(path), "%s/" POS_FILE, stage);
+	kv_new_replid(id);
+	int n = snprintf(buf, sizeof(buf), "%llu %s %s\n", (unsigned long long)pos->next_seq,
+			 pos->replid, id);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int rc = fd < 0 || write(fd, buf, (size_t)n) != n || fsync(fd);
+	if (rc)
+		st_error_set(err, ST_EIO, "%s: %m", path);
+	if (fd >= 0)
+		close(fd);
+	return rc ? ST_EIO : 0;
+}
+
+int kv_shard_install_finish(struct kv_db *db, int shard, struct st_error *err)
+{
+	char dir[4200], path[4300];
+	snprintf(dir, sizeof(dir), "%s/shard-%03d", db->dir, shard);
+	snprintf(path, sizeof(path), "%s/" POS_FILE, dir);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? 0 : st_error_set(err, ST_EIO, "%s: %m", path);
+	struct kv_repl_pos pos = {{0}, 0};
+	char id[KV_REPLID_MAX] = "";
+	unsigned long long next = 0;
+	int ok = fscanf(f, "%llu %39s %39s", &next, pos.replid, id) == 3 && next && id[0];
+	fclose(f);
+	if (!ok)
+		return st_error_set(err, ST_ECORRUPT, "%s: not a resync position", path);
+	pos.next_seq = next;
 	char buf[8 + KV_REPLID_MAX];
 	size_t bl;
-	kv_pos_encode(pos, buf, &bl);
-	char id[KV_REPLID_MAX];
-	kv_new_replid(id);
+	kv_pos_encode(&pos, buf, &bl);
 	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
 	rocksdb_writebatch_put(wb, kv_pos_key, KV_POS_KEY_LEN, buf, bl);
 	rocksdb_writebatch_put(wb, kv_replid_key, KV_REPLID_KEY_LEN, id, strlen(id));
-	rocksdb_write(st, db->wo_sync, wb, &rerr);
+	char *rerr = NULL;
+	/* the shard's instance itself: kv_shard_install holds the swap lock for writing */
+	rocksdb_write(db->shards[shard].db, db->wo_sync, wb, &rerr);
 	rocksdb_writebatch_destroy(wb);
-	rocksdb_close(st);
 	if (rerr)
-		return kv_rocks_err(err, rerr, "write the position into the resynced copy");
+		return kv_rocks_err(err, rerr, "write the position of the resynced copy");
+	/* the removal must be durable: replayed later, the file would move the position back */
+	if (unlink(path) || sync_dir(dir))
+		return st_error_set(err, ST_EIO, "remove %s: %m", path);
+	return 0;
+}
+
+/* Writes the position file into the staged copy and marks it complete. */
+static int stage_finish(const char *stage, const char *done, const struct kv_repl_pos *pos,
+			struct st_error *err)
+{
+	int rc = write_pos_file(stage, pos, err);
+	if (rc)
+		return rc;
 	int fd = open(done, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	if (fd < 0 || fsync(fd)) {
 		if (fd >= 0)
@@ -602,7 +650,7 @@ int kv_shard_install(struct kv_db *db, int shard, const char *dir, const struct 
 	if (strcmp(dir, stage))
 		return st_error_set(err, ST_EINVAL, "a resync of shard %d must be staged in %s",
 				    shard, stage);
-	if ((rc = stage_finish(db, shard, stage, done, pos, err)))
+	if ((rc = stage_finish(stage, done, pos, err)))
 		return rc;
 	struct kv_shard *sh = &db->shards[shard];
 	pthread_rwlock_wrlock(&sh->swap);
@@ -612,16 +660,26 @@ int kv_shard_install(struct kv_db *db, int shard, const char *dir, const struct 
 	rocksdb_close(sh->db);
 	sh->db = NULL;
 	rc = swap_dirs(db->dir, live, old, stage, err);
+	if (!rc && ST_FAULT("resync.install.crash")) {
+		/* swapped, the position not yet written into the shard (kv_open finishes it) */
+		fprintf(stderr, "injected crash during a resync install (resync.install.crash)\n");
+		_exit(86);
+	}
 	rerr = NULL;
 	sh->db = rocksdb_open(sh->opts, live, &rerr);
+	struct st_error ferr = {0};
+	if (!rerr && kv_shard_install_finish(db, shard, &ferr))
+		rerr = strdup(ferr.msg);
 	if (rerr) {
 		/* no usable shard: every later write fails with this (reads fail on a NULL db
-		 * would crash, so this is fatal for the process, as a failed open is) */
+		 * would crash, so this is fatal for the process, as a failed open is; a restart
+		 * finishes the install at kv_open) */
 		kv_fail(db, ST_EIO, "open after resync", rerr);
 		st_assert_fail("shard reopen after resync", __FILE__, __LINE__, rerr);
 	}
 	sh->wal_pinned = 0; /* a new RocksDB instance: nothing disabled on it */
 	pthread_rwlock_unlock(&sh->swap);
+	rm_rf(old); /* readers no longer wait for the old copy's deletion */
 	kv_rcache_bump(db->rcache);
 	return rc;
 }

@@ -4,7 +4,9 @@
 # checkpoint and then streams; a kill in the middle of that resync (fault repl.resync.crash,
 # the process exits at once) leaves the old copy usable, and the restarted replica finishes;
 # a preload (SST ingestion, not in the WAL) reaches the replica with identical known-at
-# answers; an operator-requested resync works.
+# answers; an operator-requested resync works, its files (sent by sendfile, some sendfiles
+# cut short by fault repl.sendfile.short) byte-identical to the primary's; a crash between
+# the swap and writing the copy's position (fault resync.install.crash) is finished at open.
 # Rerun by hand: BIN=bin bash tests/integ/repl_resync.sh
 set -uo pipefail
 source tests/integ/repl_common.bash
@@ -63,11 +65,46 @@ for k in k1 k250 k500; do
   [ -n "$A" ] && [ "$A" = "$B" ] || fail "preloaded $k differs: $A vs $B"
 done
 
-# an operator-requested resync
+# an operator-requested resync, its files sent by sendfile with some sendfiles cut short
+# (fault repl.sendfile.short: the sender continues where the kernel stopped): the replica's
+# SST files are byte-identical to the primary's files of the same name
+stop a
+STRATA_FAULTS=repl.sendfile.short@1,repl.sendfile.short@2,repl.sendfile.short@5 start a --wal-ttl 1s
+wait_caught_up b
 n1=$(grep -c "resync installed" "$T/b.log")
 "$ADM" cluster resync --cluster "$T/cluster.ini" b 1 >/dev/null || fail "cluster resync"
 for _ in $(seq 200); do [ "$(grep -c "resync installed" "$T/b.log")" -gt "$n1" ] && break; sleep 0.05; done
 [ "$(grep -c "resync installed" "$T/b.log")" -gt "$n1" ] || fail "requested resync did not run"
+grep "shard 1: resync installed" "$T/b.log" | tail -1 | grep -q "receiving .* installing" ||
+  fail "the resync's log line lacks its time breakdown"
+same=0
+for f in "$T"/b/shard-001/*.sst; do
+  [ -e "$T/a/shard-001/${f##*/}" ] || continue
+  cmp -s "$f" "$T/a/shard-001/${f##*/}" || fail "resynced ${f##*/} differs from the primary's"
+  same=$((same + 1))
+done
+[ $same -ge 1 ] || fail "no SST file of the resynced shard to compare: $(ls "$T"/a/shard-001 "$T"/b/shard-001)"
 wait_caught_up b
 verify_all 2
-echo "ok: WAL gap -> resync, crash mid-resync kept a usable copy and finished, preload and known-at replicated"
+
+# a crash after the swap, before the copy's position is written into it (fault
+# resync.install.crash): the restarted replica finishes the install when it opens the shard
+# (the staged position file is applied, then removed) and streams on without a resync
+stop b
+STRATA_FAULTS=resync.install.crash start b
+wait_caught_up b
+"$ADM" cluster resync --cluster "$T/cluster.ini" b 0 >/dev/null || fail "cluster resync 0"
+for _ in $(seq 200); do kill -0 "${PID[b]}" 2>/dev/null || break; sleep 0.05; done
+wait "${PID[b]}"; rc=$?; unset "PID[b]"
+[ $rc -eq 86 ] || fail "replica did not crash in the install (exit $rc)"
+[ -e "$T/b/shard-000/STRATA-POS" ] || fail "the crash left no position file in the swapped-in copy"
+n2=$(grep -c "resync of" "$T/b.log")
+start b
+wait_caught_up b
+[ -e "$T/b/shard-000/STRATA-POS" ] && fail "the position file was not removed at open"
+[ "$(grep -c "resync of" "$T/b.log")" = "$n2" ] || fail "the replica resynced again after the install was finished at open"
+$S --addr "${ADDR[a]}" put t e5 x=5 >/dev/null || fail "put 5"
+wait_caught_up b
+[ "$($S --addr "${ADDR[b]}" get t e5 x --replica-ok | cut -f2)" = 5 ] || fail "e5 missing on the replica"
+verify_all 2
+echo "ok: WAL gap -> resync, crash mid-resync kept a usable copy and finished, preload and known-at replicated, sendfile copies identical, install crash finished at open"

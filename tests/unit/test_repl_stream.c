@@ -13,12 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/st_fault.h"
 #include "replication/repl.h"
 #include "replication/repl_stream.h"
 
@@ -190,6 +192,50 @@ static void test_reader_writer(void **state)
 		close(sv[0]);
 		close(sv[1]);
 	}
+}
+
+/* repl_send_file_frame: a file's bytes framed with sendfile arrive as one frame with a valid
+ * checksum, also when a sendfile comes back short (fault repl.sendfile.short: the loop goes
+ * on from where it stopped, exactly two sendfiles here); a file that ends before the frame
+ * does is an error, never a short frame. */
+static void test_send_file_frame(void **state)
+{
+	(void)state;
+	enum { N = 60000, OFF = 1000 };
+	char path[300];
+	snprintf(path, sizeof(path), "%s-sendfile", dir);
+	uint8_t *data = malloc(N);
+	assert_non_null(data);
+	srand(4242);
+	for (int i = 0; i < N; i++)
+		data[i] = (uint8_t)rand();
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, N), N);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	setenv("STRATA_FAULTS", "repl.sendfile.short@1,repl.sendfile.short@3", 1);
+	st_fault_reset();
+	struct st_error e = {0};
+	assert_int_equal(repl_send_file_frame(sv[0], REPL_DATA, fd, OFF, data + OFF, N - OFF, &e), 0);
+	/* hits 1 (short) and 2 (the rest) were the two sendfiles: this is hit 3 */
+	assert_true(st_fault("repl.sendfile.short"));
+	unsetenv("STRATA_FAULTS");
+	st_fault_reset();
+	struct repl_frame f;
+	assert_int_equal(repl_recv(sv[1], REPL_FRAME_MAX, &f, &e), 0);
+	assert_int_equal(f.type, REPL_DATA);
+	assert_int_equal(f.len, N - OFF);
+	assert_memory_equal(f.payload, data + OFF, N - OFF);
+	repl_frame_release(&f);
+	uint8_t tail[20] = {0};
+	assert_int_equal(repl_send_file_frame(sv[0], REPL_DATA, fd, N - 10, tail, 20, &e), ST_EIO);
+	assert_non_null(strstr(e.msg, "ends 10 bytes early"));
+	close(sv[0]);
+	close(sv[1]);
+	close(fd);
+	unlink(path);
+	free(data);
 }
 
 static void test_layout(void **state)
@@ -640,6 +686,7 @@ int main(void)
 		cmocka_unit_test(test_frame_random_bytes),
 		cmocka_unit_test(test_payload_reader_bounds),
 		cmocka_unit_test(test_reader_writer),
+		cmocka_unit_test(test_send_file_frame),
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_replica_rewind_frames),
 		cmocka_unit_test(test_replica_refuses_primary_reads),
