@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 struct join_row {
@@ -36,9 +37,38 @@ struct kv_join {
 	char *arena;
 	size_t arena_len, arena_cap;
 	struct kv_result *res; /* chunk * nf */
+	size_t res_bytes;
 	int ran;
+	_Atomic int owns; /* some result of the run owns memory (a str, bytes or list value) */
 	struct st_error *errs; /* per shard: what a failed sweep reports */
 };
+
+/* The result chunk. A large one (1M rows x 10 features is 480 MB) is its own mapping with
+ * transparent huge pages asked for: the sweep writes each row's results at its input
+ * position, in random order, and with 4 KiB pages nearly every row cost a TLB miss and
+ * the first touch of each a page fault. *mapped: the mapping's size (0: calloc'd). */
+#define RES_MAP_MIN (8u << 20)
+
+static struct kv_result *res_alloc(size_t bytes, size_t *mapped)
+{
+	*mapped = 0;
+	if (bytes < RES_MAP_MIN)
+		return calloc(1, bytes ? bytes : 1);
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without THP, 4 KiB pages */
+	*mapped = bytes;
+	return p;
+}
+
+static void res_free(struct kv_result *res, size_t mapped)
+{
+	if (mapped)
+		munmap(res, mapped);
+	else
+		free(res);
+}
 
 int kv_join_open(struct kv_db *db, const char *table, const char *const *features,
 		 size_t nfeatures, int64_t known_at, size_t chunk_rows, struct kv_join **out,
@@ -61,7 +91,7 @@ int kv_join_open(struct kv_db *db, const char *table, const char *const *feature
 	j->ts = malloc(chunk_rows * sizeof(*j->ts));
 	j->eoff = malloc(chunk_rows * sizeof(*j->eoff));
 	j->elen = malloc(chunk_rows * sizeof(*j->elen));
-	j->res = calloc(chunk_rows * nfeatures, sizeof(*j->res));
+	j->res = res_alloc(chunk_rows * nfeatures * sizeof(*j->res), &j->res_bytes);
 	j->errs = calloc((size_t)kv_nshards(db), sizeof(*j->errs));
 	if (!j->fids || !j->ttls || !j->ts || !j->eoff || !j->elen || !j->res || !j->errs) {
 		kv_join_free(j);
@@ -211,8 +241,6 @@ struct join_pool {
 	_Atomic int rc;
 };
 
-/* Sorts the rows of one shard by (entity, ts descending) and sweeps them with one
- * total-order iterator. Each row's results are written at its input position only. */
 /* The three sort words of a row: k0, k1, then ts descending as an unsigned word. */
 static uint64_t row_word(const struct join_row *r, int w)
 {
@@ -265,6 +293,8 @@ static void sort_rows(const struct kv_join *j, struct join_row *rows, struct joi
 	sort_join = NULL;
 }
 
+/* Sorts the rows of one shard by (entity, ts descending) and sweeps them with one
+ * total-order iterator. Each row's results are written at its input position only. */
 static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_t n)
 {
 	if (!n)
@@ -285,6 +315,7 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 	struct kv_scan sc;
 	kv_scan_init(&sc, it, &j->rules);
 	sc.total_order = 1;
+	int owns = 0;
 	for (size_t g = 0; g < n && !rc;) {
 		/* rows[g..end) share one entity, ts descending */
 		size_t end = g + 1;
@@ -305,8 +336,9 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 			kv_scan_seek(&sc, j->table_id, j->arena + j->eoff[i0], j->elen[i0], j->fids[f],
 				     j->ttls[f], rows[g].ts);
 			for (size_t r = g; r < live && !rc; r++) {
-				uint32_t idx = rows[r].idx;
-				rc = kv_scan_asof(&sc, rows[r].ts, &j->res[(size_t)idx * j->nf + f]);
+				struct kv_result *res = &j->res[(size_t)rows[r].idx * j->nf + f];
+				rc = kv_scan_asof(&sc, rows[r].ts, res);
+				owns |= res->value.ptr != NULL;
 			}
 		}
 		if (rc)
@@ -314,6 +346,8 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 				      j->elen[i0]);
 		g = end;
 	}
+	if (owns)
+		atomic_store(&j->owns, 1);
 	kv_scan_release(&sc);
 	rocksdb_iter_destroy(it);
 	kv_shard_unpin(j->db, shard);
@@ -324,6 +358,9 @@ static void *join_worker(void *arg)
 {
 	struct join_pool *p = arg;
 	int s;
+	/* RocksDB's per-thread perf counters cost a TLS lookup per iterator step; nothing in
+	 * the store reads them */
+	rocksdb_set_perf_level(rocksdb_disable);
 	while (!atomic_load(&p->rc) &&
 	       (s = atomic_fetch_add(&p->next_shard, 1)) < p->j->db->nshards) {
 		int rc = join_shard(p->j, s, p->rows + p->start[s], p->start[s + 1] - p->start[s]);
@@ -446,9 +483,17 @@ const struct kv_result *kv_join_result(const struct kv_join *j, size_t i)
 	return &j->res[i * j->nf];
 }
 
+/* Only values of a variable size own memory: a join of numbers has nothing to release (a
+ * pass over every result, 480 MB for 1M rows x 10 features). */
+static void release_results(struct kv_join *j)
+{
+	if (atomic_exchange(&j->owns, 0))
+		kv_result_release(j->res, j->n * j->nf);
+}
+
 void kv_join_reset(struct kv_join *j)
 {
-	kv_result_release(j->res, j->n * j->nf);
+	release_results(j);
 	j->n = 0;
 	j->arena_len = 0;
 	j->ran = 0;
@@ -459,8 +504,8 @@ void kv_join_free(struct kv_join *j)
 	if (!j)
 		return;
 	if (j->res)
-		kv_result_release(j->res, j->n * j->nf);
-	free(j->res);
+		release_results(j);
+	res_free(j->res, j->res_bytes);
 	free(j->fids);
 	free(j->ttls);
 	free(j->errs);
