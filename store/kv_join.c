@@ -45,16 +45,35 @@ struct kv_join {
 
 /* The result chunk. A large one (1M rows x 10 features is 480 MB) is its own mapping with
  * transparent huge pages asked for: the sweep writes each row's results at its input
- * position, in random order, and with 4 KiB pages nearly every row cost a TLB miss and
- * the first touch of each a page fault. *mapped: the mapping's size (0: calloc'd). */
+ * position, in random order, and with 4 KiB pages nearly every row cost a TLB miss and the
+ * first touch of each a page fault. The kernel zeroes a fresh mapping's pages as they are
+ * touched (a tenth of the CPU of a 1M x 10 join), so the largest chunk freed is kept as a
+ * spare for the next join, its pages given back lazily (MADV_FREE: reclaimed only under
+ * memory pressure). A spare needs no zeroing: a chunk is freed with no result owning memory,
+ * a reclaimed page reads back as zeroes (a result owning nothing too), and a run writes every
+ * result it reports. *mapped: the mapping's size (0: calloc'd). */
 #define RES_MAP_MIN (8u << 20)
+
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *spare; /* under spare_lock */
+static size_t spare_bytes;
 
 static struct kv_result *res_alloc(size_t bytes, size_t *mapped)
 {
 	*mapped = 0;
 	if (bytes < RES_MAP_MIN)
 		return calloc(1, bytes ? bytes : 1);
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p = NULL;
+	pthread_mutex_lock(&spare_lock);
+	if (spare && spare_bytes >= bytes) {
+		p = spare;
+		*mapped = spare_bytes;
+		spare = NULL;
+	}
+	pthread_mutex_unlock(&spare_lock);
+	if (p)
+		return p;
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	(void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without THP, 4 KiB pages */
@@ -62,12 +81,26 @@ static struct kv_result *res_alloc(size_t bytes, size_t *mapped)
 	return p;
 }
 
+/* res: no result owns memory. */
 static void res_free(struct kv_result *res, size_t mapped)
 {
-	if (mapped)
-		munmap(res, mapped);
-	else
+	if (!mapped) {
 		free(res);
+		return;
+	}
+	pthread_mutex_lock(&spare_lock);
+	if (!spare || spare_bytes < mapped) { /* keep the larger one */
+		void *old = spare;
+		size_t old_bytes = spare_bytes;
+		(void)madvise(res, mapped, MADV_FREE);
+		spare = res;
+		spare_bytes = mapped;
+		res = old;
+		mapped = old_bytes;
+	}
+	pthread_mutex_unlock(&spare_lock);
+	if (res)
+		munmap(res, mapped);
 }
 
 int kv_join_open(struct kv_db *db, const char *table, const char *const *features,
