@@ -326,6 +326,35 @@ static void sort_rows(const struct kv_join *j, struct join_row *rows, struct joi
 	sort_join = NULL;
 }
 
+/* Results of one block of rows computed in a small buffer, then copied out a row at a time:
+ * each row's results go to its input position, a random place of the chunk, and written
+ * feature by feature between iterator steps every row's cache lines were missed one at a
+ * time. */
+#define BLOCK_RESULTS 1024
+
+/* Sweeps rows[0..n) (one entity, ts descending) for every feature into blk, then copies
+ * each row's results to its input position. Every result of the block is copied, set or
+ * empty, so that the results of a failed sweep are still released with the chunk. */
+static int sweep_block(struct kv_join *j, struct kv_scan *sc, const struct join_row *rows,
+		       size_t n, const char *entity, size_t elen, struct kv_result *blk,
+		       int *owns)
+{
+	size_t nf = j->nf;
+	int rc = 0;
+	memset(blk, 0, n * nf * sizeof(*blk));
+	for (size_t f = 0; f < nf && !rc; f++) {
+		kv_scan_seek(sc, j->table_id, entity, elen, j->fids[f], j->ttls[f], rows[0].ts);
+		for (size_t r = 0; r < n && !rc; r++)
+			rc = kv_scan_asof(sc, rows[r].ts, &blk[r * nf + f]);
+	}
+	for (size_t r = 0; r < n; r++) {
+		for (size_t f = 0; f < nf; f++)
+			*owns |= blk[r * nf + f].value.ptr != NULL;
+		memcpy(&j->res[(size_t)rows[r].idx * nf], &blk[r * nf], nf * sizeof(*blk));
+	}
+	return rc;
+}
+
 /* Sorts the rows of one shard by (entity, ts descending) and sweeps them with one
  * total-order iterator. Each row's results are written at its input position only. */
 static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_t n)
@@ -349,6 +378,10 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 	kv_scan_init(&sc, it, &j->rules);
 	sc.total_order = 1;
 	int owns = 0;
+	size_t block = BLOCK_RESULTS / j->nf ? BLOCK_RESULTS / j->nf : 1;
+	struct kv_result *blk = malloc(block * j->nf * sizeof(*blk));
+	if (!blk)
+		rc = st_error_set(&j->errs[shard], ST_ENOMEM, "join: out of memory");
 	for (size_t g = 0; g < n && !rc;) {
 		/* rows[g..end) share one entity, ts descending */
 		size_t end = g + 1;
@@ -365,20 +398,17 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 				memset(res, 0, sizeof(*res));
 				res->status = KV_BEFORE_HORIZON;
 			}
-		for (size_t f = 0; f < j->nf && !rc && live > g; f++) {
-			kv_scan_seek(&sc, j->table_id, j->arena + j->eoff[i0], j->elen[i0], j->fids[f],
-				     j->ttls[f], rows[g].ts);
-			for (size_t r = g; r < live && !rc; r++) {
-				struct kv_result *res = &j->res[(size_t)rows[r].idx * j->nf + f];
-				rc = kv_scan_asof(&sc, rows[r].ts, res);
-				owns |= res->value.ptr != NULL;
-			}
+		for (size_t b = g; b < live && !rc; b += block) {
+			size_t nb = live - b < block ? live - b : block;
+			rc = sweep_block(j, &sc, rows + b, nb, j->arena + j->eoff[i0], j->elen[i0], blk,
+					 &owns);
 		}
 		if (rc)
 			kv_scan_error(&j->errs[shard], rc, shard, "join", j->arena + j->eoff[i0],
 				      j->elen[i0]);
 		g = end;
 	}
+	free(blk);
 	if (owns)
 		atomic_store(&j->owns, 1);
 	kv_scan_release(&sc);
