@@ -202,24 +202,33 @@ static uint8_t *srv_row_put(uint8_t *p, const struct kv_result *r, int times)
 }
 
 /* Encodes the results of swept rows [from, to) into the response (storage freed with it). */
+/* In one pass over the results (48 bytes each, 480 MB for 1M x 10: a pass to size the answer
+ * first read them all twice): the buffer starts at the size of found numbers and grows. */
 static int srv_join_encode(struct srv_ctx *x, struct srv_join *j, size_t from, size_t to)
 {
 	size_t n = 0, nf = j->nfeatures;
-	for (size_t r = from; r < to; r++) {
+	size_t cap = (to - from) * nf * (2 + srv_times_bytes[j->times] + 8) + 64;
+	uint8_t *buf = malloc(cap);
+	for (size_t r = from; r < to && buf; r++) {
 		const struct kv_result *res = kv_join_result(j->j, r);
-		for (size_t f = 0; f < nf; f++)
-			n += srv_row_size(&res[f], j->times);
+		for (size_t f = 0; f < nf && buf; f++) {
+			size_t sz = srv_row_size(&res[f], j->times);
+			if (n + sz > cap) {
+				cap = n + sz > 2 * cap ? n + sz : 2 * cap;
+				uint8_t *nb = realloc(buf, cap);
+				if (!nb)
+					free(buf);
+				if (!(buf = nb))
+					break;
+			}
+			uint8_t *end = srv_row_put(buf + n, &res[f], j->times);
+			ST_ASSERT((size_t)(end - buf) == n + sz);
+			n += sz;
+		}
 	}
-	uint8_t *buf = malloc(n ? n : 1), *p = buf;
 	if (!buf)
 		return srv_ctx_nomem(x);
 	srv_ctx_defer(x, srv_free_buf, buf, n);
-	for (size_t r = from; r < to; r++) {
-		const struct kv_result *res = kv_join_result(j->j, r);
-		for (size_t f = 0; f < nf; f++)
-			p = srv_row_put(p, &res[f], j->times);
-	}
-	ST_ASSERT((size_t)(p - buf) == n);
 	x->resp.result_case = STRATA__RESPONSE__RESULT_JOIN_ROWS;
 	x->resp.join_rows.data = buf;
 	x->resp.join_rows.len = n;
