@@ -62,6 +62,7 @@ struct strata_join {
 	/* the answered chunk being read */
 	struct strata_result *cur; /* cur_cap results allocated */
 	size_t cur_rows, cur_pos, cur_cap;
+	int cur_owns; /* some result of cur may own memory (numbers own none) */
 	size_t pending;
 	int dead; /* error code that poisons the join */
 	/* cluster: one join per node that is primary of a shard, and every row not yet
@@ -632,8 +633,9 @@ static int sj_deferred_more(strata_join *j, struct strata_error *err)
 /* Empties the answered chunk; its array is kept for the next one. */
 static void sj_cur_release(strata_join *j)
 {
-	if (j->cur)
+	if (j->cur && j->cur_owns)
 		strata_result_release(j->cur, j->cur_rows * j->nf);
+	j->cur_owns = 0;
 	j->cur_rows = j->cur_pos = 0;
 }
 
@@ -744,11 +746,14 @@ static int sj_cur_fill(strata_join *j, const Strata__Response *r, size_t rows,
 		j->cur = c;
 		j->cur_cap = n;
 	}
+	j->cur_owns = 1;
 	if (!compact)
 		return sc_results_from_pb(r->results->results, n, j->cur, err);
+	j->cur_owns = 0;
 	struct sj_reader rd = {r->join_rows.data, r->join_rows.data + r->join_rows.len};
 	for (size_t i = 0; i < n; i++) {
 		int rc = sj_result_decode(&rd, j->times, &j->cur[i]);
+		j->cur_owns |= j->cur[i].value.ptr != NULL;
 		if (rc) {
 			strata_result_release(j->cur, i + 1);
 			return sc_error(err, rc, "%s", rc == STRATA_ENOMEM ? "out of memory"

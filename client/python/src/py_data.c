@@ -574,16 +574,14 @@ struct py_join_args {
 static int py_join_fill_row(struct py_join_args *a, size_t row, const struct strata_result *r,
 			    struct st_error *err)
 {
-	int rc = 0;
 	for (size_t k = 0; k < a->nf; k++) {
 		struct kv_result kr;
-		cli_remote_result_out((struct strata_result *)&r[k], &kr);
-		if (!rc && py_out_fill(&a->outs[k], row, &kr))
-			rc = st_error_set(err, ST_EPROTO, "feature '%s': value of an unexpected type",
-					  a->f[k]);
-		kv_value_release(&kr.value);
+		cli_remote_result_view(&r[k], &kr); /* libstrata keeps the values */
+		if (py_out_fill(&a->outs[k], row, &kr))
+			return st_error_set(err, ST_EPROTO, "feature '%s': value of an unexpected type",
+					    a->f[k]);
 	}
-	return rc;
+	return 0;
 }
 
 static int py_join_stream(strata *c, struct py_join_args *a, struct st_error *err)
