@@ -103,7 +103,7 @@ static void run_join(struct kv_db *db, const char *table, int64_t ttl, const int
 	kv_join_free(j);
 }
 
-static void test_join_history(void **state)
+static struct kv_db *open_store(void)
 {
 	struct kv_options o;
 	kv_options_init(&o);
@@ -111,6 +111,13 @@ static void test_join_history(void **state)
 	struct kv_db *db;
 	struct st_error err;
 	assert_int_equal(kv_open(dir, &o, &db, &err), 0);
+	return db;
+}
+
+static void test_join_history(void **state)
+{
+	struct kv_db *db = open_store();
+	struct st_error err;
 	struct kv_feature_def f[] = {{"x", KV_I64, 0, 0, 0}};
 	struct kv_table t = {.name = "clicks", .ttl_us = TTL, .nfeatures = 1, .features = f};
 	assert_int_equal(kv_table_create(db, &t, &err), 0);
@@ -203,12 +210,8 @@ static void reuse_join(struct kv_db *db, const char *const *f, size_t nf, int un
 
 static void test_join_chunk_reuse(void **state)
 {
-	struct kv_options o;
-	kv_options_init(&o);
-	o.sync = KV_SYNC_NONE;
-	struct kv_db *db;
+	struct kv_db *db = open_store();
 	struct st_error err;
-	assert_int_equal(kv_open(dir, &o, &db, &err), 0);
 	struct kv_feature_def f[] = {{"s", KV_STR, 0, 0, 0}, {"x", KV_I64, 0, 0, 0}};
 	struct kv_table t = {.name = "mixed", .nfeatures = 2, .features = f};
 	assert_int_equal(kv_table_create(db, &t, &err), 0);
