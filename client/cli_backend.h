@@ -76,5 +76,7 @@ int cli_remote_open_opts(const char *addr, const struct strata_connect_opts *o,
  * read a remote backend's libstrata handle (its ctx) directly. */
 struct strata_result;
 void cli_remote_result_out(struct strata_result *in, struct kv_result *out);
+/* The same without taking the value: out borrows in's (not to be released). */
+void cli_remote_result_view(const struct strata_result *in, struct kv_result *out);
 
 #endif

@@ -36,7 +36,7 @@ static void rm_value_in(const struct kv_value *v, struct strata_value *out)
 
 /* Moves a libstrata result into a kv result (the value buffer changes owner; both sides
  * free it with free()). */
-void cli_remote_result_out(struct strata_result *in, struct kv_result *out)
+void cli_remote_result_view(const struct strata_result *in, struct kv_result *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->found = in->found;
@@ -52,6 +52,11 @@ void cli_remote_result_out(struct strata_result *in, struct kv_result *out)
 	else
 		out->value.i64 = in->value.i64;
 	out->value.ptr = in->value.ptr;
+}
+
+void cli_remote_result_out(struct strata_result *in, struct kv_result *out)
+{
+	cli_remote_result_view(in, out);
 	in->value.ptr = NULL;
 }
 

@@ -360,6 +360,10 @@ int strata_join_open(strata *c, const char *table, const char *const *features,
  * with skip = 1 they come back with status STRATA_BEFORE_HORIZON and no values. Set before
  * the first push. */
 #define STRATA_JOIN_SKIP_BEFORE_HORIZON 1
+/* Results without ingest_us (0), or without ts either (0; status and value are kept): less
+ * to send and decode for a caller that has no use for them. */
+#define STRATA_JOIN_NO_INGEST 2
+#define STRATA_JOIN_NO_TIMES 4
 int strata_join_open2(strata *c, const char *table, const char *const *features,
 		      size_t nfeatures, int64_t known_at, size_t chunk_rows, int flags,
 		      strata_join **out, struct strata_error *err);

@@ -31,6 +31,8 @@
 #define SJ_UPLOAD_ROWS 65536      /* rows of one deferred upload push ... */
 #define SJ_UPLOAD_BYTES (4u << 20) /* ... or this many entity bytes */
 #define SJ_FETCH_RESULTS 131072   /* results (rows x features) of one fetch */
+/* JoinOpenReq.times: fetch answers carry ts and ingest_us, ts only, or no times */
+enum { SJ_TIMES_BOTH = 0, SJ_TIMES_TS = 1, SJ_TIMES_NONE = 2 };
 
 struct sj_chunk {
 	uint64_t id;
@@ -42,6 +44,7 @@ struct strata_join {
 	strata *c;
 	uint64_t epoch, join_id;
 	size_t nf, chunk_rows;
+	int times; /* deferred: the times fetch answers carry (JoinOpenReq.times) */
 	/* deferred session (see above); wire_rows: rows of one push */
 	int deferred, need_drain; /* need_drain: a sweep was sent, its fetches not all answered */
 	size_t wire_rows, coll, swept, fetched;
@@ -59,6 +62,7 @@ struct strata_join {
 	/* the answered chunk being read */
 	struct strata_result *cur; /* cur_cap results allocated */
 	size_t cur_rows, cur_pos, cur_cap;
+	int cur_owns; /* some result of cur may own memory (numbers own none) */
 	size_t pending;
 	int dead; /* error code that poisons the join */
 	/* cluster: one join per node that is primary of a shard, and every row not yet
@@ -348,6 +352,10 @@ static int sj_open_one(strata *c, const char *table, const char *const *features
 		m.has_before_horizon = 1;
 		m.before_horizon = 1;
 	}
+	if (flags & (STRATA_JOIN_NO_INGEST | STRATA_JOIN_NO_TIMES)) {
+		m.has_times = 1;
+		m.times = flags & STRATA_JOIN_NO_TIMES ? SJ_TIMES_NONE : SJ_TIMES_TS;
+	}
 	Strata__Request req = STRATA__REQUEST__INIT;
 	req.op_case = STRATA__REQUEST__OP_JOIN_OPEN;
 	req.join_open = &m;
@@ -360,6 +368,7 @@ static int sj_open_one(strata *c, const char *table, const char *const *features
 	j->join_id = r->join_id;
 	j->epoch = c->epoch;
 	j->deferred = r->has_join_deferred && r->join_deferred;
+	j->times = r->has_join_times ? (int)r->join_times : SJ_TIMES_BOTH;
 	strata__response__free_unpacked(r, NULL);
 	/* rows of one push: an upload (deferred), or a chunk answered directly */
 	size_t wire = j->deferred ? SJ_UPLOAD_ROWS : SJ_CHUNK_DEFAULT;
@@ -624,14 +633,17 @@ static int sj_deferred_more(strata_join *j, struct strata_error *err)
 /* Empties the answered chunk; its array is kept for the next one. */
 static void sj_cur_release(strata_join *j)
 {
-	if (j->cur)
+	if (j->cur && j->cur_owns)
 		strata_result_release(j->cur, j->cur_rows * j->nf);
+	j->cur_owns = 0;
 	j->cur_rows = j->cur_pos = 0;
 }
 
 /* ---- compact answers of deferred fetches (Response.join_rows; layout in strata.proto) ---- */
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "join_rows is little-endian");
+
+static const size_t sj_times_bytes[] = {16, 8, 0}; /* [times] of a row, by SJ_TIMES_* */
 
 struct sj_reader {
 	const uint8_t *p, *end;
@@ -692,13 +704,14 @@ static int sj_value_decode(struct sj_reader *rd, struct strata_value *v)
 }
 
 /* One result, with the rules of sc_results_from_pb: times only for present, stale and
- * skipped values. */
-static int sj_result_decode(struct sj_reader *rd, struct strata_result *out)
+ * skipped values, and only those the session asked for (`times`). */
+static int sj_result_decode(struct sj_reader *rd, int times, struct strata_result *out)
 {
 	uint8_t head;
 	int64_t t[2] = {0, 0};
 	memset(out, 0, sizeof(*out));
-	if (sj_take(rd, &head, 1) || ((head & 8) && sj_take(rd, t, 16)))
+	if (sj_take(rd, &head, 1) ||
+	    ((head & 8) && (times == SJ_TIMES_NONE || sj_take(rd, t, sj_times_bytes[times]))))
 		return STRATA_EPROTO;
 	if (!(head & 4)) {
 		if ((head & 3) >= STRATA_STALE) {
@@ -733,11 +746,14 @@ static int sj_cur_fill(strata_join *j, const Strata__Response *r, size_t rows,
 		j->cur = c;
 		j->cur_cap = n;
 	}
+	j->cur_owns = 1;
 	if (!compact)
 		return sc_results_from_pb(r->results->results, n, j->cur, err);
+	j->cur_owns = 0;
 	struct sj_reader rd = {r->join_rows.data, r->join_rows.data + r->join_rows.len};
 	for (size_t i = 0; i < n; i++) {
-		int rc = sj_result_decode(&rd, &j->cur[i]);
+		int rc = sj_result_decode(&rd, j->times, &j->cur[i]);
+		j->cur_owns |= j->cur[i].value.ptr != NULL;
 		if (rc) {
 			strata_result_release(j->cur, i + 1);
 			return sc_error(err, rc, "%s", rc == STRATA_ENOMEM ? "out of memory"

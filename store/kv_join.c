@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 struct join_row {
@@ -36,9 +37,71 @@ struct kv_join {
 	char *arena;
 	size_t arena_len, arena_cap;
 	struct kv_result *res; /* chunk * nf */
+	size_t res_bytes;
 	int ran;
+	_Atomic int owns; /* some result of the run owns memory (a str, bytes or list value) */
 	struct st_error *errs; /* per shard: what a failed sweep reports */
 };
+
+/* The result chunk. A large one (1M rows x 10 features is 480 MB) is its own mapping with
+ * transparent huge pages asked for: the sweep writes each row's results at its input
+ * position, in random order, and with 4 KiB pages nearly every row cost a TLB miss and the
+ * first touch of each a page fault. The kernel zeroes a fresh mapping's pages as they are
+ * touched (a tenth of the CPU of a 1M x 10 join), so the largest chunk freed is kept as a
+ * spare for the next join, its pages given back lazily (MADV_FREE: reclaimed only under
+ * memory pressure). A spare needs no zeroing: a chunk is freed with no result owning memory,
+ * a reclaimed page reads back as zeroes (a result owning nothing too), and a run writes every
+ * result it reports. *mapped: the mapping's size (0: calloc'd). */
+#define RES_MAP_MIN (8u << 20)
+
+static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *spare; /* under spare_lock */
+static size_t spare_bytes;
+
+static struct kv_result *res_alloc(size_t bytes, size_t *mapped)
+{
+	*mapped = 0;
+	if (bytes < RES_MAP_MIN)
+		return calloc(1, bytes ? bytes : 1);
+	void *p = NULL;
+	pthread_mutex_lock(&spare_lock);
+	if (spare && spare_bytes >= bytes) {
+		p = spare;
+		*mapped = spare_bytes;
+		spare = NULL;
+	}
+	pthread_mutex_unlock(&spare_lock);
+	if (p)
+		return p;
+	p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, bytes, MADV_HUGEPAGE); /* a hint: without THP, 4 KiB pages */
+	*mapped = bytes;
+	return p;
+}
+
+/* res: no result owns memory. */
+static void res_free(struct kv_result *res, size_t mapped)
+{
+	if (!mapped) {
+		free(res);
+		return;
+	}
+	pthread_mutex_lock(&spare_lock);
+	if (!spare || spare_bytes < mapped) { /* keep the larger one */
+		void *old = spare;
+		size_t old_bytes = spare_bytes;
+		(void)madvise(res, mapped, MADV_FREE);
+		spare = res;
+		spare_bytes = mapped;
+		res = old;
+		mapped = old_bytes;
+	}
+	pthread_mutex_unlock(&spare_lock);
+	if (res)
+		munmap(res, mapped);
+}
 
 int kv_join_open(struct kv_db *db, const char *table, const char *const *features,
 		 size_t nfeatures, int64_t known_at, size_t chunk_rows, struct kv_join **out,
@@ -61,7 +124,7 @@ int kv_join_open(struct kv_db *db, const char *table, const char *const *feature
 	j->ts = malloc(chunk_rows * sizeof(*j->ts));
 	j->eoff = malloc(chunk_rows * sizeof(*j->eoff));
 	j->elen = malloc(chunk_rows * sizeof(*j->elen));
-	j->res = calloc(chunk_rows * nfeatures, sizeof(*j->res));
+	j->res = res_alloc(chunk_rows * nfeatures * sizeof(*j->res), &j->res_bytes);
 	j->errs = calloc((size_t)kv_nshards(db), sizeof(*j->errs));
 	if (!j->fids || !j->ttls || !j->ts || !j->eoff || !j->elen || !j->res || !j->errs) {
 		kv_join_free(j);
@@ -211,8 +274,6 @@ struct join_pool {
 	_Atomic int rc;
 };
 
-/* Sorts the rows of one shard by (entity, ts descending) and sweeps them with one
- * total-order iterator. Each row's results are written at its input position only. */
 /* The three sort words of a row: k0, k1, then ts descending as an unsigned word. */
 static uint64_t row_word(const struct join_row *r, int w)
 {
@@ -265,6 +326,37 @@ static void sort_rows(const struct kv_join *j, struct join_row *rows, struct joi
 	sort_join = NULL;
 }
 
+/* Results of one block of rows computed in a small buffer, then copied out a row at a time:
+ * each row's results go to its input position, a random place of the chunk, and written
+ * feature by feature between iterator steps every row's cache lines were missed one at a
+ * time. */
+#define BLOCK_RESULTS 1024
+
+/* Sweeps rows[0..n) (one entity, ts descending) for every feature into blk, then copies
+ * each row's results to its input position. Every result of the block is copied, set or
+ * empty, so that the results of a failed sweep are still released with the chunk. */
+static int sweep_block(struct kv_join *j, struct kv_scan *sc, const struct join_row *rows,
+		       size_t n, const char *entity, size_t elen, struct kv_result *blk,
+		       int *owns)
+{
+	size_t nf = j->nf;
+	int rc = 0;
+	memset(blk, 0, n * nf * sizeof(*blk));
+	for (size_t f = 0; f < nf && !rc; f++) {
+		kv_scan_seek(sc, j->table_id, entity, elen, j->fids[f], j->ttls[f], rows[0].ts);
+		for (size_t r = 0; r < n && !rc; r++)
+			rc = kv_scan_asof(sc, rows[r].ts, &blk[r * nf + f]);
+	}
+	for (size_t r = 0; r < n; r++) {
+		for (size_t f = 0; f < nf; f++)
+			*owns |= blk[r * nf + f].value.ptr != NULL;
+		memcpy(&j->res[(size_t)rows[r].idx * nf], &blk[r * nf], nf * sizeof(*blk));
+	}
+	return rc;
+}
+
+/* Sorts the rows of one shard by (entity, ts descending) and sweeps them with one
+ * total-order iterator. Each row's results are written at its input position only. */
 static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_t n)
 {
 	if (!n)
@@ -285,6 +377,11 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 	struct kv_scan sc;
 	kv_scan_init(&sc, it, &j->rules);
 	sc.total_order = 1;
+	int owns = 0;
+	size_t block = BLOCK_RESULTS / j->nf ? BLOCK_RESULTS / j->nf : 1;
+	struct kv_result *blk = malloc(block * j->nf * sizeof(*blk));
+	if (!blk)
+		rc = st_error_set(&j->errs[shard], ST_ENOMEM, "join: out of memory");
 	for (size_t g = 0; g < n && !rc;) {
 		/* rows[g..end) share one entity, ts descending */
 		size_t end = g + 1;
@@ -301,19 +398,19 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 				memset(res, 0, sizeof(*res));
 				res->status = KV_BEFORE_HORIZON;
 			}
-		for (size_t f = 0; f < j->nf && !rc && live > g; f++) {
-			kv_scan_seek(&sc, j->table_id, j->arena + j->eoff[i0], j->elen[i0], j->fids[f],
-				     j->ttls[f], rows[g].ts);
-			for (size_t r = g; r < live && !rc; r++) {
-				uint32_t idx = rows[r].idx;
-				rc = kv_scan_asof(&sc, rows[r].ts, &j->res[(size_t)idx * j->nf + f]);
-			}
+		for (size_t b = g; b < live && !rc; b += block) {
+			size_t nb = live - b < block ? live - b : block;
+			rc = sweep_block(j, &sc, rows + b, nb, j->arena + j->eoff[i0], j->elen[i0], blk,
+					 &owns);
 		}
 		if (rc)
 			kv_scan_error(&j->errs[shard], rc, shard, "join", j->arena + j->eoff[i0],
 				      j->elen[i0]);
 		g = end;
 	}
+	free(blk);
+	if (owns)
+		atomic_store(&j->owns, 1);
 	kv_scan_release(&sc);
 	rocksdb_iter_destroy(it);
 	kv_shard_unpin(j->db, shard);
@@ -324,6 +421,9 @@ static void *join_worker(void *arg)
 {
 	struct join_pool *p = arg;
 	int s;
+	/* RocksDB's per-thread perf counters cost a TLS lookup per iterator step; nothing in
+	 * the store reads them */
+	rocksdb_set_perf_level(rocksdb_disable);
 	while (!atomic_load(&p->rc) &&
 	       (s = atomic_fetch_add(&p->next_shard, 1)) < p->j->db->nshards) {
 		int rc = join_shard(p->j, s, p->rows + p->start[s], p->start[s + 1] - p->start[s]);
@@ -446,9 +546,17 @@ const struct kv_result *kv_join_result(const struct kv_join *j, size_t i)
 	return &j->res[i * j->nf];
 }
 
+/* Only values of a variable size own memory: a join of numbers has nothing to release (a
+ * pass over every result, 480 MB for 1M rows x 10 features). */
+static void release_results(struct kv_join *j)
+{
+	if (atomic_exchange(&j->owns, 0))
+		kv_result_release(j->res, j->n * j->nf);
+}
+
 void kv_join_reset(struct kv_join *j)
 {
-	kv_result_release(j->res, j->n * j->nf);
+	release_results(j);
 	j->n = 0;
 	j->arena_len = 0;
 	j->ran = 0;
@@ -459,8 +567,8 @@ void kv_join_free(struct kv_join *j)
 	if (!j)
 		return;
 	if (j->res)
-		kv_result_release(j->res, j->n * j->nf);
-	free(j->res);
+		release_results(j);
+	res_free(j->res, j->res_bytes);
 	free(j->fids);
 	free(j->ttls);
 	free(j->errs);

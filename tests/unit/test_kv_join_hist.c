@@ -103,7 +103,7 @@ static void run_join(struct kv_db *db, const char *table, int64_t ttl, const int
 	kv_join_free(j);
 }
 
-static void test_join_history(void **state)
+static struct kv_db *open_store(void)
 {
 	struct kv_options o;
 	kv_options_init(&o);
@@ -111,6 +111,13 @@ static void test_join_history(void **state)
 	struct kv_db *db;
 	struct st_error err;
 	assert_int_equal(kv_open(dir, &o, &db, &err), 0);
+	return db;
+}
+
+static void test_join_history(void **state)
+{
+	struct kv_db *db = open_store();
+	struct st_error err;
 	struct kv_feature_def f[] = {{"x", KV_I64, 0, 0, 0}};
 	struct kv_table t = {.name = "clicks", .ttl_us = TTL, .nfeatures = 1, .features = f};
 	assert_int_equal(kv_table_create(db, &t, &err), 0);
@@ -162,10 +169,74 @@ static void test_join_history(void **state)
 	kv_close(db);
 }
 
+/* Joins one after another reuse a large result chunk (kv_join.c keeps the last one freed):
+ * a join of strings (results owning memory, released when the join ends), then joins of
+ * numbers over the same chunk, whose rows fall where strings were. Every cell must be the
+ * new join's answer: absent rows show nothing of the strings before, nothing leaks (ASan). */
+#define REUSE_ROWS 200000 /* x 2 features x 48 bytes: above the size that gets a mapping */
+
+static void reuse_join(struct kv_db *db, const char *const *f, size_t nf, int unknown_every)
+{
+	struct st_error err;
+	struct kv_join *j;
+	assert_int_equal(kv_join_open(db, "mixed", f, nf, ST_TS_MAX, REUSE_ROWS, &j, &err), 0);
+	char name[32];
+	for (int i = 0; i < REUSE_ROWS; i++) {
+		int e = unknown_every && i % unknown_every == 0 ? 1000 + i % 7 : i % 50;
+		int n = snprintf(name, sizeof(name), "e%d", e);
+		assert_true(kv_join_push(j, name, (size_t)n, 2000000, &err) >= 0);
+	}
+	assert_int_equal(kv_join_run(j, &err), 0);
+	for (int i = 0; i < REUSE_ROWS; i++) {
+		const struct kv_result *r = kv_join_result(j, (size_t)i);
+		int known = !(unknown_every && i % unknown_every == 0);
+		for (size_t k = 0; k < nf; k++) {
+			assert_int_equal(r[k].found, known);
+			assert_int_equal(r[k].status, known ? KV_PRESENT : KV_ABSENT);
+			if (!known) {
+				assert_null(r[k].value.ptr);
+				continue;
+			}
+			if (f[k][0] == 's') {
+				snprintf(name, sizeof(name), "v%d", i % 50);
+				assert_string_equal(r[k].value.ptr, name);
+			} else {
+				assert_int_equal(r[k].value.i64, i % 50);
+			}
+		}
+	}
+	kv_join_free(j);
+}
+
+static void test_join_chunk_reuse(void **state)
+{
+	struct kv_db *db = open_store();
+	struct st_error err;
+	struct kv_feature_def f[] = {{"s", KV_STR, 0, 0, 0}, {"x", KV_I64, 0, 0, 0}};
+	struct kv_table t = {.name = "mixed", .nfeatures = 2, .features = f};
+	assert_int_equal(kv_table_create(db, &t, &err), 0);
+	char name[16], val[16];
+	for (int e = 0; e < 50; e++) {
+		int n = snprintf(name, sizeof(name), "e%d", e);
+		int m = snprintf(val, sizeof(val), "v%d", e);
+		struct kv_cell c[2] = {
+			{name, (size_t)n, "s", 1000000, {.type = KV_STR, .len = (uint32_t)m, .ptr = val}},
+			{name, (size_t)n, "x", 1000000, {.type = KV_I64, .i64 = e}}};
+		assert_int_equal(kv_put(db, "mixed", c, 2, &err), 0);
+	}
+	const char *both[] = {"s", "x"}, *num[] = {"x", "x"};
+	reuse_join(db, both, 2, 0);
+	reuse_join(db, num, 2, 3);
+	reuse_join(db, both, 2, 5);
+	reuse_join(db, num, 1, 2);
+	kv_close(db);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/strata-joinhist-%d", getpid());
-	const struct CMUnitTest tests[] = {cmocka_unit_test(test_join_history)};
+	const struct CMUnitTest tests[] = {cmocka_unit_test(test_join_history),
+					   cmocka_unit_test(test_join_chunk_reuse)};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return rc;

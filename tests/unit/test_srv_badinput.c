@@ -223,10 +223,15 @@ static int raw_push_at(int fd, uint64_t join_id, int64_t first, size_t rows, int
 	return code;
 }
 
-static Strata__Response *raw_join_open_req(int fd, char **feats, size_t nf, uint32_t chunk,
-					   int deferred)
+/* times: JoinOpenReq.times, -1 for none */
+static Strata__Response *raw_join_open_times(int fd, char **feats, size_t nf, uint32_t chunk,
+					     int deferred, int times)
 {
 	Strata__JoinOpenReq jo = STRATA__JOIN_OPEN_REQ__INIT;
+	if (times >= 0) {
+		jo.has_times = 1;
+		jo.times = (uint32_t)times;
+	}
 	jo.table = "bt";
 	jo.n_features = nf;
 	jo.features = feats;
@@ -238,6 +243,12 @@ static Strata__Response *raw_join_open_req(int fd, char **feats, size_t nf, uint
 	req.op_case = STRATA__REQUEST__OP_JOIN_OPEN;
 	req.join_open = &jo;
 	return raw_on(fd, &req);
+}
+
+static Strata__Response *raw_join_open_req(int fd, char **feats, size_t nf, uint32_t chunk,
+					   int deferred)
+{
+	return raw_join_open_times(fd, feats, nf, chunk, deferred, -1);
 }
 
 static int raw_push(int fd, uint64_t join_id, size_t rows, int sweep, uint64_t from,
@@ -255,6 +266,36 @@ static uint64_t raw_join_open(int fd, int deferred, int *granted)
 	*granted = r->has_join_deferred && r->join_deferred;
 	strata__response__free_unpacked(r, NULL);
 	return id;
+}
+
+/* JoinOpenReq.times: fetch answers carry ts and ingest_us (0, the default), ts only (1) or
+ * no times (2); the session says which it applies; anything else is refused. */
+static void test_join_times(void **state)
+{
+	struct srvh *h = *state;
+	int fd = srvh_raw(h);
+	char *feats[] = {"i", "s"};
+	size_t len, times_bytes[] = {16, 8, 0};
+	for (int t = -1; t <= 3; t++) {
+		Strata__Response *r = raw_join_open_times(fd, feats, 2, 4, 1, t);
+		if (t == 3) {
+			assert_int_equal(r->code, STRATA_EINVAL);
+			strata__response__free_unpacked(r, NULL);
+			continue;
+		}
+		assert_false(r->has_code && r->code);
+		int applied = t < 0 ? 0 : t;
+		assert_true(r->has_join_times);
+		assert_int_equal(r->join_times, applied);
+		uint64_t j = r->join_id;
+		strata__response__free_unpacked(r, NULL);
+		assert_int_equal(raw_push(fd, j, 2, 1, 0, 0, &len), 0); /* k, x: swept */
+		/* row 0 (k): i64 and the 3000-byte str; row 1 (x, unknown): two head bytes */
+		size_t tb = times_bytes[applied];
+		assert_int_equal(raw_push(fd, j, 0, 0, 0, 2, &len), 0);
+		assert_int_equal(len, (1 + tb + 1 + 8) + (1 + tb + 1 + 4 + 3000) + 2);
+	}
+	close(fd);
 }
 
 /* Deferred join sessions refuse pushes out of their protocol with a clear code and go on; a
@@ -621,7 +662,7 @@ int main(void)
 		cmocka_unit_test(test_max_conns),         cmocka_unit_test(test_max_conns_evicts_silent),
 		cmocka_unit_test(test_max_conns_reaps_gone),
 		cmocka_unit_test(test_handshake_and_frame_timeouts),
-		cmocka_unit_test(test_join_sessions),
+		cmocka_unit_test(test_join_sessions),     cmocka_unit_test(test_join_times),
 	};
 	int failed = 0;
 	for (size_t i = 0; i < 2; i++) {
