@@ -69,6 +69,13 @@ import json,sys; print(sum(1 for e in json.load(sys.stdin)["entries"] if e["path
 # each churner, per 3 rounds: 2 renames over an existing k + 1 rm = 3 trash entries
 [ "$n_trash" = 600 ] || fail "expected 600 churn entries in the trash, found $n_trash"
 
+note "one reader thread: blocking requests and parallel callers hand the reader role on"
+read -r kind hb hq < <("$ADMIN" fs status --mount "$M" --json | /usr/bin/python3 -c '
+import json,sys; l=json.load(sys.stdin)["loop"]; print(l["kind"], l["handoffs_blocking"], l["handoffs_queued"])')
+[ "$kind" = lifo ] || fail "loop is $kind, not lifo, on a local backing"
+# flock(1) waits (SETLKW) and 10 processes ran at once: both kinds of handoff happened
+[ "$hb" -gt 0 ] && [ "$hq" -gt 0 ] || fail "handoffs: blocking $hb, queued $hq"
+
 note "readdir streams a big directory while it is being emptied"
 mkdir "$B/flat"
 (cd "$B/flat" && eval "touch f{1..20000}")
