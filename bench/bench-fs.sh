@@ -362,7 +362,7 @@ fi
 # (1 GiB) with the bypass against the same write directly on the tier.
 SLOW_NOTE=
 if want slow; then
-SL_BPS=${BENCH_SLOW_BPS:-$((64 << 20))}; SL_IOPS=${BENCH_SLOW_IOPS:-150}
+SL_BPS=${BENCH_SLOW_BPS:-$((64 << 20))}; SL_IOPS=${BENCH_SLOW_IOPS:-100}
 SL_MB=1024; SL_WB_MB=768; SL_J=256M; SL_N=100; SL_ROUNDS=3
 [ "$QUICK" = 1 ] && SL_MB=256 SL_WB_MB=256 SL_J=64M SL_N=40 SL_ROUNDS=1
 jstat() { # KEY...: values from the journal object of fs status, one line
@@ -388,6 +388,7 @@ if slow_up "$T" "$SL_BPS" "$SL_IOPS"; then
 	FA=(); FA99=(); SA=(); SA99=(); JA=(); JA99=()
 	for r in $(seq 1 "$SL_ROUNDS"); do
 		read -r p50 p99 < <("$T/fsb" wfsync "$N/sw" "$SL_N"); FA+=("$p50"); FA99+=("$p99")
+		wait_clean; sync # the tier idle: no writeback of the last round competes
 		read -r p50 p99 < <("$T/fsb" wfsync "$S/direct/sw" "$SL_N"); SA+=("$p50"); SA99+=("$p99")
 		read -r p50 p99 < <("$T/fsb" wfsync "$M/sw" "$SL_N"); JA+=("$p50"); JA99+=("$p99")
 	done
