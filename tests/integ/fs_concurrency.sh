@@ -88,4 +88,15 @@ wait $rmpid
 [ "$(ls -f "$M/flat" | grep -c '^f')" = 15000 ] || fail "after deletes: $(ls -f "$M/flat" | grep -c '^f') entries"
 [ "$(ls -f "$M/flat" | grep '^f' | sort | uniq -d | wc -l)" = 0 ] || fail "duplicate names in a listing"
 fs_umount
+
+note "--libfuse-loop: libfuse's multithreaded loop, flock still serialises"
+fs_mount --libfuse-loop
+kind=$("$ADMIN" fs status --mount "$M" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["loop"]["kind"])')
+[ "$kind" = libfuse ] || fail "loop is $kind with --libfuse-loop"
+echo 0 >"$D/count"
+pids=()
+for _ in 1 2; do counter & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p" || fail "a counter failed"; done
+[ "$(cat "$D/count")" = 400 ] || fail "flock counter is $(cat "$D/count"), not 400"
+fs_umount
 echo PASS
