@@ -436,7 +436,7 @@ if slow_up "$T" "$SL_BPS" "$SL_IOPS"; then
 	SLOW_NOTE="slow tier: ext4 on $SLOW_DEV ($SLOW_MAJMIN, backing file on the fast disk) throttled to $((SL_BPS >> 20)) MiB/s and $SL_IOPS writes/s by the root cgroup's blkio.throttle.write_{bps,iops}_device; journal on the fast disk"
 	slow_down
 else
-	SLOW_NOTE="slow tier: NOT MEASURED: $SLOW_WHY (also unavailable here: dm-delay, cgroup v2 io.max, nbd; see bench-journal-slowtier.sh)"
+	SLOW_NOTE="slow tier: NOT MEASURED: $SLOW_WHY (dm-delay, cgroup v2 io.max and nbd were missing on the machine this was written on; see bench-journal-slowtier.sh)"
 	slow_down
 fi
 fi
