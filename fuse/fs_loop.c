@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { W_IDLE, W_READER, W_BUSY };
 
@@ -241,7 +242,9 @@ int fs_loop_run(struct fuse_session *se, int fd, unsigned nthreads, int journal)
 		free(l.w);
 		return -ENOMEM;
 	}
-	/* signals (unmount by SIGTERM/SIGINT) reach this thread, whose sem_wait they end */
+	/* signals (unmount by SIGTERM/SIGINT) go to this thread or another one of the daemon
+	 * that does not block them; the handler marks the session exited, which the wait below
+	 * notices within a second (at once when the signal ends its sem_timedwait) */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -259,9 +262,12 @@ int fs_loop_run(struct fuse_session *se, int fd, unsigned nthreads, int journal)
 		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc == 0)
-		while (!fuse_session_exited(se))
-			sem_wait(&l.finish);
+	while (rc == 0 && !fuse_session_exited(se)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		sem_timedwait(&l.finish, &ts);
+	}
 	pthread_mutex_lock(&l.mu);
 	l.exiting = 1;
 	for (unsigned i = 0; i < l.n; i++)

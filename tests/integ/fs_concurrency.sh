@@ -99,4 +99,23 @@ for _ in 1 2; do counter & pids+=($!); done
 for p in "${pids[@]}"; do wait "$p" || fail "a counter failed"; done
 [ "$(cat "$D/count")" = 400 ] || fail "flock counter is $(cat "$D/count"), not 400"
 fs_umount
+
+note "SIGTERM taken by a thread other than the main one still unmounts (fs_loop)"
+fs_mount
+# thread-directed SIGTERM to every thread but the main one: workers block it, the first
+# other thread runs the handler; the main thread must notice the session's exit
+/usr/bin/python3 - "$FS_PID" <<'PY'
+import ctypes, os, sys
+pid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+for tid in sorted(int(t) for t in os.listdir("/proc/%d/task" % pid)):
+    if tid != pid:
+        libc.syscall(234, pid, tid, 15)  # tgkill
+PY
+for _ in $(seq 1 50); do kill -0 "$FS_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$FS_PID" 2>/dev/null && fail "stratafs still running 5 s after SIGTERM to its threads"
+wait "$FS_PID"; rc=$?
+FS_PID=
+[ "$rc" = 0 ] || fail "stratafs exited with $rc after SIGTERM"
+mountpoint -q "$M" && fail "still mounted after SIGTERM"
 echo PASS
