@@ -2,10 +2,11 @@
 # stratafs against the native backing directory on the same disk, in the same run:
 # sequential write/read of a 2 GiB file, create+stat+unlink of 100k small files, git status
 # in a 50k-file tree (warm), rm -rf versus rmr of 1M files, three real workloads on
-# /usr/include (tar x, find -exec stat, rm -rf) and 4 KiB write+fsync through the SSD
-# journal. Prints a table of ratios and the FUSE requests per file of each workload.
-# --quick (or BENCH_QUICK=1): smaller sizes for a smoke run; --only=inc,journal (or
-# BENCH_ONLY): only those sections (seq meta git inc journal rmr). Needs root (mounting).
+# /usr/include (tar x, find -exec stat, rm -rf), 4 KiB write+fsync through the SSD
+# journal, and the journal in front of a slow capacity tier (a throttled loop device, see
+# bench-journal-slowtier.sh). Prints a table of ratios and the FUSE requests per file of
+# each workload. --quick (or BENCH_QUICK=1): smaller sizes for a smoke run; --only=inc,slow
+# (or BENCH_ONLY): only those sections (seq meta git inc journal slow rmr). Needs root.
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${BIN:-bin}
@@ -16,7 +17,7 @@ for a in "$@"; do
 	case $a in
 	--quick) QUICK=1 ;;
 	--only=*) ONLY=${a#--only=} ;;
-	*) echo "usage: bench-fs.sh [--quick] [--only=seq,meta,git,inc,journal,rmr]"; exit 2 ;;
+	*) echo "usage: bench-fs.sh [--quick] [--only=seq,meta,git,inc,journal,slow,rmr]"; exit 2 ;;
 	esac
 done
 want() { [ -z "$ONLY" ] || [[ ",${ONLY// /,}," == *",$1,"* ]]; }
@@ -32,11 +33,14 @@ T=$(mktemp -d /tmp/strata-bench-fs.XXXXXX)
 B="$T/backing"; M="$T/mnt"; N="$B/native"
 mkdir -p "$B" "$M" "$N"
 FS_PID=
+RB=$B # the backing dir remount mounts
+. "$ROOT/bench/bench-journal-slowtier.sh"
 cleanup() {
 	if [ -n "$FS_PID" ]; then
 		fusermount3 -u "$M" 2>/dev/null || umount -l "$M"
 		wait "$FS_PID" 2>/dev/null
 	fi
+	slow_down
 	rm -rf "$T"
 }
 trap cleanup EXIT
@@ -122,12 +126,12 @@ int main(int argc, char **argv) {
 C
 cc -O2 -o "$T/fsb" "$T/fsb.c" || exit 1
 
-remount() { # [stratafs options]: (re)mounts B on M
+remount() { # [stratafs options]: (re)mounts RB (default B) on M
 	if [ -n "$FS_PID" ]; then
 		fusermount3 -u "$M"
 		wait "$FS_PID"
 	fi
-	"$BIN/stratafs" "$B" "$M" -f --trash-retention 1h "$@" 2>>"$T/stratafs.log" &
+	"$BIN/stratafs" "$RB" "$M" -f --trash-retention 1h "$@" 2>>"$T/stratafs.log" &
 	FS_PID=$!
 	for _ in $(seq 1 100); do mountpoint -q "$M" && break; sleep 0.1; done
 	mountpoint -q "$M" || { cat "$T/stratafs.log"; exit 1; }
@@ -287,7 +291,7 @@ fi
 if want inc; then
 tar -C /usr -cf "$T/inc.tar" include 2>/dev/null
 INC_FILES=$(tar -tf "$T/inc.tar" | grep -vc '/$')
-XN=(); XF=(); SN=(); SF=(); DN=(); DF=()
+XN=(); XF=(); XL=(); SN=(); SF=(); DN=(); DF=()
 declare -A RQ # workload -> requests per file, by operation (last stratafs round)
 inc_step() { # STEP SIDE: one step of one side; records its time (and requests on the mount)
 	local d=$N/inc t q0 q1
@@ -312,10 +316,19 @@ for r in $(seq 1 "$ROUNDS"); do
 	[ $((r % 2)) = 0 ] && sides="fuse native"
 	for step in tar find rm; do
 		for side in $sides; do inc_step $step $side; done
+		[ $step = tar ] || continue
+		# the same extraction with libfuse's multithreaded loop (the mount's rm -rf goes
+		# to the trash and frees no inodes, so the next steps are not skewed)
+		remount --libfuse-loop
+		mkdir -p "$F/incl"; sync
+		XL+=("$(secs tar -C "$F/incl" -xf "$T/inc.tar")")
+		rm -rf "$F/incl"
+		remount
 	done
 	[ "$r" -lt "$ROUNDS" ] && sync && sleep 61
 done
 row "tar x /usr/include (${INC_FILES} files)" "$(best lower "${XN[@]}")" "$(best lower "${XF[@]}")" lower s "<=1.2x"
+row "  tar x, --libfuse-loop" "$(best lower "${XN[@]}")" "$(best lower "${XL[@]}")" lower s ""
 row "  find -type f -exec stat (cold)" "$(best lower "${SN[@]}")" "$(best lower "${SF[@]}")" lower s "<=1.2x"
 row "  rm -rf (to the trash)" "$(best lower "${DN[@]}")" "$(best lower "${DF[@]}")" lower s "<=1.2x"
 fi
@@ -323,10 +336,8 @@ fi
 # 6. SSD journal: 4 KiB write+fsync latency through a journal on the fast disk against the
 # same loop on that disk directly, appending to a new file (what the application does
 # natively), and against the disk's floor: overwriting a file written and synced before,
-# with fdatasync (one data write and a cache flush, no metadata). The slow capacity tier the issue asks for cannot be built here: the
-# kernel has no dm-delay target (no modules at all, no modprobe) and cgroup v2 has no io
-# controller (only hugetlb); the journal and BACKING_DIR therefore share one disk, and the
-# writeback and bypass rows are not measured.
+# with fdatasync (one data write and a cache flush, no metadata). Journal and BACKING_DIR
+# share the fast disk here; section 7 puts BACKING_DIR on a slow tier.
 if want journal; then
 J_N=300; J_ROUNDS=5
 [ "$QUICK" = 1 ] && J_N=100 && J_ROUNDS=2
@@ -348,6 +359,86 @@ row "4K write+fsync p50: journal vs append" "$ja" "$jj" lower us "<=1.3x"
 row "  journal vs overwrite+fdatasync (floor)" "$jo" "$jj" lower us "<=1.3x"
 row "  p99: journal vs append" "$(median "${JA99[@]}")" "$(median "${JJ99[@]}")" lower us ""
 remount
+fi
+
+# 7. The journal in front of a slow capacity tier: BACKING_DIR on an ext4 on a loop device
+# throttled to BENCH_SLOW_BPS bytes/s and BENCH_SLOW_IOPS writes/s (cgroup v1 blkio of the
+# root cgroup; bench-journal-slowtier.sh says why and what else was tried), the journal on
+# the fast disk. (a) 4 KiB write+fsync p50/p99 through the journal against the same loop on
+# the fast disk and directly on the slow tier; (b) sustained writeback: a writer faster than
+# the tier (no bypass, a small journal, so backpressure holds it back), writeback bytes per
+# second while it runs, against the tier's own sequential rate; (c) a sequential write
+# (1 GiB) with the bypass against the same write directly on the tier.
+SLOW_NOTE=
+if want slow; then
+SL_BPS=${BENCH_SLOW_BPS:-$((64 << 20))}; SL_IOPS=${BENCH_SLOW_IOPS:-100}
+SL_MB=1024; SL_WB_MB=768; SL_J=256M; SL_N=100; SL_ROUNDS=3
+[ "$QUICK" = 1 ] && SL_MB=256 SL_WB_MB=256 SL_J=64M SL_N=40 SL_ROUNDS=1
+jstat() { # KEY...: values from the journal object of fs status, one line
+	"$BIN/strata-admin" fs status --mount "$M" --json |
+		/usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin)["journal"]; print(" ".join(str(j[k]) for k in sys.argv[1:]))' "$@"
+}
+wait_clean() { # until the journal holds no dirty data (at most 300 s)
+	for _ in $(seq 1 3000); do [ "$(jstat dirty_bytes)" = 0 ] && return 0; sleep 0.1; done
+	return 1
+}
+now_s() { awk -v t="$(date +%s%N)" 'BEGIN { printf "%.3f", t / 1e9 }'; }
+if slow_up "$T" "$SL_BPS" "$SL_IOPS"; then
+	S=$SLOW_MNT
+	mkdir -p "$S/direct" "$T/jslow"
+	RB=$S
+	# the tier's own sequential rate (the peer of (b) and (c))
+	sync
+	ts=$(secs dd if=/dev/zero of="$S/direct/seq" bs=1M count="$SL_MB" conv=fdatasync)
+	rm -f "$S/direct/seq"
+	slow_mbps=$(awk -v s="$ts" -v m="$SL_MB" 'BEGIN { printf "%.1f", m / s }')
+	# (a)
+	remount --journal-dir "$T/jslow" --journal-size "$SL_J"
+	FA=(); FA99=(); SA=(); SA99=(); JA=(); JA99=()
+	for r in $(seq 1 "$SL_ROUNDS"); do
+		read -r p50 p99 < <("$T/fsb" wfsync "$N/sw" "$SL_N"); FA+=("$p50"); FA99+=("$p99")
+		wait_clean; sync # the tier idle: no writeback of the last round competes
+		read -r p50 p99 < <("$T/fsb" wfsync "$S/direct/sw" "$SL_N"); SA+=("$p50"); SA99+=("$p99")
+		read -r p50 p99 < <("$T/fsb" wfsync "$M/sw" "$SL_N"); JA+=("$p50"); JA99+=("$p99")
+	done
+	fa=$(median "${FA[@]}"); sa=$(median "${SA[@]}"); ja=$(median "${JA[@]}")
+	row "slow tier: 4K write+fsync p50, journal vs fast disk" "$fa" "$ja" lower us "<=1.3x"
+	row "  journal vs slow tier directly" "$sa" "$ja" lower us "<=0.2x (5x better)"
+	row "  p99: journal vs fast disk" "$(median "${FA99[@]}")" "$(median "${JA99[@]}")" lower us ""
+	row "  p99: journal vs slow tier directly" "$(median "${SA99[@]}")" "$(median "${JA99[@]}")" lower us ""
+	wait_clean
+	# (b) no bypass: everything goes through the journal; sampled once backpressure holds
+	# the writer (full_waits moves) until the writer is done
+	remount --journal-dir "$T/jslow" --journal-size "$SL_J" --journal-bypass 0 --max-dirty-age 1s
+	t0=$(now_s)
+	dd if=/dev/zero of="$M/wb" bs=1M count="$SL_WB_MB" conv=fdatasync status=none &
+	ddpid=$!
+	read -r w1 f1 <<<"$(jstat writeback_bytes full_waits)"; t1=$(now_s)
+	while kill -0 "$ddpid" 2>/dev/null && [ "$(jstat full_waits)" = "$f1" ]; do sleep 0.2; done
+	read -r w1 <<<"$(jstat writeback_bytes)"; t1=$(now_s)
+	wait "$ddpid"
+	read -r w2 <<<"$(jstat writeback_bytes)"; t2=$(now_s)
+	wait_clean; t3=$(now_s)
+	wb_mbps=$(awk -v a="$w1" -v b="$w2" -v s="$t1" -v e="$t2" 'BEGIN { if (e - s < 1) print 0; else printf "%.1f", (b - a) / 1048576 / (e - s) }')
+	wb_all=$(awk -v m="$SL_WB_MB" -v s="$t0" -v e="$t3" 'BEGIN { printf "%.1f", m / (e - s) }')
+	row "slow tier: sustained writeback" "$slow_mbps" "$wb_mbps" higher "MiB/s" ">=0.9x"
+	row "  write ${SL_WB_MB} MiB until all written back" "$slow_mbps" "$wb_all" higher "MiB/s" ""
+	rm -f "$M/wb"
+	wait_clean
+	# (c) sequential write with the bypass (default --journal-bypass 1M)
+	remount --journal-dir "$T/jslow" --journal-size "$SL_J"
+	sync
+	tb=$(secs dd if=/dev/zero of="$M/seq" bs=1M count="$SL_MB" conv=fdatasync)
+	row "slow tier: seq write ${SL_MB} MiB +fdatasync, bypass" "$slow_mbps" "$(awk -v s="$tb" -v m="$SL_MB" 'BEGIN { printf "%.1f", m / s }')" higher "MiB/s" ">=0.9x"
+	rm -f "$M/seq"
+	RB=$B
+	remount
+	SLOW_NOTE="slow tier: ext4 on $SLOW_DEV ($SLOW_MAJMIN, backing file on the fast disk) throttled to $((SL_BPS >> 20)) MiB/s and $SL_IOPS writes/s by the root cgroup's blkio.throttle.write_{bps,iops}_device; journal on the fast disk"
+	slow_down
+else
+	SLOW_NOTE="slow tier: NOT MEASURED: $SLOW_WHY (dm-delay, cgroup v2 io.max and nbd were missing on the machine this was written on; see bench-journal-slowtier.sh)"
+	slow_down
+fi
 fi
 
 # 4. rm -rf versus rmr: time until the command returns, and until the space is reclaimed
@@ -380,5 +471,6 @@ if want inc; then
 	echo "  find -exec stat:      ${RQ[find]:-}"
 	echo "  rm -rf:               ${RQ[rm]:-}"
 fi
+[ -n "${SLOW_NOTE:-}" ] && echo "$SLOW_NOTE"
 want journal && echo "journal: FUSE requests per 4K write+fsync: $J_REQS; journal fdatasyncs per fsync: $J_SYNCS; medians of $J_ROUNDS rounds of $J_N"
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

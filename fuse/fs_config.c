@@ -15,6 +15,7 @@ void fs_config_defaults(struct fs_config *c)
 	c->attr_timeout = -1;
 	c->passthrough = 1;
 	c->killpriv_v2 = 1;
+	c->lifo_loop = 1;
 	c->rmr_threads = 2;
 	c->max_inode_fds = -1;
 	c->journal_size = 8LL << 30;
@@ -68,6 +69,8 @@ void fs_config_usage(FILE *f)
 		"                          (default 1M; 0 = never)\n"
 		"  --no-killpriv-v2        let the kernel clear setuid/setgid (it then asks for\n"
 		"                          security.capability before every write)\n"
+		"  --libfuse-loop          use libfuse's multithreaded loop (default on a local\n"
+		"                          backing: one reader thread, see docs/stratafs.md)\n"
 		"  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics\n"
 		"  --log-file PATH         append the log to PATH (default: stderr in the\n"
 		"                          foreground, syslog when daemonised)\n"
@@ -166,6 +169,7 @@ int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
 		{ "close-to-open", no_argument, 0, 'C' },
 		{ "journal-bypass", required_argument, 0, 'B' },
 		{ "no-killpriv-v2", no_argument, 0, 'K' },
+		{ "libfuse-loop", no_argument, 0, 'U' },
 		{ "metrics", required_argument, 0, 'X' },
 		{ "log-file", required_argument, 0, 'G' },
 		{ "help", no_argument, 0, 'h' },
@@ -193,6 +197,9 @@ int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
 			break;
 		case 'K':
 			c->killpriv_v2 = 0;
+			break;
+		case 'U':
+			c->lifo_loop = 0;
 			break;
 		case 'h':
 			fs_config_usage(out);

@@ -29,6 +29,7 @@ struct fs_config {
 	int64_t journal_bypass;   /* --journal-bypass bytes of a sequential run (default 1 MiB;
 				   * 0 = never bypass) */
 	int killpriv_v2;          /* 0 with --no-killpriv-v2 */
+	int lifo_loop;            /* 0 with --libfuse-loop (fs_loop.h; local backings only) */
 	const char *metrics;      /* --metrics HOST:PORT (NULL: no metrics endpoint) */
 	const char *log_file;     /* --log-file PATH (NULL: stderr, or syslog when daemonised) */
 };

@@ -5,6 +5,7 @@
 #include "fuse/fs_cmd.h"
 #include "fuse/fs_ctlmsg.h"
 #include "fuse/fs_daemon.h"
+#include "fuse/fs_loop.h"
 #include "fuse/fs_util.h"
 #include "common/st_log.h"
 #include "common/st_time.h"
@@ -104,6 +105,12 @@ static json_t *do_info(int full)
 			      "attr_timeout", fs_g->attr_timeout, "requests", req, "metrics",
 			      fs_g->metrics_addr, "killpriv_v2", fs_chan_killpriv_v2(), "xattrs",
 			      !fs_g->no_xattr);
+	if (r)
+		json_object_set_new(r, "loop",
+				    json_pack("{s:s,s:I,s:I}", "kind",
+					      fs_g->lifo_loop ? "lifo" : "libfuse", "handoffs_blocking",
+					      (json_int_t)fs_loop_handoffs(0), "handoffs_queued",
+					      (json_int_t)fs_loop_handoffs(1)));
 	if (r && fs_g->jn)
 		json_object_set_new(r, "journal", journal_info(fs_g->jn));
 	return r;

@@ -4,6 +4,7 @@
 #include "fuse/fs_ctlmsg.h"
 #include "common/st_version.h"
 #include "fuse/fs_daemon.h"
+#include "fuse/fs_loop.h"
 #include "fuse/fs_log.h"
 #include "fuse/fs_util.h"
 #include "common/st_log.h"
@@ -261,6 +262,8 @@ int main(int argc, char **argv)
 	 * flushed, which close-to-open on a network filesystem needs) and not with the
 	 * writeback cache (the kernel refuses the pair). */
 	s->passthrough = s->passthrough && !network && !s->writeback;
+	/* one reader thread (fs_loop.h) where requests are quick: not on a network backing */
+	s->lifo_loop = cfg.lifo_loop && !network;
 	/* A backing filesystem without extended attributes (NFSv3, ramfs, ...): xattr requests
 	 * are answered ENOSYS, which the kernel remembers for the mount (it then fails them
 	 * with EOPNOTSUPP itself, as the backing does), so the security.capability question
@@ -318,7 +321,10 @@ int main(int argc, char **argv)
 	struct fuse_loop_config *lcfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lcfg, (unsigned)threads);
 	fuse_loop_cfg_set_idle_threads(lcfg, (unsigned)(threads / 2 > 0 ? threads / 2 : 1));
-	rc = fuse_session_loop_mt(s->se, lcfg) ? 1 : 0;
+	if (s->lifo_loop)
+		rc = fs_loop_run(s->se, fuse_session_fd(s->se), (unsigned)threads, s->jn != NULL) ? 1 : 0;
+	else
+		rc = fuse_session_loop_mt(s->se, lcfg) ? 1 : 0;
 	fuse_loop_cfg_destroy(lcfg);
 	if (s->expiry_running) {
 		pthread_mutex_lock(&s->elock);

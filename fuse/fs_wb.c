@@ -282,6 +282,15 @@ int fs_jn_flush_file(struct fs_jn *jn, dev_t dev, ino_t ino)
 	return rc;
 }
 
+/* Starts writing [off, off+len) of fd out to its device without waiting: the page cache
+ * would otherwise hold it until the dirty thresholds or the round's fsync, and a slow
+ * capacity tier would sit idle while a writeback round or a bypassed run copies (the
+ * fsync that follows finds most of it on its way). Best effort: fsync stays the rule. */
+static void start_writeout(int fd, uint64_t off, uint64_t len)
+{
+	(void)sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+}
+
 ssize_t fs_jn_write(struct fs_jn *jn, dev_t dev, ino_t ino, int fd, const void *buf,
 		    size_t len, off_t off)
 {
@@ -309,6 +318,8 @@ ssize_t fs_jn_write(struct fs_jn *jn, dev_t dev, ino_t ino, int fd, const void *
 		if (dirty && (e = fs_jn_flush_file(jn, dev, ino)) != 0)
 			return e;
 		ssize_t n = pwrite(fd, buf, len, off);
+		if (n > 0)
+			start_writeout(fd, (uint64_t)off, (uint64_t)n);
 		return n < 0 ? -errno : n;
 	}
 	fs_xfile_handle(f, &ht, &hl, &h);
@@ -535,10 +546,12 @@ static int wb_apply(struct fs_jn *jn, struct wb_batch *b)
 			e = -EIO;
 			break;
 		}
-		if (ST_FAULT("wb.apply") || pwrite(fd, buf, it->len, (off_t)it->off) != (ssize_t)it->len)
+		if (ST_FAULT("wb.apply") || pwrite(fd, buf, it->len, (off_t)it->off) != (ssize_t)it->len) {
 			e = errno > 0 && errno != EEXIST ? -errno : -EIO;
-		else
+		} else {
 			b->bytes += it->len;
+			start_writeout(fd, it->off, it->len);
+		}
 	}
 	for (size_t i = 0; i < fs.n; i++)
 		if (fs.fd[i] >= 0) {

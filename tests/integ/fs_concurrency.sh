@@ -69,6 +69,13 @@ import json,sys; print(sum(1 for e in json.load(sys.stdin)["entries"] if e["path
 # each churner, per 3 rounds: 2 renames over an existing k + 1 rm = 3 trash entries
 [ "$n_trash" = 600 ] || fail "expected 600 churn entries in the trash, found $n_trash"
 
+note "one reader thread: blocking requests and parallel callers hand the reader role on"
+read -r kind hb hq < <("$ADMIN" fs status --mount "$M" --json | /usr/bin/python3 -c '
+import json,sys; l=json.load(sys.stdin)["loop"]; print(l["kind"], l["handoffs_blocking"], l["handoffs_queued"])')
+[ "$kind" = lifo ] || fail "loop is $kind, not lifo, on a local backing"
+# flock(1) waits (SETLKW) and 10 processes ran at once: both kinds of handoff happened
+[ "$hb" -gt 0 ] && [ "$hq" -gt 0 ] || fail "handoffs: blocking $hb, queued $hq"
+
 note "readdir streams a big directory while it is being emptied"
 mkdir "$B/flat"
 (cd "$B/flat" && eval "touch f{1..20000}")
@@ -81,4 +88,34 @@ wait $rmpid
 [ "$(ls -f "$M/flat" | grep -c '^f')" = 15000 ] || fail "after deletes: $(ls -f "$M/flat" | grep -c '^f') entries"
 [ "$(ls -f "$M/flat" | grep '^f' | sort | uniq -d | wc -l)" = 0 ] || fail "duplicate names in a listing"
 fs_umount
+
+note "--libfuse-loop: libfuse's multithreaded loop, flock still serialises"
+fs_mount --libfuse-loop
+kind=$("$ADMIN" fs status --mount "$M" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["loop"]["kind"])')
+[ "$kind" = libfuse ] || fail "loop is $kind with --libfuse-loop"
+echo 0 >"$D/count"
+pids=()
+for _ in 1 2; do counter & pids+=($!); done
+for p in "${pids[@]}"; do wait "$p" || fail "a counter failed"; done
+[ "$(cat "$D/count")" = 400 ] || fail "flock counter is $(cat "$D/count"), not 400"
+fs_umount
+
+note "SIGTERM taken by a thread other than the main one still unmounts (fs_loop)"
+fs_mount
+# thread-directed SIGTERM to every thread but the main one: workers block it, the first
+# other thread runs the handler; the main thread must notice the session's exit
+/usr/bin/python3 - "$FS_PID" <<'PY'
+import ctypes, os, sys
+pid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+for tid in sorted(int(t) for t in os.listdir("/proc/%d/task" % pid)):
+    if tid != pid:
+        libc.syscall(234, pid, tid, 15)  # tgkill
+PY
+for _ in $(seq 1 50); do kill -0 "$FS_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$FS_PID" 2>/dev/null && fail "stratafs still running 5 s after SIGTERM to its threads"
+wait "$FS_PID"; rc=$?
+FS_PID=
+[ "$rc" = 0 ] || fail "stratafs exited with $rc after SIGTERM"
+mountpoint -q "$M" && fail "still mounted after SIGTERM"
 echo PASS

@@ -112,6 +112,9 @@ static void test_metrics_log(void **state)
 	assert_int_equal(c.killpriv_v2, 1);
 	assert_int_equal(parse(&c, &err, "--no-killpriv-v2", "b", "m", NULL), 0);
 	assert_int_equal(c.killpriv_v2, 0);
+	assert_int_equal(c.lifo_loop, 1);
+	assert_int_equal(parse(&c, &err, "b", "--libfuse-loop", "m", NULL), 0);
+	assert_int_equal(c.lifo_loop, 0);
 	assert_null(c.log_file);
 	assert_int_equal(parse(&c, &err, "--metrics", "127.0.0.1:9100", "--log-file", "/x/l", "b",
 			       "m", NULL), 0);
