@@ -563,6 +563,21 @@ static void test_max_conns_evicts_silent(void **state)
 	srvh_stop(&h2);
 }
 
+/* A raw connection that has made a valid request (a ping, answered): a proven client. */
+static int raw_proven(struct srvh *h)
+{
+	int fd = srvh_raw(h);
+	uint8_t *f;
+	size_t n = srvh_ping_frame(1, &f);
+	srvh_write_all(fd, f, n);
+	free(f);
+	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+	assert_non_null(r);
+	assert_int_equal(r->code, 0);
+	strata__response__free_unpacked(r, NULL);
+	return fd;
+}
+
 /* At --max-conns with every connection proven, clients that have already hung up hold no
  * place: the server has not processed their ends of stream (fault srv.eof.late makes it see
  * them late, as a server far behind its socket events does), yet a newcomer is admitted and
@@ -576,18 +591,8 @@ static void test_max_conns_reaps_gone(void **state)
 	setenv("STRATA_FAULTS", "srv.eof.late@1,srv.eof.late@2", 1);
 	srvh_start(&h2, cur_io, args);
 	unsetenv("STRATA_FAULTS");
-	for (int i = 0; i < 2; i++) {
-		int fd = srvh_raw(&h2);
-		uint8_t *f;
-		size_t n = srvh_ping_frame(1, &f);
-		srvh_write_all(fd, f, n);
-		free(f);
-		Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
-		assert_non_null(r);
-		assert_int_equal(r->code, 0);
-		strata__response__free_unpacked(r, NULL);
-		close(fd);
-	}
+	for (int i = 0; i < 2; i++)
+		close(raw_proven(&h2));
 	usleep(300000);
 	assert_int_equal(metric(&h2, "strata_connections"), 2); /* both still count */
 	strata *c = srvh_client(&h2, NULL);
@@ -629,14 +634,7 @@ static void test_handshake_and_frame_timeouts(void **state)
 	assert_true(metric(&h2, "strata_handshake_timeouts_total") >= 1);
 
 	/* Proven by a ping, then a frame trickled one byte every 100 ms, never complete. */
-	int fd = srvh_raw(&h2);
-	uint8_t *f;
-	size_t n = srvh_ping_frame(1, &f);
-	srvh_write_all(fd, f, n);
-	free(f);
-	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
-	assert_non_null(r);
-	strata__response__free_unpacked(r, NULL);
+	int fd = raw_proven(&h2);
 	uint8_t hdr[4] = {0, 0, 0x10, 0}; /* a 4 KiB frame */
 	srvh_write_all(fd, hdr, 4);
 	t0 = srvh_ms();
