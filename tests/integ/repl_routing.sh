@@ -25,9 +25,9 @@ awk '$1 == "a" && $3 == "primary" && $6 > 1 {a++} $1 == "b" && $3 == "primary" &
      END {exit !(a > 0 && b > 0)}' "$T/status.out" || fail "writes did not reach both primaries: $(cat "$T/status.out")"
 for s in 0 1 2 3; do "$ADM" cluster verify --cluster "$T/cluster.ini" --shard $s >/dev/null || fail "verify $s"; done
 
-PYTHONPATH=$PWD/client/python PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 - "${ADDR[c]}" <<'PY' || fail "multi-get order"
+PYTHONPATH=$PWD/client/python PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 - "$DEAD" "${ADDR[c]}" <<'PY' || fail "multi-get order"
 import sys, strata
-c = strata.connect(sys.argv[1])
+c = strata.connect([sys.argv[1], sys.argv[2]])  # seed list: the dead seed is skipped
 ents = ["e%d" % i for i in (37, 2, 19, 0, 33, 8, 11, 25, 39, 4)]
 d = c.get("t", ents, ["x"]).to_dict()
 vals = list(d["x"]) if not isinstance(d["x"], dict) else [d["x"][e] for e in ents]

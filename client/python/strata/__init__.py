@@ -36,13 +36,17 @@ def _timeout_ms(timeout, what):
 
 
 def connect(addr, token=None, timeout=30.0, connect_timeout=5.0, allow_any_ts=False):
-    """Connects to a stratad server at "host:port" ("[v6]:port"); token is the server's
+    """Connects to a stratad server at "host:port" ("[v6]:port"), or to a cluster through seed
+    nodes: a list of such addresses (or one string "a:1,b:2"), the first that answers is
+    asked for the layout and requests go to each entity's primary; token is the server's
     shared secret. timeout bounds each call's wait for the server (seconds or timedelta,
     None = no limit). Connections are opened as threads need them (one is opened now, so a
     wrong address or token fails here). allow_any_ts: accept integer timestamps outside
     1990-2200 in their ts_unit (refused by default as a unit mistake). Returns a Client."""
-    if not isinstance(addr, str):
-        raise InvalidArgument("connect: addr must be 'host:port'")
+    if isinstance(addr, (list, tuple)) and addr and all(isinstance(a, str) for a in addr):
+        addr = ",".join(addr)
+    if not isinstance(addr, str) or not addr:
+        raise InvalidArgument("connect: addr must be 'host:port' or a list of them")
     core = _core.connect(addr, token, _timeout_ms(connect_timeout, "connect_timeout") or 5000,
                          _timeout_ms(timeout, "timeout"))
     return Client(core, ("server", addr, token, timeout, connect_timeout), allow_any_ts)

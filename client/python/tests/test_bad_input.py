@@ -153,3 +153,16 @@ def test_preload_guard(client, tname, tmp_path):
     with pytest.raises(strata.Error, match="1990-2200"):
         client.preload(tname, f, ts_unit="ms")
     assert client.get(tname, "a", ["x"]).to_dict() == {"x": [None]}
+
+
+@pytest.mark.parametrize("addr", [None, 7070, [], ["127.0.0.1:1", 2], ""])
+def test_connect_rejects_bad_addr(addr):
+    with pytest.raises(strata.InvalidArgument, match="host:port"):
+        strata.connect(addr)
+
+
+def test_connect_seed_list(server, tname):
+    # a list of seeds: the first that answers serves (here the dead one comes first)
+    with strata.connect(["127.0.0.1:1", server.addr]) as c:
+        c.create_table(tname, {"x": "i64"})
+        assert tname in [t.name for t in c.tables()]
