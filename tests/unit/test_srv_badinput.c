@@ -484,6 +484,19 @@ static void test_sends_nothing(void **state)
 	others_served(h);
 }
 
+/* A newcomer gets ELIMIT "too many connections", and its connection is closed. */
+static void assert_newcomer_refused(struct srvh *h)
+{
+	int fd = srvh_raw(h);
+	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+	assert_non_null(r);
+	assert_int_equal(r->code, STRATA_ELIMIT);
+	assert_non_null(strstr(r->error, "too many connections"));
+	strata__response__free_unpacked(r, NULL);
+	assert_true(srvh_wait_closed(fd, 3000));
+	close(fd);
+}
+
 static void test_max_conns(void **state)
 {
 	(void)state;
@@ -495,14 +508,7 @@ static void test_max_conns(void **state)
 	/* Both have made a request: neither may be evicted, so a third is refused. */
 	assert_int_equal(strata_ping(a, &e), 0);
 	assert_int_equal(strata_ping(b, &e), 0);
-	int fd = srvh_raw(&h2);
-	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
-	assert_non_null(r);
-	assert_int_equal(r->code, STRATA_ELIMIT);
-	assert_non_null(strstr(r->error, "too many connections"));
-	strata__response__free_unpacked(r, NULL);
-	assert_true(srvh_wait_closed(fd, 3000));
-	close(fd);
+	assert_newcomer_refused(&h2);
 	assert_int_equal(strata_ping(a, &e), 0);
 	strata_close(b);
 	usleep(100000);
@@ -548,12 +554,7 @@ static void test_max_conns_evicts_silent(void **state)
 	assert_true(srvh_wait_closed(silent[0], 3000));
 	assert_int_equal(metric(&h2, "strata_evicted_total"), before + 3);
 	/* Now every connection has made a request: the next one is refused. */
-	int fd = srvh_raw(&h2);
-	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
-	assert_non_null(r);
-	assert_int_equal(r->code, STRATA_ELIMIT);
-	strata__response__free_unpacked(r, NULL);
-	close(fd);
+	assert_newcomer_refused(&h2);
 	assert_int_equal(strata_ping(a, &e), 0);
 	for (int i = 0; i < 3; i++) {
 		close(silent[i]);
@@ -604,12 +605,7 @@ static void test_max_conns_reaps_gone(void **state)
 	/* Clients still connected are not taken for gone: with two, a third is refused. */
 	strata *d = srvh_client(&h2, NULL);
 	assert_int_equal(strata_ping(d, &e), 0);
-	int fd = srvh_raw(&h2);
-	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
-	assert_non_null(r);
-	assert_int_equal(r->code, STRATA_ELIMIT);
-	strata__response__free_unpacked(r, NULL);
-	close(fd);
+	assert_newcomer_refused(&h2);
 	assert_int_equal(strata_ping(c, &e), 0);
 	assert_int_equal(strata_ping(d, &e), 0);
 	assert_int_equal(metric(&h2, "strata_gone_closed_total"), 2);
