@@ -155,10 +155,11 @@ static int srv_net_reap_gone(struct srv_net *n)
 			closed++;
 		}
 	}
-	if (!closed)
+	if (!closed) {
 		n->reap_after_us = now + SRV_REAP_PAUSE_US;
-	if (closed)
-		st_debug("net %d: closed %d connections whose clients had gone", n->idx, closed);
+		return 0;
+	}
+	st_debug("net %d: closed %d connections whose clients had gone", n->idx, closed);
 	atomic_fetch_add(&n->srv->m.conns_gone, (uint_fast64_t)closed);
 	return closed;
 }
