@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include "tests/unit/test_util.h"
 #include <ftw.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,14 +33,9 @@ static uint64_t rng;
 
 static uint64_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return tu_xorshift(&rng);
 }
 
-static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w) { return remove(p); }
-static void rm_rf(const char *d) { nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
 
 static struct kv_db *open_db(const char *dir, int64_t wal_ttl)
 {
@@ -215,17 +212,17 @@ static int setup(void **state)
 	snprintf(dir_a, sizeof(dir_a), "/tmp/strata-fork-a-%d", getpid());
 	snprintf(dir_b, sizeof(dir_b), "/tmp/strata-fork-b-%d", getpid());
 	snprintf(dir_cp, sizeof(dir_cp), "/tmp/strata-fork-cp-%d", getpid());
-	rm_rf(dir_a);
-	rm_rf(dir_b);
-	rm_rf(dir_cp);
+	tu_rm_rf(dir_a);
+	tu_rm_rf(dir_b);
+	tu_rm_rf(dir_cp);
 	return 0;
 }
 
 static int teardown(void **state)
 {
-	rm_rf(dir_a);
-	rm_rf(dir_b);
-	rm_rf(dir_cp);
+	tu_rm_rf(dir_a);
+	tu_rm_rf(dir_b);
+	tu_rm_rf(dir_cp);
 	return 0;
 }
 

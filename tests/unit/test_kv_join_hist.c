@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include "tests/unit/test_util.h"
 #include <ftw.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,13 +38,9 @@ static uint64_t rng = 0x243F6A8885A308D3ULL;
 
 static uint64_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return tu_xorshift(&rng);
 }
 
-static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w) { return remove(p); }
 
 /* The brute-force reference: status and value for entity e as of T. */
 static int first[NENT + 1]; /* entity e's events: ev[first[e]..first[e+1]) after sorting */
@@ -238,6 +236,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {cmocka_unit_test(test_join_history),
 					   cmocka_unit_test(test_join_chunk_reuse)};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
-	nftw(dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rm_rf(dir);
 	return rc;
 }

@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+
+#include "tests/unit/test_util.h"
 #include <ftw.h>
 #include <unistd.h>
 
@@ -30,8 +32,6 @@
 static char dirs[2][256];
 static struct kv_db *open_dbs[2]; /* closed by teardown, also after a failed assertion */
 
-static int rm_cb(const char *p, const struct stat *s, int f, struct FTW *w) { return remove(p); }
-static void rm_rf(const char *d) { nftw(d, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
 
 static struct kv_db *open_db(int i, int nshards, size_t row_cache)
 {
@@ -61,7 +61,7 @@ static int setup(void **state)
 {
 	for (int i = 0; i < 2; i++) {
 		snprintf(dirs[i], sizeof(dirs[i]), "/tmp/strata-scan%d-%d", i, getpid());
-		rm_rf(dirs[i]);
+		tu_rm_rf(dirs[i]);
 	}
 	return 0;
 }
@@ -71,7 +71,7 @@ static int teardown(void **state)
 	for (int i = 0; i < 2; i++) {
 		kv_close(open_dbs[i]);
 		open_dbs[i] = NULL;
-		rm_rf(dirs[i]);
+		tu_rm_rf(dirs[i]);
 	}
 	return 0;
 }
@@ -167,10 +167,7 @@ static uint64_t rng;
 
 static uint64_t rnd(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return tu_xorshift(&rng);
 }
 
 static int cmp_str(const void *a, const void *b)

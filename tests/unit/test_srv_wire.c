@@ -10,16 +10,15 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "tests/unit/test_util.h"
+
 #include "server/srv.h"
 
 static uint64_t rng = 88172645463325252ull;
 
 static uint64_t next(void)
 {
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
+	return tu_xorshift(&rng);
 }
 
 static int64_t rand_i64(void)
