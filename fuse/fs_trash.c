@@ -1178,7 +1178,7 @@ int fs_trash_expire(struct fs_trash *t, int64_t now_us, struct st_error *err)
 		return st_error_set(err, ST_EINVAL, "expiry needs the reclaimer");
 	if (t->retention_us <= 0)
 		return 0;
-	int dropped = 0;
+	int dropped = 0, first_err = 0;
 	int dup = openat(t->trash_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = dup >= 0 ? fdopendir(dup) : NULL;
 	if (!d) {
@@ -1229,6 +1229,8 @@ int fs_trash_expire(struct fs_trash *t, int64_t now_us, struct st_error *err)
 				if (lfd >= 0)
 					unlinkat(lfd, lname, 0);
 				dropped++;
+			} else if (!first_err) {
+				first_err = rc; /* err holds its message; the other buckets still go */
 			}
 		}
 		/* logs whose bucket directory is already gone */
@@ -1260,5 +1262,5 @@ int fs_trash_expire(struct fs_trash *t, int64_t now_us, struct st_error *err)
 			close(lfd);
 	}
 	closedir(d);
-	return dropped;
+	return first_err ? first_err : dropped;
 }

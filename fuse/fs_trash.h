@@ -158,7 +158,8 @@ int fs_trash_purge(struct fs_trash *t, const char *const *ids, size_t nids,
 		   struct st_error *err);
 
 /* Drops every bucket whose last deletion is older than the retention (now_us based).
- * Returns the number of buckets dropped, or an error code. */
+ * Returns the number of buckets dropped, or the first error (err set) after trying the
+ * other buckets: a bucket that cannot be detached stays and is retried on the next pass. */
 int fs_trash_expire(struct fs_trash *t, int64_t now_us, struct st_error *err);
 
 #endif
