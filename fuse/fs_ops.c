@@ -108,14 +108,44 @@ static int caller_groups(fuse_req_t req)
 }
 
 /* Runs expr (an int expression, < 0 with errno on failure) as the caller, retrying once
- * with the caller's supplementary groups on a permission error. */
-#define AS_CALLER(req, res, expr)                                                        \
+ * with the caller's supplementary groups on a permission error. With full set, the
+ * groups are loaded first: for calls whose result, not only their success, depends on
+ * them (see sgid_needs_groups). */
+#define AS_CALLER_G(req, res, expr, full)                                                \
 	do {                                                                             \
 		as_caller(req);                                                          \
+		if (full)                                                                \
+			caller_groups(req);                                              \
 		res = (expr);                                                            \
 		if (res < 0 && (errno == EACCES || errno == EPERM) && caller_groups(req)) \
 			res = (expr);                                                    \
 	} while (0)
+#define AS_CALLER(req, res, expr) AS_CALLER_G(req, res, expr, 0)
+
+/* The mode of an inode's backing file (0 when it cannot be read: then nothing depends
+ * on it here). */
+static mode_t backing_mode(struct fs_inode *in)
+{
+	struct stat st;
+	return fstatat(fs_fd(in), "", &st, AT_EMPTY_PATH) == 0 ? st.st_mode : 0;
+}
+
+/* The backing filesystem drops setgid without an error when the caller is not in the
+ * group: from a chmod's new mode, from a file created with it in a setgid directory
+ * (mode_strip_sgid), on a chown, a truncate or an ACL change (setattr_should_drop_sgid).
+ * The kernel has already applied that rule with the caller's real groups; run as the
+ * caller with its primary group only, a member through a supplementary group would lose
+ * the bit. So a non-root call that sets setgid or changes a setgid file (mode: the new
+ * or the current mode; in: a file whose current mode is read, or NULL) runs with all
+ * the caller's groups from the start. */
+static int sgid_needs_groups(fuse_req_t req, mode_t mode, struct fs_inode *in)
+{
+	if (fuse_req_ctx(req)->uid == 0)
+		return 0;
+	if (mode & S_ISGID)
+		return 1;
+	return in && (backing_mode(in) & S_ISGID);
+}
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -483,20 +513,25 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		if (res < 0)
 			goto err;
 	} else if (valid & FUSE_SET_ATTR_MODE) {
-		AS_CALLER(req, res, fi ? fchmod((int)fi->fh, attr->st_mode) : chmod(p, attr->st_mode));
+		AS_CALLER_G(req, res, fi ? fchmod((int)fi->fh, attr->st_mode) : chmod(p, attr->st_mode),
+			    sgid_needs_groups(req, attr->st_mode, NULL));
 		if (res < 0)
 			goto err;
 	}
+	/* chown and truncate drop setgid by the caller's groups too */
+	int full = (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE)) &&
+		   sgid_needs_groups(req, 0, in);
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t u = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t g = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-		AS_CALLER(req, res, fchownat(fs_fd(in), "", u, g, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW));
+		AS_CALLER_G(req, res, fchownat(fs_fd(in), "", u, g, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW),
+			    full);
 		if (res < 0)
 			goto err;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
-		AS_CALLER(req, res, fi ? ftruncate((int)fi->fh, attr->st_size)
-				       : truncate(p, attr->st_size));
+		AS_CALLER_G(req, res, fi ? ftruncate((int)fi->fh, attr->st_size)
+					 : truncate(p, attr->st_size), full);
 		if (res < 0)
 			goto err;
 	}
@@ -567,7 +602,8 @@ static void make_node(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	else if (S_ISDIR(mode))
 		AS_CALLER(req, res, mkdirat(fs_fd(dir), name, mode));
 	else
-		AS_CALLER(req, res, mknodat(fs_fd(dir), name, mode, rdev));
+		AS_CALLER_G(req, res, mknodat(fs_fd(dir), name, mode, rdev),
+			    sgid_needs_groups(req, mode, NULL));
 	e = errno;
 	as_root();
 	if (res < 0)
@@ -890,7 +926,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, -e);
 		return;
 	}
-	AS_CALLER(req, fd, openat(fs_fd(dir), name, open_flags(fi->flags) | O_CREAT, mode));
+	AS_CALLER_G(req, fd, openat(fs_fd(dir), name, open_flags(fi->flags) | O_CREAT, mode),
+		    sgid_needs_groups(req, mode, NULL));
 	e = errno;
 	as_root();
 	if (fd < 0) {
@@ -927,11 +964,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	/* a truncating open removes setuid/setgid on the backing file (run as the caller,
 	 * natively) but, unlike a truncate, tells the kernel nothing: drop its attributes */
-	struct stat before;
-	int trunc_sxid = (fi->flags & O_TRUNC) && in->type == S_IFREG && fs_chan_killpriv_v2() &&
-			 fstatat(fs_fd(in), "", &before, AT_EMPTY_PATH) == 0 &&
-			 (before.st_mode & (S_ISUID | S_ISGID));
-	AS_CALLER(req, fd, open(fs_fd_path(fs_fd(in), p), open_flags(fi->flags) & ~O_CREAT));
+	mode_t before = (fi->flags & O_TRUNC) && in->type == S_IFREG ? backing_mode(in) : 0;
+	int trunc_sxid = fs_chan_killpriv_v2() && (before & (S_ISUID | S_ISGID));
+	AS_CALLER_G(req, fd, open(fs_fd_path(fs_fd(in), p), open_flags(fi->flags) & ~O_CREAT),
+		    sgid_needs_groups(req, before, NULL));
 	int e = errno;
 	as_root();
 	if (fd < 0) {
@@ -1397,7 +1433,9 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	}
 	char p[32];
 	int res;
-	AS_CALLER(req, res, setxattr(fs_fd_path(fs_fd(in), p), name, value, size, flags));
+	/* an access ACL rewrites the mode's group class (and may drop setgid) */
+	AS_CALLER_G(req, res, setxattr(fs_fd_path(fs_fd(in), p), name, value, size, flags),
+		    !strcmp(name, "system.posix_acl_access") && sgid_needs_groups(req, 0, in));
 	int e = res < 0 ? errno : 0;
 	as_root();
 	fuse_reply_err(req, e);
