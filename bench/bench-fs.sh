@@ -128,7 +128,10 @@ cc -O2 -o "$T/fsb" "$T/fsb.c" || exit 1
 
 remount() { # [stratafs options]: (re)mounts RB (default B) on M
 	if [ -n "$FS_PID" ]; then
-		fusermount3 -u "$M"
+		# a process of another user of the machine walking /tmp can hold the mount for a
+		# moment (fusermount3: busy); a lazy unmount still ends the daemon
+		fusermount3 -u "$M" 2>/dev/null || { sleep 1; fusermount3 -u "$M" 2>/dev/null; } ||
+			umount -l "$M"
 		wait "$FS_PID"
 	fi
 	"$BIN/stratafs" "$RB" "$M" -f --trash-retention 1h "$@" 2>>"$T/stratafs.log" &
