@@ -11,12 +11,11 @@
 # costs UNLINK and the parent's GETATTR. A step that costs more fails with its breakdown.
 . "$(dirname "$0")/fs_common.bash"
 fs_mount
-mkdir "$M/d"
 export ADMIN M
-/usr/bin/python3 - "$M/d" <<'PY' || fail "a step cost more requests than the kernel's floor"
+/usr/bin/python3 - "$M" <<'PY' || fail "a step cost more requests than the kernel's floor"
 import json, os, subprocess, sys, time
 
-d, n = sys.argv[1], 200
+top, n = sys.argv[1], 200
 admin, mnt = os.environ["ADMIN"], os.environ["M"]
 ASYNC = ("forget", "batch_forget", "release", "releasedir")
 
@@ -36,40 +35,49 @@ def settle(want_release):
         time.sleep(0.05)
 
 
-bad = 0
-rel0 = snap().get("release", 0)
+def attempt(d):
+    bad = 0
+    rel0 = snap().get("release", 0)
+
+    def step(name, fn, floor, settle_release=False):
+        """floor: op -> most requests per file; anything else (but async ops) must be absent"""
+        nonlocal bad
+        a = snap()
+        fn()
+        if settle_release:
+            settle(rel0 + n)
+        b = snap()
+        per = {k: (b[k] - a.get(k, 0)) / n for k in b if k != "total" and b[k] != a.get(k, 0)}
+        over = {k: v for k, v in per.items()
+                if v > floor.get(k, 0) + 0.02 and not (k in ASYNC and k not in floor)}
+        print("%-14s %s%s" % (name, " ".join("%s %.2f" % kv for kv in sorted(per.items())),
+                              "   OVER: %s" % over if over else ""))
+        bad += bool(over)
+
+    os.mkdir(d)
+    paths = ["%s/f%d" % (d, i) for i in range(n)]
+    fds = []
+    step("create", lambda: fds.extend(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+                                      for p in paths),
+         {"lookup": 1, "create": 1, "getattr": 1})
+    step("write 1", lambda: [os.write(f, b"abc") for f in fds], {"getxattr": 1})
+    step("write 2", lambda: [os.write(f, b"abc") for f in fds], {})
+    step("fchown", lambda: [os.fchown(f, 0, 0) for f in fds], {"setattr": 1, "getxattr": 1})
+    step("fchmod", lambda: [os.fchmod(f, 0o644) for f in fds], {"setattr": 1})
+    step("futimens", lambda: [os.utime(f, (1000, 1000)) for f in fds], {"setattr": 1})
+    step("close", lambda: [os.close(f) for f in fds], {"release": 1}, settle_release=True)
+    step("stat", lambda: [os.stat(p) for p in paths], {})
+    step("unlink", lambda: [os.unlink(p) for p in paths], {"unlink": 1, "getattr": 1})
+    return bad == 0
 
 
-def step(name, fn, floor, settle_release=False):
-    """floor: op -> most requests per file; anything else (but async ops) must be absent"""
-    global bad
-    a = snap()
-    fn()
-    if settle_release:
-        settle(rel0 + n)
-    b = snap()
-    per = {k: (b[k] - a.get(k, 0)) / n for k in b if k != "total" and b[k] != a.get(k, 0)}
-    over = {k: v for k, v in per.items()
-            if v > floor.get(k, 0) + 0.02 and not (k in ASYNC and k not in floor)}
-    print("%-14s %s%s" % (name, " ".join("%s %.2f" % kv for kv in sorted(per.items())),
-                          "   OVER: %s" % over if over else ""))
-    bad += bool(over)
-
-
-paths = ["%s/f%d" % (d, i) for i in range(n)]
-fds = []
-step("create", lambda: fds.extend(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-                                  for p in paths),
-     {"lookup": 1, "create": 1, "getattr": 1})
-step("write 1", lambda: [os.write(f, b"abc") for f in fds], {"getxattr": 1})
-step("write 2", lambda: [os.write(f, b"abc") for f in fds], {})
-step("fchown", lambda: [os.fchown(f, 0, 0) for f in fds], {"setattr": 1, "getxattr": 1})
-step("fchmod", lambda: [os.fchmod(f, 0o644) for f in fds], {"setattr": 1})
-step("futimens", lambda: [os.utime(f, (1000, 1000)) for f in fds], {"setattr": 1})
-step("close", lambda: [os.close(f) for f in fds], {"release": 1}, settle_release=True)
-step("stat", lambda: [os.stat(p) for p in paths], {})
-step("unlink", lambda: [os.unlink(p) for p in paths], {"unlink": 1, "getattr": 1})
-sys.exit(1 if bad else 0)
+# Another process on the machine dropping the kernel's caches (drop_caches) turns cached
+# entries into LOOKUPs: a step over the floor counts only when three attempts show it.
+for i in range(3):
+    if attempt("%s/a%d" % (top, i)):
+        sys.exit(0)
+    print("attempt %d over the floor" % (i + 1))
+sys.exit(1)
 PY
 fs_umount
 echo PASS
