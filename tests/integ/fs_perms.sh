@@ -4,8 +4,8 @@
 # the mount first, so a check the kernel skipped for a cached entry would show): search
 # permission of a path prefix, owner/group/other mode bits with the group from the primary
 # or a supplementary group, sticky directories, setgid directories and setgid bits kept or
-# dropped by chmod, create, truncate and O_TRUNC as the caller's groups say. Identities come
-# from setpriv (no passwd entries needed):
+# dropped by chmod, create, truncate, O_TRUNC and an access ACL as the caller's groups say.
+# Identities come from setpriv (no passwd entries needed):
 #   owner  2001:2001            sup    2002:2002 + supplementary 2001
 #   prim   2003:2001            other  2004:2004
 . "$(dirname "$0")/fs_common.bash"
@@ -107,6 +107,16 @@ ops() {
 	r "sgid chgrp 2001" chgrp 2001 sgid/f.$w
 	r "sgid truncate" truncate -s 0 sgid/f.$w
 	r "sgid after" stat -c '%n %a %g' sgid/f.$w
+	# an access ACL equal to the mode (user rw, group rw, other r) set by the file's owner
+	r "sgid acl" /usr/bin/python3 -c "
+import os, struct
+f = 'sgid/a.$w'
+open(f, 'w').close()
+os.chmod(f, 0o2664)
+acl = struct.pack('<I', 2) + b''.join(struct.pack('<HHI', t, p, 0xffffffff)
+                                      for t, p in ((1, 6), (4, 6), (0x20, 4)))
+os.setxattr(f, 'system.posix_acl_access', acl)
+print(oct(os.stat(f).st_mode & 0o7777))"
 }
 
 build "$PLAIN"
@@ -140,6 +150,8 @@ grep -q "sgid/d.sup 2755 2001" "$T/mount.sup" || fail "setgid directory: $(cat "
 grep -q "^sgid/x.sup 2755 2001$" "$T/mount.sup" || fail "02775 file by a supplementary member lost setgid"
 grep -q "^sgid/x.other 755 2001$" "$T/mount.other" || fail "02775 file by a non-member kept setgid"
 grep -q "^sgid/f.sup 2664 2001$" "$T/mount.sup" || fail "chmod 2664 by a supplementary member lost setgid"
+grep -qx "sgid acl: ok 0o2664" "$T/mount.sup" || fail "an access ACL by a supplementary member dropped setgid"
+grep -qx "sgid acl: ok 0o664" "$T/mount.other" || fail "an access ACL by a non-member: $(grep acl "$T/mount.other")"
 grep -qx "sgid/w.sup 2666" "$T/mount.sup" || fail "truncate by a supplementary member dropped setgid"
 grep -qx "sgid/w.other 666" "$T/mount.other" || fail "truncate by a non-member kept setgid"
 grep -qx "sgid/o.sup 2666" "$T/mount.sup" || fail "O_TRUNC open by a supplementary member dropped setgid"
