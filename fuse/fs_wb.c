@@ -187,8 +187,9 @@ static uint64_t append(struct fs_jn *jn, struct fs_jrec *r, const void *data, in
 {
 	static const unsigned char end[FS_JREC_HDR];
 	size_t need = FS_JREC_HDR + r->len;
-	/* room for the record, the all-zero header after it and, after data, a commit */
-	if ((*e = make_room(jn, need, FS_JREC_HDR * (r->type == FS_JREC_DATA ? 2 : 1))) != 0 ||
+	/* room for the record, the all-zero header after it and, after data or a truncate, a
+	 * commit */
+	if ((*e = make_room(jn, need, FS_JREC_HDR * (r->type != FS_JREC_COMMIT ? 2 : 1))) != 0 ||
 	    (*e = seg_zero_to(jn, cur_seg(jn), jn->wpos + need + FS_JREC_HDR)) != 0)
 		return 0;
 	if (r->type == FS_JREC_DATA && ST_FAULT("journal.append")) {
@@ -374,7 +375,7 @@ ssize_t fs_jn_read(struct fs_jn *jn, dev_t dev, ino_t ino, int fd, void *buf, si
 		rc = -errno;
 		goto out;
 	}
-	uint64_t size = fs_xfile_end(f) > (uint64_t)st.st_size ? fs_xfile_end(f) : (uint64_t)st.st_size;
+	uint64_t size = fs_xfile_size(f, (uint64_t)st.st_size);
 	if ((uint64_t)off >= size) {
 		rc = 0;
 		goto out;
@@ -415,8 +416,7 @@ void fs_jn_stat(struct fs_jn *jn, struct stat *st)
 	pthread_mutex_lock(&jn->lock);
 	struct fs_xfile *f = fs_xfile_get(&jn->idx, st->st_dev, st->st_ino, 0);
 	if (f && fs_xfile_dirty(f)) {
-		if (fs_xfile_end(f) > (uint64_t)st->st_size)
-			st->st_size = (off_t)fs_xfile_end(f);
+		st->st_size = (off_t)fs_xfile_size(f, (uint64_t)st->st_size);
 		struct timespec ts;
 		fs_xfile_mtime(f, &ts, 0);
 		if (ts.tv_sec > st->st_mtim.tv_sec ||
@@ -424,6 +424,36 @@ void fs_jn_stat(struct fs_jn *jn, struct stat *st)
 			st->st_mtim = st->st_ctim = ts;
 	}
 	pthread_mutex_unlock(&jn->lock);
+}
+
+int fs_jn_truncate(struct fs_jn *jn, dev_t dev, ino_t ino, uint64_t size)
+{
+	pthread_mutex_lock(&jn->lock);
+	struct fs_xfile *f = fs_xfile_get(&jn->idx, dev, ino, 0);
+	if (!f || !fs_xfile_dirty(f)) {
+		pthread_mutex_unlock(&jn->lock);
+		return 1;
+	}
+	int32_t ht;
+	uint32_t hl;
+	unsigned char *h;
+	fs_xfile_handle(f, &ht, &hl, &h);
+	struct fs_jrec r = { .type = FS_JREC_TRUNC, .off = size, .htype = ht, .hlen = hl };
+	memcpy(r.h, h, hl);
+	int e = 0;
+	uint64_t seq = append(jn, &r, NULL, &e);
+	if (seq && fs_xt_trunc(&jn->idx, f, seq, size, st_mono_us()) != 0)
+		e = -ENOMEM; /* in the journal only: a replay applies it */
+	if (seq && !e) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		fs_xfile_mtime(f, &ts, 1);
+		jn->last_data_seq = seq;
+	}
+	pthread_mutex_unlock(&jn->lock);
+	/* durable before the capacity file is cut: a replay must never put the data it cut
+	 * back without cutting it again */
+	return e ? e : commit_upto(jn, seq);
 }
 
 int fs_jn_fsync(struct fs_jn *jn, dev_t dev, ino_t ino, int fd)
@@ -450,7 +480,7 @@ struct wb_item {
 	unsigned char h[FS_JH_MAX];
 	uint64_t off, dpos;
 	uint32_t len;
-	int segfd;
+	int segfd;        /* -1 for a truncate to off */
 };
 
 struct wb_batch {
@@ -465,6 +495,8 @@ static int collect(void *arg, struct fs_xfile *f, uint64_t seq, uint64_t off, ui
 {
 	(void)seq;
 	struct wb_batch *b = arg;
+	if (len == 0 && segno != FS_XT_TRUNC)
+		return 0; /* cut off entirely by a later truncate */
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 256;
 		struct wb_item *v = realloc(b->v, cap * sizeof(*v));
@@ -480,7 +512,7 @@ static int collect(void *arg, struct fs_xfile *f, uint64_t seq, uint64_t off, ui
 	it->off = off;
 	it->len = len;
 	it->dpos = dpos;
-	it->segfd = seg_fd(b->jn, segno);
+	it->segfd = segno == FS_XT_TRUNC ? -1 : seg_fd(b->jn, segno);
 	return 0;
 }
 
@@ -531,6 +563,16 @@ static int wb_open(struct fs_jn *jn, struct wb_files *fs, struct wb_item *it, in
 	return fd;
 }
 
+/* Truncates fd to size unless it has that size: the caller cut the capacity file when
+ * it recorded the truncate; this cuts what a round that was copying then wrote past it. */
+static int wb_truncate(int fd, uint64_t size)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return -1;
+	return (uint64_t)st.st_size == size ? 0 : ftruncate(fd, (off_t)size);
+}
+
 /* Applies the batch and fsyncs its files. 0 or -errno (nothing is checkpointed then). */
 static int wb_apply(struct fs_jn *jn, struct wb_batch *b)
 {
@@ -542,6 +584,11 @@ static int wb_apply(struct fs_jn *jn, struct wb_batch *b)
 		int fd = wb_open(jn, &fs, it, &e);
 		if (fd < 0)
 			continue;
+		if (it->len == 0) { /* a truncate, again in journal order (see fs_jn_truncate) */
+			if (ST_FAULT("wb.apply") || wb_truncate(fd, it->off) != 0)
+				e = errno > 0 && errno != EEXIST ? -errno : -EIO;
+			continue;
+		}
 		if (it->segfd < 0 || pread(it->segfd, buf, it->len, (off_t)it->dpos) != (ssize_t)it->len) {
 			e = -EIO;
 			break;

@@ -32,10 +32,37 @@ cmp "$T/ref" "$M/late" || fail "read of journaled data after dropping caches"
 sync "$M/late"
 "$ADMIN" journal inspect "$J" | grep -q "dirty: 29[0-9].* in 1 file" || {
 	"$ADMIN" journal inspect "$J"; fail "inspect does not show the dirty file"; }
-# truncate writes back first: a later replay never resurrects cut data
+jstat() { "$ADMIN" fs status --mount "$M" --json | /usr/bin/python3 -c 'import json,sys
+j=json.load(sys.stdin)["journal"]; print(" ".join(str(j[k]) for k in sys.argv[1:]))' "$@"; }
+writeback() { # FILE: lseek(SEEK_DATA) writes the file's journaled data back
+	/usr/bin/python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.lseek(fd, 0, os.SEEK_DATA)' "$1"; }
+note "truncate drops the journaled data it cuts off (never written back), a replay too"
 truncate -s 1000 "$M/late"
 head -c 1000 "$T/ref" | cmp - "$M/late" || fail "truncate of journaled file"
-cmp "$M/late" "$B/late" || fail "backing after truncate"
+read -r wb dirty <<<"$(jstat writeback_bytes dirty_bytes)"
+[ "$wb" = 0 ] || fail "truncate wrote the file back ($wb bytes)"
+[ "$dirty" -le 1000 ] || fail "journaled data past the cut still dirty ($dirty bytes)"
+truncate -s 5000 "$M/late" # extended again: zeros past 1000, never the old data
+{ head -c 1000 "$T/ref"; head -c 4000 /dev/zero; } >"$T/ref5000"
+cmp "$T/ref5000" "$M/late" || fail "truncate up after truncate down"
+printf 'tail' >>"$M/late"
+printf 'tail' >>"$T/ref5000"
+cp "$T/ref" "$M/otrunc" # O_TRUNC of a file with journaled data
+printf 'short' >"$M/otrunc"
+[ "$(cat "$M/otrunc")" = short ] || fail "O_TRUNC of a journaled file"
+sync "$M/late" "$M/otrunc"
+fs_kill9 # the replay puts the data back, then cuts it again
+fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --journal-bypass 0
+cmp "$T/ref5000" "$M/late" || fail "replay after truncate"
+[ "$(cat "$M/otrunc")" = short ] || fail "replay after O_TRUNC"
+cmp "$T/ref5000" "$B/late" || fail "backing after the replay of a truncate"
+# writeback of a truncated file: only what survived the cut is written
+head -c 300000 /dev/urandom >"$T/ref"
+cp "$T/ref" "$M/late2"
+truncate -s 2000 "$M/late2"
+writeback "$M/late2"
+[ "$(jstat writeback_bytes)" -le 2000 ] || fail "data cut off by a truncate was written back"
+head -c 2000 "$T/ref" | cmp - "$B/late2" || fail "backing after writeback of a truncated file"
 fs_umount
 
 note "torn tail: the last record cut short, then a corrupt one"
@@ -149,7 +176,7 @@ if [ "$(reqs kernel_passthrough)" = true ]; then
 	r0=$(reqs read)
 	cmp "$T/pt" "$M/pt" || fail "read of a dirty file"
 	[ "$(reqs read)" -gt "$r0" ] || fail "a file with journaled data was read without the daemon"
-	truncate -s 1000000 "$M/pt" # writes the file back
+	writeback "$M/pt"
 	cmp "$T/pt" "$B/pt" || fail "not written back"
 	echo 3 >/proc/sys/vm/drop_caches
 	r0=$(reqs read)
