@@ -63,6 +63,11 @@ truncate -s 2000 "$M/late2"
 writeback "$M/late2"
 [ "$(jstat writeback_bytes)" -le 2000 ] || fail "data cut off by a truncate was written back"
 head -c 2000 "$T/ref" | cmp - "$B/late2" || fail "backing after writeback of a truncated file"
+touch -d 2020-01-01 "$M/mt"
+printf x >>"$M/mt" # a journaled write: stat shows its mtime, the backing file not yet
+[ "$(stat -c %Y "$M/mt")" -ge $(( $(date +%s) - 60 )) ] || fail "stat mtime of a journaled write: $(stat -c %y "$M/mt")"
+[ "$(stat -c %y "$B/mt" | cut -c1-4)" = 2020 ] || fail "backing mtime changed before writeback"
+[ "$(stat -c %s "$M/mt")" = 1 ] || fail "stat size of a journaled append"
 fs_umount
 
 note "torn tail: the last record cut short, then a corrupt one"
@@ -117,6 +122,7 @@ assert peak <= (16 << 20) + (1 << 20), "journal grew past its size: %d" % peak
 print("journal peak %d bytes for %d MiB written" % (peak, 1600 * 65536 // (1 << 20)))
 PY
 cmp "$T/bigref" "$M/big" || fail "full journal: data differs"
+[ "$(jstat full_waits)" -gt 0 ] || fail "full journal: no append waited for space"
 fs_umount
 cmp "$T/bigref" "$B/big" || fail "full journal: backing differs"
 
@@ -204,6 +210,73 @@ else
 	note "(kernel without FUSE passthrough: skipped)"
 	fs_umount
 fi
+
+note "unlink into the trash keeps the journaled data; a purged file's data is not written back"
+fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --journal-bypass 0
+head -c 300000 /dev/urandom >"$T/tr"
+cp "$T/tr" "$M/tr"
+rm "$M/tr"
+"$ADMIN" trash restore --mount "$M" /tr >/dev/null || fail "restore of a journaled file"
+cmp "$T/tr" "$M/tr" || fail "the trash lost journaled data"
+writeback "$M/tr"
+wb0=$(jstat writeback_bytes)
+head -c 200000 /dev/urandom >"$M/gone"
+head -c 1000 /dev/urandom >"$M/kept"
+rm "$M/gone"
+"$ADMIN" trash purge --mount "$M" --all >/dev/null || fail "trash purge"
+"$ADMIN" rmr status --mount "$M" --wait >/dev/null || fail "rmr status --wait"
+writeback "$M/kept" || fail "writeback of a file beside a purged one" # the round takes both
+wb1=$(jstat writeback_bytes)
+[ $((wb1 - wb0)) -lt 200000 ] || fail "a purged file's journaled data was written back ($((wb1 - wb0)) bytes)"
+[ "$(jstat dirty_bytes)" = 0 ] || fail "purged data still dirty after a round"
+fs_umount
+cmp "$T/tr" "$B/tr" || fail "restored file on the backing dir"
+
+note "--max-dirty-age: written back by age alone"
+fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1s --journal-bypass 0
+head -c 100000 /dev/urandom >"$T/age"
+cp "$T/age" "$M/age"
+for _ in $(seq 1 100); do cmp -s "$T/age" "$B/age" && break; sleep 0.1; done
+cmp "$T/age" "$B/age" || fail "not written back 10 s after a 1 s --max-dirty-age"
+[ "$(jstat dirty_bytes)" = 0 ] || fail "dirty data left after the age passed"
+fs_umount
+
+note "no stale page cache after writeback"
+fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 300ms --journal-bypass 0
+head -c 200000 /dev/urandom >"$T/pc"
+cp "$T/pc" "$M/pc"
+exec 6<"$M/pc"
+cat <&6 >/dev/null # the kernel caches the file through a long-lived descriptor
+printf 'NEW' | dd of="$M/pc" bs=1 seek=4096 conv=notrunc status=none
+printf 'NEW' | dd of="$T/pc" bs=1 seek=4096 conv=notrunc status=none
+for _ in $(seq 1 100); do [ "$(jstat dirty_bytes)" = 0 ] && break; sleep 0.1; done
+[ "$(jstat dirty_bytes)" = 0 ] || fail "not written back"
+cmp "$T/pc" "$B/pc" || fail "backing after writeback"
+cmp "$T/pc" /dev/fd/6 || fail "stale data through the open descriptor after writeback"
+exec 6<&-
+cmp "$T/pc" "$M/pc" || fail "stale data through a new open after writeback"
+fs_umount
+
+note "group commit: concurrent fsyncs share the journal's fdatasyncs"
+fs_mount --journal-dir "$J" --journal-size 64M --max-dirty-age 1h --journal-bypass 0
+read -r s0 f0 <<<"$(jstat syncs fsyncs)"
+/usr/bin/python3 - "$M" <<'PY' || fail "concurrent write+fsync"
+import os, sys, threading
+def w(i):
+    fd = os.open(os.path.join(sys.argv[1], "gc%d" % i), os.O_WRONLY | os.O_CREAT, 0o644)
+    for k in range(100):
+        os.pwrite(fd, os.urandom(4096), k * 4096)
+        os.fsync(fd)
+    os.close(fd)
+ts = [threading.Thread(target=w, args=(i,)) for i in range(8)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+PY
+read -r s1 f1 <<<"$(jstat syncs fsyncs)"
+echo "800 write+fsync by 8 threads: $((s1 - s0)) journal fdatasyncs for $((f1 - f0)) fsyncs"
+[ $((f1 - f0)) = 800 ] || fail "fsyncs counted: $((f1 - f0))"
+[ $(( (s1 - s0) * 10 )) -lt $(( (f1 - f0) * 9 )) ] || fail "no group commit: $((s1 - s0)) syncs for $((f1 - f0)) fsyncs"
+fs_umount
 
 note "--close-to-open: on the backing dir when close returns"
 fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --close-to-open --journal-bypass 0
