@@ -18,7 +18,7 @@ import os
 import random
 import sys
 
-NAMES = ["a", "b", "c", "d", "sub/e", "sub/f"]
+NAMES = ["a", "b", "c", "d", "g", "h", "sub/e", "sub/f", "sub/i", "sub/j"]
 FLAGS = [os.O_RDONLY, os.O_WRONLY, os.O_RDWR, os.O_RDWR | os.O_APPEND,
          os.O_WRONLY | os.O_APPEND, os.O_RDWR | os.O_TRUNC]
 

@@ -14,7 +14,7 @@ note "random file operations, journaled mount vs plain dir"
 fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 300ms --journal-bypass 64K
 for seed in 1 2 3; do
 	rm -rf "${M:?}"/* "${N:?}"/*
-	/usr/bin/python3 "$MODEL" "$M" "$N" --ops 3000 --seed "$seed" || fail "model seed $seed"
+	/usr/bin/python3 "$MODEL" "$M" "$N" --ops 5000 --seed "$seed" || fail "model seed $seed"
 done
 fs_umount
 note "after unmount the backing dir holds everything"
