@@ -278,6 +278,35 @@ echo "800 write+fsync by 8 threads: $((s1 - s0)) journal fdatasyncs for $((f1 - 
 [ $(( (s1 - s0) * 10 )) -lt $(( (f1 - f0) * 9 )) ] || fail "no group commit: $((s1 - s0)) syncs for $((f1 - f0)) fsyncs"
 fs_umount
 
+note "bypass: a sequential run longer than --journal-bypass goes straight to the backing file"
+fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --journal-bypass 1M
+head -c $((8 << 20)) /dev/urandom >"$T/seq"
+dd if="$T/seq" of="$M/seq" bs=1M conv=fsync status=none
+[ "$(jstat dirty_bytes)" -le $((2 << 20)) ] || fail "a sequential run went through the journal ($(jstat dirty_bytes) bytes dirty)"
+cmp -n $((7 << 20)) -i $((1 << 20)) "$T/seq" "$B/seq" || fail "bypassed data not on the backing file"
+cmp "$T/seq" "$M/seq" || fail "read of a bypassed file"
+fs_umount
+
+note "writeback fsyncs the capacity file before it moves the checkpoint"
+if command -v strace >/dev/null; then
+	fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --journal-bypass 0
+	head -c 100000 /dev/urandom >"$M/ord"
+	strace -f -qq -y -e trace=fsync,fdatasync,renameat,renameat2 -o "$T/strace" -p "$FS_PID" &
+	spid=$!
+	sleep 1 # attached
+	writeback "$M/ord"
+	kill "$spid"; wait "$spid" 2>/dev/null
+	/usr/bin/python3 - "$T/strace" <<'PY' || { cat "$T/strace"; fail "checkpoint moved before the capacity file was fsynced"; }
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+ck = next(i for i, l in enumerate(lines) if "rename" in l and '"checkpoint"' in l)
+assert any("fsync(" in l and "/backing/ord>" in l for l in lines[:ck]), "no fsync of ord before"
+PY
+	fs_umount
+else
+	fail "strace missing (ops/install-deps.sh installs it)"
+fi
+
 note "--close-to-open: on the backing dir when close returns"
 fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --close-to-open --journal-bypass 0
 head -c 100000 /dev/urandom >"$T/cto"
