@@ -83,8 +83,13 @@ fs_kill9
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert j["dirty_bytes"] > 0 and j["files"] and j["records"] > 0, j
+assert j["segments"] and "checkpoint" in j, j
+assert sum(f["dirty_bytes"] for f in j["files"]) == j["dirty_bytes"], j  # per file
 PY
-"$ADMIN" journal inspect "$J" | grep -q "dirty:" || fail "journal inspect text output"
+"$ADMIN" journal inspect "$J" >"$T/inspect.txt"
+for w in "checkpoint" "dirty:" "segment" "file "; do
+	grep -q "$w" "$T/inspect.txt" || { cat "$T/inspect.txt"; fail "journal inspect text output lacks '$w'"; }
+done
 # another backing dir: refused
 mkdir -p "$T/other/.strata" && echo 0123456789abcdef0123456789abcdef >"$T/other/.strata/journal-id"
 "$ADMIN" journal replay "$J" "$T/other" 2>"$T/err" && fail "replay into a foreign backing dir"
