@@ -5,7 +5,9 @@
  * States of a data record: APPENDED (in a segment, in the index) -> COMMITTED (a commit
  * record covering it was fdatasync'ed) -> APPLIED (written to the capacity file and that
  * file fsync'ed by the worker) -> CHECKPOINTED (checkpoint >= seq; dropped from the index;
- * its segment is deleted once every record in it is checkpointed). Invariants
+ * its segment is deleted once every record in it is checkpointed). A truncate record goes
+ * the same way (APPLIED: the capacity file truncated again at its place in the round), and
+ * cuts the older extents of its file in the index. Invariants
  * (fs_jn_assert_state): ckpt < next_seq; committed < next_seq; the index holds exactly
  * the data records with seq > ckpt, in seq order; live segments <= nseg. */
 #ifndef FS_WB_H
