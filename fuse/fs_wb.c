@@ -481,6 +481,7 @@ struct wb_item {
 	uint64_t off, dpos;
 	uint32_t len;
 	int segfd;        /* -1 for a truncate to off */
+	struct timespec mtime; /* of the file's newest journaled change (what stat showed) */
 };
 
 struct wb_batch {
@@ -513,15 +514,32 @@ static int collect(void *arg, struct fs_xfile *f, uint64_t seq, uint64_t off, ui
 	it->len = len;
 	it->dpos = dpos;
 	it->segfd = segno == FS_XT_TRUNC ? -1 : seg_fd(b->jn, segno);
+	fs_xfile_mtime(f, &it->mtime, 0);
 	return 0;
 }
 
-/* Files opened for one batch, fsync'ed at its end. */
+/* Files opened for one batch, fsync'ed at its end. m0: a file's mtime before the batch wrote
+ * to it (the writes of the batch move it to the writeback's own time). */
 struct wb_files {
 	int *fd;
 	struct wb_item **key;
+	struct timespec *m0;
 	size_t n, cap;
 };
+
+static int ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* Gives a written-back file the mtime stat showed while its data was in the journal (the
+ * later of the capacity file's own and the newest journaled change), not the time of the
+ * writeback: make, rsync and backups compare mtimes. */
+static int wb_restore_mtime(int fd, const struct timespec *m0, const struct timespec *mj)
+{
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, ts_before(m0, mj) ? *mj : *m0 };
+	return futimens(fd, ts);
+}
 
 static int same_file(const struct wb_item *a, const struct wb_item *b)
 {
@@ -549,15 +567,25 @@ static int wb_open(struct fs_jn *jn, struct wb_files *fs, struct wb_item *it, in
 		if (nf)
 			fs->fd = nf;
 		struct wb_item **nk = nf ? realloc(fs->key, cap * sizeof(*nk)) : NULL;
-		if (!nk) {
+		if (nk)
+			fs->key = nk;
+		struct timespec *nm = nk ? realloc(fs->m0, cap * sizeof(*nm)) : NULL;
+		if (!nm) {
 			if (fd >= 0)
 				close(fd);
 			*e = -ENOMEM;
 			return -1;
 		}
-		fs->key = nk;
+		fs->m0 = nm;
 		fs->cap = cap;
 	}
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) != 0) {
+		*e = -errno;
+		close(fd);
+		return -1;
+	}
+	fs->m0[fs->n] = fd >= 0 ? st.st_mtim : (struct timespec){ 0 };
 	fs->fd[fs->n] = fd;
 	fs->key[fs->n++] = it;
 	return fd;
@@ -602,12 +630,15 @@ static int wb_apply(struct fs_jn *jn, struct wb_batch *b)
 	}
 	for (size_t i = 0; i < fs.n; i++)
 		if (fs.fd[i] >= 0) {
+			if (e == 0 && wb_restore_mtime(fs.fd[i], &fs.m0[i], &fs.key[i]->mtime) != 0)
+				e = -errno;
 			if (e == 0 && fsync(fs.fd[i]) != 0)
 				e = -errno;
 			close(fs.fd[i]);
 		}
 	free(fs.fd);
 	free(fs.key);
+	free(fs.m0);
 	free(buf);
 	return e;
 }

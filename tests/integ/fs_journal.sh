@@ -68,6 +68,10 @@ printf x >>"$M/mt" # a journaled write: stat shows its mtime, the backing file n
 [ "$(stat -c %Y "$M/mt")" -ge $(( $(date +%s) - 60 )) ] || fail "stat mtime of a journaled write: $(stat -c %y "$M/mt")"
 [ "$(stat -c %y "$B/mt" | cut -c1-4)" = 2020 ] || fail "backing mtime changed before writeback"
 [ "$(stat -c %s "$M/mt")" = 1 ] || fail "stat size of a journaled append"
+m1=$(stat -c %y "$M/mt")
+sleep 1.1
+writeback "$M/mt" # the capacity file keeps the mtime of the write, not the writeback's
+[ "$(stat -c %y "$B/mt")" = "$m1" ] || fail "writeback moved the mtime: $m1 -> $(stat -c %y "$B/mt")"
 fs_umount
 
 note "torn tail: the last record cut short, then a corrupt one"
