@@ -1,7 +1,9 @@
 /* Per-inode index of journaled extents not yet checkpointed (see fs_wb.h): a hash of files
  * by (dev, ino), each with its extents in journal order, plus one list of all extents in
  * journal order for the writeback worker. Reads overlay a file's extents oldest first, so
- * newer data wins where they overlap. Callers hold the journal's lock. */
+ * newer data wins where they overlap; a truncate is an extent too (segno FS_XT_TRUNC, no
+ * data) that cuts what lies past it, and cuts the older extents of its file in the index
+ * so that what it cut off is never written back. Callers hold the journal's lock. */
 #include "fuse/fs_wb.h"
 
 #include <stdlib.h>
@@ -23,7 +25,6 @@ struct fs_xfile {
 	uint32_t hlen;
 	unsigned char h[FS_JH_MAX];
 	struct fs_xt *head, *tail;
-	uint64_t end;                 /* highest off+len of its extents */
 	uint64_t last_seq;            /* newest record of it ever appended */
 	uint64_t run_next, run;       /* sequential run: next expected offset, bytes so far */
 	int bypassed;                 /* bypassed writes since its last fsync */
@@ -81,8 +82,6 @@ int fs_xt_add(struct fs_xindex *x, struct fs_xfile *f, uint64_t seq, uint64_t of
 	else
 		x->ghead = t;
 	x->gtail = t;
-	if (off + len > f->end)
-		f->end = off + len;
 	f->last_seq = seq;
 	x->dirty_bytes += len;
 	return 0;
@@ -93,9 +92,14 @@ int fs_xfile_overlay(struct fs_xfile *f, unsigned char *buf, uint64_t off, size_
 {
 	for (struct fs_xt *t = f->head; t; t = t->fnext) {
 		uint64_t a = t->off > off ? t->off : off;
-		uint64_t b = t->off + t->len < off + len ? t->off + t->len : off + len;
+		uint64_t b = t->segno == FS_XT_TRUNC ? off + len
+			   : t->off + t->len < off + len ? t->off + t->len : off + len;
 		if (a >= b)
 			continue;
+		if (t->segno == FS_XT_TRUNC) { /* nothing older survives past the cut */
+			memset(buf + (a - off), 0, (size_t)(b - a));
+			continue;
+		}
 		int rc = read(arg, t->segno, t->dpos + (a - t->off), buf + (a - off), (size_t)(b - a));
 		if (rc)
 			return rc;
@@ -103,7 +107,29 @@ int fs_xfile_overlay(struct fs_xfile *f, unsigned char *buf, uint64_t off, size_
 	return 0;
 }
 
-uint64_t fs_xfile_end(const struct fs_xfile *f) { return f->head ? f->end : 0; }
+uint64_t fs_xfile_size(const struct fs_xfile *f, uint64_t cap_size)
+{
+	uint64_t size = cap_size;
+	for (const struct fs_xt *t = f->head; t; t = t->fnext)
+		if (t->segno == FS_XT_TRUNC)
+			size = t->off;
+		else if (t->len && t->off + t->len > size)
+			size = t->off + t->len;
+	return size;
+}
+
+int fs_xt_trunc(struct fs_xindex *x, struct fs_xfile *f, uint64_t seq, uint64_t size,
+		int64_t now_us)
+{
+	for (struct fs_xt *t = f->head; t; t = t->fnext) {
+		if (t->segno == FS_XT_TRUNC || t->off + t->len <= size)
+			continue;
+		uint32_t keep = t->off >= size ? 0 : (uint32_t)(size - t->off);
+		x->dirty_bytes -= t->len - keep;
+		t->len = keep;
+	}
+	return fs_xt_add(x, f, seq, size, 0, FS_XT_TRUNC, 0, now_us);
+}
 int fs_xfile_dirty(const struct fs_xfile *f) { return f->head != NULL; }
 uint64_t fs_xfile_last_seq(const struct fs_xfile *f) { return f->last_seq; }
 
@@ -135,10 +161,8 @@ void fs_xindex_drop(struct fs_xindex *x, uint64_t upto)
 			x->gtail = NULL;
 		/* a file's extents are in journal order too: t is its head */
 		f->head = t->fnext;
-		if (!f->head) {
+		if (!f->head)
 			f->tail = NULL;
-			f->end = 0;
-		}
 		x->dirty_bytes -= t->len;
 		free(t);
 	}

@@ -88,8 +88,9 @@ enum fs_jparse fs_jrec_parse(const unsigned char *buf, size_t avail, struct fs_j
 	r->htype = (int32_t)get32(buf + 32);
 	r->hlen = get32(buf + 36);
 	if (get16(buf + 4) != FS_JVERSION || r->hlen > FS_JH_MAX || r->len > FS_JREC_MAXDATA ||
-	    (r->type != FS_JREC_DATA && r->type != FS_JREC_COMMIT) ||
+	    (r->type != FS_JREC_DATA && r->type != FS_JREC_COMMIT && r->type != FS_JREC_TRUNC) ||
 	    (r->type == FS_JREC_COMMIT && (r->len || r->hlen)) ||
+	    (r->type == FS_JREC_TRUNC && (r->len || r->hlen == 0 || r->off > (uint64_t)INT64_MAX)) ||
 	    (r->type == FS_JREC_DATA && (r->hlen == 0 || r->off > (uint64_t)INT64_MAX - r->len)))
 		return FS_JP_BAD;
 	memcpy(r->h, buf + 40, r->hlen);
@@ -353,7 +354,7 @@ static int scan_seg(int dirfd, const char *uuid, uint64_t no, unsigned char **bu
 			sc->commits++;
 			if (rec.off > sc->last_commit && rec.off < rec.seq)
 				sc->last_commit = rec.off;
-		} else {
+		} else if (rec.type == FS_JREC_DATA) {
 			sc->data_records++;
 			sc->bytes += rec.len;
 		}
@@ -458,13 +459,19 @@ static int replay_cb(void *arg, uint64_t seg, uint64_t pos, const struct fs_jrec
 	(void)seg;
 	(void)pos;
 	struct replay_ctx *c = arg;
-	if (r->type != FS_JREC_DATA || r->seq <= c->ckpt || r->seq > c->upto)
+	if (r->type == FS_JREC_COMMIT || r->seq <= c->ckpt || r->seq > c->upto)
 		return r->seq > c->upto;
 	struct rfile *f = replay_file(c, r);
 	if (!f)
 		return 1;
 	if (f->fd < 0) {
 		c->rep->skipped_gone++;
+		return 0;
+	}
+	if (r->type == FS_JREC_TRUNC) {
+		if (ftruncate(f->fd, (off_t)r->off) != 0)
+			return c->err = errno, 1;
+		c->rep->truncates++;
 		return 0;
 	}
 	if (pwrite(f->fd, data, r->len, (off_t)r->off) != (ssize_t)r->len)

@@ -19,10 +19,12 @@
 #define FS_JREC_MAXDATA (4u << 20)  /* largest data payload of one record */
 #define FS_JUUID_HEX    33u         /* 32 hex digits + NUL */
 
-enum fs_jrec_type { FS_JREC_DATA = 1, FS_JREC_COMMIT = 2 };
+enum fs_jrec_type { FS_JREC_DATA = 1, FS_JREC_COMMIT = 2, FS_JREC_TRUNC = 3 };
 
 /* A record header. DATA: len bytes of file data at off of the file named by the handle.
- * COMMIT: off = every record with seq <= off is durable (len 0, no handle). */
+ * COMMIT: off = every record with seq <= off is durable (len 0, no handle).
+ * TRUNC: the file named by the handle was truncated to off (len 0): replay applies it in
+ * journal order, so journaled data it cut off is never put back. */
 struct fs_jrec {
 	uint16_t type;
 	uint64_t seq;
@@ -89,7 +91,7 @@ int fs_jscan(int dirfd, const char *uuid, fs_jscan_cb cb, void *arg, struct fs_j
 /* What replay did. */
 struct fs_jreplay {
 	struct fs_jscan scan;
-	uint64_t applied, bytes, files, skipped_gone;
+	uint64_t applied, bytes, files, skipped_gone, truncates;
 	uint64_t new_ckpt;
 };
 /* Applies the committed records after the checkpoint to the files under bfd (by handle),

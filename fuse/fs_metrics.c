@@ -161,6 +161,9 @@ static void journal_text(struct evbuffer *b, struct fs_state *s)
 	      "age of the oldest data not yet written back (0: none)", j.oldest_dirty_age_s);
 	counter(b, "stratafs_journal_writeback_bytes_total", "bytes written back to BACKING_DIR",
 		j.wb_bytes);
+	gauge(b, "stratafs_journal_writeback_bytes_per_second",
+	      "written back per second over the last 10 s (fs status: writeback rate)",
+	      j.wb_rate_bps);
 	counter(b, "stratafs_journal_writeback_records_total", "records written back", j.wb_records);
 	counter(b, "stratafs_journal_writeback_failures_total", "writeback rounds that failed",
 		j.wb_fails);

@@ -481,6 +481,39 @@ static int kill_suidgid(fuse_req_t req, struct fs_inode *in, int fd)
 	return rc == 0 ? 1 : -errno;
 }
 
+/* A truncate of a file through the journal (fs_jn_truncate: the record, durable, then the
+ * cut of the capacity file as the caller) on fd, open for writing. 0 or -errno. */
+static int journal_cut(fuse_req_t req, struct fs_inode *in, int fd, off_t size)
+{
+	int rc = fs_jn_truncate(fs_g->jn, in->dev, in->ino, (uint64_t)size);
+	if (rc < 0)
+		return rc;
+	AS_CALLER_G(req, rc, ftruncate(fd, size), sgid_needs_groups(req, 0, in));
+	rc = rc < 0 ? -errno : 0;
+	as_root();
+	return rc;
+}
+
+/* truncate(2) of a file with journaled data (1 when it has none: the caller truncates as
+ * before). Without an open file the caller's right to write it is checked by opening it
+ * first: a truncate record cannot be taken back. 0 or -errno. */
+static int journal_setsize(fuse_req_t req, struct fs_inode *in, int fd, const char *p,
+			   off_t size)
+{
+	if (!fs_g->jn || in->type != S_IFREG || !fs_jn_dirty(fs_g->jn, in->dev, in->ino))
+		return 1;
+	if (fd >= 0)
+		return journal_cut(req, in, fd, size);
+	AS_CALLER(req, fd, open(p, O_WRONLY | O_CLOEXEC));
+	int rc = fd < 0 ? -errno : 0;
+	as_root();
+	if (fd >= 0) {
+		rc = journal_cut(req, in, fd, size);
+		close(fd);
+	}
+	return rc;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		       struct fuse_file_info *fi)
 {
@@ -492,8 +525,9 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		return;
 	}
 	fs_fd_path(fs_fd(in), p);
-	/* a new size or mtime replaces what the journal holds: write that back first */
-	if (fs_g->jn && (valid & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME)) &&
+	/* an explicit mtime must not be overtaken by writeback: write back first (a new size
+	 * goes through the journal: journal_setsize) */
+	if (fs_g->jn && (valid & FUSE_SET_ATTR_MTIME) && !(valid & FUSE_SET_ATTR_MTIME_NOW) &&
 	    (res = fs_jn_flush_file(fs_g->jn, in->dev, in->ino)) != 0) {
 		fuse_reply_err(req, -res);
 		return;
@@ -530,8 +564,14 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			goto err;
 	}
 	if (valid & FUSE_SET_ATTR_SIZE) {
-		AS_CALLER_G(req, res, fi ? ftruncate((int)fi->fh, attr->st_size)
-					 : truncate(p, attr->st_size), full);
+		res = journal_setsize(req, in, fi ? (int)fi->fh : -1, p, attr->st_size);
+		if (res < 0) {
+			errno = -res;
+			goto err;
+		}
+		if (res == 1)
+			AS_CALLER_G(req, res, fi ? ftruncate((int)fi->fh, attr->st_size)
+						 : truncate(p, attr->st_size), full);
 		if (res < 0)
 			goto err;
 	}
@@ -958,18 +998,28 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	char p[32];
 	int fd;
-	if (fs_g->jn && (fi->flags & O_TRUNC) && (fd = fs_jn_flush_file(fs_g->jn, in->dev, in->ino))) {
+	/* O_TRUNC of a file with journaled data: opened without it, then cut through the
+	 * journal (journal_cut); a read-only O_TRUNC writes the data back first */
+	int jcut = fs_g->jn && (fi->flags & O_TRUNC) && in->type == S_IFREG &&
+		   fs_jn_dirty(fs_g->jn, in->dev, in->ino);
+	if (jcut && !writes(fi->flags) && (fd = fs_jn_flush_file(fs_g->jn, in->dev, in->ino))) {
 		fuse_reply_err(req, -fd);
 		return;
 	}
+	jcut = jcut && writes(fi->flags);
 	/* a truncating open removes setuid/setgid on the backing file (run as the caller,
 	 * natively) but, unlike a truncate, tells the kernel nothing: drop its attributes */
 	mode_t before = (fi->flags & O_TRUNC) && in->type == S_IFREG ? backing_mode(in) : 0;
 	int trunc_sxid = fs_chan_killpriv_v2() && (before & (S_ISUID | S_ISGID));
-	AS_CALLER_G(req, fd, open(fs_fd_path(fs_fd(in), p), open_flags(fi->flags) & ~O_CREAT),
+	AS_CALLER_G(req, fd, open(fs_fd_path(fs_fd(in), p),
+				  open_flags(fi->flags) & ~(O_CREAT | (jcut ? O_TRUNC : 0))),
 		    sgid_needs_groups(req, before, NULL));
 	int e = errno;
 	as_root();
+	if (fd >= 0 && jcut && (e = -journal_cut(req, in, fd, 0)) != 0) {
+		close(fd);
+		fd = -1;
+	}
 	if (fd < 0) {
 		fuse_reply_err(req, e);
 		return;

@@ -187,8 +187,9 @@ static uint64_t append(struct fs_jn *jn, struct fs_jrec *r, const void *data, in
 {
 	static const unsigned char end[FS_JREC_HDR];
 	size_t need = FS_JREC_HDR + r->len;
-	/* room for the record, the all-zero header after it and, after data, a commit */
-	if ((*e = make_room(jn, need, FS_JREC_HDR * (r->type == FS_JREC_DATA ? 2 : 1))) != 0 ||
+	/* room for the record, the all-zero header after it and, after data or a truncate, a
+	 * commit */
+	if ((*e = make_room(jn, need, FS_JREC_HDR * (r->type != FS_JREC_COMMIT ? 2 : 1))) != 0 ||
 	    (*e = seg_zero_to(jn, cur_seg(jn), jn->wpos + need + FS_JREC_HDR)) != 0)
 		return 0;
 	if (r->type == FS_JREC_DATA && ST_FAULT("journal.append")) {
@@ -374,7 +375,7 @@ ssize_t fs_jn_read(struct fs_jn *jn, dev_t dev, ino_t ino, int fd, void *buf, si
 		rc = -errno;
 		goto out;
 	}
-	uint64_t size = fs_xfile_end(f) > (uint64_t)st.st_size ? fs_xfile_end(f) : (uint64_t)st.st_size;
+	uint64_t size = fs_xfile_size(f, (uint64_t)st.st_size);
 	if ((uint64_t)off >= size) {
 		rc = 0;
 		goto out;
@@ -415,8 +416,7 @@ void fs_jn_stat(struct fs_jn *jn, struct stat *st)
 	pthread_mutex_lock(&jn->lock);
 	struct fs_xfile *f = fs_xfile_get(&jn->idx, st->st_dev, st->st_ino, 0);
 	if (f && fs_xfile_dirty(f)) {
-		if (fs_xfile_end(f) > (uint64_t)st->st_size)
-			st->st_size = (off_t)fs_xfile_end(f);
+		st->st_size = (off_t)fs_xfile_size(f, (uint64_t)st->st_size);
 		struct timespec ts;
 		fs_xfile_mtime(f, &ts, 0);
 		if (ts.tv_sec > st->st_mtim.tv_sec ||
@@ -424,6 +424,36 @@ void fs_jn_stat(struct fs_jn *jn, struct stat *st)
 			st->st_mtim = st->st_ctim = ts;
 	}
 	pthread_mutex_unlock(&jn->lock);
+}
+
+int fs_jn_truncate(struct fs_jn *jn, dev_t dev, ino_t ino, uint64_t size)
+{
+	pthread_mutex_lock(&jn->lock);
+	struct fs_xfile *f = fs_xfile_get(&jn->idx, dev, ino, 0);
+	if (!f || !fs_xfile_dirty(f)) {
+		pthread_mutex_unlock(&jn->lock);
+		return 1;
+	}
+	int32_t ht;
+	uint32_t hl;
+	unsigned char *h;
+	fs_xfile_handle(f, &ht, &hl, &h);
+	struct fs_jrec r = { .type = FS_JREC_TRUNC, .off = size, .htype = ht, .hlen = hl };
+	memcpy(r.h, h, hl);
+	int e = 0;
+	uint64_t seq = append(jn, &r, NULL, &e);
+	if (seq && fs_xt_trunc(&jn->idx, f, seq, size, st_mono_us()) != 0)
+		e = -ENOMEM; /* in the journal only: a replay applies it */
+	if (seq && !e) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		fs_xfile_mtime(f, &ts, 1);
+		jn->last_data_seq = seq;
+	}
+	pthread_mutex_unlock(&jn->lock);
+	/* durable before the capacity file is cut: a replay must never put the data it cut
+	 * back without cutting it again */
+	return e ? e : commit_upto(jn, seq);
 }
 
 int fs_jn_fsync(struct fs_jn *jn, dev_t dev, ino_t ino, int fd)
@@ -450,7 +480,8 @@ struct wb_item {
 	unsigned char h[FS_JH_MAX];
 	uint64_t off, dpos;
 	uint32_t len;
-	int segfd;
+	int segfd;        /* -1 for a truncate to off */
+	struct timespec mtime; /* of the file's newest journaled change (what stat showed) */
 };
 
 struct wb_batch {
@@ -465,6 +496,8 @@ static int collect(void *arg, struct fs_xfile *f, uint64_t seq, uint64_t off, ui
 {
 	(void)seq;
 	struct wb_batch *b = arg;
+	if (len == 0 && segno != FS_XT_TRUNC)
+		return 0; /* cut off entirely by a later truncate */
 	if (b->n == b->cap) {
 		size_t cap = b->cap ? b->cap * 2 : 256;
 		struct wb_item *v = realloc(b->v, cap * sizeof(*v));
@@ -480,16 +513,33 @@ static int collect(void *arg, struct fs_xfile *f, uint64_t seq, uint64_t off, ui
 	it->off = off;
 	it->len = len;
 	it->dpos = dpos;
-	it->segfd = seg_fd(b->jn, segno);
+	it->segfd = segno == FS_XT_TRUNC ? -1 : seg_fd(b->jn, segno);
+	fs_xfile_mtime(f, &it->mtime, 0);
 	return 0;
 }
 
-/* Files opened for one batch, fsync'ed at its end. */
+/* Files opened for one batch, fsync'ed at its end. m0: a file's mtime before the batch wrote
+ * to it (the writes of the batch move it to the writeback's own time). */
 struct wb_files {
 	int *fd;
 	struct wb_item **key;
+	struct timespec *m0;
 	size_t n, cap;
 };
+
+static int ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/* Gives a written-back file the mtime stat showed while its data was in the journal (the
+ * later of the capacity file's own and the newest journaled change), not the time of the
+ * writeback: make, rsync and backups compare mtimes. */
+static int wb_restore_mtime(int fd, const struct timespec *m0, const struct timespec *mj)
+{
+	struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, ts_before(m0, mj) ? *mj : *m0 };
+	return futimens(fd, ts);
+}
 
 static int same_file(const struct wb_item *a, const struct wb_item *b)
 {
@@ -517,18 +567,38 @@ static int wb_open(struct fs_jn *jn, struct wb_files *fs, struct wb_item *it, in
 		if (nf)
 			fs->fd = nf;
 		struct wb_item **nk = nf ? realloc(fs->key, cap * sizeof(*nk)) : NULL;
-		if (!nk) {
+		if (nk)
+			fs->key = nk;
+		struct timespec *nm = nk ? realloc(fs->m0, cap * sizeof(*nm)) : NULL;
+		if (!nm) {
 			if (fd >= 0)
 				close(fd);
 			*e = -ENOMEM;
 			return -1;
 		}
-		fs->key = nk;
+		fs->m0 = nm;
 		fs->cap = cap;
 	}
+	struct stat st;
+	if (fd >= 0 && fstat(fd, &st) != 0) {
+		*e = -errno;
+		close(fd);
+		return -1;
+	}
+	fs->m0[fs->n] = fd >= 0 ? st.st_mtim : (struct timespec){ 0 };
 	fs->fd[fs->n] = fd;
 	fs->key[fs->n++] = it;
 	return fd;
+}
+
+/* Truncates fd to size unless it has that size: the caller cut the capacity file when
+ * it recorded the truncate; this cuts what a round that was copying then wrote past it. */
+static int wb_truncate(int fd, uint64_t size)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return -1;
+	return (uint64_t)st.st_size == size ? 0 : ftruncate(fd, (off_t)size);
 }
 
 /* Applies the batch and fsyncs its files. 0 or -errno (nothing is checkpointed then). */
@@ -542,6 +612,11 @@ static int wb_apply(struct fs_jn *jn, struct wb_batch *b)
 		int fd = wb_open(jn, &fs, it, &e);
 		if (fd < 0)
 			continue;
+		if (it->len == 0) { /* a truncate, again in journal order (see fs_jn_truncate) */
+			if (ST_FAULT("wb.apply") || wb_truncate(fd, it->off) != 0)
+				e = errno > 0 && errno != EEXIST ? -errno : -EIO;
+			continue;
+		}
 		if (it->segfd < 0 || pread(it->segfd, buf, it->len, (off_t)it->dpos) != (ssize_t)it->len) {
 			e = -EIO;
 			break;
@@ -555,12 +630,15 @@ static int wb_apply(struct fs_jn *jn, struct wb_batch *b)
 	}
 	for (size_t i = 0; i < fs.n; i++)
 		if (fs.fd[i] >= 0) {
+			if (e == 0 && wb_restore_mtime(fs.fd[i], &fs.m0[i], &fs.key[i]->mtime) != 0)
+				e = -errno;
 			if (e == 0 && fsync(fs.fd[i]) != 0)
 				e = -errno;
 			close(fs.fd[i]);
 		}
 	free(fs.fd);
 	free(fs.key);
+	free(fs.m0);
 	free(buf);
 	return e;
 }

@@ -5,7 +5,9 @@
  * States of a data record: APPENDED (in a segment, in the index) -> COMMITTED (a commit
  * record covering it was fdatasync'ed) -> APPLIED (written to the capacity file and that
  * file fsync'ed by the worker) -> CHECKPOINTED (checkpoint >= seq; dropped from the index;
- * its segment is deleted once every record in it is checkpointed). Invariants
+ * its segment is deleted once every record in it is checkpointed). A truncate record goes
+ * the same way (APPLIED: the capacity file truncated again at its place in the round), and
+ * cuts the older extents of its file in the index. Invariants
  * (fs_jn_assert_state): ckpt < next_seq; committed < next_seq; the index holds exactly
  * the data records with seq > ckpt, in seq order; live segments <= nseg. */
 #ifndef FS_WB_H
@@ -72,7 +74,7 @@ struct fs_jn {
 	struct fs_xindex idx;
 	pthread_t worker;
 	int running, stop;
-	uint64_t last_data_seq;       /* newest data record appended */
+	uint64_t last_data_seq;       /* newest data or truncate record appended */
 	uint64_t wb_fails;            /* failed writeback rounds (flushers give up on one) */
 	uint64_t wb_bytes, wb_records, waits;
 	struct fs_jn_round wb_hist[FS_JN_RATE_ROUNDS]; /* ring of the last rounds */
@@ -119,19 +121,34 @@ void fs_jn_stat(struct fs_jn *jn, struct stat *st);
 /* fsync: returns once everything appended so far is durable on the journal device (and
  * bypassed writes of the file are on the capacity tier). 0 or -errno. */
 int fs_jn_fsync(struct fs_jn *jn, dev_t dev, ino_t ino, int fd);
-/* Writes the file's journaled data back and checkpoints it (before truncate, fallocate,
- * SEEK_DATA, close-to-open). 0 or -errno. */
+/* Writes the file's journaled data back and checkpoints it (before an explicit mtime,
+ * fallocate, SEEK_DATA, close-to-open). 0 or -errno. */
 int fs_jn_flush_file(struct fs_jn *jn, dev_t dev, ino_t ino);
+/* Before the caller truncates the capacity file (dev, ino) to size: when the file has
+ * journaled data, appends a truncate record and makes it durable (a replay then cuts that
+ * data again after putting it back), and drops what lies past size from the index (it is
+ * never written back); the worker truncates again in journal order. 1 when the file has no
+ * journaled data (nothing to do), 0 when recorded, -errno. */
+int fs_jn_truncate(struct fs_jn *jn, dev_t dev, ino_t ino, uint64_t size);
 
 /* fs_extent.c: the index. Callers hold jn->lock. */
 struct fs_xfile *fs_xfile_get(struct fs_xindex *x, dev_t dev, ino_t ino, int create);
 int fs_xt_add(struct fs_xindex *x, struct fs_xfile *f, uint64_t seq, uint64_t off,
 	      uint32_t len, uint64_t segno, uint64_t dpos, int64_t now_us);
-/* Overlays f's extents on buf (file bytes [off, off+len)); read(segno, dpos, dst, n)
- * fetches journaled bytes. Returns the end of the file's journaled data (0 if none). */
+/* The segment number of a truncate in the index (segments are numbered from 1). */
+#define FS_XT_TRUNC 0
+/* A truncate of f to size (record seq): cuts f's older extents at size (what lies past it
+ * is no longer written back) and adds the truncate in journal order. */
+int fs_xt_trunc(struct fs_xindex *x, struct fs_xfile *f, uint64_t seq, uint64_t size,
+		int64_t now_us);
+/* Overlays f's extents on buf (file bytes [off, off+len), read from the capacity file)
+ * in journal order: data is copied in (read(segno, dpos, dst, n) fetches it), a truncate
+ * zeroes what lies past it. 0 or the error of read. */
 int fs_xfile_overlay(struct fs_xfile *f, unsigned char *buf, uint64_t off, size_t len,
 		     int (*read)(void *, uint64_t, uint64_t, void *, size_t), void *arg);
-uint64_t fs_xfile_end(const struct fs_xfile *f);
+/* The file's size with its journaled extents and truncates applied in order over the
+ * capacity file's size cap_size. */
+uint64_t fs_xfile_size(const struct fs_xfile *f, uint64_t cap_size);
 int fs_xfile_dirty(const struct fs_xfile *f);
 uint64_t fs_xfile_last_seq(const struct fs_xfile *f);
 /* Oldest extent: seq, time appended; 0 when none. */

@@ -10,6 +10,7 @@ PKGS=(build-essential pkg-config librocksdb-dev libfuse3-dev fuse3 liburing-dev 
       python3-tqdm python3-redis python3-torch scdoc zsh man-db python3-yaml
       autoconf automake perl)
 PKGS+=(redis-tools) # redis-cli: tests/integ/srv_resp.sh
+PKGS+=(strace) # tests/integ/fs_journal.sh: the journal's fsync before its checkpoint
 PKGS+=(etcd-server etcd-client) # failover coordination (issue 11): tests start their own etcd
 missing=()
 for p in "${PKGS[@]}"; do

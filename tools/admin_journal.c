@@ -214,9 +214,10 @@ static int journal_replay(const char *dir, const char *backing, int json)
 		return 1;
 	}
 	if (json) {
-		json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s}",
+		json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s}",
 				      "records", (json_int_t)rep.scan.records,
 				      "applied", (json_int_t)rep.applied, "bytes", (json_int_t)rep.bytes,
+				      "truncates", (json_int_t)rep.truncates,
 				      "files", (json_int_t)rep.files,
 				      "skipped_gone", (json_int_t)rep.skipped_gone,
 				      "checkpoint", (json_int_t)rep.new_ckpt, "damaged", rep.scan.damaged,
@@ -226,9 +227,10 @@ static int journal_replay(const char *dir, const char *backing, int json)
 		free(s);
 		json_decref(o);
 	} else {
-		printf("replayed %llu record(s): %llu applied, %llu bytes, %llu file(s), %llu for "
-		       "files gone; checkpoint %llu\n", (unsigned long long)rep.scan.records,
-		       (unsigned long long)rep.applied, (unsigned long long)rep.bytes,
+		printf("replayed %llu record(s): %llu applied, %llu bytes, %llu truncate(s), %llu "
+		       "file(s), %llu for files gone; checkpoint %llu\n",
+		       (unsigned long long)rep.scan.records, (unsigned long long)rep.applied,
+		       (unsigned long long)rep.bytes, (unsigned long long)rep.truncates,
 		       (unsigned long long)rep.files, (unsigned long long)rep.skipped_gone,
 		       (unsigned long long)rep.new_ckpt);
 		if (rep.scan.damaged)

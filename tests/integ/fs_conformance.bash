@@ -47,7 +47,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "conformance: interrupted"; exit 130' INT TERM
 
-"$BIN/stratafs" "$B" "$M" -f -o allow_other 2>"$T/stratafs.log" &
+# CONFORMANCE_FS_ARGS: more stratafs options, e.g. "--journal-dir DIR" (the SSD journal)
+# shellcheck disable=SC2086
+"$BIN/stratafs" "$B" "$M" -f -o allow_other ${CONFORMANCE_FS_ARGS:-} 2>"$T/stratafs.log" &
 FS_PID=$!
 for _ in $(seq 1 100); do
 	mountpoint -q "$M" && break

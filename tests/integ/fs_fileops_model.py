@@ -6,9 +6,10 @@ usage: fs_fileops_model.py MOUNT_DIR NATIVE_DIR [--ops N] [--seed S]
 
 Several descriptors per file, opened with random flags (append, truncate, read-only...),
 writes and reads at random offsets, truncation, mmap reads and writes, fsync, hard links,
-renames over existing files and unlinks of files that are still open: the cases where a
-passthrough file, its backing file and the page cache could disagree. stat and fstat compare
-st_nlink too (the trash keeps a link to every deleted name, which must not show).
+renames over existing files, chmod and unlinks of files that are still open: the cases
+where a passthrough file, its backing file and the page cache could disagree. stat and fstat
+compare size, st_nlink (the trash keeps a link to every deleted name, which must not show)
+and mode after every operation that returns them.
 """
 import argparse
 import errno
@@ -17,7 +18,7 @@ import os
 import random
 import sys
 
-NAMES = ["a", "b", "c", "d", "sub/e", "sub/f"]
+NAMES = ["a", "b", "c", "d", "g", "h", "sub/e", "sub/f", "sub/i", "sub/j"]
 FLAGS = [os.O_RDONLY, os.O_WRONLY, os.O_RDWR, os.O_RDWR | os.O_APPEND,
          os.O_WRONLY | os.O_APPEND, os.O_RDWR | os.O_TRUNC]
 
@@ -42,7 +43,7 @@ def run(side, op, args):
                 os.close(side.fds.pop(slot))
             side.fds[slot] = os.open(side.path(name), flags | os.O_CREAT, 0o644)
             return "ok"
-        fd = side.fds.get(args[0]) if op not in ("link", "rename", "unlink", "stat") else None
+        fd = side.fds.get(args[0]) if op not in ("link", "rename", "unlink", "stat", "chmod") else None
         if op in ("pwrite", "write", "pread", "read", "trunc", "fsync", "close", "mmapr",
                   "mmapw", "fstat") and fd is None:
             return "noslot"
@@ -63,7 +64,7 @@ def run(side, op, args):
         if op == "fstat":
             # st_nlink too: links the trash keeps for deleted names are not counted
             st = os.fstat(fd)
-            return (st.st_size, st.st_nlink)
+            return (st.st_size, st.st_nlink, oct(st.st_mode))
         if op == "close":
             os.close(side.fds.pop(args[0]))
             return "ok"
@@ -86,7 +87,10 @@ def run(side, op, args):
                 m.close()
         if op == "stat":
             st = os.stat(side.path(args[0]))
-            return (st.st_size, st.st_nlink)
+            return (st.st_size, st.st_nlink, oct(st.st_mode))
+        if op == "chmod":
+            os.chmod(side.path(args[0]), args[1])
+            return "ok"
         if op == "link":
             os.link(side.path(args[0]), side.path(args[1]))
             return "ok"
@@ -129,8 +133,10 @@ def random_op(rnd):
         return "fstat", (slot,)
     if k < 0.86:
         return "close", (slot,)
-    if k < 0.89:
+    if k < 0.875:
         return "stat", (name,)
+    if k < 0.89:
+        return "chmod", (name, rnd.choice([0o600, 0o640, 0o644, 0o755, 0o700]))
     if k < 0.92:
         return "link", (name, rnd.choice(NAMES))
     if k < 0.96:

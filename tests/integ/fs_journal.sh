@@ -14,7 +14,7 @@ note "random file operations, journaled mount vs plain dir"
 fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 300ms --journal-bypass 64K
 for seed in 1 2 3; do
 	rm -rf "${M:?}"/* "${N:?}"/*
-	/usr/bin/python3 "$MODEL" "$M" "$N" --ops 3000 --seed "$seed" || fail "model seed $seed"
+	/usr/bin/python3 "$MODEL" "$M" "$N" --ops 5000 --seed "$seed" || fail "model seed $seed"
 done
 fs_umount
 note "after unmount the backing dir holds everything"
@@ -32,10 +32,46 @@ cmp "$T/ref" "$M/late" || fail "read of journaled data after dropping caches"
 sync "$M/late"
 "$ADMIN" journal inspect "$J" | grep -q "dirty: 29[0-9].* in 1 file" || {
 	"$ADMIN" journal inspect "$J"; fail "inspect does not show the dirty file"; }
-# truncate writes back first: a later replay never resurrects cut data
+jstat() { "$ADMIN" fs status --mount "$M" --json | /usr/bin/python3 -c 'import json,sys
+j=json.load(sys.stdin)["journal"]; print(" ".join(str(j[k]) for k in sys.argv[1:]))' "$@"; }
+writeback() { # FILE: lseek(SEEK_DATA) writes the file's journaled data back
+	/usr/bin/python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.lseek(fd, 0, os.SEEK_DATA)' "$1"; }
+note "truncate drops the journaled data it cuts off (never written back), a replay too"
 truncate -s 1000 "$M/late"
 head -c 1000 "$T/ref" | cmp - "$M/late" || fail "truncate of journaled file"
-cmp "$M/late" "$B/late" || fail "backing after truncate"
+read -r wb dirty <<<"$(jstat writeback_bytes dirty_bytes)"
+[ "$wb" = 0 ] || fail "truncate wrote the file back ($wb bytes)"
+[ "$dirty" -le 1000 ] || fail "journaled data past the cut still dirty ($dirty bytes)"
+truncate -s 5000 "$M/late" # extended again: zeros past 1000, never the old data
+{ head -c 1000 "$T/ref"; head -c 4000 /dev/zero; } >"$T/ref5000"
+cmp "$T/ref5000" "$M/late" || fail "truncate up after truncate down"
+printf 'tail' >>"$M/late"
+printf 'tail' >>"$T/ref5000"
+cp "$T/ref" "$M/otrunc" # O_TRUNC of a file with journaled data
+printf 'short' >"$M/otrunc"
+[ "$(cat "$M/otrunc")" = short ] || fail "O_TRUNC of a journaled file"
+sync "$M/late" "$M/otrunc"
+fs_kill9 # the replay puts the data back, then cuts it again
+fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --journal-bypass 0
+cmp "$T/ref5000" "$M/late" || fail "replay after truncate"
+[ "$(cat "$M/otrunc")" = short ] || fail "replay after O_TRUNC"
+cmp "$T/ref5000" "$B/late" || fail "backing after the replay of a truncate"
+# writeback of a truncated file: only what survived the cut is written
+head -c 300000 /dev/urandom >"$T/ref"
+cp "$T/ref" "$M/late2"
+truncate -s 2000 "$M/late2"
+writeback "$M/late2"
+[ "$(jstat writeback_bytes)" -le 2000 ] || fail "data cut off by a truncate was written back"
+head -c 2000 "$T/ref" | cmp - "$B/late2" || fail "backing after writeback of a truncated file"
+touch -d 2020-01-01 "$M/mt"
+printf x >>"$M/mt" # a journaled write: stat shows its mtime, the backing file not yet
+[ "$(stat -c %Y "$M/mt")" -ge $(( $(date +%s) - 60 )) ] || fail "stat mtime of a journaled write: $(stat -c %y "$M/mt")"
+[ "$(stat -c %y "$B/mt" | cut -c1-4)" = 2020 ] || fail "backing mtime changed before writeback"
+[ "$(stat -c %s "$M/mt")" = 1 ] || fail "stat size of a journaled append"
+m1=$(stat -c %y "$M/mt")
+sleep 1.1
+writeback "$M/mt" # the capacity file keeps the mtime of the write, not the writeback's
+[ "$(stat -c %y "$B/mt")" = "$m1" ] || fail "writeback moved the mtime: $m1 -> $(stat -c %y "$B/mt")"
 fs_umount
 
 note "torn tail: the last record cut short, then a corrupt one"
@@ -90,6 +126,7 @@ assert peak <= (16 << 20) + (1 << 20), "journal grew past its size: %d" % peak
 print("journal peak %d bytes for %d MiB written" % (peak, 1600 * 65536 // (1 << 20)))
 PY
 cmp "$T/bigref" "$M/big" || fail "full journal: data differs"
+[ "$(jstat full_waits)" -gt 0 ] || fail "full journal: no append waited for space"
 fs_umount
 cmp "$T/bigref" "$B/big" || fail "full journal: backing differs"
 
@@ -149,7 +186,7 @@ if [ "$(reqs kernel_passthrough)" = true ]; then
 	r0=$(reqs read)
 	cmp "$T/pt" "$M/pt" || fail "read of a dirty file"
 	[ "$(reqs read)" -gt "$r0" ] || fail "a file with journaled data was read without the daemon"
-	truncate -s 1000000 "$M/pt" # writes the file back
+	writeback "$M/pt"
 	cmp "$T/pt" "$B/pt" || fail "not written back"
 	echo 3 >/proc/sys/vm/drop_caches
 	r0=$(reqs read)
@@ -176,6 +213,102 @@ if [ "$(reqs kernel_passthrough)" = true ]; then
 else
 	note "(kernel without FUSE passthrough: skipped)"
 	fs_umount
+fi
+
+note "unlink into the trash keeps the journaled data; a purged file's data is not written back"
+fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --journal-bypass 0
+head -c 300000 /dev/urandom >"$T/tr"
+cp "$T/tr" "$M/tr"
+rm "$M/tr"
+"$ADMIN" trash restore --mount "$M" /tr >/dev/null || fail "restore of a journaled file"
+cmp "$T/tr" "$M/tr" || fail "the trash lost journaled data"
+writeback "$M/tr"
+wb0=$(jstat writeback_bytes)
+head -c 200000 /dev/urandom >"$M/gone"
+head -c 1000 /dev/urandom >"$M/kept"
+rm "$M/gone"
+"$ADMIN" trash purge --mount "$M" --all >/dev/null || fail "trash purge"
+"$ADMIN" rmr status --mount "$M" --wait >/dev/null || fail "rmr status --wait"
+writeback "$M/kept" || fail "writeback of a file beside a purged one" # the round takes both
+wb1=$(jstat writeback_bytes)
+[ $((wb1 - wb0)) -lt 200000 ] || fail "a purged file's journaled data was written back ($((wb1 - wb0)) bytes)"
+[ "$(jstat dirty_bytes)" = 0 ] || fail "purged data still dirty after a round"
+fs_umount
+cmp "$T/tr" "$B/tr" || fail "restored file on the backing dir"
+
+note "--max-dirty-age: written back by age alone"
+fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1s --journal-bypass 0
+head -c 100000 /dev/urandom >"$T/age"
+cp "$T/age" "$M/age"
+for _ in $(seq 1 100); do cmp -s "$T/age" "$B/age" && break; sleep 0.1; done
+cmp "$T/age" "$B/age" || fail "not written back 10 s after a 1 s --max-dirty-age"
+[ "$(jstat dirty_bytes)" = 0 ] || fail "dirty data left after the age passed"
+fs_umount
+
+note "no stale page cache after writeback"
+fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 300ms --journal-bypass 0
+head -c 200000 /dev/urandom >"$T/pc"
+cp "$T/pc" "$M/pc"
+exec 6<"$M/pc"
+cat <&6 >/dev/null # the kernel caches the file through a long-lived descriptor
+printf 'NEW' | dd of="$M/pc" bs=1 seek=4096 conv=notrunc status=none
+printf 'NEW' | dd of="$T/pc" bs=1 seek=4096 conv=notrunc status=none
+for _ in $(seq 1 100); do [ "$(jstat dirty_bytes)" = 0 ] && break; sleep 0.1; done
+[ "$(jstat dirty_bytes)" = 0 ] || fail "not written back"
+cmp "$T/pc" "$B/pc" || fail "backing after writeback"
+cmp "$T/pc" /dev/fd/6 || fail "stale data through the open descriptor after writeback"
+exec 6<&-
+cmp "$T/pc" "$M/pc" || fail "stale data through a new open after writeback"
+fs_umount
+
+note "group commit: concurrent fsyncs share the journal's fdatasyncs"
+fs_mount --journal-dir "$J" --journal-size 64M --max-dirty-age 1h --journal-bypass 0
+read -r s0 f0 <<<"$(jstat syncs fsyncs)"
+/usr/bin/python3 - "$M" <<'PY' || fail "concurrent write+fsync"
+import os, sys, threading
+def w(i):
+    fd = os.open(os.path.join(sys.argv[1], "gc%d" % i), os.O_WRONLY | os.O_CREAT, 0o644)
+    for k in range(100):
+        os.pwrite(fd, os.urandom(4096), k * 4096)
+        os.fsync(fd)
+    os.close(fd)
+ts = [threading.Thread(target=w, args=(i,)) for i in range(8)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+PY
+read -r s1 f1 <<<"$(jstat syncs fsyncs)"
+echo "800 write+fsync by 8 threads: $((s1 - s0)) journal fdatasyncs for $((f1 - f0)) fsyncs"
+[ $((f1 - f0)) = 800 ] || fail "fsyncs counted: $((f1 - f0))"
+[ $(( (s1 - s0) * 10 )) -lt $(( (f1 - f0) * 9 )) ] || fail "no group commit: $((s1 - s0)) syncs for $((f1 - f0)) fsyncs"
+fs_umount
+
+note "bypass: a sequential run longer than --journal-bypass goes straight to the backing file"
+fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --journal-bypass 1M
+head -c $((8 << 20)) /dev/urandom >"$T/seq"
+dd if="$T/seq" of="$M/seq" bs=1M conv=fsync status=none
+[ "$(jstat dirty_bytes)" -le $((2 << 20)) ] || fail "a sequential run went through the journal ($(jstat dirty_bytes) bytes dirty)"
+cmp -n $((7 << 20)) -i $((1 << 20)) "$T/seq" "$B/seq" || fail "bypassed data not on the backing file"
+cmp "$T/seq" "$M/seq" || fail "read of a bypassed file"
+fs_umount
+
+note "writeback fsyncs the capacity file before it moves the checkpoint"
+if command -v strace >/dev/null; then
+	fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --journal-bypass 0
+	head -c 100000 /dev/urandom >"$M/ord"
+	strace -f -qq -y -e trace=fsync,fdatasync,renameat,renameat2 -o "$T/strace" -p "$FS_PID" &
+	spid=$!
+	sleep 1 # attached
+	writeback "$M/ord"
+	kill "$spid"; wait "$spid" 2>/dev/null
+	/usr/bin/python3 - "$T/strace" <<'PY' || { cat "$T/strace"; fail "checkpoint moved before the capacity file was fsynced"; }
+import sys
+lines = open(sys.argv[1]).read().splitlines()
+ck = next(i for i, l in enumerate(lines) if "rename" in l and '"checkpoint"' in l)
+assert any("fsync(" in l and "/backing/ord>" in l for l in lines[:ck]), "no fsync of ord before"
+PY
+	fs_umount
+else
+	fail "strace missing (ops/install-deps.sh installs it)"
 fi
 
 note "--close-to-open: on the backing dir when close returns"

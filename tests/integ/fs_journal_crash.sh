@@ -10,13 +10,24 @@ CRASH="$ROOT/tests/integ/fs_journal_crash.py"
 J="$T/journal"
 mkdir -p "$J"
 
-# crash_round SEED [env...]: one write/kill/remount/check round.
+# fired STATE FAULT: the fault point has fired (a write or fsync failed with EIO, or a
+# writeback round failed and is retried)
+fired() {
+	case $2 in
+	journal.append*) [ "$(/usr/bin/python3 "$CRASH" eio "$1" write)" -gt 0 ] ;;
+	journal.sync*) [ "$(/usr/bin/python3 "$CRASH" eio "$1" fsync)" -gt 0 ] ;;
+	wb.*) tail -n +$((LOG0 + 1)) "$LOG" | grep -q "journal writeback: .*(retrying)" ;;
+	esac
+}
+
+# crash_round SEED [FAULT]: one write/kill/remount/check round; with FAULT
+# (STRATA_FAULTS), the kill comes after the fault fired.
 crash_round() {
-	local seed=$1
-	shift
+	local seed=$1 fault=${2:-}
 	local age
 	age=$(( (seed % 3) * 150 + 50 ))ms
-	env "$@" "$BIN/stratafs" "$B" "$M" -f --journal-dir "$J" --journal-size 16M \
+	LOG0=$(cat "$LOG" 2>/dev/null | wc -l)
+	env ${fault:+STRATA_FAULTS="$fault"} "$BIN/stratafs" "$B" "$M" -f --journal-dir "$J" --journal-size 16M \
 		--max-dirty-age "$age" --journal-bypass 256K 2>>"$LOG" &
 	FS_PID=$!
 	for _ in $(seq 1 100); do
@@ -32,6 +43,10 @@ crash_round() {
 	done
 	[ -e "$T/state$seed" ] || fail "round $seed: the writer did not start"
 	sleep "0.$(( RANDOM % 9 + 1 ))"
+	if [ -n "$fault" ]; then
+		for _ in $(seq 1 100); do fired "$T/state$seed" "$fault" && break; sleep 0.1; done
+		fired "$T/state$seed" "$fault" || fail "round $seed: fault $fault never fired"
+	fi
 	fs_kill9
 	wait "$wpid"
 	fs_mount --journal-dir "$J" --journal-size 16M
@@ -53,8 +68,7 @@ seed=100
 for f in journal.append@40 journal.sync@3 wb.apply@2 wb.checkpoint@1; do
 	seed=$((seed + 1))
 	mkdir -p "$B/r$seed"
-	: >"$LOG.fault"
-	crash_round "$seed" STRATA_FAULTS="$f"
+	crash_round "$seed" "$f"
 	note "fault $f: survived"
 done
 
@@ -69,8 +83,13 @@ fs_kill9
 import json, sys
 j = json.load(open(sys.argv[1]))
 assert j["dirty_bytes"] > 0 and j["files"] and j["records"] > 0, j
+assert j["segments"] and "checkpoint" in j, j
+assert sum(f["dirty_bytes"] for f in j["files"]) == j["dirty_bytes"], j  # per file
 PY
-"$ADMIN" journal inspect "$J" | grep -q "dirty:" || fail "journal inspect text output"
+"$ADMIN" journal inspect "$J" >"$T/inspect.txt"
+for w in "checkpoint" "dirty:" "segment" "file "; do
+	grep -q "$w" "$T/inspect.txt" || { cat "$T/inspect.txt"; fail "journal inspect text output lacks '$w'"; }
+done
 # another backing dir: refused
 mkdir -p "$T/other/.strata" && echo 0123456789abcdef0123456789abcdef >"$T/other/.strata/journal-id"
 "$ADMIN" journal replay "$J" "$T/other" 2>"$T/err" && fail "replay into a foreign backing dir"

@@ -101,11 +101,19 @@ expect stratafs_journal_segments_used '>=' 1
 expect stratafs_journal_writeback_lag_seconds '>' 0
 expect stratafs_journal_writeback_bytes_total == 0
 "$ADMIN" fs status --mount "$M" | grep -q "dirty      19[0-9].* KiB" || { "$ADMIN" fs status --mount "$M"; fail "fs status dirty bytes"; }
-truncate -s 100000 "$M/j" # writes the file back first
+jjson() { "$ADMIN" fs status --mount "$M" --json | /usr/bin/python3 -c 'import json,sys
+j=json.load(sys.stdin)["journal"]; print(eval(sys.argv[1], {}, j))' "$1"; }
+[ "$(jjson 'capacity_bytes == 16 << 20 and used_bytes >= 200000 and dirty_bytes >= 200000 and oldest_dirty_age_s > 0 and writeback_bytes_per_s == 0')" = True ] ||
+	{ "$ADMIN" fs status --mount "$M" --json; fail "fs status --json journal figures before writeback"; }
+# lseek(SEEK_DATA) writes the file back first
+/usr/bin/python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.lseek(fd, 0, os.SEEK_DATA)' "$M/j"
 scrape
 expect stratafs_journal_dirty_bytes == 0
 expect stratafs_journal_writeback_bytes_total '>=' 200000
+expect stratafs_journal_writeback_bytes_per_second '>' 0
 expect stratafs_journal_writeback_lag_seconds == 0
+[ "$(jjson 'dirty_bytes == 0 and oldest_dirty_age_s == 0 and writeback_bytes_per_s > 0 and writeback_bytes >= 200000')" = True ] ||
+	{ "$ADMIN" fs status --mount "$M" --json; fail "fs status --json journal figures after writeback"; }
 if command -v promtool >/dev/null; then
 	promtool check metrics <"$T/scrape" >"$T/promtool.out" 2>&1 || { cat "$T/promtool.out"; fail "promtool check metrics (journal)"; }
 fi

@@ -66,6 +66,16 @@ static void test_roundtrip(void **state)
 	assert_int_equal(got.type, FS_JREC_COMMIT);
 	assert_int_equal(got.off, 42);
 	assert_int_equal(total, FS_JREC_HDR);
+	/* a truncate names its file and carries no data */
+	struct fs_jrec t = data_rec(44, 1000, 0);
+	t.type = FS_JREC_TRUNC;
+	fs_jrec_encode(&t, NULL, buf);
+	assert_int_equal(fs_jrec_parse(buf, FS_JREC_HDR, &got, &d, &total), FS_JP_OK);
+	assert_int_equal(got.type, FS_JREC_TRUNC);
+	assert_int_equal(got.off, 1000);
+	t.hlen = 0;
+	fs_jrec_encode(&t, NULL, buf);
+	assert_int_equal(fs_jrec_parse(buf, FS_JREC_HDR, &got, &d, &total), FS_JP_BAD);
 }
 
 /* A temp backing dir with one file and a journal dir for it. */
@@ -186,6 +196,52 @@ static void test_replay_committed_only(void **state)
 	env_free(&e);
 }
 
+/* A truncate is replayed in journal order: data before it is cut, data after it kept. */
+static void test_replay_truncate(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	struct env e;
+	env_init(&e);
+	char name[40];
+	unsigned char h[FS_JSEG_HDR], rh[FS_JREC_HDR];
+	fs_jseg_name(1, name, sizeof(name));
+	int fd = openat(e.jfd, name, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	fs_jseg_header(1, e.uuid, h);
+	assert_int_equal(pwrite(fd, h, sizeof(h), 0), sizeof(h));
+	off_t pos = FS_JSEG_HDR;
+	const struct { uint64_t off; const char *d; int type; } recs[] = {
+		{ 0, "AAAAAAAA", FS_JREC_DATA }, { 3, "", FS_JREC_TRUNC },
+		{ 5, "Z", FS_JREC_DATA }, { 3, "", FS_JREC_COMMIT },
+	};
+	for (size_t i = 0; i < 4; i++) {
+		struct fs_jrec r = e.proto;
+		r.type = (uint16_t)recs[i].type;
+		r.seq = i + 1;
+		r.off = recs[i].off;
+		r.len = (uint32_t)strlen(recs[i].d);
+		if (r.type == FS_JREC_COMMIT)
+			r.hlen = 0, r.htype = 0;
+		fs_jrec_encode(&r, recs[i].d, rh);
+		assert_int_equal(pwrite(fd, rh, sizeof(rh), pos), sizeof(rh));
+		assert_int_equal(pwrite(fd, recs[i].d, r.len, pos + FS_JREC_HDR), (ssize_t)r.len);
+		pos += FS_JREC_HDR + r.len;
+	}
+	close(fd);
+	struct fs_jreplay rep;
+	struct st_error err = { 0 };
+	assert_int_equal(fs_jreplay(e.jfd, e.bfd, &rep, &err), 0);
+	assert_int_equal(rep.applied, 2);
+	assert_int_equal(rep.truncates, 1);
+	assert_int_equal(rep.scan.data_records, 2);
+	char got[8] = { 0 };
+	assert_int_equal(pread(e.ffd, got, sizeof(got), 0), 6);
+	assert_memory_equal(got, "AAA\0\0Z", 6);
+	env_free(&e);
+}
+
 static void test_replay_stops_at_damage(void **state)
 {
 	(void)state;
@@ -292,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_journal_options),
 		cmocka_unit_test(test_replay_committed_only),
+		cmocka_unit_test(test_replay_truncate),
 		cmocka_unit_test(test_replay_stops_at_damage),
 		cmocka_unit_test(test_replay_refuses_foreign),
 		cmocka_unit_test(test_scan_sequence_backwards),
