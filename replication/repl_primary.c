@@ -217,19 +217,6 @@ static int do_resync(struct stream *st, const char *replid)
 	return 0;
 }
 
-/* Waits up to HEARTBEAT_US for a new local write past st->next. */
-static void wait_for_writes(struct repl *r, int shard, uint64_t next)
-{
-	int64_t deadline = st_now_us() + HEARTBEAT_US / 5;
-	struct timespec ts = {deadline / 1000000, (deadline % 1000000) * 1000};
-	pthread_mutex_lock(&r->mu);
-	while (!atomic_load(&r->stopping) && r->shards[shard].commit_seq < next &&
-	       st_now_us() < deadline)
-		if (pthread_cond_timedwait(&r->shards[shard].commit_cond, &r->mu, &ts) == ETIMEDOUT)
-			break;
-	pthread_mutex_unlock(&r->mu);
-}
-
 /* A stream outlives its node's primacy while the copy it streams is still the same (a
  * graceful promotion fences the old primary, and its replicas drain what it has), and ends
  * as soon as that copy is replaced or the node starts following another primary's stream. */
@@ -290,8 +277,8 @@ static int stream_loop(struct stream *st, const char *replid, struct ack_reader 
 			rc = send_heartbeat(st, latest);
 		if (!rc && kv_registry_version(r->db) != st->reg_version)
 			rc = send_registry(st);
-		if (!rc && st->next > latest)
-			wait_for_writes(r, p->shard, st->next);
+		if (!rc) /* for the next batch in the shard's ring (a wake per run of batches) */
+			kv_wal_tail_wait(st->tail, HEARTBEAT_US / 5);
 	}
 	return rc;
 }
