@@ -15,11 +15,6 @@
 #include "common/st_log.h"
 #include "common/st_time.h"
 
-/* The batches of each shard kept in memory for the streams (kv_repl_ring_enable): 8 MB is
- * about a second of writes at full speed on the bench machine; a replica further behind
- * reads the WAL. */
-#define REPL_RING_BYTES (8u << 20)
-
 /* Invariant 7: may this node acknowledge a write as a primary now? */
 static int lease_valid(struct repl *r)
 {
@@ -302,8 +297,9 @@ int repl_start(struct kv_db *db, const char *data_dir, const struct repl_options
 		atomic_store(&sh->apply_closed, sh->state == REPL_S_PRIMARY);
 	}
 
-	/* before the listener: the streams take each committed batch from the shard's ring */
-	int rc = kv_repl_ring_enable(db, REPL_RING_BYTES, err);
+	/* before the listener: the streams take each committed batch from the shard's ring
+	 * (a replica further behind than it holds reads the WAL) */
+	int rc = o->ring_kb ? kv_repl_ring_enable(db, (size_t)o->ring_kb << 10, err) : 0;
 	if (!rc)
 		rc = repl_coord_open(o, &r->coord, err);
 	atomic_store(&r->lease_until_us, r->coord && r->coord->ops->leased ? 0 : INT64_MAX);
