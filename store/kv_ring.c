@@ -116,14 +116,13 @@ static uint32_t header_count(const unsigned char *p)
 	       (uint32_t)p[11] << 24;
 }
 
-/* Wakes the readers waiting for `seq` (mu held). */
-static void wake_for(struct kv_ring *r, uint64_t seq)
+/* Are readers waiting for `seq`? (mu held) */
+static int waited_for(const struct kv_ring *r, uint64_t seq)
 {
 	int wake = r->overflow > 0;
 	for (int i = 0; i < RING_WAITERS && !wake; i++)
 		wake = r->waiting[i] == seq;
-	if (wake)
-		pthread_cond_broadcast(&r->cond);
+	return wake;
 }
 
 void kv_ring_publish(struct kv_ring *r, const void *data, size_t len)
@@ -157,8 +156,11 @@ void kv_ring_publish(struct kv_ring *r, const void *data, size_t len)
 	*s = (struct ring_slot){seq, count, len, copy};
 	r->bytes += len;
 	r->held++;
-	wake_for(r, seq);
+	int wake = waited_for(r, seq);
 	pthread_mutex_unlock(&r->mu);
+	/* after the unlock: a reader woken under mu would block on it at once */
+	if (wake)
+		pthread_cond_broadcast(&r->cond);
 	return;
 drop:
 	r->dropped++;
