@@ -243,6 +243,8 @@ static int stream_loop(struct stream *st, const char *replid, struct ack_reader 
 			return st_error_set(st->err, ST_EBUSY, "no longer the primary of shard %d",
 					    p->shard);
 		int64_t pass_start = st_now_us();
+		uint64_t latest0 = kv_shard_latest_seq(r->db, p->shard); /* >= every write
+									  * committed before */
 		if (!st->tail && (rc = kv_wal_tail_open(r->db, p->shard, st->next, &st->tail, st->err)))
 			break;
 		rc = kv_wal_tail_read(st->tail, batch_cb, st, st->err);
@@ -271,7 +273,9 @@ static int stream_loop(struct stream *st, const char *replid, struct ack_reader 
 					    (unsigned long long)(latest + 1 - acked),
 					    (unsigned long long)r->o.max_lag_seq);
 		}
-		st->pass_clock_us = pass_start;
+		if (st->next > latest0) /* every write committed before pass_start was sent (a
+					 * pass may stop at a batch not yet in the ring) */
+			st->pass_clock_us = pass_start;
 		if (repl_now_us() - st->last_send_us >= HEARTBEAT_US ||
 		    repl_now_us() - st->last_hb_us >= HEARTBEAT_MIN_US)
 			rc = send_heartbeat(st, latest);

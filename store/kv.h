@@ -389,7 +389,9 @@ int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_c
 			   struct st_error *err);
 /* A tail of a shard's WAL for streaming: opened at a sequence, each read delivers the
  * batches from there on that exist now (in order, each exactly once) and returns 0 when it
- * has caught up; the next read continues. ST_ENOTFOUND when the WAL no longer reaches the
+ * has caught up, or when the next batch is not yet in the shard's ring (kv_repl_ring_enable:
+ * a writer between its write and the publication, waited for by kv_wal_tail_wait); the
+ * next read continues. ST_ENOTFOUND when the WAL no longer reaches the
  * position (the caller must resync). While open it pins the shard: a resync install of the
  * same shard waits until it is closed. One thread at a time per tail. */
 struct kv_wal_tail;

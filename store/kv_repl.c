@@ -57,6 +57,7 @@ struct kv_wal_tail {
 	struct kv_ring_buf buf;     /* batches taken from the ring */
 	uint64_t hole_seq;          /* the position the ring lacked although RocksDB had it */
 	int64_t hole_since;         /* st_now_us when hole_seq was first seen */
+	int wal_only;               /* never the ring (kv_shard_updates_since) */
 };
 
 int kv_wal_tail_open(struct kv_db *db, int shard, uint64_t seq, struct kv_wal_tail **out,
@@ -190,10 +191,10 @@ static int tail_status(struct kv_wal_tail *t, struct st_error *err)
 }
 
 /* What the ring says about t->next: 1 = delivered (*rc: the callback's return), 0 = read
- * the WAL, -1 = nothing to deliver for now (a hole that may still fill, or nothing new). */
+ * the WAL, -1 = nothing newer yet, -2 = a hole that may still fill (wait, then the WAL). */
 static int tail_from_ring(struct kv_wal_tail *t, kv_batch_cb cb, void *arg, int *rc)
 {
-	struct kv_ring *ring = atomic_load(&t->db->shards[t->shard].ring);
+	struct kv_ring *ring = t->wal_only ? NULL : atomic_load(&t->db->shards[t->shard].ring);
 	if (!ring)
 		return 0;
 	unsigned nb;
@@ -220,7 +221,7 @@ static int tail_from_ring(struct kv_wal_tail *t, kv_batch_cb cb, void *arg, int 
 		t->hole_seq = t->next;
 		t->hole_since = now;
 	}
-	return now - t->hole_since < HOLE_WAIT_US ? -1 : 0;
+	return now - t->hole_since < HOLE_WAIT_US ? -2 : 0;
 }
 
 int kv_wal_tail_read(struct kv_wal_tail *t, kv_batch_cb cb, void *arg, struct st_error *err)
@@ -284,6 +285,7 @@ int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_c
 	int rc = kv_wal_tail_open(db, shard, seq, &t, err);
 	if (rc)
 		return rc;
+	t->wal_only = 1; /* through the end, never stopping at a hole of the ring */
 	rc = kv_wal_tail_read(t, cb, arg, err);
 	kv_wal_tail_close(t);
 	return rc;
