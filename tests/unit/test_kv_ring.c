@@ -312,6 +312,25 @@ static struct kv_db *open_db(const char *d)
 	return db;
 }
 
+/* A primary and a replica store in fresh directories. */
+static void open_pair(struct kv_db **db, struct kv_db **rep)
+{
+	snprintf(dir_p, sizeof(dir_p), "/tmp/strata-ring-p-%d", getpid());
+	snprintf(dir_r, sizeof(dir_r), "/tmp/strata-ring-r-%d", getpid());
+	tu_rm_rf(dir_p);
+	tu_rm_rf(dir_r);
+	*db = open_db(dir_p);
+	*rep = open_db(dir_r);
+}
+
+static void close_pair(struct kv_db *db, struct kv_db *rep)
+{
+	kv_close(rep);
+	kv_close(db);
+	tu_rm_rf(dir_p);
+	tu_rm_rf(dir_r);
+}
+
 static void put(struct kv_db *db, const char *e, int64_t x)
 {
 	struct kv_cell c = {e, strlen(e), "x", 10, {.type = KV_I64, .i64 = x}};
@@ -406,11 +425,8 @@ static void check_same(struct kv_db *p, struct kv_db *r, int nwriters)
 
 static void test_store_tail(void **state)
 {
-	snprintf(dir_p, sizeof(dir_p), "/tmp/strata-ring-p-%d", getpid());
-	snprintf(dir_r, sizeof(dir_r), "/tmp/strata-ring-r-%d", getpid());
-	tu_rm_rf(dir_p);
-	tu_rm_rf(dir_r);
-	struct kv_db *db = open_db(dir_p), *rep = open_db(dir_r);
+	struct kv_db *db, *rep;
+	open_pair(&db, &rep);
 	struct st_error err;
 	assert_int_equal(kv_repl_ring_enable(db, 16 << 10, &err), 0);
 	assert_int_equal(kv_repl_ring_enable(db, 16 << 10, &err), 0); /* idempotent */
@@ -481,21 +497,15 @@ static void test_store_tail(void **state)
 	assert_true(ring2 - ring1 > 0);
 	kv_wal_tail_close(t);
 	check_same(db, rep, 6);
-	kv_close(rep);
-	kv_close(db);
-	tu_rm_rf(dir_p);
-	tu_rm_rf(dir_r);
+	close_pair(db, rep);
 }
 
 /* Without a ring (a store that does not replicate) the tail reads the WAL only, and its
  * wait looks at RocksDB's latest sequence. */
 static void test_store_no_ring(void **state)
 {
-	snprintf(dir_p, sizeof(dir_p), "/tmp/strata-ring-p-%d", getpid());
-	snprintf(dir_r, sizeof(dir_r), "/tmp/strata-ring-r-%d", getpid());
-	tu_rm_rf(dir_p);
-	tu_rm_rf(dir_r);
-	struct kv_db *db = open_db(dir_p), *rep = open_db(dir_r);
+	struct kv_db *db, *rep;
+	open_pair(&db, &rep);
 	struct st_error err;
 	struct applier a = {rep, kv_shard_latest_seq(db, 0) + 1};
 	struct kv_wal_tail *t;
@@ -511,10 +521,7 @@ static void test_store_no_ring(void **state)
 	assert_true(wal > 0);
 	kv_wal_tail_close(t);
 	check_same(db, rep, 1);
-	kv_close(rep);
-	kv_close(db);
-	tu_rm_rf(dir_p);
-	tu_rm_rf(dir_r);
+	close_pair(db, rep);
 }
 
 /* A position inside a batch (RocksDB merges a write group into one WAL record, while the
@@ -523,11 +530,8 @@ static void test_store_no_ring(void **state)
 static void test_store_inside_batch(void **state)
 {
 	for (int with_ring = 0; with_ring < 2; with_ring++) {
-		snprintf(dir_p, sizeof(dir_p), "/tmp/strata-ring-p-%d", getpid());
-		snprintf(dir_r, sizeof(dir_r), "/tmp/strata-ring-r-%d", getpid());
-		tu_rm_rf(dir_p);
-		tu_rm_rf(dir_r);
-		struct kv_db *db = open_db(dir_p), *rep = open_db(dir_r);
+		struct kv_db *db, *rep;
+		open_pair(&db, &rep);
 		struct st_error err;
 		if (with_ring)
 			assert_int_equal(kv_repl_ring_enable(db, 1 << 20, &err), 0);
@@ -548,11 +552,8 @@ static void test_store_inside_batch(void **state)
 		assert_int_equal(get(rep, "a"), -1);
 		assert_int_equal(get(rep, "b"), 2);
 		assert_int_equal(get(rep, "c"), 3);
-		kv_close(rep);
-		kv_close(db);
+		close_pair(db, rep);
 	}
-	tu_rm_rf(dir_p);
-	tu_rm_rf(dir_r);
 }
 
 int main(void)
