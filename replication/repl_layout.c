@@ -274,7 +274,7 @@ int repl_option_set(struct repl_options *o, const char *name, const char *val,
 	else if (!strcmp(name, "wal-pin-mb"))
 		bad = parse_u64(val, 1, UINT64_MAX >> 21, &n) || (o->wal_pin_mb = n, 0);
 	else if (!strcmp(name, "repl-ring-kb"))
-		bad = parse_u64(val, 0, 1u << 22, &n) || (o->ring_kb = n, 0);
+		bad = parse_u64(val, 0, 1u << 21, &n) || (o->ring_kb = n, 0);
 	else
 		return ST_ENOTFOUND;
 	if (bad)

@@ -403,7 +403,8 @@ void kv_wal_tail_close(struct kv_wal_tail *t); /* NULL allowed */
 /* Returns 1 at once when a read would deliver something now; else waits up to max_us for
  * a batch at the tail's position (1) or returns 0. */
 int kv_wal_tail_wait(struct kv_wal_tail *t, int64_t max_us);
-/* Keeps each shard's recently committed write batches in memory, up to `bytes` per shard,
+/* Keeps each shard's recently committed write batches in memory, up to `bytes` (< 4 GiB)
+ * and bytes / 128 sequences per shard,
  * so that WAL tails deliver them without reading the WAL back (each tail from the ring
  * while it holds the tail's position, from the WAL otherwise). Call before serving
  * replicas; idempotent. A store that never calls it keeps no ring. */

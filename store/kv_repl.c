@@ -95,9 +95,11 @@ uint64_t kv_wal_tail_next_seq(const struct kv_wal_tail *t)
 
 int kv_repl_ring_enable(struct kv_db *db, size_t bytes, struct st_error *err)
 {
+	if (bytes > UINT32_MAX)
+		return st_error_set(err, ST_EINVAL, "a batch ring of %zu bytes: at most 4 GiB", bytes);
 	size_t slots = 1;
-	while (slots < bytes / 64 && slots < (1u << 20))
-		slots *= 2; /* room for batches of 64 bytes and more */
+	while (slots < bytes / 128 && slots < (1u << 20))
+		slots *= 2; /* a sequence per 128 bytes: 1.5 MB of slots for 8 MB of batches */
 	for (int s = 0; s < db->nshards; s++) {
 		if (atomic_load(&db->shards[s].ring))
 			continue;

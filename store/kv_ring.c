@@ -13,10 +13,10 @@
 
 #define RING_WAITERS 8
 
-struct ring_slot {
+struct ring_slot { /* 24 bytes: a ring has many */
 	uint64_t seq; /* 0 = empty */
 	uint32_t count;
-	size_t len;
+	uint32_t len;
 	char *data;
 };
 
@@ -36,7 +36,7 @@ struct kv_ring {
 
 struct kv_ring *kv_ring_new(size_t slots, size_t max_bytes)
 {
-	if (slots < 2 || (slots & (slots - 1)))
+	if (slots < 2 || (slots & (slots - 1)) || max_bytes > UINT32_MAX)
 		return NULL;
 	struct kv_ring *r = calloc(1, sizeof(*r));
 	if (!r || !(r->slots = calloc(slots, sizeof(*r->slots)))) {
@@ -153,7 +153,7 @@ void kv_ring_publish(struct kv_ring *r, const void *data, size_t len)
 	struct ring_slot *s = &r->slots[seq & r->mask];
 	if (s->seq)
 		free_slot(r, s);
-	*s = (struct ring_slot){seq, count, len, copy};
+	*s = (struct ring_slot){seq, count, (uint32_t)len, copy};
 	r->bytes += len;
 	r->held++;
 	int wake = waited_for(r, seq);

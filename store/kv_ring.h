@@ -30,8 +30,8 @@ struct kv_ring_buf {
 	size_t n, cap;
 };
 
-/* slots: a power of two >= 2; max_bytes: the cap on the bytes of the batches held.
- * NULL when out of memory. */
+/* slots: a power of two >= 2 (24 bytes each); max_bytes (< 4 GiB): the cap on the bytes of
+ * the batches held. NULL when out of memory or for bad sizes. */
 struct kv_ring *kv_ring_new(size_t slots, size_t max_bytes);
 void kv_ring_free(struct kv_ring *ring); /* NULL allowed */
 

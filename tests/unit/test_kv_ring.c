@@ -82,6 +82,7 @@ static void test_wraparound_and_caps(void **state)
 	struct kv_ring *r = kv_ring_new(8, 1 << 20);
 	assert_non_null(r);
 	assert_null(kv_ring_new(6, 100)); /* not a power of two */
+	assert_null(kv_ring_new(8, (size_t)UINT32_MAX + 1)); /* lengths are 32-bit */
 	struct kv_ring_buf b = {0};
 	unsigned nb;
 	struct fake f;
@@ -430,6 +431,7 @@ static void test_store_tail(void **state)
 	struct st_error err;
 	assert_int_equal(kv_repl_ring_enable(db, 16 << 10, &err), 0);
 	assert_int_equal(kv_repl_ring_enable(db, 16 << 10, &err), 0); /* idempotent */
+	assert_int_equal(kv_repl_ring_enable(db, (size_t)UINT32_MAX + 1, &err), ST_EINVAL);
 	struct applier a = {rep, kv_shard_latest_seq(db, 0) + 1};
 	struct kv_wal_tail *t;
 	assert_int_equal(kv_wal_tail_open(db, 0, a.next, &t, &err), 0);
