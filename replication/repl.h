@@ -80,13 +80,15 @@ struct repl_options {
 				   * replica is behind or was connected less than this ago
 				   * (0 = no pin: wal_ttl alone) */
 	uint64_t wal_pin_mb;      /* ... as long as the shard's WAL stays under this many MiB */
+	uint64_t ring_kb;         /* recent batches kept in memory per shard for the streams
+				   * (kv_repl_ring_enable; 0 = none: every stream reads the WAL) */
 };
 void repl_options_init(struct repl_options *o);
 /* The layout named by o->cluster_file: the file, or the one stored in etcd. */
 int repl_cluster_load(const struct repl_options *o, struct repl_layout *out, struct st_error *err);
 /* Applies one option by its long name ("cluster", "node", "min-sync-replicas",
  * "sync-timeout", "sync-degrade", "max-replication-lag", "repl-send-timeout", "wal-ttl",
- * "replica-max-lag", "lease-ttl", "wal-pin-max", "wal-pin-mb").
+ * "replica-max-lag", "lease-ttl", "wal-pin-max", "wal-pin-mb", "repl-ring-kb").
  * Returns 0, ST_ENOTFOUND for a name that is not a replication option, or ST_EINVAL. */
 int repl_option_set(struct repl_options *o, const char *name, const char *val,
 		    struct st_error *err);

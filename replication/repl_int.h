@@ -32,8 +32,6 @@ struct repl_shard {
 	enum repl_state state;     /* (mu) */
 	int primary;               /* (mu) node index of the current primary */
 	uint64_t version;          /* (mu) layout version of this assignment */
-	uint64_t commit_seq;       /* (mu) last sequence a local client write reached */
-	pthread_cond_t commit_cond; /* (mu) a local write committed: wakes this shard's streams */
 	struct repl_sync_waiter *sync_waiters; /* (mu) this shard's semi-sync writers */
 	/* replica side */
 	/* Held around every change of the copy's content by the replica thread (an applied

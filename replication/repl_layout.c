@@ -239,6 +239,7 @@ void repl_options_init(struct repl_options *o)
 	o->lease_ttl_s = 2;
 	o->wal_pin_max_us = 3600 * 1000000LL;
 	o->wal_pin_mb = 1024;
+	o->ring_kb = 8192; /* about a second of writes at full speed on the bench machine */
 }
 
 int repl_option_set(struct repl_options *o, const char *name, const char *val,
@@ -272,6 +273,8 @@ int repl_option_set(struct repl_options *o, const char *name, const char *val,
 		bad = st_dur_parse(val, &us) || us < 0 || (o->wal_pin_max_us = us, 0);
 	else if (!strcmp(name, "wal-pin-mb"))
 		bad = parse_u64(val, 1, UINT64_MAX >> 21, &n) || (o->wal_pin_mb = n, 0);
+	else if (!strcmp(name, "repl-ring-kb"))
+		bad = parse_u64(val, 0, 1u << 21, &n) || (o->ring_kb = n, 0);
 	else
 		return ST_ENOTFOUND;
 	if (bad)

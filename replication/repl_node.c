@@ -190,8 +190,6 @@ static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *e
 	int k = r->o.min_sync_replicas;
 	pthread_mutex_lock(&r->mu);
 	struct repl_shard *sh = &r->shards[shard];
-	if (seq > sh->commit_seq)
-		sh->commit_seq = seq;
 	int primary = sh->state == REPL_S_PRIMARY;
 	int have = k ? acked_count(r, shard, seq) : 0;
 	struct repl_sync_waiter w = {.seq = seq};
@@ -202,8 +200,8 @@ static int hook_committed(void *arg, int shard, uint64_t seq, struct st_error *e
 		sh->sync_waiters = &w;
 	}
 	pthread_mutex_unlock(&r->mu);
-	/* the streams wake after mu is free (they take it at once to read commit_seq) */
-	pthread_cond_broadcast(&sh->commit_cond);
+	/* (the streams need no wake-up from here: the store's write path put the batch in the
+	 * shard's ring, which woke the streams waiting for it) */
 	if (k == 0)
 		return still_leader(r, shard, primary, seq, err);
 	atomic_fetch_add(&r->m.sync_waits, 1);
@@ -295,13 +293,15 @@ int repl_start(struct kv_db *db, const char *data_dir, const struct repl_options
 		sh->primary = maps[s].primary;
 		sh->version = maps[s].version;
 		sh->state = repl_role_initial(r, s);
-		sh->commit_seq = kv_shard_latest_seq(db, s);
-		pthread_cond_init(&sh->commit_cond, NULL);
 		pthread_mutex_init(&sh->apply_mu, NULL);
 		atomic_store(&sh->apply_closed, sh->state == REPL_S_PRIMARY);
 	}
 
-	int rc = repl_coord_open(o, &r->coord, err);
+	/* before the listener: the streams take each committed batch from the shard's ring
+	 * (a replica further behind than it holds reads the WAL) */
+	int rc = o->ring_kb ? kv_repl_ring_enable(db, (size_t)o->ring_kb << 10, err) : 0;
+	if (!rc)
+		rc = repl_coord_open(o, &r->coord, err);
 	atomic_store(&r->lease_until_us, r->coord && r->coord->ops->leased ? 0 : INT64_MAX);
 	if (!rc)
 		rc = repl_listener_start(r, err);
@@ -349,7 +349,6 @@ void repl_stop(struct repl *r)
 	struct repl_sync_waiter *ready = NULL;
 	for (int s = 0; s < r->layout.nshards; s++) {
 		struct repl_shard *sh = &r->shards[s];
-		pthread_cond_broadcast(&sh->commit_cond);
 		while (sh->sync_waiters)
 			sync_claim(r, sh, &sh->sync_waiters,
 				   acked_count(r, s, sh->sync_waiters->seq), &ready);
@@ -363,7 +362,6 @@ void repl_stop(struct repl *r)
 	pthread_mutex_destroy(&r->mu);
 	pthread_cond_destroy(&r->cond);
 	for (int s = 0; s < r->layout.nshards; s++) {
-		pthread_cond_destroy(&r->shards[s].commit_cond);
 		pthread_mutex_destroy(&r->shards[s].apply_mu);
 	}
 	repl_coord_free(r->coord);
@@ -468,6 +466,14 @@ char *repl_metrics_text(struct repl *r)
 				      counters[i].name, counters[i].name,
 				      (unsigned long long)atomic_load(c));
 	}
+	uint64_t from_ring, from_wal;
+	kv_wal_tail_counts(r->db, &from_ring, &from_wal);
+	n += (size_t)snprintf(buf + n, cap - n,
+			      "# TYPE strata_repl_stream_ring_batches_total counter\n"
+			      "strata_repl_stream_ring_batches_total %llu\n"
+			      "# TYPE strata_repl_stream_wal_batches_total counter\n"
+			      "strata_repl_stream_wal_batches_total %llu\n",
+			      (unsigned long long)from_ring, (unsigned long long)from_wal);
 	uint64_t renews = atomic_load(&r->m.lease_renews);
 	n += (size_t)snprintf(buf + n, cap - n,
 			      "# TYPE strata_repl_lease_renew_seconds_avg gauge\n"

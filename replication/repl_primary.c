@@ -217,19 +217,6 @@ static int do_resync(struct stream *st, const char *replid)
 	return 0;
 }
 
-/* Waits up to HEARTBEAT_US for a new local write past st->next. */
-static void wait_for_writes(struct repl *r, int shard, uint64_t next)
-{
-	int64_t deadline = st_now_us() + HEARTBEAT_US / 5;
-	struct timespec ts = {deadline / 1000000, (deadline % 1000000) * 1000};
-	pthread_mutex_lock(&r->mu);
-	while (!atomic_load(&r->stopping) && r->shards[shard].commit_seq < next &&
-	       st_now_us() < deadline)
-		if (pthread_cond_timedwait(&r->shards[shard].commit_cond, &r->mu, &ts) == ETIMEDOUT)
-			break;
-	pthread_mutex_unlock(&r->mu);
-}
-
 /* A stream outlives its node's primacy while the copy it streams is still the same (a
  * graceful promotion fences the old primary, and its replicas drain what it has), and ends
  * as soon as that copy is replaced or the node starts following another primary's stream. */
@@ -256,6 +243,8 @@ static int stream_loop(struct stream *st, const char *replid, struct ack_reader 
 			return st_error_set(st->err, ST_EBUSY, "no longer the primary of shard %d",
 					    p->shard);
 		int64_t pass_start = st_now_us();
+		uint64_t latest0 = kv_shard_latest_seq(r->db, p->shard); /* >= every write
+									  * committed before */
 		if (!st->tail && (rc = kv_wal_tail_open(r->db, p->shard, st->next, &st->tail, st->err)))
 			break;
 		rc = kv_wal_tail_read(st->tail, batch_cb, st, st->err);
@@ -284,14 +273,16 @@ static int stream_loop(struct stream *st, const char *replid, struct ack_reader 
 					    (unsigned long long)(latest + 1 - acked),
 					    (unsigned long long)r->o.max_lag_seq);
 		}
-		st->pass_clock_us = pass_start;
+		if (st->next > latest0) /* every write committed before pass_start was sent (a
+					 * pass may stop at a batch not yet in the ring) */
+			st->pass_clock_us = pass_start;
 		if (repl_now_us() - st->last_send_us >= HEARTBEAT_US ||
 		    repl_now_us() - st->last_hb_us >= HEARTBEAT_MIN_US)
 			rc = send_heartbeat(st, latest);
 		if (!rc && kv_registry_version(r->db) != st->reg_version)
 			rc = send_registry(st);
-		if (!rc && st->next > latest)
-			wait_for_writes(r, p->shard, st->next);
+		if (!rc) /* for the next batch in the shard's ring (a wake per run of batches) */
+			kv_wal_tail_wait(st->tail, HEARTBEAT_US / 5);
 	}
 	return rc;
 }

@@ -273,7 +273,7 @@ static void srv_usage(FILE *out)
 		"               [--min-sync-replicas K]\n"
 		"               [--sync-timeout DUR] [--sync-degrade] [--max-replication-lag SEQS]\n"
 		"               [--repl-send-timeout DUR] [--wal-ttl DUR] [--replica-max-lag DUR]\n"
-		"               [--wal-pin-max DUR] [--wal-pin-mb N]\n"
+		"               [--wal-pin-max DUR] [--wal-pin-mb N] [--repl-ring-kb N]\n"
 		"               (docs/replication.md)\n"
 		"Serves the Strata store over the wire protocol (docs/protocol.md); admin HTTP has\n"
 		"/health, /metrics and /status. See docs/server.md.\n");
@@ -322,6 +322,7 @@ int srv_config_parse(struct srv_config *c, int argc, char **argv, struct st_erro
 		{"lease-ttl", required_argument, 0, 0},
 		{"wal-pin-max", required_argument, 0, 0},
 		{"wal-pin-mb", required_argument, 0, 0},
+		{"repl-ring-kb", required_argument, 0, 0},
 		{"verbose", no_argument, 0, 'v'},
 		{"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0},

@@ -389,7 +389,9 @@ int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_c
 			   struct st_error *err);
 /* A tail of a shard's WAL for streaming: opened at a sequence, each read delivers the
  * batches from there on that exist now (in order, each exactly once) and returns 0 when it
- * has caught up; the next read continues. ST_ENOTFOUND when the WAL no longer reaches the
+ * has caught up, or when the next batch is not yet in the shard's ring (kv_repl_ring_enable:
+ * a writer between its write and the publication, waited for by kv_wal_tail_wait); the
+ * next read continues. ST_ENOTFOUND when the WAL no longer reaches the
  * position (the caller must resync). While open it pins the shard: a resync install of the
  * same shard waits until it is closed. One thread at a time per tail. */
 struct kv_wal_tail;
@@ -398,6 +400,17 @@ int kv_wal_tail_open(struct kv_db *db, int shard, uint64_t seq, struct kv_wal_ta
 int kv_wal_tail_read(struct kv_wal_tail *t, kv_batch_cb cb, void *arg, struct st_error *err);
 uint64_t kv_wal_tail_next_seq(const struct kv_wal_tail *t);
 void kv_wal_tail_close(struct kv_wal_tail *t); /* NULL allowed */
+/* Returns 1 at once when a read would deliver something now; else waits up to max_us for
+ * a batch at the tail's position (1) or returns 0. */
+int kv_wal_tail_wait(struct kv_wal_tail *t, int64_t max_us);
+/* Keeps each shard's recently committed write batches in memory, up to `bytes` (< 4 GiB)
+ * and bytes / 128 sequences per shard,
+ * so that WAL tails deliver them without reading the WAL back (each tail from the ring
+ * while it holds the tail's position, from the WAL otherwise). Call before serving
+ * replicas; idempotent. A store that never calls it keeps no ring. */
+int kv_repl_ring_enable(struct kv_db *db, size_t bytes, struct st_error *err);
+/* Batches the WAL tails of this store delivered from the rings and from the WAL. */
+void kv_wal_tail_counts(struct kv_db *db, uint64_t *from_ring, uint64_t *from_wal);
 /* Applies a write batch (as produced by kv_shard_updates_since) to `shard`. */
 int kv_shard_apply(struct kv_db *db, int shard, const void *data, size_t len,
 		   struct st_error *err);

@@ -160,6 +160,12 @@ int kv_shard_write(struct kv_db *db, int shard, rocksdb_writebatch_t *wb, struct
 	} else {
 		rocksdb_write(kv_shard_pin(db, shard), db->wo, wb, &rerr);
 		atomic_fetch_add(&db->shards[shard].writes, 1);
+		struct kv_ring *ring = atomic_load(&db->shards[shard].ring);
+		if (ring && !rerr) { /* stamped with its sequence by the write */
+			size_t len;
+			const char *data = rocksdb_writebatch_data(wb, &len);
+			kv_ring_publish(ring, data, len);
+		}
 		kv_shard_unpin(db, shard);
 	}
 	if (!rerr)
@@ -583,6 +589,7 @@ void kv_close(struct kv_db *db)
 		if (sh->opts)
 			rocksdb_options_destroy(sh->opts);
 		pthread_rwlock_destroy(&sh->swap);
+		kv_ring_free(atomic_load(&sh->ring));
 	}
 	free(db->shards);
 	kv_rcache_free(db->rcache);

@@ -9,6 +9,7 @@
 #include "store/kv.h"
 #include "store/kv_cache.h"
 #include "store/kv_key.h"
+#include "store/kv_ring.h"
 #include "store/kv_value.h"
 
 struct kv_shard {
@@ -22,6 +23,10 @@ struct kv_shard {
 	 * whose count moved since its last sync (an idle store makes no fdatasync). */
 	atomic_uint_fast64_t writes;
 	int wal_pinned; /* kv_wal_pin: one DisableFileDeletions outstanding (wal_pin_mu) */
+	/* Recently committed batches for the WAL tails (kv_ring.h); NULL until
+	 * kv_repl_ring_enable. Filled by kv_shard_write while the shard is pinned, cleared by
+	 * kv_shard_install under the swap lock. */
+	_Atomic(struct kv_ring *) ring;
 };
 
 /* Retention of a table id, read by the compaction filter (by id, no name lookup). `table`
@@ -78,6 +83,8 @@ struct kv_db {
 	/* Replication (kv_repl.c): hooks set once before serving; the registry version (under
 	 * meta_lock) and, on a follower, why registry changes are refused. */
 	struct kv_repl_hooks hooks;
+	/* Batches WAL tails delivered from the shards' rings and from the WAL itself. */
+	atomic_uint_fast64_t tail_ring_batches, tail_wal_batches;
 	uint64_t reg_version;
 	char *reg_follower;
 };
@@ -216,6 +223,10 @@ enum { KV_REC_DELETE = 0x0, KV_REC_PUT = 0x1, KV_REC_SINGLE_DELETE = 0x7,
 typedef int (*kv_rec_cb)(void *arg, int tag, const char *key, size_t klen);
 int kv_batch_records(const void *data, size_t len, kv_rec_cb cb, void *arg, uint64_t *seq,
 		     uint32_t *count);
+/* The part of the valid write batch `data` from its record `skip` on (0 < skip < count), as
+ * a batch of its own (header: seq + skip, count - skip) in *out; -1 for a malformed batch or
+ * a bad skip. */
+int kv_batch_suffix(const void *data, size_t len, uint64_t skip, struct kv_ring_buf *out);
 
 /* Sets err from a RocksDB error string (and frees it); returns ST_EIO. */
 int kv_rocks_err(struct st_error *err, char *rerr, const char *what);

@@ -33,18 +33,31 @@ uint64_t kv_shard_latest_seq(struct kv_db *db, int shard)
 }
 
 /* ---- tailing the WAL ----
+ * A tail delivers from the shard's ring of recently committed batches (kv_ring.h) whenever
+ * the ring holds its position, several batches merged into one, and from the WAL otherwise
+ * (a reader behind the ring, a batch the ring never held); it goes back to the ring as soon
+ * as the ring holds its position again. A position the ring does not hold yet although
+ * RocksDB already has it is normally a writer between its write and the publication: the
+ * tail waits for it up to HOLE_WAIT_US, then reads the WAL.
  * One RocksDB WAL iterator is kept while it can continue: at the end of the data it
  * becomes invalid, and Next() later reads what was appended to the same file since. When
  * the WAL rolls to a new file the iterator says "TryAgain" and a new one is created at the
  * next sequence. Creating one costs a scan of its first file, so a stream that recreated it
  * for every pass would slow down as the file grows. The tail pins the shard (a resync swap
  * waits for it to close). */
+#define HOLE_WAIT_US 5000
+#define TAKE_MAX_BYTES (256u << 10)
+
 struct kv_wal_tail {
 	struct kv_db *db;
 	int shard;
 	rocksdb_wal_iterator_t *wi; /* NULL: create at `next` when there is something */
 	int fresh;                  /* wi was just created: it is on its first batch */
 	uint64_t next;              /* the next sequence to deliver */
+	struct kv_ring_buf buf;     /* batches taken from the ring */
+	uint64_t hole_seq;          /* the position the ring lacked although RocksDB had it */
+	int64_t hole_since;         /* st_now_us when hole_seq was first seen */
+	int wal_only;               /* never the ring (kv_shard_updates_since) */
 };
 
 int kv_wal_tail_open(struct kv_db *db, int shard, uint64_t seq, struct kv_wal_tail **out,
@@ -71,12 +84,39 @@ void kv_wal_tail_close(struct kv_wal_tail *t)
 	if (t->wi)
 		rocksdb_wal_iter_destroy(t->wi);
 	kv_shard_unpin(t->db, t->shard);
+	free(t->buf.p);
 	free(t);
 }
 
 uint64_t kv_wal_tail_next_seq(const struct kv_wal_tail *t)
 {
 	return t->next;
+}
+
+int kv_repl_ring_enable(struct kv_db *db, size_t bytes, struct st_error *err)
+{
+	if (bytes > UINT32_MAX)
+		return st_error_set(err, ST_EINVAL, "a batch ring of %zu bytes: at most 4 GiB", bytes);
+	size_t slots = 1;
+	while (slots < bytes / 128 && slots < (1u << 20))
+		slots *= 2; /* a sequence per 128 bytes: 1.5 MB of slots for 8 MB of batches */
+	for (int s = 0; s < db->nshards; s++) {
+		if (atomic_load(&db->shards[s].ring))
+			continue;
+		struct kv_ring *ring = kv_ring_new(slots < 2 ? 2 : slots, bytes);
+		if (!ring)
+			return st_error_set(err, ST_ENOMEM, "out of memory for the batch ring");
+		struct kv_ring *none = NULL;
+		if (!atomic_compare_exchange_strong(&db->shards[s].ring, &none, ring))
+			kv_ring_free(ring);
+	}
+	return 0;
+}
+
+void kv_wal_tail_counts(struct kv_db *db, uint64_t *from_ring, uint64_t *from_wal)
+{
+	*from_ring = atomic_load(&db->tail_ring_batches);
+	*from_wal = atomic_load(&db->tail_wal_batches);
 }
 
 /* Creates the iterator at t->next; 0, or ST_ENOTFOUND when the WAL does not reach it. */
@@ -102,6 +142,41 @@ static int tail_create(struct kv_wal_tail *t, struct st_error *err)
 	return 0;
 }
 
+/* Delivers the iterator's current batch if it continues t->next (0), skips one already
+ * delivered, or says the WAL does not continue the position (ST_ENOTFOUND). */
+static int tail_wal_batch(struct kv_wal_tail *t, kv_batch_cb cb, void *arg, struct st_error *err)
+{
+	uint64_t bseq;
+	rocksdb_writebatch_t *wb = rocksdb_wal_iter_get_batch(t->wi, &bseq);
+	size_t len;
+	const char *data = rocksdb_writebatch_data(wb, &len);
+	uint32_t count = (uint32_t)rocksdb_writebatch_count(wb);
+	int rc = 0;
+	if (bseq + count <= t->next) {
+		/* already delivered (a new iterator starts at the batch containing next) */
+	} else if (bseq > t->next || count == 0) {
+		/* RocksDB silently starts later when the WAL files were already deleted */
+		rc = st_error_set(err, ST_ENOTFOUND, "shard %d: WAL continues at %llu, not at %llu",
+				  t->shard, (unsigned long long)bseq, (unsigned long long)t->next);
+	} else if (bseq < t->next) {
+		/* RocksDB merged a write group into one WAL record, and the ring delivered its
+		 * first writes one by one (or a replica stopped after them): the rest of it */
+		if (kv_batch_suffix(data, len, t->next - bseq, &t->buf))
+			rc = st_error_set(err, ST_ECORRUPT, "shard %d: the WAL batch at %llu cannot "
+					  "be split at %llu", t->shard, (unsigned long long)bseq,
+					  (unsigned long long)t->next);
+		else if (!(rc = cb(arg, t->next, t->buf.p, t->buf.n))) {
+			t->next = bseq + count;
+			atomic_fetch_add(&t->db->tail_wal_batches, 1);
+		}
+	} else if (!(rc = cb(arg, bseq, data, len))) {
+		t->next = bseq + count;
+		atomic_fetch_add(&t->db->tail_wal_batches, 1);
+	}
+	rocksdb_writebatch_destroy(wb);
+	return rc;
+}
+
 /* The iterator's status after it became invalid: 1 = recreate (TryAgain), 0 = nothing more
  * for now, or an error. */
 static int tail_status(struct kv_wal_tail *t, struct st_error *err)
@@ -117,55 +192,91 @@ static int tail_status(struct kv_wal_tail *t, struct st_error *err)
 	return kv_rocks_err(err, rerr, "WAL iterator");
 }
 
+/* What the ring says about t->next: 1 = delivered (*rc: the callback's return), 0 = read
+ * the WAL, -1 = nothing newer yet, -2 = a hole that may still fill (wait, then the WAL). */
+static int tail_from_ring(struct kv_wal_tail *t, kv_batch_cb cb, void *arg, int *rc)
+{
+	struct kv_ring *ring = t->wal_only ? NULL : atomic_load(&t->db->shards[t->shard].ring);
+	if (!ring)
+		return 0;
+	unsigned nb;
+	enum kv_ring_take_rc tr = kv_ring_take(ring, t->next, TAKE_MAX_BYTES, &t->buf, &nb);
+	if (tr == KV_RING_HIT) {
+		if (t->wi) { /* its position is behind now */
+			rocksdb_wal_iter_destroy(t->wi);
+			t->wi = NULL;
+		}
+		const unsigned char *h = (const unsigned char *)t->buf.p;
+		uint32_t count = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 |
+				 (uint32_t)h[11] << 24;
+		if (!(*rc = cb(arg, t->next, t->buf.p, t->buf.n)))
+			t->next += count;
+		atomic_fetch_add(&t->db->tail_ring_batches, nb);
+		return 1;
+	}
+	if (tr == KV_RING_BEHIND || t->wi)
+		return 0;
+	if (t->next > rocksdb_get_latest_sequence_number(t->db->shards[t->shard].db))
+		return -1; /* nothing newer yet */
+	int64_t now = st_now_us();
+	if (t->hole_seq != t->next) {
+		t->hole_seq = t->next;
+		t->hole_since = now;
+	}
+	return now - t->hole_since < HOLE_WAIT_US ? -2 : 0;
+}
+
 int kv_wal_tail_read(struct kv_wal_tail *t, kv_batch_cb cb, void *arg, struct st_error *err)
 {
 	struct kv_db *db = t->db;
 	for (;;) {
+		int rc = 0, ring = tail_from_ring(t, cb, arg, &rc);
+		if (ring > 0 && rc)
+			return rc;
+		if (ring > 0)
+			continue;
+		if (ring < 0)
+			return 0;
 		if (!t->wi) {
 			if (t->next > rocksdb_get_latest_sequence_number(db->shards[t->shard].db))
 				return 0; /* nothing newer yet */
-			int rc = tail_create(t, err);
-			if (rc)
+			if ((rc = tail_create(t, err)))
 				return rc;
 		} else if (!t->fresh) {
 			rocksdb_wal_iter_next(t->wi);
 		}
 		t->fresh = 0;
 		if (!rocksdb_wal_iter_valid(t->wi)) {
-			int rc = tail_status(t, err);
-			if (rc <= 0)
+			if ((rc = tail_status(t, err)) <= 0)
 				return rc;
 			rocksdb_wal_iter_destroy(t->wi); /* the WAL rolled over: start anew */
 			t->wi = NULL;
 			continue;
 		}
-		uint64_t bseq;
-		rocksdb_writebatch_t *wb = rocksdb_wal_iter_get_batch(t->wi, &bseq);
-		size_t len;
-		const char *data = rocksdb_writebatch_data(wb, &len);
-		uint32_t count = (uint32_t)rocksdb_writebatch_count(wb);
-		int rc = 0;
-		if (bseq + count <= t->next) {
-			/* already delivered (a new iterator starts at the batch containing next) */
-		} else if (bseq > t->next || count == 0) {
-			/* RocksDB silently starts later when the WAL files were already deleted */
-			rc = st_error_set(err, ST_ENOTFOUND,
-					  "shard %d: WAL continues at %llu, not at %llu", t->shard,
-					  (unsigned long long)bseq, (unsigned long long)t->next);
-		} else if (bseq < t->next) {
-			/* the batch containing next does not start at it: the asked position is
-			 * inside a batch, which a replica never asks for */
-			rc = st_error_set(err, ST_ENOTFOUND,
-					  "shard %d: sequence %llu is inside the batch at %llu", t->shard,
-					  (unsigned long long)t->next, (unsigned long long)bseq);
-		} else {
-			rc = cb(arg, bseq, data, len);
-			if (!rc)
-				t->next = bseq + count;
-		}
-		rocksdb_writebatch_destroy(wb);
-		if (rc)
+		if ((rc = tail_wal_batch(t, cb, arg, err)))
 			return rc;
+	}
+}
+
+int kv_wal_tail_wait(struct kv_wal_tail *t, int64_t max_us)
+{
+	struct kv_db *db = t->db;
+	int64_t deadline = st_now_us() + max_us;
+	struct kv_ring *ring = atomic_load(&db->shards[t->shard].ring);
+	if (ring) {
+		int64_t hole_end = t->hole_seq == t->next ? t->hole_since + HOLE_WAIT_US : INT64_MAX;
+		if (kv_ring_wait(ring, t->next, deadline < hole_end ? deadline : hole_end))
+			return 1;
+		return st_now_us() >= hole_end ||
+		       t->next <= rocksdb_get_latest_sequence_number(db->shards[t->shard].db);
+	}
+	/* no ring (a store that does not replicate): look at RocksDB every millisecond */
+	for (;;) {
+		if (t->next <= rocksdb_get_latest_sequence_number(db->shards[t->shard].db))
+			return 1;
+		if (st_now_us() >= deadline)
+			return 0;
+		usleep(1000);
 	}
 }
 
@@ -176,6 +287,7 @@ int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_c
 	int rc = kv_wal_tail_open(db, shard, seq, &t, err);
 	if (rc)
 		return rc;
+	t->wal_only = 1; /* through the end, never stopping at a hole of the ring */
 	rc = kv_wal_tail_read(t, cb, arg, err);
 	kv_wal_tail_close(t);
 	return rc;
@@ -402,6 +514,46 @@ int kv_batch_records(const void *data, size_t len, kv_rec_cb cb, void *arg, uint
 		return -1;
 	*seq = sq;
 	*count = cnt;
+	return 0;
+}
+
+int kv_batch_suffix(const void *data, size_t len, uint64_t skip, struct kv_ring_buf *out)
+{
+	/* record i has sequence seq + i (each record the store writes consumes one, log
+	 * data none); the batch is checked whole first, so the walk below stays in bounds */
+	const unsigned char *p = data, *end = p + len;
+	uint64_t seq;
+	uint32_t count;
+	if (kv_batch_records(data, len, NULL, NULL, &seq, &count) || skip == 0 ||
+	    skip >= count)
+		return -1;
+	p += 12;
+	for (uint64_t n = 0; n < skip;) {
+		unsigned tag = *p++;
+		const char *k, *v;
+		size_t kl, vl;
+		if (get_slice(&p, end, &k, &kl))
+			return -1;
+		if ((tag == KV_REC_PUT || tag == KV_REC_RANGE_DELETE) && get_slice(&p, end, &v, &vl))
+			return -1;
+		n += tag != 0x3;
+	}
+	size_t rest = (size_t)(end - p);
+	if (out->cap < 12 + rest) {
+		char *np = realloc(out->p, 12 + rest);
+		if (!np)
+			return -1;
+		out->p = np;
+		out->cap = 12 + rest;
+	}
+	uint64_t s = seq + skip;
+	uint32_t c = count - (uint32_t)skip;
+	for (int i = 0; i < 8; i++)
+		out->p[i] = (char)(s >> (8 * i));
+	for (int i = 0; i < 4; i++)
+		out->p[8 + i] = (char)(c >> (8 * i));
+	memcpy(out->p + 12, p, rest);
+	out->n = 12 + rest;
 	return 0;
 }
 
@@ -659,6 +811,9 @@ int kv_shard_install(struct kv_db *db, int shard, const char *dir, const struct 
 	free(rerr);
 	rocksdb_close(sh->db);
 	sh->db = NULL;
+	struct kv_ring *ring = atomic_load(&sh->ring);
+	if (ring) /* the old copy's batches: the new copy's sequences may hold others */
+		kv_ring_clear(ring);
 	rc = swap_dirs(db->dir, live, old, stage, err);
 	if (!rc && ST_FAULT("resync.install.crash")) {
 		/* swapped, the position not yet written into the shard (kv_open finishes it) */

@@ -9,7 +9,7 @@ set -uo pipefail
 source tests/integ/repl_common.bash
 
 make_cluster 4 a b
-start a
+start a --admin 127.0.0.1:0
 start b
 $S --addr "${ADDR[a]}" table create t --feature x:i64 --feature s:str >/dev/null || fail "create"
 $S --addr "${ADDR[a]}" put t e1 x=1 s=one --ts 2026-01-01T00:00:01Z >/dev/null || fail "put"
@@ -52,6 +52,11 @@ if command -v promtool >/dev/null; then
   promtool check metrics < "$T/metrics" > "$T/promtool.txt" 2>&1
   grep -v "no help text" "$T/promtool.txt" | grep -q . && fail "promtool check metrics: $(cat "$T/promtool.txt")"
 fi
+# the primary's streams took the batches from its in-memory ring (the 100k writes fit in
+# its 8 MB per shard), not by reading its WAL back
+curl -sf "127.0.0.1:$(awk '{print $2}' "$T/a.ready")/metrics" > "$T/metrics.a" || fail "no /metrics on a"
+RING=$(sed -n 's/^strata_repl_stream_ring_batches_total //p' "$T/metrics.a")
+[ -n "$RING" ] && [ "$RING" -gt 50000 ] || fail "ring batches '$RING': $(grep stream_ "$T/metrics.a")"
 $S --addr "${ADDR[b]}" table show t --json | grep -q '"y"' || fail "alter did not reach b"
 [ "$($S --addr "${ADDR[b]}" get t e2 --json --replica-ok)" = "$($S --addr "${ADDR[a]}" get t e2 --json)" ] ||
   fail "e2 differs"

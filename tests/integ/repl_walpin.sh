@@ -29,7 +29,9 @@ miss() {
 }
 
 make_cluster 2 a b
-start a --wal-ttl 1s --wal-pin-max 20s --wal-pin-mb 1
+# (a small batch ring: a replica returning after the purge must not find its position
+# there either)
+start a --wal-ttl 1s --wal-pin-max 20s --wal-pin-mb 1 --repl-ring-kb 16
 start b
 $S --addr "${ADDR[a]}" table create t --feature x:i64 >/dev/null || fail "create"
 sb --addr "${ADDR[a]}" --load --entities 2000 --features 2 --table bench >/dev/null 2>&1 || fail "load"
