@@ -60,7 +60,7 @@ static json_t *journal_info(struct fs_jn *jn)
 	fs_jn_stats(jn, &j);
 	const struct fs_jreplay *rp = &fs_g->jrep;
 	return json_pack("{s:I,s:I,s:I,s:I,s:i,s:i,s:f,s:f,s:I,s:I,s:I,s:I,s:I,s:I,"
-			 "s:{s:I,s:I,s:I,s:I,s:b}}",
+			 "s:{s:I,s:I,s:I,s:I,s:I,s:b}}",
 			 "capacity_bytes", (json_int_t)j.capacity_bytes, "used_bytes",
 			 (json_int_t)j.used_bytes, "dirty_bytes", (json_int_t)j.dirty_bytes,
 			 "segment_bytes", (json_int_t)j.seg_size, "segments_used", (int)j.segs_used,
@@ -71,7 +71,8 @@ static json_t *journal_info(struct fs_jn *jn)
 			 "full_waits", (json_int_t)j.waits, "syncs", (json_int_t)j.syncs, "fsyncs",
 			 (json_int_t)j.fsyncs, "replay", "records",
 			 (json_int_t)rp->scan.records, "applied", (json_int_t)rp->applied, "bytes",
-			 (json_int_t)rp->bytes, "files", (json_int_t)rp->files, "damaged",
+			 (json_int_t)rp->bytes, "truncates", (json_int_t)rp->truncates, "files",
+			 (json_int_t)rp->files, "damaged",
 			 rp->scan.damaged != 0);
 }
 

@@ -534,3 +534,14 @@ int fs_jreplay(int dirfd, int bfd, struct fs_jreplay *rep, struct st_error *err)
 	free(segs);
 	return fsync(dirfd) == 0 ? 0 : st_error_set(err, ST_EIO, "journal dir: %s", strerror(errno));
 }
+
+void fs_jreplay_summary(const struct fs_jreplay *rep, char *buf, size_t n)
+{
+	snprintf(buf, n,
+		 "%llu record(s): %llu applied, %llu bytes, %llu truncate(s), %llu file(s), %llu "
+		 "for files gone; checkpoint %llu",
+		 (unsigned long long)rep->scan.records, (unsigned long long)rep->applied,
+		 (unsigned long long)rep->bytes, (unsigned long long)rep->truncates,
+		 (unsigned long long)rep->files, (unsigned long long)rep->skipped_gone,
+		 (unsigned long long)rep->new_ckpt);
+}

@@ -99,4 +99,8 @@ struct fs_jreplay {
  * journal whose uuid is not the backing dir's. ST_ENOTFOUND when dirfd holds no journal. */
 int fs_jreplay(int dirfd, int bfd, struct fs_jreplay *rep, struct st_error *err);
 
+/* One line saying what a replay did ("N record(s): A applied, ... checkpoint C"), for the
+ * daemon's mount-time report and `strata-admin journal replay` alike. */
+void fs_jreplay_summary(const struct fs_jreplay *rep, char *buf, size_t n);
+
 #endif

@@ -72,14 +72,13 @@ static int journal_open(struct fs_state *s, struct fs_jn *jn, const struct fs_co
 		fprintf(stderr, "stratafs: journal: %s\n", err.msg);
 		return -1;
 	}
-	if (rep.scan.records)
-		fprintf(stderr, "stratafs: journal replay: %llu record(s), %llu applied, %llu bytes, "
-			"%llu file(s), %llu for files gone%s%s%s",
-			(unsigned long long)rep.scan.records, (unsigned long long)rep.applied,
-			(unsigned long long)rep.bytes, (unsigned long long)rep.files,
-			(unsigned long long)rep.skipped_gone,
+	if (rep.scan.records) {
+		char line[256];
+		fs_jreplay_summary(&rep, line, sizeof(line));
+		fprintf(stderr, "stratafs: journal replay: %s%s%s\n", line,
 			rep.scan.damaged ? "; damaged tail: " : "",
-			rep.scan.damaged ? rep.scan.damage : "", "\n");
+			rep.scan.damaged ? rep.scan.damage : "");
+	}
 	if (rep.scan.damaged)
 		fprintf(stderr, "stratafs: journal: stopped at a damaged record (segment %llu, "
 			"offset %llu: %s); everything before it was applied\n",

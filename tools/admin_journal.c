@@ -227,12 +227,9 @@ static int journal_replay(const char *dir, const char *backing, int json)
 		free(s);
 		json_decref(o);
 	} else {
-		printf("replayed %llu record(s): %llu applied, %llu bytes, %llu truncate(s), %llu "
-		       "file(s), %llu for files gone; checkpoint %llu\n",
-		       (unsigned long long)rep.scan.records, (unsigned long long)rep.applied,
-		       (unsigned long long)rep.bytes, (unsigned long long)rep.truncates,
-		       (unsigned long long)rep.files, (unsigned long long)rep.skipped_gone,
-		       (unsigned long long)rep.new_ckpt);
+		char line[256];
+		fs_jreplay_summary(&rep, line, sizeof(line));
+		printf("replayed %s\n", line);
 		if (rep.scan.damaged)
 			printf("damaged tail: segment %llu offset %llu: %s (ignored)\n",
 			       (unsigned long long)rep.scan.damaged_seg,

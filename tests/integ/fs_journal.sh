@@ -54,6 +54,9 @@ sync "$M/late" "$M/otrunc"
 fs_kill9 # the replay puts the data back, then cuts it again
 fs_mount --journal-dir "$J" --journal-size 16M --max-dirty-age 1h --journal-bypass 0
 cmp "$T/ref5000" "$M/late" || fail "replay after truncate"
+# the mount-time report counts the replayed truncates (two: truncate -s 1000, O_TRUNC)
+tail -n 20 "$LOG" | grep -qE "journal replay: .* [1-9][0-9]* truncate\(s\)" ||
+	fail "the replay report does not count truncates: $(grep 'journal replay:' "$LOG" | tail -1)"
 [ "$(cat "$M/otrunc")" = short ] || fail "replay after O_TRUNC"
 cmp "$T/ref5000" "$B/late" || fail "backing after the replay of a truncate"
 # writeback of a truncated file: only what survived the cut is written
