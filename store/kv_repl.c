@@ -539,13 +539,8 @@ int kv_batch_suffix(const void *data, size_t len, uint64_t skip, struct kv_ring_
 		n += tag != 0x3;
 	}
 	size_t rest = (size_t)(end - p);
-	if (out->cap < 12 + rest) {
-		char *np = realloc(out->p, 12 + rest);
-		if (!np)
-			return -1;
-		out->p = np;
-		out->cap = 12 + rest;
-	}
+	if (kv_ring_buf_reserve(out, 12 + rest))
+		return -1;
 	uint64_t s = seq + skip;
 	uint32_t c = count - (uint32_t)skip;
 	for (int i = 0; i < 8; i++)

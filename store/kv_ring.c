@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "common/st_fault.h"
+#include "common/st_grow.h"
 #include "common/st_time.h"
 
 #define RING_WAITERS 8
@@ -168,19 +169,9 @@ drop:
 	free(copy);
 }
 
-static int buf_reserve(struct kv_ring_buf *b, size_t n)
+int kv_ring_buf_reserve(struct kv_ring_buf *b, size_t n)
 {
-	if (n <= b->cap)
-		return 0;
-	size_t cap = b->cap ? b->cap : 4096;
-	while (cap < n)
-		cap *= 2;
-	char *p = realloc(b->p, cap);
-	if (!p)
-		return -1;
-	b->p = p;
-	b->cap = cap;
-	return 0;
+	return st_grow((void **)&b->p, &b->cap, n, 1, 4096);
 }
 
 static const struct ring_slot *held_at(const struct kv_ring *r, uint64_t seq)
@@ -201,7 +192,7 @@ enum kv_ring_take_rc kv_ring_take(struct kv_ring *r, uint64_t next, size_t max_b
 		pthread_mutex_unlock(&r->mu);
 		return rc;
 	}
-	if (buf_reserve(out, s->len)) {
+	if (kv_ring_buf_reserve(out, s->len)) {
 		pthread_mutex_unlock(&r->mu);
 		return KV_RING_NOT_YET; /* out of memory: the WAL path will do (after its wait) */
 	}
@@ -210,7 +201,7 @@ enum kv_ring_take_rc kv_ring_take(struct kv_ring *r, uint64_t next, size_t max_b
 	uint64_t at = next + s->count;
 	unsigned n = 1;
 	while ((s = held_at(r, at)) && out->n + s->len - 12 <= max_bytes &&
-	       !buf_reserve(out, out->n + s->len - 12)) {
+	       !kv_ring_buf_reserve(out, out->n + s->len - 12)) {
 		memcpy(out->p + out->n, s->data + 12, s->len - 12);
 		out->n += s->len - 12;
 		at += s->count;

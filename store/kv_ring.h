@@ -30,6 +30,9 @@ struct kv_ring_buf {
 	size_t n, cap;
 };
 
+/* Makes b hold at least n bytes (st_grow). 0 or -1 when out of memory (b unchanged). */
+int kv_ring_buf_reserve(struct kv_ring_buf *b, size_t n);
+
 /* slots: a power of two >= 2 (24 bytes each); max_bytes (< 4 GiB): the cap on the bytes of
  * the batches held. NULL when out of memory or for bad sizes. */
 struct kv_ring *kv_ring_new(size_t slots, size_t max_bytes);
