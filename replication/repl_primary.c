@@ -143,9 +143,10 @@ static int batch_cb(void *arg, uint64_t seq, const void *data, size_t len)
 	}
 	while (repl_now_us() < atomic_load(&stall_until_us) && !atomic_load(&r->stopping))
 		usleep(10000);
-	const uint8_t *b = data;
-	uint32_t count = (uint32_t)b[8] | (uint32_t)b[9] << 8 | (uint32_t)b[10] << 16 |
-			 (uint32_t)b[11] << 24;
+	uint64_t bseq;
+	uint32_t count;
+	if (kv_batch_header(data, len, &bseq, &count))
+		return ST_ECORRUPT; /* the store delivers whole batches: never */
 	struct repl_wbuf w = {0};
 	repl_w_u64(&w, seq);
 	repl_w_bytes(&w, data, len);

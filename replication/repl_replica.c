@@ -107,12 +107,8 @@ static int batch_parse(const struct repl_frame *f, uint64_t next, uint64_t *seq,
 	*data = repl_r_rest(&rb, n);
 	if (rb.bad || *n < 12)
 		return st_error_set(err, ST_EPROTO, "malformed BATCH frame");
-	const uint8_t *d = *data;
-	*count = (uint32_t)d[8] | (uint32_t)d[9] << 8 | (uint32_t)d[10] << 16 |
-		 (uint32_t)d[11] << 24;
-	uint64_t bseq = 0;
-	for (int i = 7; i >= 0; i--)
-		bseq = (bseq << 8) | d[i];
+	uint64_t bseq;
+	kv_batch_header(*data, *n, &bseq, count); /* n >= 12: checked above */
 	/* the batch must be the one that continues our position exactly */
 	if (*seq != bseq || *seq > next || *seq + *count <= next || *count == 0)
 		return st_error_set(err, ST_EPROTO, "batch at sequence %llu (+%u) does not continue "

@@ -385,6 +385,9 @@ uint64_t kv_shard_latest_seq(struct kv_db *db, int shard);
  * ST_ENOTFOUND if the WAL no longer reaches back to `seq` (the caller must resync). A non-zero
  * return from cb stops the walk and is returned. `data` is valid during the call only. */
 typedef int (*kv_batch_cb)(void *arg, uint64_t seq, const void *data, size_t len);
+/* A write batch's header, in RocksDB's format (first sequence u64le, record count u32le):
+ * 0, or -1 when the batch is shorter than its 12 bytes. The one decoder of it. */
+int kv_batch_header(const void *data, size_t len, uint64_t *seq, uint32_t *count);
 int kv_shard_updates_since(struct kv_db *db, int shard, uint64_t seq, kv_batch_cb cb, void *arg,
 			   struct st_error *err);
 /* A tail of a shard's WAL for streaming: opened at a sequence, each read delivers the

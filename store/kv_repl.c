@@ -206,9 +206,10 @@ static int tail_from_ring(struct kv_wal_tail *t, kv_batch_cb cb, void *arg, int 
 			rocksdb_wal_iter_destroy(t->wi);
 			t->wi = NULL;
 		}
-		const unsigned char *h = (const unsigned char *)t->buf.p;
-		uint32_t count = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 |
-				 (uint32_t)h[11] << 24;
+		uint64_t seq;
+		uint32_t count;
+		int bad = kv_batch_header(t->buf.p, t->buf.n, &seq, &count);
+		ST_ASSERT(!bad && seq == t->next); /* kv_ring_take merged it starting there */
 		if (!(*rc = cb(arg, t->next, t->buf.p, t->buf.n)))
 			t->next += count;
 		atomic_fetch_add(&t->db->tail_ring_batches, nb);
@@ -470,17 +471,28 @@ static int batch_key(void *arg, int tag, const char *k, size_t kl)
 	return 0;
 }
 
-int kv_batch_records(const void *data, size_t len, kv_rec_cb cb, void *arg, uint64_t *seq,
-		     uint32_t *count)
+int kv_batch_header(const void *data, size_t len, uint64_t *seq, uint32_t *count)
 {
-	const unsigned char *p = data, *end = p + len;
+	const unsigned char *p = data;
 	if (len < 12)
 		return -1;
 	uint64_t sq = 0;
 	for (int i = 7; i >= 0; i--)
 		sq = (sq << 8) | p[i];
-	uint32_t cnt = (uint32_t)p[8] | (uint32_t)p[9] << 8 | (uint32_t)p[10] << 16 |
-		       (uint32_t)p[11] << 24;
+	*seq = sq;
+	*count = (uint32_t)p[8] | (uint32_t)p[9] << 8 | (uint32_t)p[10] << 16 |
+		 (uint32_t)p[11] << 24;
+	return 0;
+}
+
+int kv_batch_records(const void *data, size_t len, kv_rec_cb cb, void *arg, uint64_t *seq,
+		     uint32_t *count)
+{
+	const unsigned char *p = data, *end = p + len;
+	uint64_t sq;
+	uint32_t cnt;
+	if (kv_batch_header(data, len, &sq, &cnt))
+		return -1;
 	p += 12;
 	uint32_t found = 0;
 	while (p < end) {
@@ -905,10 +917,9 @@ int kv_repl_committed(struct kv_db *db, int shard, rocksdb_writebatch_t *wb,
 	const unsigned char *p = (const unsigned char *)rocksdb_writebatch_data(wb, &len);
 	ST_ASSERT(len >= 12);
 	/* RocksDB stamps the batch with its first sequence while writing it */
-	uint64_t seq = 0;
-	for (int i = 7; i >= 0; i--)
-		seq = (seq << 8) | p[i];
-	uint32_t count = (uint32_t)rocksdb_writebatch_count(wb);
+	uint64_t seq;
+	uint32_t count;
+	kv_batch_header(p, len, &seq, &count);
 	ST_ASSERT(seq > 0 && count > 0);
 	return db->hooks.committed(db->hooks.arg, shard, seq + count - 1, err);
 }

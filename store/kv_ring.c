@@ -11,6 +11,7 @@
 #include "common/st_fault.h"
 #include "common/st_grow.h"
 #include "common/st_time.h"
+#include "store/kv.h"
 
 #define RING_WAITERS 8
 
@@ -103,20 +104,6 @@ static void advance_low(struct kv_ring *r, uint64_t to)
 	}
 }
 
-static uint64_t header_seq(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint32_t header_count(const unsigned char *p)
-{
-	return (uint32_t)p[8] | (uint32_t)p[9] << 8 | (uint32_t)p[10] << 16 |
-	       (uint32_t)p[11] << 24;
-}
-
 /* Are readers waiting for `seq`? (mu held) */
 static int waited_for(const struct kv_ring *r, uint64_t seq)
 {
@@ -128,10 +115,10 @@ static int waited_for(const struct kv_ring *r, uint64_t seq)
 
 void kv_ring_publish(struct kv_ring *r, const void *data, size_t len)
 {
-	if (len < 12)
+	uint64_t seq;
+	uint32_t count;
+	if (kv_batch_header(data, len, &seq, &count))
 		return;
-	uint64_t seq = header_seq(data);
-	uint32_t count = header_count(data);
 	/* copied before the lock: writers do not wait for each other's memcpy */
 	char *copy = ST_FAULT("ring.publish.drop") ? NULL : malloc(len);
 	if (copy)
