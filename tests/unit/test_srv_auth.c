@@ -49,11 +49,7 @@ static void run_auth(const char *io)
 
 	/* raw: a request before auth gets EAUTH, then EOF */
 	int fd = srvh_raw(&h);
-	uint8_t *f;
-	size_t n = srvh_ping_frame(9, &f);
-	srvh_write_all(fd, f, n);
-	free(f);
-	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+	Strata__Response *r = srvh_ping(fd, 9);
 	assert_non_null(r);
 	assert_int_equal(r->id, 9);
 	assert_int_equal(r->code, STRATA_EAUTH);

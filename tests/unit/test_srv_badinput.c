@@ -132,11 +132,7 @@ static void test_invalid_protobuf(void **state)
 	assert_int_equal(r->code, STRATA_EPROTO);
 	strata__response__free_unpacked(r, NULL);
 	/* The framing is intact, so the same connection keeps working. */
-	uint8_t *f;
-	size_t n = srvh_ping_frame(77, &f);
-	srvh_write_all(fd, f, n);
-	free(f);
-	r = srvh_read_resp(fd, 3000, NULL);
+	r = srvh_ping(fd, 77);
 	assert_non_null(r);
 	assert_int_equal(r->id, 77);
 	assert_false(r->has_code && r->code);
@@ -568,11 +564,7 @@ static void test_max_conns_evicts_silent(void **state)
 static int raw_proven(struct srvh *h)
 {
 	int fd = srvh_raw(h);
-	uint8_t *f;
-	size_t n = srvh_ping_frame(1, &f);
-	srvh_write_all(fd, f, n);
-	free(f);
-	Strata__Response *r = srvh_read_resp(fd, 3000, NULL);
+	Strata__Response *r = srvh_ping(fd, 1);
 	assert_non_null(r);
 	assert_int_equal(r->code, 0);
 	strata__response__free_unpacked(r, NULL);

@@ -330,6 +330,17 @@ static inline size_t srvh_ping_frame(uint64_t id, uint8_t **out)
 	return srvh_frame(&req, out);
 }
 
+/* Sends a ping with this id on fd and returns the answer (NULL: none within 3 s; the caller
+ * frees it with strata__response__free_unpacked). */
+static inline Strata__Response *srvh_ping(int fd, uint64_t id)
+{
+	uint8_t *f;
+	size_t n = srvh_ping_frame(id, &f);
+	srvh_write_all(fd, f, n);
+	free(f);
+	return srvh_read_resp(fd, 3000, NULL);
+}
+
 /* Waits until the socket is closed by the server (EOF/reset): 1, or 0 on timeout. */
 static inline int srvh_wait_closed(int fd, int timeout_ms)
 {
