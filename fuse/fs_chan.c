@@ -2,7 +2,6 @@
 #define FUSE_USE_VERSION 312
 #include "fuse/fs_chan.h"
 #include "common/st_log.h"
-#include "fuse/fs_uring.h"
 
 #include <errno.h>
 #include <fuse_lowlevel.h>
@@ -30,11 +29,8 @@ struct fuse_backing_map {
 #define FUSE_PASSTHROUGH_FLAGS2 ((uint32_t)(FUSE_PASSTHROUGH >> 32))
 #endif
 
-/* fuse_init_out (7.40): flags at 12, max_write at 20, max_pages at 28, flags2 at 32,
- * max_stack_depth at 36 */
+/* fuse_init_out (7.40): flags at 12, flags2 at 32, max_stack_depth at 36 */
 #define INIT_OUT_FLAGS 12
-#define INIT_OUT_MAX_WRITE 20
-#define INIT_OUT_MAX_PAGES 28
 #define INIT_OUT_FLAGS2 32
 #define INIT_OUT_STACK_DEPTH 36
 #define INIT_OUT_MIN (INIT_OUT_STACK_DEPTH + 4)
@@ -43,8 +39,6 @@ static struct {
 	int fd;                    /* /dev/fuse of the session (owned by libfuse) */
 	int want_pt;
 	int want_kp2;              /* ask for FUSE_HANDLE_KILLPRIV_V2 */
-	int want_uring;            /* ask for FUSE_OVER_IO_URING (fs_uring.h) */
-	size_t uring_payload;      /* > 0: granted in the INIT reply; the rings' payload size */
 	_Atomic int kp2;           /* granted: the kernel leaves suid/sgid clearing to us */
 	_Atomic int init_done;     /* INIT reply sent */
 	uint64_t init_unique;      /* written before init_done by the reading thread */
@@ -135,52 +129,22 @@ static int kill_flag(const void *buf, size_t n)
 	return (v & bit) != 0;
 }
 
-void fs_chan_note_request(const void *buf, size_t n)
-{
-	if (n < sizeof(struct fuse_in_header))
-		return;
-	const struct fuse_in_header *ih = buf;
-	unsigned op = ih->opcode < FS_CHAN_OPS ? ih->opcode : FS_CHAN_OPS;
-	atomic_fetch_add_explicit(&c.count[op], 1, memory_order_relaxed);
-	t_unique = ih->unique;
-	t_op = op;
-	t_start_ns = mono_ns();
-	t_kill = kill_flag(buf, n);
-	if (ih->opcode == FUSE_INIT && !atomic_load(&c.init_done))
-		note_init(buf, n);
-}
-
 static ssize_t chan_read(int fd, void *buf, size_t len, void *ud)
 {
 	(void)ud;
 	ssize_t n = read(fd, buf, len);
-	if (n > 0)
-		fs_chan_note_request(buf, (size_t)n);
-	return n;
-}
-
-/* FUSE over io_uring when asked for and offered; the rings' payload buffers must hold
- * what the kernel may send: max(8 KiB, max_write, max_pages pages). */
-static void patch_init_uring(unsigned char *p, uint32_t *flags, uint32_t *flags2)
-{
-	uint32_t max_write;
-	uint16_t max_pages;
-	if (!c.want_uring)
-		return;
-	if (!(c.kflags2 & FS_URING_INIT_FLAGS2)) {
-		st_warn("stratafs: the kernel does not offer FUSE over io_uring (module parameter "
-			"fuse.enable_uring is N, or a kernel before 6.14): requests go through "
-			"/dev/fuse");
-		return;
+	if (n >= (ssize_t)sizeof(struct fuse_in_header)) {
+		const struct fuse_in_header *ih = buf;
+		unsigned op = ih->opcode < FS_CHAN_OPS ? ih->opcode : FS_CHAN_OPS;
+		atomic_fetch_add_explicit(&c.count[op], 1, memory_order_relaxed);
+		t_unique = ih->unique;
+		t_op = op;
+		t_start_ns = mono_ns();
+		t_kill = kill_flag(buf, (size_t)n);
+		if (ih->opcode == FUSE_INIT && !atomic_load(&c.init_done))
+			note_init(buf, (size_t)n);
 	}
-	memcpy(&max_write, p + INIT_OUT_MAX_WRITE, 4);
-	memcpy(&max_pages, p + INIT_OUT_MAX_PAGES, 2);
-	size_t n = 8192;
-	n = max_write > n ? max_write : n;
-	n = (size_t)max_pages * 4096 > n ? (size_t)max_pages * 4096 : n;
-	*flags |= FUSE_INIT_EXT;
-	*flags2 |= FS_URING_INIT_FLAGS2;
-	c.uring_payload = n;
+	return n;
 }
 
 /* Adds passthrough to libfuse's INIT reply when the kernel offered it; never together
@@ -198,9 +162,6 @@ static void patch_init(struct iovec *iov, int count)
 		memcpy(p + INIT_OUT_FLAGS, &flags, 4);
 		atomic_store(&c.kp2, 1);
 	}
-	patch_init_uring(p, &flags, &flags2);
-	memcpy(p + INIT_OUT_FLAGS, &flags, 4);
-	memcpy(p + INIT_OUT_FLAGS2, &flags2, 4);
 	if (!c.want_pt || !(c.kflags2 & FUSE_PASSTHROUGH_FLAGS2) ||
 	    (flags & FUSE_WRITEBACK_CACHE))
 		return;
@@ -232,7 +193,6 @@ static ssize_t chan_writev(int fd, struct iovec *iov, int count, void *ud)
 {
 	(void)ud;
 	const struct fuse_out_header *oh = iov[0].iov_base;
-	int init = 0;
 	if (count >= 1 && iov[0].iov_len >= sizeof(*oh))
 		observe_reply(oh);
 	if (count >= 1 && iov[0].iov_len >= sizeof(*oh) && oh->error == 0 && oh->unique) {
@@ -242,22 +202,9 @@ static ssize_t chan_writev(int fd, struct iovec *iov, int count, void *ud)
 		} else if (!atomic_load(&c.init_done) && oh->unique == c.init_unique) {
 			patch_init(iov, count);
 			atomic_store(&c.init_done, 1);
-			init = 1;
 		}
 	}
-	if (count >= 1 && iov[0].iov_len >= sizeof(*oh) && !init) {
-		ssize_t r = fs_uring_reply(iov, count);
-		if (r != 0)
-			return r;
-	}
-	ssize_t r = writev(fd, iov, count);
-	if (init && r > 0 && c.uring_payload) { /* the kernel is initialised: rings now */
-		int rc = fs_uring_start(c.uring_payload);
-		if (rc < 0)
-			st_warn("stratafs: FUSE over io_uring: %s: requests go through /dev/fuse",
-				strerror(-rc));
-	}
-	return r;
+	return writev(fd, iov, count);
 }
 
 static ssize_t chan_splice_send(int fdin, off_t *offin, int fdout, off_t *offout, size_t len,
@@ -267,8 +214,7 @@ static ssize_t chan_splice_send(int fdin, off_t *offin, int fdout, off_t *offout
 	return splice(fdin, offin, fdout, offout, len, flags);
 }
 
-int fs_chan_attach(struct fuse_session *se, int want_passthrough, int want_killpriv_v2,
-		   int want_uring)
+int fs_chan_attach(struct fuse_session *se, int want_passthrough, int want_killpriv_v2)
 {
 	/* No splice_receive: requests are read into memory so that they can be counted (a
 	 * WRITE larger than the pipe is read anyway, and passthrough sends none). */
@@ -280,7 +226,6 @@ int fs_chan_attach(struct fuse_session *se, int want_passthrough, int want_killp
 	c.fd = fuse_session_fd(se);
 	c.want_pt = want_passthrough;
 	c.want_kp2 = want_killpriv_v2;
-	c.want_uring = want_uring;
 	return fuse_session_custom_io(se, &io, c.fd);
 }
 

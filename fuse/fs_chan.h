@@ -12,7 +12,6 @@
 #define FS_CHAN_H
 
 #include <stdatomic.h>
-#include <stddef.h>
 #include <stdint.h>
 
 struct fuse_session;
@@ -22,15 +21,8 @@ enum { FS_CHAN_OP_READ = 15, FS_CHAN_OP_WRITE = 16, FS_CHAN_OPS = 64 };
 
 /* Takes over the I/O of a mounted session (before its loop runs). want_passthrough: ask
  * the kernel for passthrough in INIT, if it offers it; want_killpriv_v2: ask for
- * FUSE_HANDLE_KILLPRIV_V2 (see fs_chan_killpriv_v2); want_uring: ask for FUSE over io_uring
- * and start fs_uring's queues once INIT is answered (replies to requests that came through
- * a ring go back through it). Returns 0 or -errno. */
-int fs_chan_attach(struct fuse_session *se, int want_passthrough, int want_killpriv_v2,
-		   int want_uring);
-
-/* Counts a request read from the kernel (by /dev/fuse or a ring) and starts timing its
- * reply on the calling thread; buf holds n bytes laid out as /dev/fuse delivers them. */
-void fs_chan_note_request(const void *buf, size_t n);
+ * FUSE_HANDLE_KILLPRIV_V2 (see fs_chan_killpriv_v2). Returns 0 or -errno. */
+int fs_chan_attach(struct fuse_session *se, int want_passthrough, int want_killpriv_v2);
 
 /* 1 when INIT negotiated FUSE_HANDLE_KILLPRIV_V2: the kernel stops asking for
  * security.capability before every write once it has seen a file without setuid, setgid

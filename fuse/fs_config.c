@@ -71,8 +71,6 @@ void fs_config_usage(FILE *f)
 		"                          security.capability before every write)\n"
 		"  --libfuse-loop          use libfuse's multithreaded loop (default on a local\n"
 		"                          backing: one reader thread, see docs/stratafs.md)\n"
-		"  --uring                 FUSE over io_uring (kernel >= 6.14 with fuse.enable_uring;\n"
-		"                          /dev/fuse when the kernel refuses)\n"
 		"  --metrics HOST:PORT     serve Prometheus metrics at http://HOST:PORT/metrics\n"
 		"  --log-file PATH         append the log to PATH (default: stderr in the\n"
 		"                          foreground, syslog when daemonised)\n"
@@ -172,7 +170,6 @@ int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
 		{ "journal-bypass", required_argument, 0, 'B' },
 		{ "no-killpriv-v2", no_argument, 0, 'K' },
 		{ "libfuse-loop", no_argument, 0, 'U' },
-		{ "uring", no_argument, 0, 'R' },
 		{ "metrics", required_argument, 0, 'X' },
 		{ "log-file", required_argument, 0, 'G' },
 		{ "help", no_argument, 0, 'h' },
@@ -203,9 +200,6 @@ int fs_config_parse(struct fs_config *c, int argc, char **argv, FILE *out,
 			break;
 		case 'U':
 			c->lifo_loop = 0;
-			break;
-		case 'R':
-			c->uring = 1;
 			break;
 		case 'h':
 			fs_config_usage(out);

@@ -30,7 +30,6 @@ struct fs_config {
 				   * 0 = never bypass) */
 	int killpriv_v2;          /* 0 with --no-killpriv-v2 */
 	int lifo_loop;            /* 0 with --libfuse-loop (fs_loop.h; local backings only) */
-	int uring;                /* --uring: FUSE over io_uring where the kernel allows it */
 	const char *metrics;      /* --metrics HOST:PORT (NULL: no metrics endpoint) */
 	const char *log_file;     /* --log-file PATH (NULL: stderr, or syslog when daemonised) */
 };

@@ -6,7 +6,6 @@
 #include "fuse/fs_ctlmsg.h"
 #include "fuse/fs_daemon.h"
 #include "fuse/fs_loop.h"
-#include "fuse/fs_uring.h"
 #include "fuse/fs_util.h"
 #include "common/st_log.h"
 #include "common/st_time.h"
@@ -113,11 +112,6 @@ static json_t *do_info(int full)
 					      fs_g->lifo_loop ? "lifo" : "libfuse", "handoffs_blocking",
 					      (json_int_t)fs_loop_handoffs(0), "handoffs_queued",
 					      (json_int_t)fs_loop_handoffs(1)));
-	if (r && fs_g->uring)
-		json_object_set_new(r, "uring",
-				    json_pack("{s:b,s:I,s:i}", "active", fs_uring_active(), "requests",
-					      (json_int_t)fs_uring_requests(), "error",
-					      -fs_uring_error()));
 	if (r && fs_g->jn)
 		json_object_set_new(r, "journal", journal_info(fs_g->jn));
 	return r;

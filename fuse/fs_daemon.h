@@ -70,7 +70,6 @@ struct fs_state {
 	int no_xattr;             /* the backing filesystem has no extended attributes */
 	int passthrough;          /* asked for in INIT (see fs_chan.h); fs_chan says if granted */
 	int lifo_loop;            /* requests served by fs_loop.h (else libfuse's loop) */
-	int uring;                /* FUSE over io_uring asked for (fs_uring.h; with lifo_loop) */
 	pthread_mutex_t pt_lock;  /* fs_inode.bk_id/bk_opens */
 	int debug;
 	struct fs_jn *jn;         /* SSD journal with --journal-dir, else NULL */

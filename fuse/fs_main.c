@@ -5,7 +5,6 @@
 #include "common/st_version.h"
 #include "fuse/fs_daemon.h"
 #include "fuse/fs_loop.h"
-#include "fuse/fs_uring.h"
 #include "fuse/fs_log.h"
 #include "fuse/fs_util.h"
 #include "common/st_log.h"
@@ -264,7 +263,6 @@ int main(int argc, char **argv)
 	s->passthrough = s->passthrough && !network && !s->writeback;
 	/* one reader thread (fs_loop.h) where requests are quick: not on a network backing */
 	s->lifo_loop = cfg.lifo_loop && !network;
-	s->uring = cfg.uring && s->lifo_loop;
 	/* A backing filesystem without extended attributes (NFSv3, ramfs, ...): xattr requests
 	 * are answered ENOSYS, which the kernel remembers for the mount (it then fails them
 	 * with EOPNOTSUPP itself, as the backing does), so the security.capability question
@@ -289,7 +287,7 @@ int main(int argc, char **argv)
 		goto out_session;
 	if (fuse_session_mount(s->se, s->mnt) != 0)
 		goto out_signals;
-	if (fs_chan_attach(s->se, s->passthrough, cfg.killpriv_v2, s->uring) != 0) {
+	if (fs_chan_attach(s->se, s->passthrough, cfg.killpriv_v2) != 0) {
 		st_errlog("stratafs: cannot attach to the FUSE channel");
 		goto out_unmount;
 	}
@@ -322,14 +320,11 @@ int main(int argc, char **argv)
 	struct fuse_loop_config *lcfg = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lcfg, (unsigned)threads);
 	fuse_loop_cfg_set_idle_threads(lcfg, (unsigned)(threads / 2 > 0 ? threads / 2 : 1));
-	if (s->uring)
-		fs_uring_configure(s->se, s->jn != NULL);
 	if (s->lifo_loop)
 		rc = fs_loop_run(s->se, fuse_session_fd(s->se), (unsigned)threads, s->jn != NULL) ? 1 : 0;
 	else
 		rc = fuse_session_loop_mt(s->se, lcfg) ? 1 : 0;
 	fuse_loop_cfg_destroy(lcfg);
-	fs_uring_stop();
 	if (s->expiry_running) {
 		pthread_mutex_lock(&s->elock);
 		s->estop = 1;

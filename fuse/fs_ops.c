@@ -356,10 +356,9 @@ static void reply_entry_or_err(fuse_req_t req, struct fs_inode *dir, const char 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	(void)userdata;
-	/* a reply through an io_uring entry is copied into its buffer, never spliced */
-	if ((conn->capable & FUSE_CAP_SPLICE_WRITE) && !fs_g->uring)
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE;
-	if ((conn->capable & FUSE_CAP_SPLICE_MOVE) && !fs_g->uring)
+	if (conn->capable & FUSE_CAP_SPLICE_MOVE)
 		conn->want |= FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_SPLICE_READ)
 		conn->want |= FUSE_CAP_SPLICE_READ;

@@ -4,7 +4,7 @@ FS_LIB_SRC    := fuse/fs_util.c fuse/fs_rec.c fuse/fs_trash.c fuse/fs_rmr.c fuse
                  fuse/fs_cmd.c \
                  fuse/fs_config.c fuse/fs_journal.c fuse/fs_log.c
 FS_DAEMON_SRC := fuse/fs_main.c fuse/fs_inode.c fuse/fs_ops.c fuse/fs_notify.c fuse/fs_ctl.c \
-                 fuse/fs_chan.c fuse/fs_loop.c fuse/fs_uring.c fuse/fs_wb.c fuse/fs_extent.c \
+                 fuse/fs_chan.c fuse/fs_loop.c fuse/fs_wb.c fuse/fs_extent.c \
                  fuse/fs_metrics.c
 FS_LIB        := $(LIB)/libstrata-fs.a
 LIBS_OUT      += $(FS_LIB)
