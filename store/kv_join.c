@@ -404,7 +404,7 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 					 &owns);
 		}
 		if (rc)
-			kv_scan_error(&j->errs[shard], rc, shard, "join", j->arena + j->eoff[i0],
+			kv_scan_error(&j->errs[shard], &sc, rc, shard, "join", j->arena + j->eoff[i0],
 				      j->elen[i0]);
 		g = end;
 	}

@@ -168,7 +168,7 @@ static int read_entity(struct kv_scan *sc, int shard, uint32_t table_id, const c
 		int rc = kv_scan_asof(sc, as_of, &out[i]);
 		if (rc) {
 			kv_result_release(out, i);
-			return kv_scan_error(err, rc, shard, "read", entity, elen);
+			return kv_scan_error(err, sc, rc, shard, "read", entity, elen);
 		}
 	}
 	return 0;
@@ -200,6 +200,7 @@ static int read_store(struct kv_db *db, const struct read_plan *p, const char *c
 			its[s] = rocksdb_create_iterator(kv_shard_pin(db, s), db->ro);
 		sc.it = its[s];
 		sc.err = 0;
+		sc.why[0] = 0;
 		rc = read_entity(&sc, s, p->table_id, entities[e], lens[e], fids, ttls, nf, as_of,
 				 out + k * nf, err);
 		if (rc)
@@ -406,7 +407,7 @@ int kv_history(struct kv_db *db, const char *table, const char *entity, size_t e
 	kv_shard_unpin(db, s);
 	if (rc) {
 		kv_history_free(a.v, a.n);
-		return kv_scan_error(err, rc, s, "history", entity, entity_len);
+		return kv_scan_error(err, &sc, rc, s, "history", entity, entity_len);
 	}
 	*out = a.v;
 	*n = a.n;
@@ -487,7 +488,7 @@ static int tscan_shard(struct kv_db *db, const struct kv_table *t, const struct 
 			rc = sc.err;
 		if (rc) {
 			if (rc != c.cb_rc)
-				rc = kv_scan_error(err, rc, s, "table scan", ent, c.elen);
+				rc = kv_scan_error(err, &sc, rc, s, "table scan", ent, c.elen);
 			break;
 		}
 		/* skip what retention hides, up to the next feature */

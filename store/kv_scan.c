@@ -1,6 +1,7 @@
 /* Version scanner (see kv_scan.h). */
 #include "store/kv_scan.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,8 +47,14 @@ static void scan_fail(struct kv_scan *s, int code)
 /* An iterator that stops being valid has either reached the end or failed: tell which. */
 static void check_iter_end(struct kv_scan *s)
 {
-	if (kv_iter_check(s->it, "scan", NULL))
-		scan_fail(s, ST_EIO);
+	char *rerr = NULL;
+	rocksdb_iter_get_error(s->it, &rerr);
+	if (!rerr)
+		return;
+	if (!s->err)
+		snprintf(s->why, sizeof(s->why), "%s", rerr);
+	free(rerr);
+	scan_fail(s, ST_EIO);
 }
 
 /* Loads the group at the iterator position: all writes with the same event time. Leaves the
@@ -253,12 +260,13 @@ int kv_scan_version(const struct kv_scan *s, struct kv_version *v)
 	return 0;
 }
 
-int kv_scan_error(struct st_error *err, int rc, int shard, const char *what, const char *entity,
-		  size_t elen)
+int kv_scan_error(struct st_error *err, const struct kv_scan *s, int rc, int shard,
+		  const char *what, const char *entity, size_t elen)
 {
 	const char *why = rc == ST_EIO	    ? "storage read failed"
 			  : rc == ST_ENOMEM ? "out of memory in the version scanner"
 					    : "corrupt value";
-	return st_error_set(err, rc, "%s: %s in shard %d at entity '%.*s'", what, why, shard,
-			    (int)(elen > 64 ? 64 : elen), entity);
+	const char *reason = rc == ST_EIO && s->why[0] ? s->why : "";
+	return st_error_set(err, rc, "%s: %s in shard %d at entity '%.*s'%s%s", what, why, shard,
+			    (int)(elen > 64 ? 64 : elen), entity, *reason ? ": " : "", reason);
 }
