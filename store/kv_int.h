@@ -166,9 +166,10 @@ static inline enum kv_status kv_freshness(int64_t ttl_us, int64_t horizon, int64
 	return KV_STALE;
 }
 
-/* ST_ERANGE with a message naming the table's horizon if as_of or known_at is before it. */
-int kv_check_horizon(const struct kv_table *t, int64_t horizon, int64_t as_of, int64_t known_at,
-		     struct st_error *err);
+/* ST_ERANGE with a message naming the table's horizon if `at` (called at_name in it: "as-of",
+ * "history from") or known_at is before it. */
+int kv_check_horizon(const struct kv_table *t, int64_t horizon, const char *at_name, int64_t at,
+		     int64_t known_at, struct st_error *err);
 
 /* Stamps r (zeroed by the caller) with the status of a version found by a read at T, and
  * its times unless that is absent; returns the status (present: the caller adds the value). */

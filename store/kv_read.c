@@ -62,19 +62,19 @@ static void plan_release(struct read_plan *p)
 		free(p->all);
 }
 
-int kv_check_horizon(const struct kv_table *t, int64_t horizon, int64_t as_of, int64_t known_at,
-		     struct st_error *err)
+int kv_check_horizon(const struct kv_table *t, int64_t horizon, const char *at_name, int64_t at,
+		     int64_t known_at, struct st_error *err)
 {
 	if (horizon == ST_TS_MIN)
 		return 0;
-	const char *what = as_of < horizon ? "as-of" : known_at < horizon ? "known-at" : NULL;
+	const char *what = at < horizon ? at_name : known_at < horizon ? "known-at" : NULL;
 	if (!what)
 		return 0;
 	char a[ST_TS_BUFLEN], h[ST_TS_BUFLEN], r[32];
 	return st_error_set(err, ST_ERANGE,
 			    "%s %s is before table '%s' retention horizon %s (retention %s): "
 			    "history older than that is not kept",
-			    what, st_ts_format(as_of < horizon ? as_of : known_at, a), t->name,
+			    what, st_ts_format(at < horizon ? at : known_at, a), t->name,
 			    st_ts_format(horizon, h), st_dur_format(t->retention_us, r));
 }
 
@@ -100,9 +100,10 @@ static const struct kv_feature_def *feature_near(const struct kv_table *t, const
 	return kv_table_feature(t, name);
 }
 
+/* at: the oldest time the read looks at (named at_name in a before-the-horizon error). */
 static int resolve(struct kv_db *db, const char *table, const char *const *features,
-		   size_t nfeatures, int64_t as_of, int64_t known_at, struct read_plan *p,
-		   struct st_error *err)
+		   size_t nfeatures, const char *at_name, int64_t at, int64_t known_at,
+		   struct read_plan *p, struct st_error *err)
 {
 	int rc = 0;
 	memset(p, 0, offsetof(struct read_plan, fids_in));
@@ -141,7 +142,7 @@ static int resolve(struct kv_db *db, const char *table, const char *const *featu
 	p->rules.now = kv_now(db);
 	p->rules.known_at = known_at;
 	p->rules.horizon = kv_table_horizon(t, p->rules.now);
-	rc = kv_check_horizon(t, p->rules.horizon, as_of, known_at, err);
+	rc = kv_check_horizon(t, p->rules.horizon, at_name, at, known_at, err);
 out:
 	pthread_rwlock_unlock(&db->reg_lock);
 	return rc;
@@ -342,7 +343,8 @@ int kv_multiget(struct kv_db *db, const char *table, const char *const *entities
 					err)))
 			return rc;
 	}
-	if ((rc = resolve(db, table, features, nfeatures, o->as_of, o->known_at, &p, err)))
+	if ((rc = resolve(db, table, features, nfeatures, "as-of", o->as_of, o->known_at, &p,
+			   err)))
 		goto out;
 	int latest = o->as_of == ST_TS_MAX && o->known_at == ST_TS_MAX;
 	if (db->rcache && latest)
@@ -382,7 +384,12 @@ int kv_history(struct kv_db *db, const char *table, const char *entity, size_t e
 	*out = NULL;
 	*n = 0;
 	int rc = check_read_args(entity, entity_len, 1, err);
-	if (rc || (rc = resolve(db, table, &feature, 1, ST_TS_MAX, known_at, &p, err)))
+	/* A history reaching below the horizon (an explicit `from`, or `to`) would silently miss
+	 * what compaction removed: refused. Without `from` it lists what is kept. */
+	int64_t at = from > to ? ST_TS_MAX : from != ST_TS_MIN ? from : to;
+	if (rc || (rc = resolve(db, table, &feature, 1,
+				from != ST_TS_MIN ? "history from" : "history to", at, known_at, &p,
+				err)))
 		return rc;
 	uint32_t tid = p.table_id;
 	uint16_t fid = p.fids[0];
@@ -521,7 +528,7 @@ static int tscan(struct kv_db *db, const char *table, int s0, int s1, int64_t kn
 		return rc;
 	struct kv_rules rules = {t->max_versions, kv_now(db), known_at, 0};
 	rules.horizon = kv_table_horizon(t, rules.now);
-	rc = kv_check_horizon(t, rules.horizon, ST_TS_MAX, known_at, err);
+	rc = kv_check_horizon(t, rules.horizon, "as-of", ST_TS_MAX, known_at, err);
 	for (int s = s0; s < s1 && !rc; s++)
 		rc = tscan_shard(db, t, &rules, s, cb, arg, err);
 	kv_table_free(t);
