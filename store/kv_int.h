@@ -137,12 +137,14 @@ char *kv_table_to_json(const struct kv_table *t);
 int kv_table_from_json(const char *s, size_t len, struct kv_table **out, struct st_error *err);
 struct kv_table *kv_table_dup(const struct kv_table *t);
 
-/* Meta db get/put of a small value; get returns ST_ENOTFOUND when missing. *out is malloc'ed
- * (caller frees) and NUL-terminated after its len bytes. */
+/* Meta db get/put/delete of a small value; get returns ST_ENOTFOUND when missing. *out is
+ * malloc'ed (caller frees) and NUL-terminated after its len bytes. Put and delete are synced,
+ * refused while the store is read-only, and a failure makes it read-only (kv_fail). */
 int kv_meta_get(struct kv_db *db, const char *key, char **out, size_t *len,
 		struct st_error *err);
 int kv_meta_put(struct kv_db *db, const char *key, const char *val, size_t len,
 		struct st_error *err);
+int kv_meta_delete(struct kv_db *db, const char *key, struct st_error *err);
 
 /* a - b, saturated to the int64 range (times may be anywhere in it). */
 static inline int64_t kv_sat_sub(int64_t a, int64_t b)

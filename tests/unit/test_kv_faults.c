@@ -110,6 +110,12 @@ static void expect_sticky(struct kv_db *db, int failed_at, const char *reason)
 	t.nfeatures = 1;
 	t.features = f;
 	assert_int_equal(kv_table_create(db, &t, &err), ST_EIO); /* registry writes too */
+	assert_non_null(strstr(err.msg, reason));
+	assert_int_equal(kv_table_drop(db, "t", &err), ST_EIO);
+	assert_non_null(strstr(err.msg, reason));
+	struct kv_table *cur;
+	assert_int_equal(kv_table_get(db, "t", &cur, &err), 0); /* still there */
+	kv_table_free(cur);
 	for (int i = 0; i < failed_at; i++)
 		assert_int_equal(get(db, i), i);
 }
