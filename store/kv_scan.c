@@ -253,8 +253,9 @@ int kv_scan_version(const struct kv_scan *s, struct kv_version *v)
 	v->r.ingest_us = s->ingest;
 	if (s->tombstone)
 		return 0;
-	if (kv_value_decode(s->val, s->vlen, &v->r.value))
-		return ST_ECORRUPT;
+	int rc = kv_value_decode(s->val, s->vlen, &v->r.value);
+	if (rc) /* ST_ENOMEM stays itself: out of memory is not corruption */
+		return rc < 0 ? rc : ST_ECORRUPT;
 	v->r.found = 1;
 	v->r.status = KV_PRESENT;
 	return 0;

@@ -78,7 +78,8 @@ int kv_scan_history(struct kv_scan *s, int64_t from, int64_t to, kv_hist_cb cb, 
 int kv_scan_error(struct st_error *err, const struct kv_scan *s, int rc, int shard,
 		  const char *what, const char *entity, size_t elen);
 
-/* The current group as a version (value decoded and owned by v). Returns 0 or ST_ECORRUPT. */
+/* The current group as a version (value decoded and owned by v). Returns 0, ST_ECORRUPT or
+ * ST_ENOMEM. */
 int kv_scan_version(const struct kv_scan *s, struct kv_version *v);
 
 #endif
