@@ -4,6 +4,7 @@
 #include "store/kv_scan.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -509,8 +510,11 @@ static int tscan_shard(struct kv_db *db, const struct kv_table *t, const struct 
 			rocksdb_iter_next(it);
 		}
 	}
-	if (!rc)
-		rc = kv_iter_check(it, "table scan", err);
+	if (!rc) { /* the walk ended: at the table's end, or on a failed read */
+		char what[64];
+		snprintf(what, sizeof(what), "table scan: storage read failed in shard %d", s);
+		rc = kv_iter_check(it, what, err);
+	}
 	kv_scan_release(&sc);
 	rocksdb_iter_destroy(it);
 	kv_shard_unpin(db, s);

@@ -47,13 +47,11 @@ static void scan_fail(struct kv_scan *s, int code)
 /* An iterator that stops being valid has either reached the end or failed: tell which. */
 static void check_iter_end(struct kv_scan *s)
 {
-	char *rerr = NULL;
-	rocksdb_iter_get_error(s->it, &rerr);
-	if (!rerr)
+	struct st_error e;
+	if (!kv_iter_check(s->it, "RocksDB", &e))
 		return;
 	if (!s->err)
-		snprintf(s->why, sizeof(s->why), "%s", rerr);
-	free(rerr);
+		snprintf(s->why, sizeof(s->why), "%.*s", (int)sizeof(s->why) - 1, e.msg);
 	scan_fail(s, ST_EIO);
 }
 

@@ -373,6 +373,8 @@ static void test_damaged_sst(void **state)
 	kv_join_free(j);
 	assert_int_equal(kv_table_scan(db, "t", ST_TS_MAX, ignore_cb, NULL, &err), ST_EIO);
 	assert_non_null(strstr(err.msg, "table scan"));
+	assert_non_null(strstr(err.msg, "shard"));
+	assert_non_null(strstr(err.msg, "Corruption"));
 	json_t *o = kv_verify_json(db, NULL, NULL, &err);
 	assert_non_null(o);
 	assert_false(json_is_true(json_object_get(o, "ok")));
