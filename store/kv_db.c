@@ -528,6 +528,8 @@ int kv_open(const char *dir, const struct kv_options *opts, struct kv_db **out,
 	}
 	for (int s = 0; s < db->nshards; s++)
 		pthread_rwlock_init(&db->shards[s].swap, NULL);
+	if ((rc = kv_trash_open(db, err)))
+		goto fail;
 	for (int s = 0; s < db->nshards; s++) {
 		struct kv_shard *sh = &db->shards[s];
 		if ((rc = kv_shard_swap_recover(dir, s, err)))
@@ -571,6 +573,7 @@ void kv_close(struct kv_db *db)
 	if (!db)
 		return;
 	kv_jobs_shutdown(db);
+	kv_trash_close(db);
 	if (db->sync_thread_started) {
 		pthread_mutex_lock(&db->sync_lock);
 		db->stopping = 1;
