@@ -8,7 +8,8 @@
 #   3. resync throughput (MB/s) of a fresh replica versus a plain `cp -r` of the same
 #      checkpoint files (target >= 0.8x).
 # Sizes: BENCH_SECONDS (default 10), BENCH_ENTITIES (default 400000); BENCH_QUICK=1 shrinks.
-# BENCH_PARTS (default tp,lag,resync) runs some of the three parts only.
+# BENCH_PARTS (default tp,lag,resync) runs some of the three parts only; BENCH_KEEPLOG=FILE
+# keeps the log of replica b (the resync timings of each install) at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
@@ -17,7 +18,7 @@ ENTITIES=${BENCH_ENTITIES:-400000}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then SECS=3; ENTITIES=100000; fi
 T=$(mktemp -d /tmp/strata-bench-repl.XXXXXX)
 declare -A PID ADDR
-cleanup() { for p in "${PID[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"; }
+cleanup() { for p in "${PID[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; [ -n "${BENCH_KEEPLOG:-}" ] && cp "$T/b.log" "$BENCH_KEEPLOG" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 for n in a b c; do ADDR[$n]=127.0.0.1:$(free_port); done
