@@ -8,6 +8,8 @@
 #   3. resync throughput (MB/s) of a fresh replica versus a plain `cp -r` of the same
 #      checkpoint files (target >= 0.8x).
 # Sizes: BENCH_SECONDS (default 10), BENCH_ENTITIES (default 400000); BENCH_QUICK=1 shrinks.
+# BENCH_PARTS (default tp,lag,resync) runs some of the three parts only; BENCH_KEEPLOG=FILE
+# keeps the log of replica b (the resync timings of each install) at exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin}
@@ -16,7 +18,7 @@ ENTITIES=${BENCH_ENTITIES:-400000}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then SECS=3; ENTITIES=100000; fi
 T=$(mktemp -d /tmp/strata-bench-repl.XXXXXX)
 declare -A PID ADDR
-cleanup() { for p in "${PID[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$T"; }
+cleanup() { for p in "${PID[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; [ -n "${BENCH_KEEPLOG:-}" ] && cp "$T/b.log" "$BENCH_KEEPLOG" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 for n in a b c; do ADDR[$n]=127.0.0.1:$(free_port); done
@@ -38,9 +40,21 @@ cluster() { # MODE-FLAGS...
   rm -rf "$T"/d-*
   for n in b c a; do start $n "$T/d-$n" --cluster "$T/cluster.ini" --node $n "$@"; done
 }
-put_rate() { # ADDR CONNS -> ops/s
-  "$BIN/strata-bench" --addr "$1" --op put --conns "$2" --features 2 --entities 100000 \
-    --table w --duration "$SECS" --warmup 1 2>&1 | sed -n 's/.*: \([0-9]*\) ops\/s.*/\1/p'
+PARTS=",${BENCH_PARTS:-tp,lag,resync},"
+part() { [[ $PARTS == *",$1,"* ]]; }
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system CPU of a process
+put_rate() { # ADDR CONNS -> ops/s; CPU.us: each running stratad's CPU µs per write
+  local n t0=() t1=() i=0 ops
+  for n in a b c; do t0+=("$([ -n "${PID[$n]:-}" ] && ticks "${PID[$n]}" || echo -)"); done
+  ops=$("$BIN/strata-bench" --addr "$1" --op put --conns "$2" --features 2 --entities 100000 \
+    --table w --duration "$SECS" --warmup 1 2>&1 | sed -n 's/.*: \([0-9]*\) ops\/s.*/\1/p')
+  for n in a b c; do t1+=("$([ -n "${PID[$n]:-}" ] && ticks "${PID[$n]}" || echo -)"); done
+  # the ticks cover the warmup second too: writes = ops/s x (duration + 1)
+  for n in a b c; do
+    [ "${t0[$i]}" = - ] || /usr/bin/python3 -c "print('$n %.0f' % ((${t1[$i]} - ${t0[$i]}) * 1e6 / $(getconf CLK_TCK) / max(1, $ops * ($SECS + 1))), end=' ')"
+    i=$((i + 1))
+  done > "$T/cpu.us"
+  echo "$ops"
 }
 mktable() { "$BIN/strata-bench" --addr "$1" --load --entities 1 --features 2 --table w >/dev/null 2>&1; }
 
@@ -50,16 +64,22 @@ mktable() { "$BIN/strata-bench" --addr "$1" --load --entities 1 --features 2 --t
 # ratio) is reported, with every round listed
 TPR=${BENCH_TP_ROUNDS:-3}
 : > "$T/tp.rounds"
+R0=0 R1=0 R2=0 L0=0 L2=0 TPALL=- CPUALL=-
 for round in $(seq "$TPR"); do
+  part tp || break
   rm -rf "$T/single"; start a "$T/single"; mktable "${ADDR[a]}"
-  r0=$(put_rate "${ADDR[a]}" 50); [ "$round" = 1 ] && L0=$(put_rate "${ADDR[a]}" 1); stop_all
+  r0=$(put_rate "${ADDR[a]}" 50); c0=$(cat "$T/cpu.us")
+  [ "$round" = 1 ] && L0=$(put_rate "${ADDR[a]}" 1); stop_all
   cluster; mktable "${ADDR[a]}"; sleep 0.5
-  r1=$(put_rate "${ADDR[a]}" 50); stop_all
+  r1=$(put_rate "${ADDR[a]}" 50); c1=$(cat "$T/cpu.us"); stop_all
   cluster --min-sync-replicas 1 --sync-timeout 5s; mktable "${ADDR[a]}"; sleep 0.5
-  r2=$(put_rate "${ADDR[a]}" 50); [ "$round" = 1 ] && L2=$(put_rate "${ADDR[a]}" 1)
+  r2=$(put_rate "${ADDR[a]}" 50); c2=$(cat "$T/cpu.us")
+  [ "$round" = 1 ] && L2=$(put_rate "${ADDR[a]}" 1)
   [ "$round" = "$TPR" ] || stop_all
   echo "$r0 $r1 $r2" >> "$T/tp.rounds"
+  echo "unreplicated ${c0}| async ${c1}| semi-sync ${c2}" >> "$T/cpu.rounds"
 done
+if part tp; then
 read -r R0 R1 R2 <<< "$(/usr/bin/python3 -c '
 import sys
 r = [tuple(map(float, l.split())) for l in sys.stdin]
@@ -67,8 +87,12 @@ print("%.0f %.0f %.0f" % sorted(r, key=lambda x: x[2] / x[0])[len(r) // 2])' < "
 TPALL=$(/usr/bin/python3 -c "
 for l in open('$T/tp.rounds'):
     r0, r1, r2 = map(float, l.split()); print('%.0f/%.0f/%.0f (%.2fx/%.2fx)' % (r0, r1, r2, r1 / r0, r2 / r0), end='  ')")
+CPUALL=$(sed 's/$/;/' "$T/cpu.rounds" | tr '\n' ' ')
+fi
 
 # 2. lag at about half the async peak: writers throttled by a probe-paced load
+LAG="0 0 0" BGRATE=0
+if part lag; then
 stop_all; cluster; mktable "${ADDR[a]}"; sleep 0.5
 "$BIN/strata-bench" --addr "${ADDR[a]}" --op put --conns 8 --features 2 --entities 100000 \
   --table w --duration $((SECS + 5)) --warmup 0 > "$T/bg.out" 2>&1 &
@@ -95,8 +119,11 @@ PY
 )
 wait $BG
 BGRATE=$(sed -n 's/.*: \([0-9]*\) ops\/s.*/\1/p' "$T/bg.out")
+fi
 
 # 3. resync throughput vs cp -r of the same files
+RS=0 CP=0 BYTES=0 RN=0 CPN=0 RSALL=- ROUNDS=${BENCH_RESYNC_ROUNDS:-3}
+if part resync; then
 stop_all; rm -rf "$T"/d-*
 start a "$T/d-a" --cluster "$T/cluster.ini" --node a
 "$BIN/strata-bench" --addr "${ADDR[a]}" --load --entities "$ENTITIES" --features 10 --value-size 32 \
@@ -111,7 +138,6 @@ for _ in $(seq 12000); do [ "$(grep -c 'resync installed' "$T/b.log")" -ge 4 ] &
 # not four operator command start-ups one after the other), each followed by a `cp -r` +
 # `sync` of the installed copy: the ratio of each pair, and the median pair of ROUNDS, so
 # that the load of the moment (other builds on these cores) weighs on both sides alike
-ROUNDS=${BENCH_RESYNC_ROUNDS:-3}
 SH=("$T"/d-b/shard-000 "$T"/d-b/shard-001 "$T"/d-b/shard-002 "$T"/d-b/shard-003)
 : > "$T/resync.rounds"
 for round in $(seq "$ROUNDS"); do
@@ -154,24 +180,27 @@ RSALL=$(/usr/bin/python3 -c "
 for l in open('$T/resync.rounds'):
     b, tr, tc, tn = map(int, l.split()); print('%.2f/%.2f' % (tc / tr, tc / tn), end=' ')")
 grep 'resync installed' "$T/b.log" | tail -4 | sed 's/.*(\(.*\))$/  resync breakdown: \1/'
+fi
 
 read -r P50 P99 N <<< "$LAG"
-/usr/bin/python3 - "$R0" "$R1" "$R2" "$P50" "$P99" "$N" "$BGRATE" "$RS" "$CP" "$BYTES" "$L0" "$L2" "$ROUNDS" "$RN" "$CPN" <<'PY'
+/usr/bin/python3 - "$R0" "$R1" "$R2" "$P50" "$P99" "$N" "$BGRATE" "$RS" "$CP" "$BYTES" "$L0" "$L2" "$ROUNDS" "$RN" "$CPN" "$PARTS" <<'PY'
 import sys
-r0, r1, r2 = map(float, sys.argv[1:4]); p50, p99 = map(float, sys.argv[4:6])
-n, bg, rs, cp, b = int(sys.argv[6]), float(sys.argv[7]), float(sys.argv[8]), float(sys.argv[9]), int(sys.argv[10])
-l0, l2 = float(sys.argv[11]), float(sys.argv[12])
+r0, r1, r2, p50, p99, n, bg, rs, cp, b, l0, l2 = map(float, sys.argv[1:13])
+rounds, rn, cpn, parts = sys.argv[13], float(sys.argv[14]), float(sys.argv[15]), sys.argv[16]
 print("| measurement | value | peer (same run) | ratio | target |")
 print("|---|---|---|---|---|")
-print("| put ops/s, 50 writers, async, 2 replicas (median round) | %.0f | unreplicated %.0f | %.2fx | - |" % (r1, r0, r1 / r0))
-print("| put ops/s, 50 writers, semi-sync K=1, 2 replicas (median round) | %.0f | unreplicated %.0f | %.2fx | >= 0.7x |" % (r2, r0, r2 / r0))
-print("| put latency, 1 writer, semi-sync K=1 (ms) | %.2f | unreplicated %.2f | %.2fx | - |" % (1000 / l2, 1000 / l0, l0 / l2))
-print("| mean put latency at 50 writers (ms), semi-sync K=1 | %.2f | unreplicated %.2f | %.2fx | - |" % (50000 / r2, 50000 / r0, r0 / r2))
-print("| replication lag p50 / p99 (ms), %d probes, load %.0f ops/s (%.0f%% of async peak) | %.2f / %.2f | - | - | p99 <= 10 ms |" % (n, bg, 100 * bg / r1, p50, p99))
-print("| resync MB/s (%.0f MB checkpoint, median of %s rounds), end to end (4 strata-admin requests to the last install seen) | %.1f | cp -r + sync %.1f | %.2fx | >= 0.8x |" % (b / 1e6, sys.argv[13], rs, cp, rs / cp))
-rn, cpn = float(sys.argv[14]), float(sys.argv[15])
-print("| resync MB/s, the node's own time (first request received to last install, log times; median round) | %.1f | cp -r + sync %.1f | %.2fx | >= 0.8x |" % (rn, cpn, rn / cpn))
+if ",tp," in parts:
+    print("| put ops/s, 50 writers, async, 2 replicas (median round) | %.0f | unreplicated %.0f | %.2fx | - |" % (r1, r0, r1 / r0))
+    print("| put ops/s, 50 writers, semi-sync K=1, 2 replicas (median round) | %.0f | unreplicated %.0f | %.2fx | >= 0.7x |" % (r2, r0, r2 / r0))
+    print("| put latency, 1 writer, semi-sync K=1 (ms) | %.2f | unreplicated %.2f | %.2fx | - |" % (1000 / l2, 1000 / l0, l0 / l2))
+    print("| mean put latency at 50 writers (ms), semi-sync K=1 | %.2f | unreplicated %.2f | %.2fx | - |" % (50000 / r2, 50000 / r0, r0 / r2))
+if ",lag," in parts:
+    print("| replication lag p50 / p99 (ms), %d probes, load %.0f ops/s (%s of async peak) | %.2f / %.2f | - | - | p99 <= 10 ms |" % (n, bg, "%.0f%%" % (100 * bg / r1) if r1 else "?", p50, p99))
+if ",resync," in parts:
+    print("| resync MB/s (%.0f MB checkpoint, median of %s rounds), end to end (4 strata-admin requests to the last install seen) | %.1f | cp -r + sync %.1f | %.2fx | >= 0.8x |" % (b / 1e6, rounds, rs, cp, rs / cp))
+    print("| resync MB/s, the node's own time (first request received to last install, log times; median round) | %.1f | cp -r + sync %.1f | %.2fx | >= 0.8x |" % (rn, cpn, rn / cpn))
 PY
 echo "throughput rounds, unreplicated/async/semi-sync ops/s (async and semi-sync ratios): $TPALL"
+echo "CPU µs per write of each stratad (a = primary) in each throughput round: $CPUALL"
 echo "resync/cp ratio of each round (end to end / node's own time): $RSALL"
 echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"

@@ -73,6 +73,7 @@ struct kv_db {
 
 	struct kv_jobs *jobs;
 	struct kv_rcache *rcache; /* NULL without a row cache */
+	struct kv_trash *trash; /* replaced shard copies deleted in the background (kv_repl.c) */
 
 	/* Sticky storage error (kv_health): set once by the first failed write or WAL sync,
 	 * never cleared while open. `failed` is read without the lock on every write. */
@@ -115,6 +116,11 @@ int kv_reg_writable(struct kv_db *db, struct st_error *err);
 int kv_reg_bump(struct kv_db *db, struct st_error *err);
 /* Finishes or undoes a resync swap interrupted by a crash (at open, before the shard opens). */
 int kv_shard_swap_recover(const char *dir, int shard, struct st_error *err);
+/* The background deletion of replaced shard copies (kv_repl.c): kv_trash_open removes
+ * what an earlier process left (DATA_DIR/shard-NNN.trash.*) and kv_trash_close finishes the
+ * deletions queued, then stops its thread. */
+int kv_trash_open(struct kv_db *db, struct st_error *err);
+void kv_trash_close(struct kv_db *db);
 /* Writes the position file of a swapped-in resynced copy into the open shard and removes
  * it (kv_shard_install, and kv_open after a crash in between); 0 when there is none. */
 int kv_shard_install_finish(struct kv_db *db, int shard, struct st_error *err);

@@ -1,0 +1,171 @@
+/* Installing a resynced copy of a shard (kv_shard_install, store/kv_repl.c): the copy serves
+ * the checkpoint's contents at the given position, and the replaced copy leaves the install
+ * path (renamed to DATA_DIR/shard-NNN.trash.ID and deleted in the background): after the
+ * install nothing of it remains under its old name, installs in a row each get their own
+ * trash name, kv_close finishes the queued deletions, and trash left by a crashed process is
+ * deleted by the next kv_open (other entries of the data directory are left alone). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/kv.h"
+#include "tests/unit/test_util.h"
+
+static char dir_a[256], dir_b[256];
+
+static int setup(void **state)
+{
+	snprintf(dir_a, sizeof(dir_a), "/tmp/strata-test-install-a.%d", (int)getpid());
+	snprintf(dir_b, sizeof(dir_b), "/tmp/strata-test-install-b.%d", (int)getpid());
+	tu_rm_rf(dir_a);
+	tu_rm_rf(dir_b);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tu_rm_rf(dir_a);
+	tu_rm_rf(dir_b);
+	return 0;
+}
+
+static struct kv_db *open_db(const char *dir)
+{
+	struct kv_options o;
+	kv_options_init(&o);
+	o.nshards = 1;
+	struct kv_db *db;
+	struct st_error err;
+	if (kv_open(dir, &o, &db, &err))
+		fail_msg("open %s: %s", dir, err.msg);
+	struct kv_feature_def f[] = {{"i", KV_I64, 0, 0, 0}};
+	struct kv_table t = {.name = "t", .nfeatures = 1, .features = f};
+	if (kv_table_create(db, &t, &err) && err.code != ST_EEXIST)
+		fail_msg("create: %s", err.msg);
+	return db;
+}
+
+static void put(struct kv_db *db, const char *ent, int64_t v)
+{
+	struct kv_cell c = {ent, strlen(ent), "i", 1000, {.type = KV_I64, .i64 = v}};
+	struct st_error err;
+	if (kv_put(db, "t", &c, 1, &err))
+		fail_msg("put: %s", err.msg);
+}
+
+/* The latest value of `ent`, -1 when there is none. */
+static int64_t get(struct kv_db *db, const char *ent)
+{
+	const char *feat = "i";
+	struct kv_result r;
+	struct st_error err;
+	if (kv_get(db, "t", ent, strlen(ent), &feat, 1, &kv_read_latest, &r, &err))
+		fail_msg("get: %s", err.msg);
+	int64_t v = r.found ? r.value.i64 : -1;
+	kv_result_release(&r, 1);
+	return v;
+}
+
+/* Entries of dir whose name contains `part`. */
+static int count_entries(const char *dir, const char *part)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	for (struct dirent *e; (e = readdir(d));)
+		n += strstr(e->d_name, part) != NULL;
+	closedir(d);
+	return n;
+}
+
+/* A checkpoint of a's shard 0, installed as b's shard 0 at position (id, next). */
+static void resync(struct kv_db *a, struct kv_db *b, const char *id)
+{
+	char stage[512];
+	uint64_t next;
+	struct st_error err;
+	kv_shard_stage_dir(b, 0, stage, sizeof(stage));
+	if (kv_shard_checkpoint(a, 0, stage, &next, &err))
+		fail_msg("checkpoint: %s", err.msg);
+	struct kv_repl_pos pos = {{0}, next};
+	snprintf(pos.replid, sizeof(pos.replid), "%s", id);
+	if (kv_shard_install(b, 0, stage, &pos, &err))
+		fail_msg("install: %s", err.msg);
+	struct kv_repl_pos got;
+	assert_int_equal(kv_shard_repl_pos(b, 0, &got, &err), 0);
+	assert_string_equal(got.replid, id);
+	assert_int_equal(got.next_seq, next);
+	/* the old copy is renamed before kv_shard_install returns: never under its old name */
+	assert_int_equal(count_entries(dir_b, ".old"), 0);
+	assert_int_equal(count_entries(dir_b, ".resync"), 0);
+}
+
+static void test_install_and_trash(void **state)
+{
+	struct kv_db *a = open_db(dir_a), *b = open_db(dir_b);
+	put(a, "x", 1);
+	put(b, "x", 99);
+	put(b, "only-b", 5);
+	resync(a, b, "copy-one");
+	assert_int_equal(get(b, "x"), 1);
+	assert_int_equal(get(b, "only-b"), -1);
+	/* installs in a row: each replaced copy gets its own trash name, none collides with a
+	 * deletion still running */
+	for (int i = 2; i <= 5; i++) {
+		put(a, "x", i);
+		char id[32];
+		snprintf(id, sizeof(id), "copy-%d", i);
+		resync(a, b, id);
+		assert_int_equal(get(b, "x"), i);
+	}
+	put(b, "after", 7); /* the installed copy takes writes */
+	kv_close(b);
+	/* kv_close finished every queued deletion */
+	assert_int_equal(count_entries(dir_b, ".trash."), 0);
+	b = open_db(dir_b);
+	assert_int_equal(get(b, "x"), 5);
+	assert_int_equal(get(b, "after"), 7);
+	kv_close(b);
+	kv_close(a);
+}
+
+/* What a crash leaves (a trash directory with files in it) is deleted at the next open. */
+static void test_leftover_trash_at_open(void **state)
+{
+	struct kv_db *b = open_db(dir_b);
+	put(b, "x", 3);
+	kv_close(b);
+	char p[600];
+	snprintf(p, sizeof(p), "%s/shard-000.trash.123-0", dir_b);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/shard-000.trash.123-0/000012.sst", dir_b);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fputs("stale", f);
+	fclose(f);
+	snprintf(p, sizeof(p), "%s/not-trash", dir_b); /* anything else is left alone */
+	assert_int_equal(mkdir(p, 0755), 0);
+	b = open_db(dir_b);
+	assert_int_equal(count_entries(dir_b, ".trash."), 0);
+	assert_int_equal(count_entries(dir_b, "not-trash"), 1);
+	assert_int_equal(get(b, "x"), 3);
+	kv_close(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_install_and_trash, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leftover_trash_at_open, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
