@@ -6,7 +6,7 @@
 #   2. replication lag (write acknowledged on the primary -> visible on a replica) p50/p99
 #      while a background load runs at about half of the async peak (target p99 <= 10 ms);
 #   3. resync throughput (MB/s) of a fresh replica versus a plain `cp -r` of the same
-#      checkpoint files (target >= 0.8x).
+#      checkpoint files (target >= 0.8x), for each data set of BENCH_RESYNC_SIZES.
 # Sizes: BENCH_SECONDS (default 10), BENCH_ENTITIES (default 400000); BENCH_QUICK=1 shrinks.
 # BENCH_PARTS (default tp,lag,resync) runs some of the three parts only; BENCH_KEEPLOG=FILE
 # keeps the log of replica b (the resync timings of each install) at exit.
@@ -121,15 +121,19 @@ wait $BG
 BGRATE=$(sed -n 's/.*: \([0-9]*\) ops\/s.*/\1/p' "$T/bg.out")
 fi
 
-# 3. resync throughput vs cp -r of the same files
-RS=0 CP=0 BYTES=0 RN=0 CPN=0 RSALL=- ROUNDS=${BENCH_RESYNC_ROUNDS:-3}
-if part resync; then
+# 3. resync throughput vs cp -r of the same files, for each data set of BENCH_RESYNC_SIZES
+# (ENTITIES:VALUE-SIZE[:random] x 10 features; default "$ENTITIES:32 40000:1000:random":
+# ~43 MB of compressible values, where the per-shard fixed costs weigh, and ~410 MB of
+# random ones, which is mostly bulk transfer)
+ROUNDS=${BENCH_RESYNC_ROUNDS:-3} RSALL=
+: > "$T/resync.sizes"
+resync_size() { # ENTITIES:VALUE-SIZE[:random]: appends "BYTES RS CP RN CPN" to resync.sizes
+local spec=(${1//:/ })
 stop_all; rm -rf "$T"/d-*
+: > "$T/b.log"
 start a "$T/d-a" --cluster "$T/cluster.ini" --node a
-"$BIN/strata-bench" --addr "${ADDR[a]}" --load --entities "$ENTITIES" --features 10 --value-size 32 \
-  --table big >/dev/null
-mv "$T/b.log" "$T/b-earlier.log" 2>/dev/null || true
-t0=$(date +%s%N)
+"$BIN/strata-bench" --addr "${ADDR[a]}" --load --entities "${spec[0]}" --features 10 \
+  --value-size "${spec[1]}" ${spec[2]:+--value-random} --table big >/dev/null
 start b "$T/d-b" --cluster "$T/cluster.ini" --node b
 for _ in $(seq 12000); do [ "$(grep -c 'resync installed' "$T/b.log")" -ge 4 ] && break; sleep 0.01; done
 [ "$(grep -c 'resync installed' "$T/b.log")" -ge 4 ] || { echo "bench-repl: resync did not finish"; tail "$T/b.log"; exit 1; }
@@ -138,7 +142,8 @@ for _ in $(seq 12000); do [ "$(grep -c 'resync installed' "$T/b.log")" -ge 4 ] &
 # not four operator command start-ups one after the other), each followed by a `cp -r` +
 # `sync` of the installed copy: the ratio of each pair, and the median pair of ROUNDS, so
 # that the load of the moment (other builds on these cores) weighs on both sides alike
-SH=("$T"/d-b/shard-000 "$T"/d-b/shard-001 "$T"/d-b/shard-002 "$T"/d-b/shard-003)
+local SH=("$T"/d-b/shard-000 "$T"/d-b/shard-001 "$T"/d-b/shard-002 "$T"/d-b/shard-003)
+local round want t0 t1 t2 t3 TN BYTES RQ
 : > "$T/resync.rounds"
 for round in $(seq "$ROUNDS"); do
   sleep 1
@@ -147,11 +152,12 @@ for round in $(seq "$ROUNDS"); do
   RQ=()
   for s in 0 1 2 3; do "$BIN/strata-admin" cluster resync --cluster "$T/cluster.ini" b $s >/dev/null & RQ+=($!); done
   wait "${RQ[@]}"
-  for _ in $(seq 24000); do [ "$(grep -c 'resync installed' "$T/b.log")" -ge $want ] && break; sleep 0.005; done
+  for _ in $(seq 60000); do [ "$(grep -c 'resync installed' "$T/b.log")" -ge $want ] && break; sleep 0.005; done
   t1=$(date +%s%N)
   [ "$(grep -c 'resync installed' "$T/b.log")" -ge $want ] || { echo "bench-repl: resync did not finish"; tail "$T/b.log"; exit 1; }
   BYTES=$(du -sb "${SH[@]}" | awk '{s += $1} END {print s}')
   rm -rf "$T/copy"; sync; t2=$(date +%s%N); mkdir "$T/copy"; cp -r "${SH[@]}" "$T/copy/"; sync; t3=$(date +%s%N)
+  rm -rf "$T/copy"
   # the node's own time: from the first request's arrival to the last install (log times)
   TN=$(grep -E 'resync requested by an operator|resync installed' "$T/b.log" | tail -8 |
     /usr/bin/python3 -c '
@@ -164,7 +170,7 @@ print(int((max(ins) - min(req)) * 1e9))')
 done
 # the median round by ratio: MB/s of the resync (end to end, and the node's own time) and of
 # the copy
-read -r RS CP BYTES RN CPN <<< "$(/usr/bin/python3 - "$T/resync.rounds" <<'PY'
+/usr/bin/python3 - "$T/resync.rounds" >> "$T/resync.sizes" <<'PY'
 import sys
 r = [tuple(map(int, l.split())) for l in open(sys.argv[1])]
 def median(k):
@@ -173,20 +179,24 @@ def median(k):
 b, tr, tc, tn = median(lambda x: x[2] / x[1])
 mb = lambda b, t: b / 1e6 / (t / 1e9)
 bn, _, tcn, tnn = median(lambda x: x[2] / x[3])
-print("%.1f %.1f %d %.1f %.1f" % (mb(b, tr), mb(b, tc), b, mb(bn, tnn), mb(bn, tcn)))
+print("%d %.1f %.1f %.1f %.1f" % (b, mb(b, tr), mb(b, tc), mb(bn, tnn), mb(bn, tcn)))
 PY
-)"
-RSALL=$(/usr/bin/python3 -c "
+RSALL="$RSALL $(/usr/bin/python3 -c "
+b = 0
 for l in open('$T/resync.rounds'):
-    b, tr, tc, tn = map(int, l.split()); print('%.2f/%.2f' % (tc / tr, tc / tn), end=' ')")
+    b, tr, tc, tn = map(int, l.split()); print('%.2f/%.2f' % (tc / tr, tc / tn), end=' ')
+print('(%.0f MB);' % (b / 1e6), end='')")"
 grep 'resync installed' "$T/b.log" | tail -4 | sed 's/.*(\(.*\))$/  resync breakdown: \1/'
+}
+if part resync; then
+  for spec in ${BENCH_RESYNC_SIZES:-$ENTITIES:32 40000:1000:random}; do resync_size "$spec"; done
 fi
 
 read -r P50 P99 N <<< "$LAG"
-/usr/bin/python3 - "$R0" "$R1" "$R2" "$P50" "$P99" "$N" "$BGRATE" "$RS" "$CP" "$BYTES" "$L0" "$L2" "$ROUNDS" "$RN" "$CPN" "$PARTS" <<'PY'
+/usr/bin/python3 - "$R0" "$R1" "$R2" "$P50" "$P99" "$N" "$BGRATE" "$L0" "$L2" "$ROUNDS" "$PARTS" "$T/resync.sizes" <<'PY'
 import sys
-r0, r1, r2, p50, p99, n, bg, rs, cp, b, l0, l2 = map(float, sys.argv[1:13])
-rounds, rn, cpn, parts = sys.argv[13], float(sys.argv[14]), float(sys.argv[15]), sys.argv[16]
+r0, r1, r2, p50, p99, n, bg, l0, l2 = map(float, sys.argv[1:10])
+rounds, parts = sys.argv[10], sys.argv[11]
 print("| measurement | value | peer (same run) | ratio | target |")
 print("|---|---|---|---|---|")
 if ",tp," in parts:
@@ -197,10 +207,12 @@ if ",tp," in parts:
 if ",lag," in parts:
     print("| replication lag p50 / p99 (ms), %d probes, load %.0f ops/s (%s of async peak) | %.2f / %.2f | - | - | p99 <= 10 ms |" % (n, bg, "%.0f%%" % (100 * bg / r1) if r1 else "?", p50, p99))
 if ",resync," in parts:
+  for l in open(sys.argv[12]):
+    b, rs, cp, rn, cpn = map(float, l.split())
     print("| resync MB/s (%.0f MB checkpoint, median of %s rounds), end to end (4 strata-admin requests to the last install seen) | %.1f | cp -r + sync %.1f | %.2fx | >= 0.8x |" % (b / 1e6, rounds, rs, cp, rs / cp))
-    print("| resync MB/s, the node's own time (first request received to last install, log times; median round) | %.1f | cp -r + sync %.1f | %.2fx | >= 0.8x |" % (rn, cpn, rn / cpn))
+    print("| resync MB/s (%.0f MB), the node's own time (first request received to last install, log times; median round) | %.1f | cp -r + sync %.1f | %.2fx | >= 0.8x |" % (b / 1e6, rn, cpn, rn / cpn))
 PY
 echo "throughput rounds, unreplicated/async/semi-sync ops/s (async and semi-sync ratios): $TPALL"
 echo "CPU µs per write of each stratad (a = primary) in each throughput round: $CPUALL"
-echo "resync/cp ratio of each round (end to end / node's own time): $RSALL"
+echo "resync/cp ratio of each round (end to end / node's own time):$RSALL"
 echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"

@@ -36,7 +36,7 @@ static struct {
 	enum op op;
 	char table[64];
 	long entities;
-	int features, mget_k, value_size;
+	int features, mget_k, value_size, value_random;
 	int zipf;
 	int seq; /* keys 0, 1, 2, ... across all connections (a warm-up sweep) */
 	double zipf_s;
@@ -169,6 +169,10 @@ struct worker {
 static atomic_int phase; /* 0 warmup, 1 measuring, 2 stop */
 static atomic_long total_ops;
 static char value_str[65536];
+/* --value-random: each loaded cell's string value is a slice of this random buffer at an
+ * offset of its own, so that the store's compression does not shrink the data set (the
+ * resync benchmark needs checkpoints of a known size in bytes) */
+static char value_rand[2 * 65536];
 
 static int tcp_connect(void)
 {
@@ -462,6 +466,13 @@ static void *worker_main(void *arg)
 
 /* ---- load: N entities x F features, pipelined ---- */
 
+/* where cell (entity k, feature f) takes its --value-random bytes from */
+static size_t rand_offset(long k, int f)
+{
+	uint64_t h = ((uint64_t)k * 256 + (uint64_t)f) * 0x9e3779b97f4a7c15ull;
+	return (size_t)((h >> 17) % (sizeof(value_rand) - (size_t)cfg.value_size));
+}
+
 static void load_data(void)
 {
 	struct strata_error e = {0};
@@ -504,7 +515,9 @@ static void load_data(void)
 					else
 						cl->value = (struct strata_value){
 							.type = STRATA_STR, .len = (uint32_t)cfg.value_size,
-							.ptr = value_str};
+							.ptr = cfg.value_random
+								       ? value_rand + rand_offset(k, f)
+								       : value_str};
 				}
 			}
 			strata_batch_put(b, cfg.table, cells, n);
@@ -569,14 +582,15 @@ static void usage(void)
 	       "         [--table bench] [--entities N] [--features 10] [--mget-k 10]\n"
 	       "         [--keys uniform|zipf|seq] [--zipf-s 0.99] [--value-size 8]\n"
 	       "         [--duration 10 | --count N] [--warmup 1] [--load] [--json] [--label X]\n"
-	       "         [--put-batch B] [--mix get=80,asof=10,put=10]\n"
+	       "         [--put-batch B] [--mix get=80,asof=10,put=10] [--value-random]\n"
 	       "get: latest value of F features of one entity (Redis: HMGET key f0..fF-1);\n"
 	       "asof: the same as of a random time (Redis has no versions: HMGET); mget: K\n"
 	       "entities x F features in one request (Redis: K pipelined HMGETs); put: one entity's\n"
 	       "F features of --put-batch entities (Redis: as many HSETs); ping: protocol round\n"
 	       "trip only (Redis: PING). --mix draws each request's op by weight. --target resp:\n"
 	       "stratad's RESP port with the Redis commands (keys TABLE:ENTITY), same client.\n"
-	       "--load writes N entities x F features and exits.\n");
+	       "--load writes N entities x F features and exits (--value-random: string values\n"
+	       "of random bytes, which compression does not shrink).\n");
 }
 
 int main(int argc, char **argv)
@@ -589,7 +603,8 @@ int main(int argc, char **argv)
 		{"zipf-s", 1, 0, 'z'}, {"value-size", 1, 0, 'v'}, {"duration", 1, 0, 'd'},
 		{"count", 1, 0, 'N'}, {"warmup", 1, 0, 'w'}, {"load", 0, 0, 'L'},
 		{"json", 0, 0, 'J'}, {"label", 1, 0, 'l'}, {"help", 0, 0, 'h'},
-		{"put-batch", 1, 0, 'B'}, {"mix", 1, 0, 'M'}, {0, 0, 0, 0},
+		{"put-batch", 1, 0, 'B'}, {"mix", 1, 0, 'M'}, {"value-random", 0, 0, 'R'},
+		{0, 0, 0, 0},
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -639,6 +654,7 @@ int main(int argc, char **argv)
 		case 'N': cfg.count = atol(optarg); break;
 		case 'w': cfg.warmup = atof(optarg); break;
 		case 'L': cfg.load = 1; break;
+		case 'R': cfg.value_random = 1; break;
 		case 'J': cfg.json = 1; break;
 		case 'l': snprintf(cfg.label, sizeof(cfg.label), "%s", optarg); break;
 		case 'B': cfg.put_batch = atoi(optarg); break;
@@ -679,6 +695,11 @@ int main(int argc, char **argv)
 	snprintf(cfg.host, sizeof(cfg.host), "%.*s", (int)(colon - cfg.addr), cfg.addr);
 	cfg.port = atoi(colon + 1);
 	memset(value_str, 'v', sizeof(value_str));
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (size_t i = 0; i < sizeof(value_rand); i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		value_rand[i] = (char)(x >> 32);
+	}
 	feature_names = calloc((size_t)cfg.features, sizeof(char *));
 	for (int f = 0; f < cfg.features; f++) {
 		feature_names[f] = malloc(16);
