@@ -176,7 +176,8 @@ struct recv_file {
 };
 
 /* A checkpoint file name: no path, no dot file, none of the store's own markers of a staged
- * copy (STRATA-COMPLETE, STRATA-POS: a primary must not be able to plant them). */
+ * copy (STRATA-COMPLETE, which carries its position, and an earlier version's STRATA-POS:
+ * a primary must not be able to plant them). */
 static int valid_name(const char *s)
 {
 	return s[0] && s[0] != '.' && !strchr(s, '/') && strncmp(s, "STRATA-", 7);
@@ -243,8 +244,11 @@ static int close_file(struct recv_file *rf, const struct repl_frame *f, struct s
 	return rc;
 }
 
-/* Makes every staged file durable before the copy can be marked complete: one fsync per
- * file, after the whole transfer (their writeback was started as each one ended). */
+/* Makes every staged file durable before the copy can be marked complete: one fdatasync
+ * per file, after the whole transfer (their writeback was started as each one ended). A
+ * new file's size is flushed by fdatasync (it is needed to read the data back); the
+ * directory entries are made durable with the marker (kv_shard_install: one fsync of the
+ * stage directory after the marker is synced). */
 static int sync_stage(const char *stage, struct st_error *err)
 {
 	DIR *d = opendir(stage);
@@ -255,8 +259,8 @@ static int sync_stage(const char *stage, struct st_error *err)
 		if (e->d_name[0] == '.')
 			continue;
 		int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || fsync(fd))
-			rc = st_error_set(err, ST_EIO, "resync: fsync %s/%s: %s", stage, e->d_name,
+		if (fd < 0 || fdatasync(fd))
+			rc = st_error_set(err, ST_EIO, "resync: fdatasync %s/%s: %s", stage, e->d_name,
 					  strerror(errno));
 		if (fd >= 0)
 			close(fd);

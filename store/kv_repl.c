@@ -815,20 +815,69 @@ static int swap_dirs(const char *data_dir, const char *live, const char *old, co
 	return 0;
 }
 
-static void shard_paths(const char *dir, int s, char *live, char *old, char *stage, char *done,
-			size_t n)
+static void shard_paths(const char *dir, int s, char *live, char *old, char *stage, size_t n)
 {
 	snprintf(live, n, "%s/shard-%03d", dir, s);
 	snprintf(old, n, "%s/shard-%03d.old", dir, s);
 	snprintf(stage, n, "%s/shard-%03d.resync", dir, s);
-	snprintf(done, n, "%s/shard-%03d.resync/STRATA-COMPLETE", dir, s);
+}
+
+/* The completion marker of a staged copy (STRATA-COMPLETE) holds the position the copy
+ * starts from and its new copy id ("NEXT FOLLOWED-ID OWN-ID\n"), so the stage is never
+ * opened with RocksDB (an install opens the shard once) and one synced file both marks the
+ * copy complete and carries its position. A marker that does not parse is a crash while it
+ * was written: the stage is incomplete. After the swap the marker is in the live copy;
+ * kv_shard_install_finish writes the position into the shard as soon as it is open (at
+ * kv_open too, after a crash in between) and removes the marker; until then nothing reads
+ * the shard (the swap lock, or kv_open not yet returned). Copies staged by earlier versions
+ * had an empty marker and the position in STRATA-POS (synced before the marker existed);
+ * a swapped-in copy of theirs may still hold either file. */
+#define DONE_FILE "STRATA-COMPLETE"
+#define OLD_POS_FILE "STRATA-POS"
+
+struct marker {
+	struct kv_repl_pos pos;
+	char id[KV_REPLID_MAX]; /* the new copy's own id */
+};
+
+/* 1 and *m when the file parses as a position, 0 when it is missing or does not (an
+ * interrupted write, an earlier version's empty marker), < 0 when it cannot be read. */
+static int read_pos_file(const char *path, struct marker *m)
+{
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	memset(m, 0, sizeof(*m));
+	unsigned long long next = 0;
+	int ok = fscanf(f, "%llu %39s %39s", &next, m->pos.replid, m->id) == 3 && next &&
+		 m->id[0];
+	int bad = ferror(f);
+	fclose(f);
+	m->pos.next_seq = next;
+	return bad ? -EIO : ok;
+}
+
+/* Is DIR a complete copy (its marker, or an earlier version's marker + position file)? */
+static int read_marker(const char *dir, struct marker *m)
+{
+	char path[4300];
+	snprintf(path, sizeof(path), "%s/" DONE_FILE, dir);
+	int rc = read_pos_file(path, m);
+	if (rc || !exists(path))
+		return rc;
+	snprintf(path, sizeof(path), "%s/" OLD_POS_FILE, dir);
+	return read_pos_file(path, m);
 }
 
 int kv_shard_swap_recover(const char *dir, int s, struct st_error *err)
 {
-	char live[4200], old[4200], stage[4200], done[4200];
-	shard_paths(dir, s, live, old, stage, done, sizeof(live));
-	if (exists(done)) {
+	char live[4200], old[4200], stage[4200];
+	shard_paths(dir, s, live, old, stage, sizeof(live));
+	struct marker m;
+	int done = read_marker(stage, &m);
+	if (done < 0)
+		return st_error_set(err, ST_EIO, "%s/" DONE_FILE ": %s", stage, strerror(-done));
+	if (done) {
 		int rc = swap_dirs(dir, live, old, stage, err);
 		rm_rf(old);
 		return rc;
@@ -841,78 +890,59 @@ int kv_shard_swap_recover(const char *dir, int s, struct st_error *err)
 	return 0;
 }
 
-/* The position a resynced copy starts from and its new copy id travel as a file in the
- * staged copy (STRATA-POS: "NEXT FOLLOWED-ID OWN-ID\n"), so the stage is never opened with
- * RocksDB: an install opens the shard once. kv_shard_install_finish writes them into the
- * shard as soon as it is open (at kv_open too, after a crash in between), then removes the
- * file; until then nothing reads the shard (the swap lock, or kv_open not yet returned). */
-#define POS_FILE "STRATA-POS"
-
-static int write_pos_file(const char *stage, const struct kv_repl_pos *pos, struct st_error *err)
-{
-	char path[4300], id[KV_REPLID_MAX], buf[32 + 2 * KV_REPLID_MAX];
-	snprintf(path, sizeof(path), "%s/" POS_FILE, stage);
-	kv_new_replid(id);
-	int n = snprintf(buf, sizeof(buf), "%llu %s %s\n", (unsigned long long)pos->next_seq,
-			 pos->replid, id);
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	int rc = fd < 0 || write(fd, buf, (size_t)n) != n || fsync(fd);
-	if (rc)
-		st_error_set(err, ST_EIO, "%s: %m", path);
-	if (fd >= 0)
-		close(fd);
-	return rc ? ST_EIO : 0;
-}
-
 int kv_shard_install_finish(struct kv_db *db, int shard, struct st_error *err)
 {
 	char dir[4200], path[4300];
 	snprintf(dir, sizeof(dir), "%s/shard-%03d", db->dir, shard);
-	snprintf(path, sizeof(path), "%s/" POS_FILE, dir);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return errno == ENOENT ? 0 : st_error_set(err, ST_EIO, "%s: %m", path);
-	struct kv_repl_pos pos = {{0}, 0};
-	char id[KV_REPLID_MAX] = "";
-	unsigned long long next = 0;
-	int ok = fscanf(f, "%llu %39s %39s", &next, pos.replid, id) == 3 && next && id[0];
-	fclose(f);
-	if (!ok)
-		return st_error_set(err, ST_ECORRUPT, "%s: not a resync position", path);
-	pos.next_seq = next;
-	char buf[8 + KV_REPLID_MAX];
-	size_t bl;
-	kv_pos_encode(&pos, buf, &bl);
-	rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-	rocksdb_writebatch_put(wb, kv_pos_key, KV_POS_KEY_LEN, buf, bl);
-	rocksdb_writebatch_put(wb, kv_replid_key, KV_REPLID_KEY_LEN, id, strlen(id));
-	char *rerr = NULL;
-	/* the shard's instance itself: kv_shard_install holds the swap lock for writing */
-	rocksdb_write(db->shards[shard].db, db->wo_sync, wb, &rerr);
-	rocksdb_writebatch_destroy(wb);
-	if (rerr)
-		return kv_rocks_err(err, rerr, "write the position of the resynced copy");
-	/* the removal must be durable: replayed later, the file would move the position back */
-	if (unlink(path) || sync_dir(dir))
-		return st_error_set(err, ST_EIO, "remove %s: %m", path);
+	struct marker m;
+	int found = read_marker(dir, &m);
+	if (found < 0)
+		return st_error_set(err, ST_EIO, "%s/" DONE_FILE ": %s", dir, strerror(-found));
+	if (found) {
+		char buf[8 + KV_REPLID_MAX];
+		size_t bl;
+		kv_pos_encode(&m.pos, buf, &bl);
+		rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+		rocksdb_writebatch_put(wb, kv_pos_key, KV_POS_KEY_LEN, buf, bl);
+		rocksdb_writebatch_put(wb, kv_replid_key, KV_REPLID_KEY_LEN, m.id, strlen(m.id));
+		char *rerr = NULL;
+		/* the shard's instance itself: kv_shard_install holds the swap lock for writing */
+		rocksdb_write(db->shards[shard].db, db->wo_sync, wb, &rerr);
+		rocksdb_writebatch_destroy(wb);
+		if (rerr)
+			return kv_rocks_err(err, rerr, "write the position of the resynced copy");
+	}
+	/* the removal must be durable: replayed later, the marker would move the position
+	 * back (an earlier version's empty marker left in a live copy goes too) */
+	int removed = 0;
+	for (const char *const *f = (const char *const[]){DONE_FILE, OLD_POS_FILE, NULL}; *f; f++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, *f);
+		if (!unlink(path))
+			removed = 1;
+		else if (errno != ENOENT)
+			return st_error_set(err, ST_EIO, "remove %s: %m", path);
+	}
+	if (removed && sync_dir(dir))
+		return st_error_set(err, ST_EIO, "sync %s: %m", dir);
 	return 0;
 }
 
-/* Writes the position file into the staged copy and marks it complete. */
-static int stage_finish(const char *stage, const char *done, const struct kv_repl_pos *pos,
-			struct st_error *err)
+/* Marks the staged copy complete: its marker, with the position, synced, then the stage
+ * directory synced (the files' entries and the marker's). Every file in it was synced
+ * before (the transfer's end), so a marker that survives a crash names a whole copy. */
+static int stage_finish(const char *stage, const struct kv_repl_pos *pos, struct st_error *err)
 {
-	int rc = write_pos_file(stage, pos, err);
-	if (rc)
-		return rc;
-	int fd = open(done, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || fsync(fd)) {
-		if (fd >= 0)
-			close(fd);
-		return st_error_set(err, ST_EIO, "%s: %m", done);
-	}
-	close(fd);
-	sync_dir(stage);
+	char path[4300], id[KV_REPLID_MAX], buf[32 + 2 * KV_REPLID_MAX];
+	snprintf(path, sizeof(path), "%s/" DONE_FILE, stage);
+	kv_new_replid(id);
+	int n = snprintf(buf, sizeof(buf), "%llu %s %s\n", (unsigned long long)pos->next_seq,
+			 pos->replid, id);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int rc = fd < 0 || write(fd, buf, (size_t)n) != n || fdatasync(fd);
+	if (fd >= 0)
+		close(fd);
+	if (rc || sync_dir(stage))
+		return st_error_set(err, ST_EIO, "%s: %m", path);
 	return 0;
 }
 
@@ -922,12 +952,12 @@ int kv_shard_install(struct kv_db *db, int shard, const char *dir, const struct 
 	int rc = check_shard(db, shard, err);
 	if (rc)
 		return rc;
-	char live[4200], old[4200], stage[4200], done[4200];
-	shard_paths(db->dir, shard, live, old, stage, done, sizeof(live));
+	char live[4200], old[4200], stage[4200];
+	shard_paths(db->dir, shard, live, old, stage, sizeof(live));
 	if (strcmp(dir, stage))
 		return st_error_set(err, ST_EINVAL, "a resync of shard %d must be staged in %s",
 				    shard, stage);
-	if ((rc = stage_finish(stage, done, pos, err)))
+	if ((rc = stage_finish(stage, pos, err)))
 		return rc;
 	struct kv_shard *sh = &db->shards[shard];
 	pthread_rwlock_wrlock(&sh->swap);

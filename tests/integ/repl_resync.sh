@@ -89,7 +89,7 @@ verify_all 2
 
 # a crash after the swap, before the copy's position is written into it (fault
 # resync.install.crash): the restarted replica finishes the install when it opens the shard
-# (the staged position file is applied, then removed) and streams on without a resync
+# (the position in the copy's completion marker is applied, then the marker removed) and streams on without a resync
 stop b
 STRATA_FAULTS=resync.install.crash start b
 wait_caught_up b
@@ -97,11 +97,11 @@ wait_caught_up b
 for _ in $(seq 200); do kill -0 "${PID[b]}" 2>/dev/null || break; sleep 0.05; done
 wait "${PID[b]}"; rc=$?; unset "PID[b]"
 [ $rc -eq 86 ] || fail "replica did not crash in the install (exit $rc)"
-[ -e "$T/b/shard-000/STRATA-POS" ] || fail "the crash left no position file in the swapped-in copy"
+grep -q . "$T/b/shard-000/STRATA-COMPLETE" || fail "the crash left no marker with the position in the swapped-in copy"
 n2=$(grep -c "resync of" "$T/b.log")
 start b
 wait_caught_up b
-[ -e "$T/b/shard-000/STRATA-POS" ] && fail "the position file was not removed at open"
+[ -e "$T/b/shard-000/STRATA-COMPLETE" ] && fail "the marker was not removed at open"
 [ "$(grep -c "resync of" "$T/b.log")" = "$n2" ] || fail "the replica resynced again after the install was finished at open"
 $S --addr "${ADDR[a]}" put t e5 x=5 >/dev/null || fail "put 5"
 wait_caught_up b

@@ -3,7 +3,11 @@
  * path (renamed to DATA_DIR/shard-NNN.trash.ID and deleted in the background): after the
  * install nothing of it remains under its old name, installs in a row each get their own
  * trash name, kv_close finishes the queued deletions, and trash left by a crashed process is
- * deleted by the next kv_open (other entries of the data directory are left alone). */
+ * deleted by the next kv_open (other entries of the data directory are left alone). The
+ * completion marker carries the copy's position: a staged copy whose marker is whole is
+ * swapped in by the next kv_open with that position, one whose marker does not parse (a
+ * crash while it was written) is deleted and the old copy serves; an earlier version's empty
+ * marker left in a live copy is removed at open. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -161,11 +165,119 @@ static void test_leftover_trash_at_open(void **state)
 	kv_close(b);
 }
 
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+}
+
+/* A's shard 0 checkpointed into b's stage directory (b closed), with `marker` written as its
+ * completion marker (NULL: none); returns the checkpoint's next sequence. */
+static uint64_t stage_copy(struct kv_db *a, const char *marker_fmt)
+{
+	char stage[512], p[600];
+	uint64_t next;
+	struct st_error err;
+	snprintf(stage, sizeof(stage), "%s/shard-000.resync", dir_b);
+	if (kv_shard_checkpoint(a, 0, stage, &next, &err))
+		fail_msg("checkpoint: %s", err.msg);
+	if (marker_fmt) {
+		char text[200];
+		snprintf(text, sizeof(text), marker_fmt, (unsigned long long)next);
+		snprintf(p, sizeof(p), "%s/STRATA-COMPLETE", stage);
+		write_file(p, text);
+	}
+	return next;
+}
+
+/* A crash after the marker was synced, before the swap: kv_open swaps the copy in and
+ * applies the marker's position; the marker is gone afterwards. */
+static void test_complete_stage_at_open(void **state)
+{
+	struct kv_db *a = open_db(dir_a), *b = open_db(dir_b);
+	put(a, "x", 11);
+	put(b, "x", 22);
+	kv_close(b);
+	uint64_t next = stage_copy(a, "%llu followed-id own-id\n");
+	b = open_db(dir_b);
+	assert_int_equal(get(b, "x"), 11);
+	struct kv_repl_pos got;
+	struct st_error err;
+	assert_int_equal(kv_shard_repl_pos(b, 0, &got, &err), 0);
+	assert_string_equal(got.replid, "followed-id");
+	assert_int_equal(got.next_seq, next);
+	char id[64];
+	assert_int_equal(kv_shard_replid(b, 0, id, &err), 0);
+	assert_string_equal(id, "own-id");
+	assert_int_equal(count_entries(dir_b, ".resync"), 0);
+	char p[600];
+	snprintf(p, sizeof(p), "%s/shard-000", dir_b);
+	assert_int_equal(count_entries(p, "STRATA-"), 0);
+	kv_close(b);
+	kv_close(a);
+}
+
+/* A marker that does not parse (empty, cut short) is a crash while it was written: the
+ * stage is deleted at open and the old copy serves. */
+static void test_torn_marker_at_open(void **state)
+{
+	static const char *const torn[] = {"", "%llu", "%llu followed-id", "x y z\n"};
+	struct kv_db *a = open_db(dir_a);
+	put(a, "x", 11);
+	for (size_t i = 0; i < sizeof(torn) / sizeof(torn[0]); i++) {
+		struct kv_db *b = open_db(dir_b);
+		put(b, "x", 22);
+		kv_close(b);
+		stage_copy(a, torn[i]);
+		b = open_db(dir_b);
+		assert_int_equal(get(b, "x"), 22);
+		assert_int_equal(count_entries(dir_b, ".resync"), 0);
+		kv_close(b);
+	}
+	kv_close(a);
+}
+
+/* Earlier versions left an empty marker in every installed copy (the position was in
+ * STRATA-POS): it is removed at open without touching the position; a copy they swapped in
+ * before a crash (empty marker + STRATA-POS) gets its position applied. */
+static void test_earlier_version_markers(void **state)
+{
+	struct kv_db *b = open_db(dir_b);
+	put(b, "x", 3);
+	kv_close(b);
+	char p[600];
+	snprintf(p, sizeof(p), "%s/shard-000/STRATA-COMPLETE", dir_b);
+	write_file(p, "");
+	b = open_db(dir_b);
+	assert_int_equal(get(b, "x"), 3);
+	snprintf(p, sizeof(p), "%s/shard-000", dir_b);
+	assert_int_equal(count_entries(p, "STRATA-"), 0);
+	kv_close(b);
+	snprintf(p, sizeof(p), "%s/shard-000/STRATA-COMPLETE", dir_b);
+	write_file(p, "");
+	snprintf(p, sizeof(p), "%s/shard-000/STRATA-POS", dir_b);
+	write_file(p, "77 old-followed old-own\n");
+	b = open_db(dir_b);
+	struct kv_repl_pos got;
+	struct st_error err;
+	assert_int_equal(kv_shard_repl_pos(b, 0, &got, &err), 0);
+	assert_string_equal(got.replid, "old-followed");
+	assert_int_equal(got.next_seq, 77);
+	snprintf(p, sizeof(p), "%s/shard-000", dir_b);
+	assert_int_equal(count_entries(p, "STRATA-"), 0);
+	kv_close(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_install_and_trash, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leftover_trash_at_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_complete_stage_at_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_torn_marker_at_open, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_earlier_version_markers, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
