@@ -1,0 +1,155 @@
+/* Batches applied on a replica (kv_shard_apply_at, store/kv_repl.c) and its row cache: an
+ * applied batch invalidates the cached rows of the entities it writes, and only those (the
+ * issue: "applied batches invalidate the entities they touch, not the whole cache"). The
+ * batches are the primary's own, read with kv_shard_updates_since as the stream does. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <unistd.h>
+
+#include "store/kv.h"
+#include "tests/unit/test_util.h"
+
+static char dir_a[256], dir_b[256];
+
+static int setup(void **state)
+{
+	snprintf(dir_a, sizeof(dir_a), "/tmp/strata-test-apply-a.%d", (int)getpid());
+	snprintf(dir_b, sizeof(dir_b), "/tmp/strata-test-apply-b.%d", (int)getpid());
+	tu_rm_rf(dir_a);
+	tu_rm_rf(dir_b);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	tu_rm_rf(dir_a);
+	tu_rm_rf(dir_b);
+	return 0;
+}
+
+static struct kv_db *open_db(const char *dir)
+{
+	struct kv_options o;
+	kv_options_init(&o);
+	o.nshards = 1;
+	o.row_cache_bytes = 1 << 20;
+	struct kv_db *db;
+	struct st_error err;
+	if (kv_open(dir, &o, &db, &err))
+		fail_msg("open %s: %s", dir, err.msg);
+	struct kv_feature_def f[] = {{"i", KV_I64, 0, 0, 0}};
+	struct kv_table t = {.name = "t", .nfeatures = 1, .features = f};
+	if (kv_table_create(db, &t, &err) && err.code != ST_EEXIST)
+		fail_msg("create: %s", err.msg);
+	return db;
+}
+
+static void put(struct kv_db *db, const char *ent, int64_t v)
+{
+	struct kv_cell c = {ent, strlen(ent), "i", 1000 + v, {.type = KV_I64, .i64 = v}};
+	struct st_error err;
+	if (kv_put(db, "t", &c, 1, &err))
+		fail_msg("put: %s", err.msg);
+}
+
+static int64_t get(struct kv_db *db, const char *ent)
+{
+	const char *feat = "i";
+	struct kv_result r;
+	struct st_error err;
+	if (kv_get(db, "t", ent, strlen(ent), &feat, 1, &kv_read_latest, &r, &err))
+		fail_msg("get: %s", err.msg);
+	int64_t v = r.found ? r.value.i64 : -1;
+	kv_result_release(&r, 1);
+	return v;
+}
+
+struct ship {
+	struct kv_db *to;
+	struct kv_repl_pos pos;
+};
+
+static int apply_one(void *arg, uint64_t seq, const void *data, size_t len)
+{
+	struct ship *s = arg;
+	uint64_t first;
+	uint32_t count;
+	assert_int_equal(kv_batch_header(data, len, &first, &count), 0);
+	assert_int_equal(first, s->pos.next_seq);
+	s->pos.next_seq = first + count;
+	struct st_error err;
+	int rc = kv_shard_apply_at(s->to, 0, data, len, &s->pos, &err);
+	if (rc < 0)
+		fail_msg("apply: %s", err.msg);
+	return 0;
+}
+
+/* Everything a has written since the last call, applied to b. */
+static void ship(struct kv_db *a, struct ship *s)
+{
+	struct st_error err;
+	if (kv_shard_updates_since(a, 0, s->pos.next_seq, apply_one, s, &err))
+		fail_msg("updates since %llu: %s", (unsigned long long)s->pos.next_seq, err.msg);
+}
+
+static uint64_t hits(struct kv_db *db)
+{
+	uint64_t h, m, b;
+	kv_row_cache_stats(db, &h, &m, &b);
+	return h;
+}
+
+static void test_apply_invalidates_touched_entities(void **state)
+{
+	struct kv_db *a = open_db(dir_a), *b = open_db(dir_b);
+	struct ship s = {b, {{0}, 1}};
+	snprintf(s.pos.replid, sizeof(s.pos.replid), "primary-a");
+	char ent[16];
+	for (int i = 0; i < 20; i++) {
+		snprintf(ent, sizeof(ent), "e%d", i);
+		put(a, ent, i);
+	}
+	ship(a, &s);
+	for (int i = 0; i < 20; i++) { /* every row read once: now cached on the replica */
+		snprintf(ent, sizeof(ent), "e%d", i);
+		assert_int_equal(get(b, ent), i);
+	}
+	uint64_t h0 = hits(b);
+	for (int i = 0; i < 20; i++) {
+		snprintf(ent, sizeof(ent), "e%d", i);
+		assert_int_equal(get(b, ent), i);
+	}
+	assert_int_equal(hits(b) - h0, 20);
+	/* the primary rewrites e3 and e7: after the apply the replica answers their new values
+	 * (a stale cached row would answer 3 and 7), and the 18 others are still cached */
+	put(a, "e3", 103);
+	put(a, "e7", 107);
+	ship(a, &s);
+	h0 = hits(b);
+	assert_int_equal(get(b, "e3"), 103);
+	assert_int_equal(get(b, "e7"), 107);
+	for (int i = 0; i < 20; i++) {
+		snprintf(ent, sizeof(ent), "e%d", i);
+		if (i != 3 && i != 7)
+			assert_int_equal(get(b, ent), i);
+	}
+	assert_int_equal(hits(b) - h0, 18);
+	kv_close(b);
+	kv_close(a);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_apply_invalidates_touched_entities, setup,
+						teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
