@@ -194,7 +194,8 @@ static int open_file(const char *stage, const struct repl_frame *f, struct recv_
 		return st_error_set(err, ST_EPROTO, "resync: bad file header");
 	char path[4700];
 	snprintf(path, sizeof(path), "%s/%s", stage, rf->name);
-	rf->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	/* read too: the frames' checksums are taken on the written pages */
+	rf->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (rf->fd < 0)
 		return st_error_set(err, errno == EEXIST ? ST_EPROTO : ST_EIO, "resync: %s: %s",
 				    path, strerror(errno));
@@ -202,18 +203,23 @@ static int open_file(const char *stage, const struct repl_frame *f, struct recv_
 	return 0;
 }
 
+/* A DATA frame (peeked: `len` payload bytes) into the open file: straight from the socket
+ * to the file (repl_reader_to_file), its frame checksum and the file's running hash taken
+ * on the written pages. */
 static int write_data(struct repl *r, struct repl_shard *sh, struct recv_file *rf,
-		      const struct repl_frame *f, struct st_error *err)
+		      struct repl_reader *rd, const int pipefd[2], uint32_t len,
+		      struct st_error *err)
 {
-	if (rf->fd < 0 || rf->got + f->len > rf->size)
+	if (rf->fd < 0 || rf->got + len > rf->size)
 		return st_error_set(err, ST_EPROTO, "resync: data beyond the announced file size");
-	if (write(rf->fd, f->payload, f->len) != (ssize_t)f->len)
-		return st_error_set(err, ST_EIO, "resync: write %s: %s", rf->name, strerror(errno));
-	XXH3_64bits_update(rf->h, f->payload, f->len);
-	rf->got += f->len;
-	atomic_fetch_add(&r->m.resync_bytes_recv, f->len);
+	uint32_t n;
+	int rc = repl_reader_to_file(rd, pipefd, rf->fd, rf->got, rf->h, &n, err);
+	if (rc)
+		return rc;
+	rf->got += n;
+	atomic_fetch_add(&r->m.resync_bytes_recv, n);
 	pthread_mutex_lock(&r->mu);
-	sh->resync_done += f->len;
+	sh->resync_done += n;
 	pthread_mutex_unlock(&r->mu);
 	if (ST_FAULT("repl.resync.crash")) {
 		/* a crash in the middle of a resync (tests: the live copy must survive it) */
@@ -308,14 +314,31 @@ int repl_resync_recv(struct repl *r, struct repl_shard *sh, struct repl_reader *
 	struct recv_file rf = {.fd = -1, .h = XXH3_createState()};
 	uint32_t done_files = 0;
 	uint64_t bytes = 0;
-	int rc = 0, finished = 0;
+	int rc = 0, finished = 0, pipefd[2];
+	if (!rf.h)
+		rc = st_error_set(err, ST_ENOMEM, "out of memory");
+	else if (pipe2(pipefd, O_CLOEXEC))
+		rc = st_error_set(err, ST_EIO, "resync: pipe: %s", strerror(errno));
+	else
+		fcntl(pipefd[1], F_SETPIPE_SZ, (int)CHUNK); /* fewer splices; the default is fine too */
+	int have_pipe = !rc;
 	/* where the time goes (logged with the install): receiving, writing, syncing, installing */
 	int64_t t_start = repl_now_us(), t_recv = 0, t_write = 0;
 	while (!rc && !finished) {
 		struct repl_frame g;
+		uint8_t type;
+		uint32_t len;
 		int64_t t = repl_now_us();
-		/* in place: the file data is written from the reader's buffer, no copy */
-		rc = repl_reader_view(rd, REPL_FRAME_MAX, &g, err);
+		rc = repl_reader_peek(rd, REPL_FRAME_MAX, &type, &len, err);
+		if (!rc && type == REPL_DATA) {
+			/* file data: from the socket to the file, no copy through user space */
+			rc = write_data(r, sh, &rf, rd, pipefd, len, err);
+			bytes += len;
+			t_write += repl_now_us() - t;
+			continue;
+		}
+		if (!rc)
+			rc = repl_reader_view(rd, REPL_FRAME_MAX, &g, err);
 		t_recv += repl_now_us() - t;
 		if (rc)
 			break;
@@ -325,10 +348,6 @@ int repl_resync_recv(struct repl *r, struct repl_shard *sh, struct repl_reader *
 			rc = rf.fd >= 0 || done_files == nfiles
 				     ? st_error_set(err, ST_EPROTO, "resync: unexpected file")
 				     : open_file(stage, &g, &rf, err);
-			break;
-		case REPL_DATA:
-			rc = write_data(r, sh, &rf, &g, err);
-			bytes += g.len;
 			break;
 		case REPL_FILE_END:
 			if (!(rc = close_file(&rf, &g, err)))
@@ -356,6 +375,10 @@ int repl_resync_recv(struct repl *r, struct repl_shard *sh, struct repl_reader *
 	}
 	if (rf.fd >= 0)
 		close(rf.fd);
+	if (have_pipe) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+	}
 	XXH3_freeState(rf.h);
 	int64_t t_synced = 0, t_received = repl_now_us();
 	if (!rc)

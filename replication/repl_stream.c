@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -293,7 +294,9 @@ int repl_reader_ready(const struct repl_reader *rd, uint8_t *type)
 }
 
 /* Reads until a whole frame is buffered at rd->off (its header checked); 0 or an error. */
-static int reader_fill(struct repl_reader *rd, uint32_t max, struct st_error *err)
+/* Reads until the next frame is buffered whole (header_only: its header), checked. */
+static int reader_fill_to(struct repl_reader *rd, uint32_t max, int header_only,
+			  struct st_error *err)
 {
 	for (;;) {
 		size_t n = rd->len - rd->off;
@@ -304,7 +307,7 @@ static int reader_fill(struct repl_reader *rd, uint32_t max, struct st_error *er
 			int rc = check_header(h, max, err);
 			if (rc)
 				return rc;
-			if (n >= REPL_HDR + (size_t)get_u32(h + 8) + REPL_TRAILER)
+			if (header_only || n >= REPL_HDR + (size_t)get_u32(h + 8) + REPL_TRAILER)
 				return 0;
 		}
 		/* more bytes needed: room for at least the whole frame */
@@ -330,6 +333,130 @@ static int reader_fill(struct repl_reader *rd, uint32_t max, struct st_error *er
 			return (int)r;
 		rd->len += (size_t)r;
 	}
+}
+
+static int reader_fill(struct repl_reader *rd, uint32_t max, struct st_error *err)
+{
+	return reader_fill_to(rd, max, 0, err);
+}
+
+int repl_reader_peek(struct repl_reader *rd, uint32_t max, uint8_t *type, uint32_t *len,
+		     struct st_error *err)
+{
+	int rc = reader_fill_to(rd, max, 1, err);
+	if (!rc) {
+		*type = rd->buf[rd->off + 4];
+		*len = get_u32(rd->buf + rd->off + 8);
+	}
+	return rc;
+}
+
+static int write_full(int fd, const uint8_t *p, size_t n, off_t off, struct st_error *err)
+{
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return st_error_set(err, ST_EIO, "write: %s", w < 0 ? strerror(errno) : "no space");
+		p += w, n -= (size_t)w, off += w;
+	}
+	return 0;
+}
+
+/* `n` bytes from the socket to out at `off` through the pipe: socket -> pipe moves page
+ * references, pipe -> file copies once into the page cache (no user-space copy). */
+static int splice_to_file(int sock, const int pipefd[2], int out, off_t off, size_t n,
+			  struct st_error *err)
+{
+	while (n) {
+		ssize_t in = splice(sock, NULL, pipefd[1], NULL, n, SPLICE_F_MOVE);
+		if (in < 0 && errno == EINTR)
+			continue;
+		if (in == 0)
+			return st_error_set(err, ST_ECLOSED, "replication peer closed the connection");
+		if (in < 0)
+			return io_error(err, "receive");
+		for (ssize_t left = in; left;) {
+			ssize_t w = splice(pipefd[0], NULL, out, &off, (size_t)left, SPLICE_F_MOVE);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				return st_error_set(err, ST_EIO, "write: %s",
+						    w < 0 ? strerror(errno) : "no space");
+			left -= w;
+		}
+		n -= (size_t)in;
+	}
+	return 0;
+}
+
+/* The frame's checksum, and the caller's running hash, over [off, off + len) of out as it
+ * is now in the page cache (read-only mapping from the page below off). */
+static int check_file_part(int out, off_t off, uint8_t type, uint32_t len, uint64_t sum,
+			   XXH3_state_t *h, struct st_error *err)
+{
+	if (!len)
+		return sum == frame_sum(type, 0, "") ? 0
+		       : st_error_set(err, ST_EPROTO, "replication stream: checksum mismatch in a "
+				      "frame of type %u", type);
+	off_t base = off & ~(off_t)(sysconf(_SC_PAGESIZE) - 1);
+	size_t span = (size_t)(off - base) + len;
+	uint8_t *map = mmap(NULL, span, PROT_READ, MAP_SHARED, out, base);
+	if (map == MAP_FAILED)
+		return st_error_set(err, ST_EIO, "mmap: %s", strerror(errno));
+	const uint8_t *p = map + (off - base);
+	int rc = 0;
+	if (sum != frame_sum(type, len, p))
+		rc = st_error_set(err, ST_EPROTO, "replication stream: checksum mismatch in a "
+				  "frame of type %u", type);
+	else if (h)
+		XXH3_64bits_update(h, p, len);
+	munmap(map, span);
+	return rc;
+}
+
+int repl_reader_to_file(struct repl_reader *rd, const int pipefd[2], int out, uint64_t off,
+			XXH3_state_t *h, uint32_t *plen, struct st_error *err)
+{
+	const uint8_t *hd = rd->buf + rd->off;
+	uint8_t type = hd[4];
+	uint32_t len = get_u32(hd + 8);
+	size_t have = rd->len - rd->off - REPL_HDR;
+	size_t from_buf = have < len ? have : len;
+	/* the part of the payload already buffered is written from the buffer */
+	int rc = write_full(out, hd + REPL_HDR, from_buf, (off_t)off, err);
+	rd->off += REPL_HDR + from_buf;
+	if (!rc && from_buf < len) {
+		rd->off = rd->len = 0; /* everything buffered was this frame's */
+		rc = splice_to_file(rd->fd, pipefd, out, (off_t)(off + from_buf), len - from_buf,
+				    err);
+	}
+	/* the trailer (and perhaps what follows it) through the buffer */
+	while (!rc && rd->len - rd->off < REPL_TRAILER) {
+		if (rd->off) {
+			memmove(rd->buf, rd->buf + rd->off, rd->len - rd->off);
+			rd->len -= rd->off;
+			rd->off = 0;
+		}
+		if (rd->cap < REPL_READ_CHUNK) {
+			uint8_t *p = realloc(rd->buf, REPL_READ_CHUNK);
+			if (!p)
+				return st_error_set(err, ST_ENOMEM, "out of memory");
+			rd->buf = p;
+			rd->cap = REPL_READ_CHUNK;
+		}
+		ssize_t r = read_some(rd->fd, rd->buf + rd->len, rd->cap - rd->len, err);
+		if (r < 0)
+			return (int)r;
+		rd->len += (size_t)r;
+	}
+	if (rc)
+		return rc;
+	uint64_t sum = get_u64(rd->buf + rd->off);
+	rd->off += REPL_TRAILER;
+	*plen = len;
+	return check_file_part(out, (off_t)off, type, len, sum, h, err);
 }
 
 int repl_reader_next(struct repl_reader *rd, uint32_t max, struct repl_frame *f,

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <xxhash.h>
+
 #include "common/st_err.h"
 
 #define REPL_MAGIC "SRP1"
@@ -90,6 +92,16 @@ int repl_reader_next(struct repl_reader *rd, uint32_t max, struct repl_frame *f,
  * NUL-terminated) and stays valid until the next call on rd; do not release it. */
 int repl_reader_view(struct repl_reader *rd, uint32_t max, struct repl_frame *f,
 		     struct st_error *err);
+/* The next frame's header (type, payload length), checked, without consuming the frame. */
+int repl_reader_peek(struct repl_reader *rd, uint32_t max, uint8_t *type, uint32_t *len,
+		     struct st_error *err);
+/* Consumes the frame repl_reader_peek saw, writing its payload to `out` at `off`: the part
+ * already buffered with pwrite, the rest spliced from the socket through `pipefd` (no copy
+ * through user space). The frame's checksum is then checked on the written bytes (read back
+ * from the page cache) and they are added to `h` (when not NULL); a mismatch is EPROTO
+ * with the bytes already in the file (the caller discards the file). *len: payload bytes. */
+int repl_reader_to_file(struct repl_reader *rd, const int pipefd[2], int out, uint64_t off,
+			XXH3_state_t *h, uint32_t *len, struct st_error *err);
 /* 1 and its type when a whole frame is buffered (not yet checked), else 0. */
 int repl_reader_ready(const struct repl_reader *rd, uint8_t *type);
 /* Sends an ERROR frame (best effort). */

@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/st_fault.h"
@@ -192,6 +193,129 @@ static void test_reader_writer(void **state)
 		close(sv[0]);
 		close(sv[1]);
 	}
+}
+
+/* repl_reader_to_file (a resync's DATA frames from the socket into the staged file, partly
+ * from the reader's buffer, the rest spliced): random DATA frames up to 700 KB between small
+ * other frames; the file equals the DATA payloads in order and the running hash theirs; a
+ * flipped bit in a DATA payload or trailer is EPROTO at that frame, a stream cut inside a
+ * payload is ECLOSED. */
+static void test_reader_to_file(void **state)
+{
+	(void)state;
+	char path[300];
+	snprintf(path, sizeof(path), "%s-tofile", dir);
+	srand(9191);
+	enum { NF = 10, BIG = 700000 };
+	uint8_t *pay = malloc((size_t)NF * BIG);
+	assert_non_null(pay);
+	for (size_t i = 0; i < (size_t)NF * BIG; i++)
+		pay[i] = (uint8_t)rand();
+	for (int round = 0; round < 12; round++) {
+		uint32_t len[NF];
+		uint8_t type[NF];
+		struct repl_wbuf w = {0};
+		for (int i = 0; i < NF; i++) {
+			type[i] = i % 3 == 2 ? REPL_HEARTBEAT : REPL_DATA;
+			len[i] = (uint32_t)(rand() % (type[i] == REPL_DATA ? BIG : 100));
+			if (i == 1)
+				len[i] = 0; /* an empty DATA frame */
+			repl_w_frame(&w, type[i], pay + (size_t)i * BIG, len[i]);
+		}
+		int damage = round % 3 == 1, cut = round % 3 == 2, bad = -1;
+		size_t end = w.n, off = 0;
+		if (damage || cut) {
+			do
+				bad = 2 + rand() % (NF - 2);
+			while (type[bad] != REPL_DATA || len[bad] < 10);
+			for (int k = 0; k < bad; k++)
+				off += REPL_HDR + len[k] + REPL_TRAILER;
+			size_t at = off + REPL_HDR + (size_t)rand() % (len[bad] + REPL_TRAILER);
+			if (damage)
+				w.p[at] ^= 0x04;
+			else
+				end = off + REPL_HDR + len[bad] / 2;
+		}
+		int sv[2];
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		pid_t child = fork();
+		assert_true(child >= 0);
+		if (!child) {
+			close(sv[1]);
+			for (size_t o = 0; o < end;) {
+				ssize_t k = write(sv[0], w.p + o, end - o);
+				if (k <= 0)
+					_exit(1);
+				o += (size_t)k;
+			}
+			_exit(0);
+		}
+		close(sv[0]);
+		int out = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644), pfd[2];
+		assert_true(out >= 0);
+		assert_int_equal(pipe(pfd), 0);
+		XXH3_state_t *h = XXH3_createState();
+		XXH3_64bits_reset(h);
+		struct repl_reader rd;
+		repl_reader_init(&rd, sv[1]);
+		uint64_t at = 0, want_at = 0;
+		int i = 0, rc = 0;
+		for (; i < NF; i++) {
+			struct st_error e = {0};
+			uint8_t t;
+			uint32_t n;
+			if ((rc = repl_reader_peek(&rd, REPL_FRAME_MAX, &t, &n, &e)))
+				break;
+			assert_int_equal(t, type[i]);
+			assert_int_equal(n, len[i]);
+			if (t == REPL_DATA) {
+				rc = repl_reader_to_file(&rd, pfd, out, at, h, &n, &e);
+				if (rc)
+					break;
+				at += n;
+				want_at += len[i];
+			} else {
+				struct repl_frame f;
+				if ((rc = repl_reader_view(&rd, REPL_FRAME_MAX, &f, &e)))
+					break;
+				assert_memory_equal(f.payload, pay + (size_t)i * BIG, len[i]);
+			}
+		}
+		if (damage)
+			assert_true(rc == ST_EPROTO && i == bad);
+		else if (cut)
+			assert_true(rc == ST_ECLOSED && i == bad);
+		else {
+			assert_true(rc == 0 && i == NF);
+			assert_int_equal(at, want_at);
+			/* the file and the running hash: the DATA payloads, in order */
+			XXH3_state_t *ref = XXH3_createState();
+			XXH3_64bits_reset(ref);
+			uint8_t *got = malloc(at + 1);
+			assert_int_equal(pread(out, got, at, 0), (ssize_t)at);
+			for (int k = 0, pos = 0; k < NF; k++) {
+				if (type[k] != REPL_DATA)
+					continue;
+				assert_memory_equal(got + pos, pay + (size_t)k * BIG, len[k]);
+				XXH3_64bits_update(ref, pay + (size_t)k * BIG, len[k]);
+				pos += (int)len[k];
+			}
+			assert_true(XXH3_64bits_digest(ref) == XXH3_64bits_digest(h));
+			XXH3_freeState(ref);
+			free(got);
+		}
+		int status;
+		close(sv[1]);
+		assert_int_equal(waitpid(child, &status, 0), child);
+		repl_reader_release(&rd);
+		XXH3_freeState(h);
+		close(pfd[0]);
+		close(pfd[1]);
+		close(out);
+		repl_wbuf_release(&w);
+	}
+	unlink(path);
+	free(pay);
 }
 
 /* repl_send_file_frame: a file's bytes framed with sendfile arrive as one frame with a valid
@@ -686,6 +810,7 @@ int main(void)
 		cmocka_unit_test(test_frame_random_bytes),
 		cmocka_unit_test(test_payload_reader_bounds),
 		cmocka_unit_test(test_reader_writer),
+		cmocka_unit_test(test_reader_to_file),
 		cmocka_unit_test(test_send_file_frame),
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_replica_rewind_frames),
