@@ -406,6 +406,10 @@ static int free_port(void)
 	return ntohs(sa.sin_port);
 }
 
+/* Backpressure limits of the next start_node (0: the defaults). */
+static int64_t live_send_timeout_us;
+static uint64_t live_max_lag_seq;
+
 /* Opens a store of nshards in ddir and starts node `node` of a two-node layout (a primary
  * with its stream at a_repl, b a replica): the set-up of the live tests. */
 static void start_node(const char *ddir, int nshards, const char *a_repl, const char *node,
@@ -428,6 +432,9 @@ static void start_node(const char *ddir, int nshards, const char *a_repl, const 
 	struct repl_options ro;
 	repl_options_init(&ro);
 	snprintf(ro.node, sizeof(ro.node), "%s", node);
+	if (live_send_timeout_us)
+		ro.send_timeout_us = live_send_timeout_us;
+	ro.max_lag_seq = live_max_lag_seq;
 	if (repl_start(*db, ddir, &ro, &l, r, &err))
 		fail_msg("%s", err.msg);
 	repl_layout_release(&l);
@@ -802,6 +809,104 @@ static void test_replica_rewind_frames(void **state)
 	rm_rf(rdir);
 }
 
+/* ---- backpressure: a primary with a 100-sequence lag limit, one with a 300 ms send
+ * timeout ---- */
+
+static int lag_limit_setup(void **state)
+{
+	live_max_lag_seq = 100;
+	int rc = live_setup(state);
+	live_max_lag_seq = 0;
+	return rc;
+}
+
+static int send_timeout_setup(void **state)
+{
+	live_send_timeout_us = 300000;
+	int rc = live_setup(state);
+	live_send_timeout_us = 0;
+	return rc;
+}
+
+/* The value of counter `name` in the node's metrics. */
+static unsigned long long metric(struct live *lv, const char *name)
+{
+	char *m = repl_metrics_text(lv->r), *p, pat[128];
+	assert_non_null(m);
+	snprintf(pat, sizeof(pat), "\n%s ", name);
+	p = strstr(m, pat);
+	assert_non_null(p);
+	unsigned long long v = strtoull(p + strlen(pat), NULL, 10);
+	free(m);
+	return v;
+}
+
+/* A new replica that takes its resync and then only reads (never acks): */
+static int joined_replica(struct live *lv)
+{
+	int fd = dial(lv);
+	hello(fd, REPL_PROTO_VERSION, 0, "", 1);
+	struct repl_frame f;
+	assert_int_equal(read_until(fd, REPL_RESYNC_END, &f), REPL_RESYNC_END);
+	repl_frame_release(&f);
+	return fd;
+}
+
+/* ...falls more than --max-replication-lag sequences behind while the primary writes: it is
+ * disconnected (the primary logs the reason), counted, and the writes never waited. */
+static void test_lag_limit_disconnects(void **state)
+{
+	struct live *lv = *state;
+	unsigned long long before = metric(lv, "strata_repl_lag_disconnects_total");
+	int fd = joined_replica(lv);
+	for (int i = 0; i < 400; i++) {
+		char e[16];
+		snprintf(e, sizeof(e), "lag%d", i);
+		put(lv, e, i);
+	}
+	struct repl_frame f;
+	int rc;
+	while ((rc = read_until(fd, REPL_ERROR, &f)) == REPL_ERROR)
+		repl_frame_release(&f);
+	assert_int_equal(rc, -1); /* closed by the primary */
+	close(fd);
+	assert_int_equal(metric(lv, "strata_repl_lag_disconnects_total"), before + 1);
+	still_serves(lv);
+}
+
+/* ...stops reading altogether: the primary's sends time out after 300 ms and it is dropped
+ * (counted), while writes go on at full speed: the socket buffers bound what it holds. */
+static void test_send_timeout_drops_stalled_replica(void **state)
+{
+	struct live *lv = *state;
+	struct st_error err;
+	struct kv_feature_def fd_s[] = {{"s", KV_STR, 0, 0, 0}};
+	struct kv_table t = {.name = "big", .nfeatures = 1, .features = fd_s};
+	assert_int_equal(kv_table_create(lv->db, &t, &err), 0);
+	unsigned long long before = metric(lv, "strata_repl_send_timeouts_total");
+	int fd = joined_replica(lv);
+	int one = 4096;
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &one, sizeof(one));
+	static char val[8192];
+	memset(val, 'v', sizeof(val));
+	/* ~40 MB on shard 0 and 1 in batches of 90 writes: far beyond any socket buffer */
+	for (int i = 0; i < 5000 && metric(lv, "strata_repl_send_timeouts_total") == before;) {
+		struct kv_cell c[90];
+		char e[90][16];
+		for (int k = 0; k < 90; k++, i++) {
+			snprintf(e[k], sizeof(e[k]), "big%d", i);
+			c[k] = (struct kv_cell){e[k], strlen(e[k]), "s", 1000,
+						{.type = KV_STR, .len = sizeof(val), .ptr = val}};
+		}
+		assert_int_equal(kv_put(lv->db, "big", c, 90, &err), 0);
+	}
+	for (int i = 0; i < 100 && metric(lv, "strata_repl_send_timeouts_total") == before; i++)
+		usleep(50000);
+	assert_int_equal(metric(lv, "strata_repl_send_timeouts_total"), before + 1);
+	close(fd);
+	still_serves(lv);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/strata-repl-%d", getpid());
@@ -826,5 +931,10 @@ int main(void)
 	};
 	int failed = cmocka_run_group_tests_name("repl_stream", plain, NULL, NULL);
 	failed += cmocka_run_group_tests_name("repl_live", live, live_setup, live_teardown);
+	const struct CMUnitTest lag[] = {cmocka_unit_test(test_lag_limit_disconnects)};
+	failed += cmocka_run_group_tests_name("repl_lag_limit", lag, lag_limit_setup, live_teardown);
+	const struct CMUnitTest stall[] = {cmocka_unit_test(test_send_timeout_drops_stalled_replica)};
+	failed += cmocka_run_group_tests_name("repl_send_timeout", stall, send_timeout_setup,
+					      live_teardown);
 	return failed;
 }
