@@ -1,7 +1,10 @@
 /* Batches applied on a replica (kv_shard_apply_at, store/kv_repl.c) and its row cache: an
  * applied batch invalidates the cached rows of the entities it writes, and only those (the
- * issue: "applied batches invalidate the entities they touch, not the whole cache"). The
- * batches are the primary's own, read with kv_shard_updates_since as the stream does. */
+ * issue: "applied batches invalidate the entities they touch, not the whole cache"); and the
+ * replica's ingest clock is raised to every ingest time it applies, so that promoted it never
+ * issues an ingest time lower than one it holds (the primary's clock here runs an hour
+ * ahead). The batches are the primary's own, read with kv_shard_updates_since as the stream
+ * does. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +16,7 @@
 
 #include <unistd.h>
 
+#include "common/st_time.h"
 #include "store/kv.h"
 #include "tests/unit/test_util.h"
 
@@ -34,10 +38,18 @@ static int teardown(void **state)
 	return 0;
 }
 
-static struct kv_db *open_db(const char *dir)
+static int64_t hour_ahead(void *arg)
+{
+	(void)arg;
+	return st_now_us() + 3600 * 1000000LL;
+}
+
+static struct kv_db *open_db_clock(const char *dir, int64_t (*clock)(void *))
 {
 	struct kv_options o;
 	kv_options_init(&o);
+	if (clock)
+		o.clock = clock;
 	o.nshards = 1;
 	o.row_cache_bytes = 1 << 20;
 	struct kv_db *db;
@@ -49,6 +61,11 @@ static struct kv_db *open_db(const char *dir)
 	if (kv_table_create(db, &t, &err) && err.code != ST_EEXIST)
 		fail_msg("create: %s", err.msg);
 	return db;
+}
+
+static struct kv_db *open_db(const char *dir)
+{
+	return open_db_clock(dir, NULL);
 }
 
 static void put(struct kv_db *db, const char *ent, int64_t v)
@@ -145,11 +162,29 @@ static void test_apply_invalidates_touched_entities(void **state)
 	kv_close(a);
 }
 
+static void test_apply_raises_ingest_clock(void **state)
+{
+	struct kv_db *a = open_db_clock(dir_a, hour_ahead), *b = open_db(dir_b);
+	struct ship s = {b, {{0}, 1}};
+	snprintf(s.pos.replid, sizeof(s.pos.replid), "primary-a");
+	put(a, "e1", 1);
+	put(a, "e2", 2);
+	int64_t primary_last = kv_ingest_clock(a);
+	assert_true(kv_ingest_clock(b) < primary_last); /* b's own clock is an hour behind */
+	ship(a, &s);
+	assert_true(kv_ingest_clock(b) >= primary_last);
+	put(b, "e3", 3); /* as a promoted replica: its next ingest time is above the primary's */
+	assert_true(kv_ingest_clock(b) > primary_last);
+	kv_close(b);
+	kv_close(a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_apply_invalidates_touched_entities, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_apply_raises_ingest_clock, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
