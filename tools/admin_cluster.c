@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/st_progress.h"
 #include "common/st_time.h"
 #include "replication/repl.h"
 
@@ -15,7 +16,7 @@
 
 struct cl_args {
 	const char *cluster;
-	int json, graceful, shard;
+	int json, graceful, shard, wait;
 	int64_t timeout_us;
 	const char *pos[4];
 	int npos;
@@ -33,6 +34,8 @@ static int cl_parse(int argc, char **argv, struct cl_args *a)
 			a->json = 1;
 		else if (!strcmp(argv[i], "--graceful"))
 			a->graceful = 1;
+		else if (!strcmp(argv[i], "--wait"))
+			a->wait = 1;
 		else if (!strcmp(argv[i], "--shard") && i + 1 < argc)
 			a->shard = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
@@ -268,10 +271,45 @@ static int cmd_promote(const struct repl_layout *l, const struct cl_args *a)
 	return 0;
 }
 
+/* --wait: the resync's progress (bytes received of the checkpoint's) from the node's status
+ * until it has installed one more copy than `before` and tails again, or the timeout. */
+static int resync_wait(const struct repl_node *n, int s, int64_t before, const struct cl_args *a)
+{
+	struct st_progress p;
+	char what[64];
+	snprintf(what, sizeof(what), "resync of shard %d on %s", s, n->name);
+	st_progress_init(&p, stdout, a->json ? ST_PROGRESS_JSON : ST_PROGRESS_AUTO, what);
+	int64_t deadline = st_now_us() + a->timeout_us, done = 0;
+	for (;;) {
+		struct st_error err = {0};
+		json_t *st = status_of(n, &err), *sh = st ? shard_of(st, s) : NULL;
+		const char *state = json_string_value(json_object_get(sh, "state"));
+		json_t *rs = json_object_get(sh, "resync");
+		int64_t total = rs ? jint(rs, "total") : 0;
+		int finished = sh && jint(sh, "resyncs") > before && state &&
+			       !strcmp(state, "tailing");
+		if (rs)
+			done = jint(rs, "done");
+		json_decref(st);
+		if (finished) {
+			st_progress_finish(&p, done, "bytes", "done", NULL);
+			return 0;
+		}
+		if (st_now_us() > deadline) {
+			st_progress_finish(&p, done, "bytes", "failed",
+					   st ? "not installed within the timeout" : err.msg);
+			return 1;
+		}
+		st_progress_update(&p, done, total, "bytes", state, 0);
+		usleep(20000);
+	}
+}
+
 static int cmd_resync(const struct repl_layout *l, const struct cl_args *a)
 {
 	if (a->npos != 2) {
-		fprintf(stderr, "strata-admin: cluster resync NODE SHARD\n");
+		fprintf(stderr, "strata-admin: cluster resync [--wait [--json] [--timeout DUR]] NODE "
+			"SHARD\n");
 		return 2;
 	}
 	int n = repl_layout_find(l, a->pos[0]);
@@ -279,8 +317,19 @@ static int cmd_resync(const struct repl_layout *l, const struct cl_args *a)
 		fprintf(stderr, "strata-admin: no node '%s'\n", a->pos[0]);
 		return 2;
 	}
-	json_t *req = json_pack("{s:s,s:i}", "cmd", "resync", "shard", atoi(a->pos[1]));
+	int s = atoi(a->pos[1]);
 	struct st_error err = {0};
+	int64_t before = 0;
+	if (a->wait) { /* the copies installed so far: the wait ends at the next one */
+		json_t *st = status_of(&l->nodes[n], &err);
+		if (!st) {
+			fprintf(stderr, "strata-admin: %s\n", err.msg);
+			return 1;
+		}
+		before = jint(shard_of(st, s), "resyncs");
+		json_decref(st);
+	}
+	json_t *req = json_pack("{s:s,s:i}", "cmd", "resync", "shard", s);
 	json_t *o = node_call(&l->nodes[n], req, &err);
 	json_decref(req);
 	if (!o) {
@@ -288,6 +337,8 @@ static int cmd_resync(const struct repl_layout *l, const struct cl_args *a)
 		return 1;
 	}
 	json_decref(o);
+	if (a->wait)
+		return resync_wait(&l->nodes[n], s, before, a);
 	printf("%s: resync of shard %s requested\n", a->pos[0], a->pos[1]);
 	return 0;
 }

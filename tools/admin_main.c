@@ -46,7 +46,7 @@ static const struct admin_cmd cmds[] = {
 	{ "cluster", admin_cluster,
 	  "  strata-admin cluster status  --cluster FILE [--json]   (roles, sequences, lag, resyncs)\n"
 	  "  strata-admin cluster promote --cluster FILE [--graceful] [--timeout DUR] [--json] NODE SHARD\n"
-	  "  strata-admin cluster resync  --cluster FILE NODE SHARD\n"
+	  "  strata-admin cluster resync  --cluster FILE [--wait [--json] [--timeout DUR]] NODE SHARD\n"
 	  "  strata-admin cluster verify  --cluster FILE --shard S [--json]  (primary vs replicas)\n"
 	  "  (FILE may be etcd://HOST:PORT/PREFIX; the layout edits below need it)\n"
 	  "  strata-admin cluster init        --cluster etcd://... LAYOUT.ini\n"

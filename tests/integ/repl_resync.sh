@@ -72,9 +72,12 @@ stop a
 STRATA_FAULTS=repl.sendfile.short@1,repl.sendfile.short@2,repl.sendfile.short@5 start a --wal-ttl 1s
 wait_caught_up b
 n1=$(grep -c "resync installed" "$T/b.log")
-"$ADM" cluster resync --cluster "$T/cluster.ini" b 1 >/dev/null || fail "cluster resync"
-for _ in $(seq 200); do [ "$(grep -c "resync installed" "$T/b.log")" -gt "$n1" ] && break; sleep 0.05; done
-[ "$(grep -c "resync installed" "$T/b.log")" -gt "$n1" ] || fail "requested resync did not run"
+# --wait --json: progress lines, then one that says it finished, once the copy is installed
+"$ADM" cluster resync --cluster "$T/cluster.ini" --wait --json --timeout 20s b 1 > "$T/resync.json" ||
+  fail "cluster resync --wait: $(cat "$T/resync.json")"
+tail -1 "$T/resync.json" | grep -q '"finished":true' || fail "no finished line: $(cat "$T/resync.json")"
+tail -1 "$T/resync.json" | grep -q '"status":"done"' || fail "resync not done: $(cat "$T/resync.json")"
+[ "$(grep -c "resync installed" "$T/b.log")" -gt "$n1" ] || fail "resync --wait returned before the install"
 grep "shard 1: resync installed" "$T/b.log" | tail -1 | grep -q "receiving .* installing" ||
   fail "the resync's log line lacks its time breakdown"
 same=0
