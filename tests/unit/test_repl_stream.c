@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "common/st_fault.h"
+#include "common/st_time.h"
 #include "replication/repl.h"
 #include "replication/repl_stream.h"
 
@@ -809,6 +810,46 @@ static void test_replica_rewind_frames(void **state)
 	rm_rf(rdir);
 }
 
+/* A primary that answers every HELLO by closing: the replica reconnects with a doubling
+ * backoff (50, 100, 200, 400 ms ...) and counts each (strata_repl_reconnects_total). */
+static void test_replica_reconnect_backoff(void **state)
+{
+	(void)state;
+	char rdir[300];
+	snprintf(rdir, sizeof(rdir), "%s-backoff", dir);
+	rm_rf(rdir);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+	socklen_t sl = sizeof(sa);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	getsockname(lfd, (struct sockaddr *)&sa, &sl);
+	char a_repl[32];
+	snprintf(a_repl, sizeof(a_repl), "127.0.0.1:%d", ntohs(sa.sin_port));
+	struct kv_db *db;
+	struct repl *r;
+	start_node(rdir, 1, a_repl, "b", &db, &r);
+	struct hello_msg h;
+	int64_t at[5];
+	for (int i = 0; i < 5; i++) {
+		close(accept_hello(lfd, &h));
+		at[i] = st_now_us();
+	}
+	/* gaps of at least 50, 100, 200, 400 ms (each the backoff plus a connect) */
+	for (int i = 1; i < 5; i++)
+		if (at[i] - at[i - 1] < (50000LL << (i - 1)) * 9 / 10)
+			fail_msg("reconnect %d after %lld us, backoff %lld us", i,
+				 (long long)(at[i] - at[i - 1]), (long long)(50000LL << (i - 1)));
+	char *m = repl_metrics_text(r), *p = strstr(m, "\nstrata_repl_reconnects_total ");
+	assert_non_null(p);
+	assert_true(strtoull(p + strlen("\nstrata_repl_reconnects_total "), NULL, 10) >= 4);
+	free(m);
+	repl_stop(r);
+	kv_close(db);
+	close(lfd);
+	rm_rf(rdir);
+}
+
 /* ---- backpressure: a primary with a 100-sequence lag limit, one with a 300 ms send
  * timeout ---- */
 
@@ -920,6 +961,7 @@ int main(void)
 		cmocka_unit_test(test_layout),
 		cmocka_unit_test(test_replica_rewind_frames),
 		cmocka_unit_test(test_replica_refuses_primary_reads),
+		cmocka_unit_test(test_replica_reconnect_backoff),
 	};
 	/* one live primary for the rest, in order (the last one fences shard 1) */
 	const struct CMUnitTest live[] = {
