@@ -143,8 +143,10 @@ for _ in $(seq 12000); do [ "$(grep -c 'resync installed' "$T/b.log")" -ge 4 ] &
 # `sync` of the installed copy: the ratio of each pair, and the median pair of ROUNDS, so
 # that the load of the moment (other builds on these cores) weighs on both sides alike
 local SH=("$T"/d-b/shard-000 "$T"/d-b/shard-001 "$T"/d-b/shard-002 "$T"/d-b/shard-003)
-local round want t0 t1 t2 t3 TN BYTES RQ
+local round want t0 t1 t2 t3 TN BYTES RQ ca cb cp0 cp1 cpt
 : > "$T/resync.rounds"
+# CPU of each side over all rounds (replica b, primary a, and the cp + sync processes)
+ca=$(ticks "${PID[a]}") cb=$(ticks "${PID[b]}") cpt=0
 for round in $(seq "$ROUNDS"); do
   sleep 1
   want=$((4 + 4 * round))
@@ -156,7 +158,10 @@ for round in $(seq "$ROUNDS"); do
   t1=$(date +%s%N)
   [ "$(grep -c 'resync installed' "$T/b.log")" -ge $want ] || { echo "bench-repl: resync did not finish"; tail "$T/b.log"; exit 1; }
   BYTES=$(du -sb "${SH[@]}" | awk '{s += $1} END {print s}')
-  rm -rf "$T/copy"; sync; t2=$(date +%s%N); mkdir "$T/copy"; cp -r "${SH[@]}" "$T/copy/"; sync; t3=$(date +%s%N)
+  rm -rf "$T/copy"; sync
+  cp0=$(awk '{print $16 + $17}' /proc/$$/stat) # children's CPU: here cp, sync, mkdir, date
+  t2=$(date +%s%N); mkdir "$T/copy"; cp -r "${SH[@]}" "$T/copy/"; sync; t3=$(date +%s%N)
+  cp1=$(awk '{print $16 + $17}' /proc/$$/stat); cpt=$((cpt + cp1 - cp0))
   rm -rf "$T/copy"
   # the node's own time: from the first request's arrival to the last install (log times)
   TN=$(grep -E 'resync requested by an operator|resync installed' "$T/b.log" | tail -8 |
@@ -168,6 +173,11 @@ req = [ts(l) for l in ls if "requested" in l]; ins = [ts(l) for l in ls if "inst
 print(int((max(ins) - min(req)) * 1e9))')
   echo "$BYTES $((t1 - t0)) $((t3 - t2)) $TN" >> "$T/resync.rounds"
 done
+# CPU ms per 100 MB moved: replica / primary / cp -r + sync (over all rounds)
+/usr/bin/python3 -c "
+hz, mb = $(getconf CLK_TCK), $BYTES * $ROUNDS / 1e8
+print('%.0f/%.0f/%.0f' % (($(ticks "${PID[b]}") - $cb) * 1e3 / hz / mb,
+      ($(ticks "${PID[a]}") - $ca) * 1e3 / hz / mb, $cpt * 1e3 / hz / mb))" >> "$T/resync.cpu"
 # the median round by ratio: MB/s of the resync (end to end, and the node's own time) and of
 # the copy
 /usr/bin/python3 - "$T/resync.rounds" >> "$T/resync.sizes" <<'PY'
@@ -185,7 +195,7 @@ RSALL="$RSALL $(/usr/bin/python3 -c "
 b = 0
 for l in open('$T/resync.rounds'):
     b, tr, tc, tn = map(int, l.split()); print('%.2f/%.2f' % (tc / tr, tc / tn), end=' ')
-print('(%.0f MB);' % (b / 1e6), end='')")"
+print('(%.0f MB, CPU ms per 100 MB replica/primary/cp %s);' % (b / 1e6, '$(tail -1 "$T/resync.cpu")'), end='')")"
 grep 'resync installed' "$T/b.log" | tail -4 | sed 's/.*(\(.*\))$/  resync breakdown: \1/'
 }
 if part resync; then

@@ -294,6 +294,32 @@ int repl_reader_ready(const struct repl_reader *rd, uint8_t *type)
 }
 
 /* Reads until a whole frame is buffered at rd->off (its header checked); 0 or an error. */
+/* One read into the buffer, after moving what is unread to its start and making room for at
+ * least `want` bytes in all. */
+static int reader_more(struct repl_reader *rd, size_t want, struct st_error *err)
+{
+	size_t n = rd->len - rd->off;
+	if (rd->off) {
+		memmove(rd->buf, rd->buf + rd->off, n);
+		rd->off = 0;
+		rd->len = n;
+	}
+	if (want < REPL_READ_CHUNK)
+		want = REPL_READ_CHUNK;
+	if (rd->cap < want) {
+		uint8_t *p = realloc(rd->buf, want);
+		if (!p)
+			return st_error_set(err, ST_ENOMEM, "out of memory for a %zu byte frame", want);
+		rd->buf = p;
+		rd->cap = want;
+	}
+	ssize_t r = read_some(rd->fd, rd->buf + rd->len, rd->cap - rd->len, err);
+	if (r < 0)
+		return (int)r;
+	rd->len += (size_t)r;
+	return 0;
+}
+
 /* Reads until the next frame is buffered whole (header_only: its header), checked. */
 static int reader_fill_to(struct repl_reader *rd, uint32_t max, int header_only,
 			  struct st_error *err)
@@ -311,27 +337,11 @@ static int reader_fill_to(struct repl_reader *rd, uint32_t max, int header_only,
 				return 0;
 		}
 		/* more bytes needed: room for at least the whole frame */
-		size_t want = n >= REPL_HDR ? REPL_HDR + (size_t)get_u32(h + 8) + REPL_TRAILER
-					    : REPL_HDR;
-		if (rd->off) {
-			memmove(rd->buf, rd->buf + rd->off, n);
-			rd->off = 0;
-			rd->len = n;
-		}
-		if (want < REPL_READ_CHUNK)
-			want = REPL_READ_CHUNK;
-		if (rd->cap < want) {
-			uint8_t *p = realloc(rd->buf, want);
-			if (!p)
-				return st_error_set(err, ST_ENOMEM, "out of memory for a %zu byte frame",
-						    want);
-			rd->buf = p;
-			rd->cap = want;
-		}
-		ssize_t r = read_some(rd->fd, rd->buf + rd->len, rd->cap - rd->len, err);
-		if (r < 0)
-			return (int)r;
-		rd->len += (size_t)r;
+		int rc = reader_more(rd, n >= REPL_HDR ? REPL_HDR + (size_t)get_u32(h + 8) +
+							 REPL_TRAILER
+						       : REPL_HDR, err);
+		if (rc)
+			return rc;
 	}
 }
 
@@ -433,24 +443,8 @@ int repl_reader_to_file(struct repl_reader *rd, const int pipefd[2], int out, ui
 				    err);
 	}
 	/* the trailer (and perhaps what follows it) through the buffer */
-	while (!rc && rd->len - rd->off < REPL_TRAILER) {
-		if (rd->off) {
-			memmove(rd->buf, rd->buf + rd->off, rd->len - rd->off);
-			rd->len -= rd->off;
-			rd->off = 0;
-		}
-		if (rd->cap < REPL_READ_CHUNK) {
-			uint8_t *p = realloc(rd->buf, REPL_READ_CHUNK);
-			if (!p)
-				return st_error_set(err, ST_ENOMEM, "out of memory");
-			rd->buf = p;
-			rd->cap = REPL_READ_CHUNK;
-		}
-		ssize_t r = read_some(rd->fd, rd->buf + rd->len, rd->cap - rd->len, err);
-		if (r < 0)
-			return (int)r;
-		rd->len += (size_t)r;
-	}
+	while (!rc && rd->len - rd->off < REPL_TRAILER)
+		rc = reader_more(rd, REPL_TRAILER, err);
 	if (rc)
 		return rc;
 	uint64_t sum = get_u64(rd->buf + rd->off);

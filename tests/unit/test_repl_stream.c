@@ -753,19 +753,26 @@ static void test_replica_refuses_primary_reads(void **state)
 	rm_rf(rdir);
 }
 
-static void test_replica_rewind_frames(void **state)
+/* A listening socket on loopback for a fake primary; its address in addr. */
+static int fake_primary(char *addr, size_t n)
 {
-	char rdir[300];
-	snprintf(rdir, sizeof(rdir), "%s-replica", dir);
-	rm_rf(rdir);
 	int lfd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
 	socklen_t sl = sizeof(sa);
 	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_int_equal(listen(lfd, 8), 0);
 	getsockname(lfd, (struct sockaddr *)&sa, &sl);
+	snprintf(addr, n, "127.0.0.1:%d", ntohs(sa.sin_port));
+	return lfd;
+}
+
+static void test_replica_rewind_frames(void **state)
+{
+	char rdir[300];
+	snprintf(rdir, sizeof(rdir), "%s-replica", dir);
+	rm_rf(rdir);
 	char a_repl[32];
-	snprintf(a_repl, sizeof(a_repl), "127.0.0.1:%d", ntohs(sa.sin_port));
+	int lfd = fake_primary(a_repl, sizeof(a_repl));
 	struct st_error err;
 	struct kv_db *db;
 	struct repl *r;
@@ -818,14 +825,8 @@ static void test_replica_reconnect_backoff(void **state)
 	char rdir[300];
 	snprintf(rdir, sizeof(rdir), "%s-backoff", dir);
 	rm_rf(rdir);
-	int lfd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
-	socklen_t sl = sizeof(sa);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(lfd, 8), 0);
-	getsockname(lfd, (struct sockaddr *)&sa, &sl);
 	char a_repl[32];
-	snprintf(a_repl, sizeof(a_repl), "127.0.0.1:%d", ntohs(sa.sin_port));
+	int lfd = fake_primary(a_repl, sizeof(a_repl));
 	struct kv_db *db;
 	struct repl *r;
 	start_node(rdir, 1, a_repl, "b", &db, &r);
