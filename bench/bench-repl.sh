@@ -20,6 +20,7 @@ T=$(mktemp -d /tmp/strata-bench-repl.XXXXXX)
 declare -A PID ADDR
 cleanup() { for p in "${PID[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; [ -n "${BENCH_KEEPLOG:-}" ] && cp "$T/b.log" "$BENCH_KEEPLOG" 2>/dev/null; rm -rf "$T"; }
 trap cleanup EXIT
+trap 'echo "bench-repl: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 for n in a b c; do ADDR[$n]=127.0.0.1:$(free_port); done
 { echo "[cluster]"; echo "shards = 4"
