@@ -283,13 +283,15 @@ static int resync_wait(const struct repl_node *n, int s, int64_t before, const s
 	for (;;) {
 		struct st_error err = {0};
 		json_t *st = status_of(n, &err), *sh = st ? shard_of(st, s) : NULL;
-		const char *state = json_string_value(json_object_get(sh, "state"));
+		char state[32];
+		const char *sv = json_string_value(json_object_get(sh, "state"));
+		snprintf(state, sizeof(state), "%s", sv ? sv : "?");
 		json_t *rs = json_object_get(sh, "resync");
 		int64_t total = rs ? jint(rs, "total") : 0;
-		int finished = sh && jint(sh, "resyncs") > before && state &&
-			       !strcmp(state, "tailing");
+		int finished = sh && jint(sh, "resyncs") > before && !strcmp(state, "tailing");
 		if (rs)
 			done = jint(rs, "done");
+		int reached = st != NULL;
 		json_decref(st);
 		if (finished) {
 			st_progress_finish(&p, done, "bytes", "done", NULL);
@@ -297,7 +299,7 @@ static int resync_wait(const struct repl_node *n, int s, int64_t before, const s
 		}
 		if (st_now_us() > deadline) {
 			st_progress_finish(&p, done, "bytes", "failed",
-					   st ? "not installed within the timeout" : err.msg);
+					   reached ? "not installed within the timeout" : err.msg);
 			return 1;
 		}
 		st_progress_update(&p, done, total, "bytes", state, 0);

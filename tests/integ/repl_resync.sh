@@ -31,8 +31,11 @@ start a --wal-ttl 1s
 sleep 1.5
 $S --addr "${ADDR[a]}" put t e3 x=3 >/dev/null || fail "put 3"
 
-# the replica comes back; its resync is cut short by a crash in the middle
-STRATA_FAULTS=repl.resync.crash@2 start b
+# the replica comes back; its resync is cut short by a crash in the middle (started without
+# waiting for its ready file: the resync begins at once and may crash it before it is ready)
+STRATA_FAULTS=repl.resync.crash@2 "$SD" --data-dir "$T/b" --listen "${ADDR[b]}" --admin off \
+  --cluster "$T/cluster.ini" --node b >>"$T/b.log" 2>&1 &
+PID[b]=$!
 for _ in $(seq 200); do kill -0 "${PID[b]}" 2>/dev/null || break; sleep 0.05; done
 wait "${PID[b]}"; rc=$?; unset "PID[b]"
 [ $rc -eq 86 ] || fail "replica did not crash in the resync (exit $rc)"
