@@ -192,9 +192,13 @@ void repl_join_plan(const char *mine, const struct kv_repl_fork *fork,
 	 * whatever it wrote from the fork point on never reached this primary */
 	if (!strcmp(own->replid, fork->from_replid) && own->next_seq >= fork->from_next)
 		*out = (struct repl_join){REPL_JOIN_REWIND, fork->to_next, fork->from_next};
-	/* a replica of that history standing exactly at the fork point */
-	else if (!strcmp(pos->replid, fork->from_replid) && pos->next_seq == fork->from_next)
+	/* a replica of that history: at or beyond the fork point it joins at once (beyond it,
+	 * it undoes the batches this primary never had); behind it, this primary applied the
+	 * batches it lacks before it forked and sends them first */
+	else if (!strcmp(pos->replid, fork->from_replid) && pos->next_seq >= fork->from_next)
 		*out = (struct repl_join){REPL_JOIN_REWIND, fork->to_next, 0};
+	else if (!strcmp(pos->replid, fork->from_replid) && pos->next_seq)
+		*out = (struct repl_join){REPL_JOIN_CATCHUP, fork->to_next, 0};
 }
 
 void repl_role_reassign(struct repl *r, struct repl_shard *sh, int primary, uint64_t version)

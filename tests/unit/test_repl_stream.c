@@ -578,17 +578,23 @@ static int accept_hello(int lfd, struct hello_msg *h)
 	return fd;
 }
 
-static void send_rewind(int fd, const char *replid, uint64_t next, uint64_t undo_from)
+static void send_rewind_from(int fd, const char *replid, uint64_t next, uint64_t undo_from,
+			     const char *from, uint64_t from_next)
 {
 	struct repl_wbuf w = {0};
 	repl_w_str(&w, replid);
 	repl_w_u64(&w, next);
 	repl_w_u64(&w, undo_from);
-	repl_w_str(&w, "old-history");
-	repl_w_u64(&w, 1);
+	repl_w_str(&w, from);
+	repl_w_u64(&w, from_next);
 	struct st_error err;
 	assert_int_equal(repl_send(fd, REPL_REWIND, w.p, w.n, &err), 0);
 	repl_wbuf_release(&w);
+}
+
+static void send_rewind(int fd, const char *replid, uint64_t next, uint64_t undo_from)
+{
+	send_rewind_from(fd, replid, next, undo_from, "old-history", 1);
 }
 
 /* A replica answers plain reads from its copy, but not a read that only the primary may
@@ -657,6 +663,14 @@ static void test_replica_rewind_frames(void **state)
 	assert_int_equal(h2.next, 5);
 	assert_string_not_equal(h2.own, h.own);
 	assert_int_equal(h2.flags, 0);
+	/* a fork of the history it follows, at a point it has not reached (5 < 9): it lacks
+	 * batches before the fork, so it must not take the fork as its position */
+	send_rewind_from(fd, "other", 20, 0, "new-history", 9);
+	close(fd);
+	fd = accept_hello(lfd, &h);
+	assert_int_equal(h.flags, REPL_HELLO_RESYNC);
+	assert_string_equal(h.replid, "new-history");
+	assert_int_equal(h.next, 5);
 	/* one it cannot carry out (undo from beyond its latest): the next HELLO asks for a resync,
 	 * and nothing changed */
 	send_rewind(fd, "other", 9, h2.own_next + 100);
@@ -668,7 +682,7 @@ static void test_replica_rewind_frames(void **state)
 	assert_string_equal(h.own, h2.own);
 	char *m = repl_metrics_text(r);
 	assert_non_null(strstr(m, "strata_repl_rejoin_truncations_total 1\n"));
-	assert_non_null(strstr(m, "strata_repl_rejoin_resyncs_total 1\n"));
+	assert_non_null(strstr(m, "strata_repl_rejoin_resyncs_total 2\n"));
 	assert_non_null(strstr(m, "strata_repl_proto_errors_total 1\n"));
 	free(m);
 	close(fd);
