@@ -358,7 +358,7 @@ static int follow_batch(void *arg, uint64_t seq, const void *data, size_t len)
 	struct follow_scan s = {0};
 	uint64_t bseq;
 	uint32_t count;
-	if (kv_batch_records(data, len, follow_record, &s, &bseq, &count))
+	if (kv_batch_records(data, len, follow_record, &s, &bseq, &count) || bseq != seq)
 		return st_error_set(f->err, ST_ECORRUPT, "shard %d: malformed batch at %llu in the WAL",
 				    f->shard, (unsigned long long)seq);
 	struct kv_repl_pos pos = {{0}, 0};
@@ -400,12 +400,50 @@ static int follow_batch(void *arg, uint64_t seq, const void *data, size_t len)
 		return st_error_set(f->err, ST_ENOTFOUND, "shard %d: history %s skips from %llu to "
 				    "%llu in this copy's WAL", f->shard, f->replid,
 				    (unsigned long long)f->reached, (unsigned long long)a);
-	if (seq != bseq && seq > bseq)
-		return st_error_set(f->err, ST_ENOTFOUND, "shard %d: a partial batch at %llu",
-				    f->shard, (unsigned long long)seq);
 	int rc = follow_deliver(f, a, b, seq, data, len, n);
 	if ((!rc || rc == KV_FOLLOW_DONE) && b > f->reached)
 		f->reached = b;
+	return rc;
+}
+
+/* Reads this copy's WAL from the first batch that holds `start` or, when the files before
+ * it are gone, from the first one there is, through local_end. */
+static int follow_read(struct kv_db *db, int shard, uint64_t start, struct follow *f)
+{
+	rocksdb_t *rdb = kv_shard_pin(db, shard);
+	uint64_t next = start;
+	int rc = 0;
+	while (!rc && next < f->local_end) {
+		char *rerr = NULL;
+		rocksdb_wal_iterator_t *wi = rocksdb_get_updates_since(rdb, next, NULL, &rerr);
+		if (rerr) {
+			rc = st_error_set(f->err, ST_ENOTFOUND, "shard %d: WAL from %llu: %s", shard,
+					  (unsigned long long)next, rerr);
+			free(rerr);
+			break;
+		}
+		uint64_t before = next;
+		for (; !rc && rocksdb_wal_iter_valid(wi); rocksdb_wal_iter_next(wi)) {
+			uint64_t bseq;
+			rocksdb_writebatch_t *wb = rocksdb_wal_iter_get_batch(wi, &bseq);
+			size_t len;
+			const char *data = rocksdb_writebatch_data(wb, &len);
+			if (bseq + (uint64_t)rocksdb_writebatch_count(wb) > next) {
+				rc = follow_batch(f, bseq, data, len);
+				next = bseq + (uint64_t)rocksdb_writebatch_count(wb);
+			}
+			rocksdb_writebatch_destroy(wb);
+		}
+		rocksdb_wal_iter_status(wi, &rerr);
+		rocksdb_wal_iter_destroy(wi);
+		if (!rc && rerr && !strstr(rerr, "Try again"))
+			rc = kv_rocks_err(f->err, rerr, "WAL iterator");
+		else
+			free(rerr);
+		if (!rc && next == before)
+			break; /* nothing more */
+	}
+	kv_shard_unpin(db, shard);
 	return rc;
 }
 
@@ -413,13 +451,8 @@ static int follow_walk(struct kv_db *db, int shard, uint64_t start, struct follo
 {
 	f->reached = 0;
 	f->too_late = 0;
-	int rc = start >= f->local_end ? 0
-				       : kv_shard_updates_since(db, shard, start, follow_batch, f, f->err);
-	if (rc == FOLLOW_END || rc == KV_FOLLOW_DONE)
-		rc = 0;
-	if (rc == ST_ENOTFOUND && !f->too_late && !f->reached)
-		f->too_late = 1; /* the WAL starts after `start`: a walk from its beginning may do */
-	return rc;
+	int rc = follow_read(db, shard, start, f);
+	return rc == FOLLOW_END || rc == KV_FOLLOW_DONE ? 0 : rc;
 }
 
 int kv_shard_followed(struct kv_db *db, int shard, const char *replid, uint64_t from,

@@ -55,11 +55,6 @@ wait_leader() {
   fail "shard $1: no leader${2:+ other than $2}"
 }
 
-# metric NODE NAME: a metric of a node started with --admin 127.0.0.1:0.
-metric() {
-  local port; port=$(awk '{print $2}' "$T/$1.ready")
-  curl -sf "127.0.0.1:$port/metrics" | awk -v m="$2" '$1 == m {print $2}'
-}
 
 # writer SEEDS TAG: puts TAG-n x=n until $T/stop exists, retrying each write (the client
 # follows EMOVED; during a failover the dead primary refuses connections) for up to 8 s;
