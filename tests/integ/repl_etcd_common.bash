@@ -80,11 +80,11 @@ writer() {
 }
 
 # check_acked NODE FILE...: every "key value" line of the files reads back from NODE (one
-# join request over all of them).
+# join request over all of them; table $CHECK_TABLE, default t, feature x).
 check_acked() {
   local node=$1; shift
   { echo "entity,ts"; cat "$@" | awk '{print $1",2100-01-01T00:00:00Z"}'; } > "$T/samples.csv"
-  $S --addr "${ADDR[$node]}" --allow-any-ts join t --samples "$T/samples.csv" --features x \
+  $S --addr "${ADDR[$node]}" --allow-any-ts join "${CHECK_TABLE:-t}" --samples "$T/samples.csv" --features x \
     --out "$T/joined.csv" 2>"$T/join.err" || fail "join on $node: $(cat "$T/join.err")"
   /usr/bin/python3 - "$T/joined.csv" "$@" <<'PY' || fail "acknowledged writes missing on $node"
 import csv, sys
