@@ -335,8 +335,7 @@ static int on_rewind(struct repl *r, struct repl_shard *sh, const struct repl_fr
 	if (n)
 		st_warn("replication: shard %d: rejoining %s: truncated in place %llu divergent "
 			"sequences %llu..%llu (%llu write batches, %llu cell versions) that the new "
-			"primary never had (never acknowledged in semi-sync mode); continuing from "
-			"its sequence %llu", sh->shard, primary, (unsigned long long)n,
+			"primary never had; continuing from its sequence %llu", sh->shard, primary, (unsigned long long)n,
 			(unsigned long long)undo_from, (unsigned long long)(end - 1),
 			(unsigned long long)a.rep.batches, (unsigned long long)a.rep.keys,
 			(unsigned long long)to.next_seq);

@@ -10,7 +10,8 @@
 # rejoin c: b, beyond c's promotion point, truncates those writes in place (logged and
 # counted in strata_repl_divergent_discarded_total), without a resync; c acknowledges K=1
 # writes again; the lost writes are then missing everywhere and every node equals c
-# (verify); every acknowledged write c had is kept.
+# (verify); every acknowledged write c had is kept. The coordination metrics of the elected
+# node (epoch, failovers, lease renewals and their latency) are checked too.
 # Rerun by hand: BIN=bin bash tests/integ/repl_etcd_double_loss.sh
 set -uo pipefail
 source tests/integ/repl_etcd_common.bash
@@ -62,6 +63,14 @@ line=$(grep -o "rejoining c: truncated in place [0-9]* divergent sequences [0-9.
 echo "b: $line"
 [ "$(metric b strata_repl_divergent_discarded_total)" -gt 0 ] || fail "not counted on b"
 [ "$(metric b strata_repl_resyncs_done_total)" -eq 0 ] || fail "b resynced"
+[ "$(metric b strata_repl_divergent_discards_total)" -eq 1 ] || fail "b's rejoin not counted"
+# the coordination metrics on the elected node: its epoch is etcd's, it counts the failover,
+# its lease renewals and their latency
+[ "$(metric c 'strata_repl_epoch{shard="0"}')" = "$(epoch 0)" ] || fail "c's epoch metric"
+[ "$(metric c strata_repl_failovers_total)" -ge 1 ] || fail "c counted no failover"
+[ "$(metric c strata_repl_lease_renews_total)" -gt 0 ] || fail "c counted no lease renewal"
+/usr/bin/python3 -c 'import sys; v = float(sys.argv[1]); sys.exit(0 if 0 < v < 2 else 1)' \
+  "$(metric c strata_repl_lease_renew_seconds_max)" || fail "c's lease renew latency"
 "$ADM" cluster verify --cluster "$CLUSTER" --shard 0 >"$T/verify.out" 2>&1 ||
   { cat "$T/verify.out"; fail "verify after the rejoins"; }
 for n in a b c; do check_acked "$n" "$T/kept" "$T/after"; done
