@@ -10,9 +10,9 @@
 set -uo pipefail
 source tests/integ/repl_etcd_common.bash
 
-# K (semi-sync replicas), NODES and ROUNDS come from the environment for
-# repl_etcd_failover_k2.sh (K=2 over four nodes: two replicas remain after each kill)
-K=${K:-1}; read -r -a NL <<< "${NODES:-a b c}"; ROUNDS=${ROUNDS:-5}
+# K (semi-sync replicas), NODES, ROUNDS and KILL_REPLICA (a replica killed with the primary)
+# come from the environment for repl_etcd_failover_k2.sh
+K=${K:-1}; read -r -a NL <<< "${NODES:-a b c}"; ROUNDS=${ROUNDS:-5}; KILL_REPLICA=${KILL_REPLICA:-0}
 SYNC=(--min-sync-replicas "$K" --sync-timeout 5s)
 etcd_cluster 1 "${NL[@]}"
 for n in "${NL[@]}"; do start $n "${SYNC[@]}"; done
@@ -29,9 +29,20 @@ for round in $(seq "$ROUNDS"); do
   for w in 1 2 3 4; do writer "$seeds" "r${round}w$w" & WP+=($!); done
   sleep "$(rnd 0.3 1.2)"
   tk=$(date +%s%N)
+  q=""
+  if [ "$KILL_REPLICA" = 1 ]; then
+    # a replica too, in the same instant: with K=2 every acknowledged write is on one of the
+    # others, and the most caught-up of them is elected
+    reps=(); for n in "${NL[@]}"; do [ "$n" = "$p" ] || reps+=("$n"); done
+    q=${reps[$((RANDOM % ${#reps[@]}))]}
+    kill -9 "${PID[$q]}"
+  fi
   kill9 "$p"
+  [ -n "$q" ] && { wait "${PID[$q]}" 2>/dev/null; unset "PID[$q]"; }
   touch "$T/killed"
   np=$(wait_leader 0 "$p" 100)
+  [ "$np" != "$q" ] || fail "round $round: the killed replica $q was elected"
+  [ -n "$q" ] && start "$q" "${SYNC[@]}" # K=2 needs it back to acknowledge again
   for _ in $(seq 100); do ls "$T"/first.* >/dev/null 2>&1 && break; sleep 0.05; done
   sleep 0.5
   touch "$T/stop"
@@ -39,7 +50,7 @@ for round in $(seq "$ROUNDS"); do
   first=$(cat "$T"/first.* 2>/dev/null | sort -n | head -1)
   [ -n "$first" ] || fail "round $round: no write acknowledged after the kill"
   [ "$(epoch 0)" -gt "$e0" ] || fail "round $round: the epoch did not move"
-  echo "round $round: $p killed, $np elected (epoch $(epoch 0)), first write after" \
+  echo "round $round: $p${q:+ and $q} killed, $np elected (epoch $(epoch 0)), first write after" \
        "$(( (first - tk) / 1000000 )) ms"
   check_acked "$np" "$T"/acked.r${round}w*
   rejoins=$(grep -c "rejoining $np: truncated in place\|joined $np at its fork point" "$T/$p.log")
