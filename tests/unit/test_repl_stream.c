@@ -537,7 +537,7 @@ static void test_admin_requests(void **state)
 struct hello_msg {
 	uint32_t flags;
 	char replid[KV_REPLID_MAX], own[KV_REPLID_MAX];
-	uint64_t next, own_next;
+	uint64_t next, own_next, version;
 };
 
 /* Accepts the replica's next connection on lfd and reads its HELLO (an admin request, which
@@ -564,7 +564,7 @@ static int accept_hello(int lfd, struct hello_msg *h)
 	char node[64];
 	assert_int_equal(repl_r_u32(&rb), REPL_PROTO_VERSION);
 	assert_int_equal(repl_r_u32(&rb), 0);
-	repl_r_u64(&rb);
+	h->version = repl_r_u64(&rb);
 	repl_r_str(&rb, node, sizeof(node));
 	repl_r_str(&rb, h->replid, sizeof(h->replid));
 	h->next = repl_r_u64(&rb);
@@ -589,6 +589,17 @@ static void send_rewind_from(int fd, const char *replid, uint64_t next, uint64_t
 	repl_w_u64(&w, from_next);
 	struct st_error err;
 	assert_int_equal(repl_send(fd, REPL_REWIND, w.p, w.n, &err), 0);
+	repl_wbuf_release(&w);
+}
+
+static void send_heartbeat_epoch(int fd, uint64_t epoch)
+{
+	struct repl_wbuf w = {0};
+	repl_w_u64(&w, 1);
+	repl_w_u64(&w, 0);
+	repl_w_u64(&w, epoch);
+	struct st_error err;
+	assert_int_equal(repl_send(fd, REPL_HEARTBEAT, w.p, w.n, &err), 0);
 	repl_wbuf_release(&w);
 }
 
@@ -649,6 +660,18 @@ static void test_replica_rewind_frames(void **state)
 	assert_true(h.own[0] != 0);
 	assert_int_equal(h.own_next, kv_shard_latest_seq(db, 0) + 1);
 	assert_int_equal(h.flags, 0);
+	/* invariant 8: a heartbeat of the replica's epoch keeps the stream; one of an older
+	 * epoch comes from a fenced primary: the replica drops it (and reconnects) */
+	assert_true(h.version >= 1);
+	send_heartbeat_epoch(fd, h.version);
+	struct pollfd pf = {fd, POLLIN, 0};
+	assert_int_equal(poll(&pf, 1, 300), 0);
+	send_heartbeat_epoch(fd, h.version - 1);
+	char byte;
+	assert_int_equal(poll(&pf, 1, 3000), 1); /* closed: readable, at EOF */
+	assert_int_equal(recv(fd, &byte, 1, 0), 0);
+	close(fd);
+	fd = accept_hello(lfd, &h);
 	/* malformed: a protocol error, the replica reconnects and says the same */
 	assert_int_equal(repl_send(fd, REPL_REWIND, "x", 1, &err), 0);
 	close(fd);
