@@ -57,7 +57,11 @@
  *      batch, resync install or rewind lands after that mark (apply_mu + apply_closed).
  *  10. A fork record (from a replica state to PRIMARY) says: this copy's sequences before
  *      to_next hold exactly history from_replid before from_next. A replica joins by a
- *      rewind only through such a record (repl_join_plan).
+ *      rewind only through such a record (repl_join_plan); one behind from_next first gets
+ *      the history's batches up to it from this copy's WAL (CATCHUP: kv_shard_followed
+ *      checks that they continue each other exactly), one beyond it undoes its own from
+ *      there. A replica takes the fork as its position only when it stands exactly at
+ *      from_next after that.
  */
 #include "replication/repl_int.h"
 
