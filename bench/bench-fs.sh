@@ -287,26 +287,36 @@ fi
 # again), and `rm -rf` of it (into the trash on the mount). The disk here is ext4 without a
 # journal, whose inode allocator skips inodes freed in the last 60 s (300 s more while
 # their inode table block is dirty) and reads their inode table blocks to find out
-# (recently_deleted): a tar x right after the native rm -rf freed 9,000 inodes pays for
-# that scan on every create, while the mount's rm -rf frees nothing (trash). So a round
-# runs both sides' tar x, then both finds, then both rm -rf, the side going first
-# alternating, and the next round starts after a sync and 61 s.
+# (recently_deleted): a tar x within minutes of a native rm -rf of 9,000 files pays for
+# that scan on every create (3-10x slower, either side), while the mount's rm -rf frees
+# nothing (trash). So every round's tar x (both sides, the side going first alternating,
+# and once more with --libfuse-loop) runs before any rm -rf, each into a directory of its
+# own; then the finds, then the rm -rf of every tree. Besides the times (which move with
+# the machine's load) it reports what does not: FUSE requests per file and the daemon's
+# CPU time per request (/proc/PID/stat around each step on the mount).
 if want inc; then
 tar -C /usr -cf "$T/inc.tar" include 2>/dev/null
 INC_FILES=$(tar -tf "$T/inc.tar" | grep -vc '/$')
 XN=(); XF=(); XL=(); SN=(); SF=(); DN=(); DF=()
-declare -A RQ # workload -> requests per file, by operation (last stratafs round)
-inc_step() { # STEP SIDE: one step of one side; records its time (and requests on the mount)
-	local d=$N/inc t q0 q1
-	[ "$2" = fuse ] && d=$F/inc && q0=$(reqsnap)
+declare -A RQ CPU # workload -> requests per file, by operation; daemon us per request
+cputicks() { awk '{ print $14 + $15 }' "/proc/$FS_PID/stat"; }
+inc_step() { # STEP SIDE ROUND: one step of one side; records its time (and requests on the mount)
+	local d=$N/inc$3 t q0 q1 c0 c1
+	[ "$2" = fuse ] && d=$F/inc$3 && q0=$(reqsnap) && c0=$(cputicks)
 	case $1 in
 	tar) mkdir -p "$d"; sync; t=$(secs tar -C "$d" -xf "$T/inc.tar") ;;
 	find) drop; t=$(secs find "$d" -type f -exec stat {} +) ;;
 	rm) sync; t=$(secs rm -rf "$d") ;;
 	esac
 	if [ "$2" = fuse ]; then
+		c1=$(cputicks)
 		q1=$(reqsnap)
 		RQ[$1]=$(reqdiff "$q0" "$q1" "$INC_FILES")
+		CPU[$1]="${CPU[$1]:-}$(/usr/bin/python3 -c '
+import json, sys
+a, b = (json.loads(x)["requests"]["total"] for x in sys.argv[1:3])
+tick = 1e6 / float(sys.argv[5])
+print(" %.1f" % ((int(sys.argv[4]) - int(sys.argv[3])) * tick / max(b - a, 1)))' "$q0" "$q1" "$c0" "$c1" "$(getconf CLK_TCK)")"
 	fi
 	case $1.$2 in
 	tar.native) XN+=("$t") ;; tar.fuse) XF+=("$t") ;;
@@ -314,21 +324,20 @@ inc_step() { # STEP SIDE: one step of one side; records its time (and requests o
 	rm.native) DN+=("$t") ;; rm.fuse) DF+=("$t") ;;
 	esac
 }
-for r in $(seq 1 "$ROUNDS"); do
-	sides="native fuse"
-	[ $((r % 2)) = 0 ] && sides="fuse native"
-	for step in tar find rm; do
-		for side in $sides; do inc_step $step $side; done
+for step in tar find rm; do
+	for r in $(seq 1 "$ROUNDS"); do
+		sides="native fuse"
+		[ $((r % 2)) = 0 ] && sides="fuse native"
+		for side in $sides; do inc_step $step $side $r; done
 		[ $step = tar ] || continue
-		# the same extraction with libfuse's multithreaded loop (the mount's rm -rf goes
-		# to the trash and frees no inodes, so the next steps are not skewed)
+		# the same extraction with libfuse's multithreaded loop (its tree is removed
+		# through the mount, i.e. into the trash: no inodes freed)
 		remount --libfuse-loop
 		mkdir -p "$F/incl"; sync
 		XL+=("$(secs tar -C "$F/incl" -xf "$T/inc.tar")")
 		rm -rf "$F/incl"
 		remount
 	done
-	[ "$r" -lt "$ROUNDS" ] && sync && sleep 61
 done
 row "tar x /usr/include (${INC_FILES} files)" "$(best lower "${XN[@]}")" "$(best lower "${XF[@]}")" lower s "<=1.2x"
 row "  tar x, --libfuse-loop" "$(best lower "${XN[@]}")" "$(best lower "${XL[@]}")" lower s ""
@@ -469,10 +478,12 @@ for r in "${ROWS[@]}"; do
 done
 want meta && echo "FUSE requests per file in create+stat+unlink: $META_REQS (each a round trip to the daemon)"
 if want inc; then
-	echo "FUSE requests per file (the count does not depend on the machine's load):"
-	echo "  tar x:                ${RQ[tar]:-}"
-	echo "  find -exec stat:      ${RQ[find]:-}"
-	echo "  rm -rf:               ${RQ[rm]:-}"
+	echo "FUSE requests per file (the count does not depend on the machine's load), and the"
+	echo "daemon's CPU time per request in each round (us; moves far less than the times):"
+	echo "  tar x:                ${RQ[tar]:-}; CPU${CPU[tar]:-}"
+	echo "  find -exec stat:      ${RQ[find]:-}; CPU${CPU[find]:-}"
+	echo "  rm -rf:               ${RQ[rm]:-}; CPU${CPU[rm]:-}"
+	echo "tar x times by round (native / stratafs / --libfuse-loop): ${XN[*]} / ${XF[*]} / ${XL[*]} s"
 fi
 [ -n "${SLOW_NOTE:-}" ] && echo "$SLOW_NOTE"
 want journal && echo "journal: FUSE requests per 4K write+fsync: $J_REQS; journal fdatasyncs per fsync: $J_SYNCS; medians of $J_ROUNDS rounds of $J_N"

@@ -248,7 +248,9 @@ int kv_multiget(struct kv_db *db, const char *table, const char *const *entities
 /* All versions of one feature with from <= event_ts <= to, newest first, at most `limit`
  * (0 = no limit), as known at `known_at`. Tombstones are included (tombstone = 1, no value).
  * With a retention horizon H, versions at or before H are summed up by the one in effect at
- * H (listed if it is a value still fresh at H), whatever compaction has removed yet.
+ * H (listed if it is a value still fresh at H), whatever compaction has removed yet; a
+ * `from` other than ST_TS_MIN before H (or, with ST_TS_MIN, a `to` before H) and a known_at
+ * before H fail with ST_ERANGE naming the horizon.
  * *out is an array of *n versions, freed with kv_history_free. */
 struct kv_version {
 	int tombstone;

@@ -22,13 +22,15 @@ json_t *kv_stats_json(struct kv_db *db, struct st_error *err)
 	struct kv_job_info *jobs;
 	size_t nj = 0;
 	int pending = 0, failed = 0;
-	if (kv_job_list(db, &jobs, &nj, err) == 0) {
-		for (size_t i = 0; i < nj; i++) {
-			pending += jobs[i].state == KV_JOB_RUNNING || jobs[i].state == KV_JOB_QUEUED;
-			failed += jobs[i].state == KV_JOB_FAILED;
-		}
-		free(jobs);
+	if (kv_job_list(db, &jobs, &nj, err)) { /* a failed read is not "no jobs" */
+		json_decref(tabs);
+		return NULL;
 	}
+	for (size_t i = 0; i < nj; i++) {
+		pending += jobs[i].state == KV_JOB_RUNNING || jobs[i].state == KV_JOB_QUEUED;
+		failed += jobs[i].state == KV_JOB_FAILED;
+	}
+	free(jobs);
 	json_t *seqs = json_array();
 	for (int s = 0; s < kv_nshards(db); s++)
 		json_array_append_new(seqs, json_integer((json_int_t)kv_shard_latest_seq(db, s)));

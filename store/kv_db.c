@@ -101,6 +101,19 @@ int kv_meta_put(struct kv_db *db, const char *key, const char *val, size_t len,
 	return kv_rocks_err(err, rerr, "meta write");
 }
 
+int kv_meta_delete(struct kv_db *db, const char *key, struct st_error *err)
+{
+	int rc = kv_check_health(db, err);
+	if (rc)
+		return rc;
+	char *rerr = NULL;
+	rocksdb_delete(db->meta, db->wo_sync, key, strlen(key), &rerr);
+	if (!rerr)
+		return 0;
+	kv_fail(db, ST_EIO, "meta write", rerr);
+	return kv_rocks_err(err, rerr, "meta write");
+}
+
 /* ---- sticky storage error ----
  * After a failed write or WAL sync, RocksDB may hold writes that are not durable, and the
  * next sync may succeed and hide the loss: so the first failure is kept and every later

@@ -137,12 +137,14 @@ char *kv_table_to_json(const struct kv_table *t);
 int kv_table_from_json(const char *s, size_t len, struct kv_table **out, struct st_error *err);
 struct kv_table *kv_table_dup(const struct kv_table *t);
 
-/* Meta db get/put of a small value; get returns ST_ENOTFOUND when missing. *out is malloc'ed
- * (caller frees) and NUL-terminated after its len bytes. */
+/* Meta db get/put/delete of a small value; get returns ST_ENOTFOUND when missing. *out is
+ * malloc'ed (caller frees) and NUL-terminated after its len bytes. Put and delete are synced,
+ * refused while the store is read-only, and a failure makes it read-only (kv_fail). */
 int kv_meta_get(struct kv_db *db, const char *key, char **out, size_t *len,
 		struct st_error *err);
 int kv_meta_put(struct kv_db *db, const char *key, const char *val, size_t len,
 		struct st_error *err);
+int kv_meta_delete(struct kv_db *db, const char *key, struct st_error *err);
 
 /* a - b, saturated to the int64 range (times may be anywhere in it). */
 static inline int64_t kv_sat_sub(int64_t a, int64_t b)
@@ -166,9 +168,10 @@ static inline enum kv_status kv_freshness(int64_t ttl_us, int64_t horizon, int64
 	return KV_STALE;
 }
 
-/* ST_ERANGE with a message naming the table's horizon if as_of or known_at is before it. */
-int kv_check_horizon(const struct kv_table *t, int64_t horizon, int64_t as_of, int64_t known_at,
-		     struct st_error *err);
+/* ST_ERANGE with a message naming the table's horizon if `at` (called at_name in it: "as-of",
+ * "history from") or known_at is before it. */
+int kv_check_horizon(const struct kv_table *t, int64_t horizon, const char *at_name, int64_t at,
+		     int64_t known_at, struct st_error *err);
 
 /* Stamps r (zeroed by the caller) with the status of a version found by a read at T, and
  * its times unless that is absent; returns the status (present: the caller adds the value). */

@@ -148,7 +148,7 @@ int kv_join_open(struct kv_db *db, const char *table, const char *const *feature
 	if (t && !rc) {
 		j->table_id = t->id;
 		j->rules.horizon = kv_table_horizon(t, kv_now(db));
-		rc = kv_check_horizon(t, j->rules.horizon, ST_TS_MAX, known_at, err);
+		rc = kv_check_horizon(t, j->rules.horizon, "as-of", ST_TS_MAX, known_at, err);
 	}
 	pthread_rwlock_unlock(&db->reg_lock);
 	if (rc) {
@@ -404,7 +404,7 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 					 &owns);
 		}
 		if (rc)
-			kv_scan_error(&j->errs[shard], rc, shard, "join", j->arena + j->eoff[i0],
+			kv_scan_error(&j->errs[shard], &sc, rc, shard, "join", j->arena + j->eoff[i0],
 				      j->elen[i0]);
 		g = end;
 	}
@@ -455,7 +455,7 @@ int kv_join_run(struct kv_join *j, struct st_error *err)
 			for (uint32_t i = 0; i < t->nfeatures; i++)
 				if (t->features[i].id == j->fids[f])
 					j->ttls[f] = kv_feature_ttl(t, &t->features[i]);
-		rc = kv_check_horizon(t, j->rules.horizon, ST_TS_MAX, j->known_at, err);
+		rc = kv_check_horizon(t, j->rules.horizon, "as-of", ST_TS_MAX, j->known_at, err);
 	}
 	pthread_rwlock_unlock(&db->reg_lock);
 	if (!alive)

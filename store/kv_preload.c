@@ -1142,16 +1142,17 @@ static void run_job(struct kv_db *db, uint64_t id)
 		db->opts.on_job_end(db->opts.on_job_end_arg, &info);
 }
 
-/* Oldest job in state queued or running, 0 if none. None while the store is read-only after
- * a storage failure: a job could neither ingest nor record its end, and would be retried
- * forever; the jobs resume after the restart. */
-static uint64_t next_pending(struct kv_db *db)
+/* Oldest job in state queued or running into *id, 0 if none. None while the store is
+ * read-only after a storage failure: a job could neither ingest nor record its end, and would
+ * be retried forever; the jobs resume after the restart. A failed read of the job records is
+ * an error, not "no job". */
+static int next_pending(struct kv_db *db, uint64_t *id, struct st_error *err)
 {
-	uint64_t found = 0;
+	*id = 0;
 	if (kv_health(db, NULL))
 		return 0;
 	rocksdb_iterator_t *it = rocksdb_create_iterator(db->meta, db->ro);
-	for (rocksdb_iter_seek(it, "job/", 4); rocksdb_iter_valid(it) && !found;
+	for (rocksdb_iter_seek(it, "job/", 4); rocksdb_iter_valid(it) && !*id;
 	     rocksdb_iter_next(it)) {
 		size_t kl, vl;
 		const char *k = rocksdb_iter_key(it, &kl);
@@ -1161,10 +1162,11 @@ static uint64_t next_pending(struct kv_db *db)
 		struct kv_job_info j;
 		if (job_decode(v, vl, &j, NULL, NULL) == 0 &&
 		    (j.state == KV_JOB_QUEUED || j.state == KV_JOB_RUNNING))
-			found = j.id;
+			*id = j.id;
 	}
+	int rc = *id ? 0 : kv_iter_check(it, "reading job records", err);
 	rocksdb_iter_destroy(it);
-	return found;
+	return rc;
 }
 
 int kv_jobs_run_pending(struct kv_db *db, struct st_error *err)
@@ -1172,7 +1174,8 @@ int kv_jobs_run_pending(struct kv_db *db, struct st_error *err)
 	if (db->opts.run_jobs)
 		return st_error_set(err, ST_EBUSY, "jobs already run in the background here");
 	uint64_t id;
-	while ((id = next_pending(db))) {
+	int rc;
+	while (!(rc = next_pending(db, &id, err)) && id) {
 		run_job(db, id);
 		pthread_mutex_lock(&db->jobs->lock);
 		int stop = db->jobs->stopping;
@@ -1180,7 +1183,7 @@ int kv_jobs_run_pending(struct kv_db *db, struct st_error *err)
 		if (stop)
 			break;
 	}
-	return kv_check_health(db, err);
+	return rc ? rc : kv_check_health(db, err);
 }
 
 static void *jobs_main(void *arg)
@@ -1188,7 +1191,10 @@ static void *jobs_main(void *arg)
 	struct kv_db *db = arg;
 	struct kv_jobs *js = db->jobs;
 	for (;;) {
-		uint64_t id = next_pending(db);
+		uint64_t id;
+		struct st_error err;
+		if (next_pending(db, &id, &err)) /* retried at the next submit or restart */
+			fprintf(stderr, "strata: preload jobs: %s\n", err.msg);
 		pthread_mutex_lock(&js->lock);
 		if (js->stopping) {
 			pthread_mutex_unlock(&js->lock);

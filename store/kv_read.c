@@ -4,6 +4,7 @@
 #include "store/kv_scan.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,19 +63,19 @@ static void plan_release(struct read_plan *p)
 		free(p->all);
 }
 
-int kv_check_horizon(const struct kv_table *t, int64_t horizon, int64_t as_of, int64_t known_at,
-		     struct st_error *err)
+int kv_check_horizon(const struct kv_table *t, int64_t horizon, const char *at_name, int64_t at,
+		     int64_t known_at, struct st_error *err)
 {
 	if (horizon == ST_TS_MIN)
 		return 0;
-	const char *what = as_of < horizon ? "as-of" : known_at < horizon ? "known-at" : NULL;
+	const char *what = at < horizon ? at_name : known_at < horizon ? "known-at" : NULL;
 	if (!what)
 		return 0;
 	char a[ST_TS_BUFLEN], h[ST_TS_BUFLEN], r[32];
 	return st_error_set(err, ST_ERANGE,
 			    "%s %s is before table '%s' retention horizon %s (retention %s): "
 			    "history older than that is not kept",
-			    what, st_ts_format(as_of < horizon ? as_of : known_at, a), t->name,
+			    what, st_ts_format(at < horizon ? at : known_at, a), t->name,
 			    st_ts_format(horizon, h), st_dur_format(t->retention_us, r));
 }
 
@@ -100,9 +101,10 @@ static const struct kv_feature_def *feature_near(const struct kv_table *t, const
 	return kv_table_feature(t, name);
 }
 
+/* at: the oldest time the read looks at (named at_name in a before-the-horizon error). */
 static int resolve(struct kv_db *db, const char *table, const char *const *features,
-		   size_t nfeatures, int64_t as_of, int64_t known_at, struct read_plan *p,
-		   struct st_error *err)
+		   size_t nfeatures, const char *at_name, int64_t at, int64_t known_at,
+		   struct read_plan *p, struct st_error *err)
 {
 	int rc = 0;
 	memset(p, 0, offsetof(struct read_plan, fids_in));
@@ -141,7 +143,7 @@ static int resolve(struct kv_db *db, const char *table, const char *const *featu
 	p->rules.now = kv_now(db);
 	p->rules.known_at = known_at;
 	p->rules.horizon = kv_table_horizon(t, p->rules.now);
-	rc = kv_check_horizon(t, p->rules.horizon, as_of, known_at, err);
+	rc = kv_check_horizon(t, p->rules.horizon, at_name, at, known_at, err);
 out:
 	pthread_rwlock_unlock(&db->reg_lock);
 	return rc;
@@ -168,7 +170,7 @@ static int read_entity(struct kv_scan *sc, int shard, uint32_t table_id, const c
 		int rc = kv_scan_asof(sc, as_of, &out[i]);
 		if (rc) {
 			kv_result_release(out, i);
-			return kv_scan_error(err, rc, shard, "read", entity, elen);
+			return kv_scan_error(err, sc, rc, shard, "read", entity, elen);
 		}
 	}
 	return 0;
@@ -200,6 +202,7 @@ static int read_store(struct kv_db *db, const struct read_plan *p, const char *c
 			its[s] = rocksdb_create_iterator(kv_shard_pin(db, s), db->ro);
 		sc.it = its[s];
 		sc.err = 0;
+		sc.why[0] = 0;
 		rc = read_entity(&sc, s, p->table_id, entities[e], lens[e], fids, ttls, nf, as_of,
 				 out + k * nf, err);
 		if (rc)
@@ -341,7 +344,8 @@ int kv_multiget(struct kv_db *db, const char *table, const char *const *entities
 					err)))
 			return rc;
 	}
-	if ((rc = resolve(db, table, features, nfeatures, o->as_of, o->known_at, &p, err)))
+	if ((rc = resolve(db, table, features, nfeatures, "as-of", o->as_of, o->known_at, &p,
+			   err)))
 		goto out;
 	int latest = o->as_of == ST_TS_MAX && o->known_at == ST_TS_MAX;
 	if (db->rcache && latest)
@@ -381,7 +385,12 @@ int kv_history(struct kv_db *db, const char *table, const char *entity, size_t e
 	*out = NULL;
 	*n = 0;
 	int rc = check_read_args(entity, entity_len, 1, err);
-	if (rc || (rc = resolve(db, table, &feature, 1, ST_TS_MAX, known_at, &p, err)))
+	/* A history reaching below the horizon (an explicit `from`, or `to`) would silently miss
+	 * what compaction removed: refused. Without `from` it lists what is kept. */
+	int64_t at = from > to ? ST_TS_MAX : from != ST_TS_MIN ? from : to;
+	if (rc || (rc = resolve(db, table, &feature, 1,
+				from != ST_TS_MIN ? "history from" : "history to", at, known_at, &p,
+				err)))
 		return rc;
 	uint32_t tid = p.table_id;
 	uint16_t fid = p.fids[0];
@@ -406,7 +415,7 @@ int kv_history(struct kv_db *db, const char *table, const char *entity, size_t e
 	kv_shard_unpin(db, s);
 	if (rc) {
 		kv_history_free(a.v, a.n);
-		return kv_scan_error(err, rc, s, "history", entity, entity_len);
+		return kv_scan_error(err, &sc, rc, s, "history", entity, entity_len);
 	}
 	*out = a.v;
 	*n = a.n;
@@ -487,7 +496,7 @@ static int tscan_shard(struct kv_db *db, const struct kv_table *t, const struct 
 			rc = sc.err;
 		if (rc) {
 			if (rc != c.cb_rc)
-				rc = kv_scan_error(err, rc, s, "table scan", ent, c.elen);
+				rc = kv_scan_error(err, &sc, rc, s, "table scan", ent, c.elen);
 			break;
 		}
 		/* skip what retention hides, up to the next feature */
@@ -501,8 +510,11 @@ static int tscan_shard(struct kv_db *db, const struct kv_table *t, const struct 
 			rocksdb_iter_next(it);
 		}
 	}
-	if (!rc)
-		rc = kv_iter_check(it, "table scan", err);
+	if (!rc) { /* the walk ended: at the table's end, or on a failed read */
+		char what[64];
+		snprintf(what, sizeof(what), "table scan: storage read failed in shard %d", s);
+		rc = kv_iter_check(it, what, err);
+	}
 	kv_scan_release(&sc);
 	rocksdb_iter_destroy(it);
 	kv_shard_unpin(db, s);
@@ -520,7 +532,7 @@ static int tscan(struct kv_db *db, const char *table, int s0, int s1, int64_t kn
 		return rc;
 	struct kv_rules rules = {t->max_versions, kv_now(db), known_at, 0};
 	rules.horizon = kv_table_horizon(t, rules.now);
-	rc = kv_check_horizon(t, rules.horizon, ST_TS_MAX, known_at, err);
+	rc = kv_check_horizon(t, rules.horizon, "as-of", ST_TS_MAX, known_at, err);
 	for (int s = s0; s < s1 && !rc; s++)
 		rc = tscan_shard(db, t, &rules, s, cb, arg, err);
 	kv_table_free(t);

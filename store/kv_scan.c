@@ -1,6 +1,7 @@
 /* Version scanner (see kv_scan.h). */
 #include "store/kv_scan.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,8 +47,12 @@ static void scan_fail(struct kv_scan *s, int code)
 /* An iterator that stops being valid has either reached the end or failed: tell which. */
 static void check_iter_end(struct kv_scan *s)
 {
-	if (kv_iter_check(s->it, "scan", NULL))
-		scan_fail(s, ST_EIO);
+	struct st_error e;
+	if (!kv_iter_check(s->it, "RocksDB", &e))
+		return;
+	if (!s->err)
+		snprintf(s->why, sizeof(s->why), "%.*s", (int)sizeof(s->why) - 1, e.msg);
+	scan_fail(s, ST_EIO);
 }
 
 /* Loads the group at the iterator position: all writes with the same event time. Leaves the
@@ -246,19 +251,21 @@ int kv_scan_version(const struct kv_scan *s, struct kv_version *v)
 	v->r.ingest_us = s->ingest;
 	if (s->tombstone)
 		return 0;
-	if (kv_value_decode(s->val, s->vlen, &v->r.value))
-		return ST_ECORRUPT;
+	int rc = kv_value_decode(s->val, s->vlen, &v->r.value);
+	if (rc) /* ST_ENOMEM stays itself: out of memory is not corruption */
+		return rc < 0 ? rc : ST_ECORRUPT;
 	v->r.found = 1;
 	v->r.status = KV_PRESENT;
 	return 0;
 }
 
-int kv_scan_error(struct st_error *err, int rc, int shard, const char *what, const char *entity,
-		  size_t elen)
+int kv_scan_error(struct st_error *err, const struct kv_scan *s, int rc, int shard,
+		  const char *what, const char *entity, size_t elen)
 {
 	const char *why = rc == ST_EIO	    ? "storage read failed"
 			  : rc == ST_ENOMEM ? "out of memory in the version scanner"
 					    : "corrupt value";
-	return st_error_set(err, rc, "%s: %s in shard %d at entity '%.*s'", what, why, shard,
-			    (int)(elen > 64 ? 64 : elen), entity);
+	const char *reason = rc == ST_EIO && s->why[0] ? s->why : "";
+	return st_error_set(err, rc, "%s: %s in shard %d at entity '%.*s'%s%s", what, why, shard,
+			    (int)(elen > 64 ? 64 : elen), entity, *reason ? ": " : "", reason);
 }

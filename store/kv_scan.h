@@ -24,6 +24,7 @@ struct kv_scan {
 	const struct kv_rules *rules;
 	int64_t ttl_us;         /* freshness of the current feature (0 = none) */
 	int err;                /* 0, ST_EIO (iterator) or ST_ENOMEM; sticky */
+	char why[160];          /* with ST_EIO: RocksDB's reason (empty for the fault point) */
 	char prefix[KV_KEY_MAX];
 	size_t plen;
 	rocksdb_iterator_t *prefix_it; /* the iterator `prefix` was last sought on (see step_to) */
@@ -72,12 +73,13 @@ typedef int (*kv_hist_cb)(void *arg, const struct kv_scan *s);
 int64_t kv_scan_history_start(const struct kv_scan *s, int64_t to);
 int kv_scan_history(struct kv_scan *s, int64_t from, int64_t to, kv_hist_cb cb, void *arg);
 
-/* Fills err for a scanner failure (ST_EIO, ST_ENOMEM, ST_ECORRUPT) naming the operation, the
- * shard and the entity; returns rc. */
-int kv_scan_error(struct st_error *err, int rc, int shard, const char *what, const char *entity,
-		  size_t elen);
+/* Fills err for a failure rc of scanner s (ST_EIO, ST_ENOMEM, ST_ECORRUPT) naming the
+ * operation, the shard, the entity and RocksDB's reason; returns rc. */
+int kv_scan_error(struct st_error *err, const struct kv_scan *s, int rc, int shard,
+		  const char *what, const char *entity, size_t elen);
 
-/* The current group as a version (value decoded and owned by v). Returns 0 or ST_ECORRUPT. */
+/* The current group as a version (value decoded and owned by v). Returns 0, ST_ECORRUPT or
+ * ST_ENOMEM. */
 int kv_scan_version(const struct kv_scan *s, struct kv_version *v);
 
 #endif

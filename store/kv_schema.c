@@ -546,12 +546,8 @@ int kv_table_drop(struct kv_db *db, const char *name, struct st_error *err)
 	/* Registry first (the table disappears at once), then the data: a crash in between
 	 * leaves unreachable cells that the compaction filter drops (id < next_table_id). */
 	snprintf(key, sizeof(key), "table/%s", name);
-	char *rerr = NULL;
-	rocksdb_delete(db->meta, db->wo_sync, key, strlen(key), &rerr);
-	if (rerr) {
-		rc = kv_rocks_err(err, rerr, "drop table");
+	if ((rc = kv_meta_delete(db, key, err)))
 		goto out;
-	}
 	pthread_rwlock_wrlock(&db->reg_lock);
 	reg_remove(db, name);
 	pthread_rwlock_unlock(&db->reg_lock);
@@ -580,7 +576,7 @@ int kv_reg_writable(struct kv_db *db, struct st_error *err)
 {
 	if (db->reg_follower)
 		return st_error_set(err, ST_EBUSY, "%s", db->reg_follower);
-	return 0;
+	return kv_check_health(db, err); /* read-only after a storage failure */
 }
 
 static int put_version(struct kv_db *db, uint64_t v, struct st_error *err)
@@ -693,12 +689,8 @@ int kv_registry_install(struct kv_db *db, const char *json, size_t len, struct s
 		if (j < n)
 			continue;
 		snprintf(key, sizeof(key), "table/%s", db->tables[i]->name);
-		char *rerr = NULL;
-		rocksdb_delete(db->meta, db->wo_sync, key, strlen(key), &rerr);
-		if (rerr) {
-			rc = kv_rocks_err(err, rerr, "registry install");
+		if ((rc = kv_meta_delete(db, key, err)))
 			break;
-		}
 		pthread_rwlock_wrlock(&db->reg_lock);
 		reg_remove(db, db->tables[i]->name);
 		pthread_rwlock_unlock(&db->reg_lock);

@@ -4,7 +4,7 @@
 # calls stale), retention refuses reads before its horizon with a message naming it, join
 # --before-horizon skip|error and --with-status, get --json --with-status; a failed write
 # turns the server read-only (/health 503, /status says why) and, with --sync always, every
-# acknowledged write survives kill -9.
+# acknowledged write survives kill -9; a failed storage read is an error over the wire.
 # Rerun by hand: BIN=bin bash tests/integ/cli_time.sh
 set -uo pipefail
 BIN=${BIN:-bin}
@@ -50,11 +50,21 @@ check_mode() {
   expect "$mode as-of" '{"n":2}' "$("${C[@]}" get clicks u1 n --as-of "$(ago 19)" --json)"
   expect "$mode absent" '{"n":{"status":"absent"}}' \
     "$("${C[@]}" get clicks nobody n --json --with-status)"
+  expect "$mode present" "{\"slow\":{\"status\":\"present\",\"value\":2,\"ts\":\"$D20\"}}" \
+    "$("${C[@]}" get clicks u1 slow --json --with-status)"
   # before the retention horizon: refused, naming it
   if "${C[@]}" get clicks u1 n --as-of "$D50" > /dev/null 2> "$T/err"; then
     fail "$mode: read before the horizon answered"
   fi
   grep -q "before table 'clicks' retention horizon" "$T/err" || fail "$mode: $(cat "$T/err")"
+  # a history reaching below the horizon would miss what compaction removed: refused too
+  if "${C[@]}" history clicks u1 n --from "$D50" > /dev/null 2> "$T/err"; then
+    fail "$mode: history from before the horizon answered"
+  fi
+  grep -q "history from .* before table 'clicks' retention horizon" "$T/err" ||
+    fail "$mode history: $(cat "$T/err")"
+  expect "$mode history" "$D20	2
+$D40	1" "$("${C[@]}" history clicks u1 n)"
   # join over history: the sample's own time decides freshness
   "${C[@]}" join clicks --samples "$T/samples.csv" --features n,slow --with-status \
     > "$T/join.csv" 2>"$T/join.err" || fail "$mode join: $(cat "$T/join.err")"
@@ -114,5 +124,15 @@ done
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://$ADMIN/health")
 expect "healthy after restart" 200 "$code"
 "$S" --addr "$ADDR" put w again x=1 >/dev/null || fail "write after restart"
+kill -TERM $PID; wait $PID; PID=
+
+# A storage error under a read reaches the client as an error naming the shard, never as
+# null (iter.error: the scanner's read fails once).
+FAULTS="iter.error@1" start_server
+if "$S" --addr "$ADDR" get w e1 --json > "$T/out" 2> "$T/err"; then
+  fail "a failed storage read answered: $(cat "$T/out")"
+fi
+grep -q "storage read failed in shard" "$T/err" || fail "read error unclear: $(cat "$T/err")"
+expect "read after the fault" '{"x":1}' "$("$S" --addr "$ADDR" get w e1 --json)"
 kill -TERM $PID; wait $PID; PID=
 echo "ok: ttl, retention, statuses and the sticky storage error, embedded and over the network"

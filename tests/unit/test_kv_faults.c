@@ -3,7 +3,9 @@
  * acknowledged, the store turns read-only with the original reason (sticky, until a
  * restart), reads keep working, nothing acknowledged is lost across a reopen. iter.error and
  * scan.nomem: every read kind fails with ST_EIO / ST_ENOMEM naming the shard, never answers
- * "not found" or an empty cell. */
+ * "not found" or an empty cell. A real damaged SST file: every read kind, table scan (dump)
+ * and verify fail with RocksDB's reason, the shard and the entity (the iterator's own error,
+ * rocksdb_iter_get_error, is what tells "the end" from "a failed read" there). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <jansson.h>
 #include <unistd.h>
 
 #include "common/st_fault.h"
@@ -105,6 +110,12 @@ static void expect_sticky(struct kv_db *db, int failed_at, const char *reason)
 	t.nfeatures = 1;
 	t.features = f;
 	assert_int_equal(kv_table_create(db, &t, &err), ST_EIO); /* registry writes too */
+	assert_non_null(strstr(err.msg, reason));
+	assert_int_equal(kv_table_drop(db, "t", &err), ST_EIO);
+	assert_non_null(strstr(err.msg, reason));
+	struct kv_table *cur;
+	assert_int_equal(kv_table_get(db, "t", &cur, &err), 0); /* still there */
+	kv_table_free(cur);
 	for (int i = 0; i < failed_at; i++)
 		assert_int_equal(get(db, i), i);
 }
@@ -259,6 +270,121 @@ static void test_scan_nomem(void **state)
 	expect_read_errors(*state, "scan.nomem@1", ST_ENOMEM);
 }
 
+/* Overwrites 64 bytes near the start of each shard's SST files (the first data block): a
+ * checksum mismatch for whatever RocksDB reads there. Returns the number of files damaged. */
+static int damage_ssts(void)
+{
+	int n = 0;
+	for (int s = 0; s < 2; s++) {
+		char sd[300];
+		snprintf(sd, sizeof(sd), "%s/shard-%03d", dir, s);
+		DIR *d = opendir(sd);
+		assert_non_null(d);
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			size_t l = strlen(de->d_name);
+			if (l < 4 || strcmp(de->d_name + l - 4, ".sst"))
+				continue;
+			char p[600];
+			snprintf(p, sizeof(p), "%s/%s", sd, de->d_name);
+			int fd = open(p, O_WRONLY);
+			assert_true(fd >= 0);
+			char junk[64];
+			memset(junk, 0x5a, sizeof(junk));
+			assert_int_equal(pwrite(fd, junk, sizeof(junk), 32), (ssize_t)sizeof(junk));
+			close(fd);
+			n++;
+		}
+		closedir(d);
+	}
+	return n;
+}
+
+static int ignore_cb(void *arg, const char *e, size_t el, const struct kv_feature_def *f,
+		     const struct kv_version *v)
+{
+	return 0;
+}
+
+static void test_damaged_sst(void **state)
+{
+	struct kv_db *db = *state;
+	struct st_error err;
+	enum { N = 400 };
+	for (int i = 0; i < N; i++)
+		assert_int_equal(put(db, i, &err), 0);
+	assert_int_equal(kv_compact(db, &err), 0); /* everything in SST files */
+	kv_close(db);
+	assert_true(damage_ssts() >= 2);
+	*state = db = open_db(KV_SYNC_ALWAYS);
+	const char *f = "x";
+	/* gets: the right value or an error naming the shard, entity and reason; never absent */
+	int bad = 0;
+	for (int i = 0; i < N; i++) {
+		char e[16];
+		int n = snprintf(e, sizeof(e), "e%d", i);
+		struct kv_result r;
+		int rc = kv_get(db, "t", e, (size_t)n, &f, 1, &KV_READ_LATEST, &r, &err);
+		if (rc) {
+			assert_int_equal(rc, ST_EIO);
+			assert_non_null(strstr(err.msg, "shard"));
+			assert_non_null(strstr(err.msg, e));
+			assert_non_null(strstr(err.msg, "Corruption"));
+			bad++;
+			continue;
+		}
+		if (!r.found || r.value.i64 != i)
+			fail_msg("e%d read as %s from a damaged store", i, kv_status_name(r.status));
+		kv_result_release(&r, 1);
+	}
+	assert_true(bad > 0);
+	/* multi-get, history, join, table scan (dump) and verify of everything fail */
+	const char **ents = malloc(N * sizeof(*ents));
+	size_t *lens = malloc(N * sizeof(*lens));
+	char (*names)[16] = malloc(N * sizeof(*names));
+	struct kv_result *r = calloc(N, sizeof(*r));
+	for (int i = 0; i < N; i++) {
+		lens[i] = (size_t)snprintf(names[i], sizeof(names[i]), "e%d", i);
+		ents[i] = names[i];
+	}
+	assert_int_equal(kv_multiget(db, "t", ents, lens, N, &f, 1, &KV_READ_LATEST, r, &err),
+			 ST_EIO);
+	int hist_bad = 0;
+	for (int i = 0; i < N; i++) {
+		struct kv_version *v;
+		size_t nv;
+		int rc = kv_history(db, "t", ents[i], lens[i], "x", ST_TS_MIN, ST_TS_MAX, 0,
+				    ST_TS_MAX, &v, &nv, &err);
+		if (rc) {
+			assert_int_equal(rc, ST_EIO);
+			hist_bad++;
+			continue;
+		}
+		assert_int_equal(nv, 1);
+		kv_history_free(v, nv);
+	}
+	assert_int_equal(hist_bad, bad);
+	struct kv_join *j;
+	assert_int_equal(kv_join_open(db, "t", &f, 1, ST_TS_MAX, N, &j, &err), 0);
+	for (int i = 0; i < N; i++)
+		assert_true(kv_join_push(j, ents[i], lens[i], 5000, &err) >= 0);
+	assert_int_equal(kv_join_run(j, &err), ST_EIO);
+	assert_non_null(strstr(err.msg, "Corruption"));
+	kv_join_free(j);
+	assert_int_equal(kv_table_scan(db, "t", ST_TS_MAX, ignore_cb, NULL, &err), ST_EIO);
+	assert_non_null(strstr(err.msg, "table scan"));
+	assert_non_null(strstr(err.msg, "shard"));
+	assert_non_null(strstr(err.msg, "Corruption"));
+	json_t *o = kv_verify_json(db, NULL, NULL, &err);
+	assert_non_null(o);
+	assert_false(json_is_true(json_object_get(o, "ok")));
+	json_decref(o);
+	free(ents);
+	free(lens);
+	free(names);
+	free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -268,6 +394,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_preload_after_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iter_error, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scan_nomem, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_sst, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

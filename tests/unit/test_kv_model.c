@@ -220,6 +220,8 @@ static void check_point_reads(struct kv_db *db, const char *phase, int n)
 	}
 }
 
+/* A multi-get of every entity of every table: latest, then at random as-of / known-at times
+ * (before a horizon: ST_ERANGE). */
 static void check_multiget(struct kv_db *db, const char *phase)
 {
 	struct st_error err;
@@ -233,20 +235,37 @@ static void check_multiget(struct kv_db *db, const char *phase)
 		lens[e] = strlen(names[e]);
 	}
 	struct kv_result *r = calloc(NENT * NFEAT, sizeof(*r));
-	for (int t = 0; t < NTABLES; t++) {
+	for (int q = 0; q < 3 * NTABLES; q++) {
+		int t = q % NTABLES;
 		struct kv_read_opts o = KV_READ_LATEST;
-		assert_int_equal(kv_multiget(db, tname[t], ents, lens, NENT, feat_names, NFEAT, &o, r, &err), 0);
+		if (q >= NTABLES) {
+			o.as_of = rnd_time(clock_now);
+			o.known_at = q >= 2 * NTABLES ? rnd_time(clock_now) : ST_TS_MAX;
+		}
+		int rc = kv_multiget(db, tname[t], ents, lens, NENT, feat_names, NFEAT, &o, r, &err);
+		snprintf(ctx, sizeof(ctx), "%s seed %u multiget t%d T=%lld S=%lld now=%lld", phase, seed,
+			 t, (long long)o.as_of, (long long)o.known_at, (long long)clock_now);
+		if (before_horizon(t, o.as_of, o.known_at, clock_now)) {
+			if (rc != ST_ERANGE || !strstr(err.msg, "retention horizon"))
+				fail_msg("%s: expected ST_ERANGE before the horizon, got %d", ctx, rc);
+			continue;
+		}
+		if (rc)
+			fail_msg("%s: %s", ctx, err.msg);
 		for (int e = 0; e < NENT; e++)
 			for (int f = 0; f < NFEAT; f++) {
-				snprintf(ctx, sizeof(ctx), "%s seed %u multiget t%d e%d f%d", phase, seed, t, e, f);
-				check_value(model_asof(t, e, f, ST_TS_MAX, ST_TS_MAX, clock_now), &r[e * NFEAT + f], f, ctx);
+				snprintf(ctx, sizeof(ctx), "%s seed %u multiget t%d e%d f%d T=%lld S=%lld",
+					 phase, seed, t, e, f, (long long)o.as_of, (long long)o.known_at);
+				check_value(model_asof(t, e, f, o.as_of, o.known_at, clock_now),
+					    &r[e * NFEAT + f], f, ctx);
 			}
 		kv_result_release(r, NENT * NFEAT);
 	}
 	free(r);
 }
 
-/* The model's history: versions newer than the horizon, then the one in effect at it. */
+/* The model's history: versions newer than the horizon, then the one in effect at it (only
+ * reached without a `from`: a `from` below the horizon is refused). */
 static size_t model_history(int t, int e, int f, int64_t from, int64_t to, int64_t S, size_t limit,
 			    const struct mwrite **out, int64_t now)
 {
@@ -292,9 +311,11 @@ static void check_history(struct kv_db *db, const char *phase, int n)
 				    &v, &nv, &err);
 		snprintf(ctx, sizeof(ctx), "%s seed %u history t%d %s f%d from=%lld to=%lld S=%lld now=%lld",
 			 phase, seed, t, en, f, (long long)from, (long long)to, (long long)S, (long long)now);
-		if (before_horizon(t, ST_TS_MAX, S, now)) {
-			if (rc != ST_ERANGE)
-				fail_msg("%s: expected ST_ERANGE for known-at before the horizon", ctx);
+		/* a history reaching below the horizon (from, or to without from) is refused */
+		int64_t at = from > to ? ST_TS_MAX : from != ST_TS_MIN ? from : to;
+		if (before_horizon(t, at, S, now)) {
+			if (rc != ST_ERANGE || !strstr(err.msg, "retention horizon"))
+				fail_msg("%s: expected ST_ERANGE before the horizon, got %d", ctx, rc);
 			continue;
 		}
 		if (rc)
@@ -404,7 +425,8 @@ static void check_one_latest(struct kv_db *db)
 	kv_result_release(r, NFEAT);
 }
 
-/* Compacts every shard and checks that no answer changed (a few reads of each kind). */
+/* Compacts every shard and checks that no answer changed (reads of every kind before and
+ * after, at the clock's current horizons). */
 static void compact_and_check(struct kv_db *db, const char *phase)
 {
 	struct st_error err;
@@ -412,11 +434,16 @@ static void compact_and_check(struct kv_db *db, const char *phase)
 	snprintf(p, sizeof(p), "%s/before-compact", phase);
 	check_point_reads(db, p, 500);
 	check_history(db, p, 100);
+	check_multiget(db, p);
+	for (int t = 0; t < NTABLES; t++)
+		check_join(db, p, t);
 	assert_int_equal(kv_compact(db, &err), 0);
 	snprintf(p, sizeof(p), "%s/compacted", phase);
 	check_point_reads(db, p, 500);
 	check_history(db, p, 100);
 	check_multiget(db, p);
+	for (int t = 0; t < NTABLES; t++)
+		check_join(db, p, t);
 }
 
 static void test_model(void **state)

@@ -11,6 +11,8 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <jansson.h>
+#include <rocksdb/c.h>
 #include <unistd.h>
 
 #include "store/kv.h"
@@ -407,6 +409,69 @@ static void test_retention_removes_data(void **state)
 	assert_int_equal(nkeys(db), 3); /* the last one is stale for every read after H */
 	assert_int_equal(get_x(db, "maxv", "u2", LATEST, LATEST), 49);
 	assert_int_equal(get_x(db, "maxv", "u2", 475, LATEST), 47);
+}
+
+/* A data directory from before retention existed: its table records have no retention_us
+ * (nor horizon_floor_us, nor per-feature ttl_us). It opens with the old ttl as the freshness
+ * rule and retention 0: past as-of reads see what was fresh then, a compaction keeps it. */
+static void rewrite_as_old_record(const char *name)
+{
+	char path[300], key[64];
+	snprintf(path, sizeof(path), "%s/meta", dir);
+	snprintf(key, sizeof(key), "table/%s", name);
+	rocksdb_options_t *o = rocksdb_options_create();
+	rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+	rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+	char *rerr = NULL;
+	rocksdb_t *m = rocksdb_open(o, path, &rerr);
+	assert_null(rerr);
+	size_t vl;
+	char *v = rocksdb_get(m, ro, key, strlen(key), &vl, &rerr);
+	assert_non_null(v);
+	json_t *rec = json_loadb(v, vl, 0, NULL);
+	rocksdb_free(v);
+	assert_non_null(rec);
+	assert_int_equal(json_object_del(rec, "retention_us"), 0);
+	json_object_del(rec, "horizon_floor_us");
+	size_t i;
+	json_t *f;
+	json_array_foreach(json_object_get(rec, "features"), i, f)
+		json_object_del(f, "ttl_us");
+	char *old = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS);
+	assert_null(strstr(old, "retention"));
+	rocksdb_put(m, wo, key, strlen(key), old, strlen(old), &rerr);
+	assert_null(rerr);
+	free(old);
+	json_decref(rec);
+	rocksdb_close(m);
+	rocksdb_writeoptions_destroy(wo);
+	rocksdb_readoptions_destroy(ro);
+	rocksdb_options_destroy(o);
+}
+
+static void test_old_data_dir(void **state)
+{
+	struct kv_db *db = *state;
+	int64_t base = now_us;
+	mk_table(db, "old", 100, 0);
+	put_x(db, "old", "u1", base - 50, 1);
+	kv_close(db);
+	rewrite_as_old_record("old");
+	*state = db = open_db(dir);
+	struct kv_table *t;
+	struct st_error err;
+	assert_int_equal(kv_table_get(db, "old", &t, &err), 0);
+	assert_int_equal(t->retention_us, 0);
+	assert_int_equal(t->ttl_us, 100);
+	kv_table_free(t);
+	now_us = base + 1000000; /* long after: stale now, fresh at its own time */
+	assert_int_equal(get_x(db, "old", "u1", base - 40, LATEST), 1);
+	struct kv_result r = get_r(db, "old", "u1", LATEST, LATEST);
+	assert_int_equal(r.status, KV_STALE);
+	assert_int_equal(kv_compact(db, &err), 0);
+	assert_int_equal(get_x(db, "old", "u1", base - 40, LATEST), 1);
+	/* a read far in the past is no error: retention 0 has no horizon */
+	assert_int_equal(get_x(db, "old", "u1", 1, LATEST), -1);
 }
 
 static void test_registry(void **state)
@@ -825,6 +890,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_retention_tombstone_and_ttl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_max_versions, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_retention_removes_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_old_data_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_replication_hooks, setup, teardown),
