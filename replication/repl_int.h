@@ -68,8 +68,8 @@ struct repl_metrics {
 		/* coordination (etcd mode) */
 		lease_renews, lease_renew_failures, lease_renew_us_sum, lease_renew_us_max,
 		failovers, fenced_writes_refused, divergent_discarded, divergent_discards,
-		/* rejoin after a fork (repl_replica.c) */
-		rejoin_truncations, rejoin_resyncs,
+		/* rejoin after a fork (repl_replica.c; catch-ups served: repl_primary.c) */
+		rejoin_truncations, rejoin_resyncs, rejoin_catchups,
 		/* etcd watch and live layout changes (repl_coord_etcd.c) */
 		etcd_watch_events, layout_changes;
 };
@@ -125,7 +125,16 @@ int repl_role_save(struct repl *r, struct st_error *err);
 int repl_role_apply(struct repl_shard *sh, int (*f)(struct repl *r, struct repl_shard *sh,
 						    void *arg), void *arg, struct st_error *err);
 /* How a replica joins this primary's history, from its HELLO (repl_join_plan; pure). */
-enum repl_join_kind { REPL_JOIN_STREAM, REPL_JOIN_REWIND, REPL_JOIN_RESYNC };
+enum repl_join_kind {
+	REPL_JOIN_STREAM,  /* the replica follows this primary's history: stream from `next` */
+	REPL_JOIN_REWIND,  /* it holds the history this primary forked from, at or beyond the
+			    * fork point: it undoes what it has beyond (undo_from: its own
+			    * sequences; 0: it finds them from the followed positions in its WAL)
+			    * and continues at `next` */
+	REPL_JOIN_CATCHUP, /* a replica of that history behind the fork point: it first gets
+			    * the batches up to the fork point from this copy's WAL, then REWIND */
+	REPL_JOIN_RESYNC,
+};
 struct repl_join {
 	enum repl_join_kind kind;
 	uint64_t next;       /* STREAM, REWIND: the sequence of this primary to stream from */

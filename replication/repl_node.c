@@ -453,7 +453,7 @@ char *repl_metrics_text(struct repl *r)
 		C(sync_degraded), C(proto_errors), C(writes_refused), C(stale_reads_refused),
 		C(lease_renews), C(lease_renew_failures), C(failovers), C(fenced_writes_refused),
 		C(divergent_discarded), C(divergent_discards), C(rejoin_truncations),
-		C(rejoin_resyncs), C(etcd_watch_events), C(layout_changes),
+		C(rejoin_resyncs), C(rejoin_catchups), C(etcd_watch_events), C(layout_changes),
 #undef C
 	};
 	size_t cap = 16384 + (size_t)r->layout.nshards * 320, n = 0; /* 4 gauges per shard */

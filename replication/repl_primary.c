@@ -336,6 +336,55 @@ static void send_rewind(struct repl_peer *p, int shard, const char *node, const 
 	repl_wbuf_release(&w);
 }
 
+static int followed_cb(void *arg, uint64_t seq, uint64_t local_seq, const void *data, size_t len)
+{
+	(void)local_seq;
+	return batch_cb(arg, seq, data, len);
+}
+
+/* The replica follows the history this primary forked from and stands behind the fork
+ * point: this copy applied that history's batches up to the fork point itself, so it sends
+ * the missing ones from its own WAL (mapped back onto that history's sequences), then
+ * REWIND with nothing to undo, and waits for the replica to close (so that its own close
+ * sends no reset that could discard the REWIND unread). Non-zero when its WAL does not map
+ * them (the caller resyncs the replica in the same session). */
+static int send_catchup(struct stream *st, int shard, const char *mine, const struct repl_join *j)
+{
+	struct repl_peer *p = st->p;
+	struct repl *r = p->r;
+	struct kv_repl_fork fork;
+	uint64_t from = st->next, reached = 0;
+	int rc = kv_shard_fork_get(r->db, shard, &fork, st->err);
+	if (!rc)
+		rc = send_registry(st);
+	if (!rc)
+		rc = kv_shard_followed(r->db, shard, fork.from_replid, from, fork.from_next,
+				       fork.to_next, followed_cb, st, &reached, st->err);
+	if (!rc && reached != fork.from_next)
+		rc = st_error_set(st->err, ST_ENOTFOUND, "this copy's WAL maps history %s up to %llu, "
+				  "not to the fork point %llu", fork.from_replid,
+				  (unsigned long long)reached, (unsigned long long)fork.from_next);
+	if (!rc)
+		rc = flush_out(st);
+	if (rc) {
+		st_warn("replication: shard %d: replica %s of history %s at %llu cannot catch up to "
+			"the fork point from this copy's WAL: %s", shard, p->node, fork.from_replid,
+			(unsigned long long)from, st->err->msg);
+		return rc;
+	}
+	st_info("replication: shard %d: replica %s: sent sequences %llu..%llu of history %s from "
+		"this copy's WAL (applied before the fork)", shard, p->node, (unsigned long long)from,
+		(unsigned long long)fork.from_next - 1, fork.from_replid);
+	atomic_fetch_add(&r->m.rejoin_catchups, 1);
+	send_rewind(p, shard, p->node, mine, j);
+	shutdown(p->fd, SHUT_WR);
+	repl_set_timeouts(p->fd, HELLO_TIMEOUT_US, HELLO_TIMEOUT_US);
+	char buf[512];
+	while (recv(p->fd, buf, sizeof(buf), 0) > 0)
+		; /* its acks, until it closes */
+	return 0;
+}
+
 /* Serves one replica: HELLO checks, then resync or WAL from its position. */
 static void serve_replica(struct repl_peer *p, const struct repl_frame *f)
 {
@@ -403,6 +452,12 @@ static void serve_replica(struct repl_peer *p, const struct repl_frame *f)
 	repl_set_timeouts(p->fd, r->o.send_timeout_us, 0);
 	struct stream st = {.p = p, .next = next, .err = &err};
 	struct ack_reader ack = {.p = p};
+	if (join.kind == REPL_JOIN_CATCHUP) {
+		if (!send_catchup(&st, (int)shard, mine, &join))
+			goto out;
+		join.kind = REPL_JOIN_RESYNC;
+		memset(&err, 0, sizeof(err));
+	}
 	if ((rc = send_registry(&st)))
 		goto out;
 	if (join.kind == REPL_JOIN_RESYNC)

@@ -235,9 +235,42 @@ static int on_heartbeat(struct repl *r, struct repl_shard *sh, const struct repl
 struct rewind_arg {
 	uint64_t undo_from;
 	const struct kv_repl_pos *to;
+	const struct kv_repl_pos *pos; /* this copy's position */
+	const char *from;               /* the fork: history from before from_next */
+	uint64_t from_next;
 	struct kv_rewind_report rep;
 	struct st_error *err;
 };
+
+static int locate_cb(void *arg, uint64_t seq, uint64_t local_seq, const void *data, size_t len)
+{
+	*(uint64_t *)arg = local_seq;
+	return KV_FOLLOW_DONE;
+}
+
+/* A replica of the forked history joins at the fork point only from exactly there. Beyond
+ * it, it holds batches the new primary never had: its own sequences from the one that holds
+ * the fork point's batch on are undone (found from the positions in its WAL). Behind it, it
+ * lacks batches (the primary sends them first: this is a REWIND it cannot take). */
+static int rewind_locate(struct repl *r, struct repl_shard *sh, struct rewind_arg *a)
+{
+	if (a->undo_from || strcmp(a->pos->replid, a->from) || !a->pos->next_seq ||
+	    a->pos->next_seq == a->from_next)
+		return 0;
+	if (a->pos->next_seq < a->from_next)
+		return st_error_set(a->err, ST_ENOTFOUND, "this copy stands at %llu of history %s, "
+				    "before the fork point %llu", (unsigned long long)a->pos->next_seq,
+				    a->from, (unsigned long long)a->from_next);
+	uint64_t local = 0, reached;
+	int rc = kv_shard_followed(r->db, sh->shard, a->from, a->from_next, a->pos->next_seq,
+				   kv_shard_latest_seq(r->db, sh->shard) + 1, locate_cb, &local,
+				   &reached, a->err);
+	if (!rc && !local)
+		rc = st_error_set(a->err, ST_ENOTFOUND, "this copy's WAL holds no batch of history "
+				  "%s beyond %llu", a->from, (unsigned long long)a->from_next);
+	a->undo_from = local;
+	return rc;
+}
 
 static int do_rewind(struct repl *r, struct repl_shard *sh, void *arg)
 {
@@ -245,7 +278,8 @@ static int do_rewind(struct repl *r, struct repl_shard *sh, void *arg)
 	if (ST_FAULT("repl.rewind.nowal"))
 		return st_error_set(a->err, ST_ENOTFOUND, "fault repl.rewind.nowal: the WAL does not "
 				    "reach sequence %llu", (unsigned long long)a->undo_from);
-	return kv_shard_rewind(r->db, sh->shard, a->undo_from, a->to, &a->rep, a->err);
+	int rc = rewind_locate(r, sh, a);
+	return rc ? rc : kv_shard_rewind(r->db, sh->shard, a->undo_from, a->to, &a->rep, a->err);
 }
 
 /* The primary forked from a history this copy holds: undo this copy's own writes after the
@@ -254,7 +288,7 @@ static int do_rewind(struct repl *r, struct repl_shard *sh, void *arg)
  * the fork point, or it holds an ingestion), the next connection asks for a full resync,
  * which discards the same tail. Either way the discarded range is logged and counted. */
 static int on_rewind(struct repl *r, struct repl_shard *sh, const struct repl_frame *f,
-		     struct st_error *err)
+		     const struct kv_repl_pos *pos, struct st_error *err)
 {
 	struct repl_rbuf rb = {f->payload, f->len, 0, 0};
 	struct kv_repl_pos to;
@@ -268,8 +302,9 @@ static int on_rewind(struct repl *r, struct repl_shard *sh, const struct repl_fr
 		return st_error_set(err, ST_EPROTO, "malformed REWIND frame");
 	uint64_t end = kv_shard_latest_seq(r->db, sh->shard) + 1;
 	struct st_error why = {0};
-	struct rewind_arg a = {undo_from, &to, {0}, &why};
+	struct rewind_arg a = {undo_from, &to, pos, from, from_next, {0}, &why};
 	int rc = repl_role_apply(sh, do_rewind, &a, &why);
+	undo_from = a.undo_from;
 	if (rc == ST_ECANCELED)
 		return st_error_set(err, rc, "%s", why.msg);
 	const char *primary = r->layout.nodes[sh->primary].name;
@@ -300,8 +335,7 @@ static int on_rewind(struct repl *r, struct repl_shard *sh, const struct repl_fr
 	if (n)
 		st_warn("replication: shard %d: rejoining %s: truncated in place %llu divergent "
 			"sequences %llu..%llu (%llu write batches, %llu cell versions) that the new "
-			"primary never had (never acknowledged in semi-sync mode); continuing from "
-			"its sequence %llu", sh->shard, primary, (unsigned long long)n,
+			"primary never had; continuing from its sequence %llu", sh->shard, primary, (unsigned long long)n,
 			(unsigned long long)undo_from, (unsigned long long)(end - 1),
 			(unsigned long long)a.rep.batches, (unsigned long long)a.rep.keys,
 			(unsigned long long)to.next_seq);
@@ -348,7 +382,7 @@ static int session(struct repl *r, struct repl_shard *sh, int fd, struct st_erro
 			rc = on_heartbeat(r, sh, &f, err);
 			break;
 		case REPL_REWIND:
-			rc = on_rewind(r, sh, &f, err);
+			rc = on_rewind(r, sh, &f, &pos, err);
 			break;
 		case REPL_RESYNC:
 			rc = repl_resync_recv(r, sh, &rd, &f, &pos, err);

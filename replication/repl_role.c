@@ -57,7 +57,11 @@
  *      batch, resync install or rewind lands after that mark (apply_mu + apply_closed).
  *  10. A fork record (from a replica state to PRIMARY) says: this copy's sequences before
  *      to_next hold exactly history from_replid before from_next. A replica joins by a
- *      rewind only through such a record (repl_join_plan).
+ *      rewind only through such a record (repl_join_plan); one behind from_next first gets
+ *      the history's batches up to it from this copy's WAL (CATCHUP: kv_shard_followed
+ *      checks that they continue each other exactly), one beyond it undoes its own from
+ *      there. A replica takes the fork as its position only when it stands exactly at
+ *      from_next after that.
  */
 #include "replication/repl_int.h"
 
@@ -192,9 +196,13 @@ void repl_join_plan(const char *mine, const struct kv_repl_fork *fork,
 	 * whatever it wrote from the fork point on never reached this primary */
 	if (!strcmp(own->replid, fork->from_replid) && own->next_seq >= fork->from_next)
 		*out = (struct repl_join){REPL_JOIN_REWIND, fork->to_next, fork->from_next};
-	/* a replica of that history standing exactly at the fork point */
-	else if (!strcmp(pos->replid, fork->from_replid) && pos->next_seq == fork->from_next)
+	/* a replica of that history: at or beyond the fork point it joins at once (beyond it,
+	 * it undoes the batches this primary never had); behind it, this primary applied the
+	 * batches it lacks before it forked and sends them first */
+	else if (!strcmp(pos->replid, fork->from_replid) && pos->next_seq >= fork->from_next)
 		*out = (struct repl_join){REPL_JOIN_REWIND, fork->to_next, 0};
+	else if (!strcmp(pos->replid, fork->from_replid) && pos->next_seq)
+		*out = (struct repl_join){REPL_JOIN_CATCHUP, fork->to_next, 0};
 }
 
 void repl_role_reassign(struct repl *r, struct repl_shard *sh, int primary, uint64_t version)

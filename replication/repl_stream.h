@@ -37,8 +37,10 @@ enum repl_type {
 	REPL_ERROR = 11,     /* either: code i32, message */
 	REPL_ADMIN = 12,     /* admin->node: JSON request {"cmd": ...} */
 	REPL_ADMIN_REPLY = 13, /* node->admin: JSON reply */
-	REPL_REWIND = 14,    /* P->R: replid, next_seq u64, undo_from u64 (0 = nothing), the
-			      * fork: from_replid, from_next u64 (then the primary closes) */
+	REPL_REWIND = 14,    /* P->R: replid, next_seq u64, undo_from u64 (0 = none named: a
+			      * replica of the fork's history beyond from_next finds its own),
+			      * the fork: from_replid, from_next u64 (then the primary closes;
+			      * before it, BATCH frames bring a replica behind from_next there) */
 	REPL_TYPE_MAX = 14,
 };
 #define REPL_HELLO_RESYNC 1u /* the replica asks for a full resync */

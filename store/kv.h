@@ -501,6 +501,25 @@ struct kv_rewind_report {
 int kv_shard_rewind(struct kv_db *db, int shard, uint64_t from, const struct kv_repl_pos *pos,
 		    struct kv_rewind_report *rep, struct st_error *err);
 
+/* A batch of a history this copy followed as a replica, as that history's primary wrote it
+ * (the records this copy added when it applied it removed): `seq` is its first sequence in
+ * that history, `local_seq` the sequence of this copy's WAL that holds it. `data` is valid
+ * during the call. Return 0 to go on, KV_FOLLOW_DONE to stop, anything else to fail. */
+#define KV_FOLLOW_DONE 1
+typedef int (*kv_followed_cb)(void *arg, uint64_t seq, uint64_t local_seq, const void *data,
+			      size_t len);
+/* Reads from this copy's own WAL the batches of history `replid` from its sequence `from` on
+ * that the copy applied before its own sequence `local_end`, each continuing the one before
+ * exactly (a promoted replica serves the history it forked from to replicas behind its fork
+ * point; a replica beyond a fork point finds where to undo from). `hist_end` is the history
+ * position the copy had at local_end (the search starts about that far back). *reached =
+ * the history position after the last batch read. ST_ENOTFOUND when the WAL no longer
+ * reaches `from` or does not map the history exactly (something else wrote cells between
+ * its batches, a gap): the caller resyncs instead. */
+int kv_shard_followed(struct kv_db *db, int shard, const char *replid, uint64_t from,
+		      uint64_t hist_end, uint64_t local_end, kv_followed_cb cb, void *arg,
+		      uint64_t *reached, struct st_error *err);
+
 /* A RocksDB checkpoint of one shard in `dir` (which must not exist); *next_seq is the first
  * sequence not certainly contained in it (replaying from there is idempotent). */
 int kv_shard_checkpoint(struct kv_db *db, int shard, const char *dir, uint64_t *next_seq,

@@ -221,6 +221,8 @@ extern const char kv_pos_key[], kv_ingest_key[], kv_replid_key[], kv_fork_key[];
 #define KV_FORK_KEY_LEN 10
 /* A replication position as stored under kv_pos_key (buf: 8 + KV_REPLID_MAX bytes). */
 void kv_pos_encode(const struct kv_repl_pos *p, char *buf, size_t *len);
+/* The inverse of kv_pos_encode: 0, or -1 for a malformed value. */
+int kv_pos_decode(const char *v, size_t vl, struct kv_repl_pos *out);
 /* A fresh random replication id (24 hex digits) into out (KV_REPLID_MAX bytes). */
 void kv_new_replid(char *out);
 /* The records of a RocksDB write batch (its wire format: seq u64le, count u32le, records),
@@ -236,6 +238,11 @@ int kv_batch_records(const void *data, size_t len, kv_rec_cb cb, void *arg, uint
  * a batch of its own (header: seq + skip, count - skip) in *out; -1 for a malformed batch or
  * a bad skip. */
 int kv_batch_suffix(const void *data, size_t len, uint64_t skip, struct kv_ring_buf *out);
+/* Walks the valid write batch `data` through its first n records (log data does not count):
+ * *end = the offset after them, *v and *vl (when v is not NULL) = the value of the n-th record
+ * (NULL for a delete). -1 for a malformed batch or n beyond its count. */
+int kv_batch_walk_to(const void *data, size_t len, uint32_t n, size_t *end, const char **v,
+		     size_t *vl);
 
 /* Sets err from a RocksDB error string (and frees it); returns ST_EIO. */
 int kv_rocks_err(struct st_error *err, char *rerr, const char *what);

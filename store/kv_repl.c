@@ -354,6 +354,16 @@ void kv_pos_encode(const struct kv_repl_pos *p, char *buf, size_t *len)
 	*len = 8 + n;
 }
 
+int kv_pos_decode(const char *v, size_t vl, struct kv_repl_pos *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (vl < 8 || vl - 8 >= KV_REPLID_MAX)
+		return -1;
+	out->next_seq = kv_get_be64(v);
+	memcpy(out->replid, v + 8, vl - 8);
+	return 0;
+}
+
 int kv_shard_repl_pos(struct kv_db *db, int shard, struct kv_repl_pos *out, struct st_error *err)
 {
 	int rc = check_shard(db, shard, err);
@@ -368,14 +378,9 @@ int kv_shard_repl_pos(struct kv_db *db, int shard, struct kv_repl_pos *out, stru
 		return kv_rocks_err(err, rerr, "replication position");
 	if (!v)
 		return 0;
-	if (vl < 8 || vl - 8 >= KV_REPLID_MAX) {
-		free(v);
-		return st_error_set(err, ST_ECORRUPT, "shard %d: bad replication position", shard);
-	}
-	out->next_seq = kv_get_be64(v);
-	memcpy(out->replid, v + 8, vl - 8);
+	rc = kv_pos_decode(v, vl, out);
 	free(v);
-	return 0;
+	return rc ? st_error_set(err, ST_ECORRUPT, "shard %d: bad replication position", shard) : 0;
 }
 
 void kv_new_replid(char *out)
@@ -530,28 +535,46 @@ int kv_batch_records(const void *data, size_t len, kv_rec_cb cb, void *arg, uint
 	return 0;
 }
 
+int kv_batch_walk_to(const void *data, size_t len, uint32_t n, size_t *end, const char **v,
+		     size_t *vl)
+{
+	const unsigned char *p = data, *e = p + len;
+	uint64_t seq;
+	uint32_t count;
+	if (kv_batch_records(data, len, NULL, NULL, &seq, &count) || n > count)
+		return -1;
+	p += 12;
+	const char *k = NULL, *val = NULL;
+	size_t kl = 0, vall = 0;
+	for (uint32_t i = 0; i < n;) {
+		unsigned tag = *p++;
+		val = NULL;
+		vall = 0;
+		if (get_slice(&p, e, &k, &kl))
+			return -1;
+		if ((tag == KV_REC_PUT || tag == KV_REC_RANGE_DELETE) && get_slice(&p, e, &val, &vall))
+			return -1;
+		i += tag != 0x3;
+	}
+	*end = (size_t)(p - (const unsigned char *)data);
+	if (v) {
+		*v = val;
+		*vl = vall;
+	}
+	return 0;
+}
+
 int kv_batch_suffix(const void *data, size_t len, uint64_t skip, struct kv_ring_buf *out)
 {
 	/* record i has sequence seq + i (each record the store writes consumes one, log
-	 * data none); the batch is checked whole first, so the walk below stays in bounds */
-	const unsigned char *p = data, *end = p + len;
+	 * data none) */
 	uint64_t seq;
 	uint32_t count;
-	if (kv_batch_records(data, len, NULL, NULL, &seq, &count) || skip == 0 ||
-	    skip >= count)
+	size_t off;
+	if (kv_batch_header(data, len, &seq, &count) || skip == 0 || skip >= count ||
+	    kv_batch_walk_to(data, len, (uint32_t)skip, &off, NULL, NULL))
 		return -1;
-	p += 12;
-	for (uint64_t n = 0; n < skip;) {
-		unsigned tag = *p++;
-		const char *k, *v;
-		size_t kl, vl;
-		if (get_slice(&p, end, &k, &kl))
-			return -1;
-		if ((tag == KV_REC_PUT || tag == KV_REC_RANGE_DELETE) && get_slice(&p, end, &v, &vl))
-			return -1;
-		n += tag != 0x3;
-	}
-	size_t rest = (size_t)(end - p);
+	size_t rest = len - off;
 	if (kv_ring_buf_reserve(out, 12 + rest))
 		return -1;
 	uint64_t s = seq + skip;
@@ -560,7 +583,7 @@ int kv_batch_suffix(const void *data, size_t len, uint64_t skip, struct kv_ring_
 		out->p[i] = (char)(s >> (8 * i));
 	for (int i = 0; i < 4; i++)
 		out->p[8 + i] = (char)(c >> (8 * i));
-	memcpy(out->p + 12, p, rest);
+	memcpy(out->p + 12, (const char *)data + off, rest);
 	out->n = 12 + rest;
 	return 0;
 }

@@ -102,3 +102,9 @@ verify_all() {
       fail "verify shard $s: $(cat "$T/verify.out")"
   done
 }
+
+# metric NODE NAME: a metric of a node started with --admin 127.0.0.1:0.
+metric() {
+  local port; port=$(awk '{print $2}' "$T/$1.ready")
+  curl -sf "127.0.0.1:$port/metrics" | awk -v m="$2" '$1 == m {print $2}'
+}

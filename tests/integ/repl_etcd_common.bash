@@ -55,11 +55,6 @@ wait_leader() {
   fail "shard $1: no leader${2:+ other than $2}"
 }
 
-# metric NODE NAME: a metric of a node started with --admin 127.0.0.1:0.
-metric() {
-  local port; port=$(awk '{print $2}' "$T/$1.ready")
-  curl -sf "127.0.0.1:$port/metrics" | awk -v m="$2" '$1 == m {print $2}'
-}
 
 # writer SEEDS TAG: puts TAG-n x=n until $T/stop exists, retrying each write (the client
 # follows EMOVED; during a failover the dead primary refuses connections) for up to 8 s;
@@ -85,11 +80,11 @@ writer() {
 }
 
 # check_acked NODE FILE...: every "key value" line of the files reads back from NODE (one
-# join request over all of them).
+# join request over all of them; table $CHECK_TABLE, default t, feature x).
 check_acked() {
   local node=$1; shift
   { echo "entity,ts"; cat "$@" | awk '{print $1",2100-01-01T00:00:00Z"}'; } > "$T/samples.csv"
-  $S --addr "${ADDR[$node]}" --allow-any-ts join t --samples "$T/samples.csv" --features x \
+  $S --addr "${ADDR[$node]}" --allow-any-ts join "${CHECK_TABLE:-t}" --samples "$T/samples.csv" --features x \
     --out "$T/joined.csv" 2>"$T/join.err" || fail "join on $node: $(cat "$T/join.err")"
   /usr/bin/python3 - "$T/joined.csv" "$@" <<'PY' || fail "acknowledged writes missing on $node"
 import csv, sys

@@ -908,6 +908,82 @@ static int partial_mode(const char *seeds, int down, int nshards, int timeout_ms
 	return 0;
 }
 
+/* ---- a client through a failover: every call returns within its timeout ----
+ * One libstrata handle with io_timeout_ms = timeout: puts of new entities and gets of
+ * acknowledged ones until `seconds` pass (or the file `stop` exists). A call that takes
+ * longer than its timeout plus 1 s (one connect after the deadline check) fails the run, so
+ * does a write error other than STRATA_EUNAVAILABLE (the documented answer when a write's
+ * outcome is unknown or no node of its shard answered in time) and a read answering a value
+ * other than the acknowledged one. Acknowledged writes go to `acked` ("key value" lines). */
+static int failover_mode(const char *seeds, int timeout, int seconds, const char *acked,
+			 const char *stop)
+{
+	strata *c = conn(seeds, timeout);
+	FILE *out = fopen(acked, "w");
+	if (!out)
+		return 1;
+	enum { MAXK = 100000 };
+	static int64_t okv[MAXK];
+	int nok = 0, bad = 0;
+	long puts = 0, gets = 0, put_unavail = 0, get_err = 0;
+	int64_t worst = 0, end = srvh_ms() + seconds * 1000LL, ts = 1767225600000000LL;
+	const char *f[] = {"x"};
+	for (long i = 0; srvh_ms() < end && access(stop, F_OK) != 0 && nok < MAXK; i++) {
+		char en[32];
+		struct strata_error e = {0};
+		int64_t t0 = srvh_ms();
+		int rc;
+		if (i % 2 == 0 || nok == 0) {
+			snprintf(en, sizeof(en), "fo%ld", i);
+			struct strata_cell cell = {en, strlen(en), "x", ts + i,
+						   {.type = STRATA_I64, .i64 = i}};
+			rc = strata_put(c, "rt", &cell, 1, &e);
+			puts++;
+			if (!rc) {
+				okv[nok++] = i;
+				fprintf(out, "%s %ld\n", en, i);
+				fflush(out);
+			} else if (rc == STRATA_EUNAVAILABLE) {
+				put_unavail++;
+			} else {
+				fprintf(stderr, "put %s: %s (%d), not EUNAVAILABLE\n", en, e.msg, rc);
+				bad = 1;
+			}
+		} else {
+			int64_t k = okv[rand() % nok];
+			snprintf(en, sizeof(en), "fo%lld", (long long)k);
+			struct strata_result r;
+			rc = strata_get(c, "rt", en, strlen(en), f, 1, NULL, &r, &e);
+			gets++;
+			if (rc) {
+				get_err++;
+			} else {
+				if (!r.found || r.value.i64 != k) {
+					fprintf(stderr, "get %s: %s %lld, acknowledged %lld\n", en,
+						r.found ? "found" : "not found",
+						(long long)r.value.i64, (long long)k);
+					bad = 1;
+				}
+				strata_result_release(&r, 1);
+			}
+		}
+		int64_t took = srvh_ms() - t0;
+		if (took > worst)
+			worst = took;
+		if (took > timeout + 1000) {
+			fprintf(stderr, "call %ld (%s) took %lld ms, timeout %d ms\n", i,
+				i % 2 == 0 ? "put" : "get", (long long)took, timeout);
+			bad = 1;
+		}
+	}
+	printf("failover client: %ld puts (%ld EUNAVAILABLE), %ld gets (%ld errors), slowest call "
+	       "%lld ms (timeout %d ms)\n", puts, put_unavail, gets, get_err, (long long)worst,
+	       timeout);
+	fclose(out);
+	strata_close(c);
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 5 && !strcmp(argv[1], "--check"))
@@ -921,6 +997,8 @@ int main(int argc, char **argv)
 		printf("%d\n", sc_layout_shard_of(&l, argv[3], strlen(argv[3])));
 		return 0;
 	}
+	if (argc == 7 && !strcmp(argv[1], "--failover"))
+		return failover_mode(argv[2], atoi(argv[3]), atoi(argv[4]), argv[5], argv[6]);
 	if (argc == 4 && !strcmp(argv[1], "--soak"))
 		return soak_mode(argv[2], atoi(argv[3]));
 	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "--model"))

@@ -396,11 +396,210 @@ static void test_rewind_ingest_refused(void **state)
 	kv_close(a);
 }
 
+/* ---- replicas behind and beyond the fork point ---- */
+struct batches {
+	uint64_t *seq;
+	uint32_t *count;
+	char **data;
+	size_t *len;
+	int n;
+};
+
+static int collect_cb(void *arg, uint64_t seq, const void *data, size_t len)
+{
+	struct batches *b = arg;
+	b->seq = realloc(b->seq, (size_t)(b->n + 1) * sizeof(*b->seq));
+	b->count = realloc(b->count, (size_t)(b->n + 1) * sizeof(*b->count));
+	b->data = realloc(b->data, (size_t)(b->n + 1) * sizeof(*b->data));
+	b->len = realloc(b->len, (size_t)(b->n + 1) * sizeof(*b->len));
+	assert_true(b->seq && b->count && b->data && b->len);
+	const unsigned char *h = data;
+	b->seq[b->n] = seq;
+	b->count[b->n] = (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 |
+			 (uint32_t)h[11] << 24;
+	b->data[b->n] = malloc(len);
+	assert_non_null(b->data[b->n]);
+	memcpy(b->data[b->n], data, len);
+	b->len[b->n++] = len;
+	return 0;
+}
+
+static void batches_release(struct batches *b)
+{
+	for (int i = 0; i < b->n; i++)
+		free(b->data[i]);
+	free(b->seq);
+	free(b->count);
+	free(b->data);
+	free(b->len);
+}
+
+/* Streams `from`'s batches [start, end) to `to` as repl_replica.c applies them: runs of 1-4
+ * merged into one write, and now and then a run that begins with the batch before the
+ * position (a batch the replica already holds part of), each with its position. */
+static void stream_shaped(struct kv_db *from, struct kv_db *to, int shard, uint64_t start,
+			  uint64_t end, const char *replid)
+{
+	struct batches b = {0};
+	struct st_error err;
+	if (kv_shard_updates_since(from, shard, 1, collect_cb, &b, &err))
+		fail_msg("seed %u: updates: %s", seed, err.msg);
+	int i = 0;
+	while (i < b.n && b.seq[i] + b.count[i] <= start)
+		i++;
+	while (i < b.n && b.seq[i] < end) {
+		int first = i > 0 && b.seq[i] >= start && rnd() % 8 == 0 ? i - 1 : i;
+		int last = i + (int)(rnd() % 4);
+		while (last >= b.n || b.seq[last] >= end)
+			last--;
+		size_t n = 0;
+		for (int k = first; k <= last; k++)
+			n += k == first ? b.len[k] : b.len[k] - 12;
+		char *m = malloc(n), *w = m;
+		assert_non_null(m);
+		for (int k = first; k <= last; k++) {
+			size_t skip = k == first ? 0 : 12;
+			memcpy(w, b.data[k] + skip, b.len[k] - skip);
+			w += b.len[k] - skip;
+		}
+		uint32_t total = (uint32_t)(b.seq[last] + b.count[last] - b.seq[first]);
+		for (int k = 0; k < 4; k++)
+			m[8 + k] = (char)(total >> (8 * k));
+		struct kv_repl_pos pos = {{0}, b.seq[last] + b.count[last]};
+		snprintf(pos.replid, sizeof(pos.replid), "%s", replid);
+		if (kv_shard_apply_at(to, shard, m, n, &pos, &err) < 0)
+			fail_msg("seed %u: apply: %s", seed, err.msg);
+		free(m);
+		i = last + 1;
+	}
+	batches_release(&b);
+}
+
+static int catchup_cb(void *arg, uint64_t seq, uint64_t local_seq, const void *data, size_t len)
+{
+	struct apply_ctx *a = arg;
+	if (seq != a->pos.next_seq)
+		fail_msg("seed %u: a batch at %llu, expected %llu", seed, (unsigned long long)seq,
+			 (unsigned long long)a->pos.next_seq);
+	return apply_cb(arg, seq, data, len);
+}
+
+static int locate_cb(void *arg, uint64_t seq, uint64_t local_seq, const void *data, size_t len)
+{
+	*(uint64_t *)arg = local_seq;
+	return KV_FOLLOW_DONE;
+}
+
+/* A primary A, a replica B that is promoted at A's position P, a replica C that stopped at
+ * L < P and one D that went on to X > P. B sends C the batches L..P of A's history from its
+ * own WAL (kv_shard_followed): C then equals A at P and joins B's history; D finds its own
+ * sequence of P through its WAL, undoes from there and joins too. Every copy ends equal to
+ * B, also after a reopen. */
+static void test_fork_behind_beyond(void **state)
+{
+	struct st_error err;
+	char dir_c[300], dir_d[300];
+	snprintf(dir_c, sizeof(dir_c), "%s-c", dir_a);
+	snprintf(dir_d, sizeof(dir_d), "%s-d", dir_a);
+	tu_rm_rf(dir_c);
+	tu_rm_rf(dir_d);
+	struct kv_db *a = open_db(dir_a, 3600), *b = open_db(dir_b, 3600);
+	struct kv_db *c = open_db(dir_c, 3600), *d = open_db(dir_d, 3600);
+	create_table(a);
+	create_table(b);
+	create_table(c);
+	create_table(d);
+	char hist[NSHARDS][KV_REPLID_MAX];
+	uint64_t l[NSHARDS], p[NSHARDS], x[NSHARDS];
+	for (int s = 0; s < NSHARDS; s++)
+		memcpy(hist[s], shard_replid(a, s), KV_REPLID_MAX);
+	random_writes(a, 100 + (int)(rnd() % 200), "w1");
+	for (int s = 0; s < NSHARDS; s++)
+		l[s] = kv_shard_latest_seq(a, s) + 1;
+	random_writes(a, 50 + (int)(rnd() % 300), "w2");
+	for (int s = 0; s < NSHARDS; s++)
+		p[s] = kv_shard_latest_seq(a, s) + 1;
+	char *at_p = content(a);
+	random_writes(a, 20 + (int)(rnd() % 100), "w3");
+	for (int s = 0; s < NSHARDS; s++) {
+		x[s] = kv_shard_latest_seq(a, s) + 1;
+		stream_shaped(a, b, s, 1, p[s], hist[s]);
+		stream_shaped(a, c, s, 1, l[s], hist[s]);
+		stream_shaped(a, d, s, 1, x[s], hist[s]);
+	}
+	struct kv_repl_fork f[NSHARDS];
+	struct kv_repl_pos to[NSHARDS];
+	for (int s = 0; s < NSHARDS; s++) {
+		assert_int_equal(kv_shard_fork_mark(b, s, 1, &f[s], &err), 0);
+		assert_int_equal(f[s].from_next, p[s]);
+		to[s] = (struct kv_repl_pos){{0}, f[s].to_next};
+		memcpy(to[s].replid, shard_replid(b, s), KV_REPLID_MAX);
+	}
+	random_writes(b, 50 + (int)(rnd() % 100), "new");
+	for (int s = 0; s < NSHARDS; s++) {
+		/* C: the batches L..P from B's WAL, as A's history */
+		struct apply_ctx ac = {c, s, {{0}, l[s]}};
+		memcpy(ac.pos.replid, hist[s], KV_REPLID_MAX);
+		uint64_t reached = 0;
+		if (kv_shard_followed(b, s, hist[s], l[s], p[s], f[s].to_next, catchup_cb, &ac,
+				      &reached, &err))
+			fail_msg("seed %u: catch-up from %llu: %s", seed, (unsigned long long)l[s],
+				 err.msg);
+		assert_int_equal(reached, p[s]);
+		assert_int_equal(ac.pos.next_seq, p[s]);
+		/* from the fork point itself: nothing to send */
+		assert_int_equal(kv_shard_followed(b, s, hist[s], p[s], p[s], f[s].to_next,
+						   catchup_cb, &ac, &reached, &err), 0);
+		assert_int_equal(reached, p[s]);
+		/* a history B never followed */
+		assert_int_equal(kv_shard_followed(b, s, "nobody", l[s], p[s], f[s].to_next,
+						   catchup_cb, &ac, &reached, &err), ST_ENOTFOUND);
+		/* D: its own sequence holding A's P, then the undo from there */
+		uint64_t local = 0;
+		if (kv_shard_followed(d, s, hist[s], p[s], x[s], kv_shard_latest_seq(d, s) + 1,
+				      locate_cb, &local, &reached, &err))
+			fail_msg("seed %u: locate %llu: %s", seed, (unsigned long long)p[s], err.msg);
+		assert_true(local > 0);
+		struct kv_rewind_report rep;
+		if (kv_shard_rewind(d, s, local, &to[s], &rep, &err))
+			fail_msg("seed %u: rewind D: %s", seed, err.msg);
+	}
+	for (struct kv_db *r[] = {c, d, NULL}, **q = r; *q; q++) {
+		char *got = content(*q);
+		assert_same(*q == c ? "C caught up to the fork" : "D rewound to the fork", at_p, got);
+		free(got);
+		for (int s = 0; s < NSHARDS; s++) {
+			struct kv_rewind_report rep;
+			if (*q == c)
+				assert_int_equal(kv_shard_rewind(c, s, 0, &to[s], &rep, &err), 0);
+			stream(b, *q, s, f[s].to_next, to[s].replid);
+		}
+	}
+	char *want = content(b);
+	kv_close(c);
+	c = open_db(dir_c, 3600);
+	for (struct kv_db *r[] = {c, d, NULL}, **q = r; *q; q++) {
+		char *got = content(*q);
+		assert_same(*q == c ? "C (reopened) against the new primary" : "D against the new primary",
+			    want, got);
+		free(got);
+	}
+	free(want);
+	free(at_p);
+	kv_close(a);
+	kv_close(b);
+	kv_close(c);
+	kv_close(d);
+	tu_rm_rf(dir_c);
+	tu_rm_rf(dir_d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fork_rewind_model, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fork_without_history, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fork_behind_beyond, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rewind_wal_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rewind_ingest_refused, setup, teardown),
 	};

@@ -273,10 +273,21 @@ static void test_join_plan(void **state)
 	assert_int_equal(j.kind, REPL_JOIN_REWIND);
 	assert_int_equal(j.undo_from, 0);
 	assert_int_equal(j.next, 100);
-	/* a replica of H behind or beyond the fork: its sequences do not map onto R's */
+	/* a replica of H behind the fork: R sends H's batches up to 50 from its own WAL
+	 * first, then it joins at 100 */
 	repl_join_plan("R", &fork, POS("H", 49), POS("Y", 999), 0, &j);
-	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
+	assert_int_equal(j.kind, REPL_JOIN_CATCHUP);
+	assert_int_equal(j.next, 100);
+	repl_join_plan("R", &fork, POS("H", 1), POS("Y", 999), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_CATCHUP);
+	/* ... beyond it: it undoes its own batches of H from 50 on (found through its WAL:
+	 * undo_from 0 here), then joins at 100 */
 	repl_join_plan("R", &fork, POS("H", 51), POS("Y", 999), 0, &j);
+	assert_int_equal(j.kind, REPL_JOIN_REWIND);
+	assert_int_equal(j.undo_from, 0);
+	assert_int_equal(j.next, 100);
+	/* a replica of H at sequence 0 (it never applied anything): a resync */
+	repl_join_plan("R", &fork, POS("H", 0), POS("Y", 999), 0, &j);
 	assert_int_equal(j.kind, REPL_JOIN_RESYNC);
 	/* another history, no fork record, an empty one, a brand-new replica */
 	repl_join_plan("R", &fork, POS("Z", 50), POS("Z2", 50), 0, &j);

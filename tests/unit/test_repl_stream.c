@@ -500,12 +500,13 @@ static int read_until(int fd, uint8_t type, struct repl_frame *out)
 	}
 }
 
-static void hello(int fd, uint32_t ver, uint32_t shard, const char *replid, uint64_t next)
+static void hello_at(int fd, uint32_t ver, uint32_t shard, const char *replid, uint64_t next,
+		     uint64_t layout_version)
 {
 	struct repl_wbuf w = {0};
 	repl_w_u32(&w, ver);
 	repl_w_u32(&w, shard);
-	repl_w_u64(&w, 1);
+	repl_w_u64(&w, layout_version);
 	repl_w_str(&w, "b");
 	repl_w_str(&w, replid);
 	repl_w_u64(&w, next);
@@ -515,6 +516,11 @@ static void hello(int fd, uint32_t ver, uint32_t shard, const char *replid, uint
 	struct st_error err;
 	assert_int_equal(repl_send(fd, REPL_HELLO, w.p, w.n, &err), 0);
 	repl_wbuf_release(&w);
+}
+
+static void hello(int fd, uint32_t ver, uint32_t shard, const char *replid, uint64_t next)
+{
+	hello_at(fd, ver, shard, replid, next, 1);
 }
 
 static void expect_error(int fd, const char *needle)
@@ -581,6 +587,64 @@ static void test_hostile_hello(void **state)
 	fd = dial(lv);
 	hello(fd, REPL_PROTO_VERSION, 0, replid, kv_shard_latest_seq(lv->db, 0) + 1000);
 	expect_error(fd, "beyond this primary's latest");
+	/* invariant 8: a replica that follows a newer epoch (layout version) refuses this
+	 * primary's stream: it is told it needs fencing */
+	fd = dial(lv);
+	hello_at(fd, REPL_PROTO_VERSION, 0, replid, 1, 9);
+	struct repl_frame f;
+	repl_set_timeouts(fd, 5000000, 5000000);
+	assert_int_equal(repl_recv(fd, 1 << 20, &f, &err), 0);
+	assert_int_equal(f.type, REPL_ERROR); /* the first answer, not a stream */
+	assert_non_null(strstr((char *)f.payload + 8, "newer than this primary's"));
+	repl_frame_release(&f);
+	close(fd);
+	still_serves(lv);
+}
+
+/* 1 when the primary closes the connection within us (heartbeats, every 20-100 ms, go on
+ * while a stream lives), else 0. */
+static int closes_within(int fd, int64_t us)
+{
+	int64_t end = st_now_us() + us;
+	while (st_now_us() < end) {
+		struct repl_frame f;
+		struct st_error err;
+		if (repl_recv(fd, REPL_FRAME_MAX, &f, &err))
+			return 1;
+		repl_frame_release(&f);
+	}
+	return 0;
+}
+
+/* Invariant 8: an ack given under a newer epoch (the replica follows a newer primary) ends
+ * the stream at once; the same ack under the primary's own epoch keeps it. */
+static void test_ack_newer_epoch(void **state)
+{
+	struct live *lv = *state;
+	struct st_error err;
+	for (uint64_t epoch = 1; epoch <= 2; epoch++) {
+		int fd = dial(lv);
+		hello(fd, REPL_PROTO_VERSION, 0, "", 1);
+		struct repl_frame f;
+		assert_int_equal(read_until(fd, REPL_RESYNC_END, &f), REPL_RESYNC_END);
+		repl_frame_release(&f);
+		for (int i = 0; i < 40; i++) { /* some land on shard 0 */
+			char e[24];
+			snprintf(e, sizeof(e), "ep%d-%d", (int)epoch, i);
+			put(lv, e, i);
+		}
+		assert_int_equal(read_until(fd, REPL_BATCH, &f), REPL_BATCH);
+		uint64_t seq;
+		memcpy(&seq, f.payload, 8);
+		repl_frame_release(&f);
+		struct repl_wbuf w = {0};
+		repl_w_u64(&w, seq + 1);
+		repl_w_u64(&w, epoch);
+		assert_int_equal(repl_send(fd, REPL_ACK, w.p, w.n, &err), 0);
+		repl_wbuf_release(&w);
+		assert_int_equal(closes_within(fd, 1500000), epoch == 2);
+		close(fd);
+	}
 	still_serves(lv);
 }
 
@@ -610,16 +674,15 @@ static void test_replica_session_and_lying_ack(void **state)
 	}
 	assert_int_equal(read_until(fd, REPL_BATCH, &f), REPL_BATCH);
 	repl_frame_release(&f);
-	/* an ack far beyond what was sent: the primary drops the connection */
-	uint8_t ack[8];
-	uint64_t lie = 1ull << 40;
-	memcpy(ack, &lie, 8);
+	/* an ack far beyond what was sent (under the primary's own epoch): the primary drops
+	 * the connection */
+	struct repl_wbuf w = {0};
+	repl_w_u64(&w, 1ull << 40);
+	repl_w_u64(&w, 1);
 	struct st_error err;
-	assert_int_equal(repl_send(fd, REPL_ACK, ack, 8, &err), 0);
-	int rc;
-	while ((rc = read_until(fd, REPL_ERROR, &f)) == REPL_ERROR)
-		repl_frame_release(&f);
-	assert_int_equal(rc, -1);
+	assert_int_equal(repl_send(fd, REPL_ACK, w.p, w.n, &err), 0);
+	repl_wbuf_release(&w);
+	assert_int_equal(closes_within(fd, 3000000), 1);
 	close(fd);
 	still_serves(lv);
 }
@@ -669,7 +732,7 @@ static void test_admin_requests(void **state)
 struct hello_msg {
 	uint32_t flags;
 	char replid[KV_REPLID_MAX], own[KV_REPLID_MAX];
-	uint64_t next, own_next;
+	uint64_t next, own_next, version;
 };
 
 /* Accepts the replica's next connection on lfd and reads its HELLO (an admin request, which
@@ -696,7 +759,7 @@ static int accept_hello(int lfd, struct hello_msg *h)
 	char node[64];
 	assert_int_equal(repl_r_u32(&rb), REPL_PROTO_VERSION);
 	assert_int_equal(repl_r_u32(&rb), 0);
-	repl_r_u64(&rb);
+	h->version = repl_r_u64(&rb);
 	repl_r_str(&rb, node, sizeof(node));
 	repl_r_str(&rb, h->replid, sizeof(h->replid));
 	h->next = repl_r_u64(&rb);
@@ -710,17 +773,34 @@ static int accept_hello(int lfd, struct hello_msg *h)
 	return fd;
 }
 
-static void send_rewind(int fd, const char *replid, uint64_t next, uint64_t undo_from)
+static void send_rewind_from(int fd, const char *replid, uint64_t next, uint64_t undo_from,
+			     const char *from, uint64_t from_next)
 {
 	struct repl_wbuf w = {0};
 	repl_w_str(&w, replid);
 	repl_w_u64(&w, next);
 	repl_w_u64(&w, undo_from);
-	repl_w_str(&w, "old-history");
-	repl_w_u64(&w, 1);
+	repl_w_str(&w, from);
+	repl_w_u64(&w, from_next);
 	struct st_error err;
 	assert_int_equal(repl_send(fd, REPL_REWIND, w.p, w.n, &err), 0);
 	repl_wbuf_release(&w);
+}
+
+static void send_heartbeat_epoch(int fd, uint64_t epoch)
+{
+	struct repl_wbuf w = {0};
+	repl_w_u64(&w, 1);
+	repl_w_u64(&w, 0);
+	repl_w_u64(&w, epoch);
+	struct st_error err;
+	assert_int_equal(repl_send(fd, REPL_HEARTBEAT, w.p, w.n, &err), 0);
+	repl_wbuf_release(&w);
+}
+
+static void send_rewind(int fd, const char *replid, uint64_t next, uint64_t undo_from)
+{
+	send_rewind_from(fd, replid, next, undo_from, "old-history", 1);
 }
 
 /* A replica answers plain reads from its copy, but not a read that only the primary may
@@ -782,6 +862,18 @@ static void test_replica_rewind_frames(void **state)
 	assert_true(h.own[0] != 0);
 	assert_int_equal(h.own_next, kv_shard_latest_seq(db, 0) + 1);
 	assert_int_equal(h.flags, 0);
+	/* invariant 8: a heartbeat of the replica's epoch keeps the stream; one of an older
+	 * epoch comes from a fenced primary: the replica drops it (and reconnects) */
+	assert_true(h.version >= 1);
+	send_heartbeat_epoch(fd, h.version);
+	struct pollfd pf = {fd, POLLIN, 0};
+	assert_int_equal(poll(&pf, 1, 300), 0);
+	send_heartbeat_epoch(fd, h.version - 1);
+	char byte;
+	assert_int_equal(poll(&pf, 1, 3000), 1); /* closed: readable, at EOF */
+	assert_int_equal(recv(fd, &byte, 1, 0), 0);
+	close(fd);
+	fd = accept_hello(lfd, &h);
 	/* malformed: a protocol error, the replica reconnects and says the same */
 	assert_int_equal(repl_send(fd, REPL_REWIND, "x", 1, &err), 0);
 	close(fd);
@@ -796,6 +888,14 @@ static void test_replica_rewind_frames(void **state)
 	assert_int_equal(h2.next, 5);
 	assert_string_not_equal(h2.own, h.own);
 	assert_int_equal(h2.flags, 0);
+	/* a fork of the history it follows, at a point it has not reached (5 < 9): it lacks
+	 * batches before the fork, so it must not take the fork as its position */
+	send_rewind_from(fd, "other", 20, 0, "new-history", 9);
+	close(fd);
+	fd = accept_hello(lfd, &h);
+	assert_int_equal(h.flags, REPL_HELLO_RESYNC);
+	assert_string_equal(h.replid, "new-history");
+	assert_int_equal(h.next, 5);
 	/* one it cannot carry out (undo from beyond its latest): the next HELLO asks for a resync,
 	 * and nothing changed */
 	send_rewind(fd, "other", 9, h2.own_next + 100);
@@ -807,7 +907,7 @@ static void test_replica_rewind_frames(void **state)
 	assert_string_equal(h.own, h2.own);
 	char *m = repl_metrics_text(r);
 	assert_non_null(strstr(m, "strata_repl_rejoin_truncations_total 1\n"));
-	assert_non_null(strstr(m, "strata_repl_rejoin_resyncs_total 1\n"));
+	assert_non_null(strstr(m, "strata_repl_rejoin_resyncs_total 2\n"));
 	assert_non_null(strstr(m, "strata_repl_proto_errors_total 1\n"));
 	free(m);
 	close(fd);
@@ -970,6 +1070,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_truncated_frame),
 		cmocka_unit_test(test_hostile_hello),
 		cmocka_unit_test(test_replica_session_and_lying_ack),
+		cmocka_unit_test(test_ack_newer_epoch),
 		cmocka_unit_test(test_admin_requests),
 	};
 	int failed = cmocka_run_group_tests_name("repl_stream", plain, NULL, NULL);
