@@ -446,8 +446,15 @@ static void compact_and_check(struct kv_db *db, const char *phase)
 		check_join(db, p, t);
 }
 
+/* A lower bound of the keys the writes put into the store: each put cell is one key, each
+ * delete at least one (a tombstone version). Compaction cannot be seen by comparing key
+ * counts before and after kv_compact(): background compactions (the write buffer is small)
+ * may already have applied the same rule at any moment. */
+static uint64_t keys_written_min;
+
 static void test_model(void **state)
 {
+	keys_written_min = 0;
 	for (int t = 0; t < NTABLES; t++)
 		for (int e = 0; e < NENT; e++)
 			for (int f = 0; f < NFEAT; f++) {
@@ -501,6 +508,7 @@ static void test_model(void **state)
 			const char *fn = f >= 0 ? feat_names[f] : NULL;
 			assert_int_equal(kv_delete(db, tname[t], en, strlen(en), f >= 0 ? &fn : NULL,
 						   f >= 0 ? 1 : 0, ts, &err), 0);
+			keys_written_min++;
 			for (int k = 0; k < NFEAT; k++) {
 				if (f >= 0 && k != f)
 					continue;
@@ -536,6 +544,7 @@ static void test_model(void **state)
 		if (!nc)
 			continue;
 		assert_int_equal(kv_put(db, tname[t], cells, (size_t)nc, &err), 0);
+		keys_written_min += (uint64_t)nc;
 		for (int k = 0; k < nc; k++) {
 			int f = cells[k].value.type == KV_I64 ? 0 : cells[k].value.type == KV_F64 ? 1 : 2;
 			struct mcell *c = &model[t][e][f];
@@ -552,10 +561,12 @@ static void test_model(void **state)
 	/* Move the clock on so that horizons pass more versions, then compact. */
 	clock_now += 15000;
 	check_reads(db, "later");
-	uint64_t before = kv_property_sum(db, "rocksdb.estimate-num-keys");
 	assert_int_equal(kv_compact(db, &err), 0);
+	/* After a full compaction the estimate is the table files' exact entry count. */
 	uint64_t after = kv_property_sum(db, "rocksdb.estimate-num-keys");
-	assert_true(after < before); /* retention really removed versions */
+	if (after >= keys_written_min)
+		fail_msg("retention removed no versions: %llu keys after compaction, %llu written",
+			 (unsigned long long)after, (unsigned long long)keys_written_min);
 	check_reads(db, "compacted");
 	clock_now += 120000; /* past most of the history of the retention tables */
 	compact_and_check(db, "much later");
