@@ -241,8 +241,9 @@ def test_same_results_embedded_and_server(server, tmp_path, tname):
     """One script of calls gives identical DataFrames from both modes."""
     outs = []
     for c in (strata.open(str(tmp_path / "d")), strata.connect(server.addr)):
+        assert type(c) is strata.Client  # one Client type, both a context manager
         with c:
-            c.create_table(tname, FEATS)
+            t = c.create_table(tname, FEATS, ttl="2d", retention="400d")
             c.put(tname, "a", {"age": 1, "name": "x", "emb": [1, 2, 3]}, ts=T0)
             c.put(tname, "b", {"ctr": 0.5, "tags": [1], "raw": b"r"}, ts=T0)
             c.delete(tname, "a", ["name"], ts=T0 + pd.Timedelta("1h"))
@@ -251,9 +252,10 @@ def test_same_results_embedded_and_server(server, tmp_path, tname):
             j = c.join(tname, s, list(FEATS), with_event_ts=True, embeddings="wide")
             g = c.get(tname, ["a", "b", "c"]).to_df(with_status=True, with_event_ts=True)
             h = c.history(tname, "a", "name").drop(columns=["ingested"])
-            outs.append((j, g, h))
-    for a, b in zip(*outs):
+            outs.append((j, g, h, {k: v for k, v in vars(t).items() if k not in ("created", "id")}))
+    for a, b in zip(outs[0][:3], outs[1][:3]):
         pd.testing.assert_frame_equal(a, b)
+    assert outs[0][3] == outs[1][3]
 
 
 def test_get_many_entities(client, tname):
@@ -274,7 +276,8 @@ def test_get_many_entities(client, tname):
 
 
 def test_get_many_is_one_request_per_batch(tname):
-    """Through stratad, a get of 1000 entities is 2 multi-get requests, not 1000 gets."""
+    """Through stratad, a get of 1000 entities is 2 multi-get requests, not 1000 gets, and a
+    put_df of 1000 rows with batch_rows=128 is 8 put requests."""
     import socket
     import urllib.request
     s = socket.socket()
@@ -297,6 +300,12 @@ def test_get_many_is_one_request_per_batch(tname):
             r = c.get(tname, [f"e{i}" for i in range(1000)], ["x"]).to_dict()
             assert r["x"][1] == 1 and r["x"][0] is None
             assert count("multiget") + count("get") - before == 2
+            # put_df: one put request per batch_rows rows
+            before = count("put")
+            df = pd.DataFrame({"entity": [f"p{i}" for i in range(1000)],
+                               "ts": pd.Timestamp("2026-01-01", tz="UTC"), "x": np.arange(1000)})
+            assert c.put_df(tname, df, batch_rows=128) == 1000
+            assert count("put") - before == 8
     finally:
         srv.stop()
 
