@@ -48,6 +48,23 @@ class Spy:
         return call
 
 
+def _stop(srv):
+    """SIGSTOP, then waits until every thread of the server is stopped: a thread woken by the
+    SIGCONT just before may still answer a request for a moment (seen on a loaded machine)."""
+    os.kill(srv.proc.pid, signal.SIGSTOP)
+    tasks = f"/proc/{srv.proc.pid}/task"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            if all(open(f"{tasks}/{t}/stat").read().rsplit(")", 1)[1].split()[0] == "T"
+                   for t in os.listdir(tasks)):
+                return
+        except FileNotFoundError:  # a thread ended while we looked
+            pass
+        time.sleep(0.002)
+    raise AssertionError("stratad did not stop")
+
+
 def _stopped_call(srv, spy, call):
     """Runs call() in a thread while the server is stopped; returns (the core method the
     main thread ran beside, or None; call's result)."""
@@ -58,7 +75,7 @@ def _stopped_call(srv, spy, call):
             out["r"] = call()
         except Exception as e:  # checked below
             out["e"] = e
-    os.kill(srv.proc.pid, signal.SIGSTOP)
+    _stop(srv)
     try:
         th = threading.Thread(target=run)
         th.start()
@@ -113,7 +130,7 @@ def test_network_calls_release_the_gil(tname, tmp_path):
                 seen.add(beside)
             assert seen == {name for name, _ in calls}, seen
             # a call that outlives the client's timeout fails as Unavailable
-            os.kill(srv.proc.pid, signal.SIGSTOP)
+            _stop(srv)
             try:
                 t0 = time.monotonic()
                 with pytest.raises(strata.Unavailable) as e:
