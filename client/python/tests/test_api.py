@@ -43,6 +43,43 @@ def test_tables(client, tname):
         client.drop_table(tname)
 
 
+@pytest.mark.parametrize("d, want", [
+    ("30d", dt.timedelta(days=30)), ("12h", dt.timedelta(hours=12)),
+    ("15m", dt.timedelta(minutes=15)), ("90s", dt.timedelta(seconds=90)),
+    ("250ms", dt.timedelta(milliseconds=250)), (dt.timedelta(days=2), dt.timedelta(days=2)),
+    (pd.Timedelta("36h"), dt.timedelta(hours=36)),
+    (np.timedelta64(3, "D"), dt.timedelta(days=3)), (None, None)])
+def test_duration_forms(client, tname, d, want):
+    assert client.create_table(tname, {"a": "i64"}, ttl=d, retention=d).ttl == want
+    assert client.table(tname).retention == want
+
+
+@pytest.mark.parametrize("d", [30, 1.5, "soon", "-5d", dt.timedelta(days=-1)])
+def test_duration_rejects(client, tname, d):
+    with pytest.raises(strata.InvalidArgument):
+        client.create_table(tname, {"a": "i64"}, ttl=d)
+    with pytest.raises(strata.NotFound):
+        client.table(tname)  # nothing created
+
+
+def test_timestamp_forms(client, tname):
+    """One instant in every accepted form; ints only with a unit."""
+    client.create_table(tname, {"a": "i64"})
+    forms = [pd.Timestamp("2026-03-01T00:00:00Z"), dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc),
+             dt.datetime(2026, 3, 1), dt.date(2026, 3, 1), np.datetime64("2026-03-01"),
+             "2026-03-01T00:00:00Z", "2026-03-01", "2026-03-01T01:00:00+01:00"]
+    for i, ts in enumerate(forms):
+        client.put(tname, f"e{i}", {"a": i}, ts=ts)
+    for i, (unit, v) in enumerate((("s", 1772323200), ("ms", 1772323200_000),
+                                   ("us", 1772323200_000_000), ("ns", 1772323200_000_000_000))):
+        client.put(tname, f"i{i}", {"a": i}, ts=v, ts_unit=unit)
+    ents = [f"e{i}" for i in range(len(forms))] + [f"i{i}" for i in range(4)]
+    got = client.get(tname, ents, ["a"]).to_df(with_event_ts=True)["a_event_ts"]
+    assert set(got) == {pd.Timestamp("2026-03-01T00:00:00Z")}, got.tolist()
+    with pytest.raises(strata.InvalidArgument, match="ts_unit"):
+        client.put(tname, "x", {"a": 1}, ts=1772323200)
+
+
 def test_put_get_every_type(client, tname):
     client.create_table(tname, FEATS)
     vals = {"age": 31, "ctr": 0.25, "x": 1.5, "name": "bob é", "raw": b"\x00\xff",
@@ -164,21 +201,6 @@ def test_preload_job(client, tname, tmp_path):
         client.preload("no_such_table_x", str(p))
     with pytest.raises(strata.NotFound):
         client.job(999999)
-
-
-def test_preload_cancel(client, tname, tmp_path):
-    client.create_table(tname, {"age": "i64"})
-    p = tmp_path / "big.csv"
-    with open(p, "w") as f:
-        f.write("entity,ts,age\n")
-        f.write("".join(f"e{i},2026-01-01T00:00:00Z,{i}\n" for i in range(300000)))
-    job = client.preload(tname, str(p), wait=False)
-    job.cancel()
-    try:
-        info = job.wait(timeout=60)
-        assert info["state"] == "done"  # it may finish before the cancel lands
-    except strata.Cancelled:
-        assert job.state == "cancelled"
 
 
 def test_close_and_context(client, tname):
