@@ -21,7 +21,7 @@ class Feeder:
         os.mkfifo(path)
         self.path, self.first, self.rest = path, first, rest
         self.go = threading.Event()
-        self.th = threading.Thread(target=self._run)
+        self.th = threading.Thread(target=self._run, daemon=True)
         self.th.start()
 
     def _run(self):
@@ -37,7 +37,10 @@ class Feeder:
 
     def release(self):
         self.go.set()
-        self.th.join(60)
+        self.th.join(0.5)
+        if self.th.is_alive():  # no job opened the FIFO: unblock the writer's open
+            os.close(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK))  # it then gets EPIPE
+            self.th.join(60)
 
 
 def _until(job, pred, what):
