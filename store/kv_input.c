@@ -102,9 +102,12 @@ static int input_init(FILE *fp, const char *name, int64_t size, enum kv_format f
 		kv_input_close(in);
 		return st_error_set(err, ST_ENOMEM, "out of memory");
 	}
-	unsigned char magic[4] = {0};
-	size_t m = fread(magic, 1, 4, in->fp);
-	rewind(in->fp);
+	/* The first bytes name the codec. They stay in raw as the start of the stream, not
+	 * rewound: a pipe or FIFO cannot seek back (its first 4 bytes were lost). */
+	in->raw_len = fread(in->raw, 1, 4, in->fp);
+	in->raw_read = (int64_t)in->raw_len;
+	const unsigned char *magic = (const unsigned char *)in->raw;
+	size_t m = in->raw_len;
 	if (m >= 2 && magic[0] == 0x1f && magic[1] == 0x8b) {
 		in->codec = CODEC_GZIP;
 		if (inflateInit2(&in->zs, 15 + 32) != Z_OK) {

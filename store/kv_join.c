@@ -31,9 +31,10 @@ struct kv_join {
 	enum kv_join_horizon policy;
 	uint64_t skipped;
 	size_t chunk, n;
-	/* per row, by input position */
+	/* per row, by input position: one buffer (ts, then eoff, then elen) */
 	int64_t *ts;
 	uint32_t *eoff, *elen;
+	size_t rowarr_bytes;
 	char *arena;
 	size_t arena_len, arena_cap;
 	struct kv_result *res; /* chunk * nf */
@@ -43,32 +44,49 @@ struct kv_join {
 	struct st_error *errs; /* per shard: what a failed sweep reports */
 };
 
-/* The result chunk. A large one (1M rows x 10 features is 480 MB) is its own mapping with
- * transparent huge pages asked for: the sweep writes each row's results at its input
- * position, in random order, and with 4 KiB pages nearly every row cost a TLB miss and the
- * first touch of each a page fault. The kernel zeroes a fresh mapping's pages as they are
- * touched (a tenth of the CPU of a 1M x 10 join), so the largest chunk freed is kept as a
- * spare for the next join, its pages given back lazily (MADV_FREE: reclaimed only under
- * memory pressure). A spare needs no zeroing: a chunk is freed with no result owning memory,
- * a reclaimed page reads back as zeroes (a result owning nothing too), and a run writes every
- * result it reports. *mapped: the mapping's size (0: calloc'd). */
-#define RES_MAP_MIN (8u << 20)
+/* Large buffers of a join: the result chunk (1M rows x 10 features is 480 MB), the per-row
+ * arrays and the sort's rows. The result chunk gets transparent huge pages: the sweep writes
+ * each row's results at its input position, in random order, and with 4 KiB pages nearly
+ * every row cost a TLB miss and the first touch of each a page fault. The kernel zeroes a
+ * fresh mapping's pages as they are touched (a tenth of the CPU of a 1M x 10 join), so freed
+ * buffers are kept as spares for the next join (up to BIG_SPARES, the largest kept), their
+ * pages given back lazily (MADV_FREE: reclaimed only under memory pressure). malloc would
+ * keep them only in the thread that freed them: stratad opens, fills and sweeps a join from
+ * different worker threads, whose arenas gave such buffers back to the kernel each time (12k
+ * page faults per 1M-row sweep, the ~9% more CPU than embedded). A spare needs no zeroing:
+ * the result chunk is freed with no result owning memory, a reclaimed page reads back as
+ * zeroes (a result owning nothing too), and a run writes every result it reports; the other
+ * buffers are written before they are read. *mapped: the mapping's size (0: malloc'd). */
+#ifdef __SANITIZE_ADDRESS__
+#define BIG_MAP_MIN SIZE_MAX /* ASan checks the bounds of malloc'd buffers only */
+#else
+#define BIG_MAP_MIN (1u << 20)
+#endif
+#define BIG_SPARES 12
 
 static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
-static void *spare; /* under spare_lock */
-static size_t spare_bytes;
+static struct {
+	void *p;
+	size_t bytes;
+} spares[BIG_SPARES]; /* under spare_lock */
 
-static struct kv_result *res_alloc(size_t bytes, size_t *mapped)
+/* zero: calloc semantics for the small (malloc'd) case; a mapping is zero or a spare. */
+static void *big_alloc(size_t bytes, int zero, size_t *mapped)
 {
 	*mapped = 0;
-	if (bytes < RES_MAP_MIN)
-		return calloc(1, bytes ? bytes : 1);
+	if (bytes < BIG_MAP_MIN)
+		return zero ? calloc(1, bytes ? bytes : 1) : malloc(bytes ? bytes : 1);
 	void *p = NULL;
+	int best = -1;
 	pthread_mutex_lock(&spare_lock);
-	if (spare && spare_bytes >= bytes) {
-		p = spare;
-		*mapped = spare_bytes;
-		spare = NULL;
+	for (int i = 0; i < BIG_SPARES; i++)
+		if (spares[i].p && spares[i].bytes >= bytes &&
+		    (best < 0 || spares[i].bytes < spares[best].bytes))
+			best = i;
+	if (best >= 0) {
+		p = spares[best].p;
+		*mapped = spares[best].bytes;
+		spares[best].p = NULL;
 	}
 	pthread_mutex_unlock(&spare_lock);
 	if (p)
@@ -81,26 +99,32 @@ static struct kv_result *res_alloc(size_t bytes, size_t *mapped)
 	return p;
 }
 
-/* res: no result owns memory. */
-static void res_free(struct kv_result *res, size_t mapped)
+/* p: for the result chunk, no result owns memory. Kept as a spare in a free slot, else in
+ * place of the smallest spare if that is smaller; else unmapped. */
+static void big_free(void *p, size_t mapped)
 {
 	if (!mapped) {
-		free(res);
+		free(p);
 		return;
 	}
+	(void)madvise(p, mapped, MADV_FREE);
 	pthread_mutex_lock(&spare_lock);
-	if (!spare || spare_bytes < mapped) { /* keep the larger one */
-		void *old = spare;
-		size_t old_bytes = spare_bytes;
-		(void)madvise(res, mapped, MADV_FREE);
-		spare = res;
-		spare_bytes = mapped;
-		res = old;
+	int slot = -1;
+	for (int i = 0; i < BIG_SPARES && (slot < 0 || spares[slot].p); i++)
+		if (!spares[i].p || (spares[i].bytes < mapped &&
+				     (slot < 0 || spares[i].bytes < spares[slot].bytes)))
+			slot = i;
+	if (slot >= 0) {
+		void *old = spares[slot].p;
+		size_t old_bytes = spares[slot].bytes;
+		spares[slot].p = p;
+		spares[slot].bytes = mapped;
+		p = old;
 		mapped = old_bytes;
 	}
 	pthread_mutex_unlock(&spare_lock);
-	if (res)
-		munmap(res, mapped);
+	if (p)
+		munmap(p, mapped);
 }
 
 int kv_join_open(struct kv_db *db, const char *table, const char *const *features,
@@ -121,12 +145,13 @@ int kv_join_open(struct kv_db *db, const char *table, const char *const *feature
 	j->known_at = known_at;
 	j->fids = calloc(nfeatures, sizeof(*j->fids));
 	j->ttls = calloc(nfeatures, sizeof(*j->ttls));
-	j->ts = malloc(chunk_rows * sizeof(*j->ts));
-	j->eoff = malloc(chunk_rows * sizeof(*j->eoff));
-	j->elen = malloc(chunk_rows * sizeof(*j->elen));
-	j->res = res_alloc(chunk_rows * nfeatures * sizeof(*j->res), &j->res_bytes);
+	j->ts = big_alloc(chunk_rows * (sizeof(*j->ts) + 2 * sizeof(*j->eoff)), 0,
+			  &j->rowarr_bytes);
+	j->eoff = j->ts ? (uint32_t *)(j->ts + chunk_rows) : NULL;
+	j->elen = j->ts ? j->eoff + chunk_rows : NULL;
+	j->res = big_alloc(chunk_rows * nfeatures * sizeof(*j->res), 1, &j->res_bytes);
 	j->errs = calloc((size_t)kv_nshards(db), sizeof(*j->errs));
-	if (!j->fids || !j->ttls || !j->ts || !j->eoff || !j->elen || !j->res || !j->errs) {
+	if (!j->fids || !j->ttls || !j->ts || !j->res || !j->errs) {
 		kv_join_free(j);
 		return st_error_set(err, ST_ENOMEM, "out of memory for a join chunk of %zu rows",
 				    chunk_rows);
@@ -361,11 +386,12 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 {
 	if (!n)
 		return 0;
-	struct join_row *tmp = malloc(n * sizeof(*tmp));
+	size_t tmp_bytes;
+	struct join_row *tmp = big_alloc(n * sizeof(*tmp), 0, &tmp_bytes);
 	size_t(*count)[256] = calloc(24, sizeof(*count));
 	if (tmp && count)
 		sort_rows(j, rows, tmp, n, count);
-	free(tmp);
+	big_free(tmp, tmp_bytes);
 	free(count);
 	if (!tmp || !count)
 		return st_error_set(&j->errs[shard], ST_ENOMEM, "join: out of memory to sort %zu rows",
@@ -473,7 +499,8 @@ int kv_join_run(struct kv_join *j, struct st_error *err)
 
 	struct join_pool p = {.j = j};
 	int ns = db->nshards;
-	p.rows = malloc((j->n ? j->n : 1) * sizeof(*p.rows));
+	size_t rows_bytes;
+	p.rows = big_alloc(j->n * sizeof(*p.rows), 0, &rows_bytes);
 	p.start = calloc((size_t)ns + 1, sizeof(*p.start));
 	if (!p.rows || !p.start) {
 		rc = st_error_set(err, ST_ENOMEM, "out of memory");
@@ -529,7 +556,7 @@ int kv_join_run(struct kv_join *j, struct st_error *err)
 		j->skipped = 0; /* the join failed: nothing of it counts */
 	}
 out:
-	free(p.rows);
+	big_free(p.rows, rows_bytes);
 	free(p.start);
 	j->ran = 1;
 	return rc;
@@ -568,13 +595,11 @@ void kv_join_free(struct kv_join *j)
 		return;
 	if (j->res)
 		release_results(j);
-	res_free(j->res, j->res_bytes);
+	big_free(j->res, j->res_bytes);
 	free(j->fids);
 	free(j->ttls);
 	free(j->errs);
-	free(j->ts);
-	free(j->eoff);
-	free(j->elen);
+	big_free(j->ts, j->rowarr_bytes);
 	free(j->arena);
 	free(j);
 }

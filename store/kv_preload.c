@@ -35,6 +35,8 @@ struct kv_jobs {
 	pthread_t thread;
 	int thread_started;
 	int stopping;        /* close in progress: abort the running job, leave it resumable */
+	uint64_t submits;    /* jobs submitted so far: the runner waits only if none came
+			      * since its scan for pending jobs began (else a wakeup is lost) */
 	uint64_t next_id;
 	uint64_t active_id;  /* job running in this process, 0 = none */
 	int cancel_active;   /* cancel requested for active_id */
@@ -280,6 +282,7 @@ int kv_preload_submit(struct kv_db *db, const struct kv_preload_req *req, uint64
 		rc = job_save(db, &j, 0, err);
 	if (!rc) {
 		*id = j.id;
+		js->submits++;
 		pthread_cond_broadcast(&js->cond);
 	}
 	pthread_mutex_unlock(&js->lock);
@@ -1191,17 +1194,23 @@ static void *jobs_main(void *arg)
 	struct kv_db *db = arg;
 	struct kv_jobs *js = db->jobs;
 	for (;;) {
+		pthread_mutex_lock(&js->lock);
+		uint64_t submits = js->submits;
+		pthread_mutex_unlock(&js->lock);
 		uint64_t id;
 		struct st_error err;
 		if (next_pending(db, &id, &err)) /* retried at the next submit or restart */
 			fprintf(stderr, "strata: preload jobs: %s\n", err.msg);
+		if (!id && ST_FAULT("jobs.scan.slow"))
+			usleep(300000); /* a job submitted now, after the scan, must still run */
 		pthread_mutex_lock(&js->lock);
 		if (js->stopping) {
 			pthread_mutex_unlock(&js->lock);
 			break;
 		}
 		if (!id) {
-			pthread_cond_wait(&js->cond, &js->lock);
+			if (js->submits == submits) /* else a job came after the scan: scan again */
+				pthread_cond_wait(&js->cond, &js->lock);
 			pthread_mutex_unlock(&js->lock);
 			continue;
 		}

@@ -448,6 +448,32 @@ static void test_cancel_while_claimed(void **state)
 	assert_int_equal(get_age(db, "u1", ST_TS_MAX), -1);
 }
 
+/* A job submitted while the runner is between its scan for pending jobs (which found none)
+ * and its wait (fault jobs.scan.slow holds it there) is run, not left queued until the next
+ * submit (the runner used to miss that wakeup). */
+static void test_submit_during_scan(void **state)
+{
+	struct kv_db *db = *state;
+	kv_close(db);
+	setenv("STRATA_FAULTS", "jobs.scan.slow", 1);
+	st_fault_reset();
+	*state = db = open_db(1, 0);
+	usleep(100000); /* the runner scanned (nothing pending) and is held before its wait */
+	big_file("small.csv", 10);
+	uint64_t id = submit(db, "small.csv", 0, 0);
+	struct kv_job_info j = {0};
+	for (int i = 0; i < 500; i++) { /* 5 s */
+		assert_int_equal(kv_job_get(db, id, &j, NULL), 0);
+		if (j.state != KV_JOB_QUEUED && j.state != KV_JOB_RUNNING)
+			break;
+		usleep(10000);
+	}
+	unsetenv("STRATA_FAULTS");
+	st_fault_reset();
+	assert_int_equal(j.state, KV_JOB_DONE);
+	assert_int_equal(get_age(db, "u1", ST_TS_MAX), 2);
+}
+
 struct reader {
 	struct kv_db *db;
 	atomic_int stop;
@@ -526,6 +552,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ingest_failure_rolls_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cancel_while_claimed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_submit_during_scan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_during_job, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

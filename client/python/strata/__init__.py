@@ -14,12 +14,13 @@ from . import _core
 from .client import Client, GetResult, Job, Table
 from .errors import (AlreadyExists, AuthError, Busy, Cancelled, Corrupt, Error,
                      InvalidArgument, LimitExceeded, NotFound, OutOfMemory, OutOfRange,
-                     ProtocolError, StorageError, TypeMismatch, Unavailable, CODES as _CODES)
+                     ProtocolError, Stale, StorageError, TypeMismatch, Unavailable,
+                     CODES as _CODES)
 
 __all__ = ["connect", "open", "Client", "GetResult", "Job", "Table", "Error",
            "InvalidArgument", "NotFound", "AlreadyExists", "TypeMismatch", "StorageError",
            "Corrupt", "Cancelled", "OutOfMemory", "LimitExceeded", "Busy", "ProtocolError",
-           "AuthError", "Unavailable", "OutOfRange"]
+           "AuthError", "Unavailable", "OutOfRange", "Stale"]
 
 _core.register(_CODES, Unavailable, lambda b: _np.frombuffer(b, dtype=_np.float32),
                lambda b: _np.frombuffer(b, dtype=_np.int64))

@@ -69,8 +69,14 @@ class OutOfRange(Error, LookupError):
     """A read or join row before the table's retention horizon: that history is not kept."""
 
 
-# Codes from common/st_err.h, in order from ST_ERR_FIRST (-30999).
+class Stale(Unavailable):
+    """A replica is further behind than the read allows (a cluster's replica reads)."""
+
+
+# Codes from common/st_err.h, in order from ST_ERR_FIRST (-30999): ST_ECLOSED and ST_EUNAVAIL
+# (no node reachable; a write's outcome unknown) are both Unavailable. tests/test_errors.py
+# checks this against the extension's st_strerror table.
 _BY_ORDER = [InvalidArgument, NotFound, AlreadyExists, TypeMismatch, StorageError, Corrupt,
              Cancelled, OutOfMemory, LimitExceeded, Busy, ProtocolError, AuthError,
-             Unavailable, OutOfRange]
+             Unavailable, OutOfRange, Stale, Unavailable]
 CODES = {-30999 + i: cls for i, cls in enumerate(_BY_ORDER)}

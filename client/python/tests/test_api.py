@@ -43,6 +43,43 @@ def test_tables(client, tname):
         client.drop_table(tname)
 
 
+@pytest.mark.parametrize("d, want", [
+    ("30d", dt.timedelta(days=30)), ("12h", dt.timedelta(hours=12)),
+    ("15m", dt.timedelta(minutes=15)), ("90s", dt.timedelta(seconds=90)),
+    ("250ms", dt.timedelta(milliseconds=250)), (dt.timedelta(days=2), dt.timedelta(days=2)),
+    (pd.Timedelta("36h"), dt.timedelta(hours=36)),
+    (np.timedelta64(3, "D"), dt.timedelta(days=3)), (None, None)])
+def test_duration_forms(client, tname, d, want):
+    assert client.create_table(tname, {"a": "i64"}, ttl=d, retention=d).ttl == want
+    assert client.table(tname).retention == want
+
+
+@pytest.mark.parametrize("d", [30, 1.5, "soon", "-5d", dt.timedelta(days=-1)])
+def test_duration_rejects(client, tname, d):
+    with pytest.raises(strata.InvalidArgument):
+        client.create_table(tname, {"a": "i64"}, ttl=d)
+    with pytest.raises(strata.NotFound):
+        client.table(tname)  # nothing created
+
+
+def test_timestamp_forms(client, tname):
+    """One instant in every accepted form; ints only with a unit."""
+    client.create_table(tname, {"a": "i64"})
+    forms = [pd.Timestamp("2026-03-01T00:00:00Z"), dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc),
+             dt.datetime(2026, 3, 1), dt.date(2026, 3, 1), np.datetime64("2026-03-01"),
+             "2026-03-01T00:00:00Z", "2026-03-01", "2026-03-01T01:00:00+01:00"]
+    for i, ts in enumerate(forms):
+        client.put(tname, f"e{i}", {"a": i}, ts=ts)
+    for i, (unit, v) in enumerate((("s", 1772323200), ("ms", 1772323200_000),
+                                   ("us", 1772323200_000_000), ("ns", 1772323200_000_000_000))):
+        client.put(tname, f"i{i}", {"a": i}, ts=v, ts_unit=unit)
+    ents = [f"e{i}" for i in range(len(forms))] + [f"i{i}" for i in range(4)]
+    got = client.get(tname, ents, ["a"]).to_df(with_event_ts=True)["a_event_ts"]
+    assert set(got) == {pd.Timestamp("2026-03-01T00:00:00Z")}, got.tolist()
+    with pytest.raises(strata.InvalidArgument, match="ts_unit"):
+        client.put(tname, "x", {"a": 1}, ts=1772323200)
+
+
 def test_put_get_every_type(client, tname):
     client.create_table(tname, FEATS)
     vals = {"age": 31, "ctr": 0.25, "x": 1.5, "name": "bob é", "raw": b"\x00\xff",
@@ -166,21 +203,6 @@ def test_preload_job(client, tname, tmp_path):
         client.job(999999)
 
 
-def test_preload_cancel(client, tname, tmp_path):
-    client.create_table(tname, {"age": "i64"})
-    p = tmp_path / "big.csv"
-    with open(p, "w") as f:
-        f.write("entity,ts,age\n")
-        f.write("".join(f"e{i},2026-01-01T00:00:00Z,{i}\n" for i in range(300000)))
-    job = client.preload(tname, str(p), wait=False)
-    job.cancel()
-    try:
-        info = job.wait(timeout=60)
-        assert info["state"] == "done"  # it may finish before the cancel lands
-    except strata.Cancelled:
-        assert job.state == "cancelled"
-
-
 def test_close_and_context(client, tname):
     client.create_table(tname, {"age": "i64"})
     with client as c:
@@ -241,8 +263,9 @@ def test_same_results_embedded_and_server(server, tmp_path, tname):
     """One script of calls gives identical DataFrames from both modes."""
     outs = []
     for c in (strata.open(str(tmp_path / "d")), strata.connect(server.addr)):
+        assert type(c) is strata.Client  # one Client type, both a context manager
         with c:
-            c.create_table(tname, FEATS)
+            t = c.create_table(tname, FEATS, ttl="2d", retention="400d")
             c.put(tname, "a", {"age": 1, "name": "x", "emb": [1, 2, 3]}, ts=T0)
             c.put(tname, "b", {"ctr": 0.5, "tags": [1], "raw": b"r"}, ts=T0)
             c.delete(tname, "a", ["name"], ts=T0 + pd.Timedelta("1h"))
@@ -251,9 +274,10 @@ def test_same_results_embedded_and_server(server, tmp_path, tname):
             j = c.join(tname, s, list(FEATS), with_event_ts=True, embeddings="wide")
             g = c.get(tname, ["a", "b", "c"]).to_df(with_status=True, with_event_ts=True)
             h = c.history(tname, "a", "name").drop(columns=["ingested"])
-            outs.append((j, g, h))
-    for a, b in zip(*outs):
+            outs.append((j, g, h, {k: v for k, v in vars(t).items() if k not in ("created", "id")}))
+    for a, b in zip(outs[0][:3], outs[1][:3]):
         pd.testing.assert_frame_equal(a, b)
+    assert outs[0][3] == outs[1][3]
 
 
 def test_get_many_entities(client, tname):
@@ -274,7 +298,8 @@ def test_get_many_entities(client, tname):
 
 
 def test_get_many_is_one_request_per_batch(tname):
-    """Through stratad, a get of 1000 entities is 2 multi-get requests, not 1000 gets."""
+    """Through stratad, a get of 1000 entities is 2 multi-get requests, not 1000 gets, and a
+    put_df of 1000 rows with batch_rows=128 is 8 put requests."""
     import socket
     import urllib.request
     s = socket.socket()
@@ -297,6 +322,12 @@ def test_get_many_is_one_request_per_batch(tname):
             r = c.get(tname, [f"e{i}" for i in range(1000)], ["x"]).to_dict()
             assert r["x"][1] == 1 and r["x"][0] is None
             assert count("multiget") + count("get") - before == 2
+            # put_df: one put request per batch_rows rows
+            before = count("put")
+            df = pd.DataFrame({"entity": [f"p{i}" for i in range(1000)],
+                               "ts": pd.Timestamp("2026-01-01", tz="UTC"), "x": np.arange(1000)})
+            assert c.put_df(tname, df, batch_rows=128) == 1000
+            assert count("put") - before == 8
     finally:
         srv.stop()
 

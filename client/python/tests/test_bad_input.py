@@ -49,8 +49,26 @@ def _nothing_written(client, table):
     (lambda d: d.assign(entity=[1.5, 2.5, 3.5]), strata.InvalidArgument, "float"),
 ])
 def test_put_df_rejects(client, table, change, exc, msg):
+    # one request per row: a column checked only when its batch is sent would leave rows
     with pytest.raises(exc, match=msg):
-        client.put_df(table, change(_good()))
+        client.put_df(table, change(_good()), batch_rows=1)
+    _nothing_written(client, table)
+
+
+@pytest.mark.parametrize("change, exc, msg", [
+    (lambda d: d.assign(name=["a", "b", 5]), strata.TypeMismatch, "int"),
+    (lambda d: d.assign(age=pd.array([1, 2, None], dtype="Int64"),
+                        ctr=[1.0, 2.0, "x"]), strata.TypeMismatch, "ctr"),
+    (lambda d: d.assign(emb=[np.zeros(2), np.zeros(2), np.zeros(5)]), strata.TypeMismatch,
+     "shape"),
+    (lambda d: d.assign(entity=["e0", "e1", None]), strata.InvalidArgument, "missing entity"),
+    (lambda d: d.assign(ts=[T0, T0, None]), strata.InvalidArgument, "missing timestamp"),
+    (lambda d: d.assign(ts=[T0, T0, "later"]), strata.InvalidArgument, "ts"),
+])
+def test_put_df_rejects_a_bad_last_row(client, table, change, exc, msg):
+    """The bad value is in the last row, after two rows that are fine on their own."""
+    with pytest.raises(exc, match=msg):
+        client.put_df(table, change(_good()), batch_rows=1)
     _nothing_written(client, table)
 
 
@@ -93,6 +111,17 @@ def test_join_rejects(client, table):
         client.join(table, s.assign(age=1), ["age"])
     with pytest.raises(strata.InvalidArgument):
         client.join(table, s.to_dict(), ["age"])
+    for bad, msg in (({"ts": [1.5, 2.5]}, "float column is not timestamps"),
+                     ({"ts": [True, False]}, "boolean column is not timestamps"),
+                     ({"ts": ["2026-01-01", "x"]}, "ts column 'ts'"),
+                     ({"entity": [1.5, 2.5]}, "float column is not entity keys"),
+                     ({"entity": ["e0", None]}, "missing entity at row 1")):
+        with pytest.raises(strata.InvalidArgument, match=msg):
+            client.join(table, s.assign(**bad), ["age"])
+    with pytest.raises(strata.InvalidArgument, match="no features"):
+        client.join(table, s, [])
+    with pytest.raises(strata.NotFound, match="no such table"):
+        client.join(table, s, ["no_such_table_x:age"])
     # integer timestamps with a unit are fine; naive datetimes are UTC
     us = T0.value // 1000
     a = client.join(table, s.assign(ts=[us, us]), ["age"], ts_unit="us")

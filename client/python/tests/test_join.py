@@ -1,7 +1,7 @@
 """join against a brute-force reference written here: as-of per row, tombstones, rewrites of
 one event time (the later write wins), unknown entities, rows before any event, ttl, types
-and input order; a multi-table join. Event times stay within days of now so the results are
-the same whether or not ttl also hides values older than now - ttl."""
+and input order; a multi-table join. With a ttl, a version is visible to a row iff the row's
+ts - its event time <= ttl (freshness at the row's own time)."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -100,12 +100,13 @@ def _samples(rng, entities, now_us, n, col="entity", lo_days=5, hi_days=0):
                          "label": rng.random(n)})
 
 
-def test_join_random_against_reference(client, tname):
+@pytest.mark.parametrize("ttl", [None, "3h"])
+def test_join_random_against_reference(client, tname, ttl):
     rng = np.random.default_rng(7)
     now_us = pd.Timestamp.now(tz="UTC").value // 1000
-    client.create_table(tname, FEATS)
+    client.create_table(tname, FEATS, ttl=ttl)
     entities = [f"e{i}" for i in range(40)]
-    ref = Reference()
+    ref = Reference(pd.Timedelta(ttl).value // 1000 if ttl else 0)
     ref.entity_col = "entity"
     _load(client, tname, ref, rng, entities, now_us)
     samples = _samples(rng, entities, now_us, 3000)
@@ -116,6 +117,13 @@ def test_join_random_against_reference(client, tname):
     assert df["x"].dtype == np.float32 and str(df["name"].dtype) == "string"
     assert df["age"].isna().any() and df["age"].notna().any()
     _check(df, samples, ref, FEATS)
+    if ttl:  # the ttl really hides versions that the rows would get without it
+        ts_us = samples["ts"].values.astype("datetime64[us]").view(np.int64)
+        ttl_us, ref.ttl = ref.ttl, 0
+        unlimited = sum(ref.at(e, "age", int(t))[0] is not None
+                        for e, t in zip(samples["entity"], ts_us))
+        ref.ttl = ttl_us
+        assert unlimited > df["age"].notna().sum() > 0
     # many small chunks (through stratad: many swept collections, entities repeated across
     # them in random order): the same answers
     small = client.join(tname, samples, list(FEATS), with_event_ts=True, chunk_rows=97)

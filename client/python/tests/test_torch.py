@@ -30,6 +30,7 @@ def _check(batches, client, tname, samples):
     for b in batches:
         assert b["age"].dtype == torch.int64 and b["emb"].dtype == torch.float32
         for i, label in enumerate(b["label"].tolist()):
+            assert int(label) not in got, f"row {int(label)} came twice"  # sharded, not copied
             got[int(label)] = (b["age"][i].item(), b["age_found"][i].item(),
                                b["ctr"][i].item(), b["emb"][i].tolist())
     assert sorted(got) == list(range(len(samples)))
@@ -57,7 +58,9 @@ def test_join_dataset_workers(server, tname):
         ds = strata.torch.JoinDataset(client, tname, samples, ["age", "ctr", "emb"],
                                       batch_size=100, columns=["label"])
         loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2)
-        _check(list(loader), client, tname, samples)
+        batches = list(loader)
+        assert len(batches) == len(ds) == 10
+        _check(batches, client, tname, samples)
 
 
 def test_join_dataset_embedded_workers_refused(tmp_path, tname):
