@@ -12,12 +12,7 @@ set -uo pipefail
 source tests/integ/repl_etcd_common.bash
 
 SYNC=(--min-sync-replicas 1 --sync-timeout 5s)
-etcd_cluster 1 a b c
-for n in a b c; do start $n "${SYNC[@]}"; done
-[ "$(wait_leader 0)" = a ] || fail "a should lead first"
-$S --addr "${ADDR[a]}" table create rt --feature x:i64 >/dev/null || fail "create"
-wait_caught_up b; wait_caught_up c
-rnd() { /usr/bin/python3 -c "import random; print(round(random.uniform($1, $2), 2))"; }
+three_nodes rt "${SYNC[@]}"
 drv --failover "${ADDR[a]},${ADDR[b]},${ADDR[c]}" 1500 90 "$T/acked" "$T/stop" \
   > "$T/client.out" 2>&1 &
 CP=$!

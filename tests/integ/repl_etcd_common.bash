@@ -56,6 +56,20 @@ wait_leader() {
 }
 
 
+# rnd LO HI: a random number between LO and HI with two decimals (sleep times).
+rnd() { /usr/bin/python3 -c "import random; print(round(random.uniform($1, $2), 2))"; }
+
+# three_nodes TABLE START-ARGS...: etcd and nodes a, b, c (one shard) started with
+# START-ARGS; a must lead first; TABLE (one feature x:i64) created; b and c caught up.
+three_nodes() {
+  local table=$1 n; shift
+  etcd_cluster 1 a b c
+  for n in a b c; do start $n "$@"; done
+  [ "$(wait_leader 0)" = a ] || fail "a should lead first"
+  $S --addr "${ADDR[a]}" table create "$table" --feature x:i64 >/dev/null || fail "create"
+  wait_caught_up b; wait_caught_up c
+}
+
 # writer SEEDS TAG: puts TAG-n x=n until $T/stop exists, retrying each write (the client
 # follows EMOVED; during a failover the dead primary refuses connections) for up to 8 s;
 # logs "key value" of every acknowledged write to $T/acked.TAG, and the time (ns) of the

@@ -20,7 +20,6 @@ for n in "${NL[@]}"; do start $n "${SYNC[@]}"; done
 $S --addr "${ADDR[a]}" table create t --feature x:i64 >/dev/null || fail "create"
 for n in "${NL[@]:1}"; do wait_caught_up "$n"; done
 
-rnd() { /usr/bin/python3 -c "import random; print(round(random.uniform($1, $2), 2))"; }
 for round in $(seq "$ROUNDS"); do
   p=$(leader 0); e0=$(epoch 0)
   seeds="${ADDR[$p]}"; for n in "${NL[@]}"; do seeds="$seeds,${ADDR[$n]}"; done

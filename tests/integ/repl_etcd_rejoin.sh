@@ -10,13 +10,8 @@ set -uo pipefail
 source tests/integ/repl_etcd_common.bash
 
 SYNC=(--min-sync-replicas 1 --sync-timeout 5s --admin 127.0.0.1:0)
-etcd_cluster 1 a b c
-for n in a b c; do start $n "${SYNC[@]}"; done
-[ "$(wait_leader 0)" = a ] || fail "a should lead first"
-$S --addr "${ADDR[a]}" table create t --feature x:i64 >/dev/null || fail "create"
-wait_caught_up b; wait_caught_up c
+three_nodes t "${SYNC[@]}"
 resyncs() { echo $(( $(metric "$1" strata_repl_resyncs_done_total) + $(metric "$1" strata_repl_rejoin_resyncs_total) )); }
-rnd() { /usr/bin/python3 -c "import random; print(round(random.uniform($1, $2), 2))"; }
 seeds="${ADDR[a]},${ADDR[b]}"
 WP=()
 for w in 1 2 3 4; do writer "$seeds" "w$w" & WP+=($!); done

@@ -20,23 +20,7 @@
 #include "store/kv.h"
 #include "tests/unit/test_util.h"
 
-static char dir_a[256], dir_b[256];
-
-static int setup(void **state)
-{
-	snprintf(dir_a, sizeof(dir_a), "/tmp/strata-test-apply-a.%d", (int)getpid());
-	snprintf(dir_b, sizeof(dir_b), "/tmp/strata-test-apply-b.%d", (int)getpid());
-	tu_rm_rf(dir_a);
-	tu_rm_rf(dir_b);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	tu_rm_rf(dir_a);
-	tu_rm_rf(dir_b);
-	return 0;
-}
+#include "tests/unit/test_kv_pair.h"
 
 static int64_t hour_ahead(void *arg)
 {
@@ -50,17 +34,8 @@ static struct kv_db *open_db_clock(const char *dir, int64_t (*clock)(void *))
 	kv_options_init(&o);
 	if (clock)
 		o.clock = clock;
-	o.nshards = 1;
 	o.row_cache_bytes = 1 << 20;
-	struct kv_db *db;
-	struct st_error err;
-	if (kv_open(dir, &o, &db, &err))
-		fail_msg("open %s: %s", dir, err.msg);
-	struct kv_feature_def f[] = {{"i", KV_I64, 0, 0, 0}};
-	struct kv_table t = {.name = "t", .nfeatures = 1, .features = f};
-	if (kv_table_create(db, &t, &err) && err.code != ST_EEXIST)
-		fail_msg("create: %s", err.msg);
-	return db;
+	return pair_open(dir, &o);
 }
 
 static struct kv_db *open_db(const char *dir)
@@ -182,9 +157,9 @@ static void test_apply_raises_ingest_clock(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_apply_invalidates_touched_entities, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_apply_raises_ingest_clock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_apply_invalidates_touched_entities, pair_setup,
+						pair_teardown),
+		cmocka_unit_test_setup_teardown(test_apply_raises_ingest_clock, pair_setup, pair_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,38 +24,11 @@
 #include "store/kv.h"
 #include "tests/unit/test_util.h"
 
-static char dir_a[256], dir_b[256];
-
-static int setup(void **state)
-{
-	snprintf(dir_a, sizeof(dir_a), "/tmp/strata-test-install-a.%d", (int)getpid());
-	snprintf(dir_b, sizeof(dir_b), "/tmp/strata-test-install-b.%d", (int)getpid());
-	tu_rm_rf(dir_a);
-	tu_rm_rf(dir_b);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	tu_rm_rf(dir_a);
-	tu_rm_rf(dir_b);
-	return 0;
-}
+#include "tests/unit/test_kv_pair.h"
 
 static struct kv_db *open_db(const char *dir)
 {
-	struct kv_options o;
-	kv_options_init(&o);
-	o.nshards = 1;
-	struct kv_db *db;
-	struct st_error err;
-	if (kv_open(dir, &o, &db, &err))
-		fail_msg("open %s: %s", dir, err.msg);
-	struct kv_feature_def f[] = {{"i", KV_I64, 0, 0, 0}};
-	struct kv_table t = {.name = "t", .nfeatures = 1, .features = f};
-	if (kv_table_create(db, &t, &err) && err.code != ST_EEXIST)
-		fail_msg("create: %s", err.msg);
-	return db;
+	return pair_open(dir, NULL);
 }
 
 static void put(struct kv_db *db, const char *ent, int64_t v)
@@ -273,11 +246,11 @@ static void test_earlier_version_markers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_install_and_trash, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_leftover_trash_at_open, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_complete_stage_at_open, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_torn_marker_at_open, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_earlier_version_markers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_install_and_trash, pair_setup, pair_teardown),
+		cmocka_unit_test_setup_teardown(test_leftover_trash_at_open, pair_setup, pair_teardown),
+		cmocka_unit_test_setup_teardown(test_complete_stage_at_open, pair_setup, pair_teardown),
+		cmocka_unit_test_setup_teardown(test_torn_marker_at_open, pair_setup, pair_teardown),
+		cmocka_unit_test_setup_teardown(test_earlier_version_markers, pair_setup, pair_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
