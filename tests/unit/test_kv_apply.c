@@ -45,22 +45,12 @@ static struct kv_db *open_db(const char *dir)
 
 static void put(struct kv_db *db, const char *ent, int64_t v)
 {
-	struct kv_cell c = {ent, strlen(ent), "i", 1000 + v, {.type = KV_I64, .i64 = v}};
-	struct st_error err;
-	if (kv_put(db, "t", &c, 1, &err))
-		fail_msg("put: %s", err.msg);
+	pair_put(db, ent, 1000 + v, v);
 }
 
 static int64_t get(struct kv_db *db, const char *ent)
 {
-	const char *feat = "i";
-	struct kv_result r;
-	struct st_error err;
-	if (kv_get(db, "t", ent, strlen(ent), &feat, 1, &kv_read_latest, &r, &err))
-		fail_msg("get: %s", err.msg);
-	int64_t v = r.found ? r.value.i64 : -1;
-	kv_result_release(&r, 1);
-	return v;
+	return pair_get(db, ent);
 }
 
 struct ship {

@@ -5,6 +5,7 @@
 #ifndef TEST_KV_PAIR_H
 #define TEST_KV_PAIR_H
 
+#include <string.h>
 #include <unistd.h>
 
 static char dir_a[256], dir_b[256];
@@ -46,6 +47,28 @@ static struct kv_db *pair_open(const char *dir, const struct kv_options *o)
 	if (kv_table_create(db, &t, &err) && err.code != ST_EEXIST)
 		fail_msg("create: %s", err.msg);
 	return db;
+}
+
+/* Puts v as feature "i" of `ent` in table "t" at event time ts. */
+static void pair_put(struct kv_db *db, const char *ent, int64_t ts, int64_t v)
+{
+	struct kv_cell c = {ent, strlen(ent), "i", ts, {.type = KV_I64, .i64 = v}};
+	struct st_error err;
+	if (kv_put(db, "t", &c, 1, &err))
+		fail_msg("put: %s", err.msg);
+}
+
+/* The latest value of `ent`, -1 when there is none. */
+static int64_t pair_get(struct kv_db *db, const char *ent)
+{
+	const char *feat = "i";
+	struct kv_result r;
+	struct st_error err;
+	if (kv_get(db, "t", ent, strlen(ent), &feat, 1, &kv_read_latest, &r, &err))
+		fail_msg("get: %s", err.msg);
+	int64_t v = r.found ? r.value.i64 : -1;
+	kv_result_release(&r, 1);
+	return v;
 }
 
 #endif
