@@ -68,9 +68,12 @@ static pthread_mutex_t spare_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	void *p;
 	size_t bytes;
+	int clean; /* a result chunk whose results own nothing: may serve a zero request */
 } spares[BIG_SPARES]; /* under spare_lock */
 
-/* zero: calloc semantics for the small (malloc'd) case; a mapping is zero or a spare. */
+/* zero: the buffer must read as results that own nothing (the result chunk): calloc for the
+ * small case; a fresh mapping, or a spare freed clean (a result chunk, never another buffer,
+ * whose bytes could look like owned pointers to a release of rows a failed sweep left). */
 static void *big_alloc(size_t bytes, int zero, size_t *mapped)
 {
 	*mapped = 0;
@@ -80,7 +83,7 @@ static void *big_alloc(size_t bytes, int zero, size_t *mapped)
 	int best = -1;
 	pthread_mutex_lock(&spare_lock);
 	for (int i = 0; i < BIG_SPARES; i++)
-		if (spares[i].p && spares[i].bytes >= bytes &&
+		if (spares[i].p && spares[i].bytes >= bytes && (!zero || spares[i].clean) &&
 		    (best < 0 || spares[i].bytes < spares[best].bytes))
 			best = i;
 	if (best >= 0) {
@@ -99,9 +102,9 @@ static void *big_alloc(size_t bytes, int zero, size_t *mapped)
 	return p;
 }
 
-/* p: for the result chunk, no result owns memory. Kept as a spare in a free slot, else in
- * place of the smallest spare if that is smaller; else unmapped. */
-static void big_free(void *p, size_t mapped)
+/* clean: p is a result chunk and none of its results owns memory. Kept as a spare in a
+ * free slot, else in place of the smallest spare if that is smaller; else unmapped. */
+static void big_free(void *p, size_t mapped, int clean)
 {
 	if (!mapped) {
 		free(p);
@@ -119,6 +122,7 @@ static void big_free(void *p, size_t mapped)
 		size_t old_bytes = spares[slot].bytes;
 		spares[slot].p = p;
 		spares[slot].bytes = mapped;
+		spares[slot].clean = clean;
 		p = old;
 		mapped = old_bytes;
 	}
@@ -391,7 +395,7 @@ static int join_shard(struct kv_join *j, int shard, struct join_row *rows, size_
 	size_t(*count)[256] = calloc(24, sizeof(*count));
 	if (tmp && count)
 		sort_rows(j, rows, tmp, n, count);
-	big_free(tmp, tmp_bytes);
+	big_free(tmp, tmp_bytes, 0);
 	free(count);
 	if (!tmp || !count)
 		return st_error_set(&j->errs[shard], ST_ENOMEM, "join: out of memory to sort %zu rows",
@@ -556,7 +560,7 @@ int kv_join_run(struct kv_join *j, struct st_error *err)
 		j->skipped = 0; /* the join failed: nothing of it counts */
 	}
 out:
-	big_free(p.rows, rows_bytes);
+	big_free(p.rows, rows_bytes, 0);
 	free(p.start);
 	j->ran = 1;
 	return rc;
@@ -595,11 +599,11 @@ void kv_join_free(struct kv_join *j)
 		return;
 	if (j->res)
 		release_results(j);
-	big_free(j->res, j->res_bytes);
+	big_free(j->res, j->res_bytes, 1);
 	free(j->fids);
 	free(j->ttls);
 	free(j->errs);
-	big_free(j->ts, j->rowarr_bytes);
+	big_free(j->ts, j->rowarr_bytes, 0);
 	free(j->arena);
 	free(j);
 }
